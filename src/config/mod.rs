@@ -1,0 +1,467 @@
+//! `drscript.toml`: environments and the services around them.
+//!
+//! Parsing is strict: an unknown key, a missing key or a wrong type is an error that names the
+//! key, the file and the line. Secrets are never values in the file: a key ending in `_env` names
+//! an environment variable and one ending in `_file` names a file; a plain-text secret is rejected
+//! with a pointer to those forms. Nothing here touches the network or reads a secret's value.
+
+mod environment;
+mod services;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+pub use environment::{Environment, GatewayAuth, Replicas, Share};
+pub use services::{Azure, Database, Dns, DnsRecord, StorageAccount, Webhook};
+
+use crate::diagnostic;
+use crate::error::{Error, Result};
+use crate::secret::SecretRef;
+
+/// Keys whose value would be a secret written in plain text.
+const PLAIN_SECRET_KEYS: &[&str] = &[
+    "password",
+    "token",
+    "secret",
+    "sas",
+    "client_secret",
+    "account_key",
+    "tsig_secret",
+    "value",
+    "api_key",
+];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// A folder of `.rhai` modules that replaces the stdlib compiled into the binary.
+    pub stdlib_dir: Option<PathBuf>,
+    /// Where runs, journals and reports are kept (`./.drscript` by default).
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub settings: Settings,
+    pub environments: BTreeMap<String, Environment>,
+    pub azure: Option<Azure>,
+    #[serde(default)]
+    pub storage: BTreeMap<String, StorageAccount>,
+    pub dns: Option<Dns>,
+    #[serde(default)]
+    pub databases: BTreeMap<String, Database>,
+    #[serde(default)]
+    pub notify: Vec<Webhook>,
+    #[serde(skip)]
+    pub path: PathBuf,
+    #[serde(skip)]
+    pub source: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let source = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            message: format!(
+                "cannot read config {}: {e}\nhint: pass --config FILE, set DRSCRIPT_CONFIG, or run `drscript sandbox up` to get one",
+                path.display()
+            ),
+        })?;
+        Self::parse(path, &source)
+    }
+
+    /// Parses and validates config text; `path` is used for messages and relative paths.
+    pub fn parse(path: &Path, source: &str) -> Result<Config> {
+        let doc = DeTable::parse(source).map_err(|e| toml_error(path, source, &e))?;
+        reject_plain_secrets(path, source, doc.get_ref(), &mut Vec::new())?;
+        let mut config: Config = toml::from_str(source).map_err(|e| toml_error(path, source, &e))?;
+        config.path = path.to_path_buf();
+        config.source = source.to_string();
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.validate(&base)?;
+        Ok(config)
+    }
+
+    /// The environment called `name`, or an error that lists the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment> {
+        self.environments.get(name).ok_or_else(|| Error::Config {
+            message: format!(
+                "unknown environment `{name}` (known: {}) in {}",
+                self.environments.keys().cloned().collect::<Vec<_>>().join(", "),
+                self.path.display()
+            ),
+        })
+    }
+
+    /// An error pointing at the key `path` of this file.
+    pub fn error_at(&self, key_path: &[&str], message: &str) -> Error {
+        let span = span_of(&self.source, key_path);
+        config_error(&self.path, &self.source, span, &format!("{}: {message}", key_path.join(".")))
+    }
+
+    fn validate(&mut self, base: &Path) -> Result<()> {
+        let names: Vec<String> = self.environments.keys().cloned().collect();
+        if names.is_empty() {
+            return Err(self.error_at(&["environments"], "at least one environment is required"));
+        }
+        let storage_names: Vec<String> = self.storage.keys().cloned().collect();
+        let (path, source) = (self.path.clone(), self.source.clone());
+        let err = |key: &[&str], msg: &str| {
+            config_error(&path, &source, span_of(&source, key), &format!("{}: {msg}", key.join(".")))
+        };
+        for (name, env) in &mut self.environments {
+            env.name = name.clone();
+            let at = |k: &'static str| vec!["environments", name.as_str(), k];
+            check_url(&env.gateway).map_err(|m| err(&at("gateway"), &m))?;
+            if let Some(p) = env.kubeconfig.as_mut() {
+                *p = base.join(&*p);
+            }
+            if let Some(p) = env.gateway_ca_file.as_mut() {
+                *p = base.join(&*p);
+            }
+            if let Some(account) = &env.storage_account
+                && !storage_names.contains(account)
+            {
+                return Err(err(
+                    &at("storage_account"),
+                    &format!("no [storage.{account}] section (known: {})", storage_names.join(", ")),
+                ));
+            }
+            let auth_key = ["environments", name.as_str(), "gateway_auth"];
+            match &env.gateway_auth {
+                GatewayAuth::None => {}
+                GatewayAuth::Basic { password_env, password_file, .. }
+                | GatewayAuth::AdeptiaLogin { password_env, password_file, .. } => {
+                    required_secret(&auth_key, "password", password_env, password_file, base)
+                        .map_err(|m| err(&auth_key, &m))?;
+                }
+                GatewayAuth::Bearer { token_env, token_file } => {
+                    required_secret(&auth_key, "token", token_env, token_file, base)
+                        .map_err(|m| err(&auth_key, &m))?;
+                }
+                GatewayAuth::Header { value_env, value_file, .. } => {
+                    required_secret(&auth_key, "value", value_env, value_file, base)
+                        .map_err(|m| err(&auth_key, &m))?;
+                }
+            }
+            for (share_name, share) in &mut env.shares {
+                let key = ["environments", name.as_str(), "shares", share_name.as_str()];
+                match (&mut share.path, &share.url) {
+                    (Some(p), None) => *p = base.join(&*p),
+                    (None, Some(u)) => {
+                        check_url(u).map_err(|m| err(&key, &m))?;
+                        if u.contains("sig=") {
+                            return Err(err(
+                                &key,
+                                "the URL carries a SAS signature; a SAS is a secret: put it in sas_env or sas_file",
+                            ));
+                        }
+                    }
+                    _ => return Err(err(&key, "needs exactly one of `path` or `url`")),
+                }
+                share.sas = optional_secret(&key, "sas", &share.sas_env, &share.sas_file, base)
+                    .map_err(|m| err(&key, &m))?;
+                share.account_key = optional_secret(
+                    &key,
+                    "account_key",
+                    &share.account_key_env,
+                    &share.account_key_file,
+                    base,
+                )
+                .map_err(|m| err(&key, &m))?;
+            }
+        }
+        if let Some(azure) = &mut self.azure {
+            let key = ["azure"];
+            azure.client_secret = optional_secret(
+                &key,
+                "client_secret",
+                &azure.client_secret_env,
+                &azure.client_secret_file,
+                base,
+            )
+            .map_err(|m| err(&key, &m))?;
+            azure.token = optional_secret(&key, "token", &azure.token_env, &azure.token_file, base)
+                .map_err(|m| err(&key, &m))?;
+            if !["cli", "managed_identity", "service_principal", "static_token"]
+                .contains(&azure.auth.as_str())
+            {
+                return Err(err(
+                    &["azure", "auth"],
+                    "must be one of cli, managed_identity, service_principal, static_token",
+                ));
+            }
+            if let Some(url) = &azure.resource_manager {
+                check_url(url).map_err(|m| err(&["azure", "resource_manager"], &m))?;
+            }
+        }
+        if let Some(dns) = &mut self.dns {
+            let key = ["dns"];
+            if !["azure", "azure_private", "rfc2136", "sandbox"].contains(&dns.provider.as_str()) {
+                return Err(err(
+                    &["dns", "provider"],
+                    "must be one of azure, azure_private, rfc2136, sandbox",
+                ));
+            }
+            dns.tsig_secret = optional_secret(
+                &key,
+                "tsig_secret",
+                &dns.tsig_secret_env,
+                &dns.tsig_secret_file,
+                base,
+            )
+            .map_err(|m| err(&key, &m))?;
+            if let Some(p) = dns.zone_file.as_mut() {
+                *p = base.join(&*p);
+            }
+            for (record_name, record) in &dns.records {
+                let key = ["dns", "records", record_name.as_str()];
+                if !["A", "AAAA", "CNAME"].contains(&record.record_type.as_str()) {
+                    return Err(err(
+                        &["dns", "records", record_name.as_str(), "type"],
+                        &format!("`{}` is not supported (A, AAAA or CNAME)", record.record_type),
+                    ));
+                }
+                if record.targets.is_empty() {
+                    return Err(err(&key, "`targets` needs at least one role = value"));
+                }
+            }
+        }
+        for (db_name, db) in &mut self.databases {
+            let key = ["databases", db_name.as_str()];
+            let scheme = db.url.split("://").next().unwrap_or("");
+            if !["postgres", "postgresql", "mysql", "mariadb"].contains(&scheme) || !db.url.contains("://") {
+                return Err(err(
+                    &["databases", db_name.as_str(), "url"],
+                    "must start with postgres://, postgresql://, mysql:// or mariadb://",
+                ));
+            }
+            if db.url.split("://").nth(1).is_some_and(|rest| {
+                rest.split('@').next().is_some_and(|userinfo| rest.contains('@') && userinfo.contains(':'))
+            }) {
+                return Err(err(
+                    &["databases", db_name.as_str(), "url"],
+                    "the URL carries a password; a password is a secret: put it in password_env or password_file",
+                ));
+            }
+            db.password = optional_secret(&key, "password", &db.password_env, &db.password_file, base)
+                .map_err(|m| err(&key, &m))?;
+        }
+        for (i, hook) in self.notify.iter_mut().enumerate() {
+            let idx = i.to_string();
+            let key = ["notify", idx.as_str()];
+            if !["generic", "teams", "slack"].contains(&hook.kind.as_str()) {
+                return Err(err(&key, "`kind` must be one of generic, teams, slack"));
+            }
+            hook.url = Some(
+                required_secret(&key, "url", &hook.url_env, &hook.url_file, base)
+                    .map_err(|m| err(&key, &m))?,
+            );
+        }
+        if let Some(p) = self.settings.stdlib_dir.as_mut() {
+            *p = base.join(&*p);
+        }
+        if let Some(p) = self.settings.state_dir.as_mut() {
+            *p = base.join(&*p);
+        }
+        Ok(())
+    }
+}
+
+fn check_url(url: &str) -> std::result::Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if !["http", "https"].contains(&parsed.scheme()) {
+        return Err(format!("`{url}`: only http and https URLs are supported"));
+    }
+    Ok(())
+}
+
+fn optional_secret(
+    table: &[&str],
+    base_key: &str,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    dir: &Path,
+) -> std::result::Result<Option<SecretRef>, String> {
+    let key = format!("{}.{base_key}", table.join("."));
+    match (env, file) {
+        (Some(_), Some(_)) => Err(format!("set only one of `{base_key}_env` and `{base_key}_file`")),
+        (Some(var), None) if var.is_empty() => Err(format!("`{base_key}_env` is empty")),
+        (Some(var), None) => Ok(Some(SecretRef::Env { key, var: var.clone() })),
+        (None, Some(path)) => Ok(Some(SecretRef::File { key, path: dir.join(path) })),
+        (None, None) => Ok(None),
+    }
+}
+
+fn required_secret(
+    table: &[&str],
+    base_key: &str,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    dir: &Path,
+) -> std::result::Result<SecretRef, String> {
+    optional_secret(table, base_key, env, file, dir)?
+        .ok_or_else(|| format!("missing `{base_key}_env` or `{base_key}_file`"))
+}
+
+fn toml_error(path: &Path, source: &str, e: &toml::de::Error) -> Error {
+    config_error(path, source, e.span(), e.message().trim())
+}
+
+fn config_error(path: &Path, source: &str, span: Option<Range<usize>>, message: &str) -> Error {
+    let (line, col) = diagnostic::line_col(source, span.map_or(0, |s| s.start));
+    Error::Config {
+        message: diagnostic::render(
+            &path.display().to_string(),
+            source,
+            line,
+            col,
+            &format!("invalid config: {message}"),
+        ),
+    }
+}
+
+fn reject_plain_secrets(
+    path: &Path,
+    source: &str,
+    table: &DeTable<'_>,
+    at: &mut Vec<String>,
+) -> Result<()> {
+    for (key, value) in table {
+        let name = key.get_ref().as_ref();
+        at.push(name.to_string());
+        if let (true, DeValue::String(plain)) = (PLAIN_SECRET_KEYS.contains(&name), value.get_ref()) {
+            // The message quotes the line; make sure the value itself never gets out.
+            crate::redact::register(plain);
+            return Err(config_error(
+                path,
+                source,
+                Some(key.span()),
+                &format!(
+                    "`{}` holds a secret in plain text; write `{name}_env = \"VARIABLE\"` or `{name}_file = \"PATH\"` instead",
+                    at.join(".")
+                ),
+            ));
+        }
+        match value.get_ref() {
+            DeValue::Table(inner) => reject_plain_secrets(path, source, inner, at)?,
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        at.push(i.to_string());
+                        reject_plain_secrets(path, source, inner, at)?;
+                        at.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+        at.pop();
+    }
+    Ok(())
+}
+
+/// The byte span of the key at `key_path` (array items by index), as far as it can be found.
+fn span_of(source: &str, key_path: &[&str]) -> Option<Range<usize>> {
+    let doc = DeTable::parse(source).ok()?;
+    let mut table: &DeTable<'_> = doc.get_ref();
+    let mut best = None;
+    let mut items = key_path.iter().peekable();
+    while let Some(part) = items.next() {
+        let (key, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
+        best = Some(key.span());
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            DeValue::Array(array) => {
+                let index: usize = items.next()?.parse().ok()?;
+                match array.get(index)?.get_ref() {
+                    DeValue::Table(inner) => {
+                        best = Some(array.get(index)?.span());
+                        table = inner;
+                    }
+                    _ => return best,
+                }
+            }
+            _ => return best,
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[environments.prod]
+namespace = "adeptia"
+release = "ac"
+gateway = "https://prod.example.com"
+"#;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("drscript.toml"), text)
+    }
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        let prod = c.environment("prod").unwrap();
+        assert_eq!(prod.name, "prod");
+        assert_eq!(prod.replicas.runtime, 1);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = MINIMAL.replace("release = \"ac\"", "release = \"ac\"\nnamspace = \"x\"");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("namspace"), "{msg}");
+        assert!(msg.contains("drscript.toml:5:"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let text = format!("{MINIMAL}[environments.prod.replicas]\nruntime = \"three\"\n");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("drscript.toml:7:"), "{msg}");
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let text = MINIMAL.replace("release = \"ac\"\n", "");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("release"), "{msg}");
+    }
+
+    #[test]
+    fn plain_text_secret_is_rejected_with_a_pointer() {
+        let text = format!(
+            "{MINIMAL}[environments.prod.gateway_auth]\ntype = \"basic\"\nusername = \"u\"\npassword = \"hunter22\"\n"
+        );
+        let msg = crate::redact::redacted(parse(&text).unwrap_err().to_string());
+        assert!(msg.contains("password_env"), "{msg}");
+        assert!(!msg.contains("hunter22"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_environment_lists_known_ones() {
+        let c = parse(MINIMAL).unwrap();
+        let msg = c.environment("drr").unwrap_err().to_string();
+        assert!(msg.contains("known: prod"), "{msg}");
+    }
+
+    #[test]
+    fn share_url_with_signature_is_rejected() {
+        let text = format!(
+            "{MINIMAL}[environments.prod.shares]\napp = {{ url = \"https://a.file.core.windows.net/s?sv=1&sig=abc\" }}\n"
+        );
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("sas_env"), "{msg}");
+    }
+}

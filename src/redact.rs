@@ -1,0 +1,158 @@
+//! The one redaction layer every output passes through: terminal, logs, journal, report and
+//! error messages.
+//!
+//! Three things are masked as `***`: every value read from a secret source (registered here when
+//! it is resolved, with its URL-encoded and base64 forms), the `sig` value of any SAS URL, and the
+//! value of `Authorization` and token-like headers or fields. Redaction is global to the process
+//! because secrets may surface anywhere, including in text produced by libraries.
+
+use std::borrow::Cow;
+use std::sync::{LazyLock, RwLock};
+
+use regex::Regex;
+
+pub const MASK: &str = "***";
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    vec![
+        // SAS signatures in URLs or query strings.
+        (Regex::new(r"(?i)([?&;]sig=)[^&\s\x22'<>]+").unwrap(), "${1}***"),
+        // HTTP headers and JSON/TOML-ish fields that carry credentials.
+        (
+            Regex::new(
+                r#"(?i)((?:authorization|proxy-authorization|access_token|x-access-token|x-api-key|api[-_]key|bearer_token|client_secret|password|x-ms-copy-source-authorization)["']?\s*[:=]\s*["']?)(?:(bearer|basic|sharedkey|token)\s+)?[^\s"',;&}]+"#,
+            )
+            .unwrap(),
+            "${1}${2} ***",
+        ),
+        // A bare "Bearer <token>" anywhere.
+        (Regex::new(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap(), "${1} ***"),
+    ]
+});
+
+/// Registers a secret value so that it is masked in every later output.
+pub fn register(secret: &str) {
+    if secret.len() < 4 {
+        // Masking one- to three-character strings would shred ordinary output; such values are
+        // not credentials anyway.
+        return;
+    }
+    let mut forms = vec![secret.to_string()];
+    let encoded = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
+    if encoded != secret {
+        forms.push(encoded);
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    for form in forms {
+        if !secrets.contains(&form) {
+            secrets.push(form);
+        }
+    }
+    // Longest first, so that a secret containing another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// Masks every known secret and credential pattern in `text`.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let mut out: Cow<'_, str> = Cow::Borrowed(text);
+    {
+        let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+        for secret in secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), MASK));
+            }
+        }
+    }
+    for (pattern, replacement) in PATTERNS.iter() {
+        if pattern.is_match(&out) {
+            out = Cow::Owned(pattern.replace_all(&out, *replacement).into_owned());
+        }
+    }
+    out
+}
+
+/// `redact` into an owned string.
+pub fn redacted(text: impl AsRef<str>) -> String {
+    redact(text.as_ref()).into_owned()
+}
+
+/// A writer that redacts what passes through it, line by line. Used for the log sinks.
+pub struct RedactingWriter<W: std::io::Write> {
+    inner: W,
+    pending: Vec<u8>,
+}
+
+impl<W: std::io::Write> RedactingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self { inner, pending: Vec::new() }
+    }
+
+    fn flush_lines(&mut self, all: bool) -> std::io::Result<()> {
+        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            let text = String::from_utf8_lossy(&line);
+            self.inner.write_all(redact(&text).as_bytes())?;
+        }
+        if all && !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            let text = String::from_utf8_lossy(&rest);
+            self.inner.write_all(redact(&text).as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        self.flush_lines(false)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_lines(true)?;
+        self.inner.flush()
+    }
+}
+
+impl<W: std::io::Write> Drop for RedactingWriter<W> {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_sas_signature() {
+        let url = "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=VxxAbc%3D&se=x";
+        assert_eq!(
+            redact(url),
+            "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=***&se=x"
+        );
+    }
+
+    #[test]
+    fn masks_authorization_headers() {
+        let r = redacted("authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc");
+        assert!(!r.contains("eyJ"), "{r}");
+        let r = redacted(r#"{"ACCESS_TOKEN":"abc123456789"}"#);
+        assert!(!r.contains("abc123456789"), "{r}");
+    }
+
+    #[test]
+    fn masks_registered_secrets_and_their_url_form() {
+        register("p@ss w0rd!unique");
+        assert_eq!(redact("login with p@ss w0rd!unique now"), "login with *** now");
+        assert_eq!(redact("pw=p%40ss+w0rd%21unique"), "pw=***");
+    }
+
+    #[test]
+    fn leaves_ordinary_text_alone() {
+        assert_eq!(redact("scale deployment ac-runtime to 0"), "scale deployment ac-runtime to 0");
+    }
+}
