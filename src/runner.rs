@@ -135,6 +135,9 @@ pub fn plan(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcom
 pub fn run(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcome> {
     let runtime = runtime()?;
     let prepared = prepare(options, runtime.handle())?;
+    if !options.skip_rehearsal {
+        rehearse(&prepared, options, runtime.handle(), HashMap::new(), cancel.clone())?;
+    }
     let state = StateDir::open(&state_dir(options, &prepared))?;
     let (run_id, run_dir) = state.new_run()?;
     execute(options, &prepared, &runtime, &state, run_id, run_dir, HashMap::new(), 1, cancel)
@@ -212,6 +215,9 @@ pub fn resume(
             _ => None,
         })
         .collect();
+    if !options.skip_rehearsal {
+        rehearse(&prepared, &options, runtime.handle(), finished.clone(), cancel.clone())?;
+    }
     tracing::info!("resuming run {run_id}: {} step(s) finished earlier will be skipped", finished.len());
     execute(&options, &prepared, &runtime, &state, run_id, run_dir, finished, attempt + 1, cancel)
 }
@@ -228,9 +234,6 @@ fn execute(
     attempt: u32,
     cancel: CancellationToken,
 ) -> Result<RunOutcome> {
-    if !options.skip_rehearsal {
-        rehearse(prepared, options, runtime.handle(), finished.clone(), cancel.clone())?;
-    }
     let _lock = Lock::acquire(state.root(), &run_id)?;
     let journal = Journal::open(&run_dir.join("journal.jsonl"))?;
     journal.write(Event::RunStarted {
