@@ -226,6 +226,14 @@ impl Exec {
         })
     }
 
+    // ----- secrets -----
+
+    /// Reads a secret in every mode, plans included: it is local (a variable or a file), so a
+    /// rehearsal finds a missing one before anything runs. Call it before `change`/`query`.
+    pub fn secret(&self, secret: &crate::secret::SecretRef) -> Result<String> {
+        secret.resolve()
+    }
+
     // ----- variables -----
 
     /// The `--var` value for `name`, noting that the script asked for it.

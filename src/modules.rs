@@ -46,10 +46,10 @@ impl Resolver {
     pub fn find(&self, importer: Option<&str>, path: &str) -> Option<(String, String)> {
         let file = if path.ends_with(".rhai") { path.to_string() } else { format!("{path}.rhai") };
         let mut dirs: Vec<PathBuf> = Vec::new();
-        if let Some(importer) = importer.filter(|i| !i.starts_with(EMBEDDED_PREFIX)) {
-            if let Some(parent) = Path::new(importer).parent() {
-                dirs.push(parent.to_path_buf());
-            }
+        if let Some(parent) =
+            importer.filter(|i| !i.starts_with(EMBEDDED_PREFIX)).and_then(|i| Path::new(i).parent())
+        {
+            dirs.push(parent.to_path_buf());
         }
         dirs.extend(self.script_dir.iter().cloned());
         dirs.extend(self.stdlib_dir.iter().cloned());

@@ -18,11 +18,14 @@ pub struct ShareRef {
     pub env: String,
     pub name: String,
     pub share: Arc<Share>,
+    /// A folder inside the share (`web/repository`), empty for the whole share.
+    pub path: String,
 }
 
 impl ShareRef {
     pub fn describe(&self) -> String {
-        format!("{}.shares.{} ({})", self.env, self.name, self.share.location())
+        let path = if self.path.is_empty() { String::new() } else { format!("/{}", self.path) };
+        format!("{}.shares.{}{path} ({}{path})", self.env, self.name, self.share.location().trim_end_matches('/'))
     }
 }
 
@@ -87,7 +90,12 @@ pub mod environment_api {
         e.0.shares
             .iter()
             .map(|(name, share)| {
-                let value = ShareRef { env: e.0.name.clone(), name: name.clone(), share: Arc::new(share.clone()) };
+                let value = ShareRef {
+                    env: e.0.name.clone(),
+                    name: name.clone(),
+                    share: Arc::new(share.clone()),
+                    path: String::new(),
+                };
                 (name.as_str().into(), Dynamic::from(value))
             })
             .collect()
@@ -116,6 +124,21 @@ pub mod environment_api {
     #[rhai_fn(get = "env", pure)]
     pub fn share_env(s: &mut ShareRef) -> String {
         s.env.clone()
+    }
+    /// The folder `path` inside a share: `prod.shares.app.sub("web/repository")`.
+    #[rhai_fn(pure, return_raw)]
+    pub fn sub(s: &mut ShareRef, path: &str) -> Result<ShareRef, Box<EvalAltResult>> {
+        let clean = path.trim_matches('/');
+        if clean.split('/').any(|part| part == ".." || part == ".") {
+            return Err(to_rhai(crate::Error::Usage(format!("sub(\"{path}\"): `.` and `..` are not allowed in share paths"))));
+        }
+        let mut sub = s.clone();
+        sub.path = if sub.path.is_empty() { clean.to_string() } else { format!("{}/{clean}", sub.path) };
+        Ok(sub)
+    }
+    #[rhai_fn(get = "path", pure)]
+    pub fn share_path(s: &mut ShareRef) -> String {
+        s.path.clone()
     }
     #[rhai_fn(get = "location", pure)]
     pub fn share_location(s: &mut ShareRef) -> String {

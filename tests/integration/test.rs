@@ -22,7 +22,6 @@ pub struct Ran {
     pub dir: tempfile::TempDir,
     pub stdout: String,
     pub stderr: String,
-    pub status: i32,
 }
 
 impl Test {
@@ -64,6 +63,7 @@ impl Test {
         self
     }
 
+    #[allow(dead_code)]
     pub fn env(mut self, key: &str, value: &str) -> Test {
         self.env.push((key.to_string(), value.to_string()));
         self
@@ -149,7 +149,7 @@ impl Test {
         for s in &self.stderr_not {
             assert!(!stderr.contains(s.as_str()), "stderr has {s:?}\n{context}");
         }
-        Ran { dir: self.dir, stdout, stderr, status }
+        Ran { dir: self.dir, stdout, stderr }
     }
 }
 
