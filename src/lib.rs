@@ -24,6 +24,7 @@ pub mod prompt;
 pub mod redact;
 pub mod repl;
 pub mod report;
+pub mod report_html;
 pub mod runner;
 pub mod script;
 pub mod script_error;

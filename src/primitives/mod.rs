@@ -7,6 +7,7 @@
 
 pub mod environment;
 pub mod flow;
+pub mod notify;
 
 use std::sync::Arc;
 
@@ -57,4 +58,5 @@ pub fn register_all(engine: &mut rhai::Engine) {
     engine.register_fn("to_string", |f: &mut Failure| f.to_string());
     engine.register_global_module(rhai::exported_module!(flow::flow_api).into());
     environment::register(engine);
+    engine.register_global_module(rhai::exported_module!(notify::notify_api).into());
 }
