@@ -8,9 +8,11 @@ pub mod diagnostic;
 pub mod error;
 pub mod exec;
 pub mod journal;
+pub mod kube;
 pub mod lock;
 pub mod plan;
 pub mod redact;
+pub mod sandbox;
 pub mod secret;
 pub mod state;
 
