@@ -13,6 +13,7 @@ pub mod lock;
 pub mod plan;
 pub mod redact;
 pub mod sandbox;
+pub mod scheduler;
 pub mod secret;
 pub mod state;
 

@@ -109,7 +109,12 @@ impl KubeApiServer {
 
     /// Makes the next requests fail with these status codes, one each (tests of retries).
     pub fn inject_faults(&self, codes: &[u16]) {
-        self.api.faults.lock().unwrap_or_else(|e| e.into_inner()).extend(codes.iter().copied());
+        self.api.faults.lock().unwrap_or_else(|e| e.into_inner()).extend(codes.iter().map(|c| (None, *c)));
+    }
+
+    /// Makes the next request of `method` (`PUT`, `PATCH`, ...) fail with `code`.
+    pub fn inject_fault_on(&self, method: &str, code: u16) {
+        self.api.faults.lock().unwrap_or_else(|e| e.into_inner()).push_back((Some(method.to_string()), code));
     }
 
     /// The requests served so far, `METHOD /path?query`.

@@ -33,8 +33,9 @@ pub struct Api {
     pub address: Mutex<String>,
     /// `METHOD /path?query`, oldest first, bounded.
     pub log: Mutex<VecDeque<String>>,
-    /// Status codes to answer the next requests with, one per request (fault injection).
-    pub faults: Mutex<VecDeque<u16>>,
+    /// Status codes to answer the next requests with, one per request (fault injection); with a
+    /// method, only a request of that method takes the fault.
+    pub faults: Mutex<VecDeque<(Option<String>, u16)>>,
 }
 
 impl Api {
@@ -123,9 +124,20 @@ pub async fn handle(
             return status(401, "Unauthorized", "Unauthorized", json!({}));
         }
     }
-    let injected = api.faults.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-    if let Some(code) = injected {
-        let reason = if code == 429 { "TooManyRequests" } else { "InternalError" };
+    let injected = {
+        let mut faults = api.faults.lock().unwrap_or_else(|e| e.into_inner());
+        match faults.front() {
+            Some((None, _)) => faults.pop_front(),
+            Some((Some(m), _)) if m == method.as_str() => faults.pop_front(),
+            _ => None,
+        }
+    };
+    if let Some((_, code)) = injected {
+        let reason = match code {
+            429 => "TooManyRequests",
+            409 => "Conflict",
+            _ => "InternalError",
+        };
         return status(code, reason, &format!("injected fault {code}"), json!({"retryAfterSeconds": 0}));
     }
     let query: HashMap<String, String> = uri
