@@ -350,11 +350,13 @@ fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>)
         .unwrap_or_else(|_| status(500, "InternalError", "cannot build watch response", json!({})))
 }
 
-fn check_replicas(res: Res, name: &str, value: &Value) -> Result<i64, Response> {
+/// `default` stands in for an absent count: 1 for a workload (API defaulting), 0 for a Scale
+/// (Go clients omit a zero `replicas`).
+fn check_replicas(res: Res, name: &str, value: &Value, default: i64) -> Result<i64, Response> {
     match value.as_i64() {
         Some(n) if n >= 0 && n <= i64::from(i32::MAX) => Ok(n),
         Some(n) => Err(invalid(res, name, "spec.replicas", &format!("Invalid value: {n}: must be greater than or equal to 0"))),
-        None if value.is_null() => Ok(1),
+        None if value.is_null() => Ok(default),
         None => Err(bad_request(&format!("spec.replicas: expected an integer, got {value}"))),
     }
 }
@@ -392,7 +394,7 @@ fn write_workload(
             Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
         }
     };
-    if let Err(r) = check_replicas(res, name, &desired["spec"]["replicas"]) {
+    if let Err(r) = check_replicas(res, name, &desired["spec"]["replicas"], 1) {
         return r;
     }
     let expected = rv_of(&desired);
@@ -446,7 +448,7 @@ fn scale(api: &Api, res: Res, ns: &str, name: &str, method: &Method, content_typ
         },
         _ => return status(405, "MethodNotAllowed", &format!("{method} is not supported on scale"), json!({})),
     };
-    let replicas = match check_replicas(res, name, &desired["spec"]["replicas"]) {
+    let replicas = match check_replicas(res, name, &desired["spec"]["replicas"], 0) {
         Ok(n) => n,
         Err(r) => return r,
     };
