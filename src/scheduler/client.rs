@@ -3,6 +3,7 @@
 //! retries of connection failures, 429 and 5xx, and errors that carry the status and a short,
 //! redacted excerpt of the body.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -35,30 +36,31 @@ enum Auth {
     Login { username: String, password: SecretRef, path: String },
 }
 
-fn secret(key: &str, env_var: &Option<String>, file: &Option<std::path::PathBuf>) -> Result<SecretRef> {
+fn secret(key: &str, env_var: &Option<String>, file: &Option<PathBuf>, base: &Path) -> Result<SecretRef> {
     match (env_var, file) {
         (Some(var), _) => Ok(SecretRef::Env { key: key.to_string(), var: var.clone() }),
-        (None, Some(path)) => Ok(SecretRef::File { key: key.to_string(), path: path.clone() }),
+        (None, Some(path)) => Ok(SecretRef::File { key: key.to_string(), path: base.join(path) }),
         (None, None) => Err(Error::Config { message: format!("`{key}`: missing `_env` or `_file`") }),
     }
 }
 
 impl Gateway {
-    pub fn new(env: &Environment) -> Result<Gateway> {
+    /// `base` is the config file's folder: `*_file` secrets of `gateway_auth` are relative to it.
+    pub fn new(env: &Environment, base: &Path) -> Result<Gateway> {
         let key = |k: &str| format!("environments.{}.gateway_auth.{k}", env.name);
         let auth = match &env.gateway_auth {
             GatewayAuth::None => Auth::None,
             GatewayAuth::Basic { username, password_env, password_file } => Auth::Basic {
                 username: username.clone(),
-                password: secret(&key("password"), password_env, password_file)?,
+                password: secret(&key("password"), password_env, password_file, base)?,
             },
-            GatewayAuth::Bearer { token_env, token_file } => Auth::Bearer(secret(&key("token"), token_env, token_file)?),
+            GatewayAuth::Bearer { token_env, token_file } => Auth::Bearer(secret(&key("token"), token_env, token_file, base)?),
             GatewayAuth::Header { header, value_env, value_file } => {
-                Auth::Header { name: header.clone(), value: secret(&key("value"), value_env, value_file)? }
+                Auth::Header { name: header.clone(), value: secret(&key("value"), value_env, value_file, base)? }
             }
             GatewayAuth::AdeptiaLogin { username, password_env, password_file, login_path } => Auth::Login {
                 username: username.clone(),
-                password: secret(&key("password"), password_env, password_file)?,
+                password: secret(&key("password"), password_env, password_file, base)?,
                 path: login_path.clone(),
             },
         };

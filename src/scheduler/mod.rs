@@ -7,6 +7,8 @@
 
 mod client;
 
+use std::path::Path;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -104,8 +106,9 @@ async fn read_state(gateway: &mut Gateway, action: Action) -> Option<String> {
 }
 
 /// Pauses or resumes the scheduler of `env`, verifying the result where the gateway allows.
-pub async fn set_scheduler(env: &Environment, action: Action) -> Result<SchedulerReport> {
-    let mut gateway = Gateway::new(env)?;
+/// `config_dir` is the folder of the config file (secret files are relative to it).
+pub async fn set_scheduler(env: &Environment, config_dir: &Path, action: Action) -> Result<SchedulerReport> {
+    let mut gateway = Gateway::new(env, config_dir)?;
     let before = read_state(&mut gateway, action).await;
     if before.as_deref() == Some(action.wanted()) {
         return Ok(SchedulerReport {
@@ -136,8 +139,8 @@ pub async fn set_scheduler(env: &Environment, action: Action) -> Result<Schedule
 }
 
 /// The scheduler state of `env` (`PAUSED`, `RUNNING`), read with `query=Status`.
-pub async fn scheduler_state(env: &Environment) -> Result<String> {
-    let mut gateway = Gateway::new(env)?;
+pub async fn scheduler_state(env: &Environment, config_dir: &Path) -> Result<String> {
+    let mut gateway = Gateway::new(env, config_dir)?;
     let reply = gateway.get_json("scheduler_state", &scheduler_path("Status")).await?;
     state_of(&reply).ok_or_else(|| {
         Error::action("scheduler_state", gateway.target(), "the gateway's reply names no scheduler state")
