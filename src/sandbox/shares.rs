@@ -108,7 +108,8 @@ fn write_file(root: &Path, file: &File, variant: u64) -> Result<()> {
     // Text-like content: header line and printable filler, as exported repository objects are.
     bytes.extend_from_slice(format!("# {} (variant {variant})\n", file.path.display()).as_bytes());
     while bytes.len() < file.size {
-        let c = b"abcdefghijklmnopqrstuvwxyz0123456789 <>/=\"\n"[rng.below(44) as usize];
+        const FILLER: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789 <>/=\"\n";
+        let c = FILLER[rng.below(FILLER.len() as u64) as usize];
         bytes.push(c);
     }
     bytes.truncate(file.size.max(1));
