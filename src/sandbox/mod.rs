@@ -316,6 +316,9 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
     }
     let dir = dir.to_path_buf();
     on_runtime(async move {
+        // Listen for the stop signals before anything announces the sandbox, so that a `down`
+        // right after `sandbox.json` appears is caught rather than killing the process.
+        let stop = stop_signal()?;
         let handle = Sandbox::start(&dir, options).await?;
         eprint!("{}", render(&handle.status()));
         eprintln!(
@@ -325,29 +328,32 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
             handle.config_path().display(),
             handle.dir.display()
         );
-        wait_for_stop().await;
+        stop.await;
         let _ = std::fs::remove_file(handle.dir.join(files::SANDBOX_FILE));
         eprintln!("sandbox stopped");
         Ok(())
     })
 }
 
-async fn wait_for_stop() {
+/// A future that completes on SIGINT or SIGTERM (Ctrl-C elsewhere), registered now.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("cannot listen for SIGTERM", e))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("cannot listen for SIGINT", e))?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

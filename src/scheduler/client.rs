@@ -99,6 +99,16 @@ impl Gateway {
         })
     }
 
+    /// The secret this gateway's authentication needs, if any (not read here).
+    pub fn secret(&self) -> Option<&SecretRef> {
+        match &self.auth {
+            Auth::None => None,
+            Auth::Basic { password, .. } | Auth::Login { password, .. } => Some(password),
+            Auth::Bearer(token) => Some(token),
+            Auth::Header { value, .. } => Some(value),
+        }
+    }
+
     /// `prod gateway https://gw.example.com`, how actions and errors name the gateway.
     pub fn target(&self) -> String {
         format!("{} gateway {}", self.env, self.base)
