@@ -13,6 +13,7 @@ pub mod plan;
 pub mod redact;
 pub mod secret;
 pub mod state;
+pub mod sync;
 
 pub use error::{Error, Result};
 
