@@ -14,6 +14,8 @@ pub mod redact;
 pub mod secret;
 pub mod state;
 pub mod sync;
+pub mod azure_files;
+pub mod sandbox_files;
 
 pub use error::{Error, Result};
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod endpoint;
 pub mod engine;
 pub mod entry;
+pub mod files;
 pub mod filter;
 pub mod local;
 pub mod op_error;

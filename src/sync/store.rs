@@ -9,6 +9,7 @@ use futures::Stream;
 
 use super::endpoint::Endpoint;
 use super::entry::Entry;
+use super::files::Files;
 use super::local::Local;
 use super::op_error::{OpError, OpResult};
 
@@ -18,12 +19,14 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>
 #[derive(Debug, Clone)]
 pub enum Store {
     Local(Local),
+    Files(Files),
 }
 
 impl Store {
     pub fn open(endpoint: &Endpoint) -> crate::Result<Store> {
         match endpoint {
             Endpoint::Local(p) => Ok(Store::Local(Local::new(p.clone()))),
+            Endpoint::Files(r) => Ok(Store::Files(Files { client: crate::azure_files::FilesClient::new(r.clone()) })),
             other => Err(crate::Error::Usage(format!(
                 "sync: {} endpoints are not supported yet ({})",
                 other.kind(),
@@ -37,6 +40,7 @@ impl Store {
     pub async fn root_exists(&self) -> OpResult<bool> {
         match self {
             Store::Local(l) => l.root_state().await,
+            Store::Files(f) => f.root_exists().await,
         }
     }
 
@@ -44,19 +48,21 @@ impl Store {
     pub async fn list(&self, rel: &str, clean: bool) -> OpResult<Option<Vec<Entry>>> {
         match self {
             Store::Local(l) => l.list(rel, clean).await,
+            Store::Files(f) => f.list(rel).await,
         }
     }
 
     pub async fn read(&self, rel: &str) -> OpResult<ByteStream> {
         match self {
             Store::Local(l) => l.read(rel).await,
+            Store::Files(f) => f.read(rel).await,
         }
     }
 
     pub async fn write(&self, rel: &str, size: u64, mtime: Option<DateTime<Utc>>, data: ByteStream) -> OpResult<u64> {
-        let _ = size;
         match self {
             Store::Local(l) => l.write(rel, mtime, data).await,
+            Store::Files(f) => f.write(rel, size, mtime, data).await,
         }
     }
 
@@ -67,34 +73,41 @@ impl Store {
         src: &Store,
         rel: &str,
         entry: &Entry,
-        _server_side: bool,
+        server_side: bool,
     ) -> Option<OpResult<u64>> {
         match (self, src) {
             (Store::Local(d), Store::Local(s)) => Some(d.copy_from(s, rel, entry.mtime).await),
+            (Store::Files(d), Store::Files(s)) if server_side => d.copy_from(s, rel, entry).await,
+            _ => None,
         }
     }
 
     /// Whether `copy_direct` from `src` runs server-side (counted in the summary).
     pub fn server_side_from(&self, src: &Store, allowed: bool) -> bool {
-        let _ = (src, allowed);
-        false
+        match (self, src) {
+            (Store::Files(_), Store::Files(s)) => allowed && s.client.remote().sas().is_some(),
+            _ => false,
+        }
     }
 
     pub async fn mkdir(&self, rel: &str) -> OpResult<()> {
         match self {
             Store::Local(l) => l.mkdir(rel).await,
+            Store::Files(f) => f.mkdir(rel).await,
         }
     }
 
     pub async fn delete_file(&self, rel: &str) -> OpResult<()> {
         match self {
             Store::Local(l) => l.delete_file(rel).await,
+            Store::Files(f) => f.delete_file(rel).await,
         }
     }
 
     pub async fn delete_dir(&self, rel: &str) -> OpResult<()> {
         match self {
             Store::Local(l) => l.delete_dir(rel).await,
+            Store::Files(f) => f.delete_dir(rel).await,
         }
     }
 
@@ -105,6 +118,7 @@ impl Store {
         }
         match self {
             Store::Local(l) => l.md5(rel).await,
+            Store::Files(f) => f.md5(rel).await,
         }
     }
 
