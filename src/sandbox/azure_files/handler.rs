@@ -143,6 +143,8 @@ pub async fn handle(
         (Method::GET | Method::HEAD, Some("directory"), None) => dir_props(&req),
         (Method::PUT, Some("directory"), None) => create_dir(&req),
         (Method::DELETE, Some("directory"), None) => delete_dir(&req),
+        (Method::PUT, Some("directory"), Some("metadata" | "properties")) => set_dir_props(&req),
+        (Method::PUT, None, Some("metadata")) => set_file_metadata(&req),
         (Method::PUT, None, Some("range")) => put_range(&req, body).await,
         (Method::PUT, None, Some("properties")) => set_props(&req),
         (Method::PUT, None, None) => create_file(&req),
@@ -211,6 +213,32 @@ fn create_dir(req: &Req<'_>) -> R {
         let _ = std::fs::File::open(&p).and_then(|f| f.set_modified(t.into()));
     }
     Ok(empty(StatusCode::CREATED))
+}
+
+/// Set Directory Properties / Metadata: SMB properties are accepted, the last-write-time kept;
+/// metadata is accepted and not stored (nothing drscript or azcopy reads back).
+fn set_dir_props(req: &Req<'_>) -> R {
+    req.authorize('w', 'c')?;
+    need_share(req)?;
+    let p = req.fs_path();
+    if !p.is_dir() {
+        return Err(not_found("ResourceNotFound"));
+    }
+    if let Some(t) = req.h("x-ms-file-last-write-time").and_then(parse_time) {
+        let _ = std::fs::File::open(&p).and_then(|f| f.set_modified(t.into()));
+    }
+    let meta = std::fs::metadata(&p).map_err(|e| io_error(&e))?;
+    let mut r = empty(StatusCode::OK);
+    file_headers(&mut r, &meta);
+    Ok(r)
+}
+
+fn set_file_metadata(req: &Req<'_>) -> R {
+    req.authorize('w', 'o')?;
+    let (_, meta) = existing_file(req)?;
+    let mut r = empty(StatusCode::OK);
+    file_headers(&mut r, &meta);
+    Ok(r)
 }
 
 fn delete_dir(req: &Req<'_>) -> R {
