@@ -41,7 +41,7 @@ fn run_azcopy(args: &[&str], home: &Path) -> String {
             }
         }
     }
-    assert!(out.status.success(), "azcopy {:?} failed:\n{}", args.iter().map(|a| drscript::redact::redacted(a)).collect::<Vec<_>>(), drscript::redact::redacted(&text));
+    assert!(out.status.success(), "azcopy {:?} failed:\n{}", args.iter().map(drscript::redact::redacted).collect::<Vec<_>>(), drscript::redact::redacted(&text));
     text
 }
 

@@ -222,7 +222,7 @@ async fn a_killed_run_started_again_finishes_the_job() {
         () = obs.stop.notified() => {}
     }
     let partial = contents(d.path()).len();
-    assert!(partial >= 100 && partial < 401, "{partial}");
+    assert!((100..401).contains(&partial), "{partial}");
     // What a kill -9 leaves behind: a temporary file of an unfinished write.
     std::fs::write(d.path().join("d1/.drsync-tmp-00000000deadbeef.f1.dat"), b"partial").unwrap();
 

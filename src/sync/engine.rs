@@ -380,11 +380,13 @@ impl Run {
                 return None;
             }
             let dst_missing = de.is_none();
-            if dst_missing && self.live && self.dst.has_dirs() {
-                if let Err(e) = self.dst.mkdir(&rel).await {
-                    self.fail(&rel, format!("cannot create the folder: {e}"));
-                    return None;
-                }
+            if dst_missing
+                && self.live
+                && self.dst.has_dirs()
+                && let Err(e) = self.dst.mkdir(&rel).await
+            {
+                self.fail(&rel, format!("cannot create the folder: {e}"));
+                return None;
             }
             return Some(DirTask { rel, dst_missing, extra: false });
         }
