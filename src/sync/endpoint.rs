@@ -4,7 +4,8 @@
 //! Azure URLs are recognised by their host (`ACCOUNT.file.core.windows.net`,
 //! `ACCOUNT.blob.core.windows.net`, and the sovereign-cloud suffixes). An emulator on loopback is
 //! addressed path-style (`http://127.0.0.1:PORT/ACCOUNT/SHARE/PATH`, as Azurite does); since its
-//! host says nothing about the service, the scheme names it: `files+http://…` or `blob+http://…`.
+//! host says nothing about the service, the scheme may name it: `files+http://…` or `blob+http://…`;
+//! a plain `http://127.0.0.1:PORT/…` is taken as Azure Files, the emulator drscript ships.
 
 use std::path::{Path, PathBuf};
 
@@ -186,9 +187,9 @@ impl Endpoint {
             (Some(s), _) => (s, false),
             (None, Some(s)) if is_loopback(&host) => (s, true),
             (None, Some(_)) => return Err(bad("files+/blob+ URLs are for emulators on loopback")),
-            (None, None) if is_loopback(&host) => {
-                return Err(bad("an emulator URL must name its service: files+http://… or blob+http://…"));
-            }
+            // The emulator drscript ships (and its sandbox serves) is Azure Files; Azurite's blob
+            // endpoint must be named `blob+http://`.
+            (None, None) if is_loopback(&host) => (Service::Files, true),
             (None, None) => return Err(bad("unknown host")),
         };
         let mut base = url.clone();
@@ -322,6 +323,7 @@ mod tests {
         assert_eq!(r.base.as_str(), "http://127.0.0.1:8123/devacct");
         assert_eq!((r.account.as_str(), r.root.as_str(), r.path.as_str()), ("devacct", "share", "a/b"));
         assert_eq!(r.location(), "http://127.0.0.1:8123/devacct/share/a/b");
+        assert!(matches!(Endpoint::parse("http://127.0.0.1:8123/devacct/share").unwrap(), Endpoint::Files(_)));
     }
 
     #[test]
@@ -330,7 +332,6 @@ mod tests {
             "https://example.com/share/x",
             "http://acct.file.core.windows.net/s",
             "ftp://host/x",
-            "http://127.0.0.1:1000/acct/share",
         ] {
             let err = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(err.contains("neither a local path nor a known storage URL"), "{bad}: {err}");

@@ -52,6 +52,31 @@ pub struct SyncSummary {
 }
 
 impl SyncSummary {
+    /// A summary of nothing done yet: what a plan returns, with the shape of a real one.
+    pub fn empty(source: String, destination: String, mode: SyncMode, mirror: bool) -> SyncSummary {
+        SyncSummary {
+            source,
+            destination,
+            mode,
+            mirror,
+            source_files: 0,
+            destination_files: 0,
+            copied: 0,
+            copied_bytes: 0,
+            server_side: 0,
+            skipped: 0,
+            deleted: 0,
+            deleted_bytes: 0,
+            deleted_dirs: 0,
+            verified: 0,
+            seconds: 0.0,
+            failures: Vec::new(),
+            deletion_refused: None,
+            planned_copies: Vec::new(),
+            planned_deletions: Vec::new(),
+        }
+    }
+
     /// True when everything that had to happen happened.
     pub fn ok(&self) -> bool {
         self.failures.is_empty() && self.deletion_refused.is_none()
