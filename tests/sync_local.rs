@@ -224,6 +224,7 @@ async fn a_killed_run_started_again_finishes_the_job() {
     let partial = contents(d.path()).len();
     assert!((100..401).contains(&partial), "{partial}");
     // What a kill -9 leaves behind: a temporary file of an unfinished write.
+    std::fs::create_dir_all(d.path().join("d1")).unwrap();
     std::fs::write(d.path().join("d1/.drsync-tmp-00000000deadbeef.f1.dat"), b"partial").unwrap();
 
     let sum = run(&src, &dst, &SyncOptions::default()).await.unwrap();

@@ -37,11 +37,15 @@ pub fn tree(root: &Path) -> BTreeMap<String, (u64, String, i64)> {
         for e in rd {
             let e = e.unwrap();
             let p = e.path();
-            let m = std::fs::metadata(&p).unwrap();
+            // A run stopped mid-way may still be renaming its temporaries: skip what vanishes.
+            if e.file_name().to_string_lossy().starts_with(".drsync-tmp-") {
+                continue;
+            }
+            let Ok(m) = std::fs::metadata(&p) else { continue };
             if m.is_dir() {
                 walk(root, &p, out);
             } else {
-                let content = std::fs::read(&p).unwrap();
+                let Ok(content) = std::fs::read(&p) else { continue };
                 let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
                 let mtime = chrono::DateTime::<chrono::Utc>::from(m.modified().unwrap()).timestamp_millis();
                 out.insert(rel, (m.len(), hex::encode(md5::Md5::digest(&content)), mtime));
