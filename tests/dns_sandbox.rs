@@ -1,0 +1,54 @@
+//! set_dns / dns_lookup / wait_dns through the sandbox's zone file.
+
+#[path = "dns_support/harness.rs"]
+mod harness;
+
+use drscript::dns::{self, LookupOptions, RecordSpec, RecordType};
+use drscript::exec::Mode;
+use drscript::sandbox::dns_zone::DnsZoneFile;
+use harness::Harness;
+
+const TOML: &str = r#"
+[dns]
+provider = "sandbox"
+zone_file = "dns.json"
+
+[dns.records.app]
+zone = "adeptia.sandbox"
+name = "app"
+ttl = 30
+targets = { prod = "127.0.0.10", dr = "127.0.0.20" }
+"#;
+
+#[test]
+fn set_dns_writes_the_zone_file_and_lookup_reads_it() {
+    let h = Harness::new(TOML, &[], Mode::Live);
+    let zone = DnsZoneFile::new(h.dir.path().join("dns.json"));
+    zone.create(&["adeptia.sandbox"]).unwrap();
+    zone.set("adeptia.sandbox", "app", "A", 30, vec!["127.0.0.10".into()]).unwrap();
+
+    let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
+    let change = dns::set_dns(&h.exec, &spec).unwrap();
+    assert_eq!(change.old, Some(vec!["127.0.0.10".to_string()]));
+    let on_disk = zone.get("adeptia.sandbox", "app", "A").unwrap().unwrap();
+    assert_eq!(on_disk.values, ["127.0.0.20"]);
+
+    let again = dns::set_dns(&h.exec, &spec).unwrap();
+    assert!(!again.changed);
+
+    let seen = dns::wait_dns(&h.exec, "app.adeptia.sandbox", "127.0.0.20", &LookupOptions::default()).unwrap();
+    assert_eq!((seen.values, seen.ttl), (vec!["127.0.0.20".to_string()], 30));
+    let missing = dns::dns_lookup(&h.exec, "nothing.adeptia.sandbox", &LookupOptions::default()).unwrap();
+    assert!(!missing.found);
+}
+
+#[test]
+fn a_zone_the_sandbox_does_not_have_is_named() {
+    let h = Harness::new(TOML, &[], Mode::Live);
+    DnsZoneFile::new(h.dir.path().join("dns.json")).create(&["adeptia.sandbox"]).unwrap();
+    let spec = RecordSpec::new("other.zone", "app", RecordType::A, "127.0.0.1", 30).unwrap();
+    let e = dns::set_dns(&h.exec, &spec).unwrap_err().to_string();
+    assert!(e.contains("`other.zone` does not exist") && e.contains("adeptia.sandbox"), "{e}");
+    let e = dns::dns_lookup(&h.exec, "www.elsewhere.org", &LookupOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("cannot tell which zone holds `www.elsewhere.org`"), "{e}");
+}
