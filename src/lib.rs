@@ -15,6 +15,7 @@ pub mod plan;
 pub mod redact;
 /// Shim until the sandbox's own `sandbox/mod.rs` lands from main: only this branch's files.
 pub mod sandbox {
+    pub mod arm;
     pub mod dns_zone;
 }
 pub mod secret;
