@@ -104,7 +104,7 @@ impl ArmHandle {
         json!({ "storage_accounts": storage, "dns_zones": zones })
     }
 
-    /// `METHOD path` of every request so far.
+    /// `METHOD path?query` of every request so far.
     pub fn requests(&self) -> Vec<String> {
         self.state.requests.lock().unwrap().clone()
     }
@@ -169,7 +169,8 @@ pub(crate) fn ok_json(status: StatusCode, body: Value) -> Response {
 
 fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
-    state.requests.lock().unwrap().push(format!("{method} {path}"));
+    let shown = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| path.clone());
+    state.requests.lock().unwrap().push(format!("{method} {shown}"));
     let query: HashMap<String, String> = uri
         .query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
