@@ -104,7 +104,7 @@ impl ArmHandle {
         json!({ "storage_accounts": storage, "dns_zones": zones })
     }
 
-    /// `METHOD path?query` of every request so far.
+    /// `METHOD path?query` of every request so far, with any `if-match=`/`if-none-match=`.
     pub fn requests(&self) -> Vec<String> {
         self.state.requests.lock().unwrap().clone()
     }
@@ -170,7 +170,13 @@ pub(crate) fn ok_json(status: StatusCode, body: Value) -> Response {
 fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
     let shown = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| path.clone());
-    state.requests.lock().unwrap().push(format!("{method} {shown}"));
+    let mut line = format!("{method} {shown}");
+    for name in ["if-match", "if-none-match"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            line.push_str(&format!(" {name}={v}"));
+        }
+    }
+    state.requests.lock().unwrap().push(line);
     let query: HashMap<String, String> = uri
         .query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
