@@ -5,6 +5,7 @@
 
 pub mod azure;
 pub mod config;
+pub mod db;
 pub mod diagnostic;
 pub mod dns;
 pub mod error;

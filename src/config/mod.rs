@@ -250,6 +250,12 @@ impl Config {
                     "the URL carries a password; a password is a secret: put it in password_env or password_file",
                 ));
             }
+            if !["rollback", "scratch_table", "read"].contains(&db.probe.as_str()) {
+                return Err(err(
+                    &["databases", db_name.as_str(), "probe"],
+                    "must be one of rollback, scratch_table, read",
+                ));
+            }
             db.password = optional_secret(&key, "password", &db.password_env, &db.password_file, base)
                 .map_err(|m| err(&key, &m))?;
         }
