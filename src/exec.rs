@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,6 +94,7 @@ pub struct Exec {
     plan: PlanRecorder,
     /// The innermost step that failed first, for the error message.
     failed_step: Mutex<Option<Frame>>,
+    groups: AtomicU32,
 }
 
 pub struct ExecBuilder {
@@ -147,6 +148,7 @@ impl ExecBuilder {
             children: Mutex::default(),
             plan: PlanRecorder::default(),
             failed_step: Mutex::default(),
+            groups: AtomicU32::new(0),
         })
     }
 }
@@ -222,6 +224,14 @@ impl Exec {
             tokio::time::sleep(duration).await;
             Ok(())
         })
+    }
+
+    // ----- secrets -----
+
+    /// Reads a secret in every mode, plans included: it is local (a variable or a file), so a
+    /// rehearsal finds a missing one before anything runs. Call it before `change`/`query`.
+    pub fn secret(&self, secret: &crate::secret::SecretRef) -> Result<String> {
+        secret.resolve()
     }
 
     // ----- variables -----
@@ -382,6 +392,11 @@ impl Exec {
         })
     }
 
+    /// A new number for a group of parallel branches (their lanes in the timeline).
+    pub fn next_group(&self) -> u32 {
+        self.groups.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     pub fn failed_step(&self) -> Option<Frame> {
         self.failed_step.lock().unwrap().clone()
     }
@@ -419,7 +434,9 @@ impl Exec {
     ) -> Result<T> {
         self.check_cancelled()?;
         if self.mode() != Mode::Live {
-            tracing::info!("would {primitive} {target} {detail}");
+            if self.mode() == Mode::DryRun {
+                tracing::info!("would {}", join_words(&[primitive, target, detail]));
+            }
             self.record(primitive, target, detail, "planned", None);
             self.journal(Event::Action {
                 step: Self::current_step().map(|f| f.id).filter(|s| !s.is_empty()),
@@ -474,7 +491,8 @@ impl Exec {
         if kind == "change" {
             match &error {
                 None => tracing::info!(
-                    "{primitive} {target} {detail}{}",
+                    "{}{}",
+                    join_words(&[primitive, target, detail]),
                     if outcome == "unchanged" { " (unchanged)" } else { "" }
                 ),
                 Some(e) => tracing::error!("{primitive} {target} failed: {e}"),
@@ -497,6 +515,10 @@ impl Exec {
     pub fn metric(&self, name: &str, value: serde_json::Value) -> Result<()> {
         self.journal(Event::Metric { name: name.to_string(), value })
     }
+}
+
+fn join_words(words: &[&str]) -> String {
+    words.iter().filter(|w| !w.is_empty()).copied().collect::<Vec<_>>().join(" ")
 }
 
 pub fn interrupted() -> Error {

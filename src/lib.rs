@@ -1,30 +1,42 @@
 //! drscript: disaster-recovery runbooks as editable, testable Rhai scripts.
 //!
 //! The binary is a thin wrapper around [`main`]; everything lives here so that the tests and the
-//! binary share one path.
+//! binary share one path. Input flows one way: command line (`cli`) → validated options (`app`)
+//! → a prepared, linted script (`script`, `lint`) → a rehearsal and a run (`runner`) through one
+//! engine (`engine`) whose primitives consult one execution context (`exec`).
 
+pub mod app;
 pub mod azure;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod diagnostic;
 pub mod dns;
+pub mod docs;
+pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod journal;
+pub mod lint;
 pub mod lock;
+pub mod logging;
+pub mod modules;
 pub mod plan;
+pub mod primitives;
+pub mod prompt;
 pub mod redact;
+pub mod repl;
+pub mod report;
+pub mod runner;
 /// Shim until the sandbox's own `sandbox/mod.rs` lands from main: only this branch's files.
 pub mod sandbox {
     pub mod arm;
     pub mod dns_zone;
 }
+pub mod script;
+pub mod script_error;
 pub mod secret;
 pub mod state;
 
+pub use app::main;
 pub use error::{Error, Result};
-
-/// Runs the command line and returns the process exit code.
-pub fn main() -> i32 {
-    0
-}

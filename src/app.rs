@@ -1,0 +1,197 @@
+//! From the command line to a result: validate flags into options, dispatch, map errors to exit
+//! codes. The only place that prints errors.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use clap::{CommandFactory, Parser};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{self, Cli, Command};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::exec::{Mode, Prompting};
+use crate::logging::{self, LogOptions};
+use crate::runner::{self, RunOptions};
+use crate::{docs, redact, repl};
+
+pub fn main() -> i32 {
+    let args = cli::normalize_args(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { crate::error::exit::BAD_INPUT } else { 0 };
+        }
+    };
+    let color = !cli.global.no_color && std::io::stderr().is_terminal();
+    let verbosity = if cli.global.quiet { -1 } else { cli.global.verbose.min(3) as i8 };
+    if let Err(e) = logging::init(&LogOptions {
+        format: cli.global.log_format,
+        file: cli.global.log_file.clone(),
+        verbosity,
+        color,
+    }) {
+        return report_error(&e);
+    }
+    install_ctrl_c();
+    match dispatch(cli, arm_cancel()) {
+        Ok(()) => 0,
+        Err(e) => report_error(&e),
+    }
+}
+
+fn report_error(e: &Error) -> i32 {
+    let text = e.to_string();
+    let text = if text.starts_with("error:") { text } else { format!("error: {text}") };
+    let _ = writeln!(std::io::stderr(), "{}", redact::redact(&text));
+    e.exit_code()
+}
+
+static PRESSES: AtomicUsize = AtomicUsize::new(0);
+static CURRENT: Mutex<Option<CancellationToken>> = Mutex::new(None);
+
+/// A fresh token that the next Ctrl-C cancels (the REPL arms one per input).
+pub fn arm_cancel() -> CancellationToken {
+    let token = CancellationToken::new();
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+    PRESSES.store(0, Ordering::SeqCst);
+    token
+}
+
+/// First Ctrl-C: stop at the next safe point (between operations, or out of a wait). Second:
+/// leave at once.
+fn install_ctrl_c() {
+    let _ = ctrlc::set_handler(move || {
+        if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nstopping at the next safe point (press Ctrl-C again to abort at once)"
+            );
+            if let Some(token) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                token.cancel();
+            }
+        } else {
+            std::process::exit(130);
+        }
+    });
+}
+
+/// Prints to stdout; a closed pipe (`drscript docs | head`) is not an error.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(redact::redact(text).as_bytes());
+    let _ = stdout.flush();
+}
+
+fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
+    let global = &cli.global;
+    let (config, config_required) = match &global.config {
+        Some(path) => (Some(path.clone()), true),
+        None => (Some(PathBuf::from("drscript.toml")), false),
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let base = |script: PathBuf, mode: Mode, yes: bool, vars: BTreeMap<String, String>| RunOptions {
+        script,
+        config: config.clone(),
+        config_required,
+        mode,
+        prompting: Prompting { assume_yes: yes, interactive },
+        vars,
+        state_dir: global.state_dir.clone(),
+        stdlib_dir: global.stdlib.clone(),
+        skip_rehearsal: false,
+    };
+    match cli.command {
+        Command::Run(args) => {
+            let mode = if args.dry_run { Mode::DryRun } else { Mode::Live };
+            let mut options = base(args.script, mode, args.yes, parse_vars(&args.vars)?);
+            options.skip_rehearsal = args.skip_rehearsal;
+            runner::run(&options, cancel).map(drop)
+        }
+        Command::Plan(args) => {
+            let options = base(args.script, Mode::Plan, true, parse_vars(&args.vars)?);
+            let outcome = runner::plan(&options, cancel)?;
+            out(&outcome.plan.unwrap_or_default());
+            Ok(())
+        }
+        Command::Check(args) => check(&args.scripts, global.config.as_deref(), global.stdlib.clone()),
+        Command::Resume(args) => {
+            let options = base(PathBuf::new(), Mode::Live, args.yes, BTreeMap::new());
+            runner::resume(args.run_id.as_deref(), &options, args.force, cancel).map(drop)
+        }
+        Command::Repl(args) => {
+            let options = base(PathBuf::new(), if args.plan { Mode::Plan } else { Mode::Live }, args.yes, BTreeMap::new());
+            repl::run(&options)
+        }
+        Command::Docs(args) => docs::run(&args, global.stdlib.clone()),
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            let mut buffer = Vec::new();
+            clap_complete::generate(args.shell, &mut command, "drscript", &mut buffer);
+            out(&String::from_utf8_lossy(&buffer));
+            Ok(())
+        }
+    }
+}
+
+fn parse_vars(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    raw.iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                Error::Usage(format!("--var {kv}: expected KEY=VALUE"))
+            })?;
+            if k.is_empty() {
+                return Err(Error::Usage(format!("--var {kv}: the key is empty")));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// `drscript check`: compile and lint scripts, validate a config; no network, no secrets read.
+fn check(scripts: &[PathBuf], config: Option<&Path>, stdlib: Option<PathBuf>) -> Result<()> {
+    if scripts.is_empty() && config.is_none() {
+        return Err(Error::Usage(
+            "check: name at least one script, or a config with --config FILE".to_string(),
+        ));
+    }
+    let mut failures = Vec::new();
+    if let Some(path) = config {
+        match Config::load(path) {
+            Ok(c) => out(&format!(
+                "ok  {} ({} environment(s): {})\n",
+                path.display(),
+                c.environments.len(),
+                c.environments.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    let runtime = runner::runtime()?;
+    for script in scripts {
+        let options = RunOptions {
+            script: script.clone(),
+            config: None,
+            config_required: false,
+            mode: Mode::Plan,
+            prompting: Prompting { assume_yes: true, interactive: false },
+            vars: BTreeMap::new(),
+            state_dir: PathBuf::from(cli::DEFAULT_STATE_DIR),
+            stdlib_dir: stdlib.clone(),
+            skip_rehearsal: true,
+        };
+        match runner::prepare(&options, runtime.handle()) {
+            Ok(_) => out(&format!("ok  {}\n", script.display())),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Compile { rendered: failures.join("\n\n") })
+    }
+}

@@ -1,0 +1,196 @@
+//! The command line as clap sees it. Raw flags live here; `app` validates them into options
+//! before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+pub const DEFAULT_STATE_DIR: &str = ".drscript";
+
+const AFTER_HELP: &str = "\
+Examples:
+  drscript failover.rhai                      run a runbook (same as `drscript run failover.rhai`)
+  drscript plan failover.rhai                 show every step and action; change nothing
+  drscript run failover.rhai --dry-run        read live state, describe the changes, make none
+  drscript resume                             continue the last unfinished run
+  drscript check runbooks/*.rhai              compile and lint; no config or network needed
+  drscript demo                               sandbox + preflight + failover + failback
+
+Exit codes:
+  0  success
+  1  the runbook failed at run time
+  2  bad input (usage, script compile error, config error): nothing was executed
+  3  stopped by the operator (declined confirmation, Ctrl-C, no terminal to ask)
+  4  another run holds the lock of the state directory";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "drscript",
+    version,
+    about = "Disaster-recovery runbooks as editable, testable Rhai scripts",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file [default: ./drscript.toml]
+    #[arg(long, global = true, env = "DRSCRIPT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr (and in --log-file)
+    #[arg(long, global = true, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Also write logs to FILE (appended)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// More output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output (warnings and errors only)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No colours in the output
+    #[arg(long, global = true, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_color: bool,
+    /// Where runs, journals, reports and the lock are kept
+    #[arg(long, global = true, default_value = DEFAULT_STATE_DIR, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// A folder of .rhai modules that overrides the stdlib compiled into the binary
+    #[arg(long, global = true, value_name = "DIR")]
+    pub stdlib: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a runbook
+    #[command(after_help = "Examples:\n  drscript run failover.rhai\n  drscript run failover.rhai --dry-run\n  drscript run drill.rhai --yes --var wait_minutes=5")]
+    Run(RunArgs),
+    /// Show the numbered steps and every action with its target; change nothing, touch no network
+    #[command(after_help = "Examples:\n  drscript plan failover.rhai\n  drscript plan failback.rhai --config customer/drscript.toml")]
+    Plan(PlanArgs),
+    /// Compile and lint scripts, and validate a config; no network needed
+    #[command(after_help = "Examples:\n  drscript check runbooks/*.rhai stdlib/*.rhai\n  drscript check --config drscript.toml")]
+    Check(CheckArgs),
+    /// Continue the last (or named) unfinished run; finished steps are skipped
+    #[command(after_help = "Examples:\n  drscript resume\n  drscript resume 20261125-031502-1a2b --yes")]
+    Resume(ResumeArgs),
+    /// Interactive session with the same engine, config and primitives
+    #[command(after_help = "Examples:\n  drscript repl\n  echo 'replicas(env(\"prod\"), \"deployment\", \"ac-ac-runtime\")' | drscript repl")]
+    Repl(ReplArgs),
+    /// Reference of every primitive, generated from the engine itself
+    #[command(after_help = "Examples:\n  drscript docs\n  drscript docs scale\n  drscript docs --json\n  drscript docs --definitions .rhai-defs")]
+    Docs(DocsArgs),
+    /// Shell completions
+    #[command(after_help = "Examples:\n  drscript completions bash > /etc/bash_completion.d/drscript")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The runbook (.rhai)
+    pub script: PathBuf,
+    /// Read live state and describe every change without making it
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Answer yes to every confirmation (and acknowledge manual steps)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// A value for `param(KEY, default)`
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Skip the offline rehearsal that runs before every live run
+    #[arg(long)]
+    pub skip_rehearsal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The runbook (.rhai)
+    pub script: PathBuf,
+    /// A value for `param(KEY, default)`
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Scripts to compile and lint
+    pub scripts: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to continue [default: the last unfinished one]
+    pub run_id: Option<String>,
+    /// Resume even though the script changed since the run started
+    #[arg(long)]
+    pub force: bool,
+    /// Answer yes to every confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplArgs {
+    /// Start in plan mode (describe changes instead of making them)
+    #[arg(long)]
+    pub plan: bool,
+    /// Answer yes to every confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// One primitive (or a prefix)
+    pub name: Option<String>,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+    /// Write Rhai definition files for editors into DIR
+    #[arg(long, value_name = "DIR")]
+    pub definitions: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+/// Subcommand names, for telling `drscript SCRIPT` from `drscript COMMAND`.
+pub fn is_subcommand(name: &str) -> bool {
+    use clap::CommandFactory;
+    name == "help" || Cli::command().get_subcommands().any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
+}
+
+/// Global options that take a value (so that `drscript --config x failover.rhai` is understood).
+const VALUE_OPTIONS: &[&str] = &["--config", "--log-format", "--log-file", "--state-dir", "--stdlib"];
+
+/// Rewrites `drscript [GLOBALS] SCRIPT ARGS` into `drscript [GLOBALS] run SCRIPT ARGS`.
+pub fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut i = 1;
+    while i < args.len() {
+        let Some(arg) = args[i].to_str() else { break };
+        if VALUE_OPTIONS.contains(&arg) {
+            i += 2;
+            continue;
+        }
+        if arg.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if !is_subcommand(arg) {
+            args.insert(i, "run".into());
+        }
+        break;
+    }
+    args
+}

@@ -1,0 +1,119 @@
+//! Logs through `tracing`: readable text on stderr by default, JSON on request, optionally a
+//! file too. Every sink writes through the redaction layer.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::error::{Error, Result};
+use crate::redact::RedactingWriter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub struct LogOptions {
+    pub format: LogFormat,
+    pub file: Option<PathBuf>,
+    /// -1 quiet, 0 normal, 1 debug, 2+ trace.
+    pub verbosity: i8,
+    pub color: bool,
+}
+
+struct Clock;
+
+impl FormatTime for Clock {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", chrono::Local::now().format("%H:%M:%S"))
+    }
+}
+
+#[derive(Clone)]
+struct Redacting<M>(M);
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
+    type Writer = RedactingWriter<M::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter::new(self.0.make_writer())
+    }
+}
+
+#[derive(Clone)]
+struct SharedFile(Arc<Mutex<std::fs::File>>);
+
+impl std::io::Write for &SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for SharedFile {
+    type Writer = &'a SharedFile;
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
+}
+
+pub fn init(options: &LogOptions) -> Result<()> {
+    let level = match options.verbosity {
+        i8::MIN..=-1 => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let quiet_libs = if options.verbosity >= 2 { "" } else { ",kube=warn,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,tower=warn,h2=warn,azure_core=warn,typespec_client_core=warn" };
+    let filter = || EnvFilter::new(format!("{level}{quiet_libs}"));
+    let stderr = Redacting(std::io::stderr);
+    let stderr_layer = match options.format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(stderr)
+            .with_target(false)
+            .with_timer(Clock)
+            .with_ansi(options.color)
+            .with_filter(filter())
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(stderr)
+            .with_filter(filter())
+            .boxed(),
+    };
+    let file_layer = match &options.file {
+        None => None,
+        Some(path) => {
+            let mut open = std::fs::OpenOptions::new();
+            open.create(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            let file = open
+                .open(path)
+                .map_err(|e| Error::Usage(format!("--log-file {}: {e}", path.display())))?;
+            let writer = Redacting(SharedFile(Arc::new(Mutex::new(file))));
+            Some(match options.format {
+                LogFormat::Text => tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(false)
+                    .with_filter(filter())
+                    .boxed(),
+                LogFormat::Json => tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(writer)
+                    .with_filter(filter())
+                    .boxed(),
+            })
+        }
+    };
+    let _ = tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init();
+    Ok(())
+}

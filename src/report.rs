@@ -1,0 +1,189 @@
+//! The run report, rendered from the journal so that it covers every attempt of a resumed run:
+//! timeline, per-step durations, total time (RTO evidence), figures, failures and deviations.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::journal::{Event, Record, StepOutcome};
+use crate::redact;
+
+/// One step as the report sees it.
+#[derive(Debug, Clone)]
+pub struct StepRow {
+    pub id: String,
+    pub number: String,
+    pub title: String,
+    pub lane: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// Everything the report needs, derived from the journal.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub run_id: String,
+    pub script: String,
+    pub script_hash: String,
+    pub config: Option<String>,
+    pub mode: String,
+    pub attempts: u32,
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
+    pub active_ms: u64,
+    pub outcome: String,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub steps: Vec<StepRow>,
+    pub skipped: Vec<(String, String)>,
+    pub actions: Vec<Record>,
+    pub metrics: Vec<(String, serde_json::Value)>,
+    pub warnings: Vec<String>,
+}
+
+pub fn summarize(records: &[Record]) -> Summary {
+    let mut s = Summary { outcome: "unfinished".into(), ..Summary::default() };
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut attempt_start: Option<DateTime<Utc>> = None;
+    for record in records {
+        match &record.event {
+            Event::RunStarted { run_id, attempt, script, script_hash, config, mode, .. } => {
+                s.run_id.clone_from(run_id);
+                s.attempts = *attempt;
+                s.script.clone_from(script);
+                s.script_hash.clone_from(script_hash);
+                s.config.clone_from(config);
+                s.mode.clone_from(mode);
+                s.started.get_or_insert(record.ts);
+                attempt_start = Some(record.ts);
+            }
+            Event::StepStarted { id, number, title, lane, .. } => {
+                index.insert(id.clone(), s.steps.len());
+                s.steps.push(StepRow {
+                    id: id.clone(),
+                    number: number.clone(),
+                    title: title.clone(),
+                    lane: lane.clone(),
+                    start: record.ts,
+                    end: None,
+                    outcome: "unfinished".into(),
+                    error: None,
+                });
+            }
+            Event::StepFinished { id, outcome, error, .. } => {
+                if let Some(row) = index.get(id).and_then(|i| s.steps.get_mut(*i)) {
+                    row.end = Some(record.ts);
+                    row.outcome = match outcome {
+                        StepOutcome::Ok => "ok",
+                        StepOutcome::Failed => "failed",
+                        StepOutcome::Interrupted => "interrupted",
+                    }
+                    .into();
+                    row.error.clone_from(error);
+                }
+            }
+            Event::StepSkipped { number, title, .. } => s.skipped.push((number.clone(), title.clone())),
+            Event::Action { .. } => s.actions.push(record.clone()),
+            Event::Metric { name, value } => s.metrics.push((name.clone(), value.clone())),
+            Event::Log { level, message } if level == "warn" => s.warnings.push(message.clone()),
+            Event::Log { .. } => {}
+            Event::RunFinished { outcome, exit_code, error, .. } => {
+                s.outcome.clone_from(outcome);
+                s.exit_code = Some(*exit_code);
+                s.error.clone_from(error);
+                s.finished = Some(record.ts);
+                if let Some(start) = attempt_start.take() {
+                    s.active_ms += (record.ts - start).num_milliseconds().max(0) as u64;
+                }
+            }
+        }
+    }
+    s
+}
+
+fn secs(ms: i64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// The Markdown report.
+pub fn markdown(records: &[Record]) -> String {
+    let s = summarize(records);
+    let mut out = String::new();
+    let start = s.started.unwrap_or_else(Utc::now);
+    out.push_str(&format!("# drscript run {}\n\n", s.run_id));
+    out.push_str(&format!("| | |\n|---|---|\n| Script | `{}` (sha256 `{}`) |\n", s.script, &s.script_hash[..s.script_hash.len().min(12)]));
+    if let Some(c) = &s.config {
+        out.push_str(&format!("| Config | `{c}` |\n"));
+    }
+    out.push_str(&format!("| Mode | {} |\n", s.mode));
+    out.push_str(&format!("| Outcome | **{}**{} |\n", s.outcome, s.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()));
+    out.push_str(&format!("| Started | {} |\n", start.format("%Y-%m-%d %H:%M:%S%.3f UTC")));
+    if let Some(f) = s.finished {
+        out.push_str(&format!("| Finished | {} |\n", f.format("%Y-%m-%d %H:%M:%S%.3f UTC")));
+        out.push_str(&format!("| Wall-clock time | {} |\n", secs((f - start).num_milliseconds())));
+    }
+    out.push_str(&format!("| Time spent running (RTO evidence) | {} |\n", secs(s.active_ms as i64)));
+    out.push_str(&format!("| Attempts | {} |\n", s.attempts));
+    for (name, value) in &s.metrics {
+        out.push_str(&format!("| {name} | {} |\n", value.as_str().map_or_else(|| value.to_string(), str::to_string)));
+    }
+    out.push_str("\n## Timeline\n\n| # | Step | Lane | Start | Duration | Outcome |\n|---|---|---|---|---|---|\n");
+    for row in &s.steps {
+        let indent = "&nbsp;&nbsp;".repeat(row.number.matches('.').count());
+        let duration = row.end.map_or("—".to_string(), |e| secs((e - row.start).num_milliseconds()));
+        out.push_str(&format!(
+            "| {} | {indent}{} | {} | +{} | {duration} | {} |\n",
+            row.number,
+            row.title,
+            row.lane.as_deref().unwrap_or(""),
+            secs((row.start - start).num_milliseconds()),
+            row.outcome
+        ));
+    }
+    if !s.skipped.is_empty() {
+        out.push_str("\n## Skipped (finished in an earlier attempt)\n\n");
+        for (number, title) in &s.skipped {
+            out.push_str(&format!("- {number} {title}\n"));
+        }
+    }
+    out.push_str("\n## Actions\n\n| Time | Step | Action | Target | Detail | Outcome | Duration |\n|---|---|---|---|---|---|---|\n");
+    let numbers: HashMap<&str, &String> = s.steps.iter().map(|r| (r.id.as_str(), &r.number)).collect();
+    for record in &s.actions {
+        if let Event::Action { step, primitive, target, detail, outcome, duration_ms, error } = &record.event {
+            let outcome = match error {
+                Some(e) => format!("{outcome}: {}", e.replace('|', "\\|").replace('\n', " ")),
+                None => outcome.clone(),
+            };
+            out.push_str(&format!(
+                "| +{} | {} | {primitive} | {} | {} | {outcome} | {} |\n",
+                secs((record.ts - start).num_milliseconds()),
+                step.as_deref().and_then(|id| numbers.get(id)).map_or("", |n| n.as_str()),
+                target.replace('|', "\\|"),
+                detail.replace('|', "\\|"),
+                secs(*duration_ms as i64)
+            ));
+        }
+    }
+    let failures: Vec<&StepRow> = s.steps.iter().filter(|r| r.outcome != "ok").collect();
+    if !failures.is_empty() || !s.warnings.is_empty() || s.error.is_some() {
+        out.push_str("\n## Deviations\n\n");
+        for row in failures {
+            out.push_str(&format!(
+                "- step {} \"{}\": {}{}\n",
+                row.number,
+                row.title,
+                row.outcome,
+                row.error.as_deref().map(|e| format!(" — {}", e.lines().next().unwrap_or(""))).unwrap_or_default()
+            ));
+        }
+        for w in &s.warnings {
+            out.push_str(&format!("- warning: {w}\n"));
+        }
+        if let Some(e) = &s.error {
+            out.push_str(&format!("\n```\n{e}\n```\n"));
+        }
+    }
+    redact::redacted(out)
+}

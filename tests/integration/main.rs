@@ -1,0 +1,14 @@
+//! Integration tests: every test drives the built `drscript` binary through [`test::Test`].
+
+mod bad_input;
+mod check;
+mod docs;
+mod flow;
+mod imports;
+mod lock;
+mod logs;
+mod plan;
+mod repl;
+mod resume;
+mod secrets;
+mod test;
