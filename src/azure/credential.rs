@@ -75,6 +75,16 @@ impl Credential {
         }
     }
 
+    /// Reads the secrets this config's credential needs through `exec`, so that a rehearsal or
+    /// a plan finds a missing one before anything runs.
+    pub fn check_secrets(exec: &crate::exec::Exec, azure: &Azure) -> Result<()> {
+        match azure.auth.as_str() {
+            "static_token" => azure.token.as_ref().map(|t| exec.secret(t)).transpose().map(drop),
+            "service_principal" => azure.client_secret.as_ref().map(|t| exec.secret(t)).transpose().map(drop),
+            _ => Ok(()),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Credential::Static(secret) => format!("static token from {}", secret.describe()),

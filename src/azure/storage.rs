@@ -123,11 +123,21 @@ fn parse_status(name: &str, account: &StorageAccount, body: &Value) -> StorageSt
 pub fn storage_status(exec: &Exec, name: &str) -> Result<StorageStatus> {
     let config = exec.config()?.clone();
     let acc = account(&config, name)?.clone();
+    check_secrets(exec, &config)?;
     let placeholder = placeholder_status(name, &acc);
     exec.query("storage_status", &target(name, &acc), || placeholder, || {
         let client = ArmClient::from_config(&config)?;
         exec.block_on(fetch_status(&client, name, &acc))
     })
+}
+
+fn check_secrets(exec: &Exec, config: &Config) -> Result<()> {
+    match &config.azure {
+        Some(azure) => super::Credential::check_secrets(exec, azure),
+        None => Err(Error::Config {
+            message: format!("no [azure] section in {}: it says how to authenticate to Azure", config.path.display()),
+        }),
+    }
 }
 
 /// What an operator must know before a failover starts.
@@ -148,9 +158,15 @@ pub fn failover_warning(status: &StorageStatus, planned: bool) -> String {
 
 /// Starts an account failover and follows it to its end.
 pub fn storage_failover(exec: &Exec, name: &str, options: FailoverOptions) -> Result<FailoverResult> {
+    let before = storage_status(exec, name)?;
+    storage_failover_from(exec, name, before, options)
+}
+
+/// [`storage_failover`] when the status was just read (to show it to the operator first).
+pub fn storage_failover_from(exec: &Exec, name: &str, before: StorageStatus, options: FailoverOptions) -> Result<FailoverResult> {
     let config = exec.config()?.clone();
     let acc = account(&config, name)?.clone();
-    let before = storage_status(exec, name)?;
+    check_secrets(exec, &config)?;
     let failover_type = if options.planned { "Planned" } else { "Unplanned" };
     let tgt = target(name, &acc);
     if exec.mode() != crate::exec::Mode::Plan {

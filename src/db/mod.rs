@@ -126,6 +126,10 @@ pub fn db_probe(exec: &Exec, name: &str) -> Result<ProbeReport> {
         ))
     })?;
     let target = Target::parse(&db.url)?;
+    ProbeKind::parse(&db.probe)?;
+    if let Some(password) = &db.password {
+        exec.secret(password)?;
+    }
     let label = format!("{} {} ({}@{})", target.engine, name, target.user, target.address());
     let placeholder = ProbeReport {
         name: name.to_string(),

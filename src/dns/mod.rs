@@ -84,9 +84,26 @@ fn old_text(old: &Option<Vec<String>>) -> String {
     }
 }
 
+/// Reads the secrets the configured provider needs through `exec` (a plan finds a missing one).
+fn check_secrets(exec: &Exec) -> Result<()> {
+    let config = exec.config()?;
+    let Some(dns) = &config.dns else { return Ok(()) };
+    match dns.provider.as_str() {
+        "rfc2136" => dns.tsig_secret.as_ref().map(|s| exec.secret(s)).transpose().map(drop),
+        "azure" | "azure_private" => match &config.azure {
+            Some(azure) => crate::azure::Credential::check_secrets(exec, azure),
+            None => Err(Error::Config {
+                message: format!("[dns] provider = \"{}\" needs an [azure] section in {}", dns.provider, config.path.display()),
+            }),
+        },
+        _ => Ok(()),
+    }
+}
+
 /// Sets one record through the configured provider.
 pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
     let config = exec.config()?.clone();
+    check_secrets(exec)?;
     let provider = Provider::from_config(&config)?;
     let target = format!("{} ({})", spec.target(), provider.describe());
     let current: Option<Option<RecordState>> =
@@ -180,6 +197,7 @@ async fn read_lookup(provider: &Provider, zone: &str, relative: &str, record_typ
 
 /// Asks the authority for a record.
 pub fn dns_lookup(exec: &Exec, name: &str, opts: &LookupOptions) -> Result<Lookup> {
+    check_secrets(exec)?;
     let provider = Provider::from_config(exec.config()?)?.with_server(opts.server.as_deref())?;
     let (zone, relative, record_type) = lookup_target(exec, &provider, name, opts)?;
     let fqdn = record::normalize(name);
@@ -211,6 +229,7 @@ fn to_lookup(base: Lookup, state: Option<RecordState>) -> Lookup {
 /// Polls the authority until it answers exactly `value` for `name`; reports when caches of the
 /// previous value will have expired. Outside live runs it looks once and does not wait.
 pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> Result<Lookup> {
+    check_secrets(exec)?;
     let provider = Provider::from_config(exec.config()?)?.with_server(opts.server.as_deref())?;
     let (zone, relative, record_type) = lookup_target(exec, &provider, name, opts)?;
     let fqdn = record::normalize(name);
