@@ -181,7 +181,7 @@ pub fn storage_failover_from(exec: &Exec, name: &str, before: StorageStatus, opt
             ));
         }
     }
-    let detail = format!("{failover_type} failover: {}", failover_warning(&before, options.planned));
+    let detail = failover_warning(&before, options.planned);
     let described = FailoverResult {
         name: name.to_string(),
         account: acc.account.clone(),

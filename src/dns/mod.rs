@@ -39,7 +39,8 @@ pub struct DnsChange {
     /// The values before; empty when the record did not exist; `None` when not read (plan).
     pub old: Option<Vec<String>>,
     pub old_ttl: Option<u32>,
-    pub new: String,
+    /// The value set (or to be set).
+    pub value: String,
     pub ttl: u32,
     /// True when a write was (or would be) needed.
     pub changed: bool,
@@ -120,7 +121,7 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
         provider: provider.describe(),
         old: old.clone(),
         old_ttl,
-        new: spec.value.clone(),
+        value: spec.value.clone(),
         ttl: spec.ttl,
         changed: !same,
         applied: false,

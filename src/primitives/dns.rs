@@ -69,7 +69,7 @@ pub mod dns_api {
     /// Points the record `record` of `[dns.records]` at its target for `role` (e.g. `"dr"`,
     /// `"sync"`), through the configured provider. Idempotent: a record that already has that
     /// value and TTL is reported unchanged. Dry runs show `old → new`. Returns a map: `name`,
-    /// `type`, `old`, `new`, `ttl`, `changed`, `caches_expire_after_secs` (the old TTL: how
+    /// `type`, `old` (values before), `value`, `ttl`, `changed`, `caches_expire_after_secs` (the old TTL: how
     /// long resolvers may still answer the old value).
     ///
     /// ```rhai

@@ -1,5 +1,6 @@
 //! A real BIND9 `named` for the tests: loopback, ephemeral port, temp dir, a TSIG key, one zone
 //! open to signed updates and one that refuses them. Stopped when dropped.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
