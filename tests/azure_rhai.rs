@@ -2,12 +2,10 @@
 //! over (ARM emulator) and switches DNS (real BIND9), with confirmation, dry run and report.
 
 #[path = "azure_support/arm.rs"]
-#[allow(dead_code)]
 mod arm;
 #[path = "dns_support/bind.rs"]
 mod bind;
 #[path = "dns_support/harness.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use std::path::Path;

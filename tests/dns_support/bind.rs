@@ -112,7 +112,7 @@ zone "{LOCKED_ZONE}" {{ type primary; file "{d}/{LOCKED_ZONE}.zone"; }};
     /// What the server answers, as the real `dig` client sees it.
     pub fn dig(&self, name: &str, record_type: &str) -> Vec<String> {
         let out = Command::new("dig")
-            .args([&format!("@127.0.0.1"), "-p", &self.port.to_string(), "+tcp", "+short", "+norecurse", "+time=5", name, record_type])
+            .args(["@127.0.0.1", "-p", &self.port.to_string(), "+tcp", "+short", "+norecurse", "+time=5", name, record_type])
             .output()
             .expect("dig is not installed: apt-get install -y bind9-dnsutils");
         let mut values: Vec<String> = String::from_utf8_lossy(&out.stdout)

@@ -85,7 +85,7 @@ impl Storage {
         }
     }
 
-    fn find(&self, sub: &str, rg: &str, name: &str) -> Result<usize, Response> {
+    fn find(&self, sub: &str, rg: &str, name: &str) -> Result<usize, Box<Response>> {
         if let Some(i) = self.accounts.iter().position(|a| {
             a.seed.subscription.eq_ignore_ascii_case(sub)
                 && a.seed.resource_group.eq_ignore_ascii_case(rg)
@@ -94,13 +94,13 @@ impl Storage {
             return Ok(i);
         }
         if !self.accounts.iter().any(|a| a.seed.resource_group.eq_ignore_ascii_case(rg)) {
-            return Err(error(StatusCode::NOT_FOUND, "ResourceGroupNotFound", &format!("Resource group '{rg}' could not be found.")));
+            return Err(Box::new(error(StatusCode::NOT_FOUND, "ResourceGroupNotFound", &format!("Resource group '{rg}' could not be found."))));
         }
-        Err(error(
+        Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
             &format!("The Resource 'Microsoft.Storage/storageAccounts/{name}' under resource group '{rg}' was not found."),
-        ))
+        )))
     }
 
     /// Completes operations whose simulated duration has passed.
@@ -131,7 +131,7 @@ impl Storage {
     pub fn get(&self, sub: &str, rg: &str, name: &str, expand: Option<&str>) -> Response {
         let i = match self.find(sub, rg, name) {
             Ok(i) => i,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         ok_json(StatusCode::OK, self.account_json(i, expand.is_some_and(|e| e.contains("geoReplicationStats"))))
     }
@@ -190,7 +190,7 @@ impl Storage {
     pub fn failover(&mut self, options: &ArmOptions, base: &str, sub: &str, rg: &str, name: &str, planned: bool, fail: bool) -> Response {
         let i = match self.find(sub, rg, name) {
             Ok(i) => i,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let a = &self.accounts[i];
         if a.failover.is_some() {
