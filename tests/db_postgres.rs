@@ -74,6 +74,24 @@ fn probe_writes_reads_back_and_leaves_nothing_behind() {
     assert_eq!(planned.server_version, "(plan)");
 
     assert_no_secret(&pg.app_password, &[&h.journal_text(), &format!("{report:?}{scratch:?}")]);
+
+    // The same through a runbook and the real binary.
+    std::fs::write(
+        h.dir.path().join("probe.rhai"),
+        "let p = db_probe(\"primary\");\nprint(`role=${p.role} wrote=${p.wrote} engine=${p.engine}`);\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drscript"))
+        .args(["run", "probe.rhai"])
+        .current_dir(h.dir.path())
+        .env_remove("DRSCRIPT_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("role=primary wrote=true engine=postgres"), "{text}");
+    assert_no_secret(&pg.app_password, &[&text]);
 }
 
 #[test]

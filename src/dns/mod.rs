@@ -77,6 +77,22 @@ pub struct Lookup {
     pub caches_expire_at: Option<String>,
 }
 
+impl Lookup {
+    /// Nothing found (yet), or a plan's placeholder.
+    fn empty(name: &str, record_type: RecordType, source: &str) -> Lookup {
+        Lookup {
+            name: name.to_string(),
+            record_type,
+            values: vec![],
+            ttl: 0,
+            found: false,
+            source: source.to_string(),
+            waited_ms: 0,
+            caches_expire_at: None,
+        }
+    }
+}
+
 fn old_text(old: &Option<Vec<String>>) -> String {
     match old {
         None => "(current value not read in plan mode)".to_string(),
@@ -204,16 +220,7 @@ pub fn dns_lookup(exec: &Exec, name: &str, opts: &LookupOptions) -> Result<Looku
     let fqdn = record::normalize(name);
     let source = provider.describe();
     let target = format!("{record_type} {fqdn} ({source})");
-    let placeholder = Lookup {
-        name: fqdn.clone(),
-        record_type,
-        values: vec![],
-        ttl: 0,
-        found: false,
-        source: source.clone(),
-        waited_ms: 0,
-        caches_expire_at: None,
-    };
+    let placeholder = Lookup::empty(&fqdn, record_type, &source);
     exec.query("dns_lookup", &target, || placeholder.clone(), || {
         let state = exec.block_on(read_lookup(&provider, &zone, &relative, record_type))?;
         Ok(to_lookup(placeholder.clone(), state))
@@ -239,16 +246,7 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
     let timeout = opts.timeout.unwrap_or(Duration::from_secs(300));
     let source = provider.describe();
     let target = format!("{record_type} {fqdn} = {expected} ({source})");
-    let base = Lookup {
-        name: fqdn.clone(),
-        record_type,
-        values: vec![],
-        ttl: 0,
-        found: false,
-        source,
-        waited_ms: 0,
-        caches_expire_at: None,
-    };
+    let base = Lookup::empty(&fqdn, record_type, &source);
     exec.query("wait_dns", &target, || base.clone(), || {
         let started = Instant::now();
         let mut interval = Duration::from_millis(50);

@@ -135,42 +135,36 @@ impl Postgres {
     }
 
     pub fn sql_in(&self, db: &str, statements: &str) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(
-                &format!("host=127.0.0.1 port={} user=postgres password={} dbname={db}", self.port, self.superuser_password),
-                tokio_postgres::NoTls,
-            )
-            .await
-            .unwrap();
-            let driver = tokio::spawn(conn);
+        self.with_client(db, |client| async move {
             for s in statements.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 client.batch_execute(s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
             }
-            drop(client);
-            let _ = driver.await;
         });
     }
 
     /// The first column of the first row of a query, as text.
     pub fn query_text(&self, db: &str, query: &str) -> Option<String> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(
-                &format!("host=127.0.0.1 port={} user=postgres password={} dbname={db}", self.port, self.superuser_password),
-                tokio_postgres::NoTls,
-            )
-            .await
-            .unwrap();
-            let driver = tokio::spawn(conn);
-            let rows = client.simple_query(query).await.unwrap();
-            drop(client);
-            let _ = driver.await;
-            rows.into_iter().find_map(|m| match m {
+        self.with_client(db, |client| async move {
+            client.simple_query(query).await.unwrap().into_iter().find_map(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
                 _ => None,
             })
         })
+    }
+
+    /// Runs `f` with a superuser connection to `db` (the future owns the client, so the
+    /// connection closes when it is done).
+    fn with_client<T, F>(&self, db: &str, f: impl FnOnce(tokio_postgres::Client) -> F) -> T
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let url = format!("host=127.0.0.1 port={} user=postgres password={} dbname={db}", self.port, self.superuser_password);
+        let (client, conn) = rt.block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls)).unwrap();
+        let driver = rt.spawn(conn);
+        let out = rt.block_on(f(client));
+        let _ = rt.block_on(driver);
+        out
     }
 }
 
