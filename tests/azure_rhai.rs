@@ -139,7 +139,9 @@ fn runbook_fails_storage_over_and_switches_dns_with_yes() {
     assert_eq!(w.named.dig(&format!("db.{ZONE}"), "CNAME"), [format!("pg-sync.{ZONE}")]);
     assert_eq!(posts(&w.emu), 1);
     let state = state_files(w.dir.path());
-    assert!(state.contains("storage_last_sync_time"), "the RPO evidence is recorded:\n{state}");
+    assert!(state.contains("| storage_last_sync_time | adeptiaprod 20"), "the RPO evidence is in the report:\n{state}");
+    assert!(state.contains("| storage_failover | adeptiaprod unplanned failover eastus → westus in"), "{state}");
+    assert!(state.contains("caches of the old value expire by") && state.contains("(old TTL 300 s)"), "{state}");
     assert!(state.contains("10.0.0.1 → 10.0.1.1"), "{state}");
     for secret in [&w.token, &w.named.secret] {
         harness::assert_no_secret(secret, &[&output, &state]);

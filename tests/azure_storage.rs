@@ -212,3 +212,20 @@ fn service_principal_secret_stays_out_of_descriptions() {
     let e = Credential::from_config(config.azure.as_ref().unwrap()).unwrap_err().to_string();
     assert!(e.contains("needs tenant_id"), "{e}");
 }
+
+#[test]
+fn azure_cli_credential_without_a_login_is_a_clear_error() {
+    // `az` is not installed (or not logged in) here: the token request fails before any call
+    // to Resource Manager, and says which credential failed.
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}\n[azure]\nauth = \"cli\"\nresource_manager = \"http://127.0.0.1:9\"\n{STORAGE}",
+        harness::ENVIRONMENTS
+    );
+    std::fs::write(dir.path().join("drscript.toml"), toml).unwrap();
+    let config = std::sync::Arc::new(drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let exec = drscript::exec::Exec::builder(Mode::Live, rt.handle().clone()).config(Some(config)).build();
+    let e = storage::storage_status(&exec, "prod").unwrap_err().to_string();
+    assert!(e.contains("token for https://management.azure.com (cli)"), "{e}");
+}

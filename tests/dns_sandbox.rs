@@ -52,3 +52,22 @@ fn a_zone_the_sandbox_does_not_have_is_named() {
     let e = dns::dns_lookup(&h.exec, "www.elsewhere.org", &LookupOptions::default()).unwrap_err().to_string();
     assert!(e.contains("cannot tell which zone holds `www.elsewhere.org`"), "{e}");
 }
+
+#[test]
+fn provider_settings_are_checked_when_the_config_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drscript.toml");
+    let cases = [
+        ("[dns]\nprovider = \"rfc2136\"\n", "provider `rfc2136` needs `server`"),
+        ("[dns]\nprovider = \"sandbox\"\n", "provider `sandbox` needs `zone_file`"),
+        ("[dns]\nprovider = \"azure\"\nresource_group = \"rg\"\n", "provider `azure` needs `subscription`"),
+        ("[dns]\nprovider = \"rfc2136\"\nserver = \"127.0.0.1:53\"\ntsig_key_name = \"k\"\n", "set both `tsig_key_name`"),
+        ("[dns]\nprovider = \"route53\"\n", "must be one of azure, azure_private, rfc2136, sandbox"),
+        ("[databases.x]\nurl = \"postgres://app@db/x\"\nprobe = \"write\"\n", "databases.x.probe: must be one of rollback, scratch_table, read"),
+    ];
+    for (toml, expected) in cases {
+        std::fs::write(&path, format!("{}{toml}", harness::ENVIRONMENTS)).unwrap();
+        let e = drscript::config::Config::load(&path).unwrap_err();
+        assert!(e.is_bad_input() && e.to_string().contains(expected), "{toml}: {e}");
+    }
+}

@@ -22,9 +22,10 @@ fn record_last_sync(exec: &Exec, status: &StorageStatus) -> RhaiResult<()> {
     if status.sku == "(plan)" {
         return Ok(());
     }
+    let sync = status.last_sync_time.as_deref().unwrap_or("unknown");
     exec.metric(
         "storage_last_sync_time",
-        json!({ "account": status.account, "last_sync_time": status.last_sync_time, "primary_location": status.primary_location }),
+        json!(format!("{} {sync} (primary {}, {})", status.account, status.primary_location, status.sku)),
     )
     .map_err(to_rhai)
 }
@@ -88,15 +89,15 @@ fn failover(ctx: &NativeCallContext, account: &str, options: &Map) -> RhaiResult
     if let Some(after) = &result.after {
         exec.metric(
             "storage_failover",
-            json!({
-                "account": result.account,
-                "type": result.failover_type,
-                "duration_ms": result.duration_ms,
-                "primary_before": result.before.primary_location,
-                "primary_after": after.primary_location,
-                "sku_after": after.sku,
-                "last_sync_time_before": result.before.last_sync_time,
-            }),
+            json!(format!(
+                "{} {} failover {} → {} in {:.1} s, now {}",
+                result.account,
+                result.failover_type.to_lowercase(),
+                result.before.primary_location,
+                after.primary_location,
+                result.duration_ms as f64 / 1000.0,
+                after.sku
+            )),
         )
         .map_err(to_rhai)?;
     }

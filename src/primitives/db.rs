@@ -31,7 +31,10 @@ pub mod db_api {
         if report.server_version != "(plan)" {
             exec.metric(
                 "db_probe",
-                json!({ "name": report.name, "role": report.role, "connect_ms": report.connect_ms, "query_ms": report.query_ms }),
+                json!(format!(
+                    "{}: {} {} ({}), wrote {}, connect {} ms, probe {} ms",
+                    report.name, report.engine, report.role, report.server_version, report.wrote, report.connect_ms, report.query_ms
+                )),
             )
             .map_err(to_rhai)?;
         }

@@ -6,8 +6,9 @@ use rhai::plugin::*;
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
 
 use super::{exec_of, to_rhai};
-use crate::dns::{self, LookupOptions, RecordSpec, RecordType};
+use crate::dns::{self, DnsChange, LookupOptions, RecordSpec, RecordType};
 use crate::error::Error;
+use crate::exec::Exec;
 
 type RhaiResult<T = Dynamic> = Result<T, Box<EvalAltResult>>;
 
@@ -48,6 +49,32 @@ pub(super) fn opt_secs(primitive: &str, map: &Map, key: &str) -> RhaiResult<Opti
     }
 }
 
+/// The report says until when resolvers may still answer the value that was replaced.
+fn set_and_record(exec: &Exec, spec: &RecordSpec) -> RhaiResult {
+    let change = dns::set_dns(exec, spec).map_err(to_rhai)?;
+    record_caches(exec, &change)?;
+    to_value(&change)
+}
+
+fn record_caches(exec: &Exec, change: &DnsChange) -> RhaiResult<()> {
+    if !change.applied {
+        return Ok(());
+    }
+    let until = chrono::Utc::now() + chrono::Duration::seconds(i64::from(change.caches_expire_after_secs));
+    exec.metric(
+        "dns_caches_expire",
+        serde_json::json!(format!(
+            "{} {} → {}: caches of the old value expire by {} (old TTL {} s)",
+            change.record_type,
+            change.name,
+            change.value,
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            change.caches_expire_after_secs
+        )),
+    )
+    .map_err(to_rhai)
+}
+
 fn lookup_options(primitive: &str, opts: &Map, with_timeout: bool) -> RhaiResult<LookupOptions> {
     let mut allowed = vec!["type", "server", "zone"];
     if with_timeout {
@@ -80,7 +107,7 @@ pub mod dns_api {
         let exec = exec_of(&ctx);
         let config = exec.config().map_err(to_rhai)?;
         let spec = dns::record::from_config(config, record, role).map_err(to_rhai)?;
-        to_value(&dns::set_dns(&exec, &spec).map_err(to_rhai)?)
+        set_and_record(&exec, &spec)
     }
 
     /// Sets an explicit record: `#{zone, name, type, value, ttl}` (`type` A, AAAA or CNAME,
@@ -106,8 +133,7 @@ pub mod dns_api {
                 .ok_or_else(|| to_rhai(Error::Usage("set_dns: `ttl` must be a whole number of seconds".into())))?,
         };
         let spec = RecordSpec::new(&need("zone")?, &need("name")?, record_type, &need("value")?, ttl).map_err(to_rhai)?;
-        let exec = exec_of(&ctx);
-        to_value(&dns::set_dns(&exec, &spec).map_err(to_rhai)?)
+        set_and_record(&exec_of(&ctx), &spec)
     }
 
     /// Asks the authoritative source (the configured DNS server, Azure DNS, the sandbox zone)
