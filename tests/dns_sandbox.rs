@@ -25,7 +25,8 @@ fn set_dns_writes_the_zone_file_and_lookup_reads_it() {
     let h = Harness::new(TOML, &[], Mode::Live);
     let zone = DnsZoneFile::new(h.dir.path().join("dns.json"));
     zone.create(&["adeptia.sandbox"]).unwrap();
-    zone.set("adeptia.sandbox", "app", "A", 30, vec!["127.0.0.10".into()]).unwrap();
+    zone.set("adeptia.sandbox", "app", "A", 30, vec!["127.0.0.10".into()])
+        .unwrap();
 
     let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
     let change = dns::set_dns(&h.exec, &spec).unwrap();
@@ -36,21 +37,45 @@ fn set_dns_writes_the_zone_file_and_lookup_reads_it() {
     let again = dns::set_dns(&h.exec, &spec).unwrap();
     assert!(!again.changed);
 
-    let seen = dns::wait_dns(&h.exec, "app.adeptia.sandbox", "127.0.0.20", &LookupOptions::default()).unwrap();
-    assert_eq!((seen.values, seen.ttl), (vec!["127.0.0.20".to_string()], 30));
-    let missing = dns::dns_lookup(&h.exec, "nothing.adeptia.sandbox", &LookupOptions::default()).unwrap();
+    let seen = dns::wait_dns(
+        &h.exec,
+        "app.adeptia.sandbox",
+        "127.0.0.20",
+        &LookupOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        (seen.values, seen.ttl),
+        (vec!["127.0.0.20".to_string()], 30)
+    );
+    let missing = dns::dns_lookup(
+        &h.exec,
+        "nothing.adeptia.sandbox",
+        &LookupOptions::default(),
+    )
+    .unwrap();
     assert!(!missing.found);
 }
 
 #[test]
 fn a_zone_the_sandbox_does_not_have_is_named() {
     let h = Harness::new(TOML, &[], Mode::Live);
-    DnsZoneFile::new(h.dir.path().join("dns.json")).create(&["adeptia.sandbox"]).unwrap();
+    DnsZoneFile::new(h.dir.path().join("dns.json"))
+        .create(&["adeptia.sandbox"])
+        .unwrap();
     let spec = RecordSpec::new("other.zone", "app", RecordType::A, "127.0.0.1", 30).unwrap();
     let e = dns::set_dns(&h.exec, &spec).unwrap_err().to_string();
-    assert!(e.contains("`other.zone` does not exist") && e.contains("adeptia.sandbox"), "{e}");
-    let e = dns::dns_lookup(&h.exec, "www.elsewhere.org", &LookupOptions::default()).unwrap_err().to_string();
-    assert!(e.contains("cannot tell which zone holds `www.elsewhere.org`"), "{e}");
+    assert!(
+        e.contains("`other.zone` does not exist") && e.contains("adeptia.sandbox"),
+        "{e}"
+    );
+    let e = dns::dns_lookup(&h.exec, "www.elsewhere.org", &LookupOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot tell which zone holds `www.elsewhere.org`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -58,16 +83,37 @@ fn provider_settings_are_checked_when_the_config_loads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drscript.toml");
     let cases = [
-        ("[dns]\nprovider = \"rfc2136\"\n", "provider `rfc2136` needs `server`"),
-        ("[dns]\nprovider = \"sandbox\"\n", "provider `sandbox` needs `zone_file`"),
-        ("[dns]\nprovider = \"azure\"\nresource_group = \"rg\"\n", "provider `azure` needs `subscription`"),
-        ("[dns]\nprovider = \"rfc2136\"\nserver = \"127.0.0.1:53\"\ntsig_key_name = \"k\"\n", "set both `tsig_key_name`"),
-        ("[dns]\nprovider = \"route53\"\n", "must be one of azure, azure_private, rfc2136, sandbox"),
-        ("[databases.x]\nurl = \"postgres://app@db/x\"\nprobe = \"write\"\n", "databases.x.probe: must be one of rollback, scratch_table, read"),
+        (
+            "[dns]\nprovider = \"rfc2136\"\n",
+            "provider `rfc2136` needs `server`",
+        ),
+        (
+            "[dns]\nprovider = \"sandbox\"\n",
+            "provider `sandbox` needs `zone_file`",
+        ),
+        (
+            "[dns]\nprovider = \"azure\"\nresource_group = \"rg\"\n",
+            "provider `azure` needs `subscription`",
+        ),
+        (
+            "[dns]\nprovider = \"rfc2136\"\nserver = \"127.0.0.1:53\"\ntsig_key_name = \"k\"\n",
+            "set both `tsig_key_name`",
+        ),
+        (
+            "[dns]\nprovider = \"route53\"\n",
+            "must be one of azure, azure_private, rfc2136, sandbox",
+        ),
+        (
+            "[databases.x]\nurl = \"postgres://app@db/x\"\nprobe = \"write\"\n",
+            "databases.x.probe: must be one of rollback, scratch_table, read",
+        ),
     ];
     for (toml, expected) in cases {
         std::fs::write(&path, format!("{}{toml}", harness::ENVIRONMENTS)).unwrap();
         let e = drscript::config::Config::load(&path).unwrap_err();
-        assert!(e.is_bad_input() && e.to_string().contains(expected), "{toml}: {e}");
+        assert!(
+            e.is_bad_input() && e.to_string().contains(expected),
+            "{toml}: {e}"
+        );
     }
 }

@@ -8,4 +8,7 @@ pub mod storage;
 
 pub use arm_client::{ArmClient, ArmResponse, LroStatus};
 pub use credential::Credential;
-pub use storage::{FailoverOptions, FailoverResult, StorageStatus, storage_failover, storage_failover_from, storage_status};
+pub use storage::{
+    FailoverOptions, FailoverResult, StorageStatus, storage_failover, storage_failover_from,
+    storage_status,
+};

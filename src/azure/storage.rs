@@ -50,7 +50,10 @@ pub struct FailoverOptions {
 impl Default for FailoverOptions {
     fn default() -> Self {
         // Microsoft: "typically less than one hour".
-        FailoverOptions { planned: false, timeout: Duration::from_secs(3600) }
+        FailoverOptions {
+            planned: false,
+            timeout: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -74,7 +77,12 @@ pub fn account<'a>(config: &'a Config, name: &str) -> Result<&'a StorageAccount>
         Error::Usage(format!(
             "storage account `{name}` is not in [storage] of {} (known: {})",
             config.path.display(),
-            config.storage.keys().cloned().collect::<Vec<_>>().join(", ")
+            config
+                .storage
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })
 }
@@ -87,14 +95,26 @@ fn account_path(account: &StorageAccount) -> String {
 }
 
 fn target(name: &str, account: &StorageAccount) -> String {
-    format!("storage account {} ([storage.{name}], resource group {})", account.account, account.resource_group)
+    format!(
+        "storage account {} ([storage.{name}], resource group {})",
+        account.account, account.resource_group
+    )
 }
 
 /// Reads the account with its geo-replication statistics.
-pub async fn fetch_status(client: &ArmClient, name: &str, account: &StorageAccount) -> Result<StorageStatus> {
-    let path = format!("{}?api-version={STORAGE_API_VERSION}&$expand=geoReplicationStats", account_path(account));
-    let response =
-        client.send(Method::GET, &path, None, &[]).await?.into_result("storage_status", &target(name, account))?;
+pub async fn fetch_status(
+    client: &ArmClient,
+    name: &str,
+    account: &StorageAccount,
+) -> Result<StorageStatus> {
+    let path = format!(
+        "{}?api-version={STORAGE_API_VERSION}&$expand=geoReplicationStats",
+        account_path(account)
+    );
+    let response = client
+        .send(Method::GET, &path, None, &[])
+        .await?
+        .into_result("storage_status", &target(name, account))?;
     Ok(parse_status(name, account, &response.body))
 }
 
@@ -125,24 +145,35 @@ pub fn storage_status(exec: &Exec, name: &str) -> Result<StorageStatus> {
     let acc = account(&config, name)?.clone();
     check_secrets(exec, &config)?;
     let placeholder = placeholder_status(name, &acc);
-    exec.query("storage_status", &target(name, &acc), || placeholder, || {
-        let client = ArmClient::from_config(&config)?;
-        exec.block_on(fetch_status(&client, name, &acc))
-    })
+    exec.query(
+        "storage_status",
+        &target(name, &acc),
+        || placeholder,
+        || {
+            let client = ArmClient::from_config(&config)?;
+            exec.block_on(fetch_status(&client, name, &acc))
+        },
+    )
 }
 
 fn check_secrets(exec: &Exec, config: &Config) -> Result<()> {
     match &config.azure {
         Some(azure) => super::Credential::check_secrets(exec, azure),
         None => Err(Error::Config {
-            message: format!("no [azure] section in {}: it says how to authenticate to Azure", config.path.display()),
+            message: format!(
+                "no [azure] section in {}: it says how to authenticate to Azure",
+                config.path.display()
+            ),
         }),
     }
 }
 
 /// What an operator must know before a failover starts.
 pub fn failover_warning(status: &StorageStatus, planned: bool) -> String {
-    let sync = status.last_sync_time.clone().unwrap_or_else(|| "unknown".to_string());
+    let sync = status
+        .last_sync_time
+        .clone()
+        .unwrap_or_else(|| "unknown".to_string());
     if planned {
         format!(
             "Planned failover of storage account {}: {} and {} swap roles; geo-replication is kept. Last sync time: {sync}.",
@@ -157,27 +188,47 @@ pub fn failover_warning(status: &StorageStatus, planned: bool) -> String {
 }
 
 /// Starts an account failover and follows it to its end.
-pub fn storage_failover(exec: &Exec, name: &str, options: FailoverOptions) -> Result<FailoverResult> {
+pub fn storage_failover(
+    exec: &Exec,
+    name: &str,
+    options: FailoverOptions,
+) -> Result<FailoverResult> {
     let before = storage_status(exec, name)?;
     storage_failover_from(exec, name, before, options)
 }
 
 /// [`storage_failover`] when the status was just read (to show it to the operator first).
-pub fn storage_failover_from(exec: &Exec, name: &str, before: StorageStatus, options: FailoverOptions) -> Result<FailoverResult> {
+pub fn storage_failover_from(
+    exec: &Exec,
+    name: &str,
+    before: StorageStatus,
+    options: FailoverOptions,
+) -> Result<FailoverResult> {
     let config = exec.config()?.clone();
     let acc = account(&config, name)?.clone();
     check_secrets(exec, &config)?;
-    let failover_type = if options.planned { "Planned" } else { "Unplanned" };
+    let failover_type = if options.planned {
+        "Planned"
+    } else {
+        "Unplanned"
+    };
     let tgt = target(name, &acc);
     if exec.mode() != crate::exec::Mode::Plan {
         if options.planned && !before.can_planned_failover {
-            return Err(Error::action("storage_failover", &tgt, "Azure reports that a planned failover is not possible now (canPlannedFailover = false)"));
+            return Err(Error::action(
+                "storage_failover",
+                &tgt,
+                "Azure reports that a planned failover is not possible now (canPlannedFailover = false)",
+            ));
         }
         if !options.planned && !before.can_failover {
             return Err(Error::action(
                 "storage_failover",
                 &tgt,
-                format!("Azure reports that the account cannot fail over now (canFailover = false; geo-replication status `{}`)", before.geo_replication_status),
+                format!(
+                    "Azure reports that the account cannot fail over now (canFailover = false; geo-replication status `{}`)",
+                    before.geo_replication_status
+                ),
             ));
         }
     }
@@ -191,30 +242,57 @@ pub fn storage_failover_from(exec: &Exec, name: &str, before: StorageStatus, opt
         duration_ms: 0,
         performed: false,
     };
-    exec.change("storage_failover", &tgt, &detail, || described.clone(), || {
-        let client = ArmClient::from_config(&config)?;
-        let started = Instant::now();
-        let after = exec.block_on(async {
-            let mut path = format!("{}/failover?api-version={STORAGE_API_VERSION}", account_path(&acc));
-            if options.planned {
-                path.push_str("&failoverType=Planned");
-            }
-            let response = client.send(Method::POST, &path, None, &[]).await?.into_result("storage_failover", &tgt)?;
-            match client.wait_operation(&response, options.timeout, "storage_failover", &tgt).await? {
-                LroStatus::Succeeded => {}
-                LroStatus::Failed(why) => return Err(Error::action("storage_failover", &tgt, format!("the failover failed: {why}"))),
-                LroStatus::Canceled => return Err(Error::action("storage_failover", &tgt, "the failover was canceled")),
-            }
-            fetch_status(&client, name, &acc).await
-        })?;
-        let result = FailoverResult {
-            after: Some(after),
-            duration_ms: started.elapsed().as_millis() as u64,
-            performed: true,
-            ..described.clone()
-        };
-        Ok((result, Outcome::Changed))
-    })
+    exec.change(
+        "storage_failover",
+        &tgt,
+        &detail,
+        || described.clone(),
+        || {
+            let client = ArmClient::from_config(&config)?;
+            let started = Instant::now();
+            let after = exec.block_on(async {
+                let mut path = format!(
+                    "{}/failover?api-version={STORAGE_API_VERSION}",
+                    account_path(&acc)
+                );
+                if options.planned {
+                    path.push_str("&failoverType=Planned");
+                }
+                let response = client
+                    .send(Method::POST, &path, None, &[])
+                    .await?
+                    .into_result("storage_failover", &tgt)?;
+                match client
+                    .wait_operation(&response, options.timeout, "storage_failover", &tgt)
+                    .await?
+                {
+                    LroStatus::Succeeded => {}
+                    LroStatus::Failed(why) => {
+                        return Err(Error::action(
+                            "storage_failover",
+                            &tgt,
+                            format!("the failover failed: {why}"),
+                        ));
+                    }
+                    LroStatus::Canceled => {
+                        return Err(Error::action(
+                            "storage_failover",
+                            &tgt,
+                            "the failover was canceled",
+                        ));
+                    }
+                }
+                fetch_status(&client, name, &acc).await
+            })?;
+            let result = FailoverResult {
+                after: Some(after),
+                duration_ms: started.elapsed().as_millis() as u64,
+                performed: true,
+                ..described.clone()
+            };
+            Ok((result, Outcome::Changed))
+        },
+    )
 }
 
 fn placeholder_status(name: &str, account: &StorageAccount) -> StorageStatus {

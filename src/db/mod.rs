@@ -35,7 +35,9 @@ impl ProbeKind {
             "rollback" => Ok(ProbeKind::Rollback),
             "scratch_table" => Ok(ProbeKind::ScratchTable),
             "read" => Ok(ProbeKind::Read),
-            other => Err(Error::Usage(format!("probe `{other}` is not one of rollback, scratch_table, read"))),
+            other => Err(Error::Usage(format!(
+                "probe `{other}` is not one of rollback, scratch_table, read"
+            ))),
         }
     }
 
@@ -80,7 +82,8 @@ pub struct Target {
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target> {
-        let parsed = url::Url::parse(url).map_err(|e| Error::Usage(format!("database URL `{url}` is not a URL: {e}")))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::Usage(format!("database URL `{url}` is not a URL: {e}")))?;
         let engine = match parsed.scheme() {
             "postgres" | "postgresql" => "postgres",
             "mysql" | "mariadb" => "mysql",
@@ -93,18 +96,29 @@ impl Target {
         };
         if parsed.password().is_some() {
             return Err(Error::Usage(
-                "a database URL must not carry a password: use password_env or password_file".into(),
+                "a database URL must not carry a password: use password_env or password_file"
+                    .into(),
             ));
         }
-        let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| Error::Usage(format!("database URL `{url}` has no host")))?;
-        let user = url::form_urlencoded::parse(parsed.username().as_bytes()).map(|(k, _)| k.into_owned()).next().unwrap_or_default();
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::Usage(format!("database URL `{url}` has no host")))?;
+        let user = url::form_urlencoded::parse(parsed.username().as_bytes())
+            .map(|(k, _)| k.into_owned())
+            .next()
+            .unwrap_or_default();
         if user.is_empty() {
-            return Err(Error::Usage(format!("database URL `{url}` has no user (scheme://user@host:port/database)")));
+            return Err(Error::Usage(format!(
+                "database URL `{url}` has no user (scheme://user@host:port/database)"
+            )));
         }
         Ok(Target {
             engine,
             host: host.trim_matches(['[', ']']).to_string(),
-            port: parsed.port().unwrap_or(if engine == "postgres" { 5432 } else { 3306 }),
+            port: parsed
+                .port()
+                .unwrap_or(if engine == "postgres" { 5432 } else { 3306 }),
             user,
             database: parsed.path().trim_start_matches('/').to_string(),
         })
@@ -122,7 +136,12 @@ pub fn db_probe(exec: &Exec, name: &str) -> Result<ProbeReport> {
         Error::Usage(format!(
             "database `{name}` is not in [databases] of {} (known: {})",
             config.path.display(),
-            config.databases.keys().cloned().collect::<Vec<_>>().join(", ")
+            config
+                .databases
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let target = Target::parse(&db.url)?;
@@ -130,7 +149,13 @@ pub fn db_probe(exec: &Exec, name: &str) -> Result<ProbeReport> {
     if let Some(password) = &db.password {
         exec.secret(password)?;
     }
-    let label = format!("{} {} ({}@{})", target.engine, name, target.user, target.address());
+    let label = format!(
+        "{} {} ({}@{})",
+        target.engine,
+        name,
+        target.user,
+        target.address()
+    );
     let placeholder = ProbeReport {
         name: name.to_string(),
         engine: target.engine.to_string(),
@@ -143,7 +168,12 @@ pub fn db_probe(exec: &Exec, name: &str) -> Result<ProbeReport> {
         connect_ms: 0,
         query_ms: 0,
     };
-    exec.query("db_probe", &label, || placeholder, || exec.block_on(probe(name, db)))
+    exec.query(
+        "db_probe",
+        &label,
+        || placeholder,
+        || exec.block_on(probe(name, db)),
+    )
 }
 
 /// Connects within the configured timeout and runs the probe.
@@ -152,23 +182,37 @@ pub async fn probe(name: &str, db: &Database) -> Result<ProbeReport> {
     let kind = ProbeKind::parse(&db.probe)?;
     let password = db.password.as_ref().map(|p| p.resolve()).transpose()?;
     let timeout = Duration::from_secs(db.timeout_secs.max(1));
-    let label = format!("{} {} ({}@{})", target.engine, name, target.user, target.address());
+    let label = format!(
+        "{} {} ({}@{})",
+        target.engine,
+        name,
+        target.user,
+        target.address()
+    );
     let run = async {
         match target.engine {
             "postgres" => postgres::probe(&target, password.as_deref(), kind, timeout).await,
             _ => mysql::probe(&target, password.as_deref(), kind, timeout).await,
         }
     };
-    let outcome = tokio::time::timeout(timeout, run)
-        .await
-        .map_err(|_| Error::action("db_probe", &label, format!("no answer within {} s (timeout_secs)", timeout.as_secs())))?;
+    let outcome = tokio::time::timeout(timeout, run).await.map_err(|_| {
+        Error::action(
+            "db_probe",
+            &label,
+            format!("no answer within {} s (timeout_secs)", timeout.as_secs()),
+        )
+    })?;
     match outcome {
         Ok(mut report) => {
             report.name = name.to_string();
             report.probe = kind.as_str().to_string();
             Ok(report)
         }
-        Err(message) => Err(Error::action("db_probe", label, crate::redact::redacted(message))),
+        Err(message) => Err(Error::action(
+            "db_probe",
+            label,
+            crate::redact::redacted(message),
+        )),
     }
 }
 

@@ -104,13 +104,24 @@ fn old_text(old: &Option<Vec<String>>) -> String {
 /// Reads the secrets the configured provider needs through `exec` (a plan finds a missing one).
 fn check_secrets(exec: &Exec) -> Result<()> {
     let config = exec.config()?;
-    let Some(dns) = &config.dns else { return Ok(()) };
+    let Some(dns) = &config.dns else {
+        return Ok(());
+    };
     match dns.provider.as_str() {
-        "rfc2136" => dns.tsig_secret.as_ref().map(|s| exec.secret(s)).transpose().map(drop),
+        "rfc2136" => dns
+            .tsig_secret
+            .as_ref()
+            .map(|s| exec.secret(s))
+            .transpose()
+            .map(drop),
         "azure" | "azure_private" => match &config.azure {
             Some(azure) => crate::azure::Credential::check_secrets(exec, azure),
             None => Err(Error::Config {
-                message: format!("[dns] provider = \"{}\" needs an [azure] section in {}", dns.provider, config.path.display()),
+                message: format!(
+                    "[dns] provider = \"{}\" needs an [azure] section in {}",
+                    dns.provider,
+                    config.path.display()
+                ),
             }),
         },
         _ => Ok(()),
@@ -123,12 +134,22 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
     check_secrets(exec)?;
     let provider = Provider::from_config(&config)?;
     let target = format!("{} ({})", spec.target(), provider.describe());
-    let current: Option<Option<RecordState>> =
-        exec.query("set_dns", &target, || None, || exec.block_on(provider.read(&spec.zone, &spec.name, spec.record_type)).map(Some))?;
-    let old = current.as_ref().map(|c| c.as_ref().map(|s| s.values.clone()).unwrap_or_default());
+    let current: Option<Option<RecordState>> = exec.query(
+        "set_dns",
+        &target,
+        || None,
+        || {
+            exec.block_on(provider.read(&spec.zone, &spec.name, spec.record_type))
+                .map(Some)
+        },
+    )?;
+    let old = current
+        .as_ref()
+        .map(|c| c.as_ref().map(|s| s.values.clone()).unwrap_or_default());
     let old_ttl = current.as_ref().and_then(|c| c.as_ref().map(|s| s.ttl));
     let same = current.as_ref().is_some_and(|c| {
-        c.as_ref().is_some_and(|s| s.values == [spec.value.clone()] && s.ttl == spec.ttl)
+        c.as_ref()
+            .is_some_and(|s| s.values == [spec.value.clone()] && s.ttl == spec.ttl)
     });
     let change = DnsChange {
         name: spec.fqdn(),
@@ -148,32 +169,53 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
     } else {
         format!("{} → {} (ttl {})", old_text(&old), spec.value, spec.ttl)
     };
-    exec.change("set_dns", &target, &detail, || change.clone(), || {
-        if same {
-            return Ok((change.clone(), Outcome::Unchanged));
-        }
-        exec.block_on(async {
-            provider.write(spec).await?;
-            let now = provider.read(&spec.zone, &spec.name, spec.record_type).await?;
-            match now {
-                Some(s) if s.values == [spec.value.clone()] => Ok(()),
-                other => Err(Error::action(
-                    "set_dns",
-                    &target,
-                    format!(
-                        "the provider accepted the update but answers {} instead of {}",
-                        other.map(|s| s.values.join(", ")).unwrap_or_else(|| "nothing".into()),
-                        spec.value
-                    ),
-                )),
+    exec.change(
+        "set_dns",
+        &target,
+        &detail,
+        || change.clone(),
+        || {
+            if same {
+                return Ok((change.clone(), Outcome::Unchanged));
             }
-        })?;
-        Ok((DnsChange { applied: true, ..change.clone() }, Outcome::Changed))
-    })
+            exec.block_on(async {
+                provider.write(spec).await?;
+                let now = provider
+                    .read(&spec.zone, &spec.name, spec.record_type)
+                    .await?;
+                match now {
+                    Some(s) if s.values == [spec.value.clone()] => Ok(()),
+                    other => Err(Error::action(
+                        "set_dns",
+                        &target,
+                        format!(
+                            "the provider accepted the update but answers {} instead of {}",
+                            other
+                                .map(|s| s.values.join(", "))
+                                .unwrap_or_else(|| "nothing".into()),
+                            spec.value
+                        ),
+                    )),
+                }
+            })?;
+            Ok((
+                DnsChange {
+                    applied: true,
+                    ..change.clone()
+                },
+                Outcome::Changed,
+            ))
+        },
+    )
 }
 
 /// Resolves which zone, relative name and type a lookup means.
-fn lookup_target(exec: &Exec, provider: &Provider, name: &str, opts: &LookupOptions) -> Result<(String, String, RecordType)> {
+fn lookup_target(
+    exec: &Exec,
+    provider: &Provider,
+    name: &str,
+    opts: &LookupOptions,
+) -> Result<(String, String, RecordType)> {
     let config = exec.config()?;
     let fqdn = record::normalize(name);
     let zone = match &opts.zone {
@@ -190,8 +232,10 @@ fn lookup_target(exec: &Exec, provider: &Provider, name: &str, opts: &LookupOpti
             .dns
             .iter()
             .flat_map(|d| d.records.values())
-            .find(|r| record::fqdn(&record::normalize(&r.name), &record::normalize(&r.zone)) == fqdn
-                || record::normalize(&r.name) == fqdn)
+            .find(|r| {
+                record::fqdn(&record::normalize(&r.name), &record::normalize(&r.zone)) == fqdn
+                    || record::normalize(&r.name) == fqdn
+            })
             .map(|r| RecordType::parse(&r.record_type))
             .transpose()?
             .unwrap_or(RecordType::A),
@@ -199,10 +243,19 @@ fn lookup_target(exec: &Exec, provider: &Provider, name: &str, opts: &LookupOpti
     if zone.is_empty() {
         return Ok((String::new(), fqdn, record_type));
     }
-    Ok((zone.clone(), record::relative_name(&fqdn, &zone)?, record_type))
+    Ok((
+        zone.clone(),
+        record::relative_name(&fqdn, &zone)?,
+        record_type,
+    ))
 }
 
-async fn read_lookup(provider: &Provider, zone: &str, relative: &str, record_type: RecordType) -> Result<Option<RecordState>> {
+async fn read_lookup(
+    provider: &Provider,
+    zone: &str,
+    relative: &str,
+    record_type: RecordType,
+) -> Result<Option<RecordState>> {
     if zone.is_empty() {
         // rfc2136 without a known zone: the relative name is the full name.
         if let Provider::Rfc2136(p) = provider {
@@ -221,15 +274,25 @@ pub fn dns_lookup(exec: &Exec, name: &str, opts: &LookupOptions) -> Result<Looku
     let source = provider.describe();
     let target = format!("{record_type} {fqdn} ({source})");
     let placeholder = Lookup::empty(&fqdn, record_type, &source);
-    exec.query("dns_lookup", &target, || placeholder.clone(), || {
-        let state = exec.block_on(read_lookup(&provider, &zone, &relative, record_type))?;
-        Ok(to_lookup(placeholder.clone(), state))
-    })
+    exec.query(
+        "dns_lookup",
+        &target,
+        || placeholder.clone(),
+        || {
+            let state = exec.block_on(read_lookup(&provider, &zone, &relative, record_type))?;
+            Ok(to_lookup(placeholder.clone(), state))
+        },
+    )
 }
 
 fn to_lookup(base: Lookup, state: Option<RecordState>) -> Lookup {
     match state {
-        Some(s) => Lookup { values: s.values, ttl: s.ttl, found: true, ..base },
+        Some(s) => Lookup {
+            values: s.values,
+            ttl: s.ttl,
+            found: true,
+            ..base
+        },
         None => base,
     }
 }
@@ -242,39 +305,59 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
     let (zone, relative, record_type) = lookup_target(exec, &provider, name, opts)?;
     let fqdn = record::normalize(name);
     // Normalise the expected value the same way a record's value is.
-    let expected = RecordSpec::new(if zone.is_empty() { "invalid" } else { &zone }, "@", record_type, value, 0)?.value;
+    let expected = RecordSpec::new(
+        if zone.is_empty() { "invalid" } else { &zone },
+        "@",
+        record_type,
+        value,
+        0,
+    )?
+    .value;
     let timeout = opts.timeout.unwrap_or(Duration::from_secs(300));
     let source = provider.describe();
     let target = format!("{record_type} {fqdn} = {expected} ({source})");
     let base = Lookup::empty(&fqdn, record_type, &source);
-    exec.query("wait_dns", &target, || base.clone(), || {
-        let started = Instant::now();
-        let mut interval = Duration::from_millis(50);
-        loop {
-            let state = exec.block_on(read_lookup(&provider, &zone, &relative, record_type))?;
-            let done = state.as_ref().is_some_and(|s| s.values == [expected.clone()]);
-            let mut result = to_lookup(base.clone(), state);
-            if done || !exec.is_live() {
-                result.waited_ms = started.elapsed().as_millis() as u64;
-                if done {
-                    let expire = chrono::Utc::now() + chrono::Duration::seconds(i64::from(result.ttl));
-                    result.caches_expire_at = Some(expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    exec.query(
+        "wait_dns",
+        &target,
+        || base.clone(),
+        || {
+            let started = Instant::now();
+            let mut interval = Duration::from_millis(50);
+            loop {
+                let state = exec.block_on(read_lookup(&provider, &zone, &relative, record_type))?;
+                let done = state
+                    .as_ref()
+                    .is_some_and(|s| s.values == [expected.clone()]);
+                let mut result = to_lookup(base.clone(), state);
+                if done || !exec.is_live() {
+                    result.waited_ms = started.elapsed().as_millis() as u64;
+                    if done {
+                        let expire =
+                            chrono::Utc::now() + chrono::Duration::seconds(i64::from(result.ttl));
+                        result.caches_expire_at =
+                            Some(expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                    }
+                    return Ok(result);
                 }
-                return Ok(result);
+                if started.elapsed() >= timeout {
+                    return Err(Error::action(
+                        "wait_dns",
+                        &target,
+                        format!(
+                            "still answers {} after {} s",
+                            if result.values.is_empty() {
+                                "nothing".to_string()
+                            } else {
+                                result.values.join(", ")
+                            },
+                            timeout.as_secs()
+                        ),
+                    ));
+                }
+                exec.sleep(interval)?;
+                interval = (interval * 3 / 2).min(Duration::from_secs(2));
             }
-            if started.elapsed() >= timeout {
-                return Err(Error::action(
-                    "wait_dns",
-                    &target,
-                    format!(
-                        "still answers {} after {} s",
-                        if result.values.is_empty() { "nothing".to_string() } else { result.values.join(", ") },
-                        timeout.as_secs()
-                    ),
-                ));
-            }
-            exec.sleep(interval)?;
-            interval = (interval * 3 / 2).min(Duration::from_secs(2));
-        }
-    })
+        },
+    )
 }

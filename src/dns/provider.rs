@@ -34,7 +34,9 @@ impl Provider {
                 })?;
                 Ok(Provider::Sandbox(DnsZoneFile::new(path)))
             }
-            other => Err(Error::Config { message: format!("[dns] provider `{other}` is not supported") }),
+            other => Err(Error::Config {
+                message: format!("[dns] provider `{other}` is not supported"),
+            }),
         }
     }
 
@@ -60,14 +62,23 @@ impl Provider {
     }
 
     /// The record set `name` (relative to `zone`) of `record_type`, if present.
-    pub async fn read(&self, zone: &str, name: &str, record_type: RecordType) -> Result<Option<RecordState>> {
+    pub async fn read(
+        &self,
+        zone: &str,
+        name: &str,
+        record_type: RecordType,
+    ) -> Result<Option<RecordState>> {
         match self {
             Provider::Rfc2136(p) => p.query(&record::fqdn(name, zone), record_type).await,
             Provider::Azure(p) => p.read(zone, name, record_type).await,
             Provider::Sandbox(z) => {
-                let found = z
-                    .get(zone, name, record_type.as_str())
-                    .map_err(|e| Error::action("dns_lookup", format!("{record_type} {}", record::fqdn(name, zone)), e.to_string()))?;
+                let found = z.get(zone, name, record_type.as_str()).map_err(|e| {
+                    Error::action(
+                        "dns_lookup",
+                        format!("{record_type} {}", record::fqdn(name, zone)),
+                        e.to_string(),
+                    )
+                })?;
                 Ok(found.filter(|r| !r.values.is_empty()).map(|r| {
                     let mut values = r.values;
                     values.sort();
@@ -82,8 +93,20 @@ impl Provider {
             Provider::Rfc2136(p) => p.update(spec).await,
             Provider::Azure(p) => p.write(spec).await,
             Provider::Sandbox(z) => z
-                .set(&spec.zone, &spec.name, spec.record_type.as_str(), spec.ttl, vec![spec.value.clone()])
-                .map_err(|e| Error::action("set_dns", format!("{} (sandbox)", spec.target()), e.to_string())),
+                .set(
+                    &spec.zone,
+                    &spec.name,
+                    spec.record_type.as_str(),
+                    spec.ttl,
+                    vec![spec.value.clone()],
+                )
+                .map_err(|e| {
+                    Error::action(
+                        "set_dns",
+                        format!("{} (sandbox)", spec.target()),
+                        e.to_string(),
+                    )
+                }),
         }
     }
 
@@ -91,8 +114,11 @@ impl Provider {
     /// that it ends with.
     pub fn zone_of(&self, config: &Config, fqdn: &str) -> Result<String> {
         let fqdn = record::normalize(fqdn);
-        let mut zones: Vec<String> =
-            config.dns.iter().flat_map(|d| d.records.values().map(|r| record::normalize(&r.zone))).collect();
+        let mut zones: Vec<String> = config
+            .dns
+            .iter()
+            .flat_map(|d| d.records.values().map(|r| record::normalize(&r.zone)))
+            .collect();
         if let Provider::Sandbox(z) = self {
             zones.extend(z.read()?.zones.into_keys());
         }

@@ -15,8 +15,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType as WireType, T
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::record::{RecordSpec, RecordType};
 use super::RecordState;
+use super::record::{RecordSpec, RecordType};
 use crate::config::Dns;
 use crate::error::{Error, Result};
 use crate::secret::SecretRef;
@@ -47,14 +47,18 @@ impl Rfc2136 {
         let tsig = match (&dns.tsig_key_name, &dns.tsig_secret) {
             (Some(name), Some(secret)) => Some(TsigKey {
                 name: name.clone(),
-                algorithm: dns.tsig_algorithm.clone().unwrap_or_else(|| "hmac-sha256".to_string()),
+                algorithm: dns
+                    .tsig_algorithm
+                    .clone()
+                    .unwrap_or_else(|| "hmac-sha256".to_string()),
                 secret: secret.clone(),
             }),
             (None, None) => None,
             _ => {
                 return Err(Error::Config {
-                    message: "[dns]: set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`"
-                        .to_string(),
+                    message:
+                        "[dns]: set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`"
+                            .to_string(),
                 });
             }
         };
@@ -63,12 +67,18 @@ impl Rfc2136 {
 
     /// An unsigned client of any authoritative server (lookups only).
     pub fn plain(server: &str) -> Self {
-        Rfc2136 { server: server.to_string(), tsig: None }
+        Rfc2136 {
+            server: server.to_string(),
+            tsig: None,
+        }
     }
 
     /// For a lookup aimed at another server than the configured primary.
     pub fn with_server(&self, server: &str) -> Self {
-        Rfc2136 { server: server.to_string(), tsig: self.tsig.clone() }
+        Rfc2136 {
+            server: server.to_string(),
+            tsig: self.tsig.clone(),
+        }
     }
 
     pub fn server(&self) -> &str {
@@ -92,7 +102,9 @@ impl Rfc2136 {
                     "REFUSED: the server is not authoritative for this name or does not allow the query",
                 ));
             }
-            code => return Err(self.error_for("dns_lookup", &what, &format!("query failed: {code}"))),
+            code => {
+                return Err(self.error_for("dns_lookup", &what, &format!("query failed: {code}")));
+            }
         }
         let mut values = Vec::new();
         let mut ttl = 0;
@@ -100,7 +112,9 @@ impl Rfc2136 {
             let value = match (&record.data, record_type) {
                 (RData::A(a), RecordType::A) => a.0.to_string(),
                 (RData::AAAA(a), RecordType::Aaaa) => a.0.to_string(),
-                (RData::CNAME(c), RecordType::Cname) => c.0.to_ascii().trim_end_matches('.').to_string(),
+                (RData::CNAME(c), RecordType::Cname) => {
+                    c.0.to_ascii().trim_end_matches('.').to_string()
+                }
                 _ => continue,
             };
             ttl = record.ttl;
@@ -116,8 +130,15 @@ impl Rfc2136 {
         let zone = wire_name(&spec.zone)?;
         let name = wire_name(&spec.fqdn())?;
         let rdata = match spec.record_type {
-            RecordType::A => RData::A(A(spec.value.parse().map_err(|_| Error::Usage(spec.value.clone()))?)),
-            RecordType::Aaaa => RData::AAAA(AAAA(spec.value.parse().map_err(|_| Error::Usage(spec.value.clone()))?)),
+            RecordType::A => RData::A(A(spec
+                .value
+                .parse()
+                .map_err(|_| Error::Usage(spec.value.clone()))?)),
+            RecordType::Aaaa => RData::AAAA(AAAA(
+                spec.value
+                    .parse()
+                    .map_err(|_| Error::Usage(spec.value.clone()))?,
+            )),
             RecordType::Cname => RData::CNAME(CNAME(wire_name(&spec.value)?)),
         };
         let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Update);
@@ -133,25 +154,40 @@ impl Rfc2136 {
         message.add_update(add);
         let signer = self.signer()?;
         let what = spec.target();
-        let response = self.exchange("set_dns", &what, &message, signer.as_ref()).await?;
+        let response = self
+            .exchange("set_dns", &what, &message, signer.as_ref())
+            .await?;
         match response.metadata.response_code {
             ResponseCode::NoError => Ok(()),
-            code => Err(self.error(&what, &self.explain_update_failure(code, &response, &spec.zone))),
+            code => Err(self.error(
+                &what,
+                &self.explain_update_failure(code, &response, &spec.zone),
+            )),
         }
     }
 
     fn explain_update_failure(&self, code: ResponseCode, response: &Message, zone: &str) -> String {
-        let key = self.tsig.as_ref().map(|k| k.name.as_str()).unwrap_or("(none)");
+        let key = self
+            .tsig
+            .as_ref()
+            .map(|k| k.name.as_str())
+            .unwrap_or("(none)");
         let tsig_error = response.signature().and_then(|s| s.data.error);
         match tsig_error {
             Some(TsigError::BadKey) => {
-                return format!("{code}/BADKEY: the server does not know TSIG key `{key}` (check tsig_key_name and tsig_algorithm)");
+                return format!(
+                    "{code}/BADKEY: the server does not know TSIG key `{key}` (check tsig_key_name and tsig_algorithm)"
+                );
             }
             Some(TsigError::BadSig) => {
-                return format!("{code}/BADSIG: the TSIG signature was rejected: the secret of key `{key}` is wrong");
+                return format!(
+                    "{code}/BADSIG: the TSIG signature was rejected: the secret of key `{key}` is wrong"
+                );
             }
             Some(TsigError::BadTime) => {
-                return format!("{code}/BADTIME: the server's clock and ours differ by more than {FUDGE} s");
+                return format!(
+                    "{code}/BADTIME: the server's clock and ours differ by more than {FUDGE} s"
+                );
             }
             _ => {}
         }
@@ -168,24 +204,36 @@ impl Rfc2136 {
     }
 
     fn signer(&self) -> Result<Option<TSigner>> {
-        let Some(key) = &self.tsig else { return Ok(None) };
+        let Some(key) = &self.tsig else {
+            return Ok(None);
+        };
         let secret = key.secret.resolve()?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(secret.trim()).map_err(|_| {
-            Error::Secret(format!("secret `{}` ({}) is not base64", key.secret.key(), key.secret.describe()))
-        })?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(secret.trim())
+            .map_err(|_| {
+                Error::Secret(format!(
+                    "secret `{}` ({}) is not base64",
+                    key.secret.key(),
+                    key.secret.describe()
+                ))
+            })?;
         let algorithm = match key.algorithm.to_ascii_lowercase().trim_end_matches('.') {
             "hmac-sha256" => TsigAlgorithm::HmacSha256,
             "hmac-sha384" => TsigAlgorithm::HmacSha384,
             "hmac-sha512" => TsigAlgorithm::HmacSha512,
             other => {
                 return Err(Error::Config {
-                    message: format!("[dns] tsig_algorithm `{other}` is not supported (hmac-sha256, hmac-sha384, hmac-sha512)"),
+                    message: format!(
+                        "[dns] tsig_algorithm `{other}` is not supported (hmac-sha256, hmac-sha384, hmac-sha512)"
+                    ),
                 });
             }
         };
         TSigner::new(bytes, algorithm, wire_name(&key.name)?, FUDGE)
             .map(Some)
-            .map_err(|e| Error::Config { message: format!("[dns] TSIG key `{}`: {e}", key.name) })
+            .map_err(|e| Error::Config {
+                message: format!("[dns] TSIG key `{}`: {e}", key.name),
+            })
     }
 
     /// Sends one message over TCP and reads the answer; with a signer, the request is signed and
@@ -201,13 +249,20 @@ impl Rfc2136 {
         let mut message = message.clone();
         let mut verifier = None;
         if let Some(signer) = signer {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            verifier = message.finalize(signer, now).map_err(|e| fail(&e.to_string()))?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            verifier = message
+                .finalize(signer, now)
+                .map_err(|e| fail(&e.to_string()))?;
         }
         let bytes = message.to_vec().map_err(|e| fail(&e.to_string()))?;
         let io = async {
             let mut stream = TcpStream::connect(&self.server).await?;
-            stream.write_all(&(bytes.len() as u16).to_be_bytes()).await?;
+            stream
+                .write_all(&(bytes.len() as u16).to_be_bytes())
+                .await?;
             stream.write_all(&bytes).await?;
             let mut len = [0u8; 2];
             stream.read_exact(&mut len).await?;
@@ -217,13 +272,20 @@ impl Rfc2136 {
         };
         let answer = tokio::time::timeout(EXCHANGE_TIMEOUT, io)
             .await
-            .map_err(|_| fail(&format!("no answer within {} s", EXCHANGE_TIMEOUT.as_secs())))?
+            .map_err(|_| {
+                fail(&format!(
+                    "no answer within {} s",
+                    EXCHANGE_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| fail(&format!("cannot reach the DNS server: {e}")))?;
         let response = Message::from_vec(&answer).map_err(|e| fail(&e.to_string()))?;
         if response.metadata.id != message.metadata.id {
             return Err(fail("the answer's id does not match the request"));
         }
-        if let (Some(verifier), ResponseCode::NoError) = (verifier.as_mut(), response.metadata.response_code) {
+        if let (Some(verifier), ResponseCode::NoError) =
+            (verifier.as_mut(), response.metadata.response_code)
+        {
             verifier
                 .verify(&answer)
                 .map_err(|e| fail(&format!("the answer's TSIG signature does not verify: {e}")))?;
@@ -236,7 +298,11 @@ impl Rfc2136 {
     }
 
     fn error_for(&self, primitive: &str, what: &str, message: &str) -> Error {
-        Error::action(primitive, format!("{what} (rfc2136 server {})", self.server), message)
+        Error::action(
+            primitive,
+            format!("{what} (rfc2136 server {})", self.server),
+            message,
+        )
     }
 }
 

@@ -33,7 +33,13 @@ pub mod db_api {
                 "db_probe",
                 json!(format!(
                     "{}: {} {} ({}), wrote {}, connect {} ms, probe {} ms",
-                    report.name, report.engine, report.role, report.server_version, report.wrote, report.connect_ms, report.query_ms
+                    report.name,
+                    report.engine,
+                    report.role,
+                    report.server_version,
+                    report.wrote,
+                    report.connect_ms,
+                    report.query_ms
                 )),
             )
             .map_err(to_rhai)?;

@@ -127,13 +127,22 @@ impl Drop for ArmHandle {
 /// Starts the emulator on the current tokio runtime.
 pub async fn start(options: ArmOptions) -> Result<ArmHandle> {
     if options.token.len() < 8 {
-        return Err(Error::Other("ARM emulator: the bearer token must be at least 8 characters".into()));
+        return Err(Error::Other(
+            "ARM emulator: the bearer token must be at least 8 characters".into(),
+        ));
     }
     crate::redact::register(&options.token);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
-        .map_err(|e| Error::io(format!("ARM emulator: binding 127.0.0.1:{}", options.port), e))?;
-    let addr = listener.local_addr().map_err(|e| Error::io("ARM emulator address", e))?;
+        .map_err(|e| {
+            Error::io(
+                format!("ARM emulator: binding 127.0.0.1:{}", options.port),
+                e,
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("ARM emulator address", e))?;
     let state = Arc::new(State {
         storage: Mutex::new(storage::Storage::new(&options.accounts)),
         dns: Mutex::new(dns::Zones::new(&options.zones)),
@@ -142,10 +151,12 @@ pub async fn start(options: ArmOptions) -> Result<ArmHandle> {
         options,
     });
     let app_state = state.clone();
-    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let state = app_state.clone();
-        async move { handle(&state, addr, method, uri, headers, body) }
-    });
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = app_state.clone();
+            async move { handle(&state, addr, method, uri, headers, body) }
+        },
+    );
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -154,22 +165,46 @@ pub async fn start(options: ArmOptions) -> Result<ArmHandle> {
             })
             .await;
     });
-    Ok(ArmHandle { url: format!("http://{addr}"), addr, state, shutdown: Some(tx) })
+    Ok(ArmHandle {
+        url: format!("http://{addr}"),
+        addr,
+        state,
+        shutdown: Some(tx),
+    })
 }
 
 /// An ARM error response.
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, [("content-type", "application/json")], json!({"error": {"code": code, "message": message}}).to_string())
+    (
+        status,
+        [("content-type", "application/json")],
+        json!({"error": {"code": code, "message": message}}).to_string(),
+    )
         .into_response()
 }
 
 pub(crate) fn ok_json(status: StatusCode, body: Value) -> Response {
-    (status, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
-fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+fn handle(
+    state: &State,
+    addr: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
-    let shown = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| path.clone());
+    let shown = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
     let mut line = format!("{method} {shown}");
     for name in ["if-match", "if-none-match"] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
@@ -179,7 +214,11 @@ fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: He
     state.requests.lock().unwrap().push(line);
     let query: HashMap<String, String> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
 
     // Authentication comes first, as in ARM.
@@ -191,7 +230,10 @@ fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: He
                 "AuthenticationFailed",
                 "Authentication failed. The 'Authorization' header is missing.",
             );
-            r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer authorization_uri=\"https://login.windows.net/\""));
+            r.headers_mut().insert(
+                "www-authenticate",
+                HeaderValue::from_static("Bearer authorization_uri=\"https://login.windows.net/\""),
+            );
             return r;
         }
         Some(v) if v != expected => {
@@ -210,11 +252,18 @@ fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: He
             "TooManyRequests",
             "The request is being throttled as the limit has been reached for operation type.",
         );
-        r.headers_mut().insert("retry-after", HeaderValue::from(state.options.retry_after_secs));
+        r.headers_mut().insert(
+            "retry-after",
+            HeaderValue::from(state.options.retry_after_secs),
+        );
         return r;
     }
     if take(&faults.unavailable_next) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The service is temporarily unavailable.");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+        );
     }
     if !query.contains_key("api-version") {
         return error(
@@ -227,36 +276,121 @@ fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: He
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     if faults.forbidden.load(Ordering::Relaxed) {
-        let action = if lower.contains(&"microsoft.network") { "Microsoft.Network/dnszones/write" } else { "Microsoft.Storage/storageAccounts/failover/action" };
+        let action = if lower.contains(&"microsoft.network") {
+            "Microsoft.Network/dnszones/write"
+        } else {
+            "Microsoft.Storage/storageAccounts/failover/action"
+        };
         return error(
             StatusCode::FORBIDDEN,
             "AuthorizationFailed",
-            &format!("The client does not have authorization to perform action '{action}' over scope '{path}' or the scope is invalid."),
+            &format!(
+                "The client does not have authorization to perform action '{action}' over scope '{path}' or the scope is invalid."
+            ),
         );
     }
     let base = format!("http://{addr}");
     match lower.as_slice() {
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.storage", "storageaccounts", _] if method == Method::GET => {
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.storage",
+            "storageaccounts",
+            _,
+        ] if method == Method::GET => {
             let mut storage = state.storage.lock().unwrap();
             storage.settle_with(&state.options);
-            storage.get(segments[1], segments[3], segments[7], query.get("$expand").map(String::as_str))
+            storage.get(
+                segments[1],
+                segments[3],
+                segments[7],
+                query.get("$expand").map(String::as_str),
+            )
         }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.storage", "storageaccounts", _, "failover"] if method == Method::POST => {
-            let planned = query.get("failoverType").is_some_and(|t| t.eq_ignore_ascii_case("Planned"));
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.storage",
+            "storageaccounts",
+            _,
+            "failover",
+        ] if method == Method::POST => {
+            let planned = query
+                .get("failoverType")
+                .is_some_and(|t| t.eq_ignore_ascii_case("Planned"));
             let fail = faults.fail_next_failover.swap(false, Ordering::Relaxed);
             let mut storage = state.storage.lock().unwrap();
             storage.settle_with(&state.options);
-            storage.failover(&state.options, &base, segments[1], segments[3], segments[7], planned, fail)
+            storage.failover(
+                &state.options,
+                &base,
+                segments[1],
+                segments[3],
+                segments[7],
+                planned,
+                fail,
+            )
         }
-        ["subscriptions", _, "providers", "microsoft.storage", "locations", _, kind @ ("asyncoperations" | "operationresults"), _] if method == Method::GET => {
-            state.storage.lock().unwrap().operation(&state.options, segments[7], *kind == "asyncoperations")
+        [
+            "subscriptions",
+            _,
+            "providers",
+            "microsoft.storage",
+            "locations",
+            _,
+            kind @ ("asyncoperations" | "operationresults"),
+            _,
+        ] if method == Method::GET => state.storage.lock().unwrap().operation(
+            &state.options,
+            segments[7],
+            *kind == "asyncoperations",
+        ),
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.network",
+            kind @ ("dnszones" | "privatednszones"),
+            _,
+            rtype,
+            _,
+        ] => {
+            let key = dns::ZoneKey::new(
+                segments[1],
+                segments[3],
+                *kind == "privatednszones",
+                segments[7],
+            );
+            state
+                .dns
+                .lock()
+                .unwrap()
+                .record_set(&method, &key, rtype, segments[9], &headers, &body)
         }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", kind @ ("dnszones" | "privatednszones"), _, rtype, _] => {
-            let key = dns::ZoneKey::new(segments[1], segments[3], *kind == "privatednszones", segments[7]);
-            state.dns.lock().unwrap().record_set(&method, &key, rtype, segments[9], &headers, &body)
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", kind @ ("dnszones" | "privatednszones"), _] if method == Method::GET => {
-            let key = dns::ZoneKey::new(segments[1], segments[3], *kind == "privatednszones", segments[7]);
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.network",
+            kind @ ("dnszones" | "privatednszones"),
+            _,
+        ] if method == Method::GET => {
+            let key = dns::ZoneKey::new(
+                segments[1],
+                segments[3],
+                *kind == "privatednszones",
+                segments[7],
+            );
             state.dns.lock().unwrap().zone(&key)
         }
         _ => error(
@@ -269,5 +403,7 @@ fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: He
 
 /// Decrements a counter if positive; true when it was.
 fn take(counter: &AtomicU32) -> bool {
-    counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }

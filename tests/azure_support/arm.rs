@@ -29,8 +29,17 @@ pub fn zone(zone: &str, private: bool) -> ZoneSeed {
 
 /// Emulator with `options` (token filled in) and a harness whose config has `[azure]` pointing
 /// at it plus `toml`; the config file's token is `token`, which may differ from the emulator's.
-pub fn start(mut options: ArmOptions, toml: &str, config_token: Option<&str>, mode: Mode) -> (Harness, ArmHandle, String) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+pub fn start(
+    mut options: ArmOptions,
+    toml: &str,
+    config_token: Option<&str>,
+    mode: Mode,
+) -> (Harness, ArmHandle, String) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let token = token();
     options.token = token.clone();
     let handle = rt.block_on(arm::start(options)).unwrap();

@@ -36,7 +36,9 @@ fn named_binary() -> PathBuf {
             return PathBuf::from(p);
         }
     }
-    panic!("BIND9 `named` is not installed: run tests/support/requirements-azure.sh (apt-get install -y bind9 bind9-dnsutils)");
+    panic!(
+        "BIND9 `named` is not installed: run tests/support/requirements-azure.sh (apt-get install -y bind9 bind9-dnsutils)"
+    );
 }
 
 impl Named {
@@ -82,12 +84,18 @@ zone "{LOCKED_ZONE}" {{ type primary; file "{d}/{LOCKED_ZONE}.zone"; }};
                 .stderr(log)
                 .spawn()
                 .expect("starting named");
-            let mut server = Named { dir, port, secret: secret.clone(), child };
+            let mut server = Named {
+                dir,
+                port,
+                secret: secret.clone(),
+                child,
+            };
             if server.wait_ready(Duration::from_secs(60)) {
                 return server;
             }
             // Lost the port race or failed: try again on another port.
-            let log = std::fs::read_to_string(server.dir.path().join("named.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(server.dir.path().join("named.log")).unwrap_or_default();
             eprintln!("named did not come up on port {port}; log:\n{log}");
         }
         panic!("named did not start after 5 attempts");
@@ -112,7 +120,17 @@ zone "{LOCKED_ZONE}" {{ type primary; file "{d}/{LOCKED_ZONE}.zone"; }};
     /// What the server answers, as the real `dig` client sees it.
     pub fn dig(&self, name: &str, record_type: &str) -> Vec<String> {
         let out = Command::new("dig")
-            .args(["@127.0.0.1", "-p", &self.port.to_string(), "+tcp", "+short", "+norecurse", "+time=5", name, record_type])
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "+tcp",
+                "+short",
+                "+norecurse",
+                "+time=5",
+                name,
+                record_type,
+            ])
             .output()
             .expect("dig is not installed: apt-get install -y bind9-dnsutils");
         let mut values: Vec<String> = String::from_utf8_lossy(&out.stdout)
@@ -127,10 +145,26 @@ zone "{LOCKED_ZONE}" {{ type primary; file "{d}/{LOCKED_ZONE}.zone"; }};
     /// The TTL the server answers for a record (from `dig +noall +answer`).
     pub fn dig_ttl(&self, name: &str, record_type: &str) -> Option<u32> {
         let out = Command::new("dig")
-            .args(["@127.0.0.1", "-p", &self.port.to_string(), "+tcp", "+noall", "+answer", "+norecurse", name, record_type])
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "+tcp",
+                "+noall",
+                "+answer",
+                "+norecurse",
+                name,
+                record_type,
+            ])
             .output()
             .ok()?;
-        String::from_utf8_lossy(&out.stdout).lines().next()?.split_whitespace().nth(1)?.parse().ok()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 
     pub fn server(&self) -> String {

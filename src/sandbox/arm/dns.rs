@@ -43,7 +43,11 @@ impl ZoneKey {
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/{}/{}",
             self.subscription,
             self.resource_group,
-            if self.private { "privateDnsZones" } else { "dnszones" },
+            if self.private {
+                "privateDnsZones"
+            } else {
+                "dnszones"
+            },
             self.zone
         )
     }
@@ -76,12 +80,21 @@ impl Zones {
     pub fn new(seeds: &[ZoneSeed]) -> Self {
         let mut zones = HashMap::new();
         for seed in seeds {
-            let key = ZoneKey::new(&seed.subscription, &seed.resource_group, seed.private, &seed.zone);
+            let key = ZoneKey::new(
+                &seed.subscription,
+                &seed.resource_group,
+                seed.private,
+                &seed.zone,
+            );
             let sets: &mut BTreeMap<(String, String), RecordSet> = zones.entry(key).or_default();
             for (name, rtype, ttl, values) in &seed.records {
                 sets.insert(
                     (rtype.to_ascii_uppercase(), name.to_ascii_lowercase()),
-                    RecordSet { ttl: *ttl, values: values.clone(), etag: new_etag() },
+                    RecordSet {
+                        ttl: *ttl,
+                        values: values.clone(),
+                        etag: new_etag(),
+                    },
                 );
             }
         }
@@ -104,20 +117,44 @@ impl Zones {
         }
     }
 
-    pub fn record_set(&mut self, method: &Method, key: &ZoneKey, rtype: &str, name: &str, headers: &HeaderMap, body: &Bytes) -> Response {
+    pub fn record_set(
+        &mut self,
+        method: &Method,
+        key: &ZoneKey,
+        rtype: &str,
+        name: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Response {
         let rtype = rtype.to_ascii_uppercase();
         if !["A", "AAAA", "CNAME"].contains(&rtype.as_str()) {
-            return error(StatusCode::BAD_REQUEST, "BadRequest", &format!("The record type '{rtype}' is not supported by the ARM emulator."));
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("The record type '{rtype}' is not supported by the ARM emulator."),
+            );
         }
-        let Some(sets) = self.zones.get_mut(key) else { return not_found_zone(key) };
+        let Some(sets) = self.zones.get_mut(key) else {
+            return not_found_zone(key);
+        };
         let set_key = (rtype.clone(), name.to_ascii_lowercase());
         let existing = sets.get(&set_key).cloned();
-        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(|s| s.trim_matches('"').to_string());
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.trim_matches('"').to_string())
+        };
         let precondition = || {
             if let Some(want) = header("if-match") {
                 match &existing {
                     None => return Some(precondition_failed(name, "does not exist")),
-                    Some(s) if want != "*" && want != s.etag => return Some(precondition_failed(name, "has been modified (etag mismatch)")),
+                    Some(s) if want != "*" && want != s.etag => {
+                        return Some(precondition_failed(
+                            name,
+                            "has been modified (etag mismatch)",
+                        ));
+                    }
                     _ => {}
                 }
             }
@@ -137,17 +174,35 @@ impl Zones {
                 }
                 let parsed: Value = match serde_json::from_slice(body) {
                     Ok(v) => v,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidRequestContent", &format!("The request content was invalid: {e}")),
+                    Err(e) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "InvalidRequestContent",
+                            &format!("The request content was invalid: {e}"),
+                        );
+                    }
                 };
                 let (ttl, values) = match parse_props(key.private, &rtype, &parsed["properties"]) {
                     Ok(x) => x,
                     Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequest", &m),
                 };
                 let created = existing.is_none();
-                let set = RecordSet { ttl, values, etag: new_etag() };
+                let set = RecordSet {
+                    ttl,
+                    values,
+                    etag: new_etag(),
+                };
                 sets.insert(set_key, set.clone());
-                let mut r = ok_json(if created { StatusCode::CREATED } else { StatusCode::OK }, set_json(key, &rtype, name, &set));
-                r.headers_mut().insert("etag", HeaderValue::from_str(&set.etag).unwrap());
+                let mut r = ok_json(
+                    if created {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    },
+                    set_json(key, &rtype, name, &set),
+                );
+                r.headers_mut()
+                    .insert("etag", HeaderValue::from_str(&set.etag).unwrap());
                 r
             }
             Method::DELETE => {
@@ -155,11 +210,22 @@ impl Zones {
                     return r;
                 }
                 let removed = sets.remove(&set_key).is_some();
-                let mut r = ok_json(if removed { StatusCode::OK } else { StatusCode::NO_CONTENT }, Value::Null);
+                let mut r = ok_json(
+                    if removed {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::NO_CONTENT
+                    },
+                    Value::Null,
+                );
                 *r.body_mut() = axum::body::Body::empty();
                 r
             }
-            _ => error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &format!("{method} is not supported on record sets.")),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                &format!("{method} is not supported on record sets."),
+            ),
         }
     }
 
@@ -185,7 +251,10 @@ fn not_found_zone(key: &ZoneKey) -> Response {
     error(
         StatusCode::NOT_FOUND,
         "ParentResourceNotFound",
-        &format!("Can not perform requested operation on nested resource. Parent resource '{}' not found.", key.zone),
+        &format!(
+            "Can not perform requested operation on nested resource. Parent resource '{}' not found.",
+            key.zone
+        ),
     )
 }
 
@@ -201,7 +270,11 @@ fn not_found_record(key: &ZoneKey, name: &str) -> Response {
 }
 
 fn precondition_failed(name: &str, why: &str) -> Response {
-    error(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", &format!("The condition on record set '{name}' was not met: it {why}."))
+    error(
+        StatusCode::PRECONDITION_FAILED,
+        "PreconditionFailed",
+        &format!("The condition on record set '{name}' was not met: it {why}."),
+    )
 }
 
 fn field_names(private: bool, rtype: &str) -> (&'static str, &'static str, &'static str) {
@@ -217,14 +290,27 @@ fn field_names(private: bool, rtype: &str) -> (&'static str, &'static str, &'sta
 
 fn parse_props(private: bool, rtype: &str, props: &Value) -> Result<(u32, Vec<String>), String> {
     let (ttl_key, list_key, field) = field_names(private, rtype);
-    let ttl = props.get(ttl_key).and_then(Value::as_u64).ok_or_else(|| format!("properties.{ttl_key} is required"))? as u32;
+    let ttl = props
+        .get(ttl_key)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("properties.{ttl_key} is required"))? as u32;
     let values: Vec<String> = if rtype == "CNAME" {
-        props[list_key][field].as_str().map(|s| vec![s.to_string()]).unwrap_or_default()
+        props[list_key][field]
+            .as_str()
+            .map(|s| vec![s.to_string()])
+            .unwrap_or_default()
     } else {
-        props[list_key].as_array().into_iter().flatten().filter_map(|r| r[field].as_str().map(str::to_string)).collect()
+        props[list_key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r[field].as_str().map(str::to_string))
+            .collect()
     };
     if values.is_empty() {
-        return Err(format!("properties.{list_key} must hold at least one record for a {rtype} record set"));
+        return Err(format!(
+            "properties.{list_key} must hold at least one record for a {rtype} record set"
+        ));
     }
     for v in &values {
         let ok = match rtype {
@@ -241,7 +327,11 @@ fn parse_props(private: bool, rtype: &str, props: &Value) -> Result<(u32, Vec<St
 
 fn set_json(key: &ZoneKey, rtype: &str, name: &str, set: &RecordSet) -> Value {
     let (ttl_key, list_key, field) = field_names(key.private, rtype);
-    let fqdn = if name == "@" { format!("{}.", key.zone) } else { format!("{name}.{}.", key.zone) };
+    let fqdn = if name == "@" {
+        format!("{}.", key.zone)
+    } else {
+        format!("{name}.{}.", key.zone)
+    };
     let mut props = json!({ "fqdn": fqdn, ttl_key: set.ttl });
     props[list_key] = if rtype == "CNAME" {
         json!({ field: set.values.first() })

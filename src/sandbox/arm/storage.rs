@@ -28,7 +28,13 @@ pub struct AccountSeed {
 }
 
 impl AccountSeed {
-    pub fn new(subscription: &str, resource_group: &str, name: &str, primary: &str, secondary: &str) -> Self {
+    pub fn new(
+        subscription: &str,
+        resource_group: &str,
+        name: &str,
+        primary: &str,
+        secondary: &str,
+    ) -> Self {
         AccountSeed {
             subscription: subscription.into(),
             resource_group: resource_group.into(),
@@ -93,13 +99,23 @@ impl Storage {
         }) {
             return Ok(i);
         }
-        if !self.accounts.iter().any(|a| a.seed.resource_group.eq_ignore_ascii_case(rg)) {
-            return Err(Box::new(error(StatusCode::NOT_FOUND, "ResourceGroupNotFound", &format!("Resource group '{rg}' could not be found."))));
+        if !self
+            .accounts
+            .iter()
+            .any(|a| a.seed.resource_group.eq_ignore_ascii_case(rg))
+        {
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                "ResourceGroupNotFound",
+                &format!("Resource group '{rg}' could not be found."),
+            )));
         }
         Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
-            &format!("The Resource 'Microsoft.Storage/storageAccounts/{name}' under resource group '{rg}' was not found."),
+            &format!(
+                "The Resource 'Microsoft.Storage/storageAccounts/{name}' under resource group '{rg}' was not found."
+            ),
         )))
     }
 
@@ -116,7 +132,10 @@ impl Storage {
                 continue;
             }
             let old_primary = std::mem::take(&mut account.primary);
-            let new_primary = account.secondary.take().unwrap_or_else(|| old_primary.clone());
+            let new_primary = account
+                .secondary
+                .take()
+                .unwrap_or_else(|| old_primary.clone());
             account.primary = new_primary;
             if op.planned {
                 account.secondary = Some(old_primary);
@@ -133,7 +152,10 @@ impl Storage {
             Ok(i) => i,
             Err(r) => return *r,
         };
-        ok_json(StatusCode::OK, self.account_json(i, expand.is_some_and(|e| e.contains("geoReplicationStats"))))
+        ok_json(
+            StatusCode::OK,
+            self.account_json(i, expand.is_some_and(|e| e.contains("geoReplicationStats"))),
+        )
     }
 
     pub fn settle_with(&mut self, options: &ArmOptions) {
@@ -162,7 +184,8 @@ impl Storage {
         }
         if geo_stats {
             props["geoReplicationStats"] = if a.secondary.is_some() {
-                let last_sync = Utc::now() - chrono::Duration::from_std(s.replication_lag).unwrap_or_default();
+                let last_sync =
+                    Utc::now() - chrono::Duration::from_std(s.replication_lag).unwrap_or_default();
                 json!({
                     "status": "Live",
                     "lastSyncTime": last_sync.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -187,7 +210,16 @@ impl Storage {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn failover(&mut self, options: &ArmOptions, base: &str, sub: &str, rg: &str, name: &str, planned: bool, fail: bool) -> Response {
+    pub fn failover(
+        &mut self,
+        options: &ArmOptions,
+        base: &str,
+        sub: &str,
+        rg: &str,
+        name: &str,
+        planned: bool,
+        fail: bool,
+    ) -> Response {
         let i = match self.find(sub, rg, name) {
             Ok(i) => i,
             Err(r) => return *r,
@@ -197,14 +229,19 @@ impl Storage {
             return error(
                 StatusCode::CONFLICT,
                 "FailoverInProgress",
-                &format!("A failover is already in progress for storage account '{name}'. Wait for it to complete."),
+                &format!(
+                    "A failover is already in progress for storage account '{name}'. Wait for it to complete."
+                ),
             );
         }
         if a.secondary.is_none() {
             return error(
                 StatusCode::CONFLICT,
                 "FailoverNotSupported",
-                &format!("Storage account '{name}' is {} and has no secondary region to fail over to.", a.sku),
+                &format!(
+                    "Storage account '{name}' is {} and has no secondary region to fail over to.",
+                    a.sku
+                ),
             );
         }
         let id = format!("{:032x}", rand::random::<u128>());
@@ -225,15 +262,23 @@ impl Storage {
             },
         );
         let op_url = |kind: &str| {
-            format!("{base}/subscriptions/{sub}/providers/Microsoft.Storage/locations/{location}/{kind}/{id}?api-version={API_VERSION}")
+            format!(
+                "{base}/subscriptions/{sub}/providers/Microsoft.Storage/locations/{location}/{kind}/{id}?api-version={API_VERSION}"
+            )
         };
         let mut r = ok_json(StatusCode::ACCEPTED, Value::Null);
         *r.body_mut() = axum::body::Body::empty();
         let h = r.headers_mut();
         if !options.location_only {
-            h.insert("azure-asyncoperation", HeaderValue::from_str(&op_url("asyncoperations")).unwrap());
+            h.insert(
+                "azure-asyncoperation",
+                HeaderValue::from_str(&op_url("asyncoperations")).unwrap(),
+            );
         }
-        h.insert("location", HeaderValue::from_str(&op_url("operationresults")).unwrap());
+        h.insert(
+            "location",
+            HeaderValue::from_str(&op_url("operationresults")).unwrap(),
+        );
         h.insert("retry-after", HeaderValue::from(options.retry_after_secs));
         r
     }
@@ -241,9 +286,17 @@ impl Storage {
     pub fn operation(&mut self, options: &ArmOptions, id: &str, async_status: bool) -> Response {
         self.settle(options.failover_duration);
         let Some(op) = self.operations.get(id) else {
-            return error(StatusCode::NOT_FOUND, "OperationNotFound", &format!("Operation '{id}' was not found."));
+            return error(
+                StatusCode::NOT_FOUND,
+                "OperationNotFound",
+                &format!("Operation '{id}' was not found."),
+            );
         };
-        let status = op.ended.as_ref().map(|(s, _)| s.as_str()).unwrap_or("InProgress");
+        let status = op
+            .ended
+            .as_ref()
+            .map(|(s, _)| s.as_str())
+            .unwrap_or("InProgress");
         let retry = HeaderValue::from(options.retry_after_secs);
         if async_status {
             let mut body = json!({
@@ -271,7 +324,11 @@ impl Storage {
                 r.headers_mut().insert("retry-after", retry);
                 r
             }
-            "Failed" => error(StatusCode::CONFLICT, "FailoverFailed", "The failover of the storage account failed (simulated fault)."),
+            "Failed" => error(
+                StatusCode::CONFLICT,
+                "FailoverFailed",
+                "The failover of the storage account failed (simulated fault).",
+            ),
             _ => {
                 let mut r = ok_json(StatusCode::OK, Value::Null);
                 *r.body_mut() = axum::body::Body::empty();
@@ -281,7 +338,11 @@ impl Storage {
     }
 
     pub fn to_json(&self) -> Value {
-        Value::Array((0..self.accounts.len()).map(|i| self.account_json(i, true)).collect())
+        Value::Array(
+            (0..self.accounts.len())
+                .map(|i| self.account_json(i, true))
+                .collect(),
+        )
     }
 }
 
