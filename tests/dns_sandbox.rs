@@ -117,3 +117,12 @@ fn provider_settings_are_checked_when_the_config_loads() {
         );
     }
 }
+
+#[test]
+fn a_plan_finds_a_missing_tsig_secret_before_anything_runs() {
+    let toml = "[dns]\nprovider = \"rfc2136\"\nserver = \"127.0.0.1:9\"\ntsig_key_name = \"k\"\ntsig_secret_file = \"missing.key\"\n";
+    let h = Harness::new(toml, &[], Mode::Plan);
+    let spec = RecordSpec::new("example.test", "app", RecordType::A, "10.0.0.2", 60).unwrap();
+    let e = dns::set_dns(&h.exec, &spec).unwrap_err();
+    assert!(e.is_bad_input() && e.to_string().contains("missing.key"), "{e}");
+}
