@@ -113,12 +113,13 @@ impl AzureZones {
 
     pub async fn read(
         &self,
+        primitive: &str,
         zone: &str,
         name: &str,
         record_type: RecordType,
     ) -> Result<Option<RecordState>> {
         Ok(self
-            .get("dns_lookup", zone, name, record_type)
+            .get(primitive, zone, name, record_type)
             .await?
             .map(|(state, _)| state))
     }

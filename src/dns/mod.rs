@@ -139,7 +139,7 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
         &target,
         || None,
         || {
-            exec.block_on(provider.read(&spec.zone, &spec.name, spec.record_type))
+            exec.block_on(provider.read("set_dns", &spec.zone, &spec.name, spec.record_type))
                 .map(Some)
         },
     )?;
@@ -181,7 +181,7 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
             exec.block_on(async {
                 provider.write(spec).await?;
                 let now = provider
-                    .read(&spec.zone, &spec.name, spec.record_type)
+                    .read("set_dns", &spec.zone, &spec.name, spec.record_type)
                     .await?;
                 match now {
                     Some(s) if s.values == [spec.value.clone()] => Ok(()),
@@ -251,6 +251,7 @@ fn lookup_target(
 }
 
 async fn read_lookup(
+    primitive: &str,
     provider: &Provider,
     zone: &str,
     relative: &str,
@@ -259,10 +260,10 @@ async fn read_lookup(
     if zone.is_empty() {
         // rfc2136 without a known zone: the relative name is the full name.
         if let Provider::Rfc2136(p) = provider {
-            return p.query(relative, record_type).await;
+            return p.query(primitive, relative, record_type).await;
         }
     }
-    provider.read(zone, relative, record_type).await
+    provider.read(primitive, zone, relative, record_type).await
 }
 
 /// Asks the authority for a record.
@@ -279,7 +280,13 @@ pub fn dns_lookup(exec: &Exec, name: &str, opts: &LookupOptions) -> Result<Looku
         &target,
         || placeholder.clone(),
         || {
-            let state = exec.block_on(read_lookup(&provider, &zone, &relative, record_type))?;
+            let state = exec.block_on(read_lookup(
+                "dns_lookup",
+                &provider,
+                &zone,
+                &relative,
+                record_type,
+            ))?;
             Ok(to_lookup(placeholder.clone(), state))
         },
     )
@@ -325,7 +332,13 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
             let started = Instant::now();
             let mut interval = Duration::from_millis(50);
             loop {
-                let state = exec.block_on(read_lookup(&provider, &zone, &relative, record_type))?;
+                let state = exec.block_on(read_lookup(
+                    "wait_dns",
+                    &provider,
+                    &zone,
+                    &relative,
+                    record_type,
+                ))?;
                 let done = state
                     .as_ref()
                     .is_some_and(|s| s.values == [expected.clone()]);

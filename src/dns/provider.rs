@@ -64,17 +64,21 @@ impl Provider {
     /// The record set `name` (relative to `zone`) of `record_type`, if present.
     pub async fn read(
         &self,
+        primitive: &str,
         zone: &str,
         name: &str,
         record_type: RecordType,
     ) -> Result<Option<RecordState>> {
         match self {
-            Provider::Rfc2136(p) => p.query(&record::fqdn(name, zone), record_type).await,
-            Provider::Azure(p) => p.read(zone, name, record_type).await,
+            Provider::Rfc2136(p) => {
+                p.query(primitive, &record::fqdn(name, zone), record_type)
+                    .await
+            }
+            Provider::Azure(p) => p.read(primitive, zone, name, record_type).await,
             Provider::Sandbox(z) => {
                 let found = z.get(zone, name, record_type.as_str()).map_err(|e| {
                     Error::action(
-                        "dns_lookup",
+                        primitive,
                         format!("{record_type} {}", record::fqdn(name, zone)),
                         e.to_string(),
                     )

@@ -86,24 +86,30 @@ impl Rfc2136 {
     }
 
     /// Asks the server for the record set `fqdn`/`record_type`.
-    pub async fn query(&self, fqdn: &str, record_type: RecordType) -> Result<Option<RecordState>> {
+    /// `primitive` names the caller in errors (`set_dns` reads before it writes).
+    pub async fn query(
+        &self,
+        primitive: &str,
+        fqdn: &str,
+        record_type: RecordType,
+    ) -> Result<Option<RecordState>> {
         let name = wire_name(fqdn)?;
         let mut message = Message::query();
         message.metadata.recursion_desired = false;
         message.add_query(Query::query(name.clone(), wire_type(record_type)));
         let what = format!("{record_type} {fqdn}");
-        let response = self.exchange("dns_lookup", &what, &message, None).await?;
+        let response = self.exchange(primitive, &what, &message, None).await?;
         match response.metadata.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
             ResponseCode::Refused => {
                 return Err(self.error_for(
-                    "dns_lookup",
+                    primitive,
                     &what,
-                    "REFUSED: the server is not authoritative for this name or does not allow the query",
+                    "REFUSED: the server has no zone that holds this name (or does not answer queries for it)",
                 ));
             }
             code => {
-                return Err(self.error_for("dns_lookup", &what, &format!("query failed: {code}")));
+                return Err(self.error_for(primitive, &what, &format!("query failed: {code}")));
             }
         }
         let mut values = Vec::new();
