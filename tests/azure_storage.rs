@@ -406,3 +406,36 @@ fn azure_cli_credential_without_a_login_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[test]
+fn an_unreachable_resource_manager_is_retried_then_named() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let token = arm::token();
+    std::fs::write(dir.path().join("arm.token"), &token).unwrap();
+    let toml = format!(
+        "{}\n[azure]\nauth = \"static_token\"\nresource_manager = \"http://127.0.0.1:{port}\"\ntoken_file = \"arm.token\"\n{STORAGE}",
+        harness::ENVIRONMENTS
+    );
+    std::fs::write(dir.path().join("drscript.toml"), toml).unwrap();
+    let config = std::sync::Arc::new(
+        drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let exec = drscript::exec::Exec::builder(Mode::Live, rt.handle().clone())
+        .config(Some(config))
+        .build();
+    let e = storage::storage_status(&exec, "prod")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot reach Azure Resource Manager (5 attempts)")
+            && e.contains(&format!("127.0.0.1:{port}")),
+        "{e}"
+    );
+    assert_no_secret(&token, &[&e]);
+}

@@ -130,9 +130,16 @@ impl ArmClient {
                     continue;
                 }
                 Err(e) => {
-                    return Err(Error::Other(redact::redacted(format!(
-                        "{method} {url}: {e}"
-                    ))));
+                    let source = std::error::Error::source(&e)
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default();
+                    return Err(Error::action(
+                        "azure",
+                        format!("{method} {url}"),
+                        redact::redacted(format!(
+                            "cannot reach Azure Resource Manager ({attempt} attempts): {e}{source}"
+                        )),
+                    ));
                 }
             };
             let status = response.status();

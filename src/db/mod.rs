@@ -124,6 +124,11 @@ impl Target {
         })
     }
 
+    /// `postgres primary (app@host:5432/appdb)`, the target in journals and errors.
+    pub fn label(&self, name: &str) -> String {
+        format!("{} {name} ({}@{})", self.engine, self.user, self.address())
+    }
+
     pub fn address(&self) -> String {
         format!("{}:{}/{}", self.host, self.port, self.database)
     }
@@ -149,13 +154,7 @@ pub fn db_probe(exec: &Exec, name: &str) -> Result<ProbeReport> {
     if let Some(password) = &db.password {
         exec.secret(password)?;
     }
-    let label = format!(
-        "{} {} ({}@{})",
-        target.engine,
-        name,
-        target.user,
-        target.address()
-    );
+    let label = target.label(name);
     let placeholder = ProbeReport {
         name: name.to_string(),
         engine: target.engine.to_string(),
@@ -182,13 +181,7 @@ pub async fn probe(name: &str, db: &Database) -> Result<ProbeReport> {
     let kind = ProbeKind::parse(&db.probe)?;
     let password = db.password.as_ref().map(|p| p.resolve()).transpose()?;
     let timeout = Duration::from_secs(db.timeout_secs.max(1));
-    let label = format!(
-        "{} {} ({}@{})",
-        target.engine,
-        name,
-        target.user,
-        target.address()
-    );
+    let label = target.label(name);
     let run = async {
         match target.engine {
             "postgres" => postgres::probe(&target, password.as_deref(), kind, timeout).await,
