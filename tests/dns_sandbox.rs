@@ -124,5 +124,55 @@ fn a_plan_finds_a_missing_tsig_secret_before_anything_runs() {
     let h = Harness::new(toml, &[], Mode::Plan);
     let spec = RecordSpec::new("example.test", "app", RecordType::A, "10.0.0.2", 60).unwrap();
     let e = dns::set_dns(&h.exec, &spec).unwrap_err();
-    assert!(e.is_bad_input() && e.to_string().contains("missing.key"), "{e}");
+    assert!(
+        e.is_bad_input() && e.to_string().contains("missing.key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn script_level_bad_input_is_named_before_anything_runs() {
+    let h = Harness::new(TOML, &[], Mode::Live);
+    DnsZoneFile::new(h.dir.path().join("dns.json"))
+        .create(&["adeptia.sandbox"])
+        .unwrap();
+    let cases = [
+        (
+            r#"set_dns(#{zone: "adeptia.sandbox", name: "app"});"#,
+            "set_dns: `value` is required",
+        ),
+        (
+            r#"set_dns(#{zone: "adeptia.sandbox", name: "app", value: "127.0.0.9", tll: 5});"#,
+            "set_dns: unknown option `tll`",
+        ),
+        (
+            r#"set_dns(#{zone: "adeptia.sandbox", name: "app", type: "MX", value: "x"});"#,
+            "`MX` is not supported",
+        ),
+        (r#"set_dns("web", "dr");"#, "`web` is not in [dns.records]"),
+        (
+            r#"wait_dns("app.adeptia.sandbox", "127.0.0.20", #{timout: 5});"#,
+            "wait_dns: unknown option `timout`",
+        ),
+    ];
+    for (script, expected) in cases {
+        std::fs::write(h.dir.path().join("bad.rhai"), script).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_drscript"))
+            .args(["run", "bad.rhai", "--yes"])
+            .current_dir(h.dir.path())
+            .env_remove("DRSCRIPT_CONFIG")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{script}: {text}");
+        assert!(text.contains(expected), "{script}: {text}");
+    }
+    let zone = DnsZoneFile::new(h.dir.path().join("dns.json"))
+        .read()
+        .unwrap();
+    assert!(
+        zone.zones["adeptia.sandbox"].records.is_empty(),
+        "nothing was written"
+    );
 }
