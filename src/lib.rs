@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod journal;
+pub mod kube;
 pub mod lint;
 pub mod lock;
 pub mod logging;
@@ -25,14 +26,12 @@ pub mod plan;
 pub mod primitives;
 pub mod prompt;
 pub mod redact;
+pub mod sandbox;
+pub mod scheduler;
 pub mod repl;
 pub mod report;
+pub mod report_html;
 pub mod runner;
-/// Shim until the sandbox's own `sandbox/mod.rs` lands from main: only this branch's files.
-pub mod sandbox {
-    pub mod arm;
-    pub mod dns_zone;
-}
 pub mod script;
 pub mod script_error;
 pub mod secret;

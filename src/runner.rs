@@ -306,7 +306,8 @@ fn execute(
 
 /// Writes the reports of a run from its journal.
 pub fn write_reports(run_dir: &Path, records: &[journal::Record]) -> Result<()> {
-    state::write_private(&run_dir.join("report.md"), &report::markdown(records))
+    state::write_private(&run_dir.join("report.md"), &report::markdown(records))?;
+    state::write_private(&run_dir.join("report.html"), &crate::report_html::html(records))
 }
 
 fn state_dir(options: &RunOptions, prepared: &Prepared) -> PathBuf {

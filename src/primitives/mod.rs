@@ -10,6 +10,9 @@ pub mod db;
 pub mod dns;
 pub mod environment;
 pub mod flow;
+pub mod kube;
+pub mod notify;
+pub mod scheduler;
 
 use std::sync::Arc;
 
@@ -60,4 +63,7 @@ pub fn register_all(engine: &mut rhai::Engine) {
     engine.register_fn("to_string", |f: &mut Failure| f.to_string());
     engine.register_global_module(rhai::exported_module!(flow::flow_api).into());
     environment::register(engine);
+    engine.register_global_module(rhai::exported_module!(notify::notify_api).into());
+    engine.register_global_module(rhai::exported_module!(kube::kube_api).into());
+    engine.register_global_module(rhai::exported_module!(scheduler::scheduler_api).into());
 }

@@ -22,6 +22,9 @@ fn steps_run_in_order_and_are_journaled_and_reported() {
     assert_eq!(first["result"], 1);
     let report = ran.report();
     assert!(report.contains("| 2.1 |"), "{report}");
+    let html = std::fs::read_to_string(ran.runs().pop().unwrap().join("report.html")).unwrap();
+    assert_eq!(html.matches("<rect ").count(), 3, "one bar per step");
+    assert!(html.contains("Total time (RTO evidence)"), "{html}");
     assert!(report.contains("**ok** (exit 0)"), "{report}");
 }
 
@@ -63,7 +66,7 @@ fn a_failing_parallel_branch_fails_the_run_after_the_others_finish() {
         )
         .status(1)
         .stderr_has("disk on fire")
-        .stderr_has("step 1 \"broken\"")
+        .stderr_has("step 2 \"broken\"")
         .run();
     let journal = ran.journal();
     let slow = events(&journal, "step_finished").into_iter().find(|e| e["id"] == "slow#1").unwrap().clone();

@@ -6,6 +6,8 @@ mod docs;
 mod flow;
 mod imports;
 mod lock;
+mod notify;
+mod receiver;
 mod logs;
 mod plan;
 mod repl;

@@ -1,0 +1,149 @@
+//! The files a running sandbox leaves in its folder for other processes: `kubeconfig` (one
+//! context per environment), `drscript.toml` (valid for `Config::parse`, secrets in files under
+//! `secrets/`), and `sandbox.json` (ports and pid, for `status` and `down`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Where one environment's servers listen, and what the config says about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvEndpoints {
+    pub kube_api: String,
+    pub gateway: String,
+    pub namespace: String,
+    pub release: String,
+    /// Share name → folder.
+    pub shares: BTreeMap<String, PathBuf>,
+    /// Bearer token of the API server, when it demands one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_token: Option<String>,
+    pub gateway_user: String,
+    /// Replicas to restore when the environment becomes active.
+    pub replicas: [i32; 3],
+}
+
+/// `DIR/sandbox.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxFile {
+    pub pid: u32,
+    pub started: String,
+    pub environments: BTreeMap<String, EnvEndpoints>,
+}
+
+pub const SANDBOX_FILE: &str = "sandbox.json";
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Writes a secret readable by the owner only.
+pub fn write_secret(path: &Path, value: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+    }
+    write(path, &format!("{value}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(format!("cannot restrict {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>) -> String {
+    let mut out = String::from("# Written by `drscript sandbox up`: one context per simulated environment.\napiVersion: v1\nkind: Config\nclusters:\n");
+    for (name, e) in envs {
+        let _ = write!(out, "- name: sandbox-{name}\n  cluster:\n    server: {}\n", e.kube_api);
+    }
+    out.push_str("contexts:\n");
+    for (name, e) in envs {
+        let _ = write!(
+            out,
+            "- name: {name}\n  context:\n    cluster: sandbox-{name}\n    user: sandbox-{name}\n    namespace: {}\n",
+            e.namespace
+        );
+    }
+    out.push_str("users:\n");
+    for (name, e) in envs {
+        match &e.kube_token {
+            Some(t) => {
+                let _ = write!(out, "- name: sandbox-{name}\n  user:\n    token: {t}\n");
+            }
+            None => {
+                let _ = write!(out, "- name: sandbox-{name}\n  user: {{}}\n");
+            }
+        }
+    }
+    if let Some(first) = envs.keys().next() {
+        let _ = writeln!(out, "current-context: {first}");
+    }
+    out
+}
+
+/// The gateway password file of an environment, relative to the sandbox folder.
+pub fn gateway_secret_path(env: &str) -> PathBuf {
+    PathBuf::from(format!("secrets/{env}-gateway.password"))
+}
+
+/// `drscript.toml` for the sandbox; `extra` are sections contributed by other components
+/// (storage, DNS, ...), appended verbatim.
+pub fn config(envs: &BTreeMap<String, EnvEndpoints>, extra: &[String]) -> String {
+    let mut out = String::from(
+        "# Written by `drscript sandbox up`. It describes the simulated PROD and DR on 127.0.0.1 and is\n# rewritten on every start (ports change). Secrets live in files under secrets/.\n",
+    );
+    for (name, e) in envs {
+        let _ = write!(
+            out,
+            "\n[environments.{name}]\nkubeconfig = \"kubeconfig\"\nkube_context = \"{name}\"\nnamespace = \"{}\"\nrelease = \"{}\"\ngateway = \"{}\"\n",
+            e.namespace, e.release, e.gateway
+        );
+        let _ = write!(
+            out,
+            "\n[environments.{name}.gateway_auth]\ntype = \"adeptia_login\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
+            e.gateway_user,
+            gateway_secret_path(name).display()
+        );
+        let _ = write!(
+            out,
+            "\n[environments.{name}.replicas]\nruntime = {}\nlistener = {}\nrabbitmq = {}\n",
+            e.replicas[0], e.replicas[1], e.replicas[2]
+        );
+        let _ = write!(out, "\n[environments.{name}.shares]\n");
+        for (share, path) in &e.shares {
+            let _ = writeln!(out, "{share} = {{ path = \"{}\" }}", path.display());
+        }
+    }
+    for section in extra {
+        out.push('\n');
+        out.push_str(section);
+        if !section.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+pub fn write_all(dir: &Path, file: &SandboxFile, extra: &[String]) -> Result<()> {
+    write(&dir.join("kubeconfig"), &kubeconfig(&file.environments))?;
+    write(&dir.join("drscript.toml"), &config(&file.environments, extra))?;
+    let json = serde_json::to_string_pretty(file).map_err(|e| Error::Other(e.to_string()))?;
+    write(&dir.join(SANDBOX_FILE), &json)
+}
+
+pub fn read_sandbox_file(dir: &Path) -> Result<SandboxFile> {
+    let path = dir.join(SANDBOX_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        Error::Usage(format!(
+            "no sandbox is running in {} (no {SANDBOX_FILE}); start one with `drscript sandbox up --dir {}`",
+            dir.display(),
+            dir.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Other(format!("{} is damaged: {e}", path.display())))
+}

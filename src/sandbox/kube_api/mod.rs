@@ -1,0 +1,147 @@
+//! A Kubernetes API server emulation over real HTTP/JSON on 127.0.0.1: discovery, deployments,
+//! statefulsets, their scale subresource, and pods that take a simulated time to start and to
+//! terminate. Enough of the real protocol for kubectl and kube-rs (lists, JSON-lines watches from
+//! a resourceVersion, merge/strategic/JSON patches, optimistic concurrency); deliberately no
+//! persistence, admission, RBAC beyond one bearer token, or server-side apply.
+
+mod controller;
+mod discovery;
+mod patch;
+mod seed;
+mod selector;
+mod server;
+mod store;
+mod table;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use controller::Delays;
+pub use seed::Seed;
+pub use store::Res;
+
+use crate::error::{Error, Result};
+use controller::Controller;
+use server::Api;
+use store::Store;
+
+/// One running API server. Dropping it stops it.
+pub struct KubeApiServer {
+    addr: SocketAddr,
+    api: Arc<Api>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl KubeApiServer {
+    /// Binds 127.0.0.1:`port` (0: ephemeral), seeds the objects and waits until their pods are
+    /// ready (the initial state does not pay the simulated start delay).
+    pub async fn start(port: u16, token: Option<String>, delays: Delays, seed: &[Seed]) -> Result<KubeApiServer> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| Error::io(format!("cannot bind the sandbox API server to 127.0.0.1:{port}"), e))?;
+        let addr = listener.local_addr().map_err(|e| Error::io("sandbox API server address", e))?;
+        let store = Arc::new(Store::new());
+        let (controller, control_task) =
+            Controller::spawn(Arc::clone(&store), Delays { start: Duration::ZERO, terminate: Duration::ZERO });
+        let api = Arc::new(Api {
+            store: Arc::clone(&store),
+            controller: Arc::clone(&controller),
+            token,
+            address: Mutex::new(addr.to_string()),
+            log: Mutex::new(VecDeque::new()),
+            faults: Mutex::new(VecDeque::new()),
+        });
+        for s in seed {
+            for (res, object) in s.objects() {
+                let created = store.create(res, object).map_err(|e| Error::Other(format!("sandbox seed: {e:?}")))?;
+                let name = created["metadata"]["name"].as_str().unwrap_or_default();
+                controller.enqueue(res, &s.namespace, name);
+            }
+        }
+        let router = axum::Router::new().fallback(server::handle).with_state(Arc::clone(&api));
+        let serve_task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let server = KubeApiServer { addr, api, tasks: vec![control_task, serve_task] };
+        server.settle().await?;
+        controller.set_delays(delays);
+        Ok(server)
+    }
+
+    /// Waits (polling, bounded) until every workload has its desired pods ready.
+    async fn settle(&self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let settled = self.api.store.all().iter().filter(|((r, _, _), _)| r.is_workload()).all(|(_, w)| {
+                let desired = w["spec"]["replicas"].as_i64().unwrap_or(1);
+                w["status"]["observedGeneration"] == w["metadata"]["generation"]
+                    && w["status"]["readyReplicas"].as_i64().unwrap_or(0) == desired
+            });
+            if settled {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::Other("sandbox API server: seeded workloads did not settle".to_string()));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn delays(&self) -> Delays {
+        self.api.controller.delays()
+    }
+
+    pub fn set_delays(&self, delays: Delays) {
+        self.api.controller.set_delays(delays);
+    }
+
+    /// Makes the next requests fail with these status codes, one each (tests of retries).
+    pub fn inject_faults(&self, codes: &[u16]) {
+        self.api.faults.lock().unwrap_or_else(|e| e.into_inner()).extend(codes.iter().map(|c| (None, *c)));
+    }
+
+    /// Makes the next request of `method` (`PUT`, `PATCH`, ...) fail with `code`.
+    pub fn inject_fault_on(&self, method: &str, code: u16) {
+        self.api.faults.lock().unwrap_or_else(|e| e.into_inner()).push_back((Some(method.to_string()), code));
+    }
+
+    /// The requests served so far, `METHOD /path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.api.log.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    /// A stored object, as a client would get it.
+    pub fn object(&self, res: Res, namespace: &str, name: &str) -> Option<Value> {
+        self.api.store.get(res, namespace, name)
+    }
+
+    /// Pods of a namespace (terminating ones included).
+    pub fn pods(&self, namespace: &str) -> Vec<Value> {
+        self.api.store.list(Res::Pod, Some(namespace)).0
+    }
+
+    /// Every object, for the sandbox's status.
+    pub fn objects(&self) -> Vec<Value> {
+        self.api.store.all().into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+impl Drop for KubeApiServer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

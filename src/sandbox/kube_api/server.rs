@@ -1,0 +1,466 @@
+//! The HTTP side of the Kubernetes API emulation: routing by path as the API server does
+//! (`/api/v1/namespaces/NS/pods`, `/apis/apps/v1/namespaces/NS/deployments/NAME/scale`, ...),
+//! bearer-token authentication, `Status` error replies, lists, JSON-lines watches, patches and
+//! the scale subresource. Two sandbox-only endpoints under `/_sandbox/` serve the whole state and
+//! the request log (for `drscript sandbox status` and for tests); they are not Kubernetes API.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::controller::Controller;
+use super::discovery;
+use super::patch::{self, PatchError};
+use super::selector::{FieldSelector, Selector, selector_string};
+use super::store::{Res, Store, StoreError, WatchEvent};
+use super::table;
+
+const LOG_LIMIT: usize = 2000;
+
+pub struct Api {
+    pub store: Arc<Store>,
+    pub controller: Arc<Controller>,
+    /// The bearer token clients must present; `None` serves anyone.
+    pub token: Option<String>,
+    pub address: Mutex<String>,
+    /// `METHOD /path?query`, oldest first, bounded.
+    pub log: Mutex<VecDeque<String>>,
+    /// Status codes to answer the next requests with, one per request (fault injection); with a
+    /// method, only a request of that method takes the fault.
+    pub faults: Mutex<VecDeque<(Option<String>, u16)>>,
+}
+
+impl Api {
+    fn record(&self, line: String) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= LOG_LIMIT {
+            log.pop_front();
+        }
+        log.push_back(line);
+    }
+}
+
+fn json_reply(code: StatusCode, body: &Value) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// A `Status` object, the API server's error body.
+pub fn status(code: u16, reason: &str, message: &str, details: Value) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "details": details, "code": code
+    });
+    json_reply(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &body)
+}
+
+fn not_found(res: Res, name: &str) -> Response {
+    let (group, kind) = res.qualified().split_once('.').unwrap_or((res.plural(), ""));
+    status(
+        404,
+        "NotFound",
+        &format!("{} \"{name}\" not found", res.qualified()),
+        json!({"name": name, "group": kind, "kind": group}),
+    )
+}
+
+fn conflict(res: Res, name: &str) -> Response {
+    status(
+        409,
+        "Conflict",
+        &format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            res.qualified()
+        ),
+        json!({"name": name, "kind": res.plural()}),
+    )
+}
+
+fn invalid(res: Res, name: &str, field: &str, message: &str) -> Response {
+    status(
+        422,
+        "Invalid",
+        &format!("{} \"{name}\" is invalid: {field}: {message}", res.kind()),
+        json!({"name": name, "kind": res.kind(), "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]}),
+    )
+}
+
+fn store_error(res: Res, name: &str, e: StoreError) -> Response {
+    match e {
+        StoreError::NotFound => not_found(res, name),
+        StoreError::Conflict => conflict(res, name),
+        StoreError::AlreadyExists => status(409, "AlreadyExists", &format!("{} \"{name}\" already exists", res.qualified()), json!({})),
+        StoreError::Invalid(m) => invalid(res, name, "metadata", &m),
+    }
+}
+
+fn bad_request(message: &str) -> Response {
+    status(400, "BadRequest", message, json!({}))
+}
+
+pub async fn handle(
+    State(api): State<Arc<Api>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    api.record(format!("{method} {}", uri.path_and_query().map_or(path.as_str(), |p| p.as_str())));
+    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    if let ["_sandbox", what] = segments.as_slice() {
+        return sandbox_endpoint(&api, what);
+    }
+    if let Some(token) = &api.token {
+        let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if presented != Some(format!("Bearer {token}").as_str()) {
+            return status(401, "Unauthorized", "Unauthorized", json!({}));
+        }
+    }
+    let injected = {
+        let mut faults = api.faults.lock().unwrap_or_else(|e| e.into_inner());
+        match faults.front() {
+            Some((None, _)) => faults.pop_front(),
+            Some((Some(m), _)) if m == method.as_str() => faults.pop_front(),
+            _ => None,
+        }
+    };
+    if let Some((_, code)) = injected {
+        let reason = match code {
+            429 => "TooManyRequests",
+            409 => "Conflict",
+            _ => "InternalError",
+        };
+        return status(code, reason, &format!("injected fault {code}"), json!({"retryAfterSeconds": 0}));
+    }
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let address = api.address.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let get = method == Method::GET;
+    match segments.as_slice() {
+        ["version"] if get => json_reply(StatusCode::OK, &discovery::version()),
+        ["healthz" | "livez" | "readyz"] if get => (StatusCode::OK, "ok").into_response(),
+        ["api"] if get && discovery::wants_aggregated(&accept) => aggregated(true),
+        ["apis"] if get && discovery::wants_aggregated(&accept) => aggregated(false),
+        ["api"] if get => json_reply(StatusCode::OK, &discovery::api_versions(&address)),
+        ["apis"] if get => json_reply(StatusCode::OK, &discovery::api_group_list()),
+        ["apis", "apps"] if get => json_reply(StatusCode::OK, &discovery::api_group()),
+        ["api", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("")),
+        ["apis", "apps", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("apps")),
+        ["api", "v1", "namespaces", ns] if get => namespace(&api, ns),
+        ["api", "v1", rest @ ..] => resource(&api, "", rest, &method, &query, &accept, &content_type, &body),
+        ["apis", "apps", "v1", rest @ ..] => resource(&api, "apps", rest, &method, &query, &accept, &content_type, &body),
+        _ => status(404, "NotFound", "the server could not find the requested resource", json!({})),
+    }
+}
+
+fn aggregated(core: bool) -> Response {
+    let body = discovery::aggregated(core).to_string();
+    (StatusCode::OK, [(header::CONTENT_TYPE, discovery::AGGREGATED)], body).into_response()
+}
+
+fn sandbox_endpoint(api: &Api, what: &str) -> Response {
+    match what {
+        "state" => {
+            let objects: Vec<Value> = api.store.all().into_iter().map(|(_, v)| v).collect();
+            json_reply(
+                StatusCode::OK,
+                &json!({"resourceVersion": api.store.resource_version(), "delays": api.controller.delays(), "objects": objects}),
+            )
+        }
+        "requests" => {
+            let log: Vec<String> = api.log.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+            json_reply(StatusCode::OK, &json!(log))
+        }
+        _ => status(404, "NotFound", "unknown sandbox endpoint", json!({})),
+    }
+}
+
+fn namespace(api: &Api, ns: &str) -> Response {
+    let exists = api.store.all().iter().any(|((_, n, _), _)| n == ns);
+    if !exists {
+        return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"), json!({"name": ns, "kind": "namespaces"}));
+    }
+    json_reply(
+        StatusCode::OK,
+        &json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resource(
+    api: &Arc<Api>,
+    group: &str,
+    rest: &[&str],
+    method: &Method,
+    query: &HashMap<String, String>,
+    accept: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Response {
+    let (ns, plural, name, sub) = match rest {
+        [plural] => (None, *plural, None, None),
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name), None),
+        ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
+        _ => return status(404, "NotFound", "the server could not find the requested resource", json!({})),
+    };
+    let Some(res) = Res::from_plural(plural).filter(|r| (r.api_version() == "v1") == group.is_empty()) else {
+        return status(404, "NotFound", "the server could not find the requested resource", json!({}));
+    };
+    match (method.as_str(), name, sub) {
+        ("GET", None, None) if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) => {
+            watch(api, res, ns, query)
+        }
+        ("GET", None, None) => list(api, res, ns, query, accept),
+        (_, Some(_), _) if ns.is_none() => bad_request("a namespace is required"),
+        ("GET", Some(name), None) => match api.store.get(res, ns.unwrap_or_default(), name) {
+            Some(o) if table::wants_table(accept) => json_reply(StatusCode::OK, &table::table(res, &[o], api.store.resource_version())),
+            Some(o) => json_reply(StatusCode::OK, &o),
+            None => not_found(res, name),
+        },
+        ("DELETE", Some(name), None) if res == Res::Pod => {
+            let ns = ns.unwrap_or_default();
+            match api.store.get(res, ns, name) {
+                Some(_) => {
+                    api.controller.terminate(ns, name);
+                    json_reply(StatusCode::OK, &api.store.get(res, ns, name).unwrap_or(Value::Null))
+                }
+                None => not_found(res, name),
+            }
+        }
+        ("PATCH" | "PUT", Some(name), None) if res.is_workload() => {
+            write_workload(api, res, ns.unwrap_or_default(), name, method, content_type, body)
+        }
+        (_, Some(name), Some("scale")) if res.is_workload() => {
+            scale(api, res, ns.unwrap_or_default(), name, method, content_type, body)
+        }
+        _ => status(405, "MethodNotAllowed", &format!("{method} is not supported on this resource by the drscript sandbox"), json!({})),
+    }
+}
+
+fn selectors(query: &HashMap<String, String>) -> Result<(Selector, FieldSelector), Response> {
+    let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
+        .map_err(|e| bad_request(&e))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
+        .map_err(|e| bad_request(&e))?;
+    Ok((labels, fields))
+}
+
+fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, accept: &str) -> Response {
+    let (labels, fields) = match selectors(query) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (items, rv) = api.store.list(res, ns);
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
+        .collect();
+    if table::wants_table(accept) {
+        return json_reply(StatusCode::OK, &table::table(res, &items, rv));
+    }
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", res.kind()), "apiVersion": res.api_version(),
+            "metadata": {"resourceVersion": rv.to_string()}, "items": items
+        }),
+    )
+}
+
+fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>) -> Response {
+    let (labels, fields) = match selectors(query) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let since = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("" | "0") => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => return bad_request(&format!("invalid resourceVersion `{v}`")),
+        },
+    };
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let (backlog, start_rv, mut events) = api.store.watch(res, since);
+    let ns = ns.map(str::to_string);
+    let keep = move |e: &WatchEvent| {
+        e.res == res
+            && ns.as_deref().is_none_or(|ns| e.object["metadata"]["namespace"].as_str() == Some(ns))
+            && labels.matches(&e.object["metadata"]["labels"])
+            && fields.matches(&e.object)
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        let line = |e: &WatchEvent| Bytes::from(format!("{}\n", json!({"type": e.kind.name(), "object": &*e.object})));
+        let Some(backlog) = backlog else {
+            let gone = json!({"type": "ERROR", "object": {
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "too old resource version", "reason": "Expired", "code": 410}});
+            let _ = tx.send(Bytes::from(format!("{gone}\n"))).await;
+            return;
+        };
+        for e in backlog.iter().filter(|e| keep(e)) {
+            if tx.send(line(e)).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                () = tx.closed() => return,
+                received = events.recv() => match received {
+                    Ok(e) if e.rv > start_rv && keep(&e) => {
+                        if tx.send(line(&e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    // A slow client is cut off; it lists and watches again, as with a real server.
+                    Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| status(500, "InternalError", "cannot build watch response", json!({})))
+}
+
+/// `default` stands in for an absent count: 1 for a workload (API defaulting), 0 for a Scale
+/// (Go clients omit a zero `replicas`).
+fn check_replicas(res: Res, name: &str, value: &Value, default: i64) -> Result<i64, Response> {
+    match value.as_i64() {
+        Some(n) if n >= 0 && n <= i64::from(i32::MAX) => Ok(n),
+        Some(n) => Err(invalid(res, name, "spec.replicas", &format!("Invalid value: {n}: must be greater than or equal to 0"))),
+        None if value.is_null() => Ok(default),
+        None => Err(bad_request(&format!("spec.replicas: expected an integer, got {value}"))),
+    }
+}
+
+fn patch_error(e: PatchError) -> Response {
+    match e {
+        PatchError::Unsupported(m) => status(415, "UnsupportedMediaType", &m, json!({})),
+        PatchError::Invalid(m) => status(422, "Invalid", &m, json!({})),
+    }
+}
+
+fn rv_of(object: &Value) -> Option<String> {
+    object["metadata"]["resourceVersion"].as_str().map(str::to_string)
+}
+
+fn write_workload(
+    api: &Api,
+    res: Res,
+    ns: &str,
+    name: &str,
+    method: &Method,
+    content_type: &str,
+    body: &[u8],
+) -> Response {
+    let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
+    let desired = if method == Method::PATCH {
+        let mut patched = current.clone();
+        if let Err(e) = patch::apply(content_type, &mut patched, body) {
+            return patch_error(e);
+        }
+        patched
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
+        }
+    };
+    if let Err(r) = check_replicas(res, name, &desired["spec"]["replicas"], 1) {
+        return r;
+    }
+    let expected = rv_of(&desired);
+    let result = api.store.update(res, ns, name, expected.as_deref(), |o| {
+        o["spec"] = desired["spec"].clone();
+        for field in ["labels", "annotations"] {
+            o["metadata"][field] = desired["metadata"][field].clone();
+        }
+        Ok(())
+    });
+    match result {
+        Ok(updated) => {
+            api.controller.enqueue(res, ns, name);
+            json_reply(StatusCode::OK, &updated)
+        }
+        Err(e) => store_error(res, name, e),
+    }
+}
+
+fn scale_of(workload: &Value) -> Value {
+    let meta = &workload["metadata"];
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]
+        },
+        "spec": {"replicas": workload["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {
+            "replicas": workload["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": selector_string(&workload["spec"]["selector"])
+        }
+    })
+}
+
+fn scale(api: &Api, res: Res, ns: &str, name: &str, method: &Method, content_type: &str, body: &[u8]) -> Response {
+    let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
+    let current_scale = scale_of(&current);
+    let desired = match method.as_str() {
+        "GET" => return json_reply(StatusCode::OK, &current_scale),
+        "PATCH" => {
+            let mut patched = current_scale.clone();
+            if let Err(e) = patch::apply(content_type, &mut patched, body) {
+                return patch_error(e);
+            }
+            patched
+        }
+        "PUT" => match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
+        },
+        _ => return status(405, "MethodNotAllowed", &format!("{method} is not supported on scale"), json!({})),
+    };
+    let replicas = match check_replicas(res, name, &desired["spec"]["replicas"], 0) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let expected = rv_of(&desired);
+    match api.store.update(res, ns, name, expected.as_deref(), |o| {
+        o["spec"]["replicas"] = json!(replicas);
+        Ok(())
+    }) {
+        Ok(updated) => {
+            api.controller.enqueue(res, ns, name);
+            json_reply(StatusCode::OK, &scale_of(&updated))
+        }
+        Err(e) => store_error(res, name, e),
+    }
+}

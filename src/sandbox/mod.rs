@@ -1,0 +1,444 @@
+//! The sandbox: a simulated PROD and DR pair on 127.0.0.1, the embedded default every newcomer,
+//! demo and end-to-end test runs against. Per environment it runs a Kubernetes API server
+//! emulation and an Adeptia gateway emulation on ephemeral ports, seeds file shares as local
+//! folders, and writes `kubeconfig`, `drscript.toml` and `sandbox.json` into its folder so that
+//! the shipped runbooks, kubectl and other drscript processes find it.
+//!
+//! The initial state is the document's DR model: PROD active; DR with runtime and listener at 0,
+//! the event service booting with `QUARTZ_STATUS_ONBOOTUP=pause`, and its scheduler paused.
+//!
+//! It runs in-process ([`Sandbox::start`]) or in the foreground of `drscript sandbox up`
+//! ([`cli_up`]); [`cli_status`] and [`cli_down`] reach a running one through `sandbox.json`.
+
+pub mod arm;
+pub mod dns_zone;
+pub mod files;
+pub mod gateway;
+pub mod kube_api;
+pub mod shares;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use files::{EnvEndpoints, SandboxFile};
+use gateway::{GatewayAuthMode, GatewayServer, SchedulerState};
+use kube_api::{Delays, KubeApiServer, Seed};
+
+/// How to build the sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Environment names; the first is the active one (PROD), the others standbys.
+    pub environments: Vec<String>,
+    pub namespace: String,
+    pub release: String,
+    /// Application version: the tag of every image.
+    pub version: String,
+    pub delays: Delays,
+    /// Make the API servers demand a bearer token (written into the kubeconfig). Note that
+    /// kubectl does not send tokens to a plain-http server, so this is for kube-rs only.
+    pub kube_token: bool,
+    /// Seed the share folders (a few MB per environment).
+    pub shares: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            environments: vec!["prod".to_string(), "dr".to_string()],
+            namespace: "adeptia".to_string(),
+            release: "ac".to_string(),
+            version: "4.2.1".to_string(),
+            delays: Delays::default(),
+            kube_token: false,
+            shares: true,
+        }
+    }
+}
+
+/// One simulated environment.
+pub struct EnvSandbox {
+    pub name: String,
+    pub kube: KubeApiServer,
+    pub gateway: GatewayServer,
+    pub endpoints: EnvEndpoints,
+}
+
+/// A running sandbox; dropping it stops its servers (the folder stays).
+pub struct SandboxHandle {
+    pub dir: PathBuf,
+    pub environments: BTreeMap<String, EnvSandbox>,
+    // Other components (ARM emulator, Azure Files emulator, DNS zone) keep their handles here,
+    // next to the kube API and gateway, and add their config sections to `extra_config`.
+    extra_config: Vec<String>,
+}
+
+/// A secret for a sandbox credential: unpredictable enough that a leak in output is noticed.
+fn fresh_secret(label: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let seed = format!("{label}/{nanos}/{}", std::process::id());
+    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h2 = h.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!("sbx-{h:016x}{h2:016x}")
+}
+
+pub struct Sandbox;
+
+impl Sandbox {
+    /// Starts every environment in `dir` (created if missing) on the current tokio runtime.
+    pub async fn start(dir: &Path, options: SandboxOptions) -> Result<SandboxHandle> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        let dir = dir.canonicalize().map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))?;
+        let mut environments = BTreeMap::new();
+        for (index, name) in options.environments.iter().enumerate() {
+            let active = index == 0;
+            let seed = if active {
+                Seed::active(&options.namespace, &options.release, &options.version)
+            } else {
+                Seed::standby(&options.namespace, &options.release, &options.version)
+            };
+            let kube_token = options.kube_token.then(|| fresh_secret(&format!("{name}-kube")));
+            let kube = KubeApiServer::start(0, kube_token.clone(), options.delays, std::slice::from_ref(&seed)).await?;
+            let password = fresh_secret(&format!("{name}-gateway"));
+            crate::redact::register(&password);
+            files::write_secret(&dir.join(files::gateway_secret_path(name)), &password)?;
+            let user = "drscript".to_string();
+            let initial = if active { SchedulerState::Running } else { SchedulerState::Paused };
+            let gateway = GatewayServer::start(
+                0,
+                GatewayAuthMode::AdeptiaLogin { username: user.clone(), password },
+                initial,
+            )
+            .await?;
+            let mut share_paths = BTreeMap::new();
+            for share in ["app", "rabbitmq"] {
+                let relative = PathBuf::from(format!("shares/{name}/{share}"));
+                if options.shares {
+                    shares::seed(&dir.join(&relative), share, active)?;
+                } else {
+                    std::fs::create_dir_all(dir.join(&relative))
+                        .map_err(|e| Error::io(format!("cannot create {}", relative.display()), e))?;
+                }
+                share_paths.insert(share.to_string(), relative);
+            }
+            let active_seed = Seed::active(&options.namespace, &options.release, &options.version);
+            let endpoints = EnvEndpoints {
+                kube_api: kube.url(),
+                gateway: gateway.url(),
+                namespace: options.namespace.clone(),
+                release: options.release.clone(),
+                shares: share_paths,
+                kube_token,
+                gateway_user: user,
+                replicas: [active_seed.runtime, active_seed.listener, active_seed.rabbitmq],
+            };
+            environments.insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints });
+        }
+        // Other components plug in here: start them, keep their handles in the SandboxHandle
+        // and push their drscript.toml sections (e.g. `[storage.x]`, `[dns]`) into extra_config.
+        let extra_config = Vec::new();
+        let handle = SandboxHandle { dir, environments, extra_config };
+        handle.write_files()?;
+        Ok(handle)
+    }
+}
+
+impl SandboxHandle {
+    pub fn env(&self, name: &str) -> Option<&EnvSandbox> {
+        self.environments.get(name)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("drscript.toml")
+    }
+
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    fn sandbox_file(&self) -> SandboxFile {
+        SandboxFile {
+            pid: std::process::id(),
+            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            environments: self.environments.iter().map(|(k, e)| (k.clone(), e.endpoints.clone())).collect(),
+        }
+    }
+
+    fn write_files(&self) -> Result<()> {
+        files::write_all(&self.dir, &self.sandbox_file(), &self.extra_config)
+    }
+
+    /// Changes the simulated start and termination delays of every environment.
+    pub fn set_delays(&self, delays: Delays) {
+        for e in self.environments.values() {
+            e.kube.set_delays(delays);
+        }
+    }
+
+    /// The whole simulated state as JSON (the same shape `sandbox status --json` prints).
+    pub fn status(&self) -> Value {
+        let envs: serde_json::Map<String, Value> = self
+            .environments
+            .iter()
+            .map(|(name, e)| {
+                let gateway_state = json!({"scheduler": e.gateway.state().name(), "calls": e.gateway.calls()});
+                (
+                    name.clone(),
+                    summarise(&self.dir, &e.endpoints, &json!({"objects": e.kube.objects(), "delays": e.kube.delays()}), &gateway_state),
+                )
+            })
+            .collect();
+        json!({"dir": self.dir, "pid": std::process::id(), "environments": envs})
+    }
+}
+
+/// One environment's state from the raw state of its servers.
+fn summarise(dir: &Path, endpoints: &EnvEndpoints, kube_state: &Value, gateway_state: &Value) -> Value {
+    let objects = kube_state["objects"].as_array().cloned().unwrap_or_default();
+    let mut workloads = serde_json::Map::new();
+    let mut pods = Vec::new();
+    for o in &objects {
+        let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        match o["kind"].as_str() {
+            Some(kind @ ("Deployment" | "StatefulSet")) => {
+                let containers = o["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
+                let images: Vec<Value> = containers.iter().map(|c| c["image"].clone()).collect();
+                let env: serde_json::Map<String, Value> = containers
+                    .iter()
+                    .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+                    .map(|v| (v["name"].as_str().unwrap_or_default().to_string(), v["value"].clone()))
+                    .collect();
+                workloads.insert(
+                    name,
+                    json!({
+                        "kind": kind.to_lowercase(),
+                        "replicas": o["spec"]["replicas"],
+                        "ready": o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                        "generation": o["metadata"]["generation"],
+                        "observedGeneration": o["status"]["observedGeneration"],
+                        "images": images,
+                        "env": env,
+                    }),
+                );
+            }
+            Some("Pod") => {
+                let ready = o["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                let phase = if !o["metadata"]["deletionTimestamp"].is_null() {
+                    "Terminating".to_string()
+                } else {
+                    o["status"]["phase"].as_str().unwrap_or("Unknown").to_string()
+                };
+                pods.push(json!({"name": name, "phase": phase, "ready": ready}));
+            }
+            _ => {}
+        }
+    }
+    let shares: serde_json::Map<String, Value> = endpoints
+        .shares
+        .iter()
+        .map(|(n, p)| {
+            let full = dir.join(p);
+            let s = shares::stats(&full);
+            (n.clone(), json!({"path": full, "files": s.files, "bytes": s.bytes}))
+        })
+        .collect();
+    json!({
+        "kube_api": endpoints.kube_api,
+        "gateway": endpoints.gateway,
+        "namespace": endpoints.namespace,
+        "scheduler": gateway_state["scheduler"],
+        "delays_ms": kube_state["delays"],
+        "workloads": workloads,
+        "pods": pods,
+        "shares": shares,
+    })
+}
+
+/// Prints the status in a few readable lines per environment.
+fn render(status: &Value) -> String {
+    let mut out = String::new();
+    for (name, e) in status["environments"].as_object().into_iter().flatten() {
+        out.push_str(&format!(
+            "{name}: kube {}  gateway {}  scheduler {}\n",
+            e["kube_api"].as_str().unwrap_or(""),
+            e["gateway"].as_str().unwrap_or(""),
+            e["scheduler"].as_str().unwrap_or("?")
+        ));
+        for (w, v) in e["workloads"].as_object().into_iter().flatten() {
+            let image = v["images"][0].as_str().unwrap_or("");
+            let quartz = v["env"]["QUARTZ_STATUS_ONBOOTUP"].as_str().map(|q| format!("  QUARTZ_STATUS_ONBOOTUP={q}")).unwrap_or_default();
+            out.push_str(&format!(
+                "  {:<12} {:<28} {}/{}  {image}{quartz}\n",
+                v["kind"].as_str().unwrap_or(""),
+                w,
+                v["ready"],
+                v["replicas"]
+            ));
+        }
+        let terminating = e["pods"].as_array().map_or(0, |p| p.iter().filter(|p| p["phase"] == "Terminating").count());
+        out.push_str(&format!("  pods: {} ({terminating} terminating)\n", e["pods"].as_array().map_or(0, Vec::len)));
+        for (s, v) in e["shares"].as_object().into_iter().flatten() {
+            out.push_str(&format!("  share {s}: {} files, {} bytes  {}\n", v["files"], v["bytes"], v["path"].as_str().unwrap_or("")));
+        }
+    }
+    out
+}
+
+/// Runs `f` on a fresh multi-threaded runtime in its own thread, so that the CLI functions work
+/// whether or not the caller is already inside a tokio runtime.
+fn on_runtime<T: Send + 'static>(f: impl std::future::Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the async runtime", e))?;
+        runtime.block_on(f)
+    })
+    .join()
+    .map_err(|_| Error::Other("the sandbox thread panicked".to_string()))?
+}
+
+/// `drscript sandbox up --dir DIR`: starts the sandbox and serves until Ctrl-C or `sandbox down`.
+pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
+    if let Ok(existing) = files::read_sandbox_file(dir)
+        && process_alive(existing.pid)
+    {
+        return Err(Error::Usage(format!(
+            "a sandbox is already running in {} (pid {}); stop it with `drscript sandbox down --dir {}`",
+            dir.display(),
+            existing.pid,
+            dir.display()
+        )));
+    }
+    let dir = dir.to_path_buf();
+    on_runtime(async move {
+        // Listen for the stop signals before anything announces the sandbox, so that a `down`
+        // right after `sandbox.json` appears is caught rather than killing the process.
+        let stop = stop_signal()?;
+        let handle = Sandbox::start(&dir, options).await?;
+        eprint!("{}", render(&handle.status()));
+        eprintln!(
+            "sandbox running in {} — try:\n  KUBECONFIG={} kubectl --context prod get deployments\n  drscript --config {} plan failover.rhai\nCtrl-C or `drscript sandbox down --dir {}` stops it.",
+            handle.dir.display(),
+            handle.kubeconfig_path().display(),
+            handle.config_path().display(),
+            handle.dir.display()
+        );
+        stop.await;
+        let _ = std::fs::remove_file(handle.dir.join(files::SANDBOX_FILE));
+        eprintln!("sandbox stopped");
+        Ok(())
+    })
+}
+
+/// A future that completes on SIGINT or SIGTERM (Ctrl-C elsewhere), registered now.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("cannot listen for SIGTERM", e))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("cannot listen for SIGINT", e))?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        // Signal 0 checks existence without touching the process.
+        unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// The state of the sandbox running in `dir`, read from its servers.
+pub fn status_of(dir: &Path) -> Result<Value> {
+    let file = files::read_sandbox_file(dir)?;
+    if !process_alive(file.pid) {
+        return Err(Error::Usage(format!(
+            "the sandbox of {} (pid {}) is not running any more; start it with `drscript sandbox up --dir {}`",
+            dir.display(),
+            file.pid,
+            dir.display()
+        )));
+    }
+    let dir = dir.to_path_buf();
+    on_runtime(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Other(format!("cannot build an HTTP client: {e}")))?;
+        let get = |url: String| {
+            let http = http.clone();
+            async move {
+                let reply = http.get(&url).send().await.map_err(|e| Error::action("sandbox status", &url, e.to_string()))?;
+                reply.json::<Value>().await.map_err(|e| Error::action("sandbox status", &url, e.to_string()))
+            }
+        };
+        let mut envs = serde_json::Map::new();
+        for (name, e) in &file.environments {
+            let kube_state = get(format!("{}/_sandbox/state", e.kube_api)).await?;
+            let gateway_state = get(format!("{}/_sandbox/state", e.gateway)).await?;
+            envs.insert(name.clone(), summarise(&dir, e, &kube_state, &gateway_state));
+        }
+        Ok(json!({"dir": dir, "pid": file.pid, "environments": envs}))
+    })
+}
+
+/// `drscript sandbox status --dir DIR [--json]`.
+pub fn cli_status(dir: &Path, json: bool) -> Result<()> {
+    let status = status_of(dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(())
+}
+
+/// `drscript sandbox down --dir DIR`: stops the sandbox running there and waits until it is gone.
+pub fn cli_down(dir: &Path) -> Result<()> {
+    let file = files::read_sandbox_file(dir)?;
+    let sandbox_file = dir.join(files::SANDBOX_FILE);
+    if !process_alive(file.pid) {
+        let _ = std::fs::remove_file(&sandbox_file);
+        eprintln!("the sandbox of {} was not running (stale {} removed)", dir.display(), files::SANDBOX_FILE);
+        return Ok(());
+    }
+    #[cfg(unix)]
+    unsafe {
+        libc::kill(file.pid as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut pause = Duration::from_millis(10);
+    while process_alive(file.pid) && sandbox_file.exists() {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Other(format!("the sandbox (pid {}) did not stop within 15 s", file.pid)));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+    eprintln!("sandbox in {} stopped", dir.display());
+    Ok(())
+}
