@@ -173,6 +173,45 @@ pub async fn start(options: ArmOptions) -> Result<ArmHandle> {
     })
 }
 
+/// The sandbox's subscription, resource group and account (`[storage.prod]` of its config).
+pub const SANDBOX_SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000d0d0";
+pub const SANDBOX_RESOURCE_GROUP: &str = "rg-adeptia";
+pub const SANDBOX_ACCOUNT: &str = "adeptiaprodfiles";
+/// Where the sandbox keeps the emulator's bearer token, relative to its folder.
+pub const SANDBOX_TOKEN_PATH: &str = "secrets/arm.token";
+
+/// Starts the emulator for `drscript sandbox`: one RA-GRS account (eastus → westus) whose
+/// failover takes `failover_duration`, a fresh token written to `dir/secrets/arm.token`.
+/// Returns the handle and the `[azure]` and `[storage.prod]` sections of the sandbox's config.
+pub async fn start_for_sandbox(
+    dir: &std::path::Path,
+    failover_duration: Duration,
+) -> Result<(ArmHandle, String)> {
+    let token = format!("arm-{:032x}", rand::random::<u128>());
+    crate::redact::register(&token);
+    crate::sandbox::files::write_secret(&dir.join(SANDBOX_TOKEN_PATH), &token)?;
+    let handle = start(ArmOptions {
+        token,
+        failover_duration,
+        retry_after_secs: 1,
+        accounts: vec![AccountSeed::new(
+            SANDBOX_SUBSCRIPTION,
+            SANDBOX_RESOURCE_GROUP,
+            SANDBOX_ACCOUNT,
+            "eastus",
+            "westus",
+        )],
+        ..ArmOptions::default()
+    })
+    .await?;
+    let config = format!(
+        "[azure]\nauth = \"static_token\"\nresource_manager = \"{}\"\ntoken_file = \"{SANDBOX_TOKEN_PATH}\"\n\n\
+         [storage.prod]\nsubscription = \"{SANDBOX_SUBSCRIPTION}\"\nresource_group = \"{SANDBOX_RESOURCE_GROUP}\"\naccount = \"{SANDBOX_ACCOUNT}\"\n",
+        handle.url
+    );
+    Ok((handle, config))
+}
+
 /// An ARM error response.
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (
