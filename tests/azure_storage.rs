@@ -385,20 +385,10 @@ fn service_principal_secret_stays_out_of_descriptions() {
 fn azure_cli_credential_without_a_login_is_a_clear_error() {
     // `az` is not installed (or not logged in) here: the token request fails before any call
     // to Resource Manager, and says which credential failed.
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "{}\n[azure]\nauth = \"cli\"\nresource_manager = \"http://127.0.0.1:9\"\n{STORAGE}",
-        harness::ENVIRONMENTS
-    );
-    std::fs::write(dir.path().join("drscript.toml"), toml).unwrap();
-    let config = std::sync::Arc::new(
-        drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap(),
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let exec = drscript::exec::Exec::builder(Mode::Live, rt.handle().clone())
-        .config(Some(config))
-        .build();
-    let e = storage::storage_status(&exec, "prod")
+    let toml =
+        format!("[azure]\nauth = \"cli\"\nresource_manager = \"http://127.0.0.1:9\"\n{STORAGE}");
+    let h = harness::Harness::new(&toml, &[], Mode::Live);
+    let e = storage::storage_status(&h.exec, "prod")
         .unwrap_err()
         .to_string();
     assert!(
@@ -414,22 +404,12 @@ fn an_unreachable_resource_manager_is_retried_then_named() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = tempfile::tempdir().unwrap();
     let token = arm::token();
-    std::fs::write(dir.path().join("arm.token"), &token).unwrap();
     let toml = format!(
-        "{}\n[azure]\nauth = \"static_token\"\nresource_manager = \"http://127.0.0.1:{port}\"\ntoken_file = \"arm.token\"\n{STORAGE}",
-        harness::ENVIRONMENTS
+        "[azure]\nauth = \"static_token\"\nresource_manager = \"http://127.0.0.1:{port}\"\ntoken_file = \"arm.token\"\n{STORAGE}"
     );
-    std::fs::write(dir.path().join("drscript.toml"), toml).unwrap();
-    let config = std::sync::Arc::new(
-        drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap(),
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let exec = drscript::exec::Exec::builder(Mode::Live, rt.handle().clone())
-        .config(Some(config))
-        .build();
-    let e = storage::storage_status(&exec, "prod")
+    let h = harness::Harness::new(&toml, &[("arm.token", &token)], Mode::Live);
+    let e = storage::storage_status(&h.exec, "prod")
         .unwrap_err()
         .to_string();
     assert!(
@@ -437,5 +417,5 @@ fn an_unreachable_resource_manager_is_retried_then_named() {
             && e.contains(&format!("127.0.0.1:{port}")),
         "{e}"
     );
-    assert_no_secret(&token, &[&e]);
+    assert_no_secret(&token, &[&e, &h.journal_text()]);
 }
