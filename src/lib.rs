@@ -6,9 +6,12 @@
 //! engine (`engine`) whose primitives consult one execution context (`exec`).
 
 pub mod app;
+pub mod azure;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod diagnostic;
+pub mod dns;
 pub mod docs;
 pub mod engine;
 pub mod error;

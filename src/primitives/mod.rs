@@ -5,6 +5,9 @@
 //! wrapper: it finds the [`Exec`] of the run, describes its action to it, and calls a plain Rust
 //! API that tests can drive without Rhai.
 
+pub mod azure;
+pub mod db;
+pub mod dns;
 pub mod environment;
 pub mod flow;
 pub mod kube;
