@@ -25,6 +25,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::sandbox::hash::fnv;
+
 use crate::error::{Error, Result};
 
 /// The scheduler's state.
@@ -255,9 +257,6 @@ async fn login(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
         .into_response()
 }
 
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-}
 
 async fn state(State(gateway): State<Arc<Gateway>>) -> axum::Json<Value> {
     axum::Json(json!({"scheduler": lock(&gateway.state).name(), "calls": *lock(&gateway.calls)}))

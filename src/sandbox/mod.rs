@@ -12,6 +12,7 @@
 
 pub mod files;
 pub mod gateway;
+mod hash;
 pub mod kube_api;
 pub mod shares;
 
@@ -78,7 +79,7 @@ pub struct SandboxHandle {
 fn fresh_secret(label: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let seed = format!("{label}/{nanos}/{}", std::process::id());
-    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = hash::fnv(&seed);
     let h2 = h.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     format!("sbx-{h:016x}{h2:016x}")
 }

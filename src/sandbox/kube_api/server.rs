@@ -251,6 +251,8 @@ fn resource(
     }
 }
 
+// The error is the finished reply; boxing it would only move the allocation.
+#[allow(clippy::result_large_err)]
 fn selectors(query: &HashMap<String, String>) -> Result<(Selector, FieldSelector), Response> {
     let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
         .map_err(|e| bad_request(&e))?;
@@ -352,6 +354,7 @@ fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>)
 
 /// `default` stands in for an absent count: 1 for a workload (API defaulting), 0 for a Scale
 /// (Go clients omit a zero `replicas`).
+#[allow(clippy::result_large_err)]
 fn check_replicas(res: Res, name: &str, value: &Value, default: i64) -> Result<i64, Response> {
     match value.as_i64() {
         Some(n) if n >= 0 && n <= i64::from(i32::MAX) => Ok(n),
