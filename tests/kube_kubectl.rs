@@ -149,4 +149,19 @@ async fn kubectl_preconditions_and_statefulset_scale() {
     assert!(ok, "{err}");
     scale(&dr, Kind::Deployment, "ac-ac-listener", 1, &ScaleOptions::default()).await.unwrap();
     assert_eq!(workload(&dr, Kind::Deployment, "ac-ac-listener").await.unwrap().ready, 1);
+
+    // `kubectl set env` sends a strategic merge patch: the container keeps its image.
+    let s = sb.clone();
+    let (ok, out, err) =
+        blocking(move || kubectl(&s, "dr", &["set", "env", "deployment/ac-ac-event", "QUARTZ_STATUS_ONBOOTUP=run"])).await;
+    assert!(ok, "{out} {err}");
+    let event = workload(&dr, Kind::Deployment, "ac-ac-event").await.unwrap();
+    assert_eq!(event.env.get("QUARTZ_STATUS_ONBOOTUP").map(String::as_str), Some("run"));
+    assert_eq!(event.images, vec!["adeptia/ac-event:4.2.1".to_string()]);
+    assert!(event.env.contains_key("JAVA_OPTS"), "{:?}", event.env);
+    // The template changed: the pods are replaced, and the rollout completes.
+    let s = sb.clone();
+    let (ok, out, err) =
+        blocking(move || kubectl(&s, "dr", &["rollout", "status", "deployment/ac-ac-event", "--timeout=60s"])).await;
+    assert!(ok && out.contains("successfully rolled out"), "{out} {err}");
 }
