@@ -33,6 +33,9 @@ pub struct SandboxFile {
     pub pid: u32,
     pub started: String,
     pub environments: BTreeMap<String, EnvEndpoints>,
+    /// Other components by name, with the URL of their state (see `sandbox::Component`).
+    #[serde(default)]
+    pub components: BTreeMap<String, Option<String>>,
 }
 
 pub const SANDBOX_FILE: &str = "sandbox.json";
