@@ -165,3 +165,39 @@ async fn kubectl_preconditions_and_statefulset_scale() {
         blocking(move || kubectl(&s, "dr", &["rollout", "status", "deployment/ac-ac-event", "--timeout=60s"])).await;
     assert!(ok && out.contains("successfully rolled out"), "{out} {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_shows_pods_terminating_and_going_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, config) = start(dir.path()).await;
+    let out_path = dir.path().join("watch.out");
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sb.kubeconfig_path())
+        .args(["--context", "prod", "get", "pods", "-l", "app.kubernetes.io/name=ac-runtime", "-w", "--output-watch-events", "--request-timeout=120s"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl is not installed: run tests/support/requirements-kube.sh");
+    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let poll = |done: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut pause = Duration::from_millis(10);
+        while !done(&read()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    };
+    // The initial list (two running pods) is printed before anything changes.
+    tokio::task::block_in_place(|| poll(&|t: &str| t.matches("Running").count() >= 2));
+    let prod = Cluster::connect(config.environment("prod").unwrap()).await.unwrap();
+    scale(&prod, Kind::Deployment, "ac-ac-runtime", 0, &ScaleOptions::default()).await.unwrap();
+    tokio::task::block_in_place(|| poll(&|t: &str| t.matches("DELETED").count() >= 2));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = read();
+    assert!(text.contains("EVENT") && text.contains("NAME"), "{text}");
+    assert_eq!(text.matches("EVENT").count(), 1, "one header only: {text}");
+    assert!(text.contains("Terminating"), "{text}");
+    assert_eq!(text.matches("DELETED").count(), 2, "{text}");
+}
