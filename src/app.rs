@@ -37,7 +37,9 @@ pub fn main() -> i32 {
     }) {
         return report_error(&e);
     }
-    install_ctrl_c();
+    if matches!(cli.command, Command::Run(_) | Command::Resume(_) | Command::Repl(_) | Command::Plan(_)) {
+        install_ctrl_c();
+    }
     match dispatch(cli, arm_cancel()) {
         Ok(()) => 0,
         Err(e) => report_error(&e),
@@ -128,6 +130,7 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             repl::run(&options)
         }
         Command::Docs(args) => docs::run(&args, global.stdlib.clone()),
+        Command::Sandbox(command) => sandbox(command),
         Command::Completions(args) => {
             let mut command = Cli::command();
             let mut buffer = Vec::new();
@@ -135,6 +138,27 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             out(&String::from_utf8_lossy(&buffer));
             Ok(())
         }
+    }
+}
+
+fn sandbox(command: cli::SandboxCommand) -> Result<()> {
+    use crate::sandbox::{self, SandboxOptions};
+    match command {
+        cli::SandboxCommand::Up(args) => {
+            let seconds = |v: f64, flag: &str| {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(std::time::Duration::from_secs_f64(v))
+                } else {
+                    Err(Error::Usage(format!("{flag} {v}: expected a number of seconds ≥ 0")))
+                }
+            };
+            let mut options = SandboxOptions::default();
+            options.delays.start = seconds(args.start_delay, "--start-delay")?;
+            options.delays.terminate = seconds(args.stop_delay, "--stop-delay")?;
+            sandbox::cli_up(&args.dir.dir, options)
+        }
+        cli::SandboxCommand::Status(args) => sandbox::cli_status(&args.dir.dir, args.json),
+        cli::SandboxCommand::Down(args) => sandbox::cli_down(&args.dir),
     }
 }
 

@@ -88,6 +88,9 @@ pub enum Command {
     /// Reference of every primitive, generated from the engine itself
     #[command(after_help = "Examples:\n  drscript docs\n  drscript docs scale\n  drscript docs --json\n  drscript docs --definitions .rhai-defs")]
     Docs(DocsArgs),
+    /// A local simulated PROD + DR pair (Kubernetes API, gateway, shares, DNS) on 127.0.0.1
+    #[command(subcommand, after_help = "Examples:\n  drscript sandbox up\n  drscript --config .drscript/sandbox/drscript.toml plan runbooks/failover.rhai\n  drscript sandbox status --json\n  drscript sandbox down")]
+    Sandbox(SandboxCommand),
     /// Shell completions
     #[command(after_help = "Examples:\n  drscript completions bash > /etc/bash_completion.d/drscript")]
     Completions(CompletionsArgs),
@@ -159,6 +162,49 @@ pub struct DocsArgs {
     #[arg(long, value_name = "DIR")]
     pub definitions: Option<PathBuf>,
 }
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Start the sandbox and serve in the foreground until Ctrl-C
+    #[command(after_help = "Examples:\n  drscript sandbox up\n  drscript sandbox up --dir /tmp/dr --start-delay 0.5 --stop-delay 0.5")]
+    Up(SandboxUpArgs),
+    /// Print the whole simulated state
+    #[command(after_help = "Examples:\n  drscript sandbox status\n  drscript sandbox status --json | jq .environments.dr")]
+    Status(SandboxStatusArgs),
+    /// Stop a running sandbox
+    #[command(after_help = "Examples:\n  drscript sandbox down")]
+    Down(SandboxDirArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxDirArgs {
+    /// The sandbox's folder (kubeconfig, drscript.toml, shares, state)
+    #[arg(long, default_value = DEFAULT_SANDBOX_DIR, value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxUpArgs {
+    #[command(flatten)]
+    pub dir: SandboxDirArgs,
+    /// Seconds a simulated pod takes to become ready
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub start_delay: f64,
+    /// Seconds a simulated pod takes to terminate
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub stop_delay: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxStatusArgs {
+    #[command(flatten)]
+    pub dir: SandboxDirArgs,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub const DEFAULT_SANDBOX_DIR: &str = ".drscript/sandbox";
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {

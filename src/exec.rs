@@ -69,6 +69,9 @@ pub struct Frame {
 
 thread_local! {
     static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// A parallel branch's reserved step index under its parent, so that numbering does not
+    /// depend on which thread gets there first.
+    static RESERVED: RefCell<Option<(Option<String>, u32)>> = const { RefCell::new(None) };
 }
 
 /// What a change did.
@@ -271,8 +274,22 @@ impl Exec {
         STACK.with(|s| s.borrow().clone())
     }
 
-    /// Installs a copy of a parent thread's stack (parallel branches), with a lane label.
-    pub fn adopt_stack(mut frames: Vec<Frame>, lane: String) {
+    /// Reserves `count` consecutive step indexes under the current step for parallel branches;
+    /// returns the first.
+    pub fn reserve_steps(&self, count: u32) -> u32 {
+        let parent = Self::current_step().map(|f| f.id).filter(|id| !id.is_empty());
+        let mut children = self.children.lock().unwrap();
+        let n = children.entry(parent.unwrap_or_default()).or_insert(0);
+        let first = *n + 1;
+        *n += count;
+        first
+    }
+
+    /// Installs a copy of a parent thread's stack (parallel branches), with a lane label and the
+    /// step index reserved for the branch's first step.
+    pub fn adopt_stack(mut frames: Vec<Frame>, lane: String, reserved: u32) {
+        let parent = frames.last().map(|f| f.id.clone()).filter(|id| !id.is_empty());
+        RESERVED.with(|r| *r.borrow_mut() = Some((parent, reserved)));
         if let Some(top) = frames.last_mut() {
             top.lane = Some(lane);
         } else {
@@ -306,12 +323,23 @@ impl Exec {
             *n
         };
         let id = format!("{key}#{occurrence}");
-        let index = {
+        let reserved = RESERVED.with(|r| {
+            let mut r = r.borrow_mut();
+            match r.as_ref() {
+                Some((p, index)) if *p == parent_id => {
+                    let index = *index;
+                    *r = None;
+                    Some(index)
+                }
+                _ => None,
+            }
+        });
+        let index = reserved.unwrap_or_else(|| {
             let mut children = self.children.lock().unwrap();
             let n = children.entry(parent_id.clone().unwrap_or_default()).or_insert(0);
             *n += 1;
             *n
-        };
+        });
         let number = match &parent {
             Some(p) => format!("{}.{index}", p.number),
             None => index.to_string(),

@@ -99,7 +99,7 @@ pub fn check(engine: &Engine, resolver: &Resolver, ast: &AST, label: &str, sourc
         true
     });
 
-    let mut module_fns: HashMap<String, Option<HashMap<String, HashSet<usize>>>> = HashMap::new();
+    let mut module_fns: HashMap<String, Result<HashMap<String, HashSet<usize>>, String>> = HashMap::new();
     let mut problems = Vec::new();
     let mut report = |pos: Position, message: String| {
         problems.push(diagnostic::render(
@@ -123,9 +123,12 @@ pub fn check(engine: &Engine, resolver: &Resolver, ast: &AST, label: &str, sourc
             let fns = module_fns
                 .entry(alias.clone())
                 .or_insert_with(|| module_functions(engine, resolver, label, module));
-            let Some(fns) = fns else {
-                report(pos, format!("module \"{module}\" (imported as {alias}) cannot be found"));
-                continue;
+            let fns = match fns {
+                Ok(fns) => fns,
+                Err(problem) => {
+                    report(pos, format!("module \"{module}\" (imported as {alias}) {problem}"));
+                    continue;
+                }
             };
             match fns.get(name) {
                 Some(arities) if arities.contains(&arity) => {}
@@ -204,16 +207,24 @@ fn module_functions(
     resolver: &Resolver,
     importer: &str,
     module: &str,
-) -> Option<HashMap<String, HashSet<usize>>> {
-    let (_, text) = resolver.find(Some(importer), module)?;
-    let ast = engine.compile(&text).ok()?;
+) -> Result<HashMap<String, HashSet<usize>>, String> {
+    let (label, text) = resolver.find(Some(importer), module).ok_or("cannot be found")?;
+    let ast = engine.compile(&text).map_err(|e| {
+        let pos = e.position();
+        format!(
+            "does not compile: {} at {label}:{}:{}",
+            e.err_type(),
+            pos.line().unwrap_or(1),
+            pos.position().unwrap_or(1)
+        )
+    })?;
     let mut fns: HashMap<String, HashSet<usize>> = HashMap::new();
     for f in ast.iter_functions() {
         if f.access != rhai::FnAccess::Private {
             fns.entry(f.name.to_string()).or_default().insert(f.params.len());
         }
     }
-    Some(fns)
+    Ok(fns)
 }
 
 fn is_identifier(name: &str) -> bool {

@@ -347,3 +347,41 @@ fn piped(session: &mut Session) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustyline::history::DefaultHistory;
+
+    fn helper() -> ReplHelper {
+        ReplHelper {
+            words: vec![":help".into(), ":plan".into(), "parallel".into(), "param".into(), "prod".into(), "scale".into()],
+            primitives: vec!["parallel".into(), "param".into(), "scale".into()],
+        }
+    }
+
+    fn complete(line: &str) -> Vec<String> {
+        let history = DefaultHistory::new();
+        let ctx = Context::new(&history);
+        let (_, pairs) = helper().complete(line, line.len(), &ctx).unwrap();
+        pairs.into_iter().map(|p| p.replacement).collect()
+    }
+
+    #[test]
+    fn completes_primitives_environments_and_commands() {
+        assert_eq!(complete("par"), ["parallel", "param"]);
+        assert_eq!(complete("env(\"pr"), ["prod"]);
+        assert_eq!(complete(":pl"), [":plan"]);
+        assert_eq!(complete(":help sc"), ["scale"]);
+    }
+
+    #[test]
+    fn open_brackets_and_backtick_strings_continue_the_input() {
+        assert!(is_incomplete("fn f(x) {"));
+        assert!(is_incomplete("step(\"a\", || {\n  1\n"));
+        assert!(!is_incomplete("let s = \"{\";"));
+        assert!(!is_incomplete("// {\nlet a = 1;"));
+        assert!(is_incomplete("let s = `multi"));
+        assert!(!is_incomplete(":help step"));
+    }
+}

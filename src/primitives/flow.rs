@@ -183,6 +183,7 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
         return closures.iter().map(|c| c.call_within_context::<Dynamic>(ctx, ())).collect();
     }
     let parent = Exec::stack();
+    let first = exec.reserve_steps(closures.len() as u32);
     let results: Vec<RhaiResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = closures
             .iter()
@@ -190,7 +191,7 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
             .map(|(i, closure)| {
                 let stack = parent.clone();
                 scope.spawn(move || {
-                    Exec::adopt_stack(stack, format!("p{group}.{}", i + 1));
+                    Exec::adopt_stack(stack, format!("p{group}.{}", i + 1), first + i as u32);
                     closure.call_within_context::<Dynamic>(ctx, ())
                 })
             })

@@ -66,7 +66,7 @@ fn a_failing_parallel_branch_fails_the_run_after_the_others_finish() {
         )
         .status(1)
         .stderr_has("disk on fire")
-        .stderr_has("step 1 \"broken\"")
+        .stderr_has("step 2 \"broken\"")
         .run();
     let journal = ran.journal();
     let slow = events(&journal, "step_finished").into_iter().find(|e| e["id"] == "slow#1").unwrap().clone();
