@@ -14,6 +14,17 @@ async fn server() -> KubeApiServer {
 
 const SCALE: &str = "/apis/apps/v1/namespaces/adeptia/deployments/ac-ac-runtime/scale";
 
+/// PATCHes the runtime's scale subresource with a body of the given content type.
+async fn patch_scale(api: &KubeApiServer, content_type: &str, body: &'static str) -> reqwest::Response {
+    reqwest::Client::new()
+        .patch(format!("{}{SCALE}", api.url()))
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_resource_version_on_scale_is_a_409_conflict() {
     let api = server().await;
@@ -23,13 +34,7 @@ async fn stale_resource_version_on_scale_is_a_409_conflict() {
     assert_eq!(scale["spec"]["replicas"], 2);
     assert_eq!(scale["status"]["selector"], "app.kubernetes.io/instance=ac,app.kubernetes.io/name=ac-runtime");
     // Someone else scales first (merge patch, no precondition).
-    let r = http
-        .patch(format!("{}{SCALE}", api.url()))
-        .header("Content-Type", "application/merge-patch+json")
-        .body(r#"{"spec":{"replicas":1}}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = patch_scale(&api, "application/merge-patch+json", r#"{"spec":{"replicas":1}}"#).await;
     assert_eq!(r.status(), 200);
     // Our replace carries the version we read: conflict.
     let mut stale = scale.clone();
@@ -67,12 +72,7 @@ async fn a_watch_from_a_list_version_streams_the_changes_after_it() {
         .await
         .unwrap();
     assert_eq!(watch.status(), 200);
-    http.patch(format!("{}{SCALE}", api.url()))
-        .header("Content-Type", "application/json-patch+json")
-        .body(r#"[{"op":"replace","path":"/spec/replicas","value":0}]"#)
-        .send()
-        .await
-        .unwrap();
+    patch_scale(&api, "application/json-patch+json", r#"[{"op":"replace","path":"/spec/replicas","value":0}]"#).await;
     let mut body = watch.bytes_stream();
     let mut buffer = String::new();
     let mut seen: Vec<(String, bool)> = Vec::new();
@@ -117,20 +117,8 @@ async fn discovery_and_errors_speak_the_api_server_dialect() {
     let status: Value = missing.json().await.unwrap();
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["message"], "deployments.apps \"nope\" not found");
-    let apply = http
-        .patch(format!("{}{SCALE}", api.url()))
-        .header("Content-Type", "application/apply-patch+yaml")
-        .body("spec: {replicas: 0}")
-        .send()
-        .await
-        .unwrap();
+    let apply = patch_scale(&api, "application/apply-patch+yaml", "spec: {replicas: 0}").await;
     assert_eq!(apply.status(), 415);
-    let negative = http
-        .patch(format!("{}{SCALE}", api.url()))
-        .header("Content-Type", "application/merge-patch+json")
-        .body(r#"{"spec":{"replicas":-3}}"#)
-        .send()
-        .await
-        .unwrap();
+    let negative = patch_scale(&api, "application/merge-patch+json", r#"{"spec":{"replicas":-3}}"#).await;
     assert_eq!(negative.status(), 422);
 }

@@ -159,6 +159,8 @@ fn scale(exec: &Exec, env: Dynamic, kind: &str, name: &str, replicas: Dynamic, o
             crate::kube::scale(&cluster, kind, name, replicas, &opts).await
         })?;
         let outcome = if report.changed { Outcome::Changed } else { Outcome::Unchanged };
+        // Wait times are RTO evidence: the report can show how long each scale took.
+        exec.metric("scale", serde_json::to_value(&report).unwrap_or_default())?;
         Ok((report_map(&report), outcome))
     })
 }
