@@ -38,7 +38,7 @@ async fn start_writes_a_valid_config_and_the_dr_model() {
     assert!(prod.shares["rabbitmq"].path.clone().unwrap().join("mnesia").is_dir());
 
     let kubeconfig = std::fs::read_to_string(sb.kubeconfig_path()).unwrap();
-    for ctx in ["- name: prod", "- name: dr", &sb.env("dr").unwrap().kube.url()] {
+    for ctx in ["- name: prod", "- name: dr", "current-context: prod", &sb.env("dr").unwrap().kube.url()] {
         assert!(kubeconfig.contains(ctx), "{kubeconfig}");
     }
     let secret = sb.dir.join("secrets/prod-gateway.password");

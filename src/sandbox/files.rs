@@ -32,6 +32,9 @@ pub struct EnvEndpoints {
 pub struct SandboxFile {
     pub pid: u32,
     pub started: String,
+    /// The environment that starts active (PROD).
+    #[serde(default)]
+    pub active: String,
     pub environments: BTreeMap<String, EnvEndpoints>,
     /// Other components by name, with the URL of their state (see `sandbox::Component`).
     #[serde(default)]
@@ -59,7 +62,8 @@ pub fn write_secret(path: &Path, value: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>) -> String {
+/// `active` becomes the current context (PROD), so a bare `kubectl` talks to the active side.
+pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>, active: &str) -> String {
     let mut out = String::from("# Written by `drscript sandbox up`: one context per simulated environment.\napiVersion: v1\nkind: Config\nclusters:\n");
     for (name, e) in envs {
         let _ = write!(out, "- name: sandbox-{name}\n  cluster:\n    server: {}\n", e.kube_api);
@@ -83,9 +87,7 @@ pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>) -> String {
             }
         }
     }
-    if let Some(first) = envs.keys().next() {
-        let _ = writeln!(out, "current-context: {first}");
-    }
+    let _ = writeln!(out, "current-context: {active}");
     out
 }
 
@@ -133,7 +135,7 @@ pub fn config(envs: &BTreeMap<String, EnvEndpoints>, extra: &[String]) -> String
 }
 
 pub fn write_all(dir: &Path, file: &SandboxFile, extra: &[String]) -> Result<()> {
-    write(&dir.join("kubeconfig"), &kubeconfig(&file.environments))?;
+    write(&dir.join("kubeconfig"), &kubeconfig(&file.environments, &file.active))?;
     write(&dir.join("drscript.toml"), &config(&file.environments, extra))?;
     let json = serde_json::to_string_pretty(file).map_err(|e| Error::Other(e.to_string()))?;
     write(&dir.join(SANDBOX_FILE), &json)

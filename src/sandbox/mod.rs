@@ -87,6 +87,8 @@ pub trait Component: Send + Sync {
 /// A running sandbox; dropping it stops its servers (the folder stays).
 pub struct SandboxHandle {
     pub dir: PathBuf,
+    /// The environment that starts active (the first of the options).
+    pub active: String,
     pub environments: BTreeMap<String, EnvSandbox>,
     pub components: Vec<Box<dyn Component>>,
 }
@@ -155,7 +157,8 @@ impl Sandbox {
         // Other components plug in here, one line each, e.g.
         //     components.push(Box::new(dns_zone::DnsZone::start(&dir, &environments).await?));
         let components: Vec<Box<dyn Component>> = Vec::new();
-        let handle = SandboxHandle { dir, environments, components };
+        let active = options.environments.first().cloned().unwrap_or_default();
+        let handle = SandboxHandle { dir, active, environments, components };
         handle.write_files()?;
         Ok(handle)
     }
@@ -185,6 +188,7 @@ impl SandboxHandle {
         SandboxFile {
             pid: std::process::id(),
             started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            active: self.active.clone(),
             environments: self.environments.iter().map(|(k, e)| (k.clone(), e.endpoints.clone())).collect(),
             components: self.components.iter().map(|c| (c.name().to_string(), c.state_url())).collect(),
         }
