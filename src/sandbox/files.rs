@@ -19,8 +19,9 @@ pub struct EnvEndpoints {
     pub release: String,
     /// Share name → folder.
     pub shares: BTreeMap<String, PathBuf>,
-    /// Bearer token of the API server, when it demands one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Bearer token of the API server, when it demands one: written into the kubeconfig only,
+    /// never into `sandbox.json`.
+    #[serde(skip)]
     pub kube_token: Option<String>,
     pub gateway_user: String,
     /// Replicas to restore when the environment becomes active.

@@ -118,6 +118,9 @@ impl Sandbox {
                 Seed::standby(&options.namespace, &options.release, &options.version)
             };
             let kube_token = options.kube_token.then(|| fresh_secret(&format!("{name}-kube")));
+            if let Some(token) = &kube_token {
+                crate::redact::register(token);
+            }
             let kube = KubeApiServer::start(0, kube_token.clone(), options.delays, std::slice::from_ref(&seed)).await?;
             let password = fresh_secret(&format!("{name}-gateway"));
             crate::redact::register(&password);
