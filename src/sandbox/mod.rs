@@ -11,6 +11,7 @@
 //! ([`cli_up`]); [`cli_status`] and [`cli_down`] reach a running one through `sandbox.json`.
 
 pub mod arm;
+pub mod components;
 pub mod dns_zone;
 pub mod files;
 pub mod gateway;
@@ -44,6 +45,8 @@ pub struct SandboxOptions {
     pub kube_token: bool,
     /// Seed the share folders (a few MB per environment).
     pub shares: bool,
+    /// How long a storage account failover takes in the ARM emulation.
+    pub storage_failover: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -56,6 +59,7 @@ impl Default for SandboxOptions {
             delays: Delays::default(),
             kube_token: false,
             shares: true,
+            storage_failover: Duration::from_secs(3),
         }
     }
 }
@@ -156,13 +160,17 @@ impl Sandbox {
                 kube_token,
                 gateway_user: user,
                 replicas: [active_seed.runtime, active_seed.listener, active_seed.rabbitmq],
+                storage_account: None,
             };
             environments.insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints });
         }
-        // Other components plug in here, one line each, e.g.
-        //     components.push(Box::new(dns_zone::DnsZone::start(&dir, &environments).await?));
-        let components: Vec<Box<dyn Component>> = Vec::new();
         let active = options.environments.first().cloned().unwrap_or_default();
+        let mut components: Vec<Box<dyn Component>> = vec![Box::new(components::Dns::create(&dir)?)];
+        let arm = components::Arm::start(&dir, options.storage_failover).await?;
+        if let Some(e) = environments.get_mut(&active) {
+            e.endpoints.storage_account = Some(arm.account().to_string());
+        }
+        components.push(Box::new(arm));
         let handle = SandboxHandle { dir, active, environments, components };
         handle.write_files()?;
         Ok(handle)

@@ -98,7 +98,7 @@ fn files(kind: &str) -> Vec<File> {
     out
 }
 
-fn write_file(root: &Path, file: &File, variant: u64) -> Result<()> {
+fn write_file(root: &Path, file: &File, variant: u64, modified: std::time::SystemTime) -> Result<()> {
     let path = root.join(&file.path);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
@@ -115,6 +115,7 @@ fn write_file(root: &Path, file: &File, variant: u64) -> Result<()> {
     bytes.truncate(file.size.max(1));
     let mut f = fs::File::create(&path).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     f.write_all(&bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    f.set_modified(modified).map_err(|e| Error::io(format!("cannot set the time of {}", path.display()), e))?;
     Ok(())
 }
 
@@ -133,16 +134,36 @@ pub fn seed(root: &Path, kind: &str, full: bool) -> Result<()> {
     }
     fs::create_dir_all(root).map_err(|e| Error::io(format!("cannot create {}", root.display()), e))?;
     let mut pick = Rng::new(&format!("{kind}/dr"));
+    // PROD's files were written in the last hour; DR's copy is yesterday's sync, so that a
+    // size-and-time comparison sees what changed since.
+    let now = std::time::SystemTime::now();
+    let prod_time = now - std::time::Duration::from_secs(600);
+    let dr_time = now - std::time::Duration::from_secs(86_400);
     for file in files(kind) {
         if full {
-            write_file(root, &file, 0)?;
+            write_file(root, &file, 0, prod_time)?;
         } else {
             // DR: about 70 % of the files, one in six of those with older content.
             match pick.below(10) {
-                0..=5 => write_file(root, &file, 0)?,
-                6 => write_file(root, &file, 1)?,
+                0..=5 => write_file(root, &file, 0, dr_time)?,
+                6 => write_file(root, &file, 1, dr_time)?,
                 _ => {}
             }
+        }
+    }
+    if !full {
+        // Leftovers PROD no longer has (consumed queue segments, old recovery files): a mirrored
+        // copy deletes them, a plain copy leaves them.
+        for n in 0..3u64 {
+            let stale = File {
+                path: PathBuf::from(match kind {
+                    "app" => format!("recovery/2026-10-0{}/stale{n}.rcv", n + 1),
+                    _ => format!("mnesia/rabbit@ac-ac-rabbitmq-0.ac-ac-rabbitmq-headless/msg_stores/vhosts/628WB79CIFDYO9LJI6DKMI09L/msg_store_persistent/9{n}.rdq"),
+                }),
+                size: 2048,
+                seed: n + 7,
+            };
+            write_file(root, &stale, 2, dr_time)?;
         }
     }
     Ok(())
