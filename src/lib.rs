@@ -36,6 +36,9 @@ pub mod script;
 pub mod script_error;
 pub mod secret;
 pub mod state;
+pub mod sync;
+pub mod azure_files;
+pub mod sandbox_files;
 
 pub use app::main;
 pub use error::{Error, Result};
