@@ -40,6 +40,17 @@ async fn start(dir: &std::path::Path) -> (SandboxHandle, Config) {
     (sb, config)
 }
 
+/// kubectl off the runtime's worker threads (it blocks).
+async fn kubectl_async(sb: &std::sync::Arc<SandboxHandle>, context: &'static str, args: &[&str]) -> (bool, String, String) {
+    let (sb, args): (_, Vec<String>) = (sb.clone(), args.iter().map(|a| a.to_string()).collect());
+    blocking(move || kubectl(&sb, context, &args.iter().map(String::as_str).collect::<Vec<_>>())).await
+}
+
+async fn kubectl_json_async(sb: &std::sync::Arc<SandboxHandle>, context: &'static str, args: &[&str]) -> Value {
+    let (sb, args): (_, Vec<String>) = (sb.clone(), args.iter().map(|a| a.to_string()).collect());
+    blocking(move || kubectl_json(&sb, context, &args.iter().map(String::as_str).collect::<Vec<_>>())).await
+}
+
 /// kubectl blocks; run it off the runtime's worker threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
@@ -52,8 +63,7 @@ async fn kubectl_and_drscript_see_the_same_deployments_and_statefulsets() {
     let sb = std::sync::Arc::new(sb);
     for env in ["prod", "dr"] {
         let cluster = Cluster::connect(config.environment(env).unwrap()).await.unwrap();
-        let s = sb.clone();
-        let deployments = blocking(move || kubectl_json(&s, env, &["get", "deployments"])).await;
+        let deployments = kubectl_json_async(&sb, env, &["get", "deployments"]).await;
         let items = deployments["items"].as_array().unwrap();
         assert!(items.len() >= 7, "{deployments}");
         for d in items {
@@ -63,8 +73,7 @@ async fn kubectl_and_drscript_see_the_same_deployments_and_statefulsets() {
             assert_eq!(i64::from(info.ready), d["status"]["readyReplicas"].as_i64().unwrap_or(0), "{env} {name}");
             assert_eq!(info.images[0], d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap());
         }
-        let s = sb.clone();
-        let sts = blocking(move || kubectl_json(&s, env, &["get", "statefulsets"])).await;
+        let sts = kubectl_json_async(&sb, env, &["get", "statefulsets"]).await;
         assert_eq!(sts["items"][0]["metadata"]["name"], "ac-ac-rabbitmq");
         assert_eq!(
             i64::from(replicas(&cluster, Kind::StatefulSet, "ac-ac-rabbitmq").await.unwrap()),
@@ -72,8 +81,7 @@ async fn kubectl_and_drscript_see_the_same_deployments_and_statefulsets() {
         );
     }
     // The DR model as kubectl sees it: runtime and listener at 0 on DR.
-    let s = sb.clone();
-    let (ok, table, err) = blocking(move || kubectl(&s, "dr", &["get", "deployments"])).await;
+    let (ok, table, err) = kubectl_async(&sb, "dr", &["get", "deployments"]).await;
     assert!(ok, "{err}");
     let runtime_line = table.lines().find(|l| l.starts_with("ac-ac-runtime ")).unwrap_or_default().to_string();
     assert!(runtime_line.contains("0/0"), "{table}");
@@ -89,19 +97,15 @@ async fn kubectl_scale_to_zero_is_seen_by_drscript_and_pods_terminate() {
     let prod = Cluster::connect(config.environment("prod").unwrap()).await.unwrap();
     let selector = "app.kubernetes.io/name=ac-runtime";
 
-    let s = sb.clone();
-    let pods = blocking(move || kubectl_json(&s, "prod", &["get", "pods", "-l", selector])).await;
+    let pods = kubectl_json_async(&sb, "prod", &["get", "pods", "-l", selector]).await;
     assert_eq!(pods["items"].as_array().unwrap().len(), 2, "{pods}");
 
-    let s = sb.clone();
-    let (ok, out, err) =
-        blocking(move || kubectl(&s, "prod", &["scale", "deployment", "ac-ac-runtime", "--replicas=0", "-n", "adeptia"])).await;
+    let (ok, out, err) = kubectl_async(&sb, "prod", &["scale", "deployment", "ac-ac-runtime", "--replicas=0", "-n", "adeptia"]).await;
     assert!(ok && out.contains("scaled"), "{out} {err}");
     assert_eq!(replicas(&prod, Kind::Deployment, "ac-ac-runtime").await.unwrap(), 0);
 
     // Terminating pods stay listed, with a deletionTimestamp, until they are gone.
-    let s = sb.clone();
-    let (ok, table, err) = blocking(move || kubectl(&s, "prod", &["get", "pods", "-l", selector])).await;
+    let (ok, table, err) = kubectl_async(&sb, "prod", &["get", "pods", "-l", selector]).await;
     assert!(ok, "{err}");
     assert_eq!(table.matches("Terminating").count(), 2, "{table}");
 
@@ -109,18 +113,14 @@ async fn kubectl_scale_to_zero_is_seen_by_drscript_and_pods_terminate() {
     sb.set_delays(Delays { start: Duration::from_millis(200), terminate: Duration::from_millis(200) });
     let report = scale(&prod, Kind::Deployment, "ac-ac-runtime", 0, &ScaleOptions::default()).await.unwrap();
     assert!(!report.changed);
-    let s = sb.clone();
-    let pods = blocking(move || kubectl_json(&s, "prod", &["get", "pods", "-l", selector])).await;
+    let pods = kubectl_json_async(&sb, "prod", &["get", "pods", "-l", selector]).await;
     assert_eq!(pods["items"].as_array().unwrap().len(), 0, "{pods}");
 
     // Up again with drscript; kubectl agrees.
     scale(&prod, Kind::Deployment, "ac-ac-runtime", 2, &ScaleOptions::default()).await.unwrap();
-    let s = sb.clone();
-    let d = blocking(move || kubectl_json(&s, "prod", &["get", "deployment", "ac-ac-runtime"])).await;
+    let d = kubectl_json_async(&sb, "prod", &["get", "deployment", "ac-ac-runtime"]).await;
     assert_eq!(d["status"]["readyReplicas"], 2, "{d}");
-    let s = sb.clone();
-    let (ok, out, err) =
-        blocking(move || kubectl(&s, "prod", &["rollout", "status", "deployment/ac-ac-runtime", "--timeout=60s"])).await;
+    let (ok, out, err) = kubectl_async(&sb, "prod", &["rollout", "status", "deployment/ac-ac-runtime", "--timeout=60s"]).await;
     assert!(ok && out.contains("successfully rolled out"), "{out} {err}");
 }
 
@@ -130,23 +130,64 @@ async fn kubectl_preconditions_and_statefulset_scale() {
     let (sb, config) = start(dir.path()).await;
     let sb = std::sync::Arc::new(sb);
     let dr = Cluster::connect(config.environment("dr").unwrap()).await.unwrap();
-    let s = sb.clone();
-    let (ok, _, err) =
-        blocking(move || kubectl(&s, "dr", &["scale", "statefulset", "ac-ac-rabbitmq", "--replicas=0", "--current-replicas=3"])).await;
+    let (ok, _, err) = kubectl_async(&sb, "dr", &["scale", "statefulset", "ac-ac-rabbitmq", "--replicas=0", "--current-replicas=3"]).await;
     assert!(!ok && err.contains("Expected replicas to be 3, was 1"), "{err}");
-    let s = sb.clone();
-    let (ok, out, err) =
-        blocking(move || kubectl(&s, "dr", &["scale", "statefulset", "ac-ac-rabbitmq", "--replicas=0", "--current-replicas=1"])).await;
+    let (ok, out, err) = kubectl_async(&sb, "dr", &["scale", "statefulset", "ac-ac-rabbitmq", "--replicas=0", "--current-replicas=1"]).await;
     assert!(ok, "{out} {err}");
     assert_eq!(replicas(&dr, Kind::StatefulSet, "ac-ac-rabbitmq").await.unwrap(), 0);
     // A negative count is refused by the server, as a real one does.
-    let s = sb.clone();
-    let (ok, _, err) = blocking(move || kubectl(&s, "dr", &["patch", "deployment", "ac-ac-listener", "--type=merge", "-p", r#"{"spec":{"replicas":-1}}"#])).await;
+    let (ok, _, err) = kubectl_async(&sb, "dr", &["patch", "deployment", "ac-ac-listener", "--type=merge", "-p", r#"{"spec":{"replicas":-1}}"#]).await;
     assert!(!ok && err.contains("greater than or equal to 0"), "{err}");
     // kubectl's JSON patch and strategic merge patch reach the spec.
-    let s = sb.clone();
-    let (ok, _, err) = blocking(move || kubectl(&s, "dr", &["patch", "deployment", "ac-ac-listener", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#])).await;
+    let (ok, _, err) = kubectl_async(&sb, "dr", &["patch", "deployment", "ac-ac-listener", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#]).await;
     assert!(ok, "{err}");
     scale(&dr, Kind::Deployment, "ac-ac-listener", 1, &ScaleOptions::default()).await.unwrap();
     assert_eq!(workload(&dr, Kind::Deployment, "ac-ac-listener").await.unwrap().ready, 1);
+
+    // `kubectl set env` sends a strategic merge patch: the container keeps its image.
+    let (ok, out, err) = kubectl_async(&sb, "dr", &["set", "env", "deployment/ac-ac-event", "QUARTZ_STATUS_ONBOOTUP=run"]).await;
+    assert!(ok, "{out} {err}");
+    let event = workload(&dr, Kind::Deployment, "ac-ac-event").await.unwrap();
+    assert_eq!(event.env.get("QUARTZ_STATUS_ONBOOTUP").map(String::as_str), Some("run"));
+    assert_eq!(event.images, vec!["adeptia/ac-event:4.2.1".to_string()]);
+    assert!(event.env.contains_key("JAVA_OPTS"), "{:?}", event.env);
+    // The template changed: the pods are replaced, and the rollout completes.
+    let (ok, out, err) = kubectl_async(&sb, "dr", &["rollout", "status", "deployment/ac-ac-event", "--timeout=60s"]).await;
+    assert!(ok && out.contains("successfully rolled out"), "{out} {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_shows_pods_terminating_and_going_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, config) = start(dir.path()).await;
+    let out_path = dir.path().join("watch.out");
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sb.kubeconfig_path())
+        .args(["--context", "prod", "get", "pods", "-l", "app.kubernetes.io/name=ac-runtime", "-w", "--output-watch-events", "--request-timeout=120s"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl is not installed: run tests/support/requirements-kube.sh");
+    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let poll = |done: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut pause = Duration::from_millis(10);
+        while !done(&read()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    };
+    // The initial list (two running pods) is printed before anything changes.
+    tokio::task::block_in_place(|| poll(&|t: &str| t.matches("Running").count() >= 2));
+    let prod = Cluster::connect(config.environment("prod").unwrap()).await.unwrap();
+    scale(&prod, Kind::Deployment, "ac-ac-runtime", 0, &ScaleOptions::default()).await.unwrap();
+    tokio::task::block_in_place(|| poll(&|t: &str| t.matches("DELETED").count() >= 2));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = read();
+    assert!(text.contains("EVENT") && text.contains("NAME"), "{text}");
+    assert_eq!(text.matches("EVENT").count(), 1, "one header only: {text}");
+    assert!(text.contains("Terminating"), "{text}");
+    assert_eq!(text.matches("DELETED").count(), 2, "{text}");
 }

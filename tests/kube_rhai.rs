@@ -92,3 +92,24 @@ async fn bad_arguments_are_named() {
     }
     assert_eq!(sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", "ac-ac-runtime").unwrap()["spec"]["replicas"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reads_the_clusters_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path()).await;
+    let script = r#"
+        scale(env("prod"), "deployment", "ac-ac-runtime", 0);
+        scale(env("dr"), "deployment", "ac-ac-listener", 0);
+    "#;
+    let out = drscript(&sb, dir.path(), &["run", "--dry-run", "--yes"], script).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("from 2 to 0 replicas"), "{shown}");
+    assert!(shown.contains("already at 0 (unchanged)"), "{shown}");
+    let writes = sb.environments.values().flat_map(|e| e.kube.requests()).filter(|r| !r.starts_with("GET")).count();
+    assert_eq!(writes, 0);
+    assert_eq!(sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", "ac-ac-runtime").unwrap()["spec"]["replicas"], 2);
+    // A missing workload fails the dry run as it would fail the live one.
+    let out = drscript(&sb, dir.path(), &["run", "--dry-run", "--yes"], r#"scale(env("prod"), "deployment", "ac-ac-nope", 0);"#).await;
+    assert!(!out.status.success() && text(&out).contains("404"), "{}", text(&out));
+}

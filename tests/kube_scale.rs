@@ -111,9 +111,10 @@ async fn timeout_says_which_pods_are_still_terminating() {
     let (sb, config) = sandbox(dir.path(), SandboxOptions::default()).await;
     sb.set_delays(Delays { start: Duration::from_millis(100), terminate: Duration::from_secs(30) });
     let prod = cluster(&config, "prod").await;
-    let opts = ScaleOptions { timeout: Duration::from_millis(1500), ..ScaleOptions::default() };
+    // Far below the 30 s termination, far above what a loaded machine needs to list the pods.
+    let opts = ScaleOptions { timeout: Duration::from_secs(8), ..ScaleOptions::default() };
     let err = scale(&prod, Kind::Deployment, RUNTIME, 0, &opts).await.unwrap_err().to_string();
-    assert!(err.contains("timed out after 1.5s"), "{err}");
+    assert!(err.contains("timed out after 8s"), "{err}");
     assert!(err.contains("2 still present") && err.contains("terminating since"), "{err}");
     assert!(err.contains(&format!("{RUNTIME}-")), "{err}");
 }
@@ -193,12 +194,11 @@ async fn an_api_server_that_is_down_fails_fast_and_clearly() {
     let url = sb.env("prod").unwrap().endpoints.kube_api.clone();
     drop(sb);
     let prod = cluster(&config, "prod").await;
-    let started = std::time::Instant::now();
     let err = scale(&prod, Kind::Deployment, RUNTIME, 0, &ScaleOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("cannot reach the API server") && err.contains(url.trim_start_matches("http://")), "{err}");
-    assert!(err.to_lowercase().contains("refused"), "{err}");
-    // Well within the 5-minute scale timeout (generous for a loaded machine).
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert!(err.to_lowercase().contains("refused") && err.contains("after 3 attempts"), "{err}");
+    // The connection error ends the call, not the 5-minute scale timeout.
+    assert!(!err.contains("timed out"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,4 +209,16 @@ async fn unknown_context_is_named_with_the_known_ones() {
     env.kube_context = Some("prod-aks".into());
     let err = Cluster::connect(&env).await.err().unwrap().to_string();
     assert!(err.contains("prod-aks") && err.contains("known: prod, dr") || err.contains("known: dr, prod"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_scaling_up_says_how_many_are_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, config) = sandbox(dir.path(), SandboxOptions::default()).await;
+    sb.set_delays(Delays { start: Duration::from_secs(30), terminate: Duration::from_millis(100) });
+    let dr = cluster(&config, "dr").await;
+    let opts = ScaleOptions { timeout: Duration::from_secs(4), ..ScaleOptions::default() };
+    let err = scale(&dr, Kind::Deployment, "ac-ac-listener", 1, &opts).await.unwrap_err().to_string();
+    assert!(err.contains("timed out after 4s waiting for 1 ready replicas"), "{err}");
+    assert!(err.contains("observed 0 ready of 1 wanted (1 existing)"), "{err}");
 }

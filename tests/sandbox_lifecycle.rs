@@ -38,7 +38,7 @@ async fn start_writes_a_valid_config_and_the_dr_model() {
     assert!(prod.shares["rabbitmq"].path.clone().unwrap().join("mnesia").is_dir());
 
     let kubeconfig = std::fs::read_to_string(sb.kubeconfig_path()).unwrap();
-    for ctx in ["- name: prod", "- name: dr", &sb.env("dr").unwrap().kube.url()] {
+    for ctx in ["- name: prod", "- name: dr", "current-context: prod", &sb.env("dr").unwrap().kube.url()] {
         assert!(kubeconfig.contains(ctx), "{kubeconfig}");
     }
     let secret = sb.dir.join("secrets/prod-gateway.password");
@@ -96,4 +96,31 @@ fn up_status_down_through_the_sandbox_file() {
     up.join().unwrap().unwrap();
     assert!(!dir.path().join("sandbox.json").exists());
     assert!(status_of(dir.path()).is_err());
+}
+
+struct Webhook;
+
+impl drscript::sandbox::Component for Webhook {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+    fn config_sections(&self) -> Vec<String> {
+        vec!["[[notify]]\nname = \"ops\"\nkind = \"generic\"\nurl_file = \"secrets/webhook.url\"\n".to_string()]
+    }
+    fn status(&self) -> Value {
+        serde_json::json!({"posted": 0})
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_adds_its_config_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::start(dir.path(), SandboxOptions { shares: false, ..SandboxOptions::default() }).await.unwrap();
+    sb.add_component(Box::new(Webhook)).unwrap();
+    let config = Config::load(&sb.config_path()).unwrap();
+    assert_eq!(config.notify[0].name, "ops");
+    assert_eq!(sb.status()["components"]["webhook"]["posted"], 0);
+    let dir_path = sb.dir.clone();
+    let remote = tokio::task::spawn_blocking(move || status_of(&dir_path).unwrap()).await.unwrap();
+    assert!(remote["components"]["webhook"].is_null(), "{remote}");
 }

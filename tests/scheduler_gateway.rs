@@ -137,3 +137,13 @@ async fn a_missing_secret_file_is_named() {
     let err = set_scheduler(&env, dir.path(), Action::Pause).await.unwrap_err();
     assert!(err.to_string().contains("missing.txt"), "{err}");
 }
+
+#[tokio::test]
+async fn a_pause_the_read_back_does_not_confirm_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = GatewayServer::start(0, GatewayAuthMode::None, SchedulerState::Running).await.unwrap();
+    server.set_fault(Some(Fault::Ignore));
+    let env = env_for(dir.path(), &server.url(), "");
+    let err = set_scheduler(&env, dir.path(), Action::Pause).await.unwrap_err().to_string();
+    assert!(err.contains("accepted Pause but the scheduler reports RUNNING"), "{err}");
+}

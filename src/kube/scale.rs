@@ -73,6 +73,7 @@ async fn scale_kind<K: Scalable>(
     opts: &ScaleOptions,
 ) -> Result<ScaleReport> {
     let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + opts.timeout;
     let target = cluster.target(kind, name);
     if replicas < 0 {
         return Err(Error::Usage(format!("scale {target}: replicas must be 0 or more, got {replicas}")));
@@ -113,13 +114,12 @@ async fn scale_kind<K: Scalable>(
     };
     let mut ready = -1;
     if opts.wait {
-        let remaining = opts.timeout.saturating_sub(started.elapsed());
         if replicas == 0 {
             let view = read_view::<K>(cluster, kind, name, "scale").await?;
-            wait::until_gone(cluster, kind, name, &view.selector, remaining).await?;
+            wait::until_gone(cluster, kind, name, &view.selector, deadline, opts.timeout).await?;
             ready = 0;
         } else {
-            ready = wait::until_ready::<K>(cluster, kind, name, replicas, remaining).await?.ready;
+            ready = wait::until_ready::<K>(cluster, kind, name, replicas, deadline, opts.timeout).await?.ready;
         }
     }
     Ok(ScaleReport {

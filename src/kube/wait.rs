@@ -54,6 +54,7 @@ pub async fn until_ready<K: Scalable>(
     kind: Kind,
     name: &str,
     replicas: i32,
+    deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Result<View> {
     let mut last: Option<View> = None;
@@ -89,7 +90,7 @@ pub async fn until_ready<K: Scalable>(
         }
         Err(Error::action("scale", cluster.target(kind, name), "the watch ended unexpectedly"))
     };
-    match tokio::time::timeout(timeout, watch).await {
+    match tokio::time::timeout_at(deadline, watch).await {
         Ok(result) => result,
         Err(_) => {
             let observed = match &last {
@@ -109,7 +110,15 @@ pub async fn until_ready<K: Scalable>(
 }
 
 /// Waits until no pod matches `selector` in the namespace, terminating ones included.
-pub async fn until_gone(cluster: &Cluster, kind: Kind, name: &str, selector: &str, timeout: Duration) -> Result<()> {
+/// `deadline` ends the wait; `timeout` is the operator's setting, for the message.
+pub async fn until_gone(
+    cluster: &Cluster,
+    kind: Kind,
+    name: &str,
+    selector: &str,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<()> {
     if selector.is_empty() {
         return Err(Error::action("scale", cluster.target(kind, name), "the workload has an empty selector; refusing to wait on every pod of the namespace"));
     }
@@ -148,7 +157,7 @@ pub async fn until_gone(cluster: &Cluster, kind: Kind, name: &str, selector: &st
         }
         Err(Error::action("scale", cluster.target(kind, name), "the watch ended unexpectedly"))
     };
-    match tokio::time::timeout(timeout, watch).await {
+    match tokio::time::timeout_at(deadline, watch).await {
         Ok(result) => result,
         Err(_) => {
             let left: Vec<String> = pods.iter().map(|(n, p)| format!("{n} ({})", pod_state(p))).collect();
@@ -179,5 +188,5 @@ fn pod_state(p: &Pod) -> String {
 
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{:.1}s", d.as_secs_f64()) }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{:.1}s", d.as_secs_f64()) }
 }

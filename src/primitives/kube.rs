@@ -12,7 +12,7 @@ use super::environment::Env;
 use super::{exec_of, to_rhai};
 use crate::config::Environment;
 use crate::error::{Error, Result};
-use crate::exec::{Exec, Outcome};
+use crate::exec::{Exec, Mode, Outcome};
 use crate::kube::{Cluster, Kind, ScaleOptions, check_replicas, describe_target};
 
 type RhaiResult<T = Dynamic> = std::result::Result<T, Box<EvalAltResult>>;
@@ -145,6 +145,16 @@ fn scale(exec: &Exec, env: Dynamic, kind: &str, name: &str, replicas: Dynamic, o
     if !opts.wait {
         detail.push_str(" without waiting");
     }
+    if exec.mode() == Mode::DryRun {
+        // A dry run reads for real: say where the workload is now, and fail like the live run
+        // would on a missing workload or bad credentials.
+        let now = replicas_now(exec, &env, kind, name, &target)?;
+        detail = if now == i64::from(replicas) {
+            format!("already at {replicas} (unchanged)")
+        } else {
+            format!("from {now} {detail}")
+        };
+    }
     let described = || {
         let mut m = Map::new();
         m.insert("target".into(), target.clone().into());
@@ -159,6 +169,8 @@ fn scale(exec: &Exec, env: Dynamic, kind: &str, name: &str, replicas: Dynamic, o
             crate::kube::scale(&cluster, kind, name, replicas, &opts).await
         })?;
         let outcome = if report.changed { Outcome::Changed } else { Outcome::Unchanged };
+        // Wait times are RTO evidence: the report can show how long each scale took.
+        exec.metric("scale", serde_json::to_value(&report).unwrap_or_default())?;
         Ok((report_map(&report), outcome))
     })
 }
@@ -167,9 +179,13 @@ fn replicas(exec: &Exec, env: Dynamic, kind: &str, name: &str) -> Result<i64> {
     let env = environment_arg(exec, &env)?;
     let kind: Kind = kind.parse()?;
     let target = describe_target(&env, kind, name);
-    exec.query("replicas", &target, || 0, || {
+    replicas_now(exec, &env, kind, name, &target)
+}
+
+fn replicas_now(exec: &Exec, env: &Environment, kind: Kind, name: &str, target: &str) -> Result<i64> {
+    exec.query("replicas", target, || 0, || {
         exec.block_on(async {
-            let cluster = Cluster::connect(&env).await?;
+            let cluster = Cluster::connect(env).await?;
             crate::kube::replicas(&cluster, kind, name).await.map(i64::from)
         })
     })

@@ -19,8 +19,9 @@ pub struct EnvEndpoints {
     pub release: String,
     /// Share name → folder.
     pub shares: BTreeMap<String, PathBuf>,
-    /// Bearer token of the API server, when it demands one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Bearer token of the API server, when it demands one: written into the kubeconfig only,
+    /// never into `sandbox.json`.
+    #[serde(skip)]
     pub kube_token: Option<String>,
     pub gateway_user: String,
     /// Replicas to restore when the environment becomes active.
@@ -32,7 +33,13 @@ pub struct EnvEndpoints {
 pub struct SandboxFile {
     pub pid: u32,
     pub started: String,
+    /// The environment that starts active (PROD).
+    #[serde(default)]
+    pub active: String,
     pub environments: BTreeMap<String, EnvEndpoints>,
+    /// Other components by name, with the URL of their state (see `sandbox::Component`).
+    #[serde(default)]
+    pub components: BTreeMap<String, Option<String>>,
 }
 
 pub const SANDBOX_FILE: &str = "sandbox.json";
@@ -56,7 +63,8 @@ pub fn write_secret(path: &Path, value: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>) -> String {
+/// `active` becomes the current context (PROD), so a bare `kubectl` talks to the active side.
+pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>, active: &str) -> String {
     let mut out = String::from("# Written by `drscript sandbox up`: one context per simulated environment.\napiVersion: v1\nkind: Config\nclusters:\n");
     for (name, e) in envs {
         let _ = write!(out, "- name: sandbox-{name}\n  cluster:\n    server: {}\n", e.kube_api);
@@ -80,9 +88,7 @@ pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>) -> String {
             }
         }
     }
-    if let Some(first) = envs.keys().next() {
-        let _ = writeln!(out, "current-context: {first}");
-    }
+    let _ = writeln!(out, "current-context: {active}");
     out
 }
 
@@ -130,7 +136,7 @@ pub fn config(envs: &BTreeMap<String, EnvEndpoints>, extra: &[String]) -> String
 }
 
 pub fn write_all(dir: &Path, file: &SandboxFile, extra: &[String]) -> Result<()> {
-    write(&dir.join("kubeconfig"), &kubeconfig(&file.environments))?;
+    write(&dir.join("kubeconfig"), &kubeconfig(&file.environments, &file.active))?;
     write(&dir.join("drscript.toml"), &config(&file.environments, extra))?;
     let json = serde_json::to_string_pretty(file).map_err(|e| Error::Other(e.to_string()))?;
     write(&dir.join(SANDBOX_FILE), &json)

@@ -25,6 +25,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::sandbox::hash::fnv;
+
 use crate::error::{Error, Result};
 
 /// The scheduler's state.
@@ -60,6 +62,8 @@ pub enum Fault {
     Status(u16),
     /// 200 with an HTML page, as a misrouted request or a portal in front would answer.
     Html,
+    /// Answers Pause and Resume with success but changes nothing (a scheduler that is stuck).
+    Ignore,
 }
 
 struct Gateway {
@@ -189,11 +193,14 @@ async fn scheduler(
     lock(&gateway.calls).push(action.clone());
     match *lock(&gateway.fault) {
         Some(Fault::Html) => return html(StatusCode::OK),
+        Some(Fault::Ignore) if action != "Status" => {
+            return axum::Json(json!({"success": true, "message": "OK", "total": 0, "data": []})).into_response();
+        }
         Some(Fault::Status(code)) => {
             let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (code, [(header::CONTENT_TYPE, "text/plain")], "java.lang.IllegalStateException: Scheduler service unavailable\n\tat com.adeptia.indigo.event.SchedulerService.process(SchedulerService.java:214)").into_response();
         }
-        None => {}
+        Some(Fault::Ignore) | None => {}
     }
     let mut state = lock(&gateway.state);
     let message = match action.as_str() {
@@ -255,9 +262,6 @@ async fn login(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
         .into_response()
 }
 
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-}
 
 async fn state(State(gateway): State<Arc<Gateway>>) -> axum::Json<Value> {
     axum::Json(json!({"scheduler": lock(&gateway.state).name(), "calls": *lock(&gateway.calls)}))

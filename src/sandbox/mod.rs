@@ -14,6 +14,7 @@ pub mod arm;
 pub mod dns_zone;
 pub mod files;
 pub mod gateway;
+mod hash;
 pub mod kube_api;
 pub mod shares;
 
@@ -67,20 +68,38 @@ pub struct EnvSandbox {
     pub endpoints: EnvEndpoints,
 }
 
+/// Another part of the simulated world (ARM emulator, Azure Files emulator, DNS zone): started
+/// by [`Sandbox::start`] after the environments, kept alive by the handle, contributing its
+/// `drscript.toml` sections and its part of the status.
+pub trait Component: Send + Sync {
+    /// The key of its status (`dns`, `arm`, `azure_files`).
+    fn name(&self) -> &str;
+    /// TOML sections appended to `drscript.toml` (e.g. `[dns]`, `[storage.x]`), complete with
+    /// their headers; secrets as `*_file` paths relative to the sandbox folder.
+    fn config_sections(&self) -> Vec<String>;
+    /// Its simulated state, for `sandbox status --json`.
+    fn status(&self) -> Value;
+    /// A URL answering `status()` as JSON, for `sandbox status` from another process; without
+    /// one, that status shows `null` for this component.
+    fn state_url(&self) -> Option<String> {
+        None
+    }
+}
+
 /// A running sandbox; dropping it stops its servers (the folder stays).
 pub struct SandboxHandle {
     pub dir: PathBuf,
+    /// The environment that starts active (the first of the options).
+    pub active: String,
     pub environments: BTreeMap<String, EnvSandbox>,
-    // Other components (ARM emulator, Azure Files emulator, DNS zone) keep their handles here,
-    // next to the kube API and gateway, and add their config sections to `extra_config`.
-    extra_config: Vec<String>,
+    pub components: Vec<Box<dyn Component>>,
 }
 
 /// A secret for a sandbox credential: unpredictable enough that a leak in output is noticed.
 fn fresh_secret(label: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let seed = format!("{label}/{nanos}/{}", std::process::id());
-    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = hash::fnv(&seed);
     let h2 = h.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     format!("sbx-{h:016x}{h2:016x}")
 }
@@ -101,6 +120,9 @@ impl Sandbox {
                 Seed::standby(&options.namespace, &options.release, &options.version)
             };
             let kube_token = options.kube_token.then(|| fresh_secret(&format!("{name}-kube")));
+            if let Some(token) = &kube_token {
+                crate::redact::register(token);
+            }
             let kube = KubeApiServer::start(0, kube_token.clone(), options.delays, std::slice::from_ref(&seed)).await?;
             let password = fresh_secret(&format!("{name}-gateway"));
             crate::redact::register(&password);
@@ -137,10 +159,11 @@ impl Sandbox {
             };
             environments.insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints });
         }
-        // Other components plug in here: start them, keep their handles in the SandboxHandle
-        // and push their drscript.toml sections (e.g. `[storage.x]`, `[dns]`) into extra_config.
-        let extra_config = Vec::new();
-        let handle = SandboxHandle { dir, environments, extra_config };
+        // Other components plug in here, one line each, e.g.
+        //     components.push(Box::new(dns_zone::DnsZone::start(&dir, &environments).await?));
+        let components: Vec<Box<dyn Component>> = Vec::new();
+        let active = options.environments.first().cloned().unwrap_or_default();
+        let handle = SandboxHandle { dir, active, environments, components };
         handle.write_files()?;
         Ok(handle)
     }
@@ -149,6 +172,13 @@ impl Sandbox {
 impl SandboxHandle {
     pub fn env(&self, name: &str) -> Option<&EnvSandbox> {
         self.environments.get(name)
+    }
+
+    /// Adds a component to a running sandbox and rewrites its files with the component's config
+    /// sections (for components started outside [`Sandbox::start`], e.g. by tests).
+    pub fn add_component(&mut self, component: Box<dyn Component>) -> Result<()> {
+        self.components.push(component);
+        self.write_files()
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -163,12 +193,15 @@ impl SandboxHandle {
         SandboxFile {
             pid: std::process::id(),
             started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            active: self.active.clone(),
             environments: self.environments.iter().map(|(k, e)| (k.clone(), e.endpoints.clone())).collect(),
+            components: self.components.iter().map(|c| (c.name().to_string(), c.state_url())).collect(),
         }
     }
 
     fn write_files(&self) -> Result<()> {
-        files::write_all(&self.dir, &self.sandbox_file(), &self.extra_config)
+        let sections: Vec<String> = self.components.iter().flat_map(|c| c.config_sections()).collect();
+        files::write_all(&self.dir, &self.sandbox_file(), &sections)
     }
 
     /// Changes the simulated start and termination delays of every environment.
@@ -191,7 +224,9 @@ impl SandboxHandle {
                 )
             })
             .collect();
-        json!({"dir": self.dir, "pid": std::process::id(), "environments": envs})
+        let components: serde_json::Map<String, Value> =
+            self.components.iter().map(|c| (c.name().to_string(), c.status())).collect();
+        json!({"dir": self.dir, "pid": std::process::id(), "environments": envs, "components": components})
     }
 }
 
@@ -402,7 +437,15 @@ pub fn status_of(dir: &Path) -> Result<Value> {
             let gateway_state = get(format!("{}/_sandbox/state", e.gateway)).await?;
             envs.insert(name.clone(), summarise(&dir, e, &kube_state, &gateway_state));
         }
-        Ok(json!({"dir": dir, "pid": file.pid, "environments": envs}))
+        let mut components = serde_json::Map::new();
+        for (name, url) in &file.components {
+            let state = match url {
+                Some(url) => get(url.clone()).await?,
+                None => Value::Null,
+            };
+            components.insert(name.clone(), state);
+        }
+        Ok(json!({"dir": dir, "pid": file.pid, "environments": envs, "components": components}))
     })
 }
 

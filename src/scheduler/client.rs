@@ -75,6 +75,15 @@ impl Gateway {
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Config {
                 message: format!("environments.{}.gateway_ca_file: {} is not a PEM bundle: {e}", env.name, ca.display()),
             })?;
+            if certs.is_empty() {
+                return Err(Error::Config {
+                    message: format!(
+                        "environments.{}.gateway_ca_file: {} holds no PEM certificate",
+                        env.name,
+                        ca.display()
+                    ),
+                });
+            }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
@@ -124,7 +133,15 @@ impl Gateway {
             let request = self.authorise(primitive, self.http.request(Method::GET, &url)).await?;
             match request.header("Accept", "application/json").send().await {
                 Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {}
-                Err(e) => return Err(self.fail(primitive, format!("cannot reach {}: {}", self.base, chain(&e)))),
+                Err(e) => {
+                    let detail = chain(&e);
+                    let hint = if detail.contains("certificate") {
+                        " (the gateway's certificate is not trusted: set gateway_ca_file to its CA bundle)"
+                    } else {
+                        ""
+                    };
+                    return Err(self.fail(primitive, format!("cannot reach {}: {detail}{hint}", self.base)));
+                }
                 Ok(response) => {
                     let status = response.status();
                     let html = is_html(&response);

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::sandbox::hash::fnv;
 use super::selector::{Selector, selector_string};
 use super::store::{Key, Res, Store, now};
 
@@ -47,9 +48,6 @@ mod millis {
 
 const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-}
 
 fn encode(mut n: u64, len: usize) -> String {
     (0..len)
@@ -347,7 +345,7 @@ impl Controller {
                 this.enqueue_namespace(&ns);
             }
         });
-        self.enqueue_namespace(&ns);
+        self.enqueue_namespace(ns);
     }
 }
 

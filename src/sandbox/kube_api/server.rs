@@ -222,7 +222,7 @@ fn resource(
     };
     match (method.as_str(), name, sub) {
         ("GET", None, None) if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) => {
-            watch(api, res, ns, query)
+            watch(api, res, ns, query, table::wants_table(accept))
         }
         ("GET", None, None) => list(api, res, ns, query, accept),
         (_, Some(_), _) if ns.is_none() => bad_request("a namespace is required"),
@@ -251,6 +251,8 @@ fn resource(
     }
 }
 
+// The error is the finished reply; boxing it would only move the allocation.
+#[allow(clippy::result_large_err)]
 fn selectors(query: &HashMap<String, String>) -> Result<(Selector, FieldSelector), Response> {
     let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
         .map_err(|e| bad_request(&e))?;
@@ -281,7 +283,9 @@ fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, 
     )
 }
 
-fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>) -> Response {
+/// `as_table`: each event carries a one-row Table (what `kubectl get -w` asks for); the column
+/// definitions come with the first event only, as from a real server.
+fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, as_table: bool) -> Response {
     let (labels, fields) = match selectors(query) {
         Ok(s) => s,
         Err(r) => return r,
@@ -307,7 +311,19 @@ fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>)
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::spawn(async move {
-        let line = |e: &WatchEvent| Bytes::from(format!("{}\n", json!({"type": e.kind.name(), "object": &*e.object})));
+        let mut first = true;
+        let mut line = move |e: &WatchEvent| {
+            let object = if as_table {
+                let mut t = table::table(res, std::slice::from_ref(&*e.object), e.rv);
+                if !std::mem::take(&mut first) {
+                    t["columnDefinitions"] = json!([]);
+                }
+                t
+            } else {
+                (*e.object).clone()
+            };
+            Bytes::from(format!("{}\n", json!({"type": e.kind.name(), "object": object})))
+        };
         let Some(backlog) = backlog else {
             let gone = json!({"type": "ERROR", "object": {
                 "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -352,6 +368,7 @@ fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>)
 
 /// `default` stands in for an absent count: 1 for a workload (API defaulting), 0 for a Scale
 /// (Go clients omit a zero `replicas`).
+#[allow(clippy::result_large_err)]
 fn check_replicas(res: Res, name: &str, value: &Value, default: i64) -> Result<i64, Response> {
     match value.as_i64() {
         Some(n) if n >= 0 && n <= i64::from(i32::MAX) => Ok(n),
