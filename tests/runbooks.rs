@@ -23,9 +23,14 @@ struct World {
 
 impl World {
     fn start() -> World {
+        World::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> World {
         let dir = tempfile::tempdir().unwrap();
         let sandbox = Command::new(BIN)
             .args(["sandbox", "up", "--dir", "sbx", "--start-delay", "0.2", "--stop-delay", "0.2"])
+            .args(extra)
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,10 +86,14 @@ impl World {
     }
 
     fn kubectl(&self, context: &str, args: &[&str]) -> String {
+        self.kubectl_ns(context, "adeptia", args)
+    }
+
+    fn kubectl_ns(&self, context: &str, namespace: &str, args: &[&str]) -> String {
         let out = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(self.path().join("sbx/kubeconfig"))
-            .args(["--context", context, "-n", "adeptia"])
+            .args(["--context", context, "-n", namespace])
             .args(args)
             .output()
             .expect("kubectl is installed by tests/support/requirements-kube.sh");
@@ -310,4 +319,43 @@ fn failover_killed_after_copying_is_finished_by_resume() {
 #[test]
 fn failover_killed_after_activating_is_finished_by_resume() {
     kill_after_and_resume("Activate dr");
+}
+
+/// Runs a customer folder's runbook against a sandbox shaped like its config.
+fn run_example(customer: &str, extra_up: &[&str]) -> World {
+    let config = format!("{}/examples/{customer}/drscript.toml", env!("CARGO_MANIFEST_DIR"));
+    let mut up = vec!["--like", config.as_str()];
+    up.extend_from_slice(extra_up);
+    let world = World::start_with(&up);
+    let script = format!("{}/examples/{customer}/failover.rhai", env!("CARGO_MANIFEST_DIR"));
+    let out = world.drscript(&["run", &script, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    world
+}
+
+#[test]
+fn contoso_example_fails_over_with_its_own_names_and_counts() {
+    let world = run_example("contoso", &[]);
+    let status = world.status();
+    let dr = &status["environments"]["dr"];
+    assert_eq!(dr["namespace"], "integration");
+    assert_eq!(dr["workloads"]["connect-ac-runtime"]["ready"], 3, "{dr}");
+    assert_eq!(dr["workloads"]["connect-ac-listener"]["ready"], 2);
+    assert_eq!(status["environments"]["prod"]["workloads"]["connect-ac-runtime"]["replicas"], 0);
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("connect-eus2.contoso.com"), "{zone}");
+    let pods = world.kubectl_ns("dr", "integration", &["get", "pods", "-o", "name"]);
+    assert!(pods.lines().filter(|l| l.contains("connect-ac-runtime")).count() == 3, "{pods}");
+}
+
+#[test]
+fn fabrikam_example_switches_between_its_regions() {
+    let world = run_example("fabrikam", &["--active", "westeurope"]);
+    let status = world.status();
+    let neu = &status["environments"]["northeurope"];
+    assert_eq!(neu["namespace"], "adeptia-prod");
+    assert_eq!(neu["workloads"]["ac-ac-runtime"]["ready"], 1, "{neu}");
+    assert_eq!(status["environments"]["westeurope"]["workloads"]["ac-ac-listener"]["replicas"], 0);
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("10.30.1.40") && !zone.contains("10.20.1.40"), "{zone}");
 }

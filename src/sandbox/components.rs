@@ -23,6 +23,22 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// A zone file with a customer's records, each at its active environment's target.
+    pub fn create_like(dir: &std::path::Path, shape: &super::like::Shape, active: &str) -> Result<Dns> {
+        let zone = DnsZoneFile::new(dir.join(dns_zone::SANDBOX_ZONE_FILE));
+        let _ = std::fs::remove_file(zone.path());
+        let zones: Vec<&str> = shape.records.values().map(|r| r.zone.trim_end_matches('.')).collect();
+        zone.create(&zones)?;
+        for r in shape.records.values() {
+            if let Some(value) = super::like::Shape::initial_value(r, active) {
+                zone.set(r.zone.trim_end_matches('.'), &r.name, &r.record_type, r.ttl, vec![value])?;
+            }
+        }
+        Ok(Dns { config: shape.dns_config(dns_zone::SANDBOX_ZONE_FILE), zone })
+    }
+}
+
 impl Component for Dns {
     fn name(&self) -> &str {
         "dns"

@@ -17,6 +17,7 @@ pub mod files;
 pub mod gateway;
 mod hash;
 pub mod kube_api;
+pub mod like;
 pub mod shares;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,9 @@ pub struct SandboxOptions {
     pub shares: bool,
     /// How long a storage account failover takes in the ARM emulation.
     pub storage_failover: Duration,
+    /// A customer's shape (`sandbox up --like FILE`): per-environment namespace, release and
+    /// replica counts, and the DNS records; the defaults above when absent.
+    pub like: Option<like::Shape>,
 }
 
 impl Default for SandboxOptions {
@@ -60,6 +64,7 @@ impl Default for SandboxOptions {
             kube_token: false,
             shares: true,
             storage_failover: Duration::from_secs(3),
+            like: None,
         }
     }
 }
@@ -118,10 +123,18 @@ impl Sandbox {
         let mut environments = BTreeMap::new();
         for (index, name) in options.environments.iter().enumerate() {
             let active = index == 0;
+            let shape = options.like.as_ref().and_then(|l| l.environments.get(name));
+            let namespace = shape.map_or(options.namespace.as_str(), |s| s.namespace.as_str());
+            let release = shape.map_or(options.release.as_str(), |s| s.release.as_str());
+            let mut active_seed = Seed::active(namespace, release, &options.version);
+            if let Some(shape) = shape {
+                [active_seed.runtime, active_seed.listener, active_seed.rabbitmq] = shape.replicas;
+            }
             let seed = if active {
-                Seed::active(&options.namespace, &options.release, &options.version)
+                active_seed.clone()
             } else {
-                Seed::standby(&options.namespace, &options.release, &options.version)
+                Seed { runtime: 0, listener: 0, ..Seed::standby(namespace, release, &options.version) }
+                    .with_rabbitmq(active_seed.rabbitmq)
             };
             let kube_token = options.kube_token.then(|| fresh_secret(&format!("{name}-kube")));
             if let Some(token) = &kube_token {
@@ -150,12 +163,11 @@ impl Sandbox {
                 }
                 share_paths.insert(share.to_string(), relative);
             }
-            let active_seed = Seed::active(&options.namespace, &options.release, &options.version);
             let endpoints = EnvEndpoints {
                 kube_api: kube.url(),
                 gateway: gateway.url(),
-                namespace: options.namespace.clone(),
-                release: options.release.clone(),
+                namespace: namespace.to_string(),
+                release: release.to_string(),
                 shares: share_paths,
                 kube_token,
                 gateway_user: user,
@@ -165,7 +177,11 @@ impl Sandbox {
             environments.insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints });
         }
         let active = options.environments.first().cloned().unwrap_or_default();
-        let mut components: Vec<Box<dyn Component>> = vec![Box::new(components::Dns::create(&dir)?)];
+        let dns = match &options.like {
+            Some(shape) if !shape.records.is_empty() => components::Dns::create_like(&dir, shape, &active)?,
+            _ => components::Dns::create(&dir)?,
+        };
+        let mut components: Vec<Box<dyn Component>> = vec![Box::new(dns)];
         let arm = components::Arm::start(&dir, options.storage_failover).await?;
         if let Some(e) = environments.get_mut(&active) {
             e.endpoints.storage_account = Some(arm.account().to_string());
