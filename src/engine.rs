@@ -63,5 +63,8 @@ pub fn build(exec: Arc<Exec>, options: &EngineOptions, sources: Sources) -> Engi
     ));
     engine.set_default_tag(rhai::Dynamic::from(ExecHandle(exec)));
     primitives::register_all(&mut engine);
+    primitives::dns::register(&mut engine);
+    primitives::azure::register(&mut engine);
+    primitives::db::register(&mut engine);
     engine
 }

@@ -6,9 +6,12 @@
 //! engine (`engine`) whose primitives consult one execution context (`exec`).
 
 pub mod app;
+pub mod azure;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod diagnostic;
+pub mod dns;
 pub mod docs;
 pub mod engine;
 pub mod error;
@@ -33,6 +36,9 @@ pub mod script;
 pub mod script_error;
 pub mod secret;
 pub mod state;
+pub mod sync;
+pub mod azure_files;
+pub mod sandbox_files;
 
 pub use app::main;
 pub use error::{Error, Result};

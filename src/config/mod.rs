@@ -209,6 +209,19 @@ impl Config {
                     "must be one of azure, azure_private, rfc2136, sandbox",
                 ));
             }
+            let missing = match dns.provider.as_str() {
+                "rfc2136" if dns.server.is_none() => Some("server"),
+                "sandbox" if dns.zone_file.is_none() => Some("zone_file"),
+                "azure" | "azure_private" if dns.subscription.is_none() => Some("subscription"),
+                "azure" | "azure_private" if dns.resource_group.is_none() => Some("resource_group"),
+                _ => None,
+            };
+            if let Some(k) = missing {
+                return Err(err(&key, &format!("provider `{}` needs `{k}`", dns.provider)));
+            }
+            if dns.tsig_key_name.is_some() != (dns.tsig_secret_env.is_some() || dns.tsig_secret_file.is_some()) {
+                return Err(err(&key, "set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`, or neither"));
+            }
             dns.tsig_secret = optional_secret(
                 &key,
                 "tsig_secret",
@@ -248,6 +261,12 @@ impl Config {
                 return Err(err(
                     &["databases", db_name.as_str(), "url"],
                     "the URL carries a password; a password is a secret: put it in password_env or password_file",
+                ));
+            }
+            if !["rollback", "scratch_table", "read"].contains(&db.probe.as_str()) {
+                return Err(err(
+                    &["databases", db_name.as_str(), "probe"],
+                    "must be one of rollback, scratch_table, read",
                 ));
             }
             db.password = optional_secret(&key, "password", &db.password_env, &db.password_file, base)

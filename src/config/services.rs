@@ -94,7 +94,8 @@ pub struct Database {
     pub url: String,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
-    /// `rollback` (a write in a transaction that is rolled back) or `scratch_table`.
+    /// `rollback` (a write in a transaction that is rolled back), `scratch_table` (a row written,
+    /// read back and deleted in `drscript_probe`) or `read` (connect and read only, for replicas).
     #[serde(default = "default_probe")]
     pub probe: String,
     #[serde(default = "default_db_timeout")]

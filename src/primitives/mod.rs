@@ -5,11 +5,15 @@
 //! wrapper: it finds the [`Exec`] of the run, describes its action to it, and calls a plain Rust
 //! API that tests can drive without Rhai.
 
+pub mod azure;
+pub mod db;
+pub mod dns;
 pub mod environment;
 pub mod flow;
 pub mod kube;
 pub mod notify;
 pub mod scheduler;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -63,4 +67,5 @@ pub fn register_all(engine: &mut rhai::Engine) {
     engine.register_global_module(rhai::exported_module!(notify::notify_api).into());
     engine.register_global_module(rhai::exported_module!(kube::kube_api).into());
     engine.register_global_module(rhai::exported_module!(scheduler::scheduler_api).into());
+    engine.register_global_module(rhai::exported_module!(sync::sync_api).into());
 }

@@ -10,6 +10,8 @@
 //! It runs in-process ([`Sandbox::start`]) or in the foreground of `drscript sandbox up`
 //! ([`cli_up`]); [`cli_status`] and [`cli_down`] reach a running one through `sandbox.json`.
 
+pub mod arm;
+pub mod dns_zone;
 pub mod files;
 pub mod gateway;
 mod hash;

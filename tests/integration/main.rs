@@ -1,7 +1,9 @@
 //! Integration tests: every test drives the built `drscript` binary through [`test::Test`].
 
+mod bad_config;
 mod bad_input;
 mod check;
+mod cli_misuse;
 mod docs;
 mod flow;
 mod imports;

@@ -1,0 +1,161 @@
+//! `sync_share(src, dst [, opts])`: the sync engine ([`crate::sync`]) for scripts.
+//!
+//! In a plan nothing is contacted: the call is described. In a dry run both sides are listed for
+//! real and the summary says what would be copied and deleted. Live, it syncs.
+
+use std::sync::Arc;
+
+use rhai::plugin::*;
+use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
+
+use super::environment::ShareRef;
+use super::{exec_of, to_rhai};
+use crate::error::{Error, Result};
+use crate::exec::{Exec, Mode, Outcome};
+use crate::sync::{Compare, Endpoint, MaxDelete, Quiet, SyncMode, SyncOptions, SyncSummary};
+
+#[export_module]
+pub mod sync_api {
+    /// Makes `dst` like `src`, azcopy-sync style but safe: recursive; copies files that are
+    /// missing, differ in size, or are newer at the source; keeps last-modified times.
+    /// `src` and `dst` are shares (`prod.shares.app`, `prod.shares.app.sub("web/repository")`),
+    /// local paths, or Azure Files/Blob URLs. Returns a summary map: `copied`, `copied_bytes`,
+    /// `skipped`, `deleted`, `seconds`, `failures`, ... Fails if any file failed.
+    #[rhai_fn(return_raw)]
+    pub fn sync_share(ctx: NativeCallContext, src: Dynamic, dst: Dynamic) -> Result<Map, Box<EvalAltResult>> {
+        super::run(&exec_of(&ctx), &src, &dst, &Map::new()).map_err(to_rhai)
+    }
+
+    /// `sync_share(src, dst)` with options: `mirror` (also delete what the source lacks; refused
+    /// after any failure, for an empty source, or beyond `max_delete`), `max_delete` (count or
+    /// `"10%"`, default `"50%"`), `compare` (`"size-time"` or `"hash"`), `include`/`exclude`
+    /// (glob or array of globs), `concurrency`, `verify` (MD5 of every copied file),
+    /// `server_side` (default true).
+    #[rhai_fn(name = "sync_share", return_raw)]
+    pub fn sync_share_with(
+        ctx: NativeCallContext,
+        src: Dynamic,
+        dst: Dynamic,
+        opts: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        super::run(&exec_of(&ctx), &src, &dst, &opts).map_err(to_rhai)
+    }
+}
+
+fn strings(v: &Dynamic) -> Vec<String> {
+    match v.clone().try_cast::<rhai::Array>() {
+        Some(a) => a.iter().map(|d| d.to_string()).collect(),
+        None => vec![v.to_string()],
+    }
+}
+
+/// Validated options from a script map; unknown keys are mistakes.
+pub fn options(opts: &Map) -> Result<SyncOptions> {
+    let mut o = SyncOptions::default();
+    for (k, v) in opts {
+        let bad = |what: &str| Error::Usage(format!("sync_share: option `{k}` must be {what}"));
+        match k.as_str() {
+            "mirror" => o.mirror = v.as_bool().map_err(|_| bad("true or false"))?,
+            "verify" => o.verify = v.as_bool().map_err(|_| bad("true or false"))?,
+            "server_side" => o.server_side = v.as_bool().map_err(|_| bad("true or false"))?,
+            "compare" => o.compare = Compare::parse(&v.to_string())?,
+            "max_delete" => o.max_delete = MaxDelete::parse(&v.to_string())?,
+            "include" => o.include = strings(v),
+            "exclude" => o.exclude = strings(v),
+            "concurrency" => {
+                o.concurrency = v.as_int().ok().filter(|n| *n > 0).ok_or_else(|| bad("a positive number"))? as usize
+            }
+            other => {
+                return Err(Error::Usage(format!(
+                    "sync_share: unknown option `{other}` (known: mirror, max_delete, compare, include, exclude, \
+                     concurrency, verify, server_side)"
+                )));
+            }
+        }
+    }
+    o.validate()?;
+    Ok(o)
+}
+
+/// What a script passed as an endpoint: a share or a string.
+enum Side {
+    Share(ShareRef),
+    Text(String),
+}
+
+fn side(v: &Dynamic) -> Result<Side> {
+    if let Some(s) = v.clone().try_cast::<ShareRef>() {
+        return Ok(Side::Share(s));
+    }
+    if v.is_string() {
+        return Ok(Side::Text(v.to_string()));
+    }
+    Err(Error::Usage(format!(
+        "sync_share: an endpoint must be a share (prod.shares.app) or a path/URL string, not {}",
+        v.type_name()
+    )))
+}
+
+impl Side {
+    fn describe(&self) -> String {
+        match self {
+            Side::Share(s) => s.describe(),
+            Side::Text(t) => crate::redact::redacted(t),
+        }
+    }
+    fn endpoint(&self) -> Result<Endpoint> {
+        match self {
+            Side::Share(s) => Endpoint::from_share(&s.share, &s.path),
+            Side::Text(t) => Endpoint::parse(t),
+        }
+    }
+}
+
+fn to_map(summary: &SyncSummary) -> Map {
+    rhai::serde::to_dynamic(summary.to_json()).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default()
+}
+
+fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map> {
+    let o = options(opts)?;
+    let (src, dst) = (side(src)?, side(dst)?);
+    let target = format!("{} → {}", src.describe(), dst.describe());
+    let detail = if o.mirror { format!("mirror (max_delete {})", o.max_delete.describe()) } else { "copy new and changed files".into() };
+    let placeholder = || {
+        let mut m = to_map(&SyncSummary::empty(src.describe(), dst.describe(), SyncMode::DryRun, o.mirror));
+        m.insert("planned".into(), true.into());
+        m
+    };
+    let sync = |mode: SyncMode| -> Result<SyncSummary> {
+        let (s, d) = (src.endpoint()?, dst.endpoint()?);
+        let summary = exec.block_on(crate::sync::sync_report(&s, &d, &o, mode, Arc::new(Quiet)))?;
+        let _ = exec.metric("sync_share", summary.to_json());
+        Ok(summary)
+    };
+    match exec.mode() {
+        Mode::Plan => exec.change("sync_share", &target, &detail, placeholder, || unreachable_in_plan()),
+        Mode::DryRun => exec.query("sync_share", &target, placeholder, || {
+            let summary = sync(SyncMode::DryRun)?;
+            for i in &summary.planned_copies {
+                tracing::info!("sync_share would copy {} ({} bytes, {})", i.path, i.size, i.reason);
+            }
+            for i in &summary.planned_deletions {
+                tracing::info!("sync_share would delete {} ({} bytes)", i.path, i.size);
+            }
+            tracing::info!("{}", summary.render());
+            if summary.ok() { Ok(to_map(&summary)) } else { Err(crate::sync::engine::failed(&summary)) }
+        }),
+        Mode::Live => exec.change("sync_share", &target, &detail, placeholder, || {
+            let summary = sync(SyncMode::Live)?;
+            tracing::info!("{}", summary.render());
+            if !summary.ok() {
+                return Err(crate::sync::engine::failed(&summary));
+            }
+            let outcome = if summary.copied + summary.deleted + summary.deleted_dirs > 0 { Outcome::Changed } else { Outcome::Unchanged };
+            Ok((to_map(&summary), outcome))
+        }),
+    }
+}
+
+fn unreachable_in_plan() -> Result<(Map, Outcome)> {
+    Err(Error::Other("sync_share: a plan never syncs".into()))
+}

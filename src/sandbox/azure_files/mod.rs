@@ -1,0 +1,96 @@
+//! An Azure Files emulator: the REST operations drscript's sync uses (and azcopy's), served on
+//! 127.0.0.1 with path-style URLs `http://127.0.0.1:PORT/ACCOUNT/SHARE/PATH`, storing shares as
+//! plain folders `DIR/ACCOUNT/SHARE/...` (a file's last-write-time is the folder file's mtime).
+//!
+//! No official emulator serves Azure Files (Azurite has Blob, Queue and Table only). This one
+//! follows the public REST reference for what it implements: paths, XML listings with paging
+//! markers, headers, error codes with XML bodies, SAS (account and file service SAS: signature,
+//! expiry, start, protocol, services, resource types, permissions) and Shared Key.
+
+// Handlers return the service's error response as their `Err`: that is the protocol's shape.
+#![allow(clippy::result_large_err)]
+
+mod authz;
+mod handler;
+mod responses;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// A running emulator; dropping it stops the server.
+pub struct FilesEmulator {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl FilesEmulator {
+    /// `http://127.0.0.1:PORT/ACCOUNT`: the service base of an account.
+    pub fn account_url(&self, account: &str) -> String {
+        format!("http://{}/{account}", self.addr)
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for FilesEmulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub(crate) struct State {
+    pub dir: PathBuf,
+    /// Account name → base64 key.
+    pub accounts: HashMap<String, String>,
+    pub addr: SocketAddr,
+    pub requests: std::sync::atomic::AtomicU64,
+}
+
+/// Serves `accounts` (name → base64 key) from `dir` on an ephemeral loopback port. Shares are the
+/// folders `dir/ACCOUNT/SHARE` (created by Create Share or by hand).
+pub async fn start(dir: impl Into<PathBuf>, accounts: &[(&str, &str)]) -> Result<FilesEmulator> {
+    start_on(dir, accounts, "127.0.0.1:0").await
+}
+
+pub async fn start_on(dir: impl Into<PathBuf>, accounts: &[(&str, &str)], bind: &str) -> Result<FilesEmulator> {
+    let dir = dir.into();
+    for (a, _) in accounts {
+        std::fs::create_dir_all(dir.join(a)).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| Error::io(format!("azure files emulator: cannot listen on {bind}"), e))?;
+    let addr = listener.local_addr().map_err(|e| Error::io("azure files emulator", e))?;
+    let state = Arc::new(State {
+        dir: dir.clone(),
+        accounts: accounts.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect(),
+        addr,
+        requests: Default::default(),
+    });
+    let app = axum::Router::new().fallback(handler::handle).with_state(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(FilesEmulator { addr, dir, shutdown: Some(tx), task: Some(task) })
+}

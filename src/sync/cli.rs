@@ -1,0 +1,115 @@
+//! `drscript sync SRC DST [...]`: the engine from the shell, with azcopy/rclone-style flags.
+//!
+//! The lead wires [`SyncArgs`] as one subcommand variant and calls [`run_cli`].
+
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::endpoint::Endpoint;
+use super::engine;
+use super::options::{Compare, MaxDelete, SyncMode, SyncOptions};
+use super::progress::Printer;
+use super::summary::SyncSummary;
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    /// Source: a folder, an Azure Files or Blob URL with SAS, or a config share `ENV.shares.NAME[/PATH]`.
+    pub src: String,
+    /// Destination, in the same forms.
+    pub dst: String,
+    /// Also delete destination files the source lacks (guarded by --max-delete).
+    #[arg(long)]
+    pub mirror: bool,
+    /// List every copy and deletion with sizes and totals; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only files matching this glob (repeatable); `*.xml` matches at any depth.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave files matching this glob alone (repeatable), on both sides.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// `size-time` (missing, size differs, source newer) or `hash` (content MD5).
+    #[arg(long, default_value = "size-time", value_name = "HOW")]
+    pub compare: String,
+    /// Most deletions a mirror may make: a count (`100`) or a percentage (`10%`).
+    #[arg(long, default_value = "50%", value_name = "N|N%")]
+    pub max_delete: String,
+    /// Transfers in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Compare MD5 of every copied file afterwards.
+    #[arg(long)]
+    pub verify: bool,
+    /// Always stream through this machine, even where a server-side copy is possible.
+    #[arg(long)]
+    pub no_server_side: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SyncArgs {
+    pub fn options(&self) -> Result<SyncOptions> {
+        Ok(SyncOptions {
+            mirror: self.mirror,
+            compare: Compare::parse(&self.compare)?,
+            max_delete: MaxDelete::parse(&self.max_delete)?,
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            concurrency: self.concurrency,
+            verify: self.verify,
+            server_side: !self.no_server_side,
+            ..SyncOptions::default()
+        })
+    }
+}
+
+/// Resolves an endpoint: a URL, a config share (`prod.shares.app/sub`), or a local path.
+pub fn resolve(text: &str, config: Option<&Config>) -> Result<Endpoint> {
+    if !text.contains("://")
+        && let Some((env, rest)) = text.split_once(".shares.")
+        && !env.contains('/')
+        && let Some(config) = config
+    {
+        let (name, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        let environment = config.environments.get(env).ok_or_else(|| {
+            Error::Usage(format!("sync: no environment `{env}` in the config (from \"{text}\")"))
+        })?;
+        let share = environment
+            .shares
+            .get(name)
+            .ok_or_else(|| Error::Usage(format!("sync: environment `{env}` has no share `{name}`")))?;
+        return Endpoint::from_share(share, sub);
+    }
+    Endpoint::parse(text)
+}
+
+/// Runs `drscript sync`: prints dry-run items and the summary on stdout, progress on stderr.
+/// Errs (after printing the summary) when anything failed.
+pub fn run_cli(args: &SyncArgs, config: Option<&Config>) -> Result<SyncSummary> {
+    let opts = args.options()?;
+    let src = resolve(&args.src, config)?;
+    let dst = resolve(&args.dst, config)?;
+    let mode = if args.dry_run { SyncMode::DryRun } else { SyncMode::Live };
+    let observer = Arc::new(Printer::new(args.dry_run && !args.json));
+    let fut = engine::sync_report(&src, &dst, &opts, mode, observer);
+    let summary = match tokio::runtime::Handle::try_current() {
+        Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
+        Err(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the async runtime", e))?
+            .block_on(fut),
+    }?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&summary.to_json()).unwrap_or_default();
+        println!("{}", crate::redact::redacted(text));
+    } else {
+        println!("{}", summary.render());
+    }
+    if summary.ok() { Ok(summary) } else { Err(engine::failed(&summary)) }
+}

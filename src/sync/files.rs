@@ -1,0 +1,79 @@
+//! An Azure Files directory as a sync endpoint, over [`crate::azure_files::FilesClient`].
+
+use chrono::{DateTime, Utc};
+
+use super::entry::Entry;
+use super::op_error::{OpError, OpResult};
+use super::store::{ByteStream, md5_of};
+use crate::azure_files::{FilesClient, FilesError};
+
+fn op(e: FilesError) -> OpError {
+    OpError { retryable: e.retryable(), not_found: e.not_found(), message: e.message }
+}
+
+#[derive(Clone)]
+pub struct Files {
+    pub client: FilesClient,
+}
+
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Files({})", self.client.remote().location())
+    }
+}
+
+impl Files {
+    pub async fn root_exists(&self) -> OpResult<bool> {
+        self.client.dir_exists("").await.map_err(op)
+    }
+
+    pub async fn list(&self, rel: &str) -> OpResult<Option<Vec<Entry>>> {
+        self.client.list(rel).await.map_err(op)
+    }
+
+    pub async fn read(&self, rel: &str) -> OpResult<ByteStream> {
+        self.client.get(rel).await.map_err(op)
+    }
+
+    pub async fn write(&self, rel: &str, size: u64, mtime: Option<DateTime<Utc>>, data: ByteStream) -> OpResult<u64> {
+        self.client.upload(rel, size, mtime, data).await.map_err(op)
+    }
+
+    pub async fn copy_from(&self, src: &Files, rel: &str, entry: &Entry) -> Option<OpResult<u64>> {
+        let source = src.client.url_with_sas(rel)?;
+        Some(self.client.copy_from_url(rel, entry.size, entry.mtime, &source).await.map_err(op))
+    }
+
+    /// Creates `rel` and, for the root, every missing parent of the endpoint's path.
+    pub async fn mkdir(&self, rel: &str) -> OpResult<()> {
+        if rel.is_empty() {
+            let path = self.client.remote().path.clone();
+            let mut remote = self.client.remote().clone();
+            remote.path = String::new();
+            let at_share = FilesClient::new(remote);
+            let mut cur = String::new();
+            for seg in path.split('/').filter(|s| !s.is_empty()) {
+                cur = if cur.is_empty() { seg.to_string() } else { format!("{cur}/{seg}") };
+                at_share.create_dir(&cur).await.map_err(op)?;
+            }
+            return Ok(());
+        }
+        self.client.create_dir(rel).await.map_err(op)
+    }
+
+    pub async fn delete_file(&self, rel: &str) -> OpResult<()> {
+        self.client.delete_file(rel).await.map_err(op)
+    }
+
+    pub async fn delete_dir(&self, rel: &str) -> OpResult<()> {
+        self.client.delete_dir(rel).await.map_err(op)
+    }
+
+    /// The stored Content-MD5 when the file has one; otherwise computed from the content.
+    pub async fn md5(&self, rel: &str) -> OpResult<[u8; 16]> {
+        if let Some(m) = self.client.properties(rel).await.map_err(op)?.md5 {
+            return Ok(m);
+        }
+        md5_of(self.read(rel).await?, rel).await
+    }
+}

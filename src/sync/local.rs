@@ -1,0 +1,247 @@
+//! A local folder as a sync endpoint.
+//!
+//! Writes go to a hidden temporary name in the target directory and are renamed into place
+//! with the source's mtime already set, so a killed run never leaves a file that looks complete.
+//! Stale temporaries of a killed run are removed when the directory is listed again.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use md5::Digest;
+
+use super::entry::{Entry, Kind};
+use super::op_error::{OpError, OpResult};
+use super::store::ByteStream;
+
+/// Marks our temporary files; listings skip (and clean) them.
+pub const TEMP_MARK: &str = ".drsync-tmp-";
+const CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub root: PathBuf,
+}
+
+fn to_utc(t: std::time::SystemTime) -> DateTime<Utc> {
+    DateTime::<Utc>::from(t)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> OpResult<T> + Send + 'static) -> OpResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(OpError::new(format!("worker thread failed: {e}"), true)))
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let nonce: u64 = rand_nonce();
+    target.with_file_name(format!("{TEMP_MARK}{nonce:016x}.{name}"))
+}
+
+fn rand_nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 40) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Local {
+    pub fn new(root: PathBuf) -> Local {
+        Local { root }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() { self.root.clone() } else { self.root.join(rel) }
+    }
+
+    /// Whether the root exists and is a directory.
+    pub async fn root_state(&self) -> OpResult<bool> {
+        let root = self.root.clone();
+        blocking(move || match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => Ok(true),
+            Ok(_) => Err(OpError::new(format!("{} is a file, not a folder", root.display()), false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(OpError::io(&format!("cannot read {}", root.display()), &e)),
+        })
+        .await
+    }
+
+    /// The entries of one directory, `None` when it does not exist. `clean` removes stale
+    /// temporaries of a killed run.
+    pub async fn list(&self, rel: &str, clean: bool) -> OpResult<Option<Vec<Entry>>> {
+        let dir = self.path(rel);
+        blocking(move || {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(OpError::io(&format!("cannot list {}", dir.display()), &e)),
+            };
+            let mut out = Vec::new();
+            for item in rd {
+                let item = item.map_err(|e| OpError::io(&format!("cannot list {}", dir.display()), &e))?;
+                let name = item.file_name().to_string_lossy().into_owned();
+                if name.starts_with(TEMP_MARK) {
+                    if clean {
+                        let _ = std::fs::remove_file(item.path());
+                    }
+                    continue;
+                }
+                let meta = match std::fs::metadata(item.path()) {
+                    Ok(m) => m,
+                    // A dangling symlink or a file deleted while listing: nothing to copy.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(OpError::io(&format!("cannot stat {}", item.path().display()), &e));
+                    }
+                };
+                if meta.is_dir() {
+                    out.push(Entry::dir(name));
+                } else if meta.is_file() {
+                    out.push(Entry::file(name, meta.len(), meta.modified().ok().map(to_utc)));
+                }
+            }
+            Ok(Some(out))
+        })
+        .await
+    }
+
+    pub async fn read(&self, rel: &str) -> OpResult<ByteStream> {
+        let path = self.path(rel);
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| OpError::io(&format!("cannot open {}", path.display()), &e))?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, CHUNK);
+        Ok(stream.boxed())
+    }
+
+    /// Writes `data` to `rel` through a temporary file, sets `mtime`, renames into place.
+    pub async fn write(&self, rel: &str, mtime: Option<DateTime<Utc>>, mut data: ByteStream) -> OpResult<u64> {
+        let target = self.path(rel);
+        let tmp = temp_path(&target);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| OpError::io(&format!("cannot create {}", parent.display()), &e))?;
+        }
+        let result: OpResult<u64> = async {
+            let mut file = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| OpError::io(&format!("cannot create {}", tmp.display()), &e))?;
+            let mut written = 0u64;
+            while let Some(chunk) = data.next().await {
+                let chunk = chunk.map_err(|e| OpError::io(&format!("cannot read the source of {rel}"), &e))?;
+                tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                    .await
+                    .map_err(|e| OpError::io(&format!("cannot write {}", tmp.display()), &e))?;
+                written += chunk.len() as u64;
+            }
+            tokio::io::AsyncWriteExt::flush(&mut file)
+                .await
+                .map_err(|e| OpError::io(&format!("cannot write {}", tmp.display()), &e))?;
+            let std_file = file.into_std().await;
+            let (tmp2, target2) = (tmp.clone(), target.clone());
+            blocking(move || finish(std_file, &tmp2, &target2, mtime)).await?;
+            Ok(written)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    /// Local to local: the kernel copies (copy_file_range/reflink where available).
+    pub async fn copy_from(&self, src: &Local, rel: &str, mtime: Option<DateTime<Utc>>) -> OpResult<u64> {
+        let from = src.path(rel);
+        let target = self.path(rel);
+        blocking(move || {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| OpError::io(&format!("cannot create {}", parent.display()), &e))?;
+            }
+            let tmp = temp_path(&target);
+            let result = (|| {
+                let n = std::fs::copy(&from, &tmp).map_err(|e| {
+                    OpError::io(&format!("cannot copy {} to {}", from.display(), tmp.display()), &e)
+                })?;
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tmp)
+                    .map_err(|e| OpError::io(&format!("cannot open {}", tmp.display()), &e))?;
+                finish(f, &tmp, &target, mtime)?;
+                Ok(n)
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
+        })
+        .await
+    }
+
+    pub async fn mkdir(&self, rel: &str) -> OpResult<()> {
+        let p = self.path(rel);
+        tokio::fs::create_dir_all(&p).await.map_err(|e| OpError::io(&format!("cannot create {}", p.display()), &e))
+    }
+
+    pub async fn delete_file(&self, rel: &str) -> OpResult<()> {
+        let p = self.path(rel);
+        match tokio::fs::remove_file(&p).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(OpError::io(&format!("cannot delete {}", p.display()), &e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn delete_dir(&self, rel: &str) -> OpResult<()> {
+        let p = self.path(rel);
+        match tokio::fs::remove_dir(&p).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(OpError::io(&format!("cannot delete folder {}", p.display()), &e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn md5(&self, rel: &str) -> OpResult<[u8; 16]> {
+        let path = self.path(rel);
+        blocking(move || {
+            let mut f = std::fs::File::open(&path)
+                .map_err(|e| OpError::io(&format!("cannot open {}", path.display()), &e))?;
+            let mut h = md5::Md5::new();
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = f.read(&mut buf).map_err(|e| OpError::io(&format!("cannot read {}", path.display()), &e))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            Ok(h.finalize().into())
+        })
+        .await
+    }
+
+    pub fn kind_of(meta: &std::fs::Metadata) -> Kind {
+        if meta.is_dir() { Kind::Dir } else { Kind::File }
+    }
+}
+
+fn finish(mut f: std::fs::File, tmp: &Path, target: &Path, mtime: Option<DateTime<Utc>>) -> OpResult<()> {
+    f.flush().map_err(|e| OpError::io(&format!("cannot write {}", tmp.display()), &e))?;
+    if let Some(t) = mtime {
+        f.set_modified(t.into()).map_err(|e| OpError::io(&format!("cannot set the mtime of {}", tmp.display()), &e))?;
+    }
+    drop(f);
+    std::fs::rename(tmp, target)
+        .map_err(|e| OpError::io(&format!("cannot rename {} to {}", tmp.display(), target.display()), &e))
+}
+
+/// A stream over one in-memory chunk (tests and small bodies).
+pub fn once(bytes: Bytes) -> ByteStream {
+    futures::stream::once(async move { Ok(bytes) }).boxed()
+}

@@ -1,0 +1,141 @@
+//! One interface over the three kinds of endpoint, so the engine compares and copies without
+//! knowing which services it talks to. Dispatch is a plain enum: the set of services is closed.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+
+use super::endpoint::Endpoint;
+use super::entry::Entry;
+use super::files::Files;
+use super::local::Local;
+use super::op_error::{OpError, OpResult};
+
+/// File content on its way from one endpoint to another, in chunks; never a whole file.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, Clone)]
+pub enum Store {
+    Local(Local),
+    Files(Files),
+}
+
+impl Store {
+    pub fn open(endpoint: &Endpoint) -> crate::Result<Store> {
+        match endpoint {
+            Endpoint::Local(p) => Ok(Store::Local(Local::new(p.clone()))),
+            Endpoint::Files(r) => Ok(Store::Files(Files { client: crate::azure_files::FilesClient::new(r.clone()) })),
+            other => Err(crate::Error::Usage(format!(
+                "sync: {} endpoints are not supported yet ({})",
+                other.kind(),
+                other.location()
+            ))),
+        }
+    }
+
+    /// Whether the root exists (a missing destination root is created; a missing source is an
+    /// error).
+    pub async fn root_exists(&self) -> OpResult<bool> {
+        match self {
+            Store::Local(l) => l.root_state().await,
+            Store::Files(f) => f.root_exists().await,
+        }
+    }
+
+    /// One directory's entries, `None` when the directory does not exist.
+    pub async fn list(&self, rel: &str, clean: bool) -> OpResult<Option<Vec<Entry>>> {
+        match self {
+            Store::Local(l) => l.list(rel, clean).await,
+            Store::Files(f) => f.list(rel).await,
+        }
+    }
+
+    pub async fn read(&self, rel: &str) -> OpResult<ByteStream> {
+        match self {
+            Store::Local(l) => l.read(rel).await,
+            Store::Files(f) => f.read(rel).await,
+        }
+    }
+
+    pub async fn write(&self, rel: &str, size: u64, mtime: Option<DateTime<Utc>>, data: ByteStream) -> OpResult<u64> {
+        match self {
+            Store::Local(l) => l.write(rel, mtime, data).await,
+            Store::Files(f) => f.write(rel, size, mtime, data).await,
+        }
+    }
+
+    /// Copies without streaming through a generic reader when the pair allows it: kernel copy
+    /// between local folders, server-side from URL between services. `None`: not possible here.
+    pub async fn copy_direct(
+        &self,
+        src: &Store,
+        rel: &str,
+        entry: &Entry,
+        server_side: bool,
+    ) -> Option<OpResult<u64>> {
+        match (self, src) {
+            (Store::Local(d), Store::Local(s)) => Some(d.copy_from(s, rel, entry.mtime).await),
+            (Store::Files(d), Store::Files(s)) if server_side => d.copy_from(s, rel, entry).await,
+            _ => None,
+        }
+    }
+
+    /// Whether `copy_direct` from `src` runs server-side (counted in the summary).
+    pub fn server_side_from(&self, src: &Store, allowed: bool) -> bool {
+        match (self, src) {
+            (Store::Files(_), Store::Files(s)) => allowed && s.client.remote().sas().is_some(),
+            _ => false,
+        }
+    }
+
+    pub async fn mkdir(&self, rel: &str) -> OpResult<()> {
+        match self {
+            Store::Local(l) => l.mkdir(rel).await,
+            Store::Files(f) => f.mkdir(rel).await,
+        }
+    }
+
+    pub async fn delete_file(&self, rel: &str) -> OpResult<()> {
+        match self {
+            Store::Local(l) => l.delete_file(rel).await,
+            Store::Files(f) => f.delete_file(rel).await,
+        }
+    }
+
+    pub async fn delete_dir(&self, rel: &str) -> OpResult<()> {
+        match self {
+            Store::Local(l) => l.delete_dir(rel).await,
+            Store::Files(f) => f.delete_dir(rel).await,
+        }
+    }
+
+    /// The content MD5: stored by the service when it has one, computed otherwise.
+    pub async fn md5(&self, rel: &str, entry: &Entry) -> OpResult<[u8; 16]> {
+        if let Some(m) = entry.md5 {
+            return Ok(m);
+        }
+        match self {
+            Store::Local(l) => l.md5(rel).await,
+            Store::Files(f) => f.md5(rel).await,
+        }
+    }
+
+    /// Whether directories exist on their own (Files, local) or only as name prefixes (Blob).
+    pub fn has_dirs(&self) -> bool {
+        true
+    }
+}
+
+/// Computes the MD5 of a stream.
+pub async fn md5_of(mut data: ByteStream, what: &str) -> OpResult<[u8; 16]> {
+    use futures::StreamExt;
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(|e| OpError::io(&format!("cannot read {what}"), &e))?;
+        h.update(&chunk);
+    }
+    Ok(h.finalize().into())
+}

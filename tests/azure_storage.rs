@@ -1,0 +1,421 @@
+//! storage_status / storage_failover against the ARM emulator over real HTTP.
+
+#[path = "azure_support/arm.rs"]
+mod arm;
+#[path = "dns_support/harness.rs"]
+mod harness;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use drscript::azure::storage::{self, FailoverOptions, failover_warning};
+use drscript::azure::{ArmClient, Credential};
+use drscript::exec::Mode;
+use drscript::sandbox::arm::ArmOptions;
+use harness::assert_no_secret;
+
+const STORAGE: &str = r#"
+[storage.prod]
+subscription = "00000000-0000-0000-0000-0000000000aa"
+resource_group = "rg-adeptia"
+account = "adeptiaprod"
+
+[storage.ghost]
+subscription = "00000000-0000-0000-0000-0000000000aa"
+resource_group = "rg-adeptia"
+account = "notthere"
+"#;
+
+fn fast(options: ArmOptions) -> ArmOptions {
+    ArmOptions {
+        failover_duration: Duration::from_millis(300),
+        retry_after_secs: 0,
+        accounts: vec![arm::account("adeptiaprod")],
+        ..options
+    }
+}
+
+fn quick() -> FailoverOptions {
+    FailoverOptions {
+        planned: false,
+        timeout: Duration::from_secs(60),
+    }
+}
+
+#[test]
+fn status_reports_regions_last_sync_time_and_can_failover() {
+    let (h, emu, token) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+    let status = storage::storage_status(&h.exec, "prod").unwrap();
+    assert_eq!(
+        (
+            status.primary_location.as_str(),
+            status.secondary_location.as_str()
+        ),
+        ("eastus", "westus")
+    );
+    assert_eq!(status.sku, "Standard_RAGRS");
+    assert_eq!(status.geo_replication_status, "Live");
+    assert!(status.can_failover && status.can_planned_failover && !status.failover_in_progress);
+    let sync =
+        chrono::DateTime::parse_from_rfc3339(status.last_sync_time.as_deref().unwrap()).unwrap();
+    let lag = chrono::Utc::now().signed_duration_since(sync);
+    assert!(
+        lag > chrono::Duration::seconds(60) && lag < chrono::Duration::seconds(600),
+        "lag {lag}"
+    );
+    let requests = emu.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/storageAccounts/adeptiaprod?api-version=")
+                && r.contains("$expand=geoReplicationStats")),
+        "{requests:?}"
+    );
+    assert_no_secret(&token, &[&h.journal_text(), &format!("{status:?}")]);
+}
+
+#[test]
+fn unplanned_failover_follows_the_async_operation_and_converts_to_lrs() {
+    let (h, emu, token) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+    let before = storage::storage_status(&h.exec, "prod").unwrap();
+    let warning = failover_warning(&before, false);
+    assert!(
+        warning.contains("locally redundant storage (LRS)"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(before.last_sync_time.as_deref().unwrap()),
+        "{warning}"
+    );
+
+    let result = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+    assert!(result.performed);
+    assert_eq!(result.failover_type, "Unplanned");
+    let after = result.after.unwrap();
+    assert_eq!(after.primary_location, "westus");
+    assert_eq!(after.sku, "Standard_LRS");
+    assert_eq!(after.secondary_location, "");
+    assert!(!after.can_failover);
+
+    let requests = emu.requests();
+    let post = requests.iter().find(|r| r.starts_with("POST ")).unwrap();
+    assert!(
+        post.contains("/storageAccounts/adeptiaprod/failover?api-version=")
+            && !post.contains("failoverType"),
+        "{post}"
+    );
+    assert!(
+        requests.iter().any(|r| r.contains("/asyncoperations/")),
+        "polled the status resource: {requests:?}"
+    );
+    assert!(
+        h.journal_text()
+            .contains("\"primitive\":\"storage_failover\"")
+    );
+    assert_no_secret(&token, &[&h.journal_text()]);
+
+    // Now LRS: a second failover is refused before anything is sent.
+    let e = storage::storage_failover(&h.exec, "prod", quick())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("canFailover = false"), "{e}");
+}
+
+#[test]
+fn planned_failover_through_location_polling_swaps_regions_and_stays_geo_redundant() {
+    let (h, emu, _) = arm::start(
+        fast(ArmOptions {
+            location_only: true,
+            ..ArmOptions::default()
+        }),
+        STORAGE,
+        None,
+        Mode::Live,
+    );
+    let result = storage::storage_failover(
+        &h.exec,
+        "prod",
+        FailoverOptions {
+            planned: true,
+            ..quick()
+        },
+    )
+    .unwrap();
+    let after = result.after.unwrap();
+    assert_eq!(
+        (
+            after.primary_location.as_str(),
+            after.secondary_location.as_str()
+        ),
+        ("westus", "eastus")
+    );
+    assert_eq!(after.sku, "Standard_RAGRS");
+    let requests = emu.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("POST ") && r.contains("failoverType=Planned")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.contains("/operationresults/")),
+        "{requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.contains("/asyncoperations/")),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn dry_run_reads_the_status_but_never_posts() {
+    let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::DryRun);
+    let result = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+    assert!(!result.performed);
+    assert!(
+        emu.requests().iter().all(|r| r.starts_with("GET ")),
+        "{:?}",
+        emu.requests()
+    );
+    let journal = h.journal_text();
+    assert!(
+        journal.contains("Unplanned failover") && journal.contains("\"outcome\":\"planned\""),
+        "{journal}"
+    );
+
+    h.with_mode(Mode::Plan);
+    let before = emu.requests().len();
+    storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+    assert_eq!(
+        emu.requests().len(),
+        before,
+        "plan mode makes no request at all"
+    );
+}
+
+#[test]
+fn throttling_is_retried_honouring_retry_after() {
+    let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+    emu.faults().throttle_next.store(2, Ordering::Relaxed);
+    emu.faults().unavailable_next.store(0, Ordering::Relaxed);
+    let status = storage::storage_status(&h.exec, "prod").unwrap();
+    assert_eq!(status.primary_location, "eastus");
+    assert_eq!(
+        emu.requests().len(),
+        3,
+        "two throttled attempts, then success"
+    );
+
+    emu.faults().throttle_next.store(50, Ordering::Relaxed);
+    let e = storage::storage_status(&h.exec, "prod")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("429") && e.contains("TooManyRequests") && e.contains("adeptiaprod"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_input_and_arm_errors_name_the_account_url_and_status() {
+    // 401: the config's token is not the one the emulator accepts.
+    let wrong = format!("wrong-{:024x}", rand::random::<u128>());
+    let (h, emu, token) = arm::start(
+        fast(ArmOptions::default()),
+        STORAGE,
+        Some(&wrong),
+        Mode::Live,
+    );
+    let e = storage::storage_status(&h.exec, "prod")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("401")
+            && e.contains("InvalidAuthenticationToken")
+            && e.contains("adeptiaprod")
+            && e.contains(&emu.url),
+        "{e}"
+    );
+    assert_no_secret(&wrong, &[&e, &h.journal_text()]);
+    assert_no_secret(&token, &[&e, &h.journal_text()]);
+    drop((h, emu));
+
+    let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+    // Not in the config at all.
+    let e = storage::storage_status(&h.exec, "dr").unwrap_err();
+    assert!(
+        e.is_bad_input()
+            && e.to_string().contains("`dr` is not in [storage]")
+            && e.to_string().contains("ghost, prod"),
+        "{e}"
+    );
+    // 404: in the config, not in Azure.
+    let e = storage::storage_status(&h.exec, "ghost")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("404") && e.contains("ResourceNotFound") && e.contains("notthere"),
+        "{e}"
+    );
+    // 403.
+    emu.faults().forbidden.store(true, Ordering::Relaxed);
+    let e = storage::storage_status(&h.exec, "prod")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("403") && e.contains("AuthorizationFailed") && e.contains("role assignments"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_failover_already_running_is_a_409_and_a_timeout_says_it_may_still_complete() {
+    let slow = ArmOptions {
+        failover_duration: Duration::from_secs(600),
+        retry_after_secs: 0,
+        accounts: vec![arm::account("adeptiaprod")],
+        ..ArmOptions::default()
+    };
+    let (h, emu, token) = arm::start(slow, STORAGE, None, Mode::Live);
+    let e = storage::storage_failover(
+        &h.exec,
+        "prod",
+        FailoverOptions {
+            planned: false,
+            timeout: Duration::from_millis(400),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("did not finish within") && e.contains("may still complete"),
+        "{e}"
+    );
+
+    let status = storage::storage_status(&h.exec, "prod").unwrap();
+    assert!(status.failover_in_progress && !status.can_failover);
+
+    // The raw 409 from ARM, as another tool or a race would meet it.
+    let client = ArmClient::new(
+        &emu.url,
+        Credential::Static(drscript::secret::SecretRef::File {
+            key: "azure.token".into(),
+            path: h.dir.path().join("arm.token"),
+        }),
+    );
+    let path = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-adeptia/providers/Microsoft.Storage/storageAccounts/adeptiaprod/failover?api-version=2023-05-01";
+    let e =
+        h.rt.block_on(async {
+            client
+                .send(reqwest::Method::POST, path, None, &[])
+                .await?
+                .into_result("storage_failover", "adeptiaprod")
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("409")
+            && e.contains("FailoverInProgress")
+            && e.contains("/failover?api-version="),
+        "{e}"
+    );
+    assert_no_secret(&token, &[&e, &h.journal_text()]);
+}
+
+#[test]
+fn a_failed_operation_is_reported_with_its_error() {
+    let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+    emu.faults()
+        .fail_next_failover
+        .store(true, Ordering::Relaxed);
+    let e = storage::storage_failover(&h.exec, "prod", quick())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the failover failed") && e.contains("FailoverFailed"),
+        "{e}"
+    );
+    let status = storage::storage_status(&h.exec, "prod").unwrap();
+    assert_eq!(
+        status.primary_location, "eastus",
+        "a failed failover changes nothing"
+    );
+}
+
+#[test]
+fn service_principal_secret_stays_out_of_descriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = format!("sp-secret-{:024x}", rand::random::<u128>());
+    std::fs::write(dir.path().join("sp.secret"), &secret).unwrap();
+    let toml = format!(
+        "{}\n[azure]\nauth = \"service_principal\"\ntenant_id = \"11111111-1111-1111-1111-111111111111\"\nclient_id = \"22222222-2222-2222-2222-222222222222\"\nclient_secret_file = \"sp.secret\"\n",
+        harness::ENVIRONMENTS
+    );
+    std::fs::write(dir.path().join("drscript.toml"), toml).unwrap();
+    let config = drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap();
+    let credential = Credential::from_config(config.azure.as_ref().unwrap()).unwrap();
+    assert_eq!(credential.describe(), "service_principal");
+    assert_no_secret(
+        &secret,
+        &[&format!("{credential:?}"), &format!("{config:?}")],
+    );
+    // The secret was registered for redaction when it was read.
+    assert_eq!(
+        drscript::redact::redacted(format!("x {secret} y")),
+        "x *** y"
+    );
+
+    // Missing pieces are named.
+    std::fs::write(
+        dir.path().join("drscript.toml"),
+        format!(
+            "{}\n[azure]\nauth = \"service_principal\"\nclient_secret_file = \"sp.secret\"\n",
+            harness::ENVIRONMENTS
+        ),
+    )
+    .unwrap();
+    let config = drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap();
+    let e = Credential::from_config(config.azure.as_ref().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs tenant_id"), "{e}");
+}
+
+#[test]
+fn azure_cli_credential_without_a_login_is_a_clear_error() {
+    // `az` is not installed (or not logged in) here: the token request fails before any call
+    // to Resource Manager, and says which credential failed.
+    let toml =
+        format!("[azure]\nauth = \"cli\"\nresource_manager = \"http://127.0.0.1:9\"\n{STORAGE}");
+    let h = harness::Harness::new(&toml, &[], Mode::Live);
+    let e = storage::storage_status(&h.exec, "prod")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("token for https://management.azure.com (cli)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unreachable_resource_manager_is_retried_then_named() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = arm::token();
+    let toml = format!(
+        "[azure]\nauth = \"static_token\"\nresource_manager = \"http://127.0.0.1:{port}\"\ntoken_file = \"arm.token\"\n{STORAGE}"
+    );
+    let h = harness::Harness::new(&toml, &[("arm.token", &token)], Mode::Live);
+    let e = storage::storage_status(&h.exec, "prod")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot reach Azure Resource Manager (5 attempts)")
+            && e.contains(&format!("127.0.0.1:{port}")),
+        "{e}"
+    );
+    assert_no_secret(&token, &[&e, &h.journal_text()]);
+}
