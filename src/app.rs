@@ -37,7 +37,7 @@ pub fn main() -> i32 {
     }) {
         return report_error(&e);
     }
-    if matches!(cli.command, Command::Run(_) | Command::Resume(_) | Command::Repl(_) | Command::Plan(_)) {
+    if matches!(cli.command, Command::Run(_) | Command::Resume(_) | Command::Repl(_) | Command::Plan(_) | Command::Demo(_)) {
         install_ctrl_c();
     }
     match dispatch(cli, arm_cancel()) {
@@ -131,6 +131,14 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
         }
         Command::Docs(args) => docs::run(&args, global.stdlib.clone()),
         Command::Sandbox(command) => sandbox(command),
+        Command::Demo(args) => crate::demo::run(
+            &crate::demo::DemoOptions {
+                dir: args.dir,
+                start_delay: seconds(args.start_delay, "--start-delay")?,
+                stop_delay: seconds(args.stop_delay, "--stop-delay")?,
+            },
+            cancel,
+        ),
         Command::Completions(args) => {
             let mut command = Cli::command();
             let mut buffer = Vec::new();
@@ -141,17 +149,18 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
     }
 }
 
+fn seconds(value: f64, flag: &str) -> Result<std::time::Duration> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(std::time::Duration::from_secs_f64(value))
+    } else {
+        Err(Error::Usage(format!("{flag} {value}: expected a number of seconds ≥ 0")))
+    }
+}
+
 fn sandbox(command: cli::SandboxCommand) -> Result<()> {
     use crate::sandbox::{self, SandboxOptions};
     match command {
         cli::SandboxCommand::Up(args) => {
-            let seconds = |v: f64, flag: &str| {
-                if v.is_finite() && v >= 0.0 {
-                    Ok(std::time::Duration::from_secs_f64(v))
-                } else {
-                    Err(Error::Usage(format!("{flag} {v}: expected a number of seconds ≥ 0")))
-                }
-            };
             let mut options = SandboxOptions::default();
             options.delays.start = seconds(args.start_delay, "--start-delay")?;
             options.delays.terminate = seconds(args.stop_delay, "--stop-delay")?;

@@ -91,6 +91,9 @@ pub enum Command {
     /// A local simulated PROD + DR pair (Kubernetes API, gateway, shares, DNS) on 127.0.0.1
     #[command(subcommand, after_help = "Examples:\n  drscript sandbox up\n  drscript --config .drscript/sandbox/drscript.toml plan runbooks/failover.rhai\n  drscript sandbox status --json\n  drscript sandbox down")]
     Sandbox(SandboxCommand),
+    /// Sandbox + preflight + failover + checks + failback, with reports: the first look
+    #[command(after_help = "Examples:\n  drscript demo\n  drscript demo --dir /tmp/drdemo --start-delay 2 --stop-delay 2")]
+    Demo(DemoArgs),
     /// Shell completions
     #[command(after_help = "Examples:\n  drscript completions bash > /etc/bash_completion.d/drscript")]
     Completions(CompletionsArgs),
@@ -202,6 +205,19 @@ pub struct SandboxStatusArgs {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its sandbox, runbooks and reports (cleared at the start)
+    #[arg(long, default_value = ".drscript/demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Seconds a simulated pod takes to become ready
+    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    pub start_delay: f64,
+    /// Seconds a simulated pod takes to terminate
+    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    pub stop_delay: f64,
 }
 
 pub const DEFAULT_SANDBOX_DIR: &str = ".drscript/sandbox";

@@ -10,6 +10,7 @@ pub mod azure;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod diagnostic;
 pub mod dns;
 pub mod docs;

@@ -52,6 +52,32 @@ pub mod environment_api {
         Ok(config.environments.keys().map(|k| Dynamic::from(k.clone())).collect())
     }
 
+    /// The DNS record `name` of `[dns.records]`: `#{zone, name, fqdn, type, ttl, targets}`,
+    /// e.g. `dns_lookup(dns_record("app").fqdn)`.
+    #[rhai_fn(return_raw)]
+    pub fn dns_record(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
+        let exec = exec_of(&ctx);
+        let config = exec.config().map_err(to_rhai)?;
+        let records = config.dns.as_ref().map(|d| &d.records);
+        let Some(record) = records.and_then(|r| r.get(name)) else {
+            let known = records.map(|r| r.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
+            return Err(to_rhai(crate::Error::Config {
+                message: format!("no [dns.records.{name}] in {} (known: {known})", config.path.display()),
+            }));
+        };
+        let zone = record.zone.trim_end_matches('.');
+        let fqdn = if record.name == "@" || record.name.is_empty() { zone.to_string() } else { format!("{}.{zone}", record.name) };
+        let mut m = Map::new();
+        m.insert("zone".into(), zone.to_string().into());
+        m.insert("name".into(), record.name.clone().into());
+        m.insert("fqdn".into(), fqdn.into());
+        m.insert("type".into(), record.record_type.clone().into());
+        m.insert("ttl".into(), Dynamic::from(i64::from(record.ttl)));
+        let targets: Map = record.targets.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect();
+        m.insert("targets".into(), targets.into());
+        Ok(m)
+    }
+
     #[rhai_fn(get = "name", pure)]
     pub fn name(e: &mut Env) -> String {
         e.0.name.clone()

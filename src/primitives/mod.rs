@@ -13,6 +13,7 @@ pub mod flow;
 pub mod kube;
 pub mod notify;
 pub mod scheduler;
+pub mod shares;
 pub mod sync;
 
 use std::sync::Arc;
@@ -68,4 +69,5 @@ pub fn register_all(engine: &mut rhai::Engine) {
     engine.register_global_module(rhai::exported_module!(kube::kube_api).into());
     engine.register_global_module(rhai::exported_module!(scheduler::scheduler_api).into());
     engine.register_global_module(rhai::exported_module!(sync::sync_api).into());
+    engine.register_global_module(rhai::exported_module!(shares::shares_api).into());
 }

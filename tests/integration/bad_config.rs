@@ -91,7 +91,7 @@ fn unknown_dns_provider() {
 #[test]
 fn unsupported_record_type() {
     rejects(
-        &format!("{CONFIG}[dns]\nprovider = \"sandbox\"\n[dns.records.app]\nzone = \"example.com\"\nname = \"connect\"\ntype = \"MX\"\ntargets = {{ prod = \"a\", dr = \"b\" }}\n"),
+        &format!("{CONFIG}[dns]\nprovider = \"sandbox\"\nzone_file = \"zone.json\"\n[dns.records.app]\nzone = \"example.com\"\nname = \"connect\"\ntype = \"MX\"\ntargets = {{ prod = \"a\", dr = \"b\" }}\n"),
         &["dns.records.app.type", "`MX` is not supported"],
     );
 }
