@@ -26,6 +26,9 @@ pub struct EnvEndpoints {
     pub gateway_user: String,
     /// Replicas to restore when the environment becomes active.
     pub replicas: [i32; 3],
+    /// The `[storage.NAME]` account behind the shares, when the sandbox simulates one.
+    #[serde(default)]
+    pub storage_account: Option<String>,
 }
 
 /// `DIR/sandbox.json`.
@@ -109,6 +112,9 @@ pub fn config(envs: &BTreeMap<String, EnvEndpoints>, extra: &[String]) -> String
             "\n[environments.{name}]\nkubeconfig = \"kubeconfig\"\nkube_context = \"{name}\"\nnamespace = \"{}\"\nrelease = \"{}\"\ngateway = \"{}\"\n",
             e.namespace, e.release, e.gateway
         );
+        if let Some(account) = &e.storage_account {
+            let _ = writeln!(out, "storage_account = \"{account}\"");
+        }
         let _ = write!(
             out,
             "\n[environments.{name}.gateway_auth]\ntype = \"adeptia_login\"\nusername = \"{}\"\npassword_file = \"{}\"\n",

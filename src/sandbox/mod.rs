@@ -11,6 +11,7 @@
 //! ([`cli_up`]); [`cli_status`] and [`cli_down`] reach a running one through `sandbox.json`.
 
 pub mod arm;
+pub mod components;
 pub mod dns_zone;
 pub mod files;
 pub mod gateway;
@@ -44,6 +45,8 @@ pub struct SandboxOptions {
     pub kube_token: bool,
     /// Seed the share folders (a few MB per environment).
     pub shares: bool,
+    /// How long the simulated storage account failover takes.
+    pub storage_failover: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -56,6 +59,7 @@ impl Default for SandboxOptions {
             delays: Delays::default(),
             kube_token: false,
             shares: true,
+            storage_failover: Duration::from_secs(5),
         }
     }
 }
@@ -156,13 +160,20 @@ impl Sandbox {
                 kube_token,
                 gateway_user: user,
                 replicas: [active_seed.runtime, active_seed.listener, active_seed.rabbitmq],
+                storage_account: None,
             };
             environments.insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints });
         }
-        // Other components plug in here, one line each, e.g.
-        //     components.push(Box::new(dns_zone::DnsZone::start(&dir, &environments).await?));
-        let components: Vec<Box<dyn Component>> = Vec::new();
+        // Other components plug in here, one line each.
+        let mut components: Vec<Box<dyn Component>> = Vec::new();
+        components.push(Box::new(components::DnsZone::create(&dir)?));
+        let arm = components::Arm::start(&dir, options.storage_failover).await?;
         let active = options.environments.first().cloned().unwrap_or_default();
+        // PROD's shares live on the ARM-managed account, so runbooks can check and fail it over.
+        if let Some(e) = environments.get_mut(&active) {
+            e.endpoints.storage_account = Some(arm.account_name().to_string());
+        }
+        components.push(Box::new(arm));
         let handle = SandboxHandle { dir, active, environments, components };
         handle.write_files()?;
         Ok(handle)
@@ -439,8 +450,15 @@ pub fn status_of(dir: &Path) -> Result<Value> {
         }
         let mut components = serde_json::Map::new();
         for (name, url) in &file.components {
-            let state = match url {
-                Some(url) => get(url.clone()).await?,
+            let state = match url.as_deref() {
+                Some(url) if url.starts_with("file://") => {
+                    let path = url.trim_start_matches("file://");
+                    std::fs::read_to_string(path)
+                        .ok()
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or(Value::Null)
+                }
+                Some(url) => get(url.to_string()).await?,
                 None => Value::Null,
             };
             components.insert(name.clone(), state);

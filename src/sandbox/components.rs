@@ -1,0 +1,75 @@
+//! The sandbox's other parts, written by other modules and plugged in here as [`Component`]s:
+//! the DNS zone (a JSON file `set_dns` updates) and the Azure Resource Manager emulator (the
+//! storage account behind PROD's shares, with failover).
+
+use serde_json::Value;
+
+use super::Component;
+use super::arm::{self, ArmHandle};
+use super::dns_zone::{self, DnsZoneFile};
+use crate::error::Result;
+
+/// The application and database records, starting at PROD and the primary database.
+pub struct DnsZone {
+    zone: DnsZoneFile,
+    section: String,
+}
+
+impl DnsZone {
+    pub fn create(dir: &std::path::Path) -> Result<DnsZone> {
+        let (zone, section) = dns_zone::create_for_sandbox(dir)?;
+        Ok(DnsZone { zone, section })
+    }
+}
+
+impl Component for DnsZone {
+    fn name(&self) -> &str {
+        "dns"
+    }
+    fn config_sections(&self) -> Vec<String> {
+        vec![self.section.clone()]
+    }
+    fn status(&self) -> Value {
+        self.zone.read().ok().and_then(|z| serde_json::to_value(z).ok()).unwrap_or(Value::Null)
+    }
+    fn state_url(&self) -> Option<String> {
+        // A file, so that another process reads the zone as `set_dns` left it.
+        Some(format!("file://{}", self.zone.path().display()))
+    }
+}
+
+/// Storage accounts (and Azure DNS zones) behind an ARM endpoint.
+pub struct Arm {
+    handle: ArmHandle,
+    section: String,
+}
+
+impl Arm {
+    pub async fn start(dir: &std::path::Path, failover: std::time::Duration) -> Result<Arm> {
+        let (handle, section) = arm::start_for_sandbox(dir, failover).await?;
+        Ok(Arm { handle, section })
+    }
+
+    /// The `[storage.NAME]` account the sandbox's config declares.
+    pub fn account_name(&self) -> &'static str {
+        "prod"
+    }
+
+    pub fn handle(&self) -> &ArmHandle {
+        &self.handle
+    }
+}
+
+impl Component for Arm {
+    fn name(&self) -> &str {
+        "arm"
+    }
+    fn config_sections(&self) -> Vec<String> {
+        vec![self.section.clone()]
+    }
+    fn status(&self) -> Value {
+        let mut state = self.handle.state_json();
+        state["url"] = Value::String(self.handle.url.clone());
+        state
+    }
+}
