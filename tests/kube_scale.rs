@@ -222,3 +222,26 @@ async fn timeout_scaling_up_says_how_many_are_ready() {
     assert!(err.contains("timed out after 4s waiting for 1 ready replicas"), "{err}");
     assert!(err.contains("observed 0 ready of 1 wanted (1 existing)"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_never_answers_is_bounded_by_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, config) = sandbox(dir.path(), SandboxOptions::default()).await;
+    // Accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let prod_url = sb.env("prod").unwrap().endpoints.kube_api.clone();
+    let text = std::fs::read_to_string(sb.kubeconfig_path()).unwrap().replace(&prod_url, &silent_url);
+    std::fs::write(sb.kubeconfig_path(), text).unwrap();
+    let prod = cluster(&config, "prod").await;
+    let opts = ScaleOptions { timeout: Duration::from_secs(3), ..ScaleOptions::default() };
+    let err = scale(&prod, Kind::Deployment, RUNTIME, 0, &opts).await.unwrap_err().to_string();
+    assert!(err.contains("timed out after 3s before the scale was written"), "{err}");
+    assert!(err.contains(silent_url.trim_start_matches("http://")), "{err}");
+}

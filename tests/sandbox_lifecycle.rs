@@ -52,6 +52,13 @@ async fn start_writes_a_valid_config_and_the_dr_model() {
 
     let status = sb.status();
     check_dr_model(&status);
+    // The other components: DNS pointing at PROD, the storage account behind PROD's shares.
+    assert_eq!(config.dns.as_ref().unwrap().records["app"].targets["prod"], "127.0.1.10");
+    assert_eq!(prod.storage_account.as_deref(), Some("prod"));
+    assert!(config.storage.contains_key("prod") && config.azure.is_some());
+    let app_record = &status["components"]["dns"]["zones"]["adeptia.sandbox"];
+    assert!(app_record.to_string().contains("127.0.1.10"), "{app_record}");
+    assert!(status["components"]["arm"]["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
     let shares = &status["environments"]["prod"]["shares"];
     assert!(shares["app"]["files"].as_u64().unwrap() > 200, "{shares}");
     let dr_files = status["environments"]["dr"]["shares"]["app"]["files"].as_u64().unwrap();
@@ -61,6 +68,7 @@ async fn start_writes_a_valid_config_and_the_dr_model() {
     let remote = tokio::task::spawn_blocking(move || status_of(&dir_path).unwrap()).await.unwrap();
     check_dr_model(&remote);
     assert_eq!(remote["environments"]["prod"]["pods"], status["environments"]["prod"]["pods"]);
+    assert_eq!(remote["components"]["dns"], status["components"]["dns"]);
 }
 
 #[test]

@@ -70,10 +70,10 @@ impl Cluster {
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| fail(format!("kubeconfig {source}, context `{context}`: {e}")))?;
-        // A request that hangs must not eat the whole scale timeout; watches are long polls and
-        // carry their own server-side timeout.
+        // A request that hangs must not eat the whole scale timeout; watches are long polls with
+        // a shorter server-side timeout (`wait::WATCH_SECONDS`), so they stay within this one.
         config.connect_timeout = Some(std::time::Duration::from_secs(10));
-        config.read_timeout = Some(std::time::Duration::from_secs(300));
+        config.read_timeout = Some(std::time::Duration::from_secs(60));
         let server = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| fail(format!("cannot build a client for {server}: {e}")))?;
         Ok(Cluster {

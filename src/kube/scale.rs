@@ -29,7 +29,11 @@ pub struct ScaleOptions {
 
 impl Default for ScaleOptions {
     fn default() -> Self {
-        ScaleOptions { wait: true, timeout: Duration::from_secs(300), current: None }
+        ScaleOptions {
+            wait: true,
+            timeout: Duration::from_secs(300),
+            current: None,
+        }
     }
 }
 
@@ -53,12 +57,20 @@ const CONFLICT_ATTEMPTS: u32 = 5;
 /// Checks a replica count from a script: an integer, not negative.
 pub fn check_replicas(replicas: i64) -> Result<i32> {
     if replicas < 0 {
-        return Err(Error::Usage(format!("replicas must be 0 or more, got {replicas}")));
+        return Err(Error::Usage(format!(
+            "replicas must be 0 or more, got {replicas}"
+        )));
     }
     i32::try_from(replicas).map_err(|_| Error::Usage(format!("replicas {replicas} is too large")))
 }
 
-pub async fn scale(cluster: &Cluster, kind: Kind, name: &str, replicas: i32, opts: &ScaleOptions) -> Result<ScaleReport> {
+pub async fn scale(
+    cluster: &Cluster,
+    kind: Kind,
+    name: &str,
+    replicas: i32,
+    opts: &ScaleOptions,
+) -> Result<ScaleReport> {
     match kind {
         Kind::Deployment => scale_kind::<Deployment>(cluster, kind, name, replicas, opts).await,
         Kind::StatefulSet => scale_kind::<StatefulSet>(cluster, kind, name, replicas, opts).await,
@@ -76,42 +88,66 @@ async fn scale_kind<K: Scalable>(
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let target = cluster.target(kind, name);
     if replicas < 0 {
-        return Err(Error::Usage(format!("scale {target}: replicas must be 0 or more, got {replicas}")));
+        return Err(Error::Usage(format!(
+            "scale {target}: replicas must be 0 or more, got {replicas}"
+        )));
     }
     let api = cluster.api::<K>();
-    let mut conflicts = 0;
-    let (from, changed) = loop {
-        let current: Scale = retrying("scale", cluster, kind, name, || api.get_scale(name))
-            .await
-            .map_err(|e| e.into_error("scale", target.clone()))?;
-        let from = current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        if let Some(expected) = opts.current
-            && expected != from
-        {
-            return Err(Error::action(
-                "scale",
-                &target,
-                format!("precondition failed: expected {expected} current replicas, found {from}; nothing changed"),
-            ));
-        }
-        if from == replicas {
-            break (from, false);
-        }
-        let desired = Scale {
-            metadata: current.metadata.clone(),
-            spec: Some(ScaleSpec { replicas: Some(replicas) }),
-            status: None,
-        };
-        let post = PostParams::default();
-        match retrying("scale", cluster, kind, name, || api.replace_scale(name, &post, &desired)).await {
-            Ok(_) => break (from, true),
-            Err(CallError::Conflict) if conflicts + 1 < CONFLICT_ATTEMPTS => {
-                conflicts += 1;
-                tracing::debug!("scale {target}: conflict, re-reading (attempt {conflicts})");
+    let write = async {
+        let mut conflicts = 0;
+        loop {
+            let current: Scale = retrying("scale", cluster, kind, name, || api.get_scale(name))
+                .await
+                .map_err(|e| e.into_error("scale", target.clone()))?;
+            let from = current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            if let Some(expected) = opts.current
+                && expected != from
+            {
+                return Err(Error::action(
+                    "scale",
+                    &target,
+                    format!(
+                        "precondition failed: expected {expected} current replicas, found {from}; nothing changed"
+                    ),
+                ));
             }
-            Err(e) => return Err(e.into_error("scale", target.clone())),
+            if from == replicas {
+                return Ok((from, false));
+            }
+            let desired = Scale {
+                metadata: current.metadata.clone(),
+                spec: Some(ScaleSpec {
+                    replicas: Some(replicas),
+                }),
+                status: None,
+            };
+            let post = PostParams::default();
+            match retrying("scale", cluster, kind, name, || {
+                api.replace_scale(name, &post, &desired)
+            })
+            .await
+            {
+                Ok(_) => return Ok((from, true)),
+                Err(CallError::Conflict) if conflicts + 1 < CONFLICT_ATTEMPTS => {
+                    conflicts += 1;
+                    tracing::debug!("scale {target}: conflict, re-reading (attempt {conflicts})");
+                }
+                Err(e) => return Err(e.into_error("scale", target.clone())),
+            }
         }
     };
+    // A server that accepts connections but never answers must not outlive the timeout either.
+    let (from, changed) = tokio::time::timeout_at(deadline, write).await.map_err(|_| {
+        Error::action(
+            "scale",
+            &target,
+            format!(
+                "timed out after {} before the scale was written: the API server {} did not answer",
+                wait::human(opts.timeout),
+                cluster.server
+            ),
+        )
+    })??;
     let mut ready = -1;
     if opts.wait {
         if replicas == 0 {
@@ -119,7 +155,9 @@ async fn scale_kind<K: Scalable>(
             wait::until_gone(cluster, kind, name, &view.selector, deadline, opts.timeout).await?;
             ready = 0;
         } else {
-            ready = wait::until_ready::<K>(cluster, kind, name, replicas, deadline, opts.timeout).await?.ready;
+            ready = wait::until_ready::<K>(cluster, kind, name, replicas, deadline, opts.timeout)
+                .await?
+                .ready;
         }
     }
     Ok(ScaleReport {
@@ -133,7 +171,12 @@ async fn scale_kind<K: Scalable>(
     })
 }
 
-async fn read_view<K: Scalable>(cluster: &Cluster, kind: Kind, name: &str, primitive: &str) -> Result<View> {
+async fn read_view<K: Scalable>(
+    cluster: &Cluster,
+    kind: Kind,
+    name: &str,
+    primitive: &str,
+) -> Result<View> {
     let api = cluster.api::<K>();
     let object: K = retrying(primitive, cluster, kind, name, || api.get(name))
         .await

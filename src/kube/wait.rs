@@ -22,6 +22,11 @@ use crate::error::{Error, Result};
 /// Consecutive watch failures tolerated before giving up (each followed by a backoff).
 const MAX_WATCH_ERRORS: u32 = 4;
 
+/// Server-side length of one watch call; the watcher re-watches from where it was. Kept below
+/// the client's read timeout (see `Cluster::connect`) so that a quiet watch is never mistaken
+/// for a hung server.
+pub const WATCH_SECONDS: u32 = 50;
+
 fn inner(e: &watcher::Error) -> Option<&kube::Error> {
     match e {
         watcher::Error::InitialListFailed(k) | watcher::Error::WatchStartFailed(k) | watcher::Error::WatchFailed(k) => Some(k),
@@ -59,7 +64,7 @@ pub async fn until_ready<K: Scalable>(
 ) -> Result<View> {
     let mut last: Option<View> = None;
     let watch = async {
-        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}")).timeout(WATCH_SECONDS);
         let mut stream = pin!(watcher::watcher(cluster.api::<K>(), config));
         let (mut errors, mut seen) = (0, false);
         while let Some(event) = stream.next().await {
@@ -124,7 +129,7 @@ pub async fn until_gone(
     }
     let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
     let watch = async {
-        let config = watcher::Config::default().labels(selector);
+        let config = watcher::Config::default().labels(selector).timeout(WATCH_SECONDS);
         let mut stream = pin!(watcher::watcher(cluster.api::<Pod>(), config));
         let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
         let mut errors = 0;

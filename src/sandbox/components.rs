@@ -1,7 +1,6 @@
-//! The sandbox's components beyond the environments: the DNS zone file and the Azure Resource
-//! Manager emulation (storage account with geo-replication and failover).
-
-use std::time::Duration;
+//! The sandbox's other parts, written by other modules and plugged in here as [`Component`]s:
+//! the DNS zone (a JSON file `set_dns` updates) and the Azure Resource Manager emulator (the
+//! storage account behind PROD's shares, with failover).
 
 use serde_json::Value;
 
@@ -10,22 +9,23 @@ use super::arm::{self, ArmHandle};
 use super::dns_zone::{self, DnsZoneFile};
 use crate::error::Result;
 
-/// The zone `set_dns` updates, with the `app` and `db` records of the DR model.
-pub struct Dns {
+/// The application and database records, starting at PROD and the primary database.
+pub struct DnsZone {
     zone: DnsZoneFile,
-    config: String,
+    section: String,
 }
 
-impl Dns {
-    pub fn create(dir: &std::path::Path) -> Result<Dns> {
-        let (zone, config) = dns_zone::create_for_sandbox(dir)?;
-        Ok(Dns { zone, config })
+impl DnsZone {
+    pub fn create(dir: &std::path::Path) -> Result<DnsZone> {
+        let (zone, section) = dns_zone::create_for_sandbox(dir)?;
+        Ok(DnsZone { zone, section })
     }
 }
 
-impl Dns {
-    /// A zone file with a customer's records, each at its active environment's target.
-    pub fn create_like(dir: &std::path::Path, shape: &super::like::Shape, active: &str) -> Result<Dns> {
+impl DnsZone {
+    /// A zone file with a customer's records (`sandbox up --like`), each at its active
+    /// environment's target.
+    pub fn create_like(dir: &std::path::Path, shape: &super::like::Shape, active: &str) -> Result<DnsZone> {
         let zone = DnsZoneFile::new(dir.join(dns_zone::SANDBOX_ZONE_FILE));
         let _ = std::fs::remove_file(zone.path());
         let zones: Vec<&str> = shape.records.values().map(|r| r.zone.trim_end_matches('.')).collect();
@@ -35,37 +35,45 @@ impl Dns {
                 zone.set(r.zone.trim_end_matches('.'), &r.name, &r.record_type, r.ttl, vec![value])?;
             }
         }
-        Ok(Dns { config: shape.dns_config(dns_zone::SANDBOX_ZONE_FILE), zone })
+        Ok(DnsZone { section: shape.dns_config(dns_zone::SANDBOX_ZONE_FILE), zone })
     }
 }
 
-impl Component for Dns {
+impl Component for DnsZone {
     fn name(&self) -> &str {
         "dns"
     }
     fn config_sections(&self) -> Vec<String> {
-        vec![self.config.clone()]
+        vec![self.section.clone()]
     }
     fn status(&self) -> Value {
-        self.zone.read().map_or(Value::Null, |z| serde_json::to_value(z).unwrap_or(Value::Null))
+        self.zone.read().ok().and_then(|z| serde_json::to_value(z).ok()).unwrap_or(Value::Null)
+    }
+    fn state_url(&self) -> Option<String> {
+        // A file, so that another process reads the zone as `set_dns` left it.
+        Some(format!("file://{}", self.zone.path().display()))
     }
 }
 
-/// The ARM emulation: the PROD storage account, its replication state and failover.
+/// Storage accounts (and Azure DNS zones) behind an ARM endpoint.
 pub struct Arm {
     handle: ArmHandle,
-    config: String,
+    section: String,
 }
 
 impl Arm {
-    pub async fn start(dir: &std::path::Path, failover: Duration) -> Result<Arm> {
-        let (handle, config) = arm::start_for_sandbox(dir, failover).await?;
-        Ok(Arm { handle, config })
+    pub async fn start(dir: &std::path::Path, failover: std::time::Duration) -> Result<Arm> {
+        let (handle, section) = arm::start_for_sandbox(dir, failover).await?;
+        Ok(Arm { handle, section })
     }
 
-    /// The name of its `[storage.NAME]` section.
-    pub fn account(&self) -> &str {
+    /// The `[storage.NAME]` account the sandbox's config declares.
+    pub fn account_name(&self) -> &'static str {
         "prod"
+    }
+
+    pub fn handle(&self) -> &ArmHandle {
+        &self.handle
     }
 }
 
@@ -74,9 +82,11 @@ impl Component for Arm {
         "arm"
     }
     fn config_sections(&self) -> Vec<String> {
-        vec![self.config.clone()]
+        vec![self.section.clone()]
     }
     fn status(&self) -> Value {
-        self.handle.state_json()
+        let mut state = self.handle.state_json();
+        state["url"] = Value::String(self.handle.url.clone());
+        state
     }
 }

@@ -63,7 +63,7 @@ impl Default for SandboxOptions {
             delays: Delays::default(),
             kube_token: false,
             shares: true,
-            storage_failover: Duration::from_secs(3),
+            storage_failover: Duration::from_secs(5),
             like: None,
         }
     }
@@ -178,13 +178,13 @@ impl Sandbox {
         }
         let active = options.environments.first().cloned().unwrap_or_default();
         let dns = match &options.like {
-            Some(shape) if !shape.records.is_empty() => components::Dns::create_like(&dir, shape, &active)?,
-            _ => components::Dns::create(&dir)?,
+            Some(shape) if !shape.records.is_empty() => components::DnsZone::create_like(&dir, shape, &active)?,
+            _ => components::DnsZone::create(&dir)?,
         };
         let mut components: Vec<Box<dyn Component>> = vec![Box::new(dns)];
         let arm = components::Arm::start(&dir, options.storage_failover).await?;
         if let Some(e) = environments.get_mut(&active) {
-            e.endpoints.storage_account = Some(arm.account().to_string());
+            e.endpoints.storage_account = Some(arm.account_name().to_string());
         }
         components.push(Box::new(arm));
         let handle = SandboxHandle { dir, active, environments, components };
@@ -463,8 +463,15 @@ pub fn status_of(dir: &Path) -> Result<Value> {
         }
         let mut components = serde_json::Map::new();
         for (name, url) in &file.components {
-            let state = match url {
-                Some(url) => get(url.clone()).await?,
+            let state = match url.as_deref() {
+                Some(url) if url.starts_with("file://") => {
+                    let path = url.trim_start_matches("file://");
+                    std::fs::read_to_string(path)
+                        .ok()
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or(Value::Null)
+                }
+                Some(url) => get(url.to_string()).await?,
                 None => Value::Null,
             };
             components.insert(name.clone(), state);
