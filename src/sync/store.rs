@@ -9,6 +9,7 @@ use futures::Stream;
 
 use super::endpoint::Endpoint;
 use super::entry::Entry;
+use super::blob::Blob;
 use super::files::Files;
 use super::local::Local;
 use super::op_error::{OpError, OpResult};
@@ -20,6 +21,7 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>
 pub enum Store {
     Local(Local),
     Files(Files),
+    Blob(Blob),
 }
 
 impl Store {
@@ -27,11 +29,7 @@ impl Store {
         match endpoint {
             Endpoint::Local(p) => Ok(Store::Local(Local::new(p.clone()))),
             Endpoint::Files(r) => Ok(Store::Files(Files { client: crate::azure_files::FilesClient::new(r.clone()) })),
-            other => Err(crate::Error::Usage(format!(
-                "sync: {} endpoints are not supported yet ({})",
-                other.kind(),
-                other.location()
-            ))),
+            Endpoint::Blob(r) => Ok(Store::Blob(Blob::new(r)?)),
         }
     }
 
@@ -41,6 +39,7 @@ impl Store {
         match self {
             Store::Local(l) => l.root_state().await,
             Store::Files(f) => f.root_exists().await,
+            Store::Blob(b) => b.root_exists().await,
         }
     }
 
@@ -49,6 +48,7 @@ impl Store {
         match self {
             Store::Local(l) => l.list(rel, clean).await,
             Store::Files(f) => f.list(rel).await,
+            Store::Blob(b) => b.list(rel).await,
         }
     }
 
@@ -56,6 +56,7 @@ impl Store {
         match self {
             Store::Local(l) => l.read(rel).await,
             Store::Files(f) => f.read(rel).await,
+            Store::Blob(b) => b.read(rel).await,
         }
     }
 
@@ -63,6 +64,7 @@ impl Store {
         match self {
             Store::Local(l) => l.write(rel, mtime, data).await,
             Store::Files(f) => f.write(rel, size, mtime, data).await,
+            Store::Blob(b) => b.write(rel, size, mtime, data).await,
         }
     }
 
@@ -78,6 +80,7 @@ impl Store {
         match (self, src) {
             (Store::Local(d), Store::Local(s)) => Some(d.copy_from(s, rel, entry.mtime).await),
             (Store::Files(d), Store::Files(s)) if server_side => d.copy_from(s, rel, entry).await,
+            (Store::Blob(d), Store::Blob(s)) if server_side => d.copy_from(s, rel, entry).await,
             _ => None,
         }
     }
@@ -86,6 +89,7 @@ impl Store {
     pub fn server_side_from(&self, src: &Store, allowed: bool) -> bool {
         match (self, src) {
             (Store::Files(_), Store::Files(s)) => allowed && s.client.remote().sas().is_some(),
+            (Store::Blob(d), Store::Blob(s)) => allowed && d.server_side_possible(s),
             _ => false,
         }
     }
@@ -94,6 +98,7 @@ impl Store {
         match self {
             Store::Local(l) => l.mkdir(rel).await,
             Store::Files(f) => f.mkdir(rel).await,
+            Store::Blob(_) => Ok(()),
         }
     }
 
@@ -101,6 +106,7 @@ impl Store {
         match self {
             Store::Local(l) => l.delete_file(rel).await,
             Store::Files(f) => f.delete_file(rel).await,
+            Store::Blob(b) => b.delete_file(rel).await,
         }
     }
 
@@ -108,6 +114,7 @@ impl Store {
         match self {
             Store::Local(l) => l.delete_dir(rel).await,
             Store::Files(f) => f.delete_dir(rel).await,
+            Store::Blob(_) => Ok(()),
         }
     }
 
@@ -119,12 +126,13 @@ impl Store {
         match self {
             Store::Local(l) => l.md5(rel).await,
             Store::Files(f) => f.md5(rel).await,
+            Store::Blob(b) => b.md5(rel).await,
         }
     }
 
     /// Whether directories exist on their own (Files, local) or only as name prefixes (Blob).
     pub fn has_dirs(&self) -> bool {
-        true
+        !matches!(self, Store::Blob(_))
     }
 }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod azurite;
+
 use drscript::sync::{Endpoint, Quiet, SyncMode, SyncOptions, SyncSummary};
 use md5::Digest;
 

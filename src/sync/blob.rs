@@ -1,0 +1,383 @@
+//! An Azure Blob prefix as a sync endpoint, over Azure's Rust SDK (`azure_storage_blob`).
+//!
+//! Blob has no directories: `a/b/c` is one name. The engine's per-directory walk maps onto
+//! List Blobs with `delimiter=/` (one "directory" per prefix). `azure_storage_blob` 1.1 offers
+//! only the flat listing (no `delimiter`), so that one call is made with reqwest against the
+//! documented REST operation; every transfer (download, Put Blob, Put Block/Put Block List,
+//! Put Blob From URL, Delete Blob, Get Blob Properties) goes through the SDK. The SDK
+//! authenticates with Entra ID or a SAS in the URL only; an account key is turned into a
+//! short-lived account SAS. The source's last-modified time is kept in the `mtime` metadata
+//! (RFC 3339, the key rclone uses), since a blob's own Last-Modified cannot be set.
+
+use std::collections::HashMap;
+use std::num::NonZero;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use azure_core::http::RequestContent;
+use azure_storage_blob::models::{
+    BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders, BlockBlobClientCommitBlockListOptions,
+    BlockBlobClientUploadBlobFromUrlOptions, BlockBlobClientUploadOptions, BlockLookupList,
+};
+use azure_storage_blob::{BlobClient, BlobContainerClient};
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Deserialize;
+use url::Url;
+
+use super::endpoint::{Credential, Remote};
+use super::entry::Entry;
+use super::op_error::{OpError, OpResult};
+use super::store::{ByteStream, md5_of};
+
+/// Blocks of a streamed upload; also the largest single Put Blob.
+const BLOCK: usize = 4 * 1024 * 1024;
+/// Put Blob From URL copies at most this much in one call.
+const FROM_URL_MAX: u64 = 5000 * 1024 * 1024;
+const MTIME: &str = "mtime";
+
+#[derive(Clone)]
+pub struct Blob {
+    remote: Remote,
+    /// The container URL with its SAS.
+    container_url: Url,
+    container: Arc<BlobContainerClient>,
+    http: reqwest::Client,
+    /// Cleared once the service answers that it cannot copy from URL (Azurite).
+    from_url: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blob({})", self.remote.location())
+    }
+}
+
+fn sdk_err(what: &str, e: azure_core::Error) -> OpError {
+    let status = e.http_status().map(u16::from);
+    let code = match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse { error_code: Some(c), .. } => c.clone(),
+        _ => String::new(),
+    };
+    let first = e.to_string().lines().next().unwrap_or_default().to_string();
+    let message = match status {
+        Some(s) => format!("{what}: {s} {code}: {first}"),
+        None => format!("{what}: {first}"),
+    };
+    OpError {
+        message: crate::redact::redacted(message),
+        retryable: status.is_none_or(|s| s == 408 || s == 429 || s >= 500) && status != Some(501),
+        not_found: status == Some(404),
+    }
+}
+
+/// The service cannot copy from URL: 501/NotImplemented, or (Azurite) a 500 without an error
+/// code. Falling back to streaming is always correct, only slower.
+fn cannot_copy_from_url(e: &azure_core::Error) -> bool {
+    let status = e.http_status().map(u16::from);
+    let code = match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse { error_code, .. } => error_code.clone(),
+        _ => None,
+    };
+    status == Some(501) || code.as_deref() == Some("NotImplemented") || (status == Some(500) && code.is_none())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListResults {
+    #[serde(rename = "Blobs", default)]
+    blobs: BlobItems,
+    #[serde(rename = "NextMarker", default)]
+    next_marker: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BlobItems {
+    #[serde(rename = "$value", default)]
+    items: Vec<BlobItem>,
+}
+
+#[derive(Debug, Deserialize)]
+enum BlobItem {
+    Blob(BlobNode),
+    BlobPrefix(PrefixNode),
+}
+
+#[derive(Debug, Deserialize)]
+struct BlobNode {
+    #[serde(rename = "Name")]
+    name: String,
+    #[serde(rename = "Properties", default)]
+    properties: BlobProps,
+    #[serde(rename = "Metadata", default)]
+    metadata: Option<HashMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BlobProps {
+    #[serde(rename = "Content-Length", default)]
+    content_length: Option<u64>,
+    #[serde(rename = "Last-Modified", default)]
+    last_modified: Option<String>,
+    #[serde(rename = "Content-MD5", default)]
+    content_md5: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PrefixNode {
+    #[serde(rename = "Name")]
+    name: String,
+}
+
+fn b64_md5(s: &str) -> Option<[u8; 16]> {
+    use base64::Engine;
+    let v = base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()?;
+    <[u8; 16]>::try_from(v.as_slice()).ok()
+}
+
+impl Blob {
+    pub fn new(remote: &Remote) -> crate::Result<Blob> {
+        let mut remote = remote.clone();
+        if let Credential::SharedKey(key) = &remote.credential {
+            let sas = crate::azure_files::auth::account_sas(
+                &remote.account,
+                key,
+                "rwdlac",
+                Utc::now() + chrono::Duration::hours(24),
+            );
+            remote.credential = Credential::Sas(sas);
+        }
+        let mut url = remote.base.clone();
+        {
+            let mut segs = url.path_segments_mut().map_err(|_| crate::Error::Usage("bad blob URL".into()))?;
+            segs.pop_if_empty().push(&remote.root);
+        }
+        if let Some(sas) = remote.sas() {
+            url.set_query(Some(sas));
+        }
+        // The engine retries per file with its own backoff; SDK retries underneath would
+        // multiply the attempts and hide a service that cannot do an operation at all.
+        let mut options = azure_storage_blob::BlobContainerClientOptions::default();
+        options.client_options.retry = azure_core::http::RetryOptions::none();
+        let container = BlobContainerClient::new(url.clone(), None, Some(options)).map_err(|e| {
+            crate::Error::Usage(crate::redact::redacted(format!("sync: bad blob endpoint {}: {e}", remote.location())))
+        })?;
+        Ok(Blob {
+            remote,
+            container_url: url,
+            container: Arc::new(container),
+            http: reqwest::Client::new(),
+            from_url: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    /// The blob name of `rel`.
+    fn name(&self, rel: &str) -> String {
+        [self.remote.path.as_str(), rel].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("/")
+    }
+
+    fn blob(&self, rel: &str) -> BlobClient {
+        self.container.blob_client(&self.name(rel))
+    }
+
+    fn shown(&self, rel: &str) -> String {
+        let n = self.name(rel);
+        format!("{}/{n}", self.remote.location().trim_end_matches(&format!("/{}", self.remote.path)).trim_end_matches('/'))
+    }
+
+    /// The blob's URL with the SAS (a Put Blob From URL source).
+    pub fn url_with_sas(&self, rel: &str) -> Option<String> {
+        self.remote.sas()?;
+        Some(self.blob(rel).url().to_string())
+    }
+
+    pub async fn root_exists(&self) -> OpResult<bool> {
+        match self.container.get_properties(None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.http_status().map(u16::from) == Some(404) => Ok(false),
+            Err(e) => Err(sdk_err(&format!("GET {}", self.remote.location()), e)),
+        }
+    }
+
+    /// One level below `rel`: blobs and prefixes, every page.
+    pub async fn list(&self, rel: &str) -> OpResult<Option<Vec<Entry>>> {
+        let dir = self.name(rel);
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        let mut out = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let mut url = self.container_url.clone();
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("restype", "container").append_pair("comp", "list").append_pair("delimiter", "/");
+                q.append_pair("include", "metadata");
+                if !prefix.is_empty() {
+                    q.append_pair("prefix", &prefix);
+                }
+                if !marker.is_empty() {
+                    q.append_pair("marker", &marker);
+                }
+            }
+            let what = format!("GET {} (list {prefix})", self.remote.location());
+            let resp = self
+                .http
+                .get(url)
+                .header("x-ms-version", "2025-01-05")
+                .send()
+                .await
+                .map_err(|e| OpError::new(format!("{what}: {e}"), true))?;
+            let status = resp.status();
+            let text = resp.text().await.map_err(|e| OpError::new(format!("{what}: {e}"), true))?;
+            if !status.is_success() {
+                let code = text.split("<Code>").nth(1).and_then(|t| t.split("</Code>").next()).unwrap_or_default();
+                let s = status.as_u16();
+                let mut err = OpError::new(format!("{what}: {status} {code}"), s == 408 || s == 429 || s >= 500);
+                err.not_found = s == 404;
+                return Err(err);
+            }
+            let page: ListResults = quick_xml::de::from_str(&text)
+                .map_err(|e| OpError::new(format!("{what}: cannot parse the listing: {e}"), false))?;
+            for item in page.blobs.items {
+                match item {
+                    BlobItem::BlobPrefix(p) => {
+                        let name = p.name.strip_prefix(&prefix).unwrap_or(&p.name).trim_end_matches('/');
+                        if !name.is_empty() {
+                            out.push(Entry::dir(name));
+                        }
+                    }
+                    BlobItem::Blob(b) => {
+                        let name = b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_string();
+                        if name.is_empty() || name.contains('/') {
+                            continue;
+                        }
+                        let mtime = b
+                            .metadata
+                            .as_ref()
+                            .and_then(|m| m.get(MTIME))
+                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                            .map(|d| d.with_timezone(&Utc))
+                            .or_else(|| {
+                                b.properties
+                                    .last_modified
+                                    .as_deref()
+                                    .and_then(|t| DateTime::parse_from_rfc2822(t).ok())
+                                    .map(|d| d.with_timezone(&Utc))
+                            });
+                        let mut e = Entry::file(name, b.properties.content_length.unwrap_or(0), mtime);
+                        e.md5 = b.properties.content_md5.as_deref().and_then(b64_md5);
+                        out.push(e);
+                    }
+                }
+            }
+            match page.next_marker.filter(|m| !m.is_empty()) {
+                Some(m) => marker = m,
+                None => break,
+            }
+        }
+        // A prefix with nothing under it is, for blobs, a folder that does not exist.
+        if out.is_empty() && !dir.is_empty() { Ok(None) } else { Ok(Some(out)) }
+    }
+
+    pub async fn read(&self, rel: &str) -> OpResult<ByteStream> {
+        let opts = BlobClientDownloadOptions { parallel: NonZero::new(2), ..Default::default() };
+        let r = self.blob(rel).download(Some(opts)).await.map_err(|e| sdk_err(&format!("GET {}", self.shown(rel)), e))?;
+        Ok(r.body.map(|c| c.map_err(std::io::Error::other)).boxed())
+    }
+
+    fn metadata(mtime: Option<DateTime<Utc>>) -> Option<HashMap<String, String>> {
+        mtime.map(|t| HashMap::from([(MTIME.to_string(), t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))]))
+    }
+
+    /// Put Blob for one block's worth, else Put Block per 4 MiB and Put Block List: the blob
+    /// appears whole or not at all.
+    pub async fn write(&self, rel: &str, size: u64, mtime: Option<DateTime<Utc>>, mut data: ByteStream) -> OpResult<u64> {
+        let what = format!("PUT {}", self.shown(rel));
+        let blob = self.blob(rel).block_blob_client();
+        let mut buf = BytesMut::with_capacity((size as usize).min(BLOCK));
+        let mut blocks: Vec<Vec<u8>> = Vec::new();
+        let mut total = 0u64;
+        let read_err = |e: std::io::Error| OpError::new(format!("cannot read the source of {rel}: {e}"), true);
+        let stage = |n: usize, part: Bytes| {
+            let blob = &blob;
+            let what = &what;
+            async move {
+                let id = format!("drsync-{n:08}").into_bytes();
+                let len = part.len() as u64;
+                blob.stage_block(&id, len, RequestContent::from(part.to_vec()), None).await.map_err(|e| sdk_err(what, e))?;
+                Ok::<Vec<u8>, OpError>(id)
+            }
+        };
+        while let Some(chunk) = data.next().await {
+            let mut chunk = chunk.map_err(read_err)?;
+            total += chunk.len() as u64;
+            while !chunk.is_empty() {
+                let take = (BLOCK - buf.len()).min(chunk.len());
+                buf.extend_from_slice(&chunk.split_to(take));
+                if buf.len() == BLOCK && (total < size || !chunk.is_empty() || !blocks.is_empty()) {
+                    let id = stage(blocks.len(), buf.split().freeze()).await?;
+                    blocks.push(id);
+                }
+            }
+        }
+        if blocks.is_empty() {
+            let opts = BlockBlobClientUploadOptions { metadata: Self::metadata(mtime), ..Default::default() };
+            blob.upload(RequestContent::from(buf.to_vec()), Some(opts)).await.map_err(|e| sdk_err(&what, e))?;
+            return Ok(total);
+        }
+        if !buf.is_empty() {
+            let id = stage(blocks.len(), buf.freeze()).await?;
+            blocks.push(id);
+        }
+        let list = BlockLookupList { latest: Some(blocks), ..Default::default() };
+        let opts = BlockBlobClientCommitBlockListOptions { metadata: Self::metadata(mtime), ..Default::default() };
+        let content = list.try_into().map_err(|e| sdk_err(&what, e))?;
+        blob.commit_block_list(content, Some(opts)).await.map_err(|e| sdk_err(&what, e))?;
+        Ok(total)
+    }
+
+    /// Put Blob From URL from another blob (with its SAS); `None` when the service cannot.
+    pub async fn copy_from(&self, src: &Blob, rel: &str, entry: &Entry) -> Option<OpResult<u64>> {
+        if !self.from_url.load(Ordering::Relaxed) || entry.size > FROM_URL_MAX {
+            return None;
+        }
+        let source = src.url_with_sas(rel)?;
+        let opts = BlockBlobClientUploadBlobFromUrlOptions { metadata: Self::metadata(entry.mtime), ..Default::default() };
+        let what = format!("PUT {} (from URL)", self.shown(rel));
+        match self.blob(rel).block_blob_client().upload_blob_from_url(source, Some(opts)).await {
+            Ok(_) => Some(Ok(entry.size)),
+            Err(e) => {
+                let cannot = cannot_copy_from_url(&e);
+                let err = sdk_err(&what, e);
+                if cannot {
+                    tracing::info!("sync: {} cannot copy server-side ({err}); streaming instead", self.remote.location());
+                    self.from_url.store(false, Ordering::Relaxed);
+                    None
+                } else {
+                    Some(Err(err))
+                }
+            }
+        }
+    }
+
+    pub fn server_side_possible(&self, src: &Blob) -> bool {
+        self.from_url.load(Ordering::Relaxed) && src.remote.sas().is_some()
+    }
+
+    pub async fn delete_file(&self, rel: &str) -> OpResult<()> {
+        match self.blob(rel).delete(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status().map(u16::from) == Some(404) => Ok(()),
+            Err(e) => Err(sdk_err(&format!("DELETE {}", self.shown(rel)), e)),
+        }
+    }
+
+    pub async fn md5(&self, rel: &str) -> OpResult<[u8; 16]> {
+        let props = self.blob(rel).get_properties(None).await.map_err(|e| sdk_err(&format!("HEAD {}", self.shown(rel)), e))?;
+        if let Ok(Some(m)) = props.content_md5()
+            && let Ok(m) = <[u8; 16]>::try_from(m.as_slice())
+        {
+            return Ok(m);
+        }
+        md5_of(self.read(rel).await?, rel).await
+    }
+}
