@@ -37,7 +37,10 @@ pub fn main() -> i32 {
     }) {
         return report_error(&e);
     }
-    if matches!(cli.command, Command::Run(_) | Command::Resume(_) | Command::Repl(_) | Command::Plan(_) | Command::Demo(_)) {
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Resume(_) | Command::Repl(_) | Command::Plan(_) | Command::Demo(_) | Command::Sync(_)
+    ) {
         install_ctrl_c();
     }
     match dispatch(cli, arm_cancel()) {
@@ -130,6 +133,10 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             repl::run(&options)
         }
         Command::Docs(args) => docs::run(&args, global.stdlib.clone()),
+        Command::Sync(args) => {
+            let config = runner::load_config(config.as_deref(), config_required)?;
+            crate::sync::run_cli(&args, config.as_deref()).map(drop)
+        }
         Command::Sandbox(command) => sandbox(command),
         Command::Demo(args) => crate::demo::run(
             &crate::demo::DemoOptions {

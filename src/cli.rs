@@ -88,6 +88,9 @@ pub enum Command {
     /// Reference of every primitive, generated from the engine itself
     #[command(after_help = "Examples:\n  drscript docs\n  drscript docs scale\n  drscript docs --json\n  drscript docs --definitions .rhai-defs")]
     Docs(DocsArgs),
+    /// Make DST like SRC: azcopy-sync semantics done right (folders, Azure Files, Azure Blob)
+    #[command(after_help = "Examples:\n  drscript sync /data/export 'https://acct.file.core.windows.net/share/export?sv=...&sig=...'\n  drscript sync prod.shares.app/web/repository dr.shares.app/web/repository --dry-run\n  drscript sync prod.shares.rabbitmq dr.shares.rabbitmq --mirror --max-delete 10% --json")]
+    Sync(crate::sync::SyncArgs),
     /// A local simulated PROD + DR pair (Kubernetes API, gateway, shares, DNS) on 127.0.0.1
     #[command(subcommand, after_help = "Examples:\n  drscript sandbox up\n  drscript --config .drscript/sandbox/drscript.toml plan runbooks/failover.rhai\n  drscript sandbox status --json\n  drscript sandbox down")]
     Sandbox(SandboxCommand),

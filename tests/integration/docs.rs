@@ -36,7 +36,7 @@ fn docs_writes_editor_definitions() {
 #[test]
 fn help_and_completions() {
     Test::new().args(&["--help"]).stdout_has("Exit codes:").stdout_has("4  another run holds the lock").run();
-    for command in ["run", "plan", "check", "resume", "repl", "docs", "completions"] {
+    for command in ["run", "plan", "check", "resume", "repl", "docs", "completions", "sync", "sandbox", "demo"] {
         Test::new().args(&[command, "--help"]).stdout_has("Examples:").run();
     }
     Test::new().args(&["completions", "bash"]).stdout_has("_drscript()").run();
