@@ -64,6 +64,36 @@ pub struct Prepared {
     pub sources: Sources,
 }
 
+impl Prepared {
+    /// The execution context for one pass over the script.
+    fn exec(
+        &self,
+        options: &RunOptions,
+        mode: Mode,
+        runtime: &tokio::runtime::Handle,
+        journal: Option<Journal>,
+        finished: HashMap<String, Option<serde_json::Value>>,
+        cancel: CancellationToken,
+    ) -> Arc<Exec> {
+        Exec::builder(mode, runtime.clone())
+            .config(self.config.clone())
+            .journal(journal)
+            .vars(options.vars.clone())
+            .prompting(options.prompting)
+            .finished(finished)
+            .cancel(cancel)
+            .build()
+    }
+
+    /// Runs the script once under `exec`; errors come back as drscript errors.
+    fn evaluate(&self, exec: &Arc<Exec>, rehearsal: bool) -> Result<()> {
+        let engine = engine::build(exec.clone(), &self.engine_options, self.sources.clone());
+        engine
+            .run_ast(&self.ast)
+            .map_err(|e| script_error::convert(&e, &self.script.label, &self.sources, exec.failed_step(), rehearsal))
+    }
+}
+
 pub fn prepare(options: &RunOptions, runtime: &tokio::runtime::Handle) -> Result<Prepared> {
     let script = Script::load(&options.script)?;
     let config = load_config(options.config.as_deref(), options.config_required)?;
@@ -90,17 +120,8 @@ pub fn rehearse(
     finished: HashMap<String, Option<serde_json::Value>>,
     cancel: CancellationToken,
 ) -> Result<Arc<Exec>> {
-    let exec = Exec::builder(Mode::Plan, runtime.clone())
-        .config(prepared.config.clone())
-        .vars(options.vars.clone())
-        .prompting(options.prompting)
-        .finished(finished)
-        .cancel(cancel)
-        .build();
-    let engine = engine::build(exec.clone(), &prepared.engine_options, prepared.sources.clone());
-    engine.run_ast(&prepared.ast).map_err(|e| {
-        script_error::convert(&e, &prepared.script.label, &prepared.sources, exec.failed_step(), true)
-    })?;
+    let exec = prepared.exec(options, Mode::Plan, runtime, None, finished, cancel);
+    prepared.evaluate(&exec, true)?;
     let unused = exec.unused_vars();
     if !unused.is_empty() {
         return Err(Error::Usage(format!(
@@ -255,19 +276,9 @@ fn execute(
         if options.mode == Mode::Live { "" } else { " (dry run: nothing will be changed)" },
         prepared.script.label
     );
-    let exec = Exec::builder(options.mode, runtime.handle().clone())
-        .config(prepared.config.clone())
-        .journal(Some(journal))
-        .vars(options.vars.clone())
-        .prompting(options.prompting)
-        .finished(finished)
-        .cancel(cancel)
-        .build();
-    let engine = engine::build(exec.clone(), &prepared.engine_options, prepared.sources.clone());
+    let exec = prepared.exec(options, options.mode, runtime.handle(), Some(journal), finished, cancel);
     let started = Instant::now();
-    let result = engine
-        .run_ast(&prepared.ast)
-        .map_err(|e| script_error::convert(&e, &prepared.script.label, &prepared.sources, exec.failed_step(), false));
+    let result = prepared.evaluate(&exec, false);
     let seconds = started.elapsed().as_secs_f64();
     let (outcome, code, error) = match &result {
         Ok(()) => ("ok", exit::OK, None),
