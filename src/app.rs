@@ -164,6 +164,11 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
             let mut options = SandboxOptions::default();
             options.delays.start = seconds(args.start_delay, "--start-delay")?;
             options.delays.terminate = seconds(args.stop_delay, "--stop-delay")?;
+            if let Some(path) = &args.like {
+                let shape = crate::sandbox::like::Shape::of(&Config::load(path)?, args.active.as_deref())?;
+                options.environments.clone_from(&shape.order);
+                options.like = Some(shape);
+            }
             sandbox::cli_up(&args.dir.dir, options)
         }
         cli::SandboxCommand::Status(args) => sandbox::cli_status(&args.dir.dir, args.json),

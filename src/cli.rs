@@ -169,7 +169,7 @@ pub struct DocsArgs {
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Start the sandbox and serve in the foreground until Ctrl-C
-    #[command(after_help = "Examples:\n  drscript sandbox up\n  drscript sandbox up --dir /tmp/dr --start-delay 0.5 --stop-delay 0.5")]
+    #[command(after_help = "Examples:\n  drscript sandbox up\n  drscript sandbox up --dir /tmp/dr --start-delay 0.5 --stop-delay 0.5\n  drscript sandbox up --like customers/contoso/drscript.toml")]
     Up(SandboxUpArgs),
     /// Print the whole simulated state
     #[command(after_help = "Examples:\n  drscript sandbox status\n  drscript sandbox status --json | jq .environments.dr")]
@@ -196,6 +196,13 @@ pub struct SandboxUpArgs {
     /// Seconds a simulated pod takes to terminate
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub stop_delay: f64,
+    /// Shape the sandbox like a customer's config (environment names, namespaces, releases,
+    /// replica counts, DNS records) so that its runbooks run against it unchanged
+    #[arg(long, value_name = "FILE")]
+    pub like: Option<PathBuf>,
+    /// With --like: the environment that starts active [default: prod, else the first]
+    #[arg(long, value_name = "NAME", requires = "like")]
+    pub active: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -170,6 +170,9 @@ pub fn verify(sandbox: &SandboxHandle, config: &Config, active: &str, quiesced: 
             problems.push(format!("{env_name} scheduler is {scheduler}, expected {expected}"));
         }
     }
+    if let Some(problem) = dns_problem(config, active) {
+        problems.push(problem);
+    }
     let share = |env: &str, name: &str| -> Option<PathBuf> {
         status["environments"][env]["shares"][name]["path"].as_str().map(PathBuf::from)
     };
@@ -194,6 +197,21 @@ pub fn verify(sandbox: &SandboxHandle, config: &Config, active: &str, quiesced: 
         (Err(e), _) | (_, Err(e)) => problems.push(e),
     }
     problems
+}
+
+/// Whether the application record answers the `active` role's target (None when it does).
+fn dns_problem(config: &Config, active: &str) -> Option<String> {
+    let dns = config.dns.as_ref()?;
+    let record = dns.records.get("app")?;
+    let zone_file = dns.zone_file.as_ref()?;
+    let wanted = record.targets.get(active)?;
+    let zone = crate::sandbox::dns_zone::DnsZoneFile::new(zone_file.clone());
+    match zone.get(&record.zone, &record.name, &record.record_type) {
+        Ok(Some(r)) if r.values.iter().any(|v| v == wanted) => None,
+        Ok(Some(r)) => Some(format!("{}.{} answers {:?}, expected {wanted}", record.name, record.zone, r.values)),
+        Ok(None) => Some(format!("{}.{} has no {} record", record.name, record.zone, record.record_type)),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 /// Every file under `src` is under `dst` with the same content.

@@ -209,19 +209,6 @@ impl Config {
                     "must be one of azure, azure_private, rfc2136, sandbox",
                 ));
             }
-            let missing = match dns.provider.as_str() {
-                "rfc2136" if dns.server.is_none() => Some("server"),
-                "sandbox" if dns.zone_file.is_none() => Some("zone_file"),
-                "azure" | "azure_private" if dns.subscription.is_none() => Some("subscription"),
-                "azure" | "azure_private" if dns.resource_group.is_none() => Some("resource_group"),
-                _ => None,
-            };
-            if let Some(k) = missing {
-                return Err(err(&key, &format!("provider `{}` needs `{k}`", dns.provider)));
-            }
-            if dns.tsig_key_name.is_some() != (dns.tsig_secret_env.is_some() || dns.tsig_secret_file.is_some()) {
-                return Err(err(&key, "set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`, or neither"));
-            }
             dns.tsig_secret = optional_secret(
                 &key,
                 "tsig_secret",
@@ -244,6 +231,20 @@ impl Config {
                 if record.targets.is_empty() {
                     return Err(err(&key, "`targets` needs at least one role = value"));
                 }
+            }
+            // Provider settings after the records: a record's own mistake is the more specific one.
+            let missing = match dns.provider.as_str() {
+                "rfc2136" if dns.server.is_none() => Some("server"),
+                "sandbox" if dns.zone_file.is_none() => Some("zone_file"),
+                "azure" | "azure_private" if dns.subscription.is_none() => Some("subscription"),
+                "azure" | "azure_private" if dns.resource_group.is_none() => Some("resource_group"),
+                _ => None,
+            };
+            if let Some(k) = missing {
+                return Err(err(&["dns"], &format!("provider `{}` needs `{k}`", dns.provider)));
+            }
+            if dns.tsig_key_name.is_some() != (dns.tsig_secret_env.is_some() || dns.tsig_secret_file.is_some()) {
+                return Err(err(&["dns"], "set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`, or neither"));
             }
         }
         for (db_name, db) in &mut self.databases {

@@ -374,6 +374,7 @@ fn handle(
                 segments[7],
                 planned,
                 fail,
+                &query["api-version"],
             )
         }
         [

@@ -26,7 +26,7 @@ pub struct EnvEndpoints {
     pub gateway_user: String,
     /// Replicas to restore when the environment becomes active.
     pub replicas: [i32; 3],
-    /// The `[storage.NAME]` account behind the shares, when the sandbox simulates one.
+    /// The `[storage.NAME]` account behind this environment's shares, when the sandbox has one.
     #[serde(default)]
     pub storage_account: Option<String>,
 }

@@ -17,6 +17,7 @@ pub mod files;
 pub mod gateway;
 mod hash;
 pub mod kube_api;
+pub mod like;
 pub mod shares;
 
 use std::collections::BTreeMap;
@@ -45,8 +46,11 @@ pub struct SandboxOptions {
     pub kube_token: bool,
     /// Seed the share folders (a few MB per environment).
     pub shares: bool,
-    /// How long the simulated storage account failover takes.
+    /// How long a storage account failover takes in the ARM emulation.
     pub storage_failover: Duration,
+    /// A customer's shape (`sandbox up --like FILE`): per-environment namespace, release and
+    /// replica counts, and the DNS records; the defaults above when absent.
+    pub like: Option<like::Shape>,
 }
 
 impl Default for SandboxOptions {
@@ -59,7 +63,8 @@ impl Default for SandboxOptions {
             delays: Delays::default(),
             kube_token: false,
             shares: true,
-            storage_failover: Duration::from_secs(5),
+            storage_failover: Duration::from_secs(3),
+            like: None,
         }
     }
 }
@@ -83,8 +88,8 @@ pub trait Component: Send + Sync {
     fn config_sections(&self) -> Vec<String>;
     /// Its simulated state, for `sandbox status --json`.
     fn status(&self) -> Value;
-    /// A URL answering `status()` as JSON, for `sandbox status` from another process; without
-    /// one, that status shows `null` for this component.
+    /// A URL answering `status()` as JSON (`http://` or a `file://` JSON file), for `sandbox
+    /// status` from another process; without one, that status shows `null` for this component.
     fn state_url(&self) -> Option<String> {
         None
     }
@@ -118,10 +123,18 @@ impl Sandbox {
         let mut environments = BTreeMap::new();
         for (index, name) in options.environments.iter().enumerate() {
             let active = index == 0;
+            let shape = options.like.as_ref().and_then(|l| l.environments.get(name));
+            let namespace = shape.map_or(options.namespace.as_str(), |s| s.namespace.as_str());
+            let release = shape.map_or(options.release.as_str(), |s| s.release.as_str());
+            let mut active_seed = Seed::active(namespace, release, &options.version);
+            if let Some(shape) = shape {
+                [active_seed.runtime, active_seed.listener, active_seed.rabbitmq] = shape.replicas;
+            }
             let seed = if active {
-                Seed::active(&options.namespace, &options.release, &options.version)
+                active_seed.clone()
             } else {
-                Seed::standby(&options.namespace, &options.release, &options.version)
+                Seed { runtime: 0, listener: 0, ..Seed::standby(namespace, release, &options.version) }
+                    .with_rabbitmq(active_seed.rabbitmq)
             };
             let kube_token = options.kube_token.then(|| fresh_secret(&format!("{name}-kube")));
             if let Some(token) = &kube_token {
@@ -150,12 +163,11 @@ impl Sandbox {
                 }
                 share_paths.insert(share.to_string(), relative);
             }
-            let active_seed = Seed::active(&options.namespace, &options.release, &options.version);
             let endpoints = EnvEndpoints {
                 kube_api: kube.url(),
                 gateway: gateway.url(),
-                namespace: options.namespace.clone(),
-                release: options.release.clone(),
+                namespace: namespace.to_string(),
+                release: release.to_string(),
                 shares: share_paths,
                 kube_token,
                 gateway_user: user,
@@ -164,14 +176,15 @@ impl Sandbox {
             };
             environments.insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints });
         }
-        // Other components plug in here, one line each.
-        let mut components: Vec<Box<dyn Component>> = Vec::new();
-        components.push(Box::new(components::DnsZone::create(&dir)?));
-        let arm = components::Arm::start(&dir, options.storage_failover).await?;
         let active = options.environments.first().cloned().unwrap_or_default();
-        // PROD's shares live on the ARM-managed account, so runbooks can check and fail it over.
+        let dns = match &options.like {
+            Some(shape) if !shape.records.is_empty() => components::Dns::create_like(&dir, shape, &active)?,
+            _ => components::Dns::create(&dir)?,
+        };
+        let mut components: Vec<Box<dyn Component>> = vec![Box::new(dns)];
+        let arm = components::Arm::start(&dir, options.storage_failover).await?;
         if let Some(e) = environments.get_mut(&active) {
-            e.endpoints.storage_account = Some(arm.account_name().to_string());
+            e.endpoints.storage_account = Some(arm.account().to_string());
         }
         components.push(Box::new(arm));
         let handle = SandboxHandle { dir, active, environments, components };
@@ -451,13 +464,10 @@ pub fn status_of(dir: &Path) -> Result<Value> {
         let mut components = serde_json::Map::new();
         for (name, url) in &file.components {
             let state = match url.as_deref() {
-                Some(url) if url.starts_with("file://") => {
-                    let path = url.trim_start_matches("file://");
-                    std::fs::read_to_string(path)
-                        .ok()
-                        .and_then(|t| serde_json::from_str(&t).ok())
-                        .unwrap_or(Value::Null)
-                }
+                Some(url) if url.starts_with("file://") => std::fs::read_to_string(url.trim_start_matches("file://"))
+                    .ok()
+                    .and_then(|text| serde_json::from_str(&text).ok())
+                    .unwrap_or(Value::Null),
                 Some(url) => get(url.to_string()).await?,
                 None => Value::Null,
             };

@@ -6,7 +6,6 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -99,9 +98,7 @@ fn files(kind: &str) -> Vec<File> {
     out
 }
 
-/// `age`: how long ago the file was last modified (DR's copy is older than PROD's, as after the
-/// last sync, so that a size-and-time sync sees PROD's files as newer).
-fn write_file(root: &Path, file: &File, variant: u64, age: Duration) -> Result<()> {
+fn write_file(root: &Path, file: &File, variant: u64, modified: std::time::SystemTime) -> Result<()> {
     let path = root.join(&file.path);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
@@ -118,13 +115,9 @@ fn write_file(root: &Path, file: &File, variant: u64, age: Duration) -> Result<(
     bytes.truncate(file.size.max(1));
     let mut f = fs::File::create(&path).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     f.write_all(&bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-    let modified = SystemTime::now() - age;
     f.set_modified(modified).map_err(|e| Error::io(format!("cannot set the time of {}", path.display()), e))?;
     Ok(())
 }
-
-const PROD_AGE: Duration = Duration::from_secs(3600);
-const DR_AGE: Duration = Duration::from_secs(2 * 86_400);
 
 /// Counts of a share folder, for the status.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -141,16 +134,36 @@ pub fn seed(root: &Path, kind: &str, full: bool) -> Result<()> {
     }
     fs::create_dir_all(root).map_err(|e| Error::io(format!("cannot create {}", root.display()), e))?;
     let mut pick = Rng::new(&format!("{kind}/dr"));
+    // PROD's files were written in the last hour; DR's copy is yesterday's sync, so that a
+    // size-and-time comparison sees what changed since.
+    let now = std::time::SystemTime::now();
+    let prod_time = now - std::time::Duration::from_secs(600);
+    let dr_time = now - std::time::Duration::from_secs(86_400);
     for file in files(kind) {
         if full {
-            write_file(root, &file, 0, PROD_AGE)?;
+            write_file(root, &file, 0, prod_time)?;
         } else {
-            // DR: about 70 % of the files, one in seven of those with older content.
+            // DR: about 70 % of the files, one in six of those with older content.
             match pick.below(10) {
-                0..=5 => write_file(root, &file, 0, DR_AGE)?,
-                6 => write_file(root, &file, 1, DR_AGE)?,
+                0..=5 => write_file(root, &file, 0, dr_time)?,
+                6 => write_file(root, &file, 1, dr_time)?,
                 _ => {}
             }
+        }
+    }
+    if !full {
+        // Leftovers PROD no longer has (consumed queue segments, old recovery files): a mirrored
+        // copy deletes them, a plain copy leaves them.
+        for n in 0..3u64 {
+            let stale = File {
+                path: PathBuf::from(match kind {
+                    "app" => format!("recovery/2026-10-0{}/stale{n}.rcv", n + 1),
+                    _ => format!("mnesia/rabbit@ac-ac-rabbitmq-0.ac-ac-rabbitmq-headless/msg_stores/vhosts/628WB79CIFDYO9LJI6DKMI09L/msg_store_persistent/9{n}.rdq"),
+                }),
+                size: 2048,
+                seed: n + 7,
+            };
+            write_file(root, &stale, 2, dr_time)?;
         }
     }
     Ok(())
@@ -190,15 +203,11 @@ mod tests {
         assert!(sa.bytes > 2_000_000, "{sa:?}");
         let sample = files("app").into_iter().nth(17).unwrap().path;
         assert_eq!(fs::read(a.join(&sample)).unwrap(), fs::read(b.join(&sample)).unwrap());
-        let prod_time = fs::metadata(a.join(&sample)).unwrap().modified().unwrap();
         assert!(a.join("web/repository").is_dir() && a.join("recovery").is_dir() && a.join("reprocessing").is_dir());
         let dr = dir.path().join("dr");
         seed(&dr, "app", false).unwrap();
         let sd = stats(&dr);
         assert!(sd.files < sa.files && sd.files > sa.files / 2, "{sd:?} vs {sa:?}");
-        // Every DR file is older than PROD's, as after a sync some time ago.
-        let any_dr = files("app").into_iter().map(|f| dr.join(f.path)).find(|p| p.exists()).unwrap();
-        assert!(fs::metadata(any_dr).unwrap().modified().unwrap() < prod_time);
         let rabbit = dir.path().join("r");
         seed(&rabbit, "rabbitmq", true).unwrap();
         assert!(stats(&rabbit).files > 20);

@@ -3,6 +3,7 @@
 mod bad_config;
 mod bad_input;
 mod check;
+mod demo;
 mod cli_misuse;
 mod docs;
 mod flow;

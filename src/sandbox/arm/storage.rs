@@ -11,8 +11,6 @@ use serde_json::{Value, json};
 
 use super::{ArmOptions, error, ok_json};
 
-const API_VERSION: &str = "2023-05-01";
-
 /// A storage account the emulator starts with.
 #[derive(Debug, Clone)]
 pub struct AccountSeed {
@@ -219,6 +217,7 @@ impl Storage {
         name: &str,
         planned: bool,
         fail: bool,
+        api_version: &str,
     ) -> Response {
         let i = match self.find(sub, rg, name) {
             Ok(i) => i,
@@ -263,7 +262,7 @@ impl Storage {
         );
         let op_url = |kind: &str| {
             format!(
-                "{base}/subscriptions/{sub}/providers/Microsoft.Storage/locations/{location}/{kind}/{id}?api-version={API_VERSION}"
+                "{base}/subscriptions/{sub}/providers/Microsoft.Storage/locations/{location}/{kind}/{id}?api-version={api_version}"
             )
         };
         let mut r = ok_json(StatusCode::ACCEPTED, Value::Null);

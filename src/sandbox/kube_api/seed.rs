@@ -41,6 +41,12 @@ impl Seed {
         }
     }
 
+    /// The same seed with `rabbitmq` replicas.
+    pub fn with_rabbitmq(mut self, rabbitmq: i32) -> Seed {
+        self.rabbitmq = rabbitmq;
+        self
+    }
+
     /// The DR model's standby: runtime and listener at 0, scheduler paused on boot.
     pub fn standby(namespace: &str, release: &str, version: &str) -> Seed {
         Seed { runtime: 0, listener: 0, quartz_on_boot: "pause".to_string(), ..Seed::active(namespace, release, version) }

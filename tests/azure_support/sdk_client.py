@@ -1,0 +1,68 @@
+"""Cross-check of the ARM emulator with Microsoft's own Python management SDKs.
+
+Drives storage account properties, an unplanned failover through the SDK's long-running
+operation poller (ARMPolling), and a DNS record set update with If-Match etags, against the
+emulator URL given on the command line. Prints what it saw as JSON for the Rust test to check.
+"""
+import json
+import sys
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.mgmt.dns import DnsManagementClient
+from azure.mgmt.dns.models import ARecord, RecordSet
+from azure.mgmt.storage import StorageManagementClient
+
+url, sub, rg, account, zone = sys.argv[1:6]
+token = sys.stdin.readline().strip()  # never on the command line
+
+
+class StaticBearer(SansIOHTTPPolicy):
+    """The emulator speaks plain http on loopback, where the SDK's bearer policy refuses tokens."""
+
+    def on_request(self, request):
+        request.http_request.headers["Authorization"] = "Bearer " + token
+
+
+class StaticCredential:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken(token, 2**31)
+
+
+options = dict(base_url=url, authentication_policy=StaticBearer(), polling_interval=0.05, retry_total=3)
+out = {}
+
+storage = StorageManagementClient(StaticCredential(), sub, **options)
+acc = storage.storage_accounts.get_properties(rg, account, expand="geoReplicationStats")
+geo = acc.geo_replication_stats
+out["before"] = {
+    "primary": acc.primary_location,
+    "secondary": acc.secondary_location,
+    "sku": acc.sku.name,
+    "geo_status": geo.status,
+    "last_sync_time": geo.last_sync_time.isoformat() if geo.last_sync_time else None,
+    "can_failover": geo.can_failover,
+}
+storage.storage_accounts.begin_failover(rg, account, failover_type=None, polling_interval=0.05).result(timeout=60)
+acc = storage.storage_accounts.get_properties(rg, account, expand="geoReplicationStats")
+out["after"] = {"primary": acc.primary_location, "secondary": acc.secondary_location, "sku": acc.sku.name}
+
+dns = DnsManagementClient(StaticCredential(), sub, **options)
+current = dns.record_sets.get(rg, zone, "app", "A")
+out["dns_before"] = [r.ipv4_address for r in current.a_records]
+dns.record_sets.create_or_update(
+    rg, zone, "app", "A", RecordSet(ttl=30, a_records=[ARecord(ipv4_address="10.0.9.9")]), if_match=current.etag
+)
+try:
+    dns.record_sets.create_or_update(
+        rg, zone, "app", "A", RecordSet(ttl=30, a_records=[ARecord(ipv4_address="10.0.9.8")]), if_match=current.etag
+    )
+    out["stale_etag"] = "accepted"
+except HttpResponseError as e:
+    out["stale_etag"] = e.status_code
+    out["stale_etag_code"] = e.error.code if e.error else None
+after = dns.record_sets.get(rg, zone, "app", "A")
+out["dns_after"] = [r.ipv4_address for r in after.a_records]
+out["dns_ttl"] = after.ttl
+print(json.dumps(out))

@@ -1,0 +1,34 @@
+use crate::test::Test;
+
+#[test]
+fn demo_fails_over_and_back_and_every_check_passes() {
+    let ran = Test::new()
+        .args(&["demo", "--dir", "demo", "--start-delay", "0.2", "--stop-delay", "0.2"])
+        .stdout_has("failover           ok")
+        .stdout_has("check dr serves    ok")
+        .stdout_has("failback           ok")
+        .stdout_has("check prod serves  ok")
+        .stdout_has("All checks passed")
+        .run();
+    // Each phase left a report with a timeline.
+    let runs: Vec<_> = std::fs::read_dir(ran.path().join("demo/state/runs")).unwrap().flatten().collect();
+    assert_eq!(runs.len(), 3, "preflight, failover, failback");
+    for run in runs {
+        let html = std::fs::read_to_string(run.path().join("report.html")).unwrap();
+        assert!(html.contains("<svg"), "{}", run.path().display());
+    }
+    // The gateway password of the sandbox never shows.
+    let password = std::fs::read_to_string(ran.path().join("demo/sandbox/secrets/prod-gateway.password")).unwrap();
+    assert!(!ran.stderr.contains(password.trim()));
+    let journals: String = std::fs::read_dir(ran.path().join("demo/state/runs"))
+        .unwrap()
+        .flatten()
+        .map(|r| std::fs::read_to_string(r.path().join("journal.jsonl")).unwrap())
+        .collect();
+    assert!(!journals.contains(password.trim()));
+}
+
+#[test]
+fn demo_refuses_a_folder_it_did_not_make() {
+    Test::new().file("precious/data.txt", "keep me").args(&["demo", "--dir", "precious"]).status(2).stderr_has("not a drscript demo folder").run();
+}
