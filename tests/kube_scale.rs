@@ -245,3 +245,17 @@ async fn an_api_server_that_never_answers_is_bounded_by_the_timeout() {
     assert!(err.contains("timed out after 3s before the scale was written"), "{err}");
     assert!(err.contains(silent_url.trim_start_matches("http://")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_is_not_retried_and_names_context_namespace_and_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, config) = sandbox(dir.path(), SandboxOptions::default()).await;
+    let kube = &sb.env("prod").unwrap().kube;
+    kube.inject_faults(&[403]);
+    let prod = cluster(&config, "prod").await;
+    let before = kube.requests().len();
+    let err = scale(&prod, Kind::Deployment, RUNTIME, 0, &ScaleOptions::default()).await.unwrap_err().to_string();
+    assert!(err.contains("403 Forbidden") && err.contains("context `prod`"), "{err}");
+    assert!(err.contains("deployment/ac-ac-runtime in namespace `adeptia`"), "{err}");
+    assert_eq!(kube.requests().len(), before + 1, "a 403 must not be retried");
+}
