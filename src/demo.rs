@@ -86,7 +86,9 @@ pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
         }
     };
 
-    let steps: [(&str, &str, Option<(&str, &str)>); 3] = [
+    // (phase, runbook, the environment that must serve afterwards and the one quiesced)
+    type Phase3<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>);
+    let steps: [Phase3<'_>; 3] = [
         ("preflight", "preflight.rhai", None),
         ("failover", "failover.rhai", Some(("dr", "prod"))),
         ("failback", "failback.rhai", Some(("prod", "dr"))),

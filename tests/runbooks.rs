@@ -3,7 +3,6 @@
 //! killed at step boundaries and finished with `drscript resume`.
 
 #[path = "db_support/servers.rs"]
-#[allow(dead_code)]
 mod servers;
 
 use std::path::{Path, PathBuf};
