@@ -125,7 +125,7 @@ fn timed(cmd: &[String]) -> (f64, u64) {
     if !out.status.success() {
         panic!("{} failed:\n{}", drscript::redact::redacted(cmd.join(" ")), drscript::redact::redacted(&err));
     }
-    let kb = err.lines().filter_map(|l| l.strip_prefix("PEAK_KB=")).last().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let kb = err.lines().filter_map(|l| l.strip_prefix("PEAK_KB=")).next_back().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     (secs, kb)
 }
 

@@ -132,7 +132,7 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
         Ok(summary)
     };
     match exec.mode() {
-        Mode::Plan => exec.change("sync_share", &target, &detail, placeholder, || unreachable_in_plan()),
+        Mode::Plan => exec.change("sync_share", &target, &detail, placeholder, unreachable_in_plan),
         Mode::DryRun => exec.query("sync_share", &target, placeholder, || {
             let summary = sync(SyncMode::DryRun)?;
             for i in &summary.planned_copies {
