@@ -174,6 +174,7 @@ fn bench() {
             mutate(&src);
             let (change, kb3) = timed(&cmd);
             assert_eq!(digest(&src), digest(&dst), "{tool} after change");
+            println!("local, {}: {tool} full {full:.2} s, no-change {nochange:.2} s, changed {change:.2} s", t.name);
             rows.push(Row { place: "local", tree: t.name, tool: tool.into(), full, nochange, change, peak_kb: kb1.max(kb2).max(kb3) });
             let _ = std::fs::remove_dir_all(&src);
             let _ = std::fs::remove_dir_all(&dst);
@@ -241,7 +242,8 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
     let http = reqwest::Client::new();
     let container = |name: &str| {
         let url = format!("http://127.0.0.1:{port}/{AZ_ACCOUNT}/{name}?restype=container&{sas}");
-        rt.block_on(async { http.put(&url).header("x-ms-version", "2025-01-05").send().await.unwrap() });
+        rt.block_on(async { http.put(&url).header("x-ms-version", "2025-01-05").send().await })
+            .unwrap_or_else(|e| panic!("create container {name}: {}", drscript::redact::redacted(e.to_string())));
         format!("http://127.0.0.1:{port}/{AZ_ACCOUNT}/{name}")
     };
     for (ti, t) in trees.iter().enumerate() {
@@ -272,6 +274,7 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
             }));
             match attempt {
                 Ok((full, nochange, change)) => {
+                    println!("azurite, {}: {tool} full {full:.2} s, no-change {nochange:.2} s, changed {change:.2} s", t.name);
                     rows.push(Row { place: "azurite", tree: t.name, tool: tool.into(), full, nochange, change, peak_kb: 0 })
                 }
                 Err(_) => println!("azurite, {}: {tool} failed (see its output above); left out of the table", t.name),
@@ -285,7 +288,9 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
                     let mut marker = String::new();
                     loop {
                         let u = if marker.is_empty() { list_url.clone() } else { format!("{list_url}&marker={marker}") };
-                        let body = rt.block_on(async { http.get(&u).send().await.unwrap().text().await.unwrap() });
+                        let body = rt
+                            .block_on(async { http.get(&u).send().await?.text().await })
+                            .unwrap_or_else(|e| panic!("list: {}", drscript::redact::redacted(e.to_string())));
                         match body.split("<NextMarker>").nth(1).and_then(|x| x.split("</NextMarker>").next()) {
                             Some(m) if !m.is_empty() => marker = m.to_string(),
                             _ => break,
@@ -305,7 +310,19 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
                             let http = http.clone();
                             async move {
                                 let body = tokio::fs::read(p).await.unwrap();
-                                http.put(url).header("x-ms-blob-type", "BlockBlob").header("x-ms-version", "2025-01-05").body(body).send().await.unwrap();
+                                // Azurite resets connections under load: retry, never print the URL.
+                                for _ in 0..5 {
+                                    let sent = http
+                                        .put(&url)
+                                        .header("x-ms-blob-type", "BlockBlob")
+                                        .header("x-ms-version", "2025-01-05")
+                                        .body(body.clone())
+                                        .send()
+                                        .await;
+                                    if sent.is_ok_and(|r| r.status().is_success()) {
+                                        break;
+                                    }
+                                }
                             }
                         })
                         .await
