@@ -10,6 +10,7 @@ npm_prefix="$repo/.tools/npm"
 need_apt=()
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v rsync >/dev/null || need_apt+=(rsync)
+[ -x /usr/bin/time ] || need_apt+=(time)  # benchmark only
 command -v rclone >/dev/null || need_apt+=(rclone)  # benchmark only
 if ((${#need_apt[@]})); then
   apt-get update
