@@ -163,7 +163,9 @@ impl Config {
                 match (&mut share.path, &share.url) {
                     (Some(p), None) => *p = base.join(&*p),
                     (None, Some(u)) => {
-                        check_url(u).map_err(|m| err(&key, &m))?;
+                        // `blob+http://` / `files+http://` say which service an emulator URL is.
+                        let plain = u.split_once('+').filter(|(kind, _)| ["blob", "files"].contains(kind)).map_or(u.as_str(), |(_, rest)| rest);
+                        check_url(plain).map_err(|m| err(&key, &m))?;
                         if u.contains("sig=") {
                             return Err(err(
                                 &key,
