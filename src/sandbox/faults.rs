@@ -323,24 +323,39 @@ impl Injector {
     }
 }
 
-/// Where a server keeps its injector: empty until faults are switched on.
+/// Where a server keeps its injector: empty until faults are switched on; switched off (its
+/// counts kept) when the outage is declared over.
 #[derive(Default)]
-pub struct FaultSlot(RwLock<Option<Arc<Injector>>>);
+pub struct FaultSlot {
+    injector: RwLock<Option<Arc<Injector>>>,
+    off: std::sync::atomic::AtomicBool,
+}
 
 impl FaultSlot {
     pub fn set(&self, injector: Option<Arc<Injector>>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = injector;
+        *self.injector.write().unwrap_or_else(|e| e.into_inner()) = injector;
+        self.off.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Stops injecting; what was injected stays in the report.
+    pub fn switch_off(&self) {
+        self.off.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn injector(&self) -> Option<Arc<Injector>> {
+        self.injector.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The injector while faults are on.
     pub fn get(&self) -> Option<Arc<Injector>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.injector().filter(|_| !self.off.load(std::sync::atomic::Ordering::SeqCst))
     }
 
-    /// `{"spec": ..., "injected": {...}}`, for `GET /_sandbox/faults`.
+    /// `{"service": ..., "active": bool, "injected": {...}}`, for `GET /_sandbox/faults`.
     pub fn report(&self) -> Value {
-        match self.get() {
-            Some(i) => json!({"service": i.service.name(), "injected": i.injected()}),
-            None => json!({"service": Value::Null, "injected": {}}),
+        match self.injector() {
+            Some(i) => json!({"service": i.service.name(), "active": self.get().is_some(), "injected": i.injected()}),
+            None => json!({"service": Value::Null, "active": false, "injected": {}}),
         }
     }
 }
@@ -395,11 +410,16 @@ async fn halve_range(request: Request) -> std::result::Result<Request, Response>
     Ok(Request::from_parts(parts, Body::from(kept)))
 }
 
-/// The axum middleware every sandbox server runs behind: injects the faults of its slot, and
-/// answers `GET /_sandbox/faults` with what it injected. Other `/_sandbox/` endpoints are exempt.
+/// The axum middleware every sandbox server runs behind: injects the faults of its slot, answers
+/// `GET /_sandbox/faults` with what it injected and `DELETE /_sandbox/faults` by switching the
+/// faults off. Other `/_sandbox/` endpoints are exempt.
 pub async fn layer(State(slot): State<Arc<FaultSlot>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path == "/_sandbox/faults" {
+        // DELETE ends the outage: later requests are served normally (tests of recovery).
+        if request.method() == axum::http::Method::DELETE {
+            slot.switch_off();
+        }
         return axum::Json(slot.report()).into_response();
     }
     let Some(injector) = slot.get().filter(|_| !path.starts_with("/_sandbox/")) else {
