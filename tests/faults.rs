@@ -92,6 +92,13 @@ fn failover_stopped_by_an_api_outage_is_finished_by_resume_once_it_ends() {
     assert_ne!(out.status.code(), Some(0), "a failover through an API outage succeeded:\n{stderr}");
     assert_clear_error(&stderr);
     assert!(stderr.contains("attempts)"), "the error says the call was retried:\n{stderr}");
+    // The step named is the one whose call failed (parallel branches fail at once here).
+    let line = stderr.lines().find(|l| l.starts_with("error: step ")).unwrap_or_else(|| panic!("no failed step named:\n{stderr}"));
+    let title = line.split('"').nth(1).unwrap();
+    let (_, rest) = line.split_once("failed: ").unwrap();
+    let words: Vec<&str> = title.split(' ').collect();
+    assert!(words.len() == 4 && words[..2] == ["Scale", "down"], "{line}");
+    assert!(rest.starts_with(&format!("scale {} ", words[2])) && rest.contains(&format!("/ac-ac-{}:", words[3])), "step and error disagree: {line}");
     world.faults_off();
     let out = world.drscript(&["resume", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -184,7 +184,7 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
     }
     let parent = Exec::stack();
     let first = exec.reserve_steps(closures.len() as u32);
-    let results: Vec<RhaiResult> = std::thread::scope(|scope| {
+    let results: Vec<(RhaiResult, std::time::Instant)> = std::thread::scope(|scope| {
         let handles: Vec<_> = closures
             .iter()
             .enumerate()
@@ -192,7 +192,8 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
                 let stack = parent.clone();
                 scope.spawn(move || {
                     Exec::adopt_stack(stack, format!("p{group}.{}", i + 1), first + i as u32);
-                    closure.call_within_context::<Dynamic>(ctx, ())
+                    let result = closure.call_within_context::<Dynamic>(ctx, ());
+                    (result, std::time::Instant::now())
                 })
             })
             .collect();
@@ -200,23 +201,22 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(to_rhai(Error::Other("a parallel branch panicked".to_string())))
+                    (Err(to_rhai(Error::Other("a parallel branch panicked".to_string()))), std::time::Instant::now())
                 })
             })
             .collect()
     });
+    // The error reported is the one that happened first, as the failed step the run names is
+    // the first that failed: reporting another branch's error would pair a step with the
+    // failure of another.
+    let earliest = results.iter().filter(|(r, _)| r.is_err()).map(|(_, at)| *at).min();
     let mut values = Array::with_capacity(results.len());
     let mut first_error = None;
-    for result in results {
+    for (result, at) in results {
         match result {
             Ok(v) => values.push(v),
-            Err(e) => {
-                if first_error.is_none() {
-                    first_error = Some(e);
-                } else {
-                    tracing::error!("another parallel branch failed too: {e}");
-                }
-            }
+            Err(e) if first_error.is_none() && Some(at) == earliest => first_error = Some(e),
+            Err(e) => tracing::error!("another parallel branch failed too: {e}"),
         }
     }
     match first_error {
