@@ -393,6 +393,9 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
         let stop = stop_signal()?;
         if let Some(spec) = options.faults.as_ref().filter(|s| !s.is_empty()) {
             eprintln!("faults: {spec} (seed {}; reproduce with --faults '{spec}' --seed {})", options.seed, options.seed);
+            if spec.get(faults::Service::Files).is_some() {
+                eprintln!("note: the sandbox's shares are local folders: files=... applies to Azure Files emulators only");
+            }
         }
         let handle = Sandbox::start(&dir, options).await?;
         eprint!("{}", render(&handle.status()));
