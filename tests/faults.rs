@@ -1,7 +1,8 @@
 //! The shipped failover against a sandbox that fails the way real services do (`sandbox up
 //! --faults`): it completes thanks to retries, or stops with an error naming the object and the
-//! status and leaves a journal from which `drscript resume` finishes. And a sync into the Azure
-//! Files emulator whose range writes are torn never leaves lost or corrupt data once rerun.
+//! status and leaves a journal from which `drscript resume` finishes. And a sync into the
+//! sandbox's Azure Files emulator whose range writes are torn never leaves lost or corrupt data
+//! once rerun.
 //!
 //! Seeds are printed; rerun with `DRSCRIPT_FAULT_SEED=N cargo test --test faults`.
 
@@ -13,8 +14,6 @@ use std::path::Path;
 use std::process::Command;
 
 use drscript::azure_files::auth::account_sas;
-use drscript::sandbox::faults::{FaultSpec, Service};
-use drscript::sandbox_files::azure_files;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use world::{RUNBOOKS, World, assert_no_step_ran_twice, journal};
@@ -147,10 +146,9 @@ fn bad_fault_specs_are_refused_with_exit_2() {
     }
 }
 
-const ACCOUNT: &str = "faultacct";
-const KEY: &str = "ZmF1bHQtdGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-fn sync_config(work: &Path, source: &Path, addr: std::net::SocketAddr) {
+/// A standalone config and runbook syncing `source` into the share `dr` of the sandbox's Azure
+/// Files emulator (`url` is its account URL), the SAS in `DR_SAS`.
+fn sync_config(work: &Path, source: &Path, url: &str) {
     let config = format!(
         r#"
 [environments.prod]
@@ -165,10 +163,11 @@ namespace = "adeptia"
 release = "ac"
 gateway = "https://dr.example.com"
 [environments.dr.shares]
-app = {{ url = "http://{addr}/{ACCOUNT}/drshare", sas_env = "DR_SAS" }}
+app = {{ url = "{url}/dr", sas_env = "DR_SAS" }}
 "#,
         source.display()
     );
+    std::fs::create_dir_all(work).unwrap();
     std::fs::write(work.join("drscript.toml"), config).unwrap();
     std::fs::write(
         work.join("copy.rhai"),
@@ -177,12 +176,18 @@ app = {{ url = "http://{addr}/{ACCOUNT}/drshare", sas_env = "DR_SAS" }}
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_through_torn_range_writes_never_loses_or_corrupts_data() {
+#[test]
+fn sync_through_torn_range_writes_never_loses_or_corrupts_data() {
     let seed = seed(rand::random());
     eprintln!("fault seed {seed}; reproduce with DRSCRIPT_FAULT_SEED={seed}");
-    let (work, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let source = work.path().join("prod-share");
+    let world = World::start(&["--faults", "files=range_error:0.6,error:0.05", "--seed", &seed.to_string()]);
+    let files: Value = serde_json::from_str(&std::fs::read_to_string(world.path().join("sbx/azure-files.json")).unwrap()).unwrap();
+    let status = world.status();
+    assert_eq!(status["components"]["azure_files"], files, "sandbox status shows the Files emulator");
+    let (url, account) = (files["url"].as_str().unwrap(), files["account"].as_str().unwrap());
+    let key = std::fs::read_to_string(files["key_file"].as_str().unwrap()).unwrap().trim().to_string();
+    let work = world.path().join("sync");
+    let source = world.path().join("prod-share");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for i in 0..40 {
         let size = if i < 3 { rng.random_range(5_000_000..9_000_000) } else { rng.random_range(1..200_000) };
@@ -192,40 +197,36 @@ async fn sync_through_torn_range_writes_never_loses_or_corrupts_data() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, data).unwrap();
     }
-    let spec: FaultSpec = "files=range_error:0.6,error:0.05".parse().unwrap();
-    let emu = azure_files::start_with_faults(store.path(), &[(ACCOUNT, KEY)], "127.0.0.1:0", spec.injector(Service::Files, seed, "dr"))
-        .await
-        .unwrap();
-    std::fs::create_dir_all(store.path().join(ACCOUNT).join("drshare")).unwrap();
-    sync_config(work.path(), &source, emu.addr);
-    let sas = account_sas(ACCOUNT, KEY, "rwdlc", chrono::Utc::now() + chrono::Duration::hours(1));
+    sync_config(&work, &source, url);
+    let sas = account_sas(account, &key, "rwdlc", chrono::Utc::now() + chrono::Duration::hours(1));
     let run = || {
         Command::new(world::BIN)
             .args(["run", "copy.rhai", "--yes"])
-            .current_dir(work.path())
+            .current_dir(&work)
             .env("DR_SAS", &sas)
             .env("NO_COLOR", "1")
             .env_remove("DRSCRIPT_CONFIG")
             .output()
             .unwrap()
     };
-    let dest = store.path().join(ACCOUNT).join("drshare");
+    let dest = Path::new(files["root"].as_str().unwrap()).join(account).join("dr");
     let want = sync_common::contents(&source);
 
     let out = run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "a sync through 60% torn range writes succeeded at once:\n{stderr}");
     assert!(stderr.contains("500") && stderr.contains(".dat"), "the error names the file and the status:\n{stderr}");
+    assert!(!stderr.contains(&key) && !stderr.contains(&sas), "a secret leaked:\n{stderr}");
     let got = sync_common::contents(&dest);
     let torn = want.iter().filter(|(k, (size, hash))| got.get(*k).is_some_and(|(s, h)| s == size && h != hash)).count();
     assert!(torn > 0, "no torn file (right size, wrong content) was left behind: the test proves nothing");
 
-    // Still failing, then the storage recovers: every rerun must leave nothing torn behind as done.
+    // Still failing, then the storage recovers: no rerun may take a torn file for a copied one.
     let _ = run();
-    let report = world::http("DELETE", &format!("http://{}/_sandbox/faults", emu.addr));
+    let base = url.trim_end_matches(&format!("/{account}"));
+    let report = world::http("DELETE", &format!("{base}/_sandbox/faults"));
     assert!(report["injected"]["torn range"].as_u64().unwrap() > 0, "{report}");
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(sync_common::contents(&dest), want, "the share differs from its source after the rerun");
-    emu.stop().await;
 }

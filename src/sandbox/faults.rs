@@ -389,7 +389,8 @@ async fn halve_range(request: Request) -> std::result::Result<Request, Response>
     let Some((start, end)) = parts.headers.get(range_header).and_then(|v| v.to_str().ok()).and_then(range_of) else {
         return Ok(Request::from_parts(parts, body));
     };
-    let half = (end - start + 1) / 2;
+    let len = end.saturating_sub(start) + 1;
+    let half = len / 2;
     if half == 0 {
         return Ok(Request::from_parts(parts, body));
     }

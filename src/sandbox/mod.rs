@@ -198,6 +198,10 @@ impl Sandbox {
             e.endpoints.storage_account = Some(arm.account_name().to_string());
         }
         components.push(Box::new(arm));
+        if let Some(spec) = options.faults.as_ref().filter(|s| s.get(faults::Service::Files).is_some()) {
+            let injector = spec.injector(faults::Service::Files, options.seed, "sandbox");
+            components.push(Box::new(crate::sandbox_files::azure_files::FilesComponent::start(&dir, injector).await?));
+        }
         let handle = SandboxHandle { dir, active, environments, components };
         handle.write_files()?;
         Ok(handle)
@@ -394,7 +398,7 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
         if let Some(spec) = options.faults.as_ref().filter(|s| !s.is_empty()) {
             eprintln!("faults: {spec} (seed {}; reproduce with --faults '{spec}' --seed {})", options.seed, options.seed);
             if spec.get(faults::Service::Files).is_some() {
-                eprintln!("note: the sandbox's shares are local folders: files=... applies to Azure Files emulators only");
+                eprintln!("files faults: an Azure Files emulator serves the account `sandbox` (see azure-files.json in the sandbox folder)");
             }
         }
         let handle = Sandbox::start(&dir, options).await?;

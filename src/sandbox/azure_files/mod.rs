@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 mod authz;
+mod component;
 mod handler;
 mod responses;
 
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+pub use component::FilesComponent;
 
 /// A running emulator; dropping it stops the server.
 pub struct FilesEmulator {
