@@ -141,6 +141,11 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
         .lines()
         .collect::<std::io::Result<_>>()
         .map_err(|e| Error::io(format!("cannot read journal {}", path.display()), e))?;
+    parse(&lines, &path.display().to_string())
+}
+
+/// Parses journal lines (`origin` names them in errors); see [`read`].
+pub fn parse(lines: &[String], origin: &str) -> Result<Vec<Record>> {
     let mut records = Vec::with_capacity(lines.len());
     let last = lines.len().saturating_sub(1);
     for (i, line) in lines.iter().enumerate() {
@@ -151,11 +156,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
             Ok(r) => records.push(r),
             Err(_) if i == last => break,
             Err(e) => {
-                return Err(Error::Resume(format!(
-                    "journal {} line {}: {e}",
-                    path.display(),
-                    i + 1
-                )));
+                return Err(Error::Resume(format!("journal {origin} line {}: {e}", i + 1)));
             }
         }
     }

@@ -150,6 +150,14 @@ impl Config {
                         .map_err(|m| err(&auth_key, &m))?;
                 }
             }
+            // Secret files are relative to the config file, like every other path in it.
+            match &mut env.gateway_auth {
+                GatewayAuth::Basic { password_file: Some(p), .. }
+                | GatewayAuth::AdeptiaLogin { password_file: Some(p), .. }
+                | GatewayAuth::Bearer { token_file: Some(p), .. }
+                | GatewayAuth::Header { value_file: Some(p), .. } => *p = base.join(&*p),
+                _ => {}
+            }
             for (share_name, share) in &mut env.shares {
                 let key = ["environments", name.as_str(), "shares", share_name.as_str()];
                 match (&mut share.path, &share.url) {

@@ -16,4 +16,5 @@ mod plan;
 mod repl;
 mod resume;
 mod secrets;
+mod security;
 mod test;

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The sync benchmark (issue 4 item 8), one command. Installs what it needs, builds in release,
+# runs every tool on the same trees, prints the table and the ratios.
+#   BENCH_SCALE=0.1 scripts/bench-sync.sh     # a tenth of the files, for a quick look
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+"$repo/tests/support/requirements-sync.sh" >/dev/null
+command -v /usr/bin/time >/dev/null || { apt-get update && apt-get install -y time; }
+cd "$repo"
+exec cargo run --quiet --release --example bench_sync
