@@ -184,7 +184,7 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
     }
     let parent = Exec::stack();
     let first = exec.reserve_steps(closures.len() as u32);
-    let results: Vec<(RhaiResult, std::time::Instant)> = std::thread::scope(|scope| {
+    let results: Vec<RhaiResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = closures
             .iter()
             .enumerate()
@@ -192,8 +192,7 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
                 let stack = parent.clone();
                 scope.spawn(move || {
                     Exec::adopt_stack(stack, format!("p{group}.{}", i + 1), first + i as u32);
-                    let result = closure.call_within_context::<Dynamic>(ctx, ());
-                    (result, std::time::Instant::now())
+                    closure.call_within_context::<Dynamic>(ctx, ())
                 })
             })
             .collect();
@@ -201,22 +200,26 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    (Err(to_rhai(Error::Other("a parallel branch panicked".to_string()))), std::time::Instant::now())
+                    Err(to_rhai(Error::Other("a parallel branch panicked".to_string())))
                 })
             })
             .collect()
     });
-    // The error reported is the one that happened first, as the failed step the run names is
-    // the first that failed: reporting another branch's error would pair a step with the
-    // failure of another.
-    let earliest = results.iter().filter(|(r, _)| r.is_err()).map(|(_, at)| *at).min();
+    // The error reported is the failed step's (the first step that failed, which the run's
+    // error names): another branch's error would pair that step with someone else's failure.
+    let failed = exec.failed_step_error();
+    let message = |e: &EvalAltResult| failure_of(e).map_or_else(|| e.to_string(), |f| f.to_string());
+    let chosen = results
+        .iter()
+        .position(|r| matches!(r, Err(e) if Some(message(e)) == failed))
+        .or_else(|| results.iter().position(Result::is_err));
     let mut values = Array::with_capacity(results.len());
     let mut first_error = None;
-    for (result, at) in results {
+    for (i, result) in results.into_iter().enumerate() {
         match result {
             Ok(v) => values.push(v),
-            Err(e) if first_error.is_none() && Some(at) == earliest => first_error = Some(e),
-            Err(e) => tracing::error!("another parallel branch failed too: {e}"),
+            Err(e) if Some(i) == chosen => first_error = Some(e),
+            Err(e) => tracing::error!("another parallel branch failed too: {}", message(&e)),
         }
     }
     match first_error {
