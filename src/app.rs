@@ -176,6 +176,10 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
                 options.environments.clone_from(&shape.order);
                 options.like = Some(shape);
             }
+            if let Some(spec) = &args.faults {
+                options.faults = Some(spec.parse()?);
+                options.seed = args.seed.unwrap_or_else(rand::random);
+            }
             sandbox::cli_up(&args.dir.dir, options)
         }
         cli::SandboxCommand::Status(args) => sandbox::cli_status(&args.dir.dir, args.json),

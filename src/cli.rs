@@ -206,6 +206,13 @@ pub struct SandboxUpArgs {
     /// With --like: the environment that starts active [default: prod, else the first]
     #[arg(long, value_name = "NAME", requires = "like")]
     pub active: Option<String>,
+    /// Inject faults: `kube=error:0.2,slow:200ms,reset:0.05;gateway=timeout:0.3,late:35s;files=range_error:0.1`
+    /// (rates as 0.2 or 20%; see docs/reliability.md)
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
+    /// Seed of the faults' random choices, to reproduce a run [default: random, printed]
+    #[arg(long, value_name = "N", requires = "faults")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -95,8 +95,8 @@ pub struct Exec {
     occurrences: Mutex<HashMap<String, u32>>,
     children: Mutex<HashMap<String, u32>>,
     plan: PlanRecorder,
-    /// The innermost step that failed first, for the error message.
-    failed_step: Mutex<Option<Frame>>,
+    /// The innermost step that failed first, for the error message, with its error.
+    failed_step: Mutex<Option<(Frame, String)>>,
     groups: AtomicU32,
 }
 
@@ -392,7 +392,7 @@ impl Exec {
             Err((interrupted, message)) => {
                 let mut failed = self.failed_step.lock().unwrap();
                 if failed.is_none() {
-                    *failed = Some(frame.clone());
+                    *failed = Some((frame.clone(), message.clone()));
                 }
                 Event::StepFinished {
                     id: frame.id.clone(),
@@ -426,7 +426,13 @@ impl Exec {
     }
 
     pub fn failed_step(&self) -> Option<Frame> {
-        self.failed_step.lock().unwrap().clone()
+        self.failed_step.lock().unwrap().as_ref().map(|(f, _)| f.clone())
+    }
+
+    /// The error of [`Exec::failed_step`] (so that `parallel` reports that error, not another
+    /// branch's).
+    pub fn failed_step_error(&self) -> Option<String> {
+        self.failed_step.lock().unwrap().as_ref().map(|(_, m)| m.clone())
     }
 
     // ----- actions -----

@@ -72,7 +72,9 @@ pub fn init(options: &LogOptions) -> Result<()> {
         1 => "debug",
         _ => "trace",
     };
-    let quiet_libs = if options.verbosity >= 2 { "" } else { ",kube=warn,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,tower=warn,h2=warn,azure_core=warn,typespec_client_core=warn" };
+    // kube-client logs every non-2xx answer as an ERROR without naming the object, even the 429s
+    // and 5xx drscript retries: drscript reports what finally failed itself, so those are off.
+    let quiet_libs = if options.verbosity >= 2 { "" } else { ",kube_client::client::builder=off,kube=warn,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,tower=warn,h2=warn,azure_core=warn,typespec_client_core=warn" };
     let filter = || EnvFilter::new(format!("{level}{quiet_libs}"));
     let stderr = Redacting(std::io::stderr);
     let stderr_layer = match options.format {

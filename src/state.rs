@@ -35,17 +35,22 @@ impl StateDir {
         Ok((id, dir))
     }
 
-    /// Run ids, oldest first.
+    /// Run ids, oldest first. Ids only sort to the second (the suffix is random), so runs started
+    /// within one second are ordered by the time of their journal's first record.
     pub fn runs(&self) -> Result<Vec<String>> {
         let dir = self.root.join("runs");
-        let mut ids: Vec<String> = std::fs::read_dir(&dir)
+        let mut ids: Vec<(String, Option<chrono::DateTime<chrono::FixedOffset>>)> = std::fs::read_dir(&dir)
             .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?
             .filter_map(|e| e.ok())
             .filter(|e| e.path().join("journal.jsonl").exists())
             .filter_map(|e| e.file_name().into_string().ok())
+            .map(|id| {
+                let started = first_timestamp(&self.run_dir(&id).join("journal.jsonl"));
+                (id, started)
+            })
             .collect();
-        ids.sort();
-        Ok(ids)
+        ids.sort_by(|(a, ta), (b, tb)| a[..a.len().min(15)].cmp(&b[..b.len().min(15)]).then(ta.cmp(tb)).then(a.cmp(b)));
+        Ok(ids.into_iter().map(|(id, _)| id).collect())
     }
 
     /// The newest live run that did not finish successfully.
@@ -66,6 +71,15 @@ impl StateDir {
         }
         Ok(None)
     }
+}
+
+/// The `ts` of a journal's first record, read without reading the whole journal.
+fn first_timestamp(journal: &Path) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(journal).ok()?).read_line(&mut line).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&line).ok()?;
+    chrono::DateTime::parse_from_rfc3339(record["ts"].as_str()?).ok()
 }
 
 pub fn create_private_dir(path: &Path) -> Result<()> {

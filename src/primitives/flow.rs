@@ -205,18 +205,21 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
             })
             .collect()
     });
+    // The error reported is the failed step's (the first step that failed, which the run's
+    // error names): another branch's error would pair that step with someone else's failure.
+    let failed = exec.failed_step_error();
+    let message = |e: &EvalAltResult| failure_of(e).map_or_else(|| e.to_string(), |f| f.to_string());
+    let chosen = results
+        .iter()
+        .position(|r| matches!(r, Err(e) if Some(message(e)) == failed))
+        .or_else(|| results.iter().position(Result::is_err));
     let mut values = Array::with_capacity(results.len());
     let mut first_error = None;
-    for result in results {
+    for (i, result) in results.into_iter().enumerate() {
         match result {
             Ok(v) => values.push(v),
-            Err(e) => {
-                if first_error.is_none() {
-                    first_error = Some(e);
-                } else {
-                    tracing::error!("another parallel branch failed too: {e}");
-                }
-            }
+            Err(e) if Some(i) == chosen => first_error = Some(e),
+            Err(e) => tracing::error!("another parallel branch failed too: {}", message(&e)),
         }
     }
     match first_error {

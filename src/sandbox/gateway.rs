@@ -80,6 +80,7 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html><html><head><title>Adeptia Connect - Lo
 pub struct GatewayServer {
     addr: SocketAddr,
     gateway: Arc<Gateway>,
+    faults: Arc<crate::sandbox::faults::FaultSlot>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -101,10 +102,12 @@ impl GatewayServer {
             .route("/rest/login/user", post(login))
             .route("/_sandbox/state", get(state))
             .with_state(Arc::clone(&gateway));
+        let faults = Arc::new(crate::sandbox::faults::FaultSlot::default());
+        let router = router.layer(axum::middleware::from_fn_with_state(Arc::clone(&faults), crate::sandbox::faults::layer));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Ok(GatewayServer { addr, gateway, task })
+        Ok(GatewayServer { addr, gateway, faults, task })
     }
 
     pub fn url(&self) -> String {
@@ -125,6 +128,11 @@ impl GatewayServer {
 
     pub fn set_fault(&self, fault: Option<Fault>) {
         *lock(&self.gateway.fault) = fault;
+    }
+
+    /// Switches random faults on (or off with `None`) for the requests from now on.
+    pub fn set_random_faults(&self, injector: Option<Arc<crate::sandbox::faults::Injector>>) {
+        self.faults.set(injector);
     }
 
     /// The scheduler calls served so far (`Pause`, `Resume`, `Status`, `login`).

@@ -13,6 +13,7 @@
 pub mod arm;
 pub mod components;
 pub mod dns_zone;
+pub mod faults;
 pub mod files;
 pub mod gateway;
 mod hash;
@@ -51,6 +52,10 @@ pub struct SandboxOptions {
     /// A customer's shape (`sandbox up --like FILE`): per-environment namespace, release and
     /// replica counts, and the DNS records; the defaults above when absent.
     pub like: Option<like::Shape>,
+    /// Random faults of the servers (`sandbox up --faults`); none by default.
+    pub faults: Option<faults::FaultSpec>,
+    /// The seed of the faults' RNG (`sandbox up --seed`).
+    pub seed: u64,
 }
 
 impl Default for SandboxOptions {
@@ -65,6 +70,8 @@ impl Default for SandboxOptions {
             shares: true,
             storage_failover: Duration::from_secs(5),
             like: None,
+            faults: None,
+            seed: 0,
         }
     }
 }
@@ -152,6 +159,10 @@ impl Sandbox {
                 initial,
             )
             .await?;
+            if let Some(spec) = &options.faults {
+                kube.set_random_faults(spec.injector(faults::Service::Kube, options.seed, name));
+                gateway.set_random_faults(spec.injector(faults::Service::Gateway, options.seed, name));
+            }
             let mut share_paths = BTreeMap::new();
             for share in ["app", "rabbitmq"] {
                 let relative = PathBuf::from(format!("shares/{name}/{share}"));
@@ -187,6 +198,10 @@ impl Sandbox {
             e.endpoints.storage_account = Some(arm.account_name().to_string());
         }
         components.push(Box::new(arm));
+        if let Some(spec) = options.faults.as_ref().filter(|s| s.get(faults::Service::Files).is_some()) {
+            let injector = spec.injector(faults::Service::Files, options.seed, "sandbox");
+            components.push(Box::new(crate::sandbox_files::azure_files::FilesComponent::start(&dir, injector).await?));
+        }
         let handle = SandboxHandle { dir, active, environments, components };
         handle.write_files()?;
         Ok(handle)
@@ -380,6 +395,12 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
         // Listen for the stop signals before anything announces the sandbox, so that a `down`
         // right after `sandbox.json` appears is caught rather than killing the process.
         let stop = stop_signal()?;
+        if let Some(spec) = options.faults.as_ref().filter(|s| !s.is_empty()) {
+            eprintln!("faults: {spec} (seed {}; reproduce with --faults '{spec}' --seed {})", options.seed, options.seed);
+            if spec.get(faults::Service::Files).is_some() {
+                eprintln!("files faults: an Azure Files emulator serves the account `sandbox` (see azure-files.json in the sandbox folder)");
+            }
+        }
         let handle = Sandbox::start(&dir, options).await?;
         eprint!("{}", render(&handle.status()));
         eprintln!(

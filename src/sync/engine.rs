@@ -296,8 +296,8 @@ impl Run {
         if task.extra {
             return self.extra_dir(rel).await;
         }
-        let (s, d) = futures::join!(self.src.list(rel, false), async {
-            if task.dst_missing { Ok(None) } else { self.dst.list(rel, self.live).await }
+        let (s, d) = futures::join!(self.list(&self.src, rel, false), async {
+            if task.dst_missing { Ok(None) } else { self.list(&self.dst, rel, self.live).await }
         });
         let mut s = match s {
             Ok(Some(s)) => s,
@@ -433,9 +433,25 @@ impl Run {
         None
     }
 
+    /// Lists `rel` of `store`, retrying transient failures as copies are: one 500 on a listing
+    /// must not fail the whole sync.
+    async fn list(&self, store: &Store, rel: &str, clean: bool) -> std::result::Result<Option<Vec<Entry>>, OpError> {
+        let mut attempt = 1;
+        loop {
+            match store.list(rel, clean).await {
+                Err(e) if e.retryable && attempt < self.opts.attempts => {
+                    tracing::debug!("sync: retrying the listing of {rel} after: {e}");
+                    tokio::time::sleep(self.opts.retry_delay * 2u32.saturating_pow(attempt - 1)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// A folder only the destination has: count its files; with mirror, all are candidates.
     async fn extra_dir(&self, rel: &str) -> Vec<DirTask> {
-        let entries = match self.dst.list(rel, self.live).await {
+        let entries = match self.list(&self.dst, rel, self.live).await {
             Ok(e) => e.unwrap_or_default(),
             Err(e) => {
                 self.fail(rel, format!("cannot list the destination: {e}"));

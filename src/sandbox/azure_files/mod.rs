@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 mod authz;
+mod component;
 mod handler;
 mod responses;
 
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+pub use component::FilesComponent;
 
 /// A running emulator; dropping it stops the server.
 pub struct FilesEmulator {
@@ -69,6 +71,16 @@ pub async fn start(dir: impl Into<PathBuf>, accounts: &[(&str, &str)]) -> Result
 }
 
 pub async fn start_on(dir: impl Into<PathBuf>, accounts: &[(&str, &str)], bind: &str) -> Result<FilesEmulator> {
+    start_with_faults(dir, accounts, bind, None).await
+}
+
+/// [`start_on`] with random faults (torn range writes, errors, slowness) injected in front of it.
+pub async fn start_with_faults(
+    dir: impl Into<PathBuf>,
+    accounts: &[(&str, &str)],
+    bind: &str,
+    faults: Option<Arc<crate::sandbox::faults::Injector>>,
+) -> Result<FilesEmulator> {
     let dir = dir.into();
     for (a, _) in accounts {
         std::fs::create_dir_all(dir.join(a)).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
@@ -83,7 +95,12 @@ pub async fn start_on(dir: impl Into<PathBuf>, accounts: &[(&str, &str)], bind: 
         addr,
         requests: Default::default(),
     });
-    let app = axum::Router::new().fallback(handler::handle).with_state(state);
+    let slot = Arc::new(crate::sandbox::faults::FaultSlot::default());
+    slot.set(faults);
+    let app = axum::Router::new()
+        .fallback(handler::handle)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(slot, crate::sandbox::faults::layer));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)

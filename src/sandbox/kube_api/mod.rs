@@ -33,6 +33,7 @@ use store::Store;
 pub struct KubeApiServer {
     addr: SocketAddr,
     api: Arc<Api>,
+    faults: Arc<crate::sandbox::faults::FaultSlot>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -62,11 +63,15 @@ impl KubeApiServer {
                 controller.enqueue(res, &s.namespace, name);
             }
         }
-        let router = axum::Router::new().fallback(server::handle).with_state(Arc::clone(&api));
+        let faults = Arc::new(crate::sandbox::faults::FaultSlot::default());
+        let router = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(Arc::clone(&api))
+            .layer(axum::middleware::from_fn_with_state(Arc::clone(&faults), crate::sandbox::faults::layer));
         let serve_task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        let server = KubeApiServer { addr, api, tasks: vec![control_task, serve_task] };
+        let server = KubeApiServer { addr, api, faults, tasks: vec![control_task, serve_task] };
         server.settle().await?;
         controller.set_delays(delays);
         Ok(server)
@@ -105,6 +110,11 @@ impl KubeApiServer {
 
     pub fn set_delays(&self, delays: Delays) {
         self.api.controller.set_delays(delays);
+    }
+
+    /// Switches random faults on (or off with `None`) for the requests from now on.
+    pub fn set_random_faults(&self, injector: Option<Arc<crate::sandbox::faults::Injector>>) {
+        self.faults.set(injector);
     }
 
     /// Makes the next requests fail with these status codes, one each (tests of retries).

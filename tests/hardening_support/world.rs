@@ -1,0 +1,212 @@
+//! A sandbox in its own process, driven through the built binary, for the fault-injection and
+//! crash tests (the pattern of tests/runbooks.rs, with the checks those tests share).
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_drscript");
+pub const RUNBOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks");
+
+pub struct World {
+    dir: tempfile::TempDir,
+    sandbox: Child,
+    log: PathBuf,
+}
+
+impl World {
+    /// `drscript sandbox up --dir sbx` with short pod delays and `extra` flags.
+    pub fn start(extra: &[&str]) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sandbox.log");
+        let sandbox = Command::new(BIN)
+            .args(["sandbox", "up", "--dir", "sbx", "--start-delay", "0.05", "--stop-delay", "0.05"])
+            .args(extra)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let world = World { dir, sandbox, log };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        while !world.path().join("sbx/sandbox.json").exists() {
+            assert!(started.elapsed() < Duration::from_secs(60), "the sandbox did not start: {}", world.sandbox_log());
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+        world
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn sandbox_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path().join("sbx/drscript.toml")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(self.config()).args(args).current_dir(self.path()).env("NO_COLOR", "1").stdin(Stdio::null());
+        c
+    }
+
+    pub fn drscript(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `drscript run RUNBOOK --yes`, which must succeed.
+    pub fn run_ok(&self, runbook: &str) -> String {
+        let out = self.drscript(&["run", &format!("{RUNBOOKS}/{runbook}"), "--yes"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{runbook}\n{stderr}");
+        stderr
+    }
+
+    /// `drscript sandbox status --json`.
+    pub fn status(&self) -> Value {
+        let out = Command::new(BIN).args(["sandbox", "status", "--dir", "sbx", "--json"]).current_dir(self.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The base URLs of every Kubernetes API server and gateway of the sandbox.
+    pub fn servers(&self) -> Vec<(String, String)> {
+        let file: Value = serde_json::from_str(&std::fs::read_to_string(self.path().join("sbx/sandbox.json")).unwrap()).unwrap();
+        let mut out = Vec::new();
+        for (name, e) in file["environments"].as_object().unwrap() {
+            out.push((format!("{name} kube"), e["kube_api"].as_str().unwrap().to_string()));
+            out.push((format!("{name} gateway"), e["gateway"].as_str().unwrap().to_string()));
+        }
+        out
+    }
+
+    /// What each server injected (`GET /_sandbox/faults`), keyed `prod kube`, `dr gateway`, ...
+    pub fn injected(&self) -> BTreeMap<String, Value> {
+        self.servers().into_iter().map(|(name, url)| (name, http("GET", &format!("{url}/_sandbox/faults")))).collect()
+    }
+
+    /// Ends the simulated outage: every server stops injecting faults.
+    pub fn faults_off(&self) {
+        for (_, url) in self.servers() {
+            http("DELETE", &format!("{url}/_sandbox/faults"));
+        }
+    }
+
+    /// Asserts that `active` serves and `standby` is quiesced (replicas, readiness, pods and
+    /// scheduler through `sandbox status`, the DNS record, and the copied shares).
+    pub fn assert_serving(&self, active: &str, standby: &str) {
+        let status = self.status();
+        for (env, on) in [(active, true), (standby, false)] {
+            let e = &status["environments"][env];
+            for (w, n) in [("ac-ac-runtime", 2), ("ac-ac-listener", 1), ("ac-ac-rabbitmq", 1)] {
+                let want = if on { n } else { 0 };
+                assert_eq!(e["workloads"][w]["replicas"], want, "{env} {w}: {e}");
+                assert_eq!(e["workloads"][w]["ready"], want, "{env} {w}: {e}");
+            }
+            let running = e["pods"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["name"].as_str().unwrap().starts_with("ac-ac-runtime") && p["phase"] == "Running")
+                .count();
+            assert_eq!(running, if on { 2 } else { 0 }, "{env} runtime pods: {}", e["pods"]);
+            assert_eq!(e["scheduler"].as_str().unwrap().to_lowercase(), if on { "running" } else { "paused" }, "{env} scheduler");
+        }
+        let zone = std::fs::read_to_string(self.path().join("sbx/dns-zone.json")).unwrap();
+        let (target, other) = if active == "dr" { ("127.0.2.10", "127.0.1.10") } else { ("127.0.1.10", "127.0.2.10") };
+        assert!(zone.contains(target) && !zone.contains(other), "DNS does not point at {active}: {zone}");
+        let from = self.path().join(format!("sbx/shares/{standby}"));
+        let to = self.path().join(format!("sbx/shares/{active}"));
+        for folder in ["app/web/repository", "app/recovery", "app/reprocessing"] {
+            let (a, b) = (tree(&from.join(folder)), tree(&to.join(folder)));
+            assert!(a.iter().all(|(k, v)| b.get(k) == Some(v)), "{folder} was not copied to {active}");
+        }
+        assert_eq!(tree(&from.join("rabbitmq")), tree(&to.join("rabbitmq")), "the RabbitMQ volume is mirrored");
+    }
+
+    /// The run folders under `.drscript/runs`.
+    pub fn runs(&self) -> BTreeSet<PathBuf> {
+        std::fs::read_dir(self.path().join(".drscript/runs")).into_iter().flatten().flatten().map(|e| e.path()).collect()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN).args(["sandbox", "down", "--dir", "sbx"]).current_dir(self.path()).output();
+        let _ = self.sandbox.kill();
+        let _ = self.sandbox.wait();
+    }
+}
+
+/// A small HTTP/1.1 client for the sandbox-only endpoints (no client library needed for them).
+pub fn http(method: &str, url: &str) -> Value {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{method} {url}: {head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {url}: {e}: {body}"))
+}
+
+/// Every file under `root`, relative path → content.
+pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The records of a run's journal (a torn last line, as a SIGKILL can leave, is skipped).
+pub fn journal(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Checks that no step that finished ok was started again later in the journal: resume skips
+/// finished steps, so a destructive step never runs twice. Returns the number of resumed
+/// attempts (`run_started` records beyond the first).
+pub fn assert_no_step_ran_twice(records: &[Value], context: &str) -> usize {
+    let mut finished: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        let id = r["id"].as_str().unwrap_or_default();
+        match r["event"].as_str() {
+            Some("step_started") => {
+                assert!(!finished.contains_key(id), "{context}: step `{id}` finished ok (record {}) and started again (record {i})", finished[id]);
+            }
+            Some("step_finished") if r["outcome"] == "ok" => {
+                assert!(!finished.contains_key(id), "{context}: step `{id}` finished ok twice");
+                finished.insert(id, i);
+            }
+            _ => {}
+        }
+    }
+    records.iter().filter(|r| r["event"] == "run_started").count().saturating_sub(1)
+}
