@@ -39,7 +39,6 @@ pub mod secret;
 pub mod state;
 pub mod sync;
 pub mod azure_files;
-pub mod sandbox_files;
 
 pub use app::main;
 pub use error::{Error, Result};

@@ -22,10 +22,11 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         // HTTP headers and JSON/TOML-ish fields that carry credentials.
         (
             Regex::new(
-                r#"(?i)((?:authorization|proxy-authorization|access_token|x-access-token|x-api-key|api[-_]key|bearer_token|client_secret|password|x-ms-copy-source-authorization)["']?\s*[:=]\s*["']?)(?:(bearer|basic|sharedkey|token)\s+)?[^\s"',;&}]+"#,
+                // The key must start a word: `prod-gateway.password: No such file` is a path.
+                r#"(?i)(^|[^\w.\-/])((?:authorization|proxy-authorization|access_token|x-access-token|x-api-key|api[-_]key|bearer_token|client_secret|password|x-ms-copy-source-authorization)["']?\s*[:=]\s*["']?)(?:(bearer|basic|sharedkey|token)\s+)?[^\s"',;&}]+"#,
             )
             .unwrap(),
-            "${1}${2} ***",
+            "${1}${2}${3} ***",
         ),
         // A bare "Bearer <token>" anywhere.
         (Regex::new(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap(), "${1} ***"),
@@ -149,6 +150,12 @@ mod tests {
         register("p@ss w0rd!unique");
         assert_eq!(redact("login with p@ss w0rd!unique now"), "login with *** now");
         assert_eq!(redact("pw=p%40ss+w0rd%21unique"), "pw=***");
+    }
+
+    #[test]
+    fn a_file_named_password_is_not_a_password() {
+        let text = "cannot read /tmp/sbx/secrets/dr-gateway.password: No such file";
+        assert_eq!(redact(text), text);
     }
 
     #[test]

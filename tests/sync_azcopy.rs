@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use drscript::azure_files::auth::account_sas;
-use drscript::sandbox_files::azure_files;
+use drscript::sandbox::azure_files;
 use drscript::sync::{Endpoint, SyncOptions};
 use sync_common::*;
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use drscript::azure_files::FilesClient;
 use drscript::azure_files::auth::account_sas;
-use drscript::sandbox_files::azure_files::{self, FilesEmulator};
+use drscript::sandbox::azure_files::{self, FilesEmulator};
 use drscript::sync::{Credential, Endpoint, SyncMode, SyncOptions};
 use sync_common::*;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use drscript::azure_files::auth::account_sas;
-use drscript::sandbox_files::azure_files;
+use drscript::sandbox::azure_files;
 use sync_common::*;
 
 const ACCOUNT: &str = "scriptacct";

@@ -83,7 +83,13 @@ impl Config {
         let mut config: Config = toml::from_str(source).map_err(|e| toml_error(path, source, &e))?;
         config.path = path.to_path_buf();
         config.source = source.to_string();
+        // Absolute, so that paths in the config mean the same wherever they are used from.
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.is_absolute() {
+            base
+        } else {
+            std::env::current_dir().map(|cwd| cwd.join(&base)).unwrap_or(base)
+        };
         config.validate(&base)?;
         Ok(config)
     }

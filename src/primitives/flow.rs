@@ -152,7 +152,9 @@ fn run_step(ctx: &NativeCallContext, title: &str, body: &FnPtr) -> RhaiResult {
                 || failure_of(err).is_some_and(|e| matches!(*e, Error::Stopped(_)));
             let message = failure_of(err).map_or_else(|| err.to_string(), |e| e.to_string());
             exec.pop_step(&frame, started, Err((stopped, message))).map_err(to_rhai)?;
-            if stopped {
+            if exec.mode() == Mode::Plan {
+                // A rehearsal reports its findings once, as the run's error.
+            } else if stopped {
                 tracing::warn!("■ {} {} stopped after {elapsed:.1}s", frame.number, title);
             } else {
                 tracing::error!("✗ {} {} failed after {elapsed:.1}s", frame.number, title);

@@ -11,6 +11,7 @@
 //! ([`cli_up`]); [`cli_status`] and [`cli_down`] reach a running one through `sandbox.json`.
 
 pub mod arm;
+pub mod azure_files;
 pub mod components;
 pub mod dns_zone;
 pub mod faults;
@@ -200,7 +201,7 @@ impl Sandbox {
         components.push(Box::new(arm));
         if let Some(spec) = options.faults.as_ref().filter(|s| s.get(faults::Service::Files).is_some()) {
             let injector = spec.injector(faults::Service::Files, options.seed, "sandbox");
-            components.push(Box::new(crate::sandbox_files::azure_files::FilesComponent::start(&dir, injector).await?));
+            components.push(Box::new(crate::sandbox::azure_files::FilesComponent::start(&dir, injector).await?));
         }
         let handle = SandboxHandle { dir, active, environments, components };
         handle.write_files()?;

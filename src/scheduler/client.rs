@@ -132,7 +132,7 @@ impl Gateway {
             attempt += 1;
             let request = self.authorise(primitive, self.http.request(Method::GET, &url)).await?;
             match request.header("Accept", "application/json").send().await {
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {}
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
                 Err(e) => {
                     let detail = chain(&e);
                     let hint = if detail.contains("certificate") {
@@ -202,13 +202,19 @@ impl Gateway {
         };
         let url = format!("{}{path}", self.base);
         let body = json!({"username": username, "password": password.resolve()?});
-        let response = self
-            .http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.fail(primitive, format!("login at {url} failed: {}", chain(&e))))?;
+        // Logging in changes nothing on the gateway, so every transient failure is retried.
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            match self.http.post(&url).json(&body).send().await {
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
+                Err(e) => return Err(self.fail(primitive, format!("cannot reach {url} to log in: {}", chain(&e)))),
+                Ok(r) if attempt < ATTEMPTS
+                    && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
+                Ok(r) => break r,
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        };
         let status = response.status();
         let token = response.headers().get("ACCESS_TOKEN").and_then(|v| v.to_str().ok()).map(str::to_string);
         let text = response.text().await.unwrap_or_default();
@@ -225,6 +231,12 @@ impl Gateway {
     fn fail(&self, primitive: &str, message: String) -> Error {
         Error::action(primitive, self.target(), redacted(message))
     }
+}
+
+/// A failure worth another try: no connection, a timeout, or a connection dropped mid-request
+/// (the scheduler calls are idempotent: a repeated Pause finds the scheduler paused).
+fn transient(e: &reqwest::Error) -> bool {
+    e.is_connect() || e.is_timeout() || e.is_request()
 }
 
 fn is_html(response: &reqwest::Response) -> bool {
