@@ -69,6 +69,22 @@ pub enum Error {
     Other(String),
 }
 
+/// An error and its sources on one line, each source once (`connection refused` is usually
+/// three levels down, and libraries often repeat their source in their own message).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -174,7 +174,7 @@ impl FilesClient {
         }
         let what = format!("{method} {}", self.shown(rel));
         let resp = req.send().await.map_err(|e| FilesError {
-            message: crate::redact::redacted(format!("{what}: {}", error_chain(&e))),
+            message: crate::redact::redacted(format!("{what}: {}", crate::error::chain(&e))),
             status: None,
             code: None,
         })?;
@@ -426,15 +426,6 @@ fn between(text: &str, a: &str, b: &str) -> Option<String> {
     Some(text[start..end].to_string())
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    s
-}
 
 /// The URL of `remote` (for tests and messages).
 pub fn base_url(remote: &Remote) -> Url {

@@ -55,27 +55,13 @@ pub fn describe(cluster: &Cluster, kind: Kind, name: &str, e: &kube::Error) -> S
             code => format!("{code} {}: {}", s.reason, s.message),
         },
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            format!("cannot reach the API server {} (context `{}`): {}", cluster.server, cluster.context, chain(e))
+            format!("cannot reach the API server {} (context `{}`): {}", cluster.server, cluster.context, crate::error::chain(e))
         }
-        other => chain(other),
+        other => crate::error::chain(other),
     };
     redacted(message)
 }
 
-/// An error and its sources, one line (`connection refused` is usually three levels down).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
 
 /// Retry budget per class: busy servers get more patience than absent ones.
 fn attempts(class: Class) -> u32 {

@@ -134,7 +134,7 @@ impl Gateway {
             match request.header("Accept", "application/json").send().await {
                 Err(e) if attempt < ATTEMPTS && transient(&e) => {}
                 Err(e) => {
-                    let detail = chain(&e);
+                    let detail = crate::error::chain(&e);
                     let hint = if detail.contains("certificate") {
                         " (the gateway's certificate is not trusted: set gateway_ca_file to its CA bundle)"
                     } else {
@@ -208,7 +208,7 @@ impl Gateway {
             attempt += 1;
             match self.http.post(&url).json(&body).send().await {
                 Err(e) if attempt < ATTEMPTS && transient(&e) => {}
-                Err(e) => return Err(self.fail(primitive, format!("cannot reach {url} to log in: {}", chain(&e)))),
+                Err(e) => return Err(self.fail(primitive, format!("cannot reach {url} to log in: {}", crate::error::chain(&e)))),
                 Ok(r) if attempt < ATTEMPTS
                     && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
                 Ok(r) => break r,
@@ -260,16 +260,3 @@ fn excerpt(body: &str) -> String {
     redacted(cut)
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
