@@ -520,20 +520,25 @@ impl Exec {
             Ok(Outcome::Changed) => ("ok".to_string(), None),
             Ok(Outcome::Unchanged) if kind == "read" => ("read".to_string(), None),
             Ok(Outcome::Unchanged) => ("unchanged".to_string(), None),
-            Err(e) => ("failed".to_string(), Some(e.to_string())),
+            Err(e) => ("failed".to_string(), Some(e)),
         };
         if kind == "change" {
-            match &error {
+            match error {
                 None => tracing::info!(
                     "{}{}",
                     join_words(&[primitive, target, detail]),
                     if outcome == "unchanged" { " (unchanged)" } else { "" }
                 ),
+                // The line names the primitive and its target already.
+                Some(Error::Action { primitive: p, message, .. }) if p == primitive => {
+                    tracing::error!("{primitive} {target} failed: {message}")
+                }
                 Some(e) => tracing::error!("{primitive} {target} failed: {e}"),
             }
         } else {
             tracing::debug!("{primitive} {target} read in {duration_ms} ms");
         }
+        let error = error.map(ToString::to_string);
         self.journal(Event::Action {
             step: Self::current_step().map(|f| f.id).filter(|s| !s.is_empty()),
             primitive: primitive.to_string(),

@@ -4,6 +4,10 @@
 //! sandbox's Azure Files emulator whose range writes are torn never leaves lost or corrupt data
 //! once rerun.
 //!
+//! Azurite stopped in the middle of a sync into a blob container: the run stops early with an
+//! error naming the container, `drscript resume` finishes once Azurite is back, and the
+//! container then holds exactly the source's content.
+//!
 //! Seeds are printed; rerun with `DRSCRIPT_FAULT_SEED=N cargo test --test faults`.
 
 #[path = "hardening_support/world.rs"]
@@ -11,11 +15,14 @@ mod world;
 mod sync_common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use drscript::azure_files::auth::account_sas;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
+use drscript::sync::{Endpoint, SyncOptions};
+use sync_common::azurite::Azurite;
 use world::{RUNBOOKS, World, assert_no_step_ran_twice, journal};
 
 fn seed(default: u64) -> u64 {
@@ -161,8 +168,8 @@ fn bad_fault_specs_are_refused_with_exit_2() {
     }
 }
 
-/// A standalone config and runbook syncing `source` into the share `dr` of the sandbox's Azure
-/// Files emulator (`url` is its account URL), the SAS in `DR_SAS`.
+/// A standalone config and runbook mirroring `source` into the remote share at `url` (an Azure
+/// Files share or a blob prefix), the SAS in `DR_SAS`.
 fn sync_config(work: &Path, source: &Path, url: &str) {
     let config = format!(
         r#"
@@ -178,7 +185,7 @@ namespace = "adeptia"
 release = "ac"
 gateway = "https://dr.example.com"
 [environments.dr.shares]
-app = {{ url = "{url}/dr", sas_env = "DR_SAS" }}
+app = {{ url = "{url}", sas_env = "DR_SAS" }}
 "#,
         source.display()
     );
@@ -186,9 +193,26 @@ app = {{ url = "{url}/dr", sas_env = "DR_SAS" }}
     std::fs::write(work.join("drscript.toml"), config).unwrap();
     std::fs::write(
         work.join("copy.rhai"),
-        "step(\"copy the share\", || sync_share(env(\"prod\").shares.app, env(\"dr\").shares.app, #{ mirror: true }));\n",
+        r#"step("copy the share", || {
+    let s = sync_share(env("prod").shares.app, env("dr").shares.app, #{ mirror: true });
+    info(`copied ${s.copied} skipped ${s.skipped}`);
+});
+"#,
     )
     .unwrap();
+}
+
+/// The binary in `work` with the SAS in `DR_SAS`, its output piped.
+fn drscript_in(work: &Path, sas: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(world::BIN);
+    cmd.args(args)
+        .current_dir(work)
+        .env("DR_SAS", sas)
+        .env("NO_COLOR", "1")
+        .env_remove("DRSCRIPT_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 #[test]
@@ -212,18 +236,9 @@ fn sync_through_torn_range_writes_never_loses_or_corrupts_data() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, data).unwrap();
     }
-    sync_config(&work, &source, url);
+    sync_config(&work, &source, &format!("{url}/dr"));
     let sas = account_sas(account, &key, "rwdlc", chrono::Utc::now() + chrono::Duration::hours(1));
-    let run = || {
-        Command::new(world::BIN)
-            .args(["run", "copy.rhai", "--yes"])
-            .current_dir(&work)
-            .env("DR_SAS", &sas)
-            .env("NO_COLOR", "1")
-            .env_remove("DRSCRIPT_CONFIG")
-            .output()
-            .unwrap()
-    };
+    let run = || drscript_in(&work, &sas, &["run", "copy.rhai", "--yes"]).output().unwrap();
     let dest = Path::new(files["root"].as_str().unwrap()).join(account).join("dr");
     let want = sync_common::contents(&source);
 
@@ -244,4 +259,81 @@ fn sync_through_torn_range_writes_never_loses_or_corrupts_data() {
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(sync_common::contents(&dest), want, "the share differs from its source after the rerun");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azurite_stopped_mid_sync_then_resume_copies_the_rest_and_nothing_is_lost() {
+    let seed = seed(rand::random());
+    eprintln!("fault seed {seed}; reproduce with DRSCRIPT_FAULT_SEED={seed}");
+    let dir = tempfile::tempdir().unwrap();
+    let (work, source) = (dir.path().join("work"), dir.path().join("prod-share"));
+    let mut az = Azurite::start_on_disk(&dir.path().join("azurite"));
+    az.container("drc").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let total = 900;
+    for i in 0..total {
+        let size = if i % 100 == 0 { rng.random_range(2_000_000..6_000_000) } else { rng.random_range(1..40_000) };
+        let mut data = vec![0u8; size];
+        rng.fill(&mut data[..]);
+        let p = source.join(format!("d{}/e{}/f{i}.dat", i % 5, i % 3));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    let want = sync_common::contents(&source);
+    let location = format!("127.0.0.1:{}/{}/drc/app", az.port, sync_common::azurite::ACCOUNT);
+    sync_config(&work, &source, &format!("blob+http://{location}"));
+    let sas = az.sas();
+    let sig = url::form_urlencoded::parse(sas.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
+
+    // Stop Azurite once part of the tree has arrived, while the run is still copying.
+    let mut child = drscript_in(&work, &sas, &["run", "copy.rhai", "--yes"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let arrived = loop {
+        let n = az.blobs("drc").await.len();
+        if n >= 60 {
+            break n;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before Azurite could be stopped");
+        assert!(Instant::now() < deadline, "no blob arrived in 120 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    az.stop();
+    let stopped = Instant::now();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    eprintln!("{arrived} of {total} blobs had arrived; the run ended {:.1} s after Azurite stopped", stopped.elapsed().as_secs_f64());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "the run must fail with exit 1:\n{stdout}{stderr}");
+    let shown: Vec<&str> = stderr.lines().filter(|l| !l.trim_start().starts_with("failed:")).collect();
+    eprintln!("the run's error, without its per-file lines:\n{}", shown.join("\n"));
+    assert!(arrived < total, "Azurite was stopped after the sync had finished");
+    assert!(stderr.contains("stopped early") && stderr.contains(&location), "the error names neither the stop nor the container:\n{stderr}");
+    assert!(stderr.contains("drscript resume"), "the error does not say how to go on:\n{stderr}");
+    assert!(stderr.contains("not tried"), "the error does not say what was left:\n{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains(&sig), "the SAS signature leaked");
+
+    // Azurite is back with what it had stored: resume finishes the step.
+    az.restart();
+    let out = drscript_in(&work, &sas, &["resume", "--yes"]).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "resume did not finish:\n{text}");
+    let (copied, skipped) = text
+        .lines()
+        .find_map(|l| {
+            let rest = l.split("copied ").nth(1)?;
+            let (c, s) = rest.split_once(" skipped ")?;
+            Some((c.trim().parse::<usize>().ok()?, s.trim().parse::<usize>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no copy summary:\n{text}"));
+    eprintln!("resume copied {copied}, skipped {skipped}");
+    assert_eq!(copied + skipped, total, "{text}");
+    assert!(copied < total, "resume copied everything again: nothing Azurite stored was kept\n{text}");
+    assert!(!text.contains(&sig), "the SAS signature leaked");
+
+    // Read back through a separate sync: every blob is there with the source's content.
+    assert_eq!(az.blobs("drc").await.len(), total, "the container holds other than one blob per file");
+    let back = dir.path().join("back");
+    let blob = Endpoint::parse(&az.url("drc/app")).unwrap();
+    sync_common::run(&blob, &sync_common::local(&back), &SyncOptions::default()).await.unwrap();
+    assert_eq!(sync_common::contents(&back), want, "the container differs from its source after the resume");
 }

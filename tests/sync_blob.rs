@@ -84,3 +84,15 @@ async fn mirror_and_hash_compare_on_blob() {
     let hash = SyncOptions { compare: Compare::Hash, ..SyncOptions::default() };
     assert_eq!(run(&local(s.path()), &dst, &hash).await.unwrap().copied, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_destination_container_is_one_clear_error_not_a_failure_per_file() {
+    let az = Azurite::start(false);
+    let s = tempfile::tempdir().unwrap();
+    generate(s.path(), 30, 1);
+    let dst = Endpoint::parse(&az.url("nosuch/app")).unwrap();
+    let err = run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap_err().to_string();
+    assert!(err.contains("the container nosuch does not exist"), "{err}");
+    assert!(!err.contains("f1.dat"), "one error for the container, not one per file: {err}");
+    assert!(az.blobs("nosuch").await.is_empty());
+}

@@ -141,15 +141,18 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
             for i in &summary.planned_deletions {
                 tracing::info!("sync_share would delete {} ({} bytes)", i.path, i.size);
             }
-            tracing::info!("{}", summary.render());
-            if summary.ok() { Ok(to_map(&summary)) } else { Err(crate::sync::engine::failed(&summary)) }
-        }),
-        Mode::Live => exec.change("sync_share", &target, &detail, placeholder, || {
-            let summary = sync(SyncMode::Live)?;
-            tracing::info!("{}", summary.render());
             if !summary.ok() {
                 return Err(crate::sync::engine::failed(&summary));
             }
+            tracing::info!("{}", summary.render());
+            Ok(to_map(&summary))
+        }),
+        Mode::Live => exec.change("sync_share", &target, &detail, placeholder, || {
+            let summary = sync(SyncMode::Live)?;
+            if !summary.ok() {
+                return Err(crate::sync::engine::failed(&summary));
+            }
+            tracing::info!("{}", summary.render());
             let outcome = if summary.copied + summary.deleted + summary.deleted_dirs > 0 { Outcome::Changed } else { Outcome::Unchanged };
             Ok((to_map(&summary), outcome))
         }),

@@ -60,7 +60,8 @@ fn sdk_err(what: &str, e: azure_core::Error) -> OpError {
         azure_core::error::ErrorKind::HttpResponse { error_code: Some(c), .. } => c.clone(),
         _ => String::new(),
     };
-    let first = e.to_string().lines().next().unwrap_or_default().to_string();
+    // The causes too: "failed to execute request" alone hides "connection refused".
+    let first = crate::error::chain(&e).lines().next().unwrap_or_default().to_string();
     let message = match status {
         Some(s) => format!("{what}: {s} {code}: {first}"),
         None => format!("{what}: {first}"),
@@ -197,6 +198,18 @@ impl Blob {
             Err(e) if e.http_status().map(u16::from) == Some(404) => Ok(false),
             Err(e) => Err(sdk_err(&format!("GET {}", self.remote.location()), e)),
         }
+    }
+
+    /// Blob has no folders: only a missing container stops a sync, which must not guess one into
+    /// existence (a wrong name in the URL would silently fill a new container).
+    pub fn mkdir(&self, rel: &str) -> OpResult<()> {
+        if !rel.is_empty() {
+            return Ok(());
+        }
+        Err(OpError::not_found(format!(
+            "the container {} does not exist (drscript does not create containers): create it, or correct the URL",
+            self.remote.root
+        )))
     }
 
     /// One level below `rel`: blobs and prefixes, every page.

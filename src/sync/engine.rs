@@ -26,6 +26,10 @@ use crate::error::{Error, Result};
 /// Clock differences below this are noise (filesystem and service precisions differ).
 const MTIME_WINDOW_MS: i64 = 1;
 const QUEUE: usize = 1024;
+/// Files (or listings) in a row that failed after every retry on a transient error, with no
+/// success in between, before the sync stops: the service is down, and trying each remaining
+/// file through its own retries would only delay the error by minutes.
+const GIVE_UP_AFTER: u32 = 5;
 
 #[derive(Default)]
 struct Counters {
@@ -41,6 +45,9 @@ struct Counters {
     skipped: AtomicU64,
     verified: AtomicU64,
     failed: AtomicU64,
+    not_attempted: AtomicU64,
+    /// Transient failures that exhausted their retries since the last success.
+    exhausted_in_a_row: std::sync::atomic::AtomicU32,
 }
 
 struct Job {
@@ -70,6 +77,8 @@ struct Run {
     extras: Mutex<Vec<Item>>,
     extra_dirs: Mutex<Vec<String>>,
     planned: Mutex<Vec<Item>>,
+    /// Set once the sync gives up on an unresponsive endpoint.
+    stopped: Mutex<Option<String>>,
     started: Instant,
 }
 
@@ -95,7 +104,7 @@ pub fn failed(summary: &SyncSummary) -> Error {
     Error::action(
         "sync_share",
         format!("{} → {}", summary.source, summary.destination),
-        summary.render(),
+        summary.outcome(),
     )
 }
 
@@ -178,6 +187,7 @@ pub async fn sync_report(
         extras: Mutex::default(),
         extra_dirs: Mutex::default(),
         planned: Mutex::default(),
+        stopped: Mutex::default(),
         started,
     });
 
@@ -236,6 +246,8 @@ pub async fn sync_report(
         seconds: started.elapsed().as_secs_f64(),
         failures,
         deletion_refused: refused,
+        stopped: run.stopped.lock().unwrap().take(),
+        not_attempted: c.not_attempted.load(Relaxed),
         planned_copies,
         planned_deletions,
     })
@@ -265,6 +277,34 @@ impl Run {
         }
     }
 
+    fn is_stopped(&self) -> bool {
+        self.stopped.lock().unwrap().is_some()
+    }
+
+    /// Notes the outcome of one operation for the give-up rule: a success resets the count, a
+    /// transient failure that outlived its retries adds to it.
+    fn outcome(&self, result: std::result::Result<(), &OpError>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        match result {
+            Ok(()) => self.c.exhausted_in_a_row.store(0, SeqCst),
+            Err(e) if e.retryable => {
+                let n = self.c.exhausted_in_a_row.fetch_add(1, SeqCst) + 1;
+                if n >= GIVE_UP_AFTER {
+                    let mut stopped = self.stopped.lock().unwrap();
+                    if stopped.is_none() {
+                        let why = format!(
+                            "{n} operations in a row failed after {} attempts each (last: {e})",
+                            self.opts.attempts
+                        );
+                        tracing::warn!("sync: stopping early: {}", crate::redact::redacted(&why));
+                        *stopped = Some(crate::redact::redacted(why));
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
     fn fail(&self, path: &str, reason: impl std::fmt::Display) {
         let reason = crate::redact::redacted(reason.to_string());
         self.c.failed.fetch_add(1, Relaxed);
@@ -291,6 +331,9 @@ impl Run {
 
     /// Compares one directory; returns the subdirectories to walk.
     async fn dir(&self, task: DirTask, tx: &tokio::sync::mpsc::Sender<Job>) -> Vec<DirTask> {
+        if self.is_stopped() {
+            return Vec::new();
+        }
         self.c.listed_dirs.fetch_add(1, Relaxed);
         let rel = task.rel.as_str();
         if task.extra {
@@ -444,7 +487,10 @@ impl Run {
                     tokio::time::sleep(self.opts.retry_delay * 2u32.saturating_pow(attempt - 1)).await;
                     attempt += 1;
                 }
-                other => return other,
+                other => {
+                    self.outcome(other.as_ref().map(|_| ()));
+                    return other;
+                }
             }
         }
     }
@@ -477,6 +523,10 @@ impl Run {
     }
 
     async fn transfer(&self, mut job: Job) {
+        if self.is_stopped() {
+            self.c.not_attempted.fetch_add(1, Relaxed);
+            return;
+        }
         if job.reason == "hash?" {
             let Some(d) = &job.dst else { return };
             let (a, b) = futures::join!(self.src.md5(&job.rel, &job.entry), self.dst.md5(&job.rel, d));
@@ -506,6 +556,7 @@ impl Run {
         loop {
             match self.copy_once(&job).await {
                 Ok(server_side) => {
+                    self.outcome(Ok(()));
                     if server_side {
                         self.c.server_side.fetch_add(1, Relaxed);
                     }
@@ -521,6 +572,7 @@ impl Run {
                     attempt += 1;
                 }
                 Err(e) => {
+                    self.outcome(Err(&e));
                     let tries = if attempt > 1 { format!(" (after {attempt} attempts)") } else { String::new() };
                     self.fail(&job.rel, format!("{e}{tries}"));
                     return;
@@ -572,11 +624,14 @@ impl Run {
         // Deepest first, so each folder is empty when its turn comes.
         dirs.sort_by(|a, b| b.matches('/').count().cmp(&a.matches('/').count()).then(a.cmp(b)));
         let failures = self.failures.lock().unwrap().len();
+        let stopped = self.is_stopped();
         let source_files = self.c.source_files.load(Relaxed);
         let dest_files = self.c.destination_files.load(Relaxed);
         let limit = self.opts.max_delete.limit(dest_files);
         let n = extras.len() as u64;
-        let refused = if failures > 0 {
+        let refused = if stopped {
+            Some(format!("the sync stopped early; a mirror deletes only after a complete pass ({n} extra file(s) left in place)"))
+        } else if failures > 0 {
             Some(format!(
                 "{failures} listing(s) or copies failed; a mirror deletes only after every copy succeeded \
                  ({n} extra file(s) left in place)"

@@ -98,7 +98,7 @@ impl Store {
         match self {
             Store::Local(l) => l.mkdir(rel).await,
             Store::Files(f) => f.mkdir(rel).await,
-            Store::Blob(_) => Ok(()),
+            Store::Blob(b) => b.mkdir(rel),
         }
     }
 

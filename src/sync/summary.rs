@@ -44,6 +44,11 @@ pub struct SyncSummary {
     pub failures: Vec<Failure>,
     /// Why a mirror deleted nothing although the destination has extra files.
     pub deletion_refused: Option<String>,
+    /// Why the sync stopped before the end (an endpoint stopped answering).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Files found to copy but not tried, once the sync had stopped.
+    pub not_attempted: u64,
     /// Dry run: every copy and deletion.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub planned_copies: Vec<Item>,
@@ -72,6 +77,8 @@ impl SyncSummary {
             seconds: 0.0,
             failures: Vec::new(),
             deletion_refused: None,
+            stopped: None,
+            not_attempted: 0,
             planned_copies: Vec::new(),
             planned_deletions: Vec::new(),
         }
@@ -79,18 +86,20 @@ impl SyncSummary {
 
     /// True when everything that had to happen happened.
     pub fn ok(&self) -> bool {
-        self.failures.is_empty() && self.deletion_refused.is_none()
+        self.failures.is_empty() && self.deletion_refused.is_none() && self.stopped.is_none()
     }
 
     /// The human summary, one paragraph; failures listed one per line.
     pub fn render(&self) -> String {
+        format!("sync {} → {}: {}", self.source, self.destination, self.outcome())
+    }
+
+    /// The summary without the endpoints, for a message that names them already.
+    pub fn outcome(&self) -> String {
         let verb = if self.mode == SyncMode::DryRun { "would copy" } else { "copied" };
         let del = if self.mode == SyncMode::DryRun { "would delete" } else { "deleted" };
         let mut s = format!(
-            "sync {} → {}: {verb} {} files ({}), skipped {}, {del} {} files ({}) and {} folders, \
-             {} failures, {:.1} s",
-            self.source,
-            self.destination,
+            "{verb} {} files ({}), skipped {}, {del} {} files ({}) and {} folders, {} failures, {:.1} s",
             self.copied,
             bytes(self.copied_bytes),
             self.skipped,
@@ -105,6 +114,14 @@ impl SyncSummary {
         }
         if self.verified > 0 {
             s.push_str(&format!("; {} verified by MD5", self.verified));
+        }
+        if let Some(why) = &self.stopped {
+            s.push_str(&format!(
+                "\nstopped early: {why}; {} file(s) found to copy were not tried and the folders not yet \
+                 listed were left alone. Run the sync again once the service answers: it copies only \
+                 what is still missing or different.",
+                self.not_attempted
+            ));
         }
         if let Some(why) = &self.deletion_refused {
             s.push_str(&format!("\nmirror deleted nothing: {why}"));
