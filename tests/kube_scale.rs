@@ -259,3 +259,18 @@ async fn forbidden_is_not_retried_and_names_context_namespace_and_object() {
     assert!(err.contains("deployment/ac-ac-runtime in namespace `adeptia`"), "{err}");
     assert_eq!(kube.requests().len(), before + 1, "a 403 must not be retried");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_api_server_gets_six_requests_per_call_not_retries_stacked_under_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, config) = sandbox(dir.path(), SandboxOptions::default()).await;
+    let kube = &sb.env("prod").unwrap().kube;
+    // More 503s and 429s than any sane budget: the call must give up after its own 6 attempts.
+    // (kube-rs's default client retries 429/503/504 up to 15 times underneath, ~5 minutes.)
+    kube.inject_faults(&[503; 200]);
+    let prod = cluster(&config, "prod").await;
+    let before = kube.requests().len();
+    let err = scale(&prod, Kind::Deployment, RUNTIME, 0, &ScaleOptions::default()).await.unwrap_err().to_string();
+    assert!(err.contains("503") && err.contains("after 6 attempts"), "{err}");
+    assert_eq!(kube.requests().len(), before + 6, "{:?}", &kube.requests()[before..]);
+}

@@ -74,6 +74,10 @@ impl Cluster {
         // a shorter server-side timeout (`wait::WATCH_SECONDS`), so they stay within this one.
         config.connect_timeout = Some(std::time::Duration::from_secs(10));
         config.read_timeout = Some(std::time::Duration::from_secs(60));
+        // kube-rs retries 429/503/504 by itself (up to 15 times, minutes in all); under
+        // `failure::retrying` that stacks into a five-minute wait for one call to a busy server.
+        // One retry budget, ours, which also counts and reports the attempts.
+        config.default_retry = false;
         let server = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| fail(format!("cannot build a client for {server}: {e}")))?;
         Ok(Cluster {
