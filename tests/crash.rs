@@ -7,7 +7,6 @@
 //! The seed is printed; rerun one with `DRSCRIPT_CRASH_SEED=N cargo test --test crash`.
 //! `DRSCRIPT_CRASH_TRIALS` changes the number of trials (default 20).
 
-#[path = "hardening_support/world.rs"]
 mod world;
 
 use std::process::Stdio;
@@ -46,8 +45,8 @@ fn failover_killed_at_random_moments_is_always_finished_by_resume() {
     // How long an undisturbed failover takes here: from start to its first journal record (it
     // checks the script and config first), and from there to its end. Kill moments are drawn
     // within these. (A first failover and failback warm up caches, which make the first run slow.)
-    world.run_ok("failover.rhai");
-    world.run_ok("failback.rhai");
+    world.run_ok("failover.rhai", &[]);
+    world.run_ok("failback.rhai", &[]);
     let before = world.runs();
     let started = Instant::now();
     let mut child = world.command(&["run", &failover, "--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
@@ -56,7 +55,7 @@ fn failover_killed_at_random_moments_is_always_finished_by_resume() {
     let span = started.elapsed();
     let after_journal = span.saturating_sub(until_journal);
     world.assert_serving("dr", "prod");
-    world.run_ok("failback.rhai");
+    world.run_ok("failback.rhai", &[]);
     eprintln!("an undisturbed failover: journal after {until_journal:?}, done after {span:?}");
 
     let (mut resumed, mut restarted, mut completed) = (0, 0, 0);

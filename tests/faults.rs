@@ -10,7 +10,6 @@
 //!
 //! Seeds are printed; rerun with `DRSCRIPT_FAULT_SEED=N cargo test --test faults`.
 
-#[path = "hardening_support/world.rs"]
 mod world;
 mod sync_common;
 
@@ -64,10 +63,9 @@ fn failover_until_done(world: &World, attempts: usize) -> usize {
     failed
 }
 
+/// The journal of the one failover run, resumed in place.
 fn the_run(world: &World) -> Vec<Value> {
-    let runs = world.runs();
-    assert_eq!(runs.len(), 1, "one failover run, resumed in place: {runs:?}");
-    journal(runs.iter().next().unwrap())
+    journal(&world.the_run())
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! A sandbox in its own process, driven through the built binary, for the fault-injection and
-//! crash tests (the pattern of tests/runbooks.rs, with the checks those tests share).
+//! A sandbox in its own process, driven through the built binary: what the runbook, fault and
+//! crash tests share (starting it, running drscript against it, kubectl, checking who serves,
+//! reading journals).
 
 #![allow(dead_code)]
 
@@ -17,6 +18,8 @@ pub struct World {
     dir: tempfile::TempDir,
     sandbox: Child,
     log: PathBuf,
+    /// Config sections appended to the sandbox's own (databases, ...).
+    pub extra_config: String,
 }
 
 impl World {
@@ -32,7 +35,7 @@ impl World {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let world = World { dir, sandbox, log };
+        let world = World { dir, sandbox, log, extra_config: String::new() };
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
         while !world.path().join("sbx/sandbox.json").exists() {
@@ -51,8 +54,15 @@ impl World {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The sandbox's config, plus [`World::extra_config`] when there is any.
     pub fn config(&self) -> PathBuf {
-        self.path().join("sbx/drscript.toml")
+        let base = self.path().join("sbx/drscript.toml");
+        if self.extra_config.is_empty() {
+            return base;
+        }
+        let path = self.path().join("sbx/test.toml");
+        std::fs::write(&path, format!("{}\n{}", std::fs::read_to_string(base).unwrap(), self.extra_config)).unwrap();
+        path
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -65,9 +75,12 @@ impl World {
         self.command(args).output().unwrap()
     }
 
-    /// `drscript run RUNBOOK --yes`, which must succeed.
-    pub fn run_ok(&self, runbook: &str) -> String {
-        let out = self.drscript(&["run", &format!("{RUNBOOKS}/{runbook}"), "--yes"]);
+    /// `drscript run RUNBOOK --yes EXTRA...`, which must succeed; returns its stderr.
+    pub fn run_ok(&self, runbook: &str, extra: &[&str]) -> String {
+        let script = format!("{RUNBOOKS}/{runbook}");
+        let mut args = vec!["run", script.as_str(), "--yes"];
+        args.extend_from_slice(extra);
+        let out = self.drscript(&args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(0), "{runbook}\n{stderr}");
         stderr
@@ -78,6 +91,35 @@ impl World {
         let out = Command::new(BIN).args(["sandbox", "status", "--dir", "sbx", "--json"]).current_dir(self.path()).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The real kubectl against the sandbox, in namespace `adeptia`.
+    pub fn kubectl(&self, context: &str, args: &[&str]) -> String {
+        self.kubectl_ns(context, "adeptia", args)
+    }
+
+    pub fn kubectl_ns(&self, context: &str, namespace: &str, args: &[&str]) -> String {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.path().join("sbx/kubeconfig"))
+            .args(["--context", context, "-n", namespace])
+            .args(args)
+            .output()
+            .expect("kubectl is installed by tests/support/requirements-kube.sh");
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// [`World::assert_serving`], and the same seen by the real kubectl.
+    pub fn assert_serving_kubectl(&self, active: &str, standby: &str) {
+        self.assert_serving(active, standby);
+        for (env, on) in [(active, true), (standby, false)] {
+            let kubectl = self.kubectl(env, &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}/{.status.readyReplicas}"]);
+            let want = if on { "2/2" } else { "0/" };
+            assert!(kubectl.starts_with(want), "kubectl sees {env} runtime at {kubectl}, expected {want}");
+            let pods = self.kubectl(env, &["get", "pods", "-l", "app.kubernetes.io/name=ac-runtime", "-o", "name"]);
+            assert_eq!(pods.lines().count(), if on { 2 } else { 0 }, "{env} runtime pods: {pods}");
+        }
     }
 
     /// The base URLs of every Kubernetes API server and gateway of the sandbox.
@@ -138,6 +180,13 @@ impl World {
     /// The run folders under `.drscript/runs`.
     pub fn runs(&self) -> BTreeSet<PathBuf> {
         std::fs::read_dir(self.path().join(".drscript/runs")).into_iter().flatten().flatten().map(|e| e.path()).collect()
+    }
+
+    /// The only run's folder.
+    pub fn the_run(&self) -> PathBuf {
+        let runs = self.runs();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        runs.into_iter().next().unwrap()
     }
 }
 
