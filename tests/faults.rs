@@ -169,24 +169,7 @@ fn bad_fault_specs_are_refused_with_exit_2() {
 /// A standalone config and runbook mirroring `source` into the remote share at `url` (an Azure
 /// Files share or a blob prefix), the SAS in `DR_SAS`.
 fn sync_config(work: &Path, source: &Path, url: &str) {
-    let config = format!(
-        r#"
-[environments.prod]
-namespace = "adeptia"
-release = "ac"
-gateway = "https://prod.example.com"
-[environments.prod.shares]
-app = {{ path = "{}" }}
-
-[environments.dr]
-namespace = "adeptia"
-release = "ac"
-gateway = "https://dr.example.com"
-[environments.dr.shares]
-app = {{ url = "{url}", sas_env = "DR_SAS" }}
-"#,
-        source.display()
-    );
+    let config = sync_common::two_share_config(source, url);
     std::fs::create_dir_all(work).unwrap();
     std::fs::write(work.join("drscript.toml"), config).unwrap();
     std::fs::write(

@@ -52,25 +52,7 @@ async fn sync_share_plans_dry_runs_and_syncs_config_shares() {
     write_tree(&prod, &[("web/repository/a.xml", b"<a/>"), ("web/repository/sub/b.xml", b"<b/>"), ("recovery/r.dat", b"r")]);
     let sas = account_sas(ACCOUNT, KEY, "rwdlc", chrono::Utc::now() + chrono::Duration::hours(1));
     let sig = url::form_urlencoded::parse(sas.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
-    let config = format!(
-        r#"
-[environments.prod]
-namespace = "adeptia"
-release = "ac"
-gateway = "https://prod.example.com"
-[environments.prod.shares]
-app = {{ path = "{}" }}
-
-[environments.dr]
-namespace = "adeptia"
-release = "ac"
-gateway = "https://dr.example.com"
-[environments.dr.shares]
-app = {{ url = "http://{}/{ACCOUNT}/drshare", sas_env = "DR_SAS" }}
-"#,
-        prod.display(),
-        emu.addr
-    );
+    let config = two_share_config(&prod, &format!("http://{}/{ACCOUNT}/drshare", emu.addr));
     std::fs::write(work.path().join("drscript.toml"), config).unwrap();
     std::fs::write(
         work.path().join("copy.rhai"),

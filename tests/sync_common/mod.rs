@@ -7,6 +7,29 @@ use std::sync::Arc;
 
 pub mod azurite;
 
+/// A config with a local share `app` in `prod` at `source` and a remote one in `dr` at `dr_url`
+/// (Azure Files or Blob), its SAS in `DR_SAS`.
+pub fn two_share_config(source: &Path, dr_url: &str) -> String {
+    format!(
+        r#"
+[environments.prod]
+namespace = "adeptia"
+release = "ac"
+gateway = "https://prod.example.com"
+[environments.prod.shares]
+app = {{ path = "{}" }}
+
+[environments.dr]
+namespace = "adeptia"
+release = "ac"
+gateway = "https://dr.example.com"
+[environments.dr.shares]
+app = {{ url = "{dr_url}", sas_env = "DR_SAS" }}
+"#,
+        source.display()
+    )
+}
+
 use drscript::sync::{Endpoint, Quiet, SyncMode, SyncOptions, SyncSummary};
 use md5::Digest;
 
