@@ -227,10 +227,7 @@ fn set_dir_props(req: &Req<'_>) -> R {
     if let Some(t) = req.h("x-ms-file-last-write-time").and_then(parse_time) {
         let _ = std::fs::File::open(&p).and_then(|f| f.set_modified(t.into()));
     }
-    let meta = std::fs::metadata(&p).map_err(|e| io_error(&e))?;
-    let mut r = empty(StatusCode::OK);
-    file_headers(&mut r, &meta);
-    Ok(r)
+    file_answer(StatusCode::OK, &p)
 }
 
 fn set_file_metadata(req: &Req<'_>) -> R {
@@ -352,6 +349,15 @@ fn list(req: &Req<'_>) -> R {
     Ok(r)
 }
 
+/// An empty answer with the file's headers (Last-Modified, ETag, SMB properties), as the file
+/// is now on disk.
+fn file_answer(status: StatusCode, p: &std::path::Path) -> R {
+    let meta = std::fs::metadata(p).map_err(|e| io_error(&e))?;
+    let mut r = empty(status);
+    file_headers(&mut r, &meta);
+    Ok(r)
+}
+
 fn file_headers(r: &mut Response, meta: &std::fs::Metadata) {
     let h = r.headers_mut();
     h.insert("last-modified", HeaderValue::from_str(&rfc1123(changed(meta))).unwrap());
@@ -396,10 +402,7 @@ fn create_file(req: &Req<'_>) -> R {
     };
     f.set_modified(t.into()).map_err(|e| io_error(&e))?;
     drop(f);
-    let meta = std::fs::metadata(&p).map_err(|e| io_error(&e))?;
-    let mut r = empty(StatusCode::CREATED);
-    file_headers(&mut r, &meta);
-    Ok(r)
+    file_answer(StatusCode::CREATED, &p)
 }
 
 fn set_props(req: &Req<'_>) -> R {
@@ -416,10 +419,7 @@ fn set_props(req: &Req<'_>) -> R {
         Some(v) => parse_time(v).ok_or_else(|| bad_request("InvalidHeaderValue", "The value for x-ms-file-last-write-time is not valid."))?,
     };
     set_mtime(&p, t).map_err(|e| io_error(&e))?;
-    let meta = std::fs::metadata(&p).map_err(|e| io_error(&e))?;
-    let mut r = empty(StatusCode::OK);
-    file_headers(&mut r, &meta);
-    Ok(r)
+    file_answer(StatusCode::OK, &p)
 }
 
 async fn get_file(req: &Req<'_>) -> R {
@@ -554,8 +554,5 @@ async fn put_range(req: &Req<'_>, body: Body) -> R {
     };
     f.set_modified(t.into()).map_err(|e| io_error(&e))?;
     drop(f);
-    let meta = std::fs::metadata(&p).map_err(|e| io_error(&e))?;
-    let mut r = empty(StatusCode::CREATED);
-    file_headers(&mut r, &meta);
-    Ok(r)
+    file_answer(StatusCode::CREATED, &p)
 }
