@@ -89,7 +89,10 @@ impl Local {
                     }
                     continue;
                 }
-                let meta = match std::fs::metadata(item.path()) {
+                // The entry's own stat (relative to the open folder, no path lookup) unless it
+                // is a symlink, which is followed like every other tool here does.
+                let is_link = item.file_type().is_ok_and(|t| t.is_symlink());
+                let meta = match if is_link { std::fs::metadata(item.path()) } else { item.metadata() } {
                     Ok(m) => m,
                     // A dangling symlink or a file deleted while listing: nothing to copy.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
