@@ -167,3 +167,46 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
     }
     emu.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_carry_their_md5_so_a_hash_compare_reads_no_content_but_verify_reads_it_back() {
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    generate(s.path(), 40, 3);
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 239) as u8).collect();
+    std::fs::write(s.path().join("d2/big.bin"), &big).unwrap();
+    let rw = sas("rwdlacup");
+    let dst = files_url(&emu, "dr/app", &rw);
+    let verify = SyncOptions { verify: true, ..SyncOptions::default() };
+    let reads = emu.content_reads();
+    let sum = run(&local(s.path()), &dst, &verify).await.unwrap();
+    assert_eq!((sum.copied, sum.verified), (41, 41), "{sum:?}");
+    // The emulator stores what the client claims without checking it: verify must read back.
+    assert_eq!(emu.content_reads() - reads, 41, "verify did not read every uploaded file back");
+
+    // Get File Properties gives each file the MD5 of its source.
+    let Endpoint::Files(remote) = &dst else { unreachable!() };
+    let client = FilesClient::new(remote.clone());
+    for (rel, (_, hash)) in contents(s.path()) {
+        let md5 = client.properties(&rel).await.unwrap().md5.unwrap_or_else(|| panic!("{rel} has no Content-MD5"));
+        assert_eq!(hex::encode(md5), hash, "{rel}");
+    }
+
+    // A hash compare with nothing changed reads no content from the share.
+    let hash = SyncOptions { compare: drscript::sync::Compare::Hash, ..SyncOptions::default() };
+    let reads = emu.content_reads();
+    let sum = run(&local(s.path()), &dst, &hash).await.unwrap();
+    assert_eq!((sum.copied, sum.skipped), (0, 41), "{sum:?}");
+    assert_eq!(emu.content_reads(), reads, "a hash compare read content although every file has its MD5");
+
+    // Same size, different content, older source: only the hash compare copies it, and the new
+    // upload replaces the stored MD5.
+    std::fs::write(s.path().join("d2/big.bin"), big.iter().map(|b| b ^ 1).collect::<Vec<u8>>()).unwrap();
+    set_mtime(&s.path().join("d2/big.bin"), 86_400 * 365);
+    assert_eq!(run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap().copied, 0);
+    assert_eq!(run(&local(s.path()), &dst, &hash).await.unwrap().copied, 1);
+    let back = tempfile::tempdir().unwrap();
+    run(&dst, &local(back.path()), &SyncOptions::default()).await.unwrap();
+    assert_eq!(contents(s.path()), contents(back.path()));
+    assert_eq!(run(&local(s.path()), &dst, &hash).await.unwrap().copied, 0, "the stored MD5 was not replaced");
+}

@@ -317,15 +317,20 @@ impl FilesClient {
         self.send(Method::PUT, rel, &[("comp", "range")], headers, None, &[StatusCode::CREATED]).await.map(drop)
     }
 
-    /// Set File Properties: the last-write-time only (everything else preserved).
-    pub async fn set_last_write_time(&self, rel: &str, t: DateTime<Utc>) -> FResult<()> {
-        let headers = vec![
+    /// Set File Properties: the last-write-time and the Content-MD5 (which the service stores
+    /// without checking it, and clears when absent); SMB attributes preserved.
+    pub async fn set_last_write_time(&self, rel: &str, t: DateTime<Utc>, md5: Option<[u8; 16]>) -> FResult<()> {
+        let mut headers = vec![
             ("x-ms-file-last-write-time".into(), format_time(t)),
             ("x-ms-file-attributes".into(), "preserve".into()),
             ("x-ms-file-creation-time".into(), "preserve".into()),
             ("x-ms-file-permission".into(), "preserve".into()),
             ("Content-Length".into(), "0".into()),
         ];
+        if let Some(m) = md5 {
+            use base64::Engine;
+            headers.push(("x-ms-content-md5".into(), base64::engine::general_purpose::STANDARD.encode(m)));
+        }
         self.send(Method::PUT, rel, &[("comp", "properties")], headers, None, &[StatusCode::OK]).await.map(drop)
     }
 
@@ -351,7 +356,8 @@ impl FilesClient {
 
     /// Uploads a stream as `rel`: create with a sentinel last-write-time (so that a killed
     /// upload is never mistaken for a complete one), put ranges of up to 4 MiB, then set the
-    /// real last-write-time.
+    /// real last-write-time and the MD5 of what was sent (so that a hash compare later needs
+    /// only the file's properties, as with Blob).
     pub async fn upload(&self, rel: &str, size: u64, mtime: Option<DateTime<Utc>>, mut data: ByteStream) -> FResult<u64> {
         let final_time = mtime.unwrap_or_else(Utc::now);
         if size == 0 {
@@ -361,6 +367,7 @@ impl FilesClient {
         self.create_file(rel, size, sentinel()).await?;
         let mut buf = bytes::BytesMut::with_capacity((size.min(MAX_RANGE)) as usize);
         let mut offset = 0u64;
+        let mut hash = <md5::Md5 as md5::Digest>::new();
         let read_err = |e: std::io::Error| FilesError {
             message: format!("cannot read the source of {rel}: {e}"),
             status: None,
@@ -368,6 +375,7 @@ impl FilesClient {
         };
         while let Some(chunk) = data.next().await {
             let mut chunk = chunk.map_err(read_err)?;
+            md5::Digest::update(&mut hash, &chunk);
             while !chunk.is_empty() {
                 let room = MAX_RANGE as usize - buf.len();
                 let take = room.min(chunk.len());
@@ -392,7 +400,7 @@ impl FilesClient {
                 code: None,
             });
         }
-        self.set_last_write_time(rel, final_time).await?;
+        self.set_last_write_time(rel, final_time, Some(md5::Digest::finalize(hash).into())).await?;
         Ok(offset)
     }
 
@@ -410,7 +418,7 @@ impl FilesClient {
             self.put_range_from_url(rel, offset, len, source).await?;
             offset += len;
         }
-        self.set_last_write_time(rel, final_time).await?;
+        self.set_last_write_time(rel, final_time, None).await?;
         Ok(size)
     }
 }

@@ -596,8 +596,7 @@ impl Run {
             }
         };
         if self.opts.verify {
-            let fresh = Entry { md5: None, ..job.entry.clone() };
-            let (a, b) = futures::join!(self.src.md5(&job.rel, &job.entry), self.dst.md5(&job.rel, &fresh));
+            let (a, b) = futures::join!(self.src.md5(&job.rel, &job.entry), self.dst.content_md5(&job.rel));
             let (a, b) = (a?, b?);
             if a != b {
                 return Err(OpError::new(

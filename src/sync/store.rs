@@ -130,6 +130,17 @@ impl Store {
         }
     }
 
+    /// The MD5 of what `rel` holds now, for `verify`: the service's own figure where it computes
+    /// one (Blob's Put Blob), the content read back where a stored MD5 is only what the writer
+    /// claimed (Azure Files does not check it).
+    pub async fn content_md5(&self, rel: &str) -> OpResult<[u8; 16]> {
+        match self {
+            Store::Local(l) => l.md5(rel).await,
+            Store::Files(f) => md5_of(f.read(rel).await?, rel).await,
+            Store::Blob(b) => b.md5(rel).await,
+        }
+    }
+
     /// Whether directories exist on their own (Files, local) or only as name prefixes (Blob).
     pub fn has_dirs(&self) -> bool {
         !matches!(self, Store::Blob(_))

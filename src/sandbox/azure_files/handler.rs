@@ -47,6 +47,20 @@ impl Req<'_> {
         }
         p
     }
+    /// Records the file's Content-MD5 from `x-ms-content-md5`, or clears it: Create File and Set
+    /// File Properties both replace it, and the service does not check it against the content.
+    fn store_md5(&self, p: &Path) {
+        let mut md5s = self.state.md5s.lock().unwrap_or_else(|e| e.into_inner());
+        match self.h("x-ms-content-md5") {
+            Some(v) => md5s.insert(p.to_path_buf(), v.to_string()),
+            None => md5s.remove(p),
+        };
+    }
+
+    fn stored_md5(&self, p: &Path) -> Option<String> {
+        self.state.md5s.lock().unwrap_or_else(|e| e.into_inner()).get(p).cloned()
+    }
+
     fn authorize(&self, permission: char, resource_type: char) -> Result<(), Response> {
         authz::authorize(
             self.state,
@@ -402,6 +416,7 @@ fn create_file(req: &Req<'_>) -> R {
     };
     f.set_modified(t.into()).map_err(|e| io_error(&e))?;
     drop(f);
+    req.store_md5(&p);
     file_answer(StatusCode::CREATED, &p)
 }
 
@@ -419,6 +434,7 @@ fn set_props(req: &Req<'_>) -> R {
         Some(v) => parse_time(v).ok_or_else(|| bad_request("InvalidHeaderValue", "The value for x-ms-file-last-write-time is not valid."))?,
     };
     set_mtime(&p, t).map_err(|e| io_error(&e))?;
+    req.store_md5(&p);
     file_answer(StatusCode::OK, &p)
 }
 
@@ -439,6 +455,7 @@ async fn get_file(req: &Req<'_>) -> R {
         Body::empty()
     } else {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        req.state.content_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut f = tokio::fs::File::open(&p).await.map_err(|e| io_error(&e))?;
         f.seek(SeekFrom::Start(start)).await.map_err(|e| io_error(&e))?;
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024))
@@ -450,6 +467,11 @@ async fn get_file(req: &Req<'_>) -> R {
     h.insert("content-type", HeaderValue::from_static("application/octet-stream"));
     h.insert("x-ms-type", HeaderValue::from_static("File"));
     h.insert("accept-ranges", HeaderValue::from_static("bytes"));
+    // The whole file's MD5 as stored; a range read does not carry it as Content-MD5.
+    if let Some(m) = req.stored_md5(&p).and_then(|m| HeaderValue::from_str(&m).ok()) {
+        let name = if status == StatusCode::PARTIAL_CONTENT { "x-ms-content-md5" } else { "content-md5" };
+        h.insert(name, m);
+    }
     if status == StatusCode::PARTIAL_CONTENT {
         h.insert("content-range", HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")).unwrap());
     }
@@ -460,6 +482,7 @@ fn delete_file(req: &Req<'_>) -> R {
     req.authorize('d', 'o')?;
     let (p, _) = existing_file(req)?;
     std::fs::remove_file(&p).map_err(|e| io_error(&e))?;
+    req.state.md5s.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
     Ok(empty(StatusCode::ACCEPTED))
 }
 
@@ -554,5 +577,6 @@ async fn put_range(req: &Req<'_>, body: Body) -> R {
     };
     f.set_modified(t.into()).map_err(|e| io_error(&e))?;
     drop(f);
+    req.store_md5(&p);
     file_answer(StatusCode::CREATED, &p)
 }

@@ -29,12 +29,18 @@ pub struct FilesEmulator {
     pub dir: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    state: Arc<State>,
 }
 
 impl FilesEmulator {
     /// `http://127.0.0.1:PORT/ACCOUNT`: the service base of an account.
     pub fn account_url(&self, account: &str) -> String {
         format!("http://{}/{account}", self.addr)
+    }
+
+    /// How many Get File requests returned content (HEADs and empty files not counted).
+    pub fn content_reads(&self) -> u64 {
+        self.state.content_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops serving and waits for the server to finish.
@@ -62,6 +68,10 @@ pub(crate) struct State {
     pub accounts: HashMap<String, String>,
     pub addr: SocketAddr,
     pub requests: std::sync::atomic::AtomicU64,
+    pub content_reads: std::sync::atomic::AtomicU64,
+    /// The Content-MD5 each file was given (base64), by Create File or Set File Properties; kept
+    /// in memory, as the share folders hold content and last-write-time only.
+    pub md5s: std::sync::Mutex<HashMap<PathBuf, String>>,
 }
 
 /// Serves `accounts` (name → base64 key) from `dir` on an ephemeral loopback port. Shares are the
@@ -94,12 +104,14 @@ pub async fn start_with_faults(
         accounts: accounts.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect(),
         addr,
         requests: Default::default(),
+        content_reads: Default::default(),
+        md5s: Default::default(),
     });
     let slot = Arc::new(crate::sandbox::faults::FaultSlot::default());
     slot.set(faults);
     let app = axum::Router::new()
         .fallback(handler::handle)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(slot, crate::sandbox::faults::layer));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -109,5 +121,5 @@ pub async fn start_with_faults(
             })
             .await;
     });
-    Ok(FilesEmulator { addr, dir, shutdown: Some(tx), task: Some(task) })
+    Ok(FilesEmulator { addr, dir, shutdown: Some(tx), task: Some(task), state })
 }
