@@ -74,7 +74,9 @@ async fn azcopy_and_drscript_agree_on_the_emulator() {
     assert_eq!(contents(back_dr.path()), contents(s.path()));
     let back_az = tempfile::tempdir().unwrap();
     let dr_url = format!("http://{}/{ACCOUNT}/bydrscript/tree/*?{sas}", emu.addr);
-    run_azcopy(&["copy", &dr_url, back_az.path().to_str().unwrap(), "--recursive", "--from-to=FileLocal"], home.path());
+    // azcopy checks every download against the Content-MD5 drscript set, and fails on a missing one.
+    let check = "--check-md5=FailIfDifferentOrMissing";
+    run_azcopy(&["copy", &dr_url, back_az.path().to_str().unwrap(), "--recursive", "--from-to=FileLocal", check], home.path());
     assert_eq!(contents(back_az.path()), contents(s.path()));
     emu.stop().await;
 }
