@@ -283,7 +283,7 @@ impl Run {
 
     /// Notes the outcome of one operation for the give-up rule: a success resets the count, a
     /// transient failure that outlived its retries adds to it.
-    fn outcome(&self, result: std::result::Result<(), &OpError>) {
+    fn note_result(&self, result: std::result::Result<(), &OpError>) {
         use std::sync::atomic::Ordering::SeqCst;
         match result {
             Ok(()) => self.c.exhausted_in_a_row.store(0, SeqCst),
@@ -488,7 +488,7 @@ impl Run {
                     attempt += 1;
                 }
                 other => {
-                    self.outcome(other.as_ref().map(|_| ()));
+                    self.note_result(other.as_ref().map(|_| ()));
                     return other;
                 }
             }
@@ -556,7 +556,7 @@ impl Run {
         loop {
             match self.copy_once(&job).await {
                 Ok(server_side) => {
-                    self.outcome(Ok(()));
+                    self.note_result(Ok(()));
                     if server_side {
                         self.c.server_side.fetch_add(1, Relaxed);
                     }
@@ -572,7 +572,7 @@ impl Run {
                     attempt += 1;
                 }
                 Err(e) => {
-                    self.outcome(Err(&e));
+                    self.note_result(Err(&e));
                     let tries = if attempt > 1 { format!(" (after {attempt} attempts)") } else { String::new() };
                     self.fail(&job.rel, format!("{e}{tries}"));
                     return;
