@@ -10,6 +10,18 @@ fn demo_fails_over_and_back_and_every_check_passes() {
         .stdout_has("check prod serves  ok")
         .stdout_has("All checks passed")
         .run();
+    // Per-step timings list the top-level steps in script order, whichever finished first.
+    for phase in ["failover steps:", "failback steps:"] {
+        let section = ran.stdout.split(phase).nth(1).unwrap_or_else(|| panic!("no {phase}\n{}", ran.stdout));
+        let numbers: Vec<u32> = section
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(numbers, (1..=numbers.len() as u32).collect::<Vec<_>>(), "{phase}\n{}", ran.stdout);
+        assert!(numbers.len() >= 5, "{phase}\n{}", ran.stdout);
+    }
     // Each phase left a report with a timeline.
     let runs: Vec<_> = std::fs::read_dir(ran.path().join("demo/state/runs")).unwrap().flatten().collect();
     assert_eq!(runs.len(), 3, "preflight, failover, failback");
