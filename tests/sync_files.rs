@@ -210,3 +210,42 @@ async fn uploads_carry_their_md5_so_a_hash_compare_reads_no_content_but_verify_r
     assert_eq!(contents(s.path()), contents(back.path()));
     assert_eq!(run(&local(s.path()), &dst, &hash).await.unwrap().copied, 0, "the stored MD5 was not replaced");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_that_goes_away_mid_sync_stops_it_early_and_the_rerun_completes_it() {
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    let addr = emu.addr;
+    generate(s.path(), 1500, 11);
+    for i in 0..4 {
+        let big: Vec<u8> = (0..9_000_000u32).map(|k| ((k + i) % 233) as u8).collect();
+        std::fs::write(s.path().join(format!("d{i}/big{i}.bin")), big).unwrap();
+    }
+    let rw = sas("rwdlacup");
+    let dst = files_url(&emu, "dr/app", &rw);
+    let on_share = store.path().join(ACCOUNT).join("dr/app");
+    write_tree(&on_share, &[("stale.txt", b"only at DR")]);
+    let sync = tokio::spawn({
+        let (src, dst) = (local(s.path()), dst.clone());
+        async move { run(&src, &dst, &mirror()).await }
+    });
+    while tree(&on_share).len() < 100 {
+        assert!(!sync.is_finished(), "the sync finished before the share could go away");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    emu.stop().await;
+    let err = sync.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("stopped early") && err.contains("not tried"), "{err}");
+    assert!(err.contains(&format!("{addr}/{ACCOUNT}/dr/app")), "the error names the share: {err}");
+    assert!(err.contains("mirror deleted nothing"), "{err}");
+    assert!(on_share.join("stale.txt").exists(), "a mirror that stopped early deleted");
+    assert!(tree(&on_share).len() < 1505, "the share went away after the sync had finished");
+
+    // The share is back (same folder, same address): the rerun finishes, and every file is
+    // whole, including any whose upload was cut off half-way.
+    let emu = azure_files::start_on(store.path(), &[(ACCOUNT, KEY)], &addr.to_string()).await.unwrap();
+    let sum = run(&local(s.path()), &dst, &mirror()).await.unwrap();
+    assert!(sum.skipped > 0 && sum.copied > 0 && sum.deleted == 1, "{sum:?}");
+    assert_eq!(contents(s.path()), contents(&on_share));
+    emu.stop().await;
+}
