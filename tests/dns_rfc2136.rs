@@ -329,3 +329,52 @@ fn unreachable_server_is_a_clear_error() {
         "{e}"
     );
 }
+
+/// A TCP proxy in front of `upstream` that closes the first `drop_first` connections unanswered
+/// (a server restarting, a load balancer resetting) and forwards the rest.
+fn flaky_proxy(upstream: String, drop_first: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            if counter.fetch_add(1, Ordering::SeqCst) < drop_first {
+                drop(client);
+                continue;
+            }
+            let server = std::net::TcpStream::connect(&upstream).unwrap();
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c, mut s) = (client, server);
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut s2));
+            std::thread::spawn(move || std::io::copy(&mut s, &mut c));
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn dropped_connections_are_retried_and_a_server_that_keeps_dropping_them_is_named() {
+    let named = Named::start();
+    // Two dropped connections, then BIND: the update gets through on its third attempt.
+    let (proxy, seen) = flaky_proxy(named.server(), 2);
+    let toml = config(&named, KEY_NAME).replace(&named.server(), &proxy);
+    let h = Harness::new(&toml, &[("tsig.key", &format!("{}\n", named.secret))], Mode::Live);
+    let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
+    let change = dns::set_dns(&h.exec, &spec).unwrap();
+    assert!(change.applied, "{change:?}");
+    assert_eq!(named.dig(&format!("app.{ZONE}"), "A"), ["10.0.1.1"]);
+    assert!(seen.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+
+    // A server that drops every connection: three attempts, then an error naming it.
+    let (proxy, seen) = flaky_proxy(named.server(), usize::MAX);
+    let toml = config(&named, KEY_NAME).replace(&named.server(), &proxy);
+    let h = Harness::new(&toml, &[("tsig.key", &format!("{}\n", named.secret))], Mode::Live);
+    let back = dns::record::from_config(h.exec.config().unwrap(), "app", "prod").unwrap();
+    let e = dns::set_dns(&h.exec, &back).unwrap_err().to_string();
+    assert!(e.contains(&proxy) && e.contains("cannot reach the DNS server") && e.contains("after 3 attempts"), "{e}");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3, "one exchange, three attempts");
+    assert_eq!(named.dig(&format!("app.{ZONE}"), "A"), ["10.0.1.1"], "nothing changed");
+}

@@ -23,6 +23,8 @@ use crate::secret::SecretRef;
 
 /// How long one exchange with the server may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Exchanges tried before giving up on a server that drops or ignores the connection.
+const ATTEMPTS: u32 = 3;
 /// Allowed clock difference for TSIG (the RFC's recommended 300 s).
 const FUDGE: u16 = 300;
 
@@ -242,6 +244,18 @@ impl Rfc2136 {
             })
     }
 
+    /// One TCP exchange: the length-prefixed message out, the length-prefixed answer in.
+    async fn send_once(&self, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect(&self.server).await?;
+        stream.write_all(&(bytes.len() as u16).to_be_bytes()).await?;
+        stream.write_all(bytes).await?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut answer).await?;
+        Ok(answer)
+    }
+
     /// Sends one message over TCP and reads the answer; with a signer, the request is signed and
     /// a successful answer's signature is verified.
     async fn exchange(
@@ -264,27 +278,23 @@ impl Rfc2136 {
                 .map_err(|e| fail(&e.to_string()))?;
         }
         let bytes = message.to_vec().map_err(|e| fail(&e.to_string()))?;
-        let io = async {
-            let mut stream = TcpStream::connect(&self.server).await?;
-            stream
-                .write_all(&(bytes.len() as u16).to_be_bytes())
-                .await?;
-            stream.write_all(&bytes).await?;
-            let mut len = [0u8; 2];
-            stream.read_exact(&mut len).await?;
-            let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
-            stream.read_exact(&mut answer).await?;
-            Ok::<_, std::io::Error>(answer)
+        // A dropped connection or a server that does not answer is tried again: an update sets
+        // the whole record set, so sending it twice is harmless.
+        let mut attempt = 1;
+        let answer = loop {
+            let problem = match tokio::time::timeout(EXCHANGE_TIMEOUT, self.send_once(&bytes)).await {
+                Ok(Ok(answer)) => break answer,
+                Ok(Err(e)) => format!("cannot reach the DNS server: {e}"),
+                Err(_) => format!("no answer within {} s", EXCHANGE_TIMEOUT.as_secs()),
+            };
+            if attempt >= ATTEMPTS {
+                let tries = if attempt > 1 { format!(" (after {attempt} attempts)") } else { String::new() };
+                return Err(fail(&format!("{problem}{tries}")));
+            }
+            tracing::debug!("{primitive} {what}: {problem}; retrying");
+            tokio::time::sleep(Duration::from_millis(400) * 2u32.pow(attempt - 1)).await;
+            attempt += 1;
         };
-        let answer = tokio::time::timeout(EXCHANGE_TIMEOUT, io)
-            .await
-            .map_err(|_| {
-                fail(&format!(
-                    "no answer within {} s",
-                    EXCHANGE_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| fail(&format!("cannot reach the DNS server: {e}")))?;
         let response = Message::from_vec(&answer).map_err(|e| fail(&e.to_string()))?;
         if response.metadata.id != message.metadata.id {
             return Err(fail("the answer's id does not match the request"));
