@@ -288,8 +288,7 @@ impl Rfc2136 {
                 Err(_) => format!("no answer within {} s", EXCHANGE_TIMEOUT.as_secs()),
             };
             if attempt >= ATTEMPTS {
-                let tries = if attempt > 1 { format!(" (after {attempt} attempts)") } else { String::new() };
-                return Err(fail(&format!("{problem}{tries}")));
+                return Err(fail(&format!("{problem} (after {attempt} attempts)")));
             }
             tracing::debug!("{primitive} {what}: {problem}; retrying");
             tokio::time::sleep(Duration::from_millis(400) * 2u32.pow(attempt - 1)).await;

@@ -122,7 +122,6 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    state.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let raw_path = uri.path().to_string();
     let raw_query = uri.query().unwrap_or("").to_string();
     let query: Vec<(String, String)> =

@@ -67,7 +67,6 @@ pub(crate) struct State {
     /// Account name → base64 key.
     pub accounts: HashMap<String, String>,
     pub addr: SocketAddr,
-    pub requests: std::sync::atomic::AtomicU64,
     pub content_reads: std::sync::atomic::AtomicU64,
     /// The Content-MD5 each file was given (base64), by Create File or Set File Properties; kept
     /// in memory, as the share folders hold content and last-write-time only.
@@ -103,7 +102,6 @@ pub async fn start_with_faults(
         dir: dir.clone(),
         accounts: accounts.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect(),
         addr,
-        requests: Default::default(),
         content_reads: Default::default(),
         md5s: Default::default(),
     });
