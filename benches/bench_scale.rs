@@ -25,7 +25,10 @@ async fn main() {
     let prod = Cluster::connect(config.environment("prod").expect("prod")).await.expect("cluster");
     let opts = ScaleOptions::default();
     let (mut down_total, mut up_total) = (Duration::ZERO, Duration::ZERO);
-    println!("scale prod deployment/ac-ac-runtime 2 → 0 → 2, {ROUNDS} rounds, start and termination delay {} ms", DELAY.as_millis());
+    println!(
+        "scale prod deployment/ac-ac-runtime 2 → 0 → 2, {ROUNDS} rounds, start and termination delay {} ms",
+        DELAY.as_millis()
+    );
     for round in 1..=ROUNDS {
         let t = Instant::now();
         scale(&prod, Kind::Deployment, "ac-ac-runtime", 0, &opts).await.expect("scale to 0");

@@ -125,7 +125,12 @@ fn timed(cmd: &[String]) -> (f64, u64) {
     if !out.status.success() {
         panic!("{} failed:\n{}", drscript::redact::redacted(cmd.join(" ")), drscript::redact::redacted(&err));
     }
-    let kb = err.lines().filter_map(|l| l.strip_prefix("PEAK_KB=")).next_back().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let kb = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("PEAK_KB="))
+        .next_back()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
     (secs, kb)
 }
 
@@ -175,7 +180,15 @@ fn bench() {
             let (change, kb3) = timed(&cmd);
             assert_eq!(digest(&src), digest(&dst), "{tool} after change");
             println!("local, {}: {tool} full {full:.2} s, no-change {nochange:.2} s, changed {change:.2} s", t.name);
-            rows.push(Row { place: "local", tree: t.name, tool: tool.into(), full, nochange, change, peak_kb: kb1.max(kb2).max(kb3) });
+            rows.push(Row {
+                place: "local",
+                tree: t.name,
+                tool: tool.into(),
+                full,
+                nochange,
+                change,
+                peak_kb: kb1.max(kb2).max(kb3),
+            });
             let _ = std::fs::remove_dir_all(&src);
             let _ = std::fs::remove_dir_all(&dst);
         }
@@ -224,7 +237,17 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
     }
     let mut child = Command::new("node")
         .arg(&main)
-        .args(["--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"])
+        .args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("node + azurite (tests/support/requirements-sync.sh)");
@@ -237,7 +260,12 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    let sas = drscript::azure_files::auth::account_sas(AZ_ACCOUNT, AZ_KEY, "rwdlacup", chrono::Utc::now() + chrono::Duration::hours(6));
+    let sas = drscript::azure_files::auth::account_sas(
+        AZ_ACCOUNT,
+        AZ_KEY,
+        "rwdlacup",
+        chrono::Utc::now() + chrono::Duration::hours(6),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let http = reqwest::Client::new();
     let container = |name: &str| {
@@ -255,27 +283,70 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
             let c = container(&format!("t{ti}{tool}"));
             let sp = src.display().to_string();
             let cmd: Vec<String> = match tool {
-                "drscript" => vec![s(me), s("drsync"), sp.clone(), format!("blob+{c}?{sas}"), s("--mirror"), s("--max-delete"), s("100%")],
-                "rclone" => vec![s("rclone"), s("sync"), sp.clone(), format!(":azureblob,sas_url='{c}?{sas}':"), s("--transfers"), s("16"), s("--checkers"), s("16")],
-                _ => vec![azcopy.display().to_string(), s("sync"), sp.clone(), format!("{c}?{sas}"), s("--delete-destination=true"), s("--from-to=LocalBlob")],
+                "drscript" => vec![
+                    s(me),
+                    s("drsync"),
+                    sp.clone(),
+                    format!("blob+{c}?{sas}"),
+                    s("--mirror"),
+                    s("--max-delete"),
+                    s("100%"),
+                ],
+                "rclone" => vec![
+                    s("rclone"),
+                    s("sync"),
+                    sp.clone(),
+                    format!(":azureblob,sas_url='{c}?{sas}':"),
+                    s("--transfers"),
+                    s("16"),
+                    s("--checkers"),
+                    s("16"),
+                ],
+                _ => vec![
+                    azcopy.display().to_string(),
+                    s("sync"),
+                    sp.clone(),
+                    format!("{c}?{sas}"),
+                    s("--delete-destination=true"),
+                    s("--from-to=LocalBlob"),
+                ],
             };
             let back = base.join(format!("az{ti}-{tool}-back"));
             let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let (full, _) = timed(&cmd);
-            let pull = vec![s(me), s("drsync"), format!("blob+{c}?{sas}"), back.display().to_string(), s("--mirror"), s("--max-delete"), s("100%")];
-            timed(&pull);
-            assert_eq!(digest(&src), digest(&back), "{tool} on azurite, full");
-            let (nochange, _) = timed(&cmd);
-            mutate(&src);
-            let (change, _) = timed(&cmd);
-            timed(&pull);
-            assert_eq!(digest(&src), digest(&back), "{tool} on azurite, after change");
-            (full, nochange, change)
+                let (full, _) = timed(&cmd);
+                let pull = vec![
+                    s(me),
+                    s("drsync"),
+                    format!("blob+{c}?{sas}"),
+                    back.display().to_string(),
+                    s("--mirror"),
+                    s("--max-delete"),
+                    s("100%"),
+                ];
+                timed(&pull);
+                assert_eq!(digest(&src), digest(&back), "{tool} on azurite, full");
+                let (nochange, _) = timed(&cmd);
+                mutate(&src);
+                let (change, _) = timed(&cmd);
+                timed(&pull);
+                assert_eq!(digest(&src), digest(&back), "{tool} on azurite, after change");
+                (full, nochange, change)
             }));
             match attempt {
                 Ok((full, nochange, change)) => {
-                    println!("azurite, {}: {tool} full {full:.2} s, no-change {nochange:.2} s, changed {change:.2} s", t.name);
-                    rows.push(Row { place: "azurite", tree: t.name, tool: tool.into(), full, nochange, change, peak_kb: 0 })
+                    println!(
+                        "azurite, {}: {tool} full {full:.2} s, no-change {nochange:.2} s, changed {change:.2} s",
+                        t.name
+                    );
+                    rows.push(Row {
+                        place: "azurite",
+                        tree: t.name,
+                        tool: tool.into(),
+                        full,
+                        nochange,
+                        change,
+                        peak_kb: 0,
+                    })
                 }
                 Err(_) => println!("azurite, {}: {tool} failed (see its output above); left out of the table", t.name),
             }
@@ -287,7 +358,8 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
                 for _ in 0..2 {
                     let mut marker = String::new();
                     loop {
-                        let u = if marker.is_empty() { list_url.clone() } else { format!("{list_url}&marker={marker}") };
+                        let u =
+                            if marker.is_empty() { list_url.clone() } else { format!("{list_url}&marker={marker}") };
                         let body = rt
                             .block_on(async { http.get(&u).send().await?.text().await })
                             .unwrap_or_else(|e| panic!("list: {}", drscript::redact::redacted(e.to_string())));
@@ -332,7 +404,10 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rows: &mut Vec<Row>) {
             let _ = std::fs::remove_dir_all(&src);
             let _ = std::fs::remove_dir_all(&back);
         }
-        println!("azurite ceiling, {}: raw listing of both sides {ceiling_list:.2} s, raw puts of the tree {ceiling_put:.2} s", t.name);
+        println!(
+            "azurite ceiling, {}: raw listing of both sides {ceiling_list:.2} s, raw puts of the tree {ceiling_put:.2} s",
+            t.name
+        );
     }
 }
 
@@ -341,9 +416,14 @@ fn print_table(rows: &[Row]) {
     println!("| --- | --- | --- | ---: | ---: | ---: | ---: |");
     for r in rows {
         let mem = if r.peak_kb > 0 { format!("{:.0}", r.peak_kb as f64 / 1024.0) } else { "—".into() };
-        println!("| {} | {} | {} | {:.2} | {:.2} | {:.2} | {mem} |", r.place, r.tree, r.tool, r.full, r.nochange, r.change);
+        println!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {mem} |",
+            r.place, r.tree, r.tool, r.full, r.nochange, r.change
+        );
     }
-    println!("\nratios (drscript ÷ other; goals: local full ≤ 0.7 × rsync, 20k no-change ≤ 0.5 × rsync, azurite no-change ≤ 0.3 × rclone, azurite full ≤ min(rclone, azcopy)):");
+    println!(
+        "\nratios (drscript ÷ other; goals: local full ≤ 0.7 × rsync, 20k no-change ≤ 0.5 × rsync, azurite no-change ≤ 0.3 × rclone, azurite full ≤ min(rclone, azcopy)):"
+    );
     for r in rows.iter().filter(|r| r.tool == "drscript") {
         for o in rows.iter().filter(|o| o.place == r.place && o.tree == r.tree && o.tool != "drscript") {
             println!(

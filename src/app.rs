@@ -39,7 +39,12 @@ pub fn main() -> i32 {
     }
     if matches!(
         cli.command,
-        Command::Run(_) | Command::Resume(_) | Command::Repl(_) | Command::Plan(_) | Command::Demo(_) | Command::Sync(_)
+        Command::Run(_)
+            | Command::Resume(_)
+            | Command::Repl(_)
+            | Command::Plan(_)
+            | Command::Demo(_)
+            | Command::Sync(_)
     ) {
         install_ctrl_c();
     }
@@ -72,10 +77,8 @@ pub fn arm_cancel() -> CancellationToken {
 fn install_ctrl_c() {
     let _ = ctrlc::set_handler(move || {
         if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\nstopping at the next safe point (press Ctrl-C again to abort at once)"
-            );
+            let _ =
+                writeln!(std::io::stderr(), "\nstopping at the next safe point (press Ctrl-C again to abort at once)");
             if let Some(token) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 token.cancel();
             }
@@ -129,7 +132,8 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             runner::resume(args.run_id.as_deref(), &options, args.force, cancel).map(drop)
         }
         Command::Repl(args) => {
-            let options = base(PathBuf::new(), if args.plan { Mode::Plan } else { Mode::Live }, args.yes, BTreeMap::new());
+            let options =
+                base(PathBuf::new(), if args.plan { Mode::Plan } else { Mode::Live }, args.yes, BTreeMap::new());
             repl::run(&options)
         }
         Command::Docs(args) => docs::run(&args, global.stdlib.clone()),
@@ -190,9 +194,7 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
 fn parse_vars(raw: &[String]) -> Result<BTreeMap<String, String>> {
     raw.iter()
         .map(|kv| {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                Error::Usage(format!("--var {kv}: expected KEY=VALUE"))
-            })?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| Error::Usage(format!("--var {kv}: expected KEY=VALUE")))?;
             if k.is_empty() {
                 return Err(Error::Usage(format!("--var {kv}: the key is empty")));
             }
@@ -204,9 +206,7 @@ fn parse_vars(raw: &[String]) -> Result<BTreeMap<String, String>> {
 /// `drscript check`: compile and lint scripts, validate a config; no network, no secrets read.
 fn check(scripts: &[PathBuf], config: Option<&Path>, stdlib: Option<PathBuf>) -> Result<()> {
     if scripts.is_empty() && config.is_none() {
-        return Err(Error::Usage(
-            "check: name at least one script, or a config with --config FILE".to_string(),
-        ));
+        return Err(Error::Usage("check: name at least one script, or a config with --config FILE".to_string()));
     }
     let mut failures = Vec::new();
     if let Some(path) = config {
@@ -238,9 +238,5 @@ fn check(scripts: &[PathBuf], config: Option<&Path>, stdlib: Option<PathBuf>) ->
             Err(e) => failures.push(e.to_string()),
         }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Compile { rendered: failures.join("\n\n") })
-    }
+    if failures.is_empty() { Ok(()) } else { Err(Error::Compile { rendered: failures.join("\n\n") }) }
 }

@@ -71,31 +71,48 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a runbook
-    #[command(after_help = "Examples:\n  drscript run failover.rhai\n  drscript run failover.rhai --dry-run\n  drscript run drill.rhai --yes --var wait_minutes=5")]
+    #[command(
+        after_help = "Examples:\n  drscript run failover.rhai\n  drscript run failover.rhai --dry-run\n  drscript run drill.rhai --yes --var wait_minutes=5"
+    )]
     Run(RunArgs),
     /// Show the numbered steps and every action with its target; change nothing, touch no network
-    #[command(after_help = "Examples:\n  drscript plan failover.rhai\n  drscript plan failback.rhai --config customer/drscript.toml")]
+    #[command(
+        after_help = "Examples:\n  drscript plan failover.rhai\n  drscript plan failback.rhai --config customer/drscript.toml"
+    )]
     Plan(PlanArgs),
     /// Compile and lint scripts, and validate a config; no network needed
-    #[command(after_help = "Examples:\n  drscript check runbooks/*.rhai stdlib/*.rhai\n  drscript check --config drscript.toml")]
+    #[command(
+        after_help = "Examples:\n  drscript check runbooks/*.rhai stdlib/*.rhai\n  drscript check --config drscript.toml"
+    )]
     Check(CheckArgs),
     /// Continue the last (or named) unfinished run; finished steps are skipped
     #[command(after_help = "Examples:\n  drscript resume\n  drscript resume 20261125-031502-1a2b --yes")]
     Resume(ResumeArgs),
     /// Interactive session with the same engine, config and primitives
-    #[command(after_help = "Examples:\n  drscript repl\n  echo 'replicas(env(\"prod\"), \"deployment\", \"ac-ac-runtime\")' | drscript repl")]
+    #[command(
+        after_help = "Examples:\n  drscript repl\n  echo 'replicas(env(\"prod\"), \"deployment\", \"ac-ac-runtime\")' | drscript repl"
+    )]
     Repl(ReplArgs),
     /// Reference of every primitive, generated from the engine itself
-    #[command(after_help = "Examples:\n  drscript docs\n  drscript docs scale\n  drscript docs --json\n  drscript docs --definitions .rhai-defs")]
+    #[command(
+        after_help = "Examples:\n  drscript docs\n  drscript docs scale\n  drscript docs --json\n  drscript docs --definitions .rhai-defs"
+    )]
     Docs(DocsArgs),
     /// Make DST like SRC: azcopy-sync semantics done right (folders, Azure Files, Azure Blob)
-    #[command(after_help = "Examples:\n  drscript sync /data/export 'https://acct.file.core.windows.net/share/export?sv=...&sig=...'\n  drscript sync prod.shares.app/web/repository dr.shares.app/web/repository --dry-run\n  drscript sync prod.shares.rabbitmq dr.shares.rabbitmq --mirror --max-delete 10% --json")]
+    #[command(
+        after_help = "Examples:\n  drscript sync /data/export 'https://acct.file.core.windows.net/share/export?sv=...&sig=...'\n  drscript sync prod.shares.app/web/repository dr.shares.app/web/repository --dry-run\n  drscript sync prod.shares.rabbitmq dr.shares.rabbitmq --mirror --max-delete 10% --json"
+    )]
     Sync(crate::sync::SyncArgs),
     /// A local simulated PROD + DR pair (Kubernetes API, gateway, shares, DNS) on 127.0.0.1
-    #[command(subcommand, after_help = "Examples:\n  drscript sandbox up\n  drscript --config .drscript/sandbox/drscript.toml plan runbooks/failover.rhai\n  drscript sandbox status --json\n  drscript sandbox down")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  drscript sandbox up\n  drscript --config .drscript/sandbox/drscript.toml plan runbooks/failover.rhai\n  drscript sandbox status --json\n  drscript sandbox down"
+    )]
     Sandbox(SandboxCommand),
     /// Sandbox + preflight + failover + checks + failback, with reports: the first look
-    #[command(after_help = "Examples:\n  drscript demo\n  drscript demo --dir /tmp/drdemo --start-delay 2 --stop-delay 2")]
+    #[command(
+        after_help = "Examples:\n  drscript demo\n  drscript demo --dir /tmp/drdemo --start-delay 2 --stop-delay 2"
+    )]
     Demo(DemoArgs),
     /// Shell completions
     #[command(after_help = "Examples:\n  drscript completions bash > /etc/bash_completion.d/drscript")]
@@ -172,10 +189,14 @@ pub struct DocsArgs {
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Start the sandbox and serve in the foreground until Ctrl-C
-    #[command(after_help = "Examples:\n  drscript sandbox up\n  drscript sandbox up --dir /tmp/dr --start-delay 0.5 --stop-delay 0.5\n  drscript sandbox up --like customers/contoso/drscript.toml")]
+    #[command(
+        after_help = "Examples:\n  drscript sandbox up\n  drscript sandbox up --dir /tmp/dr --start-delay 0.5 --stop-delay 0.5\n  drscript sandbox up --like customers/contoso/drscript.toml"
+    )]
     Up(SandboxUpArgs),
     /// Print the whole simulated state
-    #[command(after_help = "Examples:\n  drscript sandbox status\n  drscript sandbox status --json | jq .environments.dr")]
+    #[command(
+        after_help = "Examples:\n  drscript sandbox status\n  drscript sandbox status --json | jq .environments.dr"
+    )]
     Status(SandboxStatusArgs),
     /// Stop a running sandbox
     #[command(after_help = "Examples:\n  drscript sandbox down")]
@@ -247,7 +268,8 @@ pub struct CompletionsArgs {
 /// Subcommand names, for telling `drscript SCRIPT` from `drscript COMMAND`.
 pub fn is_subcommand(name: &str) -> bool {
     use clap::CommandFactory;
-    name == "help" || Cli::command().get_subcommands().any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
+    name == "help"
+        || Cli::command().get_subcommands().any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
 }
 
 /// Global options that take a value (so that `drscript --config x failover.rhai` is understood).

@@ -79,7 +79,12 @@ pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
                 true
             }
             Err(e) => {
-                phases.push(Phase { name: name.to_string(), outcome: format!("failed (exit {})", e.exit_code()), seconds: None, report: None });
+                phases.push(Phase {
+                    name: name.to_string(),
+                    outcome: format!("failed (exit {})", e.exit_code()),
+                    seconds: None,
+                    report: None,
+                });
                 failures.push(format!("{name}: {e}"));
                 false
             }

@@ -7,14 +7,8 @@ pub fn render(path: &str, source: &str, line: usize, col: usize, message: &str) 
     let pad = " ".repeat(gutter);
     let caret_col = col.max(1);
     // Keep tabs in the caret line so that it lines up under the source line.
-    let lead: String = text
-        .chars()
-        .take(caret_col - 1)
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
-    format!(
-        "error: {message}\n{pad}--> {path}:{line}:{caret_col}\n{pad} |\n{line} | {text}\n{pad} | {lead}^",
-    )
+    let lead: String = text.chars().take(caret_col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    format!("error: {message}\n{pad}--> {path}:{line}:{caret_col}\n{pad} |\n{line} | {text}\n{pad} | {lead}^",)
 }
 
 /// 1-based line and column of a byte offset.
@@ -33,10 +27,7 @@ mod tests {
     #[test]
     fn points_at_the_column() {
         let out = render("x.rhai", "let a = 1;\nlet b = ;\n", 2, 9, "expecting an expression");
-        assert_eq!(
-            out,
-            "error: expecting an expression\n --> x.rhai:2:9\n  |\n2 | let b = ;\n  |         ^"
-        );
+        assert_eq!(out, "error: expecting an expression\n --> x.rhai:2:9\n  |\n2 | let b = ;\n  |         ^");
     }
 
     #[test]

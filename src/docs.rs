@@ -88,7 +88,9 @@ pub fn run(args: &DocsArgs, stdlib: Option<PathBuf>) -> Result<()> {
                     let hint = lint::suggest(name, all.keys().map(String::as_str))
                         .map(|s| format!(" (did you mean `{s}`?)"))
                         .unwrap_or_default();
-                    return Err(Error::Usage(format!("no primitive called `{name}`{hint}; `drscript docs` lists them all")));
+                    return Err(Error::Usage(format!(
+                        "no primitive called `{name}`{hint}; `drscript docs` lists them all"
+                    )));
                 }
                 prefixed
             }
@@ -113,7 +115,9 @@ pub fn run(args: &DocsArgs, stdlib: Option<PathBuf>) -> Result<()> {
     }
     let mut text = String::new();
     if args.name.is_none() {
-        text.push_str("drscript primitives (`drscript docs NAME` for one; the Rhai language: https://rhai.rs/book)\n\n");
+        text.push_str(
+            "drscript primitives (`drscript docs NAME` for one; the Rhai language: https://rhai.rs/book)\n\n",
+        );
     }
     for (name, sigs) in selected {
         text.push_str(&describe(name, sigs));

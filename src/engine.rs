@@ -52,15 +52,9 @@ pub fn build(exec: Arc<Exec>, options: &EngineOptions, sources: Sources) -> Engi
         tracing::debug!(target: "script", "{}{pos:?}: {text}", source.map(|s| format!("{s} ")).unwrap_or_default());
     });
     let progress_exec = exec.clone();
-    engine.on_progress(move |_| {
-        progress_exec.is_cancelled().then(|| "interrupted (Ctrl-C)".into())
-    });
+    engine.on_progress(move |_| progress_exec.is_cancelled().then(|| "interrupted (Ctrl-C)".into()));
 
-    engine.set_module_resolver(Resolver::new(
-        options.script_dir.clone(),
-        options.stdlib_dir.clone(),
-        sources,
-    ));
+    engine.set_module_resolver(Resolver::new(options.script_dir.clone(), options.stdlib_dir.clone(), sources));
     engine.set_default_tag(rhai::Dynamic::from(ExecHandle(exec)));
     primitives::register_all(&mut engine);
     primitives::dns::register(&mut engine);

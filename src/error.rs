@@ -97,9 +97,7 @@ impl Error {
             | Error::Resume(_) => exit::BAD_INPUT,
             Error::Stopped(_) => exit::STOPPED,
             Error::LockHeld(_) => exit::LOCKED,
-            Error::Runtime { .. } | Error::Action { .. } | Error::Io { .. } | Error::Other(_) => {
-                exit::FAILED
-            }
+            Error::Runtime { .. } | Error::Action { .. } | Error::Io { .. } | Error::Other(_) => exit::FAILED,
         }
     }
 
@@ -107,11 +105,7 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 
-    pub fn action(
-        primitive: impl Into<String>,
-        target: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn action(primitive: impl Into<String>, target: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Action { primitive: primitive.into(), target: target.into(), message: message.into() }
     }
 

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -293,12 +293,7 @@ impl Exec {
         if let Some(top) = frames.last_mut() {
             top.lane = Some(lane);
         } else {
-            frames.push(Frame {
-                id: String::new(),
-                number: String::new(),
-                title: String::new(),
-                lane: Some(lane),
-            });
+            frames.push(Frame { id: String::new(), number: String::new(), title: String::new(), lane: Some(lane) });
         }
         STACK.with(|s| *s.borrow_mut() = frames);
     }

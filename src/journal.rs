@@ -108,9 +108,7 @@ impl Journal {
         options.create(true).append(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
-            .open(path)
-            .map_err(|e| Error::io(format!("cannot open journal {}", path.display()), e))?;
+        let file = options.open(path).map_err(|e| Error::io(format!("cannot open journal {}", path.display()), e))?;
         Ok(Journal { path: path.to_path_buf(), file: Mutex::new(file) })
     }
 
@@ -135,8 +133,7 @@ impl Journal {
 
 /// Reads a journal; a last line cut short by a crash is ignored, any other bad line is an error.
 pub fn read(path: &Path) -> Result<Vec<Record>> {
-    let file = File::open(path)
-        .map_err(|e| Error::io(format!("cannot read journal {}", path.display()), e))?;
+    let file = File::open(path).map_err(|e| Error::io(format!("cannot read journal {}", path.display()), e))?;
     let lines: Vec<String> = BufReader::new(file)
         .lines()
         .collect::<std::io::Result<_>>()
@@ -181,12 +178,7 @@ mod tests {
             error: None,
         })
         .unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"{\"ts\":\"2026-")
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"ts\":\"2026-").unwrap();
         let records = read(&path).unwrap();
         assert_eq!(records.len(), 2);
         assert!(matches!(records[1].event, Event::StepFinished { .. }));
@@ -196,7 +188,11 @@ mod tests {
     fn a_bad_line_in_the_middle_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
-        std::fs::write(&path, "garbage\n{\"ts\":\"2026-11-25T00:00:00Z\",\"event\":\"log\",\"level\":\"info\",\"message\":\"x\"}\n").unwrap();
+        std::fs::write(
+            &path,
+            "garbage\n{\"ts\":\"2026-11-25T00:00:00Z\",\"event\":\"log\",\"level\":\"info\",\"message\":\"x\"}\n",
+        )
+        .unwrap();
         assert!(read(&path).is_err());
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod azure;
+pub mod azure_files;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -27,18 +28,17 @@ pub mod plan;
 pub mod primitives;
 pub mod prompt;
 pub mod redact;
-pub mod sandbox;
-pub mod scheduler;
 pub mod repl;
 pub mod report;
 pub mod report_html;
 pub mod runner;
+pub mod sandbox;
+pub mod scheduler;
 pub mod script;
 pub mod script_error;
 pub mod secret;
 pub mod state;
 pub mod sync;
-pub mod azure_files;
 
 pub use app::main;
 pub use error::{Error, Result};

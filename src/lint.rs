@@ -8,15 +8,26 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use rhai::{ASTNode, Engine, Expr, FnCallExpr, Position, Stmt, AST};
+use rhai::{AST, ASTNode, Engine, Expr, FnCallExpr, Position, Stmt};
 
 use crate::diagnostic;
 use crate::modules::Resolver;
 
 /// Functions handled by the engine itself rather than registered ones.
 const BUILTINS: &[&str] = &[
-    "Fn", "call", "curry", "type_of", "print", "debug", "eval", "is_def_var", "is_def_fn",
-    "is_shared", "throw", "this", "global",
+    "Fn",
+    "call",
+    "curry",
+    "type_of",
+    "print",
+    "debug",
+    "eval",
+    "is_def_var",
+    "is_def_fn",
+    "is_shared",
+    "throw",
+    "this",
+    "global",
 ];
 
 /// A registered function's shape, from the engine's metadata.
@@ -44,12 +55,7 @@ pub fn signatures_with(engine: &Engine, include_std: bool) -> BTreeMap<String, V
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap_or("_").to_string(),
-                    p["type"].as_str().unwrap_or("?").to_string(),
-                )
-            })
+            .map(|p| (p["name"].as_str().unwrap_or("_").to_string(), p["type"].as_str().unwrap_or("?").to_string()))
             .collect();
         let doc = f["docComments"]
             .as_array()
@@ -120,9 +126,8 @@ pub fn check(engine: &Engine, resolver: &Resolver, ast: &AST, label: &str, sourc
         if !call.namespace.is_empty() {
             let alias = call.namespace.root().to_string();
             let Some(module) = imports.get(&alias) else { continue };
-            let fns = module_fns
-                .entry(alias.clone())
-                .or_insert_with(|| module_functions(engine, resolver, label, module));
+            let fns =
+                module_fns.entry(alias.clone()).or_insert_with(|| module_functions(engine, resolver, label, module));
             let fns = match fns {
                 Ok(fns) => fns,
                 Err(problem) => {
@@ -132,10 +137,9 @@ pub fn check(engine: &Engine, resolver: &Resolver, ast: &AST, label: &str, sourc
             };
             match fns.get(name) {
                 Some(arities) if arities.contains(&arity) => {}
-                Some(arities) => report(
-                    pos,
-                    format!("{alias}::{name} takes {} argument(s), not {arity}", join(arities)),
-                ),
+                Some(arities) => {
+                    report(pos, format!("{alias}::{name} takes {} argument(s), not {arity}", join(arities)))
+                }
                 None => report(
                     pos,
                     format!(
@@ -166,26 +170,18 @@ pub fn check(engine: &Engine, resolver: &Resolver, ast: &AST, label: &str, sourc
         let same_arity: Vec<&Signature> = overloads.iter().filter(|s| s.params.len() == arity).collect();
         if same_arity.is_empty() {
             let arities: HashSet<usize> = overloads.iter().map(|s| s.params.len()).collect();
-            report(
-                pos,
-                format!("`{name}` takes {} argument(s), not {arity}: {}", join(&arities), shapes(overloads)),
-            );
+            report(pos, format!("`{name}` takes {} argument(s), not {arity}: {}", join(&arities), shapes(overloads)));
             continue;
         }
         let literal_kinds: Vec<Option<&str>> = call.args.iter().map(literal_kind).collect();
         let fits = same_arity.iter().any(|sig| {
-            sig.params
-                .iter()
-                .zip(&literal_kinds)
-                .all(|((_, ty), kind)| kind.is_none_or(|k| accepts(ty, k)))
+            sig.params.iter().zip(&literal_kinds).all(|((_, ty), kind)| kind.is_none_or(|k| accepts(ty, k)))
         });
         if !fits {
             let (index, kind) = literal_kinds
                 .iter()
                 .enumerate()
-                .find_map(|(i, k)| {
-                    k.filter(|k| same_arity.iter().all(|s| !accepts(&s.params[i].1, k))).map(|k| (i, k))
-                })
+                .find_map(|(i, k)| k.filter(|k| same_arity.iter().all(|s| !accepts(&s.params[i].1, k))).map(|k| (i, k)))
                 .unwrap_or((0, "value"));
             let at = call.args.get(index).map_or(pos, Expr::start_position);
             report(

@@ -74,7 +74,11 @@ pub fn init(options: &LogOptions) -> Result<()> {
     };
     // kube-client logs every non-2xx answer as an ERROR without naming the object, even the 429s
     // and 5xx drscript retries: drscript reports what finally failed itself, so those are off.
-    let quiet_libs = if options.verbosity >= 2 { "" } else { ",kube_client::client::builder=off,kube=warn,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,tower=warn,h2=warn,azure_core=warn,typespec_client_core=warn" };
+    let quiet_libs = if options.verbosity >= 2 {
+        ""
+    } else {
+        ",kube_client::client::builder=off,kube=warn,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,tower=warn,h2=warn,azure_core=warn,typespec_client_core=warn"
+    };
     let filter = || EnvFilter::new(format!("{level}{quiet_libs}"));
     let stderr = Redacting(std::io::stderr);
     let stderr_layer = match options.format {
@@ -85,11 +89,7 @@ pub fn init(options: &LogOptions) -> Result<()> {
             .with_ansi(options.color)
             .with_filter(filter())
             .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(stderr)
-            .with_filter(filter())
-            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(stderr).with_filter(filter()).boxed(),
     };
     let file_layer = match &options.file {
         None => None,
@@ -98,21 +98,15 @@ pub fn init(options: &LogOptions) -> Result<()> {
             open.create(true).append(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
-            let file = open
-                .open(path)
-                .map_err(|e| Error::Usage(format!("--log-file {}: {e}", path.display())))?;
+            let file = open.open(path).map_err(|e| Error::Usage(format!("--log-file {}: {e}", path.display())))?;
             let writer = Redacting(SharedFile(Arc::new(Mutex::new(file))));
             Some(match options.format {
-                LogFormat::Text => tracing_subscriber::fmt::layer()
-                    .with_writer(writer)
-                    .with_ansi(false)
-                    .with_filter(filter())
-                    .boxed(),
-                LogFormat::Json => tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(writer)
-                    .with_filter(filter())
-                    .boxed(),
+                LogFormat::Text => {
+                    tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_filter(filter()).boxed()
+                }
+                LogFormat::Json => {
+                    tracing_subscriber::fmt::layer().json().with_writer(writer).with_filter(filter()).boxed()
+                }
             })
         }
     };

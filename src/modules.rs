@@ -46,9 +46,7 @@ impl Resolver {
     pub fn find(&self, importer: Option<&str>, path: &str) -> Option<(String, String)> {
         let file = if path.ends_with(".rhai") { path.to_string() } else { format!("{path}.rhai") };
         let mut dirs: Vec<PathBuf> = Vec::new();
-        if let Some(parent) =
-            importer.filter(|i| !i.starts_with(EMBEDDED_PREFIX)).and_then(|i| Path::new(i).parent())
-        {
+        if let Some(parent) = importer.filter(|i| !i.starts_with(EMBEDDED_PREFIX)).and_then(|i| Path::new(i).parent()) {
             dirs.push(parent.to_path_buf());
         }
         dirs.extend(self.script_dir.iter().cloned());
@@ -79,10 +77,7 @@ impl Resolver {
     }
 
     pub fn embedded_files() -> Vec<(String, &'static str)> {
-        EMBEDDED
-            .files()
-            .filter_map(|f| Some((f.path().to_str()?.to_string(), f.contents_utf8()?)))
-            .collect()
+        EMBEDDED.files().filter_map(|f| Some((f.path().to_str()?.to_string(), f.contents_utf8()?))).collect()
     }
 }
 
@@ -101,9 +96,9 @@ impl ModuleResolver for Resolver {
             return Ok(module.clone());
         }
         self.sources.insert(&label, &text);
-        let mut ast = engine.compile(&text).map_err(|e| {
-            Box::new(EvalAltResult::ErrorInModule(label.clone(), Box::new(e.into()), pos))
-        })?;
+        let mut ast = engine
+            .compile(&text)
+            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(label.clone(), Box::new(e.into()), pos)))?;
         ast.set_source(label.as_str());
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(label.clone(), e, pos)))?;

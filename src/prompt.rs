@@ -32,12 +32,7 @@ pub fn manual(prompting: Prompting, message: &str) -> Result<Answer> {
     ask(prompting, message, "Type `done` when finished (or `abort`): ", |a| a == "done")
 }
 
-fn ask(
-    prompting: Prompting,
-    message: &str,
-    question: &str,
-    accepted: impl Fn(&str) -> bool,
-) -> Result<Answer> {
+fn ask(prompting: Prompting, message: &str, question: &str, accepted: impl Fn(&str) -> bool) -> Result<Answer> {
     if prompting.assume_yes {
         return Ok(Answer::AssumedYes);
     }

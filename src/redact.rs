@@ -131,10 +131,7 @@ mod tests {
     #[test]
     fn masks_sas_signature() {
         let url = "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=VxxAbc%3D&se=x";
-        assert_eq!(
-            redact(url),
-            "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=***&se=x"
-        );
+        assert_eq!(redact(url), "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=***&se=x");
     }
 
     #[test]

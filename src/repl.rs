@@ -25,7 +25,8 @@ use crate::runner::{self, RunOptions};
 use crate::script_error;
 
 const COMMANDS: &[&str] = &[":help", ":plan", ":vars", ":quit"];
-const KEYWORDS: &[&str] = &["let", "const", "fn", "if", "else", "for", "in", "while", "loop", "return", "import", "true", "false"];
+const KEYWORDS: &[&str] =
+    &["let", "const", "fn", "if", "else", "for", "in", "while", "loop", "return", "import", "true", "false"];
 
 const HELP: &str = "\
 Commands:
@@ -47,9 +48,8 @@ impl Completer for ReplHelper {
 
     fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
-        let start = before
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '-'))
-            .map_or(0, |i| i + 1);
+        let start =
+            before.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '-')).map_or(0, |i| i + 1);
         let word = &before[start..];
         let pool: Vec<&String> = if before.trim_start().starts_with(":help ") {
             self.primitives.iter().collect()
@@ -122,7 +122,10 @@ impl Session {
         let config = runner::load_config(options.config.as_deref(), options.config_required)?;
         let engine_options = EngineOptions {
             script_dir: Some(PathBuf::from(".")),
-            stdlib_dir: options.stdlib_dir.clone().or_else(|| config.as_ref().and_then(|c| c.settings.stdlib_dir.clone())),
+            stdlib_dir: options
+                .stdlib_dir
+                .clone()
+                .or_else(|| config.as_ref().and_then(|c| c.settings.stdlib_dir.clone())),
         };
         let sources = Sources::default();
         let (exec, engine) = Self::engine(options, &runtime, &config, &engine_options, &sources, options.mode);
@@ -161,7 +164,8 @@ impl Session {
     /// A fresh engine (new cancellation token) with the same scope and functions.
     fn rearm(&mut self) {
         let mode = self.exec.mode();
-        let (exec, engine) = Self::engine(&self.options, &self.runtime, &self.config, &self.engine_options, &self.sources, mode);
+        let (exec, engine) =
+            Self::engine(&self.options, &self.runtime, &self.config, &self.engine_options, &self.sources, mode);
         self.exec = exec;
         self.engine = engine;
     }
@@ -199,15 +203,17 @@ impl Session {
         self.sources.insert(&label, input);
         let mut ast = self.engine.compile_with_scope(&self.scope, input).map_err(|e| {
             let pos = e.position();
-            crate::diagnostic::render(&label, input, pos.line().unwrap_or(1), pos.position().unwrap_or(1), &e.err_type().to_string())
+            crate::diagnostic::render(
+                &label,
+                input,
+                pos.line().unwrap_or(1),
+                pos.position().unwrap_or(1),
+                &e.err_type().to_string(),
+            )
         })?;
         ast.set_source(label.as_str());
-        let import_lines: Vec<String> = input
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.starts_with("import "))
-            .map(str::to_string)
-            .collect();
+        let import_lines: Vec<String> =
+            input.lines().map(str::trim).filter(|l| l.starts_with("import ")).map(str::to_string).collect();
         let mut prelude = AST::empty();
         if !self.imports.is_empty() {
             prelude = self.engine.compile(self.imports.join("\n")).map_err(|e| e.to_string())?;
@@ -247,7 +253,9 @@ impl Session {
                         Ok(true)
                     }
                     None => {
-                        let hint = lint::suggest(name, all.keys().map(String::as_str)).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                        let hint = lint::suggest(name, all.keys().map(String::as_str))
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
                         Err(format!("error: no primitive called `{name}`{hint}"))
                     }
                 }
@@ -263,7 +271,10 @@ impl Session {
                 Ok(true)
             }
             ("plan", None) => {
-                out(&format!("{}\n", if self.exec.mode() == Mode::Live { "plan mode is off" } else { "plan mode is on" }));
+                out(&format!(
+                    "{}\n",
+                    if self.exec.mode() == Mode::Live { "plan mode is off" } else { "plan mode is on" }
+                ));
                 Ok(true)
             }
             ("vars", _) => {
@@ -355,7 +366,14 @@ mod tests {
 
     fn helper() -> ReplHelper {
         ReplHelper {
-            words: vec![":help".into(), ":plan".into(), "parallel".into(), "param".into(), "prod".into(), "scale".into()],
+            words: vec![
+                ":help".into(),
+                ":plan".into(),
+                "parallel".into(),
+                "param".into(),
+                "prod".into(),
+                "scale".into(),
+            ],
             primitives: vec!["parallel".into(), "param".into(), "scale".into()],
         }
     }

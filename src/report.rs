@@ -113,12 +113,20 @@ pub fn markdown(records: &[Record]) -> String {
     let mut out = String::new();
     let start = s.started.unwrap_or_else(Utc::now);
     out.push_str(&format!("# drscript run {}\n\n", s.run_id));
-    out.push_str(&format!("| | |\n|---|---|\n| Script | `{}` (sha256 `{}`) |\n", s.script, &s.script_hash[..s.script_hash.len().min(12)]));
+    out.push_str(&format!(
+        "| | |\n|---|---|\n| Script | `{}` (sha256 `{}`) |\n",
+        s.script,
+        &s.script_hash[..s.script_hash.len().min(12)]
+    ));
     if let Some(c) = &s.config {
         out.push_str(&format!("| Config | `{c}` |\n"));
     }
     out.push_str(&format!("| Mode | {} |\n", s.mode));
-    out.push_str(&format!("| Outcome | **{}**{} |\n", s.outcome, s.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()));
+    out.push_str(&format!(
+        "| Outcome | **{}**{} |\n",
+        s.outcome,
+        s.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()
+    ));
     out.push_str(&format!("| Started | {} |\n", start.format("%Y-%m-%d %H:%M:%S%.3f UTC")));
     if let Some(f) = s.finished {
         out.push_str(&format!("| Finished | {} |\n", f.format("%Y-%m-%d %H:%M:%S%.3f UTC")));

@@ -17,10 +17,7 @@ fn secs(ms: i64) -> String {
 pub fn html(records: &[Record]) -> String {
     let s = summarize(records);
     let start = s.started.unwrap_or_default();
-    let end = s
-        .finished
-        .or_else(|| s.steps.iter().filter_map(|r| r.end).max())
-        .unwrap_or(start);
+    let end = s.finished.or_else(|| s.steps.iter().filter_map(|r| r.end).max()).unwrap_or(start);
     let total_ms = (end - start).num_milliseconds().max(1);
     let last_sync = s
         .metrics
@@ -35,11 +32,7 @@ pub fn html(records: &[Record]) -> String {
     out.push_str("<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}.big{font-size:22px;font-weight:600}.ok{color:#1a7f37}.failed,.interrupted,.unfinished{color:#c62828}.figs td{border:none;padding:2px 16px 2px 0}svg text{font:12px system-ui,sans-serif}</style>\n</head><body>\n");
     out.push_str(&format!("<h1>drscript run {}</h1>\n", esc(&s.run_id)));
     out.push_str("<table class=\"figs\">");
-    out.push_str(&format!(
-        "<tr><td>Outcome</td><td class=\"big {}\">{}</td></tr>",
-        esc(&s.outcome),
-        esc(&s.outcome)
-    ));
+    out.push_str(&format!("<tr><td>Outcome</td><td class=\"big {}\">{}</td></tr>", esc(&s.outcome), esc(&s.outcome)));
     out.push_str(&format!(
         "<tr><td>Total time (RTO evidence)</td><td class=\"big\">{}</td></tr>",
         secs(s.active_ms.max(1) as i64)
@@ -58,7 +51,9 @@ pub fn html(records: &[Record]) -> String {
     out.push_str("<h2>Timeline</h2>\n");
     out.push_str(&timeline(&s.steps, start, total_ms));
 
-    out.push_str("<h2>Steps</h2>\n<table><tr><th>#</th><th>Step</th><th>Start</th><th>Duration</th><th>Outcome</th></tr>\n");
+    out.push_str(
+        "<h2>Steps</h2>\n<table><tr><th>#</th><th>Step</th><th>Start</th><th>Duration</th><th>Outcome</th></tr>\n",
+    );
     for row in &s.steps {
         out.push_str(&format!(
             "<tr><td>{}</td><td>{}{}</td><td>+{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",

@@ -99,10 +99,7 @@ pub fn prepare(options: &RunOptions, runtime: &tokio::runtime::Handle) -> Result
     let config = load_config(options.config.as_deref(), options.config_required)?;
     let engine_options = EngineOptions {
         script_dir: script.dir(),
-        stdlib_dir: options
-            .stdlib_dir
-            .clone()
-            .or_else(|| config.as_ref().and_then(|c| c.settings.stdlib_dir.clone())),
+        stdlib_dir: options.stdlib_dir.clone().or_else(|| config.as_ref().and_then(|c| c.settings.stdlib_dir.clone())),
     };
     let sources = Sources::default();
     let exec = Exec::builder(Mode::Plan, runtime.clone()).config(config.clone()).build();
@@ -165,20 +162,12 @@ pub fn run(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcome
 }
 
 /// `drscript resume`: continue the named (or last unfinished) run, skipping finished steps.
-pub fn resume(
-    run_id: Option<&str>,
-    base: &RunOptions,
-    force: bool,
-    cancel: CancellationToken,
-) -> Result<RunOutcome> {
+pub fn resume(run_id: Option<&str>, base: &RunOptions, force: bool, cancel: CancellationToken) -> Result<RunOutcome> {
     let state = StateDir::open(&base.state_dir)?;
     let run_id = match run_id {
         Some(id) => id.to_string(),
         None => state.last_unfinished()?.ok_or_else(|| {
-            Error::Resume(format!(
-                "nothing to resume: no unfinished live run in {}",
-                state.root().display()
-            ))
+            Error::Resume(format!("nothing to resume: no unfinished live run in {}", state.root().display()))
         })?,
     };
     let run_dir = state.run_dir(&run_id);

@@ -36,12 +36,9 @@ impl Script {
         if bytes.contains(&0) {
             return Err(bad("this is a binary file, not a Rhai script"));
         }
-        let source = String::from_utf8(bytes.to_vec())
-            .map_err(|_| bad("the file is not UTF-8 text, not a Rhai script"))?;
-        let meaningful = source
-            .lines()
-            .map(str::trim)
-            .any(|l| !l.is_empty() && !l.starts_with("//"));
+        let source =
+            String::from_utf8(bytes.to_vec()).map_err(|_| bad("the file is not UTF-8 text, not a Rhai script"))?;
+        let meaningful = source.lines().map(str::trim).any(|l| !l.is_empty() && !l.starts_with("//"));
         if !meaningful {
             return Err(bad("the script is empty: there is nothing to run"));
         }

@@ -28,7 +28,13 @@ pub fn is_script_mistake(err: &EvalAltResult) -> bool {
 }
 
 /// Converts `err`. In a `rehearsal` (nothing has run yet) mistakes are bad input (exit 2).
-pub fn convert(err: &EvalAltResult, main_label: &str, sources: &Sources, failed: Option<Frame>, rehearsal: bool) -> Error {
+pub fn convert(
+    err: &EvalAltResult,
+    main_label: &str,
+    sources: &Sources,
+    failed: Option<Frame>,
+    rehearsal: bool,
+) -> Error {
     let (label, pos, inner, trace) = locate(err, main_label.to_string());
     let failure = failure_of(inner);
     if matches!(inner, EvalAltResult::ErrorTerminated(..)) {
@@ -44,14 +50,18 @@ pub fn convert(err: &EvalAltResult, main_label: &str, sources: &Sources, failed:
         None => POSITION_SUFFIX.replace(&inner.to_string(), "").into_owned(),
     };
     if let EvalAltResult::ErrorFunctionNotFound(signature, _) = inner {
-        let pretty = signature.replace("&str | ImmutableString | String", "string").replace("ImmutableString", "string");
+        let pretty =
+            signature.replace("&str | ImmutableString | String", "string").replace("ImmutableString", "string");
         let name = pretty.split([' ', '(']).next().unwrap_or_default().to_string();
         message = format!(
             "no function matches {pretty}: unknown function or wrong argument types (see `drscript docs {name}`)"
         );
     }
     if let EvalAltResult::ErrorTooManyOperations(_) = inner {
-        message = format!("{message}: the script looks like a runaway loop (limit {} operations)", crate::engine::MAX_OPERATIONS);
+        message = format!(
+            "{message}: the script looks like a runaway loop (limit {} operations)",
+            crate::engine::MAX_OPERATIONS
+        );
     }
     if let EvalAltResult::ErrorStackOverflow(_) = inner {
         message = format!("{message}: the script recurses too deep (limit {} calls)", crate::engine::MAX_CALL_LEVELS);
@@ -60,9 +70,7 @@ pub fn convert(err: &EvalAltResult, main_label: &str, sources: &Sources, failed:
         message = format!("step {} \"{}\" failed: {message}", step.number, step.title);
     }
     let mut rendered = match (sources.get(&label), pos.line()) {
-        (Some(text), Some(line)) => {
-            diagnostic::render(&label, &text, line, pos.position().unwrap_or(1), &message)
-        }
+        (Some(text), Some(line)) => diagnostic::render(&label, &text, line, pos.position().unwrap_or(1), &message),
         _ => format!("error: {message}\n --> {label}"),
     };
     for note in trace {
@@ -70,7 +78,9 @@ pub fn convert(err: &EvalAltResult, main_label: &str, sources: &Sources, failed:
     }
     let mistake = is_script_mistake(inner);
     if rehearsal && mistake {
-        Error::Rehearsal { rendered: format!("{rendered}\n  = note: found while rehearsing the script; nothing was executed") }
+        Error::Rehearsal {
+            rendered: format!("{rendered}\n  = note: found while rehearsing the script; nothing was executed"),
+        }
     } else {
         Error::Runtime { rendered }
     }

@@ -33,24 +33,15 @@ impl SecretRef {
     /// Reads the value and registers it for redaction.
     pub fn resolve(&self) -> Result<String> {
         let value = match self {
-            SecretRef::Env { key, var } => std::env::var(var).map_err(|_| {
-                Error::Secret(format!(
-                    "secret `{key}`: environment variable {var} is not set"
-                ))
-            })?,
+            SecretRef::Env { key, var } => std::env::var(var)
+                .map_err(|_| Error::Secret(format!("secret `{key}`: environment variable {var} is not set")))?,
             SecretRef::File { key, path } => std::fs::read_to_string(path)
-                .map_err(|e| {
-                    Error::Secret(format!("secret `{key}`: cannot read {}: {e}", path.display()))
-                })?
+                .map_err(|e| Error::Secret(format!("secret `{key}`: cannot read {}: {e}", path.display())))?
                 .trim_end_matches(['\r', '\n'])
                 .to_string(),
         };
         if value.is_empty() {
-            return Err(Error::Secret(format!(
-                "secret `{}` ({}) is empty",
-                self.key(),
-                self.describe()
-            )));
+            return Err(Error::Secret(format!("secret `{}` ({}) is empty", self.key(), self.describe())));
         }
         redact::register(&value);
         Ok(value)

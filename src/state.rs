@@ -57,9 +57,7 @@ impl StateDir {
     pub fn last_unfinished(&self) -> Result<Option<String>> {
         for id in self.runs()?.into_iter().rev() {
             let records = journal::read(&self.run_dir(&id).join("journal.jsonl"))?;
-            let live = records.iter().any(|r| {
-                matches!(&r.event, Event::RunStarted { mode, .. } if mode == "live")
-            });
+            let live = records.iter().any(|r| matches!(&r.event, Event::RunStarted { mode, .. } if mode == "live"));
             if !live {
                 continue;
             }

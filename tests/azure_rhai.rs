@@ -45,11 +45,7 @@ struct World {
 
 fn world() -> World {
     let named = Named::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let token = arm::token();
     let emu = rt
         .block_on(drscript::sandbox::arm::start(ArmOptions {
@@ -95,13 +91,7 @@ targets = {{ prod = "10.0.0.1", dr = "10.0.1.1" }}
         server = named.server()
     );
     std::fs::write(dir.path().join("drscript.toml"), config).unwrap();
-    World {
-        rt,
-        emu,
-        token,
-        named,
-        dir,
-    }
+    World { rt, emu, token, named, dir }
 }
 
 fn drscript(dir: &Path, args: &[&str]) -> (i32, String) {
@@ -114,11 +104,7 @@ fn drscript(dir: &Path, args: &[&str]) -> (i32, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -140,10 +126,7 @@ fn state_files(dir: &Path) -> String {
 }
 
 fn posts(emu: &ArmHandle) -> usize {
-    emu.requests()
-        .iter()
-        .filter(|r| r.starts_with("POST "))
-        .count()
+    emu.requests().iter().filter(|r| r.starts_with("POST ")).count()
 }
 
 #[test]
@@ -151,29 +134,14 @@ fn runbook_fails_storage_over_and_switches_dns_with_yes() {
     let w = world();
     let (code, output) = drscript(w.dir.path(), &["run", "script.rhai", "--yes"]);
     assert_eq!(code, 0, "{output}");
-    assert!(
-        output.contains("now primary westus Standard_LRS"),
-        "{output}"
-    );
+    assert!(output.contains("now primary westus Standard_LRS"), "{output}");
     assert_eq!(w.named.dig(&format!("app.{ZONE}"), "A"), ["10.0.1.1"]);
-    assert_eq!(
-        w.named.dig(&format!("db.{ZONE}"), "CNAME"),
-        [format!("pg-sync.{ZONE}")]
-    );
+    assert_eq!(w.named.dig(&format!("db.{ZONE}"), "CNAME"), [format!("pg-sync.{ZONE}")]);
     assert_eq!(posts(&w.emu), 1);
     let state = state_files(w.dir.path());
-    assert!(
-        state.contains("| storage_last_sync_time | adeptiaprod 20"),
-        "the RPO evidence is in the report:\n{state}"
-    );
-    assert!(
-        state.contains("| storage_failover | adeptiaprod unplanned failover eastus → westus in"),
-        "{state}"
-    );
-    assert!(
-        state.contains("caches of the old value expire by") && state.contains("(old TTL 300 s)"),
-        "{state}"
-    );
+    assert!(state.contains("| storage_last_sync_time | adeptiaprod 20"), "the RPO evidence is in the report:\n{state}");
+    assert!(state.contains("| storage_failover | adeptiaprod unplanned failover eastus → westus in"), "{state}");
+    assert!(state.contains("caches of the old value expire by") && state.contains("(old TTL 300 s)"), "{state}");
     assert!(state.contains("10.0.0.1 → 10.0.1.1"), "{state}");
     for secret in [&w.token, &w.named.secret] {
         harness::assert_no_secret(secret, &[&output, &state]);
@@ -209,9 +177,6 @@ fn dry_run_and_plan_change_nothing() {
     let before = w.emu.requests().len();
     let (code, output) = drscript(w.dir.path(), &["plan", "script.rhai"]);
     assert_eq!(code, 0, "{output}");
-    assert!(
-        output.contains("storage_failover") && output.contains("set_dns"),
-        "{output}"
-    );
+    assert!(output.contains("storage_failover") && output.contains("set_dns"), "{output}");
     assert_eq!(w.emu.requests().len(), before, "a plan sends nothing");
 }

@@ -27,11 +27,7 @@ fn python() -> PathBuf {
 #[test]
 fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
     let python = python();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let token = arm::token();
     let emu = rt
         .block_on(drscript::sandbox::arm::start(ArmOptions {
@@ -43,17 +39,10 @@ fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
             ..ArmOptions::default()
         }))
         .unwrap();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/azure_support/sdk_client.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/azure_support/sdk_client.py");
     let mut child = Command::new(python)
         .arg(script)
-        .args([
-            emu.url.as_str(),
-            arm::SUB,
-            arm::RG,
-            "adeptiaprod",
-            "contoso.example",
-        ])
+        .args([emu.url.as_str(), arm::SUB, arm::RG, "adeptiaprod", "contoso.example"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -62,22 +51,14 @@ fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
     writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the SDK failed against the emulator:\n{stderr}"
-    );
+    assert!(out.status.success(), "the SDK failed against the emulator:\n{stderr}");
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
     assert_eq!(seen["before"]["primary"], "eastus");
     assert_eq!(seen["before"]["secondary"], "westus");
     assert_eq!(seen["before"]["geo_status"], "Live");
     assert_eq!(seen["before"]["can_failover"], true);
-    assert!(
-        seen["before"]["last_sync_time"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("20")),
-        "{seen}"
-    );
+    assert!(seen["before"]["last_sync_time"].as_str().is_some_and(|t| t.starts_with("20")), "{seen}");
     assert_eq!(seen["after"]["primary"], "westus");
     assert_eq!(seen["after"]["sku"], "Standard_LRS");
     assert_eq!(seen["dns_before"], serde_json::json!(["10.0.0.1"]));
@@ -88,9 +69,7 @@ fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
 
     let requests = emu.requests();
     assert!(
-        requests.iter().any(|r| r.starts_with("POST ")
-            && r.contains("/failover?")
-            && !r.contains("failoverType")),
+        requests.iter().any(|r| r.starts_with("POST ") && r.contains("/failover?") && !r.contains("failoverType")),
         "{requests:?}"
     );
     assert!(
@@ -100,9 +79,7 @@ fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
     // The failover's final state is read from `Location` (final-state-via), with the caller's
     // api-version carried into the operation URLs.
     assert!(
-        requests
-            .iter()
-            .any(|r| r.contains("/operationresults/") && r.contains("api-version=2026-09-01")),
+        requests.iter().any(|r| r.contains("/operationresults/") && r.contains("api-version=2026-09-01")),
         "{requests:?}"
     );
     harness::assert_no_secret(&token, &[&stderr, &String::from_utf8_lossy(&out.stdout)]);

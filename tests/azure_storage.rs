@@ -36,33 +36,20 @@ fn fast(options: ArmOptions) -> ArmOptions {
 }
 
 fn quick() -> FailoverOptions {
-    FailoverOptions {
-        planned: false,
-        timeout: Duration::from_secs(60),
-    }
+    FailoverOptions { planned: false, timeout: Duration::from_secs(60) }
 }
 
 #[test]
 fn status_reports_regions_last_sync_time_and_can_failover() {
     let (h, emu, token) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
     let status = storage::storage_status(&h.exec, "prod").unwrap();
-    assert_eq!(
-        (
-            status.primary_location.as_str(),
-            status.secondary_location.as_str()
-        ),
-        ("eastus", "westus")
-    );
+    assert_eq!((status.primary_location.as_str(), status.secondary_location.as_str()), ("eastus", "westus"));
     assert_eq!(status.sku, "Standard_RAGRS");
     assert_eq!(status.geo_replication_status, "Live");
     assert!(status.can_failover && status.can_planned_failover && !status.failover_in_progress);
-    let sync =
-        chrono::DateTime::parse_from_rfc3339(status.last_sync_time.as_deref().unwrap()).unwrap();
+    let sync = chrono::DateTime::parse_from_rfc3339(status.last_sync_time.as_deref().unwrap()).unwrap();
     let lag = chrono::Utc::now().signed_duration_since(sync);
-    assert!(
-        lag > chrono::Duration::seconds(60) && lag < chrono::Duration::seconds(600),
-        "lag {lag}"
-    );
+    assert!(lag > chrono::Duration::seconds(60) && lag < chrono::Duration::seconds(600), "lag {lag}");
     let requests = emu.requests();
     assert!(
         requests
@@ -79,14 +66,8 @@ fn unplanned_failover_follows_the_async_operation_and_converts_to_lrs() {
     let (h, emu, token) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
     let before = storage::storage_status(&h.exec, "prod").unwrap();
     let warning = failover_warning(&before, false);
-    assert!(
-        warning.contains("locally redundant storage (LRS)"),
-        "{warning}"
-    );
-    assert!(
-        warning.contains(before.last_sync_time.as_deref().unwrap()),
-        "{warning}"
-    );
+    assert!(warning.contains("locally redundant storage (LRS)"), "{warning}");
+    assert!(warning.contains(before.last_sync_time.as_deref().unwrap()), "{warning}");
 
     let result = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
     assert!(result.performed);
@@ -100,71 +81,30 @@ fn unplanned_failover_follows_the_async_operation_and_converts_to_lrs() {
     let requests = emu.requests();
     let post = requests.iter().find(|r| r.starts_with("POST ")).unwrap();
     assert!(
-        post.contains("/storageAccounts/adeptiaprod/failover?api-version=")
-            && !post.contains("failoverType"),
+        post.contains("/storageAccounts/adeptiaprod/failover?api-version=") && !post.contains("failoverType"),
         "{post}"
     );
-    assert!(
-        requests.iter().any(|r| r.contains("/asyncoperations/")),
-        "polled the status resource: {requests:?}"
-    );
-    assert!(
-        h.journal_text()
-            .contains("\"primitive\":\"storage_failover\"")
-    );
+    assert!(requests.iter().any(|r| r.contains("/asyncoperations/")), "polled the status resource: {requests:?}");
+    assert!(h.journal_text().contains("\"primitive\":\"storage_failover\""));
     assert_no_secret(&token, &[&h.journal_text()]);
 
     // Now LRS: a second failover is refused before anything is sent.
-    let e = storage::storage_failover(&h.exec, "prod", quick())
-        .unwrap_err()
-        .to_string();
+    let e = storage::storage_failover(&h.exec, "prod", quick()).unwrap_err().to_string();
     assert!(e.contains("canFailover = false"), "{e}");
 }
 
 #[test]
 fn planned_failover_through_location_polling_swaps_regions_and_stays_geo_redundant() {
-    let (h, emu, _) = arm::start(
-        fast(ArmOptions {
-            location_only: true,
-            ..ArmOptions::default()
-        }),
-        STORAGE,
-        None,
-        Mode::Live,
-    );
-    let result = storage::storage_failover(
-        &h.exec,
-        "prod",
-        FailoverOptions {
-            planned: true,
-            ..quick()
-        },
-    )
-    .unwrap();
+    let (h, emu, _) =
+        arm::start(fast(ArmOptions { location_only: true, ..ArmOptions::default() }), STORAGE, None, Mode::Live);
+    let result = storage::storage_failover(&h.exec, "prod", FailoverOptions { planned: true, ..quick() }).unwrap();
     let after = result.after.unwrap();
-    assert_eq!(
-        (
-            after.primary_location.as_str(),
-            after.secondary_location.as_str()
-        ),
-        ("westus", "eastus")
-    );
+    assert_eq!((after.primary_location.as_str(), after.secondary_location.as_str()), ("westus", "eastus"));
     assert_eq!(after.sku, "Standard_RAGRS");
     let requests = emu.requests();
-    assert!(
-        requests
-            .iter()
-            .any(|r| r.starts_with("POST ") && r.contains("failoverType=Planned")),
-        "{requests:?}"
-    );
-    assert!(
-        requests.iter().any(|r| r.contains("/operationresults/")),
-        "{requests:?}"
-    );
-    assert!(
-        !requests.iter().any(|r| r.contains("/asyncoperations/")),
-        "{requests:?}"
-    );
+    assert!(requests.iter().any(|r| r.starts_with("POST ") && r.contains("failoverType=Planned")), "{requests:?}");
+    assert!(requests.iter().any(|r| r.contains("/operationresults/")), "{requests:?}");
+    assert!(!requests.iter().any(|r| r.contains("/asyncoperations/")), "{requests:?}");
 }
 
 #[test]
@@ -172,25 +112,14 @@ fn dry_run_reads_the_status_but_never_posts() {
     let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::DryRun);
     let result = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
     assert!(!result.performed);
-    assert!(
-        emu.requests().iter().all(|r| r.starts_with("GET ")),
-        "{:?}",
-        emu.requests()
-    );
+    assert!(emu.requests().iter().all(|r| r.starts_with("GET ")), "{:?}", emu.requests());
     let journal = h.journal_text();
-    assert!(
-        journal.contains("Unplanned failover") && journal.contains("\"outcome\":\"planned\""),
-        "{journal}"
-    );
+    assert!(journal.contains("Unplanned failover") && journal.contains("\"outcome\":\"planned\""), "{journal}");
 
     h.with_mode(Mode::Plan);
     let before = emu.requests().len();
     storage::storage_failover(&h.exec, "prod", quick()).unwrap();
-    assert_eq!(
-        emu.requests().len(),
-        before,
-        "plan mode makes no request at all"
-    );
+    assert_eq!(emu.requests().len(), before, "plan mode makes no request at all");
 }
 
 #[test]
@@ -200,35 +129,19 @@ fn throttling_is_retried_honouring_retry_after() {
     emu.faults().unavailable_next.store(0, Ordering::Relaxed);
     let status = storage::storage_status(&h.exec, "prod").unwrap();
     assert_eq!(status.primary_location, "eastus");
-    assert_eq!(
-        emu.requests().len(),
-        3,
-        "two throttled attempts, then success"
-    );
+    assert_eq!(emu.requests().len(), 3, "two throttled attempts, then success");
 
     emu.faults().throttle_next.store(50, Ordering::Relaxed);
-    let e = storage::storage_status(&h.exec, "prod")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("429") && e.contains("TooManyRequests") && e.contains("adeptiaprod"),
-        "{e}"
-    );
+    let e = storage::storage_status(&h.exec, "prod").unwrap_err().to_string();
+    assert!(e.contains("429") && e.contains("TooManyRequests") && e.contains("adeptiaprod"), "{e}");
 }
 
 #[test]
 fn bad_input_and_arm_errors_name_the_account_url_and_status() {
     // 401: the config's token is not the one the emulator accepts.
     let wrong = format!("wrong-{:024x}", rand::random::<u128>());
-    let (h, emu, token) = arm::start(
-        fast(ArmOptions::default()),
-        STORAGE,
-        Some(&wrong),
-        Mode::Live,
-    );
-    let e = storage::storage_status(&h.exec, "prod")
-        .unwrap_err()
-        .to_string();
+    let (h, emu, token) = arm::start(fast(ArmOptions::default()), STORAGE, Some(&wrong), Mode::Live);
+    let e = storage::storage_status(&h.exec, "prod").unwrap_err().to_string();
     assert!(
         e.contains("401")
             && e.contains("InvalidAuthenticationToken")
@@ -244,28 +157,16 @@ fn bad_input_and_arm_errors_name_the_account_url_and_status() {
     // Not in the config at all.
     let e = storage::storage_status(&h.exec, "dr").unwrap_err();
     assert!(
-        e.is_bad_input()
-            && e.to_string().contains("`dr` is not in [storage]")
-            && e.to_string().contains("ghost, prod"),
+        e.is_bad_input() && e.to_string().contains("`dr` is not in [storage]") && e.to_string().contains("ghost, prod"),
         "{e}"
     );
     // 404: in the config, not in Azure.
-    let e = storage::storage_status(&h.exec, "ghost")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("404") && e.contains("ResourceNotFound") && e.contains("notthere"),
-        "{e}"
-    );
+    let e = storage::storage_status(&h.exec, "ghost").unwrap_err().to_string();
+    assert!(e.contains("404") && e.contains("ResourceNotFound") && e.contains("notthere"), "{e}");
     // 403.
     emu.faults().forbidden.store(true, Ordering::Relaxed);
-    let e = storage::storage_status(&h.exec, "prod")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("403") && e.contains("AuthorizationFailed") && e.contains("role assignments"),
-        "{e}"
-    );
+    let e = storage::storage_status(&h.exec, "prod").unwrap_err().to_string();
+    assert!(e.contains("403") && e.contains("AuthorizationFailed") && e.contains("role assignments"), "{e}");
 }
 
 #[test]
@@ -280,17 +181,11 @@ fn a_failover_already_running_is_a_409_and_a_timeout_says_it_may_still_complete(
     let e = storage::storage_failover(
         &h.exec,
         "prod",
-        FailoverOptions {
-            planned: false,
-            timeout: Duration::from_millis(400),
-        },
+        FailoverOptions { planned: false, timeout: Duration::from_millis(400) },
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        e.contains("did not finish within") && e.contains("may still complete"),
-        "{e}"
-    );
+    assert!(e.contains("did not finish within") && e.contains("may still complete"), "{e}");
 
     let status = storage::storage_status(&h.exec, "prod").unwrap();
     assert!(status.failover_in_progress && !status.can_failover);
@@ -306,40 +201,22 @@ fn a_failover_already_running_is_a_409_and_a_timeout_says_it_may_still_complete(
     let path = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-adeptia/providers/Microsoft.Storage/storageAccounts/adeptiaprod/failover?api-version=2023-05-01";
     let e =
         h.rt.block_on(async {
-            client
-                .send(reqwest::Method::POST, path, None, &[])
-                .await?
-                .into_result("storage_failover", "adeptiaprod")
+            client.send(reqwest::Method::POST, path, None, &[]).await?.into_result("storage_failover", "adeptiaprod")
         })
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("409")
-            && e.contains("FailoverInProgress")
-            && e.contains("/failover?api-version="),
-        "{e}"
-    );
+    assert!(e.contains("409") && e.contains("FailoverInProgress") && e.contains("/failover?api-version="), "{e}");
     assert_no_secret(&token, &[&e, &h.journal_text()]);
 }
 
 #[test]
 fn a_failed_operation_is_reported_with_its_error() {
     let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
-    emu.faults()
-        .fail_next_failover
-        .store(true, Ordering::Relaxed);
-    let e = storage::storage_failover(&h.exec, "prod", quick())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("the failover failed") && e.contains("FailoverFailed"),
-        "{e}"
-    );
+    emu.faults().fail_next_failover.store(true, Ordering::Relaxed);
+    let e = storage::storage_failover(&h.exec, "prod", quick()).unwrap_err().to_string();
+    assert!(e.contains("the failover failed") && e.contains("FailoverFailed"), "{e}");
     let status = storage::storage_status(&h.exec, "prod").unwrap();
-    assert_eq!(
-        status.primary_location, "eastus",
-        "a failed failover changes nothing"
-    );
+    assert_eq!(status.primary_location, "eastus", "a failed failover changes nothing");
 }
 
 #[test]
@@ -355,15 +232,9 @@ fn service_principal_secret_stays_out_of_descriptions() {
     let config = drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap();
     let credential = Credential::from_config(config.azure.as_ref().unwrap()).unwrap();
     assert_eq!(credential.describe(), "service_principal");
-    assert_no_secret(
-        &secret,
-        &[&format!("{credential:?}"), &format!("{config:?}")],
-    );
+    assert_no_secret(&secret, &[&format!("{credential:?}"), &format!("{config:?}")]);
     // The secret was registered for redaction when it was read.
-    assert_eq!(
-        drscript::redact::redacted(format!("x {secret} y")),
-        "x *** y"
-    );
+    assert_eq!(drscript::redact::redacted(format!("x {secret} y")), "x *** y");
 
     // Missing pieces are named.
     std::fs::write(
@@ -375,9 +246,7 @@ fn service_principal_secret_stays_out_of_descriptions() {
     )
     .unwrap();
     let config = drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap();
-    let e = Credential::from_config(config.azure.as_ref().unwrap())
-        .unwrap_err()
-        .to_string();
+    let e = Credential::from_config(config.azure.as_ref().unwrap()).unwrap_err().to_string();
     assert!(e.contains("needs tenant_id"), "{e}");
 }
 
@@ -385,36 +254,23 @@ fn service_principal_secret_stays_out_of_descriptions() {
 fn azure_cli_credential_without_a_login_is_a_clear_error() {
     // `az` is not installed (or not logged in) here: the token request fails before any call
     // to Resource Manager, and says which credential failed.
-    let toml =
-        format!("[azure]\nauth = \"cli\"\nresource_manager = \"http://127.0.0.1:9\"\n{STORAGE}");
+    let toml = format!("[azure]\nauth = \"cli\"\nresource_manager = \"http://127.0.0.1:9\"\n{STORAGE}");
     let h = harness::Harness::new(&toml, &[], Mode::Live);
-    let e = storage::storage_status(&h.exec, "prod")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("token for https://management.azure.com (cli)"),
-        "{e}"
-    );
+    let e = storage::storage_status(&h.exec, "prod").unwrap_err().to_string();
+    assert!(e.contains("token for https://management.azure.com (cli)"), "{e}");
 }
 
 #[test]
 fn an_unreachable_resource_manager_is_retried_then_named() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let token = arm::token();
     let toml = format!(
         "[azure]\nauth = \"static_token\"\nresource_manager = \"http://127.0.0.1:{port}\"\ntoken_file = \"arm.token\"\n{STORAGE}"
     );
     let h = harness::Harness::new(&toml, &[("arm.token", &token)], Mode::Live);
-    let e = storage::storage_status(&h.exec, "prod")
-        .unwrap_err()
-        .to_string();
+    let e = storage::storage_status(&h.exec, "prod").unwrap_err().to_string();
     assert!(
-        e.contains("cannot reach Azure Resource Manager (5 attempts)")
-            && e.contains(&format!("127.0.0.1:{port}")),
+        e.contains("cannot reach Azure Resource Manager (5 attempts)") && e.contains(&format!("127.0.0.1:{port}")),
         "{e}"
     );
     assert_no_secret(&token, &[&e, &h.journal_text()]);

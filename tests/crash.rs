@@ -21,10 +21,15 @@ fn env_number(name: &str) -> Option<u64> {
 
 /// Waits until the run started after `before` has its first journal record (or the process
 /// ended); returns how long that took.
-fn wait_for_journal(world: &World, before: &std::collections::BTreeSet<std::path::PathBuf>, child: &mut std::process::Child) -> std::time::Duration {
+fn wait_for_journal(
+    world: &World,
+    before: &std::collections::BTreeSet<std::path::PathBuf>,
+    child: &mut std::process::Child,
+) -> std::time::Duration {
     let started = Instant::now();
     loop {
-        let journalled = world.runs().difference(before).any(|run| journal(run).iter().any(|r| r["event"] == "run_started"));
+        let journalled =
+            world.runs().difference(before).any(|run| journal(run).iter().any(|r| r["event"] == "run_started"));
         if journalled || child.try_wait().unwrap().is_some() {
             return started.elapsed();
         }
@@ -49,7 +54,8 @@ fn failover_killed_at_random_moments_is_always_finished_by_resume() {
     world.run_ok("failback.rhai", &[]);
     let before = world.runs();
     let started = Instant::now();
-    let mut child = world.command(&["run", &failover, "--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child =
+        world.command(&["run", &failover, "--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let until_journal = wait_for_journal(&world, &before, &mut child);
     assert!(child.wait().unwrap().success(), "the undisturbed failover failed");
     let span = started.elapsed();
@@ -62,7 +68,8 @@ fn failover_killed_at_random_moments_is_always_finished_by_resume() {
     for trial in 0..trials {
         let context = format!("trial {trial} (seed {seed})");
         let before = world.runs();
-        let mut child = world.command(&["run", &failover, "--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child =
+            world.command(&["run", &failover, "--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         // A quarter of the kills anywhere in the run, the others once it is journalled (where
         // steps change things).
         let delay = if rng.random_bool(0.25) {
@@ -108,13 +115,21 @@ fn failover_killed_at_random_moments_is_always_finished_by_resume() {
             let records = journal(run);
             assert_no_step_ran_twice(&records, &context);
             if started_run && !finished_ok && !status.success() {
-                assert!(records.iter().any(|r| r["event"] == "run_finished" && r["exit_code"] == 0), "{context}: the resumed run did not finish ok");
+                assert!(
+                    records.iter().any(|r| r["event"] == "run_finished" && r["exit_code"] == 0),
+                    "{context}: the resumed run did not finish ok"
+                );
             }
         }
         let out = world.drscript(&["run", &format!("{RUNBOOKS}/failback.rhai"), "--yes"]);
         assert_eq!(out.status.code(), Some(0), "{context}: failback\n{}", String::from_utf8_lossy(&out.stderr));
         world.assert_serving("prod", "dr");
     }
-    eprintln!("{trials} trials: {resumed} resumed after the kill, {restarted} killed before journalling, {completed} finished before the kill");
-    assert!(resumed * 3 >= trials as usize, "only {resumed} of {trials} kills hit a running failover; the kill moments miss the run");
+    eprintln!(
+        "{trials} trials: {resumed} resumed after the kill, {restarted} killed before journalling, {completed} finished before the kill"
+    );
+    assert!(
+        resumed * 3 >= trials as usize,
+        "only {resumed} of {trials} kills hit a running failover; the kill moments miss the run"
+    );
 }

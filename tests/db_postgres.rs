@@ -46,17 +46,9 @@ timeout_secs = 20
 }
 
 fn harness(pg: &Postgres, mode: Mode) -> (Harness, u16) {
-    let down = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let wrong = servers::random_password();
-    let h = Harness::new(
-        &toml(pg, down),
-        &[("app.pw", &pg.app_password), ("wrong.pw", &wrong)],
-        mode,
-    );
+    let h = Harness::new(&toml(pg, down), &[("app.pw", &pg.app_password), ("wrong.pw", &wrong)], mode);
     (h, down)
 }
 
@@ -67,22 +59,14 @@ fn probe_writes_reads_back_and_leaves_nothing_behind() {
 
     let report = db::db_probe(&h.exec, "primary").unwrap();
     assert_eq!(
-        (
-            report.engine.as_str(),
-            report.role.as_str(),
-            report.probe.as_str()
-        ),
+        (report.engine.as_str(), report.role.as_str(), report.probe.as_str()),
         ("postgres", "primary", "rollback")
     );
     assert!(report.wrote && !report.read_only);
     let version = pg.query_text("postgres", "SHOW server_version").unwrap();
     assert_eq!(report.server_version, version);
     assert_eq!(
-        pg.query_text(
-            "appdb",
-            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'drscript%'"
-        )
-        .as_deref(),
+        pg.query_text("appdb", "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'drscript%'").as_deref(),
         Some("0"),
         "rolled back"
     );
@@ -90,8 +74,7 @@ fn probe_writes_reads_back_and_leaves_nothing_behind() {
     let scratch = db::db_probe(&h.exec, "scratch").unwrap();
     assert!(scratch.wrote);
     assert_eq!(
-        pg.query_text("appdb", "SELECT count(*) FROM drscript_probe")
-            .as_deref(),
+        pg.query_text("appdb", "SELECT count(*) FROM drscript_probe").as_deref(),
         Some("0"),
         "the probe row was deleted"
     );
@@ -101,10 +84,7 @@ fn probe_writes_reads_back_and_leaves_nothing_behind() {
     let planned = db::db_probe(&h.exec, "primary").unwrap();
     assert_eq!(planned.server_version, "(plan)");
 
-    assert_no_secret(
-        &pg.app_password,
-        &[&h.journal_text(), &format!("{report:?}{scratch:?}")],
-    );
+    assert_no_secret(&pg.app_password, &[&h.journal_text(), &format!("{report:?}{scratch:?}")]);
 
     // The same through a runbook and the real binary.
     std::fs::write(
@@ -119,16 +99,9 @@ fn probe_writes_reads_back_and_leaves_nothing_behind() {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("role=primary wrote=true engine=postgres"),
-        "{text}"
-    );
+    assert!(text.contains("role=primary wrote=true engine=postgres"), "{text}");
     assert_no_secret(&pg.app_password, &[&text]);
 }
 
@@ -138,59 +111,32 @@ fn bad_input_read_only_bad_credentials_unreachable_and_wrong_scheme() {
     let (h, down) = harness(&pg, Mode::Live);
 
     let e = db::db_probe(&h.exec, "readonly").unwrap_err().to_string();
-    assert!(
-        e.contains("read-only")
-            && e.contains("default_transaction_read_only")
-            && e.contains("rodb"),
-        "{e}"
-    );
+    assert!(e.contains("read-only") && e.contains("default_transaction_read_only") && e.contains("rodb"), "{e}");
     let read = db::db_probe(&h.exec, "readonly_read").unwrap();
-    assert_eq!(
-        (read.role.as_str(), read.read_only, read.wrote),
-        ("read_only", true, false)
-    );
+    assert_eq!((read.role.as_str(), read.read_only, read.wrote), ("read_only", true, false));
 
     let e = db::db_probe(&h.exec, "badpw").unwrap_err().to_string();
-    assert!(
-        e.contains("bad credentials for user `app`") && e.contains("28P01"),
-        "{e}"
-    );
+    assert!(e.contains("bad credentials for user `app`") && e.contains("28P01"), "{e}");
 
     let e = db::db_probe(&h.exec, "down").unwrap_err().to_string();
     assert!(e.contains(&format!("cannot reach 127.0.0.1:{down}")), "{e}");
 
     let e = db::db_probe(&h.exec, "missing").unwrap_err();
-    assert!(
-        e.is_bad_input() && e.to_string().contains("`missing` is not in [databases]"),
-        "{e}"
-    );
+    assert!(e.is_bad_input() && e.to_string().contains("`missing` is not in [databases]"), "{e}");
 
     // Wrong scheme: the config refuses it, naming the key; the probe refuses it too.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("drscript.toml"),
-        format!(
-            "{}\n[databases.x]\nurl = \"sqlserver://app@127.0.0.1/appdb\"\n",
-            harness::ENVIRONMENTS
-        ),
+        format!("{}\n[databases.x]\nurl = \"sqlserver://app@127.0.0.1/appdb\"\n", harness::ENVIRONMENTS),
     )
     .unwrap();
-    let e = drscript::config::Config::load(&dir.path().join("drscript.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("databases.x.url") && e.contains("postgres://"),
-        "{e}"
-    );
-    let e = db::Target::parse("sqlserver://app@127.0.0.1/appdb")
-        .unwrap_err()
-        .to_string();
+    let e = drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap_err().to_string();
+    assert!(e.contains("databases.x.url") && e.contains("postgres://"), "{e}");
+    let e = db::Target::parse("sqlserver://app@127.0.0.1/appdb").unwrap_err().to_string();
     assert!(e.contains("scheme `sqlserver` is not supported"), "{e}");
 
     let journal = h.journal_text();
     assert_no_secret(&pg.app_password, &[&journal]);
-    assert_no_secret(
-        &std::fs::read_to_string(h.dir.path().join("wrong.pw")).unwrap(),
-        &[&journal],
-    );
+    assert_no_secret(&std::fs::read_to_string(h.dir.path().join("wrong.pw")).unwrap(), &[&journal]);
 }

@@ -47,11 +47,7 @@ targets = {{ prod = "fd00::1", dr = "fd00::2" }}
 }
 
 fn harness(named: &Named, secret: &str, mode: Mode) -> Harness {
-    Harness::new(
-        &config(named, KEY_NAME),
-        &[("tsig.key", &format!("{secret}\n"))],
-        mode,
-    )
+    Harness::new(&config(named, KEY_NAME), &[("tsig.key", &format!("{secret}\n"))], mode)
 }
 
 #[test]
@@ -64,11 +60,7 @@ fn set_dns_switches_a_record_by_role_and_bind_answers_it() {
     let change = dns::set_dns(&h.exec, &spec).unwrap();
     assert!(change.changed && change.applied, "{change:?}");
     assert_eq!(change.old, Some(vec!["10.0.0.1".to_string()]));
-    assert_eq!(
-        change.old_ttl,
-        Some(300),
-        "the zone file's TTL is what caches may hold"
-    );
+    assert_eq!(change.old_ttl, Some(300), "the zone file's TTL is what caches may hold");
     assert_eq!(change.caches_expire_after_secs, 300);
     assert_eq!(named.dig(&format!("app.{ZONE}"), "A"), ["10.0.1.1"]);
     assert_eq!(named.dig_ttl(&format!("app.{ZONE}"), "A"), Some(60));
@@ -76,28 +68,17 @@ fn set_dns_switches_a_record_by_role_and_bind_answers_it() {
     // Idempotent: same value again is reported unchanged and the journal says so.
     let again = dns::set_dns(&h.exec, &spec).unwrap();
     assert!(!again.changed && !again.applied, "{again:?}");
-    assert!(
-        h.journal_text().contains("\"outcome\":\"unchanged\""),
-        "{}",
-        h.journal_text()
-    );
+    assert!(h.journal_text().contains("\"outcome\":\"unchanged\""), "{}", h.journal_text());
 
     // And back.
     let back = dns::record::from_config(h.exec.config().unwrap(), "app", "prod").unwrap();
     dns::set_dns(&h.exec, &back).unwrap();
     assert_eq!(named.dig(&format!("app.{ZONE}"), "A"), ["10.0.0.1"]);
 
-    let lookup =
-        dns::dns_lookup(&h.exec, &format!("app.{ZONE}"), &LookupOptions::default()).unwrap();
-    assert_eq!(
-        (lookup.values.clone(), lookup.ttl, lookup.found),
-        (vec!["10.0.0.1".to_string()], 60, true)
-    );
+    let lookup = dns::dns_lookup(&h.exec, &format!("app.{ZONE}"), &LookupOptions::default()).unwrap();
+    assert_eq!((lookup.values.clone(), lookup.ttl, lookup.found), (vec!["10.0.0.1".to_string()], 60, true));
 
-    assert_no_secret(
-        &named.secret,
-        &[&h.journal_text(), &format!("{change:?} {lookup:?}")],
-    );
+    assert_no_secret(&named.secret, &[&h.journal_text(), &format!("{change:?} {lookup:?}")]);
 }
 
 #[test]
@@ -109,25 +90,11 @@ fn cname_and_aaaa_records_are_created_and_replaced() {
     let db = dns::record::from_config(&cfg, "db", "primary").unwrap();
     let created = dns::set_dns(&h.exec, &db).unwrap();
     assert_eq!(created.old, Some(vec![]), "the record did not exist");
-    assert_eq!(
-        named.dig(&format!("db.{ZONE}"), "CNAME"),
-        [format!("pg-primary.{ZONE}")]
-    );
-    dns::set_dns(
-        &h.exec,
-        &dns::record::from_config(&cfg, "db", "sync").unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        named.dig(&format!("db.{ZONE}"), "CNAME"),
-        [format!("pg-sync.{ZONE}")]
-    );
+    assert_eq!(named.dig(&format!("db.{ZONE}"), "CNAME"), [format!("pg-primary.{ZONE}")]);
+    dns::set_dns(&h.exec, &dns::record::from_config(&cfg, "db", "sync").unwrap()).unwrap();
+    assert_eq!(named.dig(&format!("db.{ZONE}"), "CNAME"), [format!("pg-sync.{ZONE}")]);
 
-    dns::set_dns(
-        &h.exec,
-        &dns::record::from_config(&cfg, "app6", "dr").unwrap(),
-    )
-    .unwrap();
+    dns::set_dns(&h.exec, &dns::record::from_config(&cfg, "app6", "dr").unwrap()).unwrap();
     assert_eq!(named.dig(&format!("app6.{ZONE}"), "AAAA"), ["fd00::2"]);
 
     // An explicit record, not from the config.
@@ -143,26 +110,16 @@ fn dry_run_shows_old_and_new_and_changes_nothing() {
     let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
     let change = dns::set_dns(&h.exec, &spec).unwrap();
     assert!(change.changed && !change.applied);
-    assert_eq!(
-        named.dig(&format!("app.{ZONE}"), "A"),
-        ["10.0.0.1"],
-        "dry run must not write"
-    );
+    assert_eq!(named.dig(&format!("app.{ZONE}"), "A"), ["10.0.0.1"], "dry run must not write");
     let journal = h.journal_text();
-    assert!(
-        journal.contains("10.0.0.1 → 10.0.1.1 (ttl 60)"),
-        "{journal}"
-    );
+    assert!(journal.contains("10.0.0.1 → 10.0.1.1 (ttl 60)"), "{journal}");
     assert!(journal.contains("\"outcome\":\"planned\""), "{journal}");
 
     // Plan mode: no network at all, the old value is unknown.
     h.with_mode(Mode::Plan);
     let planned = dns::set_dns(&h.exec, &spec).unwrap();
     assert_eq!(planned.old, None);
-    assert!(
-        h.journal_text()
-            .contains("(current value not read in plan mode) → 10.0.1.1")
-    );
+    assert!(h.journal_text().contains("(current value not read in plan mode) → 10.0.1.1"));
 }
 
 #[test]
@@ -196,23 +153,15 @@ fn wait_dns_returns_once_the_authority_answers_and_reports_the_ttl() {
             .expect("nsupdate (bind9-dnsutils) is needed");
         assert!(out.status.success(), "nsupdate failed");
     });
-    let opts = LookupOptions {
-        timeout: Some(Duration::from_secs(60)),
-        ..Default::default()
-    };
+    let opts = LookupOptions { timeout: Some(Duration::from_secs(60)), ..Default::default() };
     let seen = dns::wait_dns(&h.exec, &spec.fqdn(), "10.0.1.1", &opts).unwrap();
     writer.join().unwrap();
     assert_eq!(seen.values, ["10.0.1.1"]);
     assert_eq!(seen.ttl, 60);
     assert!(seen.caches_expire_at.is_some());
 
-    let timeout = LookupOptions {
-        timeout: Some(Duration::from_millis(300)),
-        ..Default::default()
-    };
-    let e = dns::wait_dns(&h.exec, &spec.fqdn(), "10.9.9.9", &timeout)
-        .unwrap_err()
-        .to_string();
+    let timeout = LookupOptions { timeout: Some(Duration::from_millis(300)), ..Default::default() };
+    let e = dns::wait_dns(&h.exec, &spec.fqdn(), "10.9.9.9", &timeout).unwrap_err().to_string();
     assert!(e.contains("still answers 10.0.1.1"), "{e}");
 }
 
@@ -223,40 +172,20 @@ fn bad_input_record_missing_wrong_type_unknown_role() {
     let cfg = h.exec.config().unwrap().clone();
     let e = dns::record::from_config(&cfg, "web", "dr").unwrap_err();
     assert!(e.is_bad_input());
-    assert!(
-        e.to_string().contains("`web` is not in [dns.records]")
-            && e.to_string().contains("app, app6, db"),
-        "{e}"
-    );
-    let e = dns::record::from_config(&cfg, "app", "staging")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("no target for role `staging`") && e.contains("dr, prod"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("`web` is not in [dns.records]") && e.to_string().contains("app, app6, db"), "{e}");
+    let e = dns::record::from_config(&cfg, "app", "staging").unwrap_err().to_string();
+    assert!(e.contains("no target for role `staging`") && e.contains("dr, prod"), "{e}");
     let e = RecordType::parse("TXT").unwrap_err().to_string();
     assert!(e.contains("`TXT` is not supported"), "{e}");
-    let e = RecordSpec::new(ZONE, "app", RecordType::A, "fd00::1", 60)
-        .unwrap_err()
-        .to_string();
+    let e = RecordSpec::new(ZONE, "app", RecordType::A, "fd00::1", 60).unwrap_err().to_string();
     assert!(e.contains("not a valid A record value"), "{e}");
 
     // The config rejects a wrong type too, naming the key.
     let bad = config(&named, KEY_NAME).replace("type = \"CNAME\"", "type = \"MX\"");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("drscript.toml"),
-        format!("{}{bad}", harness::ENVIRONMENTS),
-    )
-    .unwrap();
-    let e = drscript::config::Config::load(&dir.path().join("drscript.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("dns.records.db.type") && e.contains("`MX` is not supported"),
-        "{e}"
-    );
+    std::fs::write(dir.path().join("drscript.toml"), format!("{}{bad}", harness::ENVIRONMENTS)).unwrap();
+    let e = drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap_err().to_string();
+    assert!(e.contains("dns.records.db.type") && e.contains("`MX` is not supported"), "{e}");
 }
 
 #[test]
@@ -267,14 +196,8 @@ fn bad_input_zone_that_does_not_exist_or_refuses_updates() {
     let e = dns::set_dns(&h.exec, &missing).unwrap_err().to_string();
     // BIND answers REFUSED for a zone it does not have; the message says so and names the
     // primitive the script called.
-    assert!(
-        e.starts_with("set_dns ") && e.contains("nowhere.test"),
-        "{e}"
-    );
-    assert!(
-        e.contains("REFUSED: the server has no zone that holds this name"),
-        "{e}"
-    );
+    assert!(e.starts_with("set_dns ") && e.contains("nowhere.test"), "{e}");
+    assert!(e.contains("REFUSED: the server has no zone that holds this name"), "{e}");
 
     let locked = RecordSpec::new(LOCKED_ZONE, "app", RecordType::A, "10.0.0.2", 60).unwrap();
     let e = dns::set_dns(&h.exec, &locked).unwrap_err().to_string();
@@ -295,39 +218,24 @@ fn bad_input_wrong_tsig_key_or_secret() {
     assert_no_secret(wrong_secret, &[&e, &h.journal_text()]);
 
     // A key the server does not know: BADKEY.
-    let h = Harness::new(
-        &config(&named, "stranger-key"),
-        &[("tsig.key", &named.secret)],
-        Mode::Live,
-    );
+    let h = Harness::new(&config(&named, "stranger-key"), &[("tsig.key", &named.secret)], Mode::Live);
     let e = dns::set_dns(&h.exec, &spec).unwrap_err().to_string();
     assert!(e.contains("BADKEY") && e.contains("stranger-key"), "{e}");
     assert_no_secret(&named.secret, &[&e, &h.journal_text()]);
 
-    assert_eq!(
-        named.dig(&format!("app.{ZONE}"), "A"),
-        ["10.0.0.1"],
-        "nothing was written"
-    );
+    assert_eq!(named.dig(&format!("app.{ZONE}"), "A"), ["10.0.0.1"], "nothing was written");
 }
 
 #[test]
 fn unreachable_server_is_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let toml = format!(
         "[dns]\nprovider = \"rfc2136\"\nserver = \"127.0.0.1:{port}\"\n[dns.records.app]\nzone = \"{ZONE}\"\nname = \"app\"\ntargets = {{ dr = \"10.0.1.1\" }}\n"
     );
     let h = Harness::new(&toml, &[], Mode::Live);
     let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
     let e = dns::set_dns(&h.exec, &spec).unwrap_err().to_string();
-    assert!(
-        e.contains(&format!("127.0.0.1:{port}")) && e.contains("cannot reach the DNS server"),
-        "{e}"
-    );
+    assert!(e.contains(&format!("127.0.0.1:{port}")) && e.contains("cannot reach the DNS server"), "{e}");
 }
 
 /// A TCP proxy in front of `upstream` that closes the first `drop_first` connections unanswered

@@ -10,17 +10,17 @@
 //!
 //! Seeds are printed; rerun with `DRSCRIPT_FAULT_SEED=N cargo test --test faults`.
 
-mod world;
 mod sync_common;
+mod world;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drscript::azure_files::auth::account_sas;
+use drscript::sync::{Endpoint, SyncOptions};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use drscript::sync::{Endpoint, SyncOptions};
 use sync_common::azurite::Azurite;
 use world::{RUNBOOKS, World, assert_no_step_ran_twice, journal};
 
@@ -41,8 +41,10 @@ fn injected(world: &World, prefix: &str) -> u64 {
 
 /// An error of a failed run must name what failed and how.
 fn assert_clear_error(stderr: &str) {
-    let names_object = ["deployment/ac-ac-", "statefulset/ac-ac-", "gateway http://127.0.0.1:"].iter().any(|o| stderr.contains(o));
-    let names_status = ["429", "500", "503", "cannot reach", "timed out", "operation timed out"].iter().any(|s| stderr.contains(s));
+    let names_object =
+        ["deployment/ac-ac-", "statefulset/ac-ac-", "gateway http://127.0.0.1:"].iter().any(|o| stderr.contains(o));
+    let names_status =
+        ["429", "500", "503", "cannot reach", "timed out", "operation timed out"].iter().any(|s| stderr.contains(s));
     assert!(names_object && names_status, "the error names neither the object nor the status:\n{stderr}");
     assert!(stderr.contains("drscript resume"), "the error does not say how to go on:\n{stderr}");
 }
@@ -74,7 +76,11 @@ fn failover_under_api_and_gateway_faults_completes_or_resumes() {
     eprintln!("fault seed {seed}; reproduce with DRSCRIPT_FAULT_SEED={seed}");
     let spec = "kube=error:0.2,slow:100ms,reset:0.05;gateway=error:0.2,reset:0.1";
     let world = World::start(&["--faults", spec, "--seed", &seed.to_string()]);
-    assert!(world.sandbox_log().contains(&format!("seed {seed}")), "the sandbox prints its seed: {}", world.sandbox_log());
+    assert!(
+        world.sandbox_log().contains(&format!("seed {seed}")),
+        "the sandbox prints its seed: {}",
+        world.sandbox_log()
+    );
     let failed = failover_until_done(&world, 10);
     world.assert_serving("dr", "prod");
     let records = the_run(&world);
@@ -101,7 +107,11 @@ fn failover_stopped_by_an_api_outage_is_finished_by_resume_once_it_ends() {
     // instead of each running out of retries on its own).
     let started = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(10);
-    while !world.runs().iter().any(|run| journal(run).iter().any(|r| r["event"] == "step_finished" && r["outcome"] == "failed")) {
+    while !world
+        .runs()
+        .iter()
+        .any(|run| journal(run).iter().any(|r| r["event"] == "step_finished" && r["outcome"] == "failed"))
+    {
         assert!(started.elapsed() < std::time::Duration::from_secs(600), "no step failed during the outage");
         std::thread::sleep(pause);
         pause = (pause * 2).min(std::time::Duration::from_millis(100));
@@ -113,12 +123,18 @@ fn failover_stopped_by_an_api_outage_is_finished_by_resume_once_it_ends() {
     assert_clear_error(&stderr);
     assert!(stderr.contains("attempts)"), "the error says the call was retried:\n{stderr}");
     // The step named is the one whose call failed.
-    let line = stderr.lines().find(|l| l.starts_with("error: step ")).unwrap_or_else(|| panic!("no failed step named:\n{stderr}"));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: step "))
+        .unwrap_or_else(|| panic!("no failed step named:\n{stderr}"));
     let title = line.split('"').nth(1).unwrap();
     let (_, rest) = line.split_once("failed: ").unwrap();
     let words: Vec<&str> = title.split(' ').collect();
     assert!(words.len() == 4 && words[..2] == ["Scale", "down"], "{line}");
-    assert!(rest.starts_with(&format!("scale {} ", words[2])) && rest.contains(&format!("/ac-ac-{}:", words[3])), "step and error disagree: {line}");
+    assert!(
+        rest.starts_with(&format!("scale {} ", words[2])) && rest.contains(&format!("/ac-ac-{}:", words[3])),
+        "step and error disagree: {line}"
+    );
     let out = world.drscript(&["resume", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     world.assert_serving("dr", "prod");
@@ -201,7 +217,8 @@ fn sync_through_torn_range_writes_never_loses_or_corrupts_data() {
     let seed = seed(rand::random());
     eprintln!("fault seed {seed}; reproduce with DRSCRIPT_FAULT_SEED={seed}");
     let world = World::start(&["--faults", "files=range_error:0.6,error:0.05", "--seed", &seed.to_string()]);
-    let files: Value = serde_json::from_str(&std::fs::read_to_string(world.path().join("sbx/azure-files.json")).unwrap()).unwrap();
+    let files: Value =
+        serde_json::from_str(&std::fs::read_to_string(world.path().join("sbx/azure-files.json")).unwrap()).unwrap();
     let status = world.status();
     assert_eq!(status["components"]["azure_files"], files, "sandbox status shows the Files emulator");
     let (url, account) = (files["url"].as_str().unwrap(), files["account"].as_str().unwrap());
@@ -281,14 +298,20 @@ async fn azurite_stopped_mid_sync_then_resume_copies_the_rest_and_nothing_is_los
     az.stop();
     let stopped = Instant::now();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    eprintln!("{arrived} of {total} blobs had arrived; the run ended {:.1} s after Azurite stopped", stopped.elapsed().as_secs_f64());
+    eprintln!(
+        "{arrived} of {total} blobs had arrived; the run ended {:.1} s after Azurite stopped",
+        stopped.elapsed().as_secs_f64()
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "the run must fail with exit 1:\n{stdout}{stderr}");
     let shown: Vec<&str> = stderr.lines().filter(|l| !l.trim_start().starts_with("failed:")).collect();
     eprintln!("the run's error, without its per-file lines:\n{}", shown.join("\n"));
     assert!(arrived < total, "Azurite was stopped after the sync had finished");
-    assert!(stderr.contains("stopped early") && stderr.contains(&location), "the error names neither the stop nor the container:\n{stderr}");
+    assert!(
+        stderr.contains("stopped early") && stderr.contains(&location),
+        "the error names neither the stop nor the container:\n{stderr}"
+    );
     assert!(stderr.contains("drscript resume"), "the error does not say how to go on:\n{stderr}");
     assert!(stderr.contains("not tried"), "the error does not say what was left:\n{stderr}");
     assert!(!format!("{stdout}{stderr}").contains(&sig), "the SAS signature leaked");

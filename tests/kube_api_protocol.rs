@@ -106,13 +106,20 @@ async fn discovery_and_errors_speak_the_api_server_dialect() {
     assert!(aggregated.headers()["content-type"].to_str().unwrap().contains("as=APIGroupDiscoveryList"));
     let doc: Value = aggregated.json().await.unwrap();
     let resources = &doc["items"][0]["versions"][0]["resources"];
-    assert!(resources.as_array().unwrap().iter().any(|r| r["resource"] == "deployments" && r["subresources"][0]["subresource"] == "scale"));
+    assert!(
+        resources
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resource"] == "deployments" && r["subresources"][0]["subresource"] == "scale")
+    );
     let legacy: Value = http.get(format!("{}/apis/apps/v1", api.url())).send().await.unwrap().json().await.unwrap();
     assert!(legacy["resources"].as_array().unwrap().iter().any(|r| r["name"] == "statefulsets/scale"));
     let version: Value = http.get(format!("{}/version", api.url())).send().await.unwrap().json().await.unwrap();
     assert_eq!(version["major"], "1");
 
-    let missing = http.get(format!("{}/apis/apps/v1/namespaces/adeptia/deployments/nope", api.url())).send().await.unwrap();
+    let missing =
+        http.get(format!("{}/apis/apps/v1/namespaces/adeptia/deployments/nope", api.url())).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let status: Value = missing.json().await.unwrap();
     assert_eq!(status["kind"], "Status");

@@ -41,7 +41,11 @@ async fn start(dir: &std::path::Path) -> (SandboxHandle, Config) {
 }
 
 /// kubectl off the runtime's worker threads (it blocks).
-async fn kubectl_async(sb: &std::sync::Arc<SandboxHandle>, context: &'static str, args: &[&str]) -> (bool, String, String) {
+async fn kubectl_async(
+    sb: &std::sync::Arc<SandboxHandle>,
+    context: &'static str,
+    args: &[&str],
+) -> (bool, String, String) {
     let (sb, args): (_, Vec<String>) = (sb.clone(), args.iter().map(|a| a.to_string()).collect());
     blocking(move || kubectl(&sb, context, &args.iter().map(String::as_str).collect::<Vec<_>>())).await
 }
@@ -100,7 +104,8 @@ async fn kubectl_scale_to_zero_is_seen_by_drscript_and_pods_terminate() {
     let pods = kubectl_json_async(&sb, "prod", &["get", "pods", "-l", selector]).await;
     assert_eq!(pods["items"].as_array().unwrap().len(), 2, "{pods}");
 
-    let (ok, out, err) = kubectl_async(&sb, "prod", &["scale", "deployment", "ac-ac-runtime", "--replicas=0", "-n", "adeptia"]).await;
+    let (ok, out, err) =
+        kubectl_async(&sb, "prod", &["scale", "deployment", "ac-ac-runtime", "--replicas=0", "-n", "adeptia"]).await;
     assert!(ok && out.contains("scaled"), "{out} {err}");
     assert_eq!(replicas(&prod, Kind::Deployment, "ac-ac-runtime").await.unwrap(), 0);
 
@@ -120,7 +125,8 @@ async fn kubectl_scale_to_zero_is_seen_by_drscript_and_pods_terminate() {
     scale(&prod, Kind::Deployment, "ac-ac-runtime", 2, &ScaleOptions::default()).await.unwrap();
     let d = kubectl_json_async(&sb, "prod", &["get", "deployment", "ac-ac-runtime"]).await;
     assert_eq!(d["status"]["readyReplicas"], 2, "{d}");
-    let (ok, out, err) = kubectl_async(&sb, "prod", &["rollout", "status", "deployment/ac-ac-runtime", "--timeout=60s"]).await;
+    let (ok, out, err) =
+        kubectl_async(&sb, "prod", &["rollout", "status", "deployment/ac-ac-runtime", "--timeout=60s"]).await;
     assert!(ok && out.contains("successfully rolled out"), "{out} {err}");
 }
 
@@ -130,29 +136,52 @@ async fn kubectl_preconditions_and_statefulset_scale() {
     let (sb, config) = start(dir.path()).await;
     let sb = std::sync::Arc::new(sb);
     let dr = Cluster::connect(config.environment("dr").unwrap()).await.unwrap();
-    let (ok, _, err) = kubectl_async(&sb, "dr", &["scale", "statefulset", "ac-ac-rabbitmq", "--replicas=0", "--current-replicas=3"]).await;
+    let (ok, _, err) =
+        kubectl_async(&sb, "dr", &["scale", "statefulset", "ac-ac-rabbitmq", "--replicas=0", "--current-replicas=3"])
+            .await;
     assert!(!ok && err.contains("Expected replicas to be 3, was 1"), "{err}");
-    let (ok, out, err) = kubectl_async(&sb, "dr", &["scale", "statefulset", "ac-ac-rabbitmq", "--replicas=0", "--current-replicas=1"]).await;
+    let (ok, out, err) =
+        kubectl_async(&sb, "dr", &["scale", "statefulset", "ac-ac-rabbitmq", "--replicas=0", "--current-replicas=1"])
+            .await;
     assert!(ok, "{out} {err}");
     assert_eq!(replicas(&dr, Kind::StatefulSet, "ac-ac-rabbitmq").await.unwrap(), 0);
     // A negative count is refused by the server, as a real one does.
-    let (ok, _, err) = kubectl_async(&sb, "dr", &["patch", "deployment", "ac-ac-listener", "--type=merge", "-p", r#"{"spec":{"replicas":-1}}"#]).await;
+    let (ok, _, err) = kubectl_async(
+        &sb,
+        "dr",
+        &["patch", "deployment", "ac-ac-listener", "--type=merge", "-p", r#"{"spec":{"replicas":-1}}"#],
+    )
+    .await;
     assert!(!ok && err.contains("greater than or equal to 0"), "{err}");
     // kubectl's JSON patch and strategic merge patch reach the spec.
-    let (ok, _, err) = kubectl_async(&sb, "dr", &["patch", "deployment", "ac-ac-listener", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#]).await;
+    let (ok, _, err) = kubectl_async(
+        &sb,
+        "dr",
+        &[
+            "patch",
+            "deployment",
+            "ac-ac-listener",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#,
+        ],
+    )
+    .await;
     assert!(ok, "{err}");
     scale(&dr, Kind::Deployment, "ac-ac-listener", 1, &ScaleOptions::default()).await.unwrap();
     assert_eq!(workload(&dr, Kind::Deployment, "ac-ac-listener").await.unwrap().ready, 1);
 
     // `kubectl set env` sends a strategic merge patch: the container keeps its image.
-    let (ok, out, err) = kubectl_async(&sb, "dr", &["set", "env", "deployment/ac-ac-event", "QUARTZ_STATUS_ONBOOTUP=run"]).await;
+    let (ok, out, err) =
+        kubectl_async(&sb, "dr", &["set", "env", "deployment/ac-ac-event", "QUARTZ_STATUS_ONBOOTUP=run"]).await;
     assert!(ok, "{out} {err}");
     let event = workload(&dr, Kind::Deployment, "ac-ac-event").await.unwrap();
     assert_eq!(event.env.get("QUARTZ_STATUS_ONBOOTUP").map(String::as_str), Some("run"));
     assert_eq!(event.images, vec!["adeptia/ac-event:4.2.1".to_string()]);
     assert!(event.env.contains_key("JAVA_OPTS"), "{:?}", event.env);
     // The template changed: the pods are replaced, and the rollout completes.
-    let (ok, out, err) = kubectl_async(&sb, "dr", &["rollout", "status", "deployment/ac-ac-event", "--timeout=60s"]).await;
+    let (ok, out, err) =
+        kubectl_async(&sb, "dr", &["rollout", "status", "deployment/ac-ac-event", "--timeout=60s"]).await;
     assert!(ok && out.contains("successfully rolled out"), "{out} {err}");
 }
 
@@ -164,7 +193,17 @@ async fn kubectl_get_watch_shows_pods_terminating_and_going_away() {
     let mut child = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(sb.kubeconfig_path())
-        .args(["--context", "prod", "get", "pods", "-l", "app.kubernetes.io/name=ac-runtime", "-w", "--output-watch-events", "--request-timeout=120s"])
+        .args([
+            "--context",
+            "prod",
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=ac-runtime",
+            "-w",
+            "--output-watch-events",
+            "--request-timeout=120s",
+        ])
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()

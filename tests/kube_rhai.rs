@@ -11,7 +11,9 @@ use drscript::sandbox::{Sandbox, SandboxHandle, SandboxOptions};
 
 async fn sandbox(dir: &std::path::Path) -> SandboxHandle {
     let delays = Delays { start: Duration::from_millis(150), terminate: Duration::from_millis(150) };
-    Sandbox::start(&dir.join("sandbox"), SandboxOptions { shares: false, delays, ..SandboxOptions::default() }).await.unwrap()
+    Sandbox::start(&dir.join("sandbox"), SandboxOptions { shares: false, delays, ..SandboxOptions::default() })
+        .await
+        .unwrap()
 }
 
 async fn drscript(sb: &SandboxHandle, dir: &std::path::Path, args: &[&str], script: &str) -> Output {
@@ -63,13 +65,15 @@ async fn a_runbook_scales_and_switches_schedulers() {
 async fn a_plan_touches_neither_cluster_nor_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(dir.path()).await;
-    let before: Vec<usize> = sb.environments.values().map(|e| e.kube.requests().len() + e.gateway.calls().len()).collect();
+    let before: Vec<usize> =
+        sb.environments.values().map(|e| e.kube.requests().len() + e.gateway.calls().len()).collect();
     let out = drscript(&sb, dir.path(), &["plan"], FAILOVER_PART.replace("if ", "if false && ").as_str()).await;
     assert!(out.status.success(), "{}", text(&out));
     let shown = text(&out);
     assert!(shown.contains("prod (ctx prod, ns adeptia) deployment/ac-ac-runtime"), "{shown}");
     assert!(shown.contains("to 0 replicas"), "{shown}");
-    let after: Vec<usize> = sb.environments.values().map(|e| e.kube.requests().len() + e.gateway.calls().len()).collect();
+    let after: Vec<usize> =
+        sb.environments.values().map(|e| e.kube.requests().len() + e.gateway.calls().len()).collect();
     assert_eq!(before, after, "a plan talked to the sandbox");
 }
 
@@ -90,7 +94,10 @@ async fn bad_arguments_are_named() {
         assert!(!out.status.success(), "{script}: {}", text(&out));
         assert!(text(&out).contains(expected), "{script}: expected `{expected}` in:\n{}", text(&out));
     }
-    assert_eq!(sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", "ac-ac-runtime").unwrap()["spec"]["replicas"], 2);
+    assert_eq!(
+        sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", "ac-ac-runtime").unwrap()["spec"]["replicas"],
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,8 +115,17 @@ async fn a_dry_run_reads_the_clusters_and_changes_nothing() {
     assert!(shown.contains("already at 0 (unchanged)"), "{shown}");
     let writes = sb.environments.values().flat_map(|e| e.kube.requests()).filter(|r| !r.starts_with("GET")).count();
     assert_eq!(writes, 0);
-    assert_eq!(sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", "ac-ac-runtime").unwrap()["spec"]["replicas"], 2);
+    assert_eq!(
+        sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", "ac-ac-runtime").unwrap()["spec"]["replicas"],
+        2
+    );
     // A missing workload fails the dry run as it would fail the live one.
-    let out = drscript(&sb, dir.path(), &["run", "--dry-run", "--yes"], r#"scale(env("prod"), "deployment", "ac-ac-nope", 0);"#).await;
+    let out = drscript(
+        &sb,
+        dir.path(),
+        &["run", "--dry-run", "--yes"],
+        r#"scale(env("prod"), "deployment", "ac-ac-nope", 0);"#,
+    )
+    .await;
     assert!(!out.status.success() && text(&out).contains("404"), "{}", text(&out));
 }

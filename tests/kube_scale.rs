@@ -34,7 +34,12 @@ async fn scale_to_zero_waits_until_no_pod_is_left_and_back_up_until_ready() {
     let (sb, config) = sandbox(dir.path(), SandboxOptions::default()).await;
     let prod = cluster(&config, "prod").await;
     let kube = &sb.env("prod").unwrap().kube;
-    let runtime_pods = || kube.pods("adeptia").into_iter().filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with(RUNTIME)).count();
+    let runtime_pods = || {
+        kube.pods("adeptia")
+            .into_iter()
+            .filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with(RUNTIME))
+            .count()
+    };
     assert_eq!(runtime_pods(), 2);
 
     let down = scale(&prod, Kind::Deployment, RUNTIME, 0, &ScaleOptions::default()).await.unwrap();
@@ -43,7 +48,9 @@ async fn scale_to_zero_waits_until_no_pod_is_left_and_back_up_until_ready() {
     // Terminating pods count: the wait ends only when they are gone.
     assert_eq!(runtime_pods(), 0, "scale returned while pods were still listed");
     assert!(
-        writes(&sb, "prod").iter().any(|w| w.starts_with(&format!("PUT /apis/apps/v1/namespaces/adeptia/deployments/{RUNTIME}/scale"))),
+        writes(&sb, "prod")
+            .iter()
+            .any(|w| w.starts_with(&format!("PUT /apis/apps/v1/namespaces/adeptia/deployments/{RUNTIME}/scale"))),
         "scale must go through the scale subresource: {:?}",
         writes(&sb, "prod")
     );
@@ -84,7 +91,10 @@ async fn current_precondition_fails_on_mismatch_and_changes_nothing() {
     let err = scale(&prod, Kind::Deployment, RUNTIME, 0, &opts).await.unwrap_err().to_string();
     assert!(err.contains("expected 5") && err.contains("found 2"), "{err}");
     assert!(err.contains("prod (ctx prod, ns adeptia) deployment/ac-ac-runtime"), "{err}");
-    assert_eq!(sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", RUNTIME).unwrap()["spec"]["replicas"], 2);
+    assert_eq!(
+        sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", RUNTIME).unwrap()["spec"]["replicas"],
+        2
+    );
     let ok = ScaleOptions { current: Some(2), wait: false, ..ScaleOptions::default() };
     assert!(scale(&prod, Kind::Deployment, RUNTIME, 1, &ok).await.unwrap().changed);
 }
@@ -122,7 +132,8 @@ async fn timeout_says_which_pods_are_still_terminating() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_reports_counts_images_and_env() {
     let dir = tempfile::tempdir().unwrap();
-    let (_sb, config) = sandbox(dir.path(), SandboxOptions { version: "4.3.0".into(), ..SandboxOptions::default() }).await;
+    let (_sb, config) =
+        sandbox(dir.path(), SandboxOptions { version: "4.3.0".into(), ..SandboxOptions::default() }).await;
     let dr = cluster(&config, "dr").await;
     let event = workload(&dr, Kind::Deployment, "ac-ac-event").await.unwrap();
     assert_eq!(event.env.get("QUARTZ_STATUS_ONBOOTUP").map(String::as_str), Some("pause"));
@@ -149,7 +160,10 @@ async fn unknown_workload_is_a_404_naming_namespace_and_object() {
         workload(&prod, Kind::Deployment, "ac-ac-nope").await.unwrap_err().to_string(),
     ] {
         assert!(err.contains("404"), "{err}");
-        assert!(err.contains("ac-ac-nope") && err.contains("namespace `adeptia`") && err.contains("context `prod`"), "{err}");
+        assert!(
+            err.contains("ac-ac-nope") && err.contains("namespace `adeptia`") && err.contains("context `prod`"),
+            "{err}"
+        );
     }
 }
 
@@ -181,10 +195,15 @@ async fn bad_credentials_give_a_clear_401() {
     let text = std::fs::read_to_string(sb.kubeconfig_path()).unwrap().replace(&token, "wrong-token-0123456789");
     std::fs::write(sb.kubeconfig_path(), text).unwrap();
     let prod = cluster(&config, "prod").await;
-    let err = drscript::redact::redacted(scale(&prod, Kind::Deployment, RUNTIME, 0, &ScaleOptions::default()).await.unwrap_err().to_string());
+    let err = drscript::redact::redacted(
+        scale(&prod, Kind::Deployment, RUNTIME, 0, &ScaleOptions::default()).await.unwrap_err().to_string(),
+    );
     assert!(err.contains("401 Unauthorized") && err.contains("context `prod`"), "{err}");
     assert!(!err.contains(&token), "{err}");
-    assert_eq!(sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", RUNTIME).unwrap()["spec"]["replicas"], 2);
+    assert_eq!(
+        sb.env("prod").unwrap().kube.object(Res::Deployment, "adeptia", RUNTIME).unwrap()["spec"]["replicas"],
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,7 +54,11 @@ fn drill_fails_over_and_back_with_checks() {
     world.run_ok("drill.rhai", &[]);
     world.assert_serving_kubectl("prod", "dr");
     let j = the_journal(&world);
-    let titles: Vec<&str> = j.iter().filter(|e| e["event"] == "step_finished" && e["outcome"] == "ok").filter_map(|e| e["id"].as_str()).collect();
+    let titles: Vec<&str> = j
+        .iter()
+        .filter(|e| e["event"] == "step_finished" && e["outcome"] == "ok")
+        .filter_map(|e| e["id"].as_str())
+        .collect();
     assert!(titles.iter().any(|t| t.starts_with("Verify DR serves")), "{titles:?}");
 }
 
@@ -79,7 +83,13 @@ fn storage_failover_swaps_the_regions_and_reports_the_last_sync_time() {
     let log = world.run_ok("storage_failover.rhai", &[]);
     assert!(log.contains("last sync"), "{log}");
     assert_eq!(primary(), "=> \"westus\"", "the secondary region became the primary");
-    let report = std::fs::read_dir(world.path().join(".drscript/runs")).unwrap().flatten().next().unwrap().path().join("report.md");
+    let report = std::fs::read_dir(world.path().join(".drscript/runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("report.md");
     let report = std::fs::read_to_string(report).unwrap();
     assert!(report.contains("storage_last_sync_time"), "{report}");
 }
@@ -123,7 +133,9 @@ fn kill_after_and_resume(step_prefix: &str) {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    let finished = |r: &serde_json::Value| r["event"] == "step_finished" && r["id"].as_str().is_some_and(|id| id.starts_with(step_prefix));
+    let finished = |r: &serde_json::Value| {
+        r["event"] == "step_finished" && r["id"].as_str().is_some_and(|id| id.starts_with(step_prefix))
+    };
     while !world.runs().iter().any(|run| journal(run).iter().any(finished)) {
         assert!(child.try_wait().unwrap().is_none(), "the failover ended before {step_prefix}");
         assert!(started.elapsed() < Duration::from_secs(120), "never reached {step_prefix}");

@@ -54,7 +54,15 @@ fn up_in_the_foreground_then_status_kubectl_a_runbook_and_down_from_other_proces
     std::fs::write(&script, "step(\"pause\", || pause_scheduler(env(\"prod\")));\n").unwrap();
     let config = sandbox.join("drscript.toml");
     let state = dir.path().join("state");
-    let run = drscript(&["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "run", "--yes", script.to_str().unwrap()]);
+    let run = drscript(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "run",
+        "--yes",
+        script.to_str().unwrap(),
+    ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let status: Value =
         serde_json::from_slice(&drscript(&["sandbox", "status", "--dir", sb, "--json"]).stdout).unwrap();

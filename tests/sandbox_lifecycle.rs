@@ -58,7 +58,11 @@ async fn start_writes_a_valid_config_and_the_dr_model() {
     assert!(config.storage.contains_key("prod") && config.azure.is_some());
     let app_record = &status["components"]["dns"]["zones"]["adeptia.sandbox"];
     assert!(app_record.to_string().contains("127.0.1.10"), "{app_record}");
-    assert!(status["components"]["arm"]["storage_accounts"].to_string().contains("westus"), "{}", status["components"]["arm"]);
+    assert!(
+        status["components"]["arm"]["storage_accounts"].to_string().contains("westus"),
+        "{}",
+        status["components"]["arm"]
+    );
     let shares = &status["environments"]["prod"]["shares"];
     assert!(shares["app"]["files"].as_u64().unwrap() > 200, "{shares}");
     let dr_files = status["environments"]["dr"]["shares"]["app"]["files"].as_u64().unwrap();
@@ -123,7 +127,8 @@ impl drscript::sandbox::Component for Webhook {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_adds_its_config_and_status() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::start(dir.path(), SandboxOptions { shares: false, ..SandboxOptions::default() }).await.unwrap();
+    let mut sb =
+        Sandbox::start(dir.path(), SandboxOptions { shares: false, ..SandboxOptions::default() }).await.unwrap();
     sb.add_component(Box::new(Webhook)).unwrap();
     let config = Config::load(&sb.config_path()).unwrap();
     assert_eq!(config.notify[0].name, "ops");

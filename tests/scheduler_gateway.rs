@@ -11,9 +11,8 @@ const SECRET: &str = "s3cr3t-Gateway-Value-7781";
 
 fn env_for(dir: &Path, gateway: &str, auth_toml: &str) -> Environment {
     std::fs::write(dir.join("secret.txt"), format!("{SECRET}\n")).unwrap();
-    let text = format!(
-        "[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"{gateway}\"\n{auth_toml}"
-    );
+    let text =
+        format!("[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"{gateway}\"\n{auth_toml}");
     let path = dir.join("drscript.toml");
     std::fs::write(&path, &text).unwrap();
     Config::load(&path).unwrap().environment("prod").unwrap().clone()
@@ -132,8 +131,14 @@ async fn a_gateway_that_is_down_is_named() {
 #[tokio::test]
 async fn a_missing_secret_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let server = GatewayServer::start(0, GatewayAuthMode::Bearer { token: SECRET.into() }, SchedulerState::Running).await.unwrap();
-    let env = env_for(dir.path(), &server.url(), "[environments.prod.gateway_auth]\ntype = \"bearer\"\ntoken_file = \"missing.txt\"\n");
+    let server = GatewayServer::start(0, GatewayAuthMode::Bearer { token: SECRET.into() }, SchedulerState::Running)
+        .await
+        .unwrap();
+    let env = env_for(
+        dir.path(),
+        &server.url(),
+        "[environments.prod.gateway_auth]\ntype = \"bearer\"\ntoken_file = \"missing.txt\"\n",
+    );
     let err = set_scheduler(&env, dir.path(), Action::Pause).await.unwrap_err();
     assert!(err.to_string().contains("missing.txt"), "{err}");
 }

@@ -24,10 +24,40 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A private CA and a server certificate for 127.0.0.1 signed by it.
 fn certificates(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(dir, &[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=drscript test CA"]].concat());
-    openssl(dir, &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=drscript test CA"],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat(),
+    );
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
 }
 
 /// Serves the scheduler calls over HTTPS until dropped; returns the base URL.
@@ -83,7 +113,8 @@ async fn https_gateway(dir: &Path, state: Arc<Mutex<String>>) -> (String, tokio:
 }
 
 fn environment(dir: &Path, gateway: &str, extra: &str) -> Environment {
-    let text = format!("[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"{gateway}\"\n{extra}");
+    let text =
+        format!("[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"{gateway}\"\n{extra}");
     let path = dir.join("drscript.toml");
     std::fs::write(&path, text).unwrap();
     Config::load(&path).unwrap().environment("prod").unwrap().clone()

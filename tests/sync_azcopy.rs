@@ -16,7 +16,8 @@ const ACCOUNT: &str = "azcopyacct";
 const KEY: &str = "YXpjb3B5LWNyb3NzLWNoZWNrLWtleS0wMTIzNDU2Nzg5YWJjZGVmZ2hpams=";
 
 fn azcopy() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/npm/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".tools/npm/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64");
     assert!(p.exists(), "azcopy is missing at {}: run tests/support/requirements-sync.sh", p.display());
     p
 }
@@ -41,7 +42,12 @@ fn run_azcopy(args: &[&str], home: &Path) -> String {
             }
         }
     }
-    assert!(out.status.success(), "azcopy {:?} failed:\n{}", args.iter().map(drscript::redact::redacted).collect::<Vec<_>>(), drscript::redact::redacted(&text));
+    assert!(
+        out.status.success(),
+        "azcopy {:?} failed:\n{}",
+        args.iter().map(drscript::redact::redacted).collect::<Vec<_>>(),
+        drscript::redact::redacted(&text)
+    );
     text
 }
 
@@ -76,7 +82,10 @@ async fn azcopy_and_drscript_agree_on_the_emulator() {
     let dr_url = format!("http://{}/{ACCOUNT}/bydrscript/tree/*?{sas}", emu.addr);
     // azcopy checks every download against the Content-MD5 drscript set, and fails on a missing one.
     let check = "--check-md5=FailIfDifferentOrMissing";
-    run_azcopy(&["copy", &dr_url, back_az.path().to_str().unwrap(), "--recursive", "--from-to=FileLocal", check], home.path());
+    run_azcopy(
+        &["copy", &dr_url, back_az.path().to_str().unwrap(), "--recursive", "--from-to=FileLocal", check],
+        home.path(),
+    );
     assert_eq!(contents(back_az.path()), contents(s.path()));
     emu.stop().await;
 }

@@ -66,10 +66,13 @@ async fn mirror_and_hash_compare_on_blob() {
     write_tree(extra.path(), &[("old/x.txt", b"x"), ("stale.txt", b"s")]);
     run(&local(extra.path()), &dst, &SyncOptions::default()).await.unwrap();
 
-    let dry = report(&local(s.path()), &dst, &SyncOptions { max_delete: MaxDelete::Count(2), ..mirror() }, SyncMode::DryRun).await;
+    let dry =
+        report(&local(s.path()), &dst, &SyncOptions { max_delete: MaxDelete::Count(2), ..mirror() }, SyncMode::DryRun)
+            .await;
     let planned: Vec<&str> = dry.planned_deletions.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(planned, vec!["old/x.txt", "stale.txt"]);
-    let err = run(&local(s.path()), &dst, &SyncOptions { max_delete: MaxDelete::Count(1), ..mirror() }).await.unwrap_err();
+    let err =
+        run(&local(s.path()), &dst, &SyncOptions { max_delete: MaxDelete::Count(1), ..mirror() }).await.unwrap_err();
     assert!(err.to_string().contains("exceed max_delete 1"), "{err}");
     let sum = run(&local(s.path()), &dst, &SyncOptions { max_delete: MaxDelete::Count(2), ..mirror() }).await.unwrap();
     assert_eq!(sum.deleted, 2);

@@ -136,7 +136,12 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
     let emu = emulator(store.path()).await;
     write_tree(s.path(), &[("a.txt", b"1")]);
     // A SAS signed with another key: the service answers 403 AuthenticationFailed.
-    let forged = account_sas(ACCOUNT, "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXk=", "rwdlc", chrono::Utc::now() + chrono::Duration::hours(1));
+    let forged = account_sas(
+        ACCOUNT,
+        "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXk=",
+        "rwdlc",
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    );
     let sig = url::form_urlencoded::parse(forged.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
     let dst = files_url(&emu, "dr/x", &forged);
     let err = run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap_err().to_string();
@@ -162,7 +167,13 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
     let dst = files_url(&emu, "dr/z", &ok);
     let dry = report(&local(s.path()), &dst, &SyncOptions::default(), SyncMode::DryRun).await;
     let live = run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap();
-    for text in [dry.render(), live.render(), serde_json::to_string(&dry).unwrap(), serde_json::to_string(&live).unwrap(), format!("{dst:?}")] {
+    for text in [
+        dry.render(),
+        live.render(),
+        serde_json::to_string(&dry).unwrap(),
+        serde_json::to_string(&live).unwrap(),
+        format!("{dst:?}"),
+    ] {
         assert!(!text.contains(&good_sig) && !text.contains(KEY), "{text}");
     }
     emu.stop().await;

@@ -30,11 +30,22 @@ async fn first_sync_copies_everything_and_preserves_mtimes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_when_missing_size_differs_or_source_newer_only() {
     let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    write_tree(s.path(), &[("same.txt", b"abc"), ("size.txt", b"longer"), ("newer.txt", b"new"), ("older.txt", b"src"), ("missing.txt", b"m")]);
+    write_tree(
+        s.path(),
+        &[
+            ("same.txt", b"abc"),
+            ("size.txt", b"longer"),
+            ("newer.txt", b"new"),
+            ("older.txt", b"src"),
+            ("missing.txt", b"m"),
+        ],
+    );
     write_tree(d.path(), &[("same.txt", b"abc"), ("size.txt", b"short"), ("newer.txt", b"old"), ("older.txt", b"dst")]);
     for f in ["same.txt", "size.txt", "newer.txt", "older.txt", "missing.txt"] {
         set_mtime(&s.path().join(f), 1000);
-        if d.path().join(f).exists() { set_mtime(&d.path().join(f), 1000); }
+        if d.path().join(f).exists() {
+            set_mtime(&d.path().join(f), 1000);
+        }
     }
     set_mtime(&s.path().join("newer.txt"), 10);
     set_mtime(&d.path().join("older.txt"), 10);
@@ -73,9 +84,18 @@ async fn copies_when_missing_size_differs_or_source_newer_only() {
 async fn dry_run_lists_copies_and_deletions_with_totals_and_changes_nothing() {
     let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_tree(s.path(), &[("a/1.txt", b"12345"), ("b.txt", b"123")]);
-    write_tree(d.path(), &[("old/x.txt", b"1234567"), ("keep.txt", b"k"), ("b.txt", b"123"), ("c.txt", b"c"), ("d.txt", b"d")]);
+    write_tree(
+        d.path(),
+        &[("old/x.txt", b"1234567"), ("keep.txt", b"k"), ("b.txt", b"123"), ("c.txt", b"c"), ("d.txt", b"d")],
+    );
     let before = tree(d.path());
-    let sum = report(&local(s.path()), &local(d.path()), &SyncOptions { max_delete: MaxDelete::Count(10), ..mirror() }, SyncMode::DryRun).await;
+    let sum = report(
+        &local(s.path()),
+        &local(d.path()),
+        &SyncOptions { max_delete: MaxDelete::Count(10), ..mirror() },
+        SyncMode::DryRun,
+    )
+    .await;
     assert_eq!(tree(d.path()), before);
     // b.txt is the same size and not newer at the source: skipped.
     assert_eq!((sum.copied, sum.skipped), (1, 1), "{sum:?}");

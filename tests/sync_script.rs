@@ -49,7 +49,10 @@ async fn sync_share_plans_dry_runs_and_syncs_config_shares() {
     let emu = azure_files::start(store.path(), &[(ACCOUNT, KEY)]).await.unwrap();
     std::fs::create_dir_all(store.path().join(ACCOUNT).join("drshare")).unwrap();
     let prod = work.path().join("prod-share");
-    write_tree(&prod, &[("web/repository/a.xml", b"<a/>"), ("web/repository/sub/b.xml", b"<b/>"), ("recovery/r.dat", b"r")]);
+    write_tree(
+        &prod,
+        &[("web/repository/a.xml", b"<a/>"), ("web/repository/sub/b.xml", b"<b/>"), ("recovery/r.dat", b"r")],
+    );
     let sas = account_sas(ACCOUNT, KEY, "rwdlc", chrono::Utc::now() + chrono::Duration::hours(1));
     let sig = url::form_urlencoded::parse(sas.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
     let config = two_share_config(&prod, &format!("http://{}/{ACCOUNT}/drshare", emu.addr));

@@ -53,36 +53,22 @@ pub enum LroStatus {
 impl ArmClient {
     pub fn from_config(config: &Config) -> Result<ArmClient> {
         let azure = config.azure.as_ref().ok_or_else(|| Error::Config {
-            message: format!(
-                "no [azure] section in {}: it says how to authenticate to Azure",
-                config.path.display()
-            ),
+            message: format!("no [azure] section in {}: it says how to authenticate to Azure", config.path.display()),
         })?;
-        let endpoint = azure
-            .resource_manager
-            .clone()
-            .unwrap_or_else(|| PUBLIC_CLOUD.to_string());
+        let endpoint = azure.resource_manager.clone().unwrap_or_else(|| PUBLIC_CLOUD.to_string());
         Ok(ArmClient::new(&endpoint, Credential::from_config(azure)?))
     }
 
     pub fn new(endpoint: &str, credential: Credential) -> ArmClient {
         let endpoint = endpoint.trim_end_matches('/').to_string();
-        let resource = if endpoint.starts_with("https://management.") {
-            endpoint.clone()
-        } else {
-            PUBLIC_CLOUD.to_string()
-        };
+        let resource =
+            if endpoint.starts_with("https://management.") { endpoint.clone() } else { PUBLIC_CLOUD.to_string() };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .expect("building an HTTP client cannot fail with these settings");
-        ArmClient {
-            endpoint,
-            resource,
-            credential,
-            http,
-        }
+        ArmClient { endpoint, resource, credential, http }
     }
 
     pub fn endpoint(&self) -> &str {
@@ -116,9 +102,7 @@ impl ArmClient {
                 request = request.header(*name, *value);
             }
             if let Some(body) = body {
-                request = request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.to_string());
+                request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
             } else if method == Method::POST || method == Method::PUT {
                 request = request.header(reqwest::header::CONTENT_LENGTH, "0");
             }
@@ -130,9 +114,7 @@ impl ArmClient {
                     continue;
                 }
                 Err(e) => {
-                    let source = std::error::Error::source(&e)
-                        .map(|s| format!(": {s}"))
-                        .unwrap_or_default();
+                    let source = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
                     return Err(Error::action(
                         "azure",
                         format!("{method} {url}"),
@@ -153,20 +135,11 @@ impl ArmClient {
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
             if retryable && attempt < ATTEMPTS {
                 let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
-                tracing::warn!(
-                    "{method} {url}: {status}, retrying in {:.1} s",
-                    wait.as_secs_f64()
-                );
+                tracing::warn!("{method} {url}: {status}, retrying in {:.1} s", wait.as_secs_f64());
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            return Ok(ArmResponse {
-                status,
-                headers,
-                body,
-                method: method.clone(),
-                url: url.clone(),
-            });
+            return Ok(ArmResponse { status, headers, body, method: method.clone(), url: url.clone() });
         }
     }
 
@@ -202,16 +175,10 @@ impl ArmClient {
             }
             tokio::time::sleep(wait.min(left)).await;
             let poll = self.send(Method::GET, &url, None, &[]).await?;
-            wait = retry_after(&poll.headers)
-                .unwrap_or_else(|| (wait * 2).min(Duration::from_secs(10)));
+            wait = retry_after(&poll.headers).unwrap_or_else(|| (wait * 2).min(Duration::from_secs(10)));
             if via_async {
                 let poll = poll.into_result(primitive, target)?;
-                match poll
-                    .body
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                {
+                match poll.body.get("status").and_then(Value::as_str).unwrap_or("") {
                     "Succeeded" => return Ok(LroStatus::Succeeded),
                     "Failed" => return Ok(LroStatus::Failed(error_text(&poll.body))),
                     "Canceled" | "Cancelled" => return Ok(LroStatus::Canceled),
@@ -237,9 +204,7 @@ impl ArmResponse {
             401 => " (authentication failed: check [azure] auth and the token or credentials)",
             403 => " (the identity lacks permission on this resource: check its role assignments)",
             404 => " (not found: check the subscription, resource group and name)",
-            409 => {
-                " (conflict: another operation on this resource is in progress or its state does not allow it)"
-            }
+            409 => " (conflict: another operation on this resource is in progress or its state does not allow it)",
             412 => " (the resource changed since it was read: its etag no longer matches)",
             429 => " (throttled by Azure; retries exhausted)",
             _ => "",
@@ -255,10 +220,7 @@ impl ArmResponse {
 /// `code: message` of an ARM error body, or the raw body.
 pub fn error_text(body: &Value) -> String {
     let error = body.get("error").unwrap_or(body);
-    match (
-        error.get("code").and_then(Value::as_str),
-        error.get("message").and_then(Value::as_str),
-    ) {
+    match (error.get("code").and_then(Value::as_str), error.get("message").and_then(Value::as_str)) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
         (None, Some(message)) => message.to_string(),
@@ -268,21 +230,12 @@ pub fn error_text(body: &Value) -> String {
 }
 
 pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v: &HeaderValue| v.to_str().ok())
-        .map(str::to_string)
+    headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_string)
 }
 
 /// `Retry-After` in seconds (ARM does not use the date form for these calls).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: f64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let secs: f64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     // Zero means "now"; still give the server a breath instead of a hot loop.
     Some(Duration::from_secs_f64(secs.max(0.05)).min(MAX_RETRY_AFTER))
 }

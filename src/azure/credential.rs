@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_identity::{
-    AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, UserAssignedId,
+    AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId,
 };
 
 use crate::config::Azure;
@@ -21,10 +21,7 @@ use crate::secret::SecretRef;
 #[derive(Clone)]
 pub enum Credential {
     Static(SecretRef),
-    Identity {
-        kind: String,
-        credential: Arc<dyn TokenCredential>,
-    },
+    Identity { kind: String, credential: Arc<dyn TokenCredential> },
 }
 
 impl std::fmt::Debug for Credential {
@@ -35,14 +32,14 @@ impl std::fmt::Debug for Credential {
 
 impl Credential {
     pub fn from_config(azure: &Azure) -> Result<Credential> {
-        let config_error = |message: String| Error::Config {
-            message: format!("[azure]: {message}"),
-        };
+        let config_error = |message: String| Error::Config { message: format!("[azure]: {message}") };
         let sdk_error = |e: azure_core::Error| config_error(redact::redacted(e.to_string()));
         match azure.auth.as_str() {
-            "static_token" => azure.token.clone().map(Credential::Static).ok_or_else(|| {
-                config_error("auth = \"static_token\" needs token_env or token_file".into())
-            }),
+            "static_token" => azure
+                .token
+                .clone()
+                .map(Credential::Static)
+                .ok_or_else(|| config_error("auth = \"static_token\" needs token_env or token_file".into())),
             "cli" => Ok(Credential::Identity {
                 kind: "cli".into(),
                 credential: AzureCliCredential::new(None).map_err(sdk_error)?,
@@ -58,25 +55,22 @@ impl Credential {
                 })
             }
             "service_principal" => {
-                let tenant = azure.tenant_id.as_deref().ok_or_else(|| {
-                    config_error("auth = \"service_principal\" needs tenant_id".into())
-                })?;
-                let client = azure.client_id.clone().ok_or_else(|| {
-                    config_error("auth = \"service_principal\" needs client_id".into())
-                })?;
+                let tenant = azure
+                    .tenant_id
+                    .as_deref()
+                    .ok_or_else(|| config_error("auth = \"service_principal\" needs tenant_id".into()))?;
+                let client = azure
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| config_error("auth = \"service_principal\" needs client_id".into()))?;
                 let secret = azure.client_secret.as_ref().ok_or_else(|| {
                     config_error("auth = \"service_principal\" needs client_secret_env or client_secret_file".into())
                 })?;
                 let value = secret.resolve()?;
                 Ok(Credential::Identity {
                     kind: "service_principal".into(),
-                    credential: ClientSecretCredential::new(
-                        tenant,
-                        client,
-                        Secret::from(value),
-                        None,
-                    )
-                    .map_err(sdk_error)?,
+                    credential: ClientSecretCredential::new(tenant, client, Secret::from(value), None)
+                        .map_err(sdk_error)?,
                 })
             }
             other => Err(config_error(format!("auth `{other}` is not supported"))),
@@ -87,18 +81,8 @@ impl Credential {
     /// a plan finds a missing one before anything runs.
     pub fn check_secrets(exec: &crate::exec::Exec, azure: &Azure) -> Result<()> {
         match azure.auth.as_str() {
-            "static_token" => azure
-                .token
-                .as_ref()
-                .map(|t| exec.secret(t))
-                .transpose()
-                .map(drop),
-            "service_principal" => azure
-                .client_secret
-                .as_ref()
-                .map(|t| exec.secret(t))
-                .transpose()
-                .map(drop),
+            "static_token" => azure.token.as_ref().map(|t| exec.secret(t)).transpose().map(drop),
+            "service_principal" => azure.client_secret.as_ref().map(|t| exec.secret(t)).transpose().map(drop),
             _ => Ok(()),
         }
     }
@@ -116,16 +100,9 @@ impl Credential {
             Credential::Static(secret) => secret.resolve(),
             Credential::Identity { kind, credential } => {
                 let scope = format!("{}/.default", resource.trim_end_matches('/'));
-                let token = credential
-                    .get_token(&[scope.as_str()], None)
-                    .await
-                    .map_err(|e| {
-                        Error::action(
-                            "azure",
-                            format!("token for {resource} ({kind})"),
-                            redact::redacted(e.to_string()),
-                        )
-                    })?;
+                let token = credential.get_token(&[scope.as_str()], None).await.map_err(|e| {
+                    Error::action("azure", format!("token for {resource} ({kind})"), redact::redacted(e.to_string()))
+                })?;
                 let value = token.token.secret().to_string();
                 redact::register(&value);
                 Ok(value)

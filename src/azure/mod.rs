@@ -9,6 +9,5 @@ pub mod storage;
 pub use arm_client::{ArmClient, ArmResponse, LroStatus};
 pub use credential::Credential;
 pub use storage::{
-    FailoverOptions, FailoverResult, StorageStatus, storage_failover, storage_failover_from,
-    storage_status,
+    FailoverOptions, FailoverResult, StorageStatus, storage_failover, storage_failover_from, storage_status,
 };

@@ -50,10 +50,7 @@ pub struct FailoverOptions {
 impl Default for FailoverOptions {
     fn default() -> Self {
         // Microsoft: "typically less than one hour".
-        FailoverOptions {
-            planned: false,
-            timeout: Duration::from_secs(3600),
-        }
+        FailoverOptions { planned: false, timeout: Duration::from_secs(3600) }
     }
 }
 
@@ -77,12 +74,7 @@ pub fn account<'a>(config: &'a Config, name: &str) -> Result<&'a StorageAccount>
         Error::Usage(format!(
             "storage account `{name}` is not in [storage] of {} (known: {})",
             config.path.display(),
-            config
-                .storage
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            config.storage.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })
 }
@@ -95,26 +87,14 @@ fn account_path(account: &StorageAccount) -> String {
 }
 
 fn target(name: &str, account: &StorageAccount) -> String {
-    format!(
-        "storage account {} ([storage.{name}], resource group {})",
-        account.account, account.resource_group
-    )
+    format!("storage account {} ([storage.{name}], resource group {})", account.account, account.resource_group)
 }
 
 /// Reads the account with its geo-replication statistics.
-pub async fn fetch_status(
-    client: &ArmClient,
-    name: &str,
-    account: &StorageAccount,
-) -> Result<StorageStatus> {
-    let path = format!(
-        "{}?api-version={STORAGE_API_VERSION}&$expand=geoReplicationStats",
-        account_path(account)
-    );
-    let response = client
-        .send(Method::GET, &path, None, &[])
-        .await?
-        .into_result("storage_status", &target(name, account))?;
+pub async fn fetch_status(client: &ArmClient, name: &str, account: &StorageAccount) -> Result<StorageStatus> {
+    let path = format!("{}?api-version={STORAGE_API_VERSION}&$expand=geoReplicationStats", account_path(account));
+    let response =
+        client.send(Method::GET, &path, None, &[]).await?.into_result("storage_status", &target(name, account))?;
     Ok(parse_status(name, account, &response.body))
 }
 
@@ -160,20 +140,14 @@ fn check_secrets(exec: &Exec, config: &Config) -> Result<()> {
     match &config.azure {
         Some(azure) => super::Credential::check_secrets(exec, azure),
         None => Err(Error::Config {
-            message: format!(
-                "no [azure] section in {}: it says how to authenticate to Azure",
-                config.path.display()
-            ),
+            message: format!("no [azure] section in {}: it says how to authenticate to Azure", config.path.display()),
         }),
     }
 }
 
 /// What an operator must know before a failover starts.
 pub fn failover_warning(status: &StorageStatus, planned: bool) -> String {
-    let sync = status
-        .last_sync_time
-        .clone()
-        .unwrap_or_else(|| "unknown".to_string());
+    let sync = status.last_sync_time.clone().unwrap_or_else(|| "unknown".to_string());
     if planned {
         format!(
             "Planned failover of storage account {}: {} and {} swap roles; geo-replication is kept. Last sync time: {sync}.",
@@ -188,11 +162,7 @@ pub fn failover_warning(status: &StorageStatus, planned: bool) -> String {
 }
 
 /// Starts an account failover and follows it to its end.
-pub fn storage_failover(
-    exec: &Exec,
-    name: &str,
-    options: FailoverOptions,
-) -> Result<FailoverResult> {
+pub fn storage_failover(exec: &Exec, name: &str, options: FailoverOptions) -> Result<FailoverResult> {
     let before = storage_status(exec, name)?;
     storage_failover_from(exec, name, before, options)
 }
@@ -207,11 +177,7 @@ pub fn storage_failover_from(
     let config = exec.config()?.clone();
     let acc = account(&config, name)?.clone();
     check_secrets(exec, &config)?;
-    let failover_type = if options.planned {
-        "Planned"
-    } else {
-        "Unplanned"
-    };
+    let failover_type = if options.planned { "Planned" } else { "Unplanned" };
     let tgt = target(name, &acc);
     if exec.mode() != crate::exec::Mode::Plan {
         if options.planned && !before.can_planned_failover {
@@ -251,35 +217,19 @@ pub fn storage_failover_from(
             let client = ArmClient::from_config(&config)?;
             let started = Instant::now();
             let after = exec.block_on(async {
-                let mut path = format!(
-                    "{}/failover?api-version={STORAGE_API_VERSION}",
-                    account_path(&acc)
-                );
+                let mut path = format!("{}/failover?api-version={STORAGE_API_VERSION}", account_path(&acc));
                 if options.planned {
                     path.push_str("&failoverType=Planned");
                 }
-                let response = client
-                    .send(Method::POST, &path, None, &[])
-                    .await?
-                    .into_result("storage_failover", &tgt)?;
-                match client
-                    .wait_operation(&response, options.timeout, "storage_failover", &tgt)
-                    .await?
-                {
+                let response =
+                    client.send(Method::POST, &path, None, &[]).await?.into_result("storage_failover", &tgt)?;
+                match client.wait_operation(&response, options.timeout, "storage_failover", &tgt).await? {
                     LroStatus::Succeeded => {}
                     LroStatus::Failed(why) => {
-                        return Err(Error::action(
-                            "storage_failover",
-                            &tgt,
-                            format!("the failover failed: {why}"),
-                        ));
+                        return Err(Error::action("storage_failover", &tgt, format!("the failover failed: {why}")));
                     }
                     LroStatus::Canceled => {
-                        return Err(Error::action(
-                            "storage_failover",
-                            &tgt,
-                            "the failover was canceled",
-                        ));
+                        return Err(Error::action("storage_failover", &tgt, "the failover was canceled"));
                     }
                 }
                 fetch_status(&client, name, &acc).await

@@ -26,11 +26,7 @@ pub struct SignedRequest<'a> {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).unwrap_or("")
 }
 
 /// The Shared Key string-to-sign (Blob, Queue and File services, version 2009-09-19 and later).

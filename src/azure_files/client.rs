@@ -61,11 +61,8 @@ pub struct FilesClient {
 
 /// Percent-encodes one path segment.
 fn enc(seg: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     percent_encoding::utf8_percent_encode(seg, SET).to_string()
 }
 
@@ -150,7 +147,8 @@ impl FilesClient {
                 }
             }
             Credential::SharedKey(key) => {
-                let signed = SignedRequest { method: method.as_str(), headers: &headers, path: url.path(), query: &pairs };
+                let signed =
+                    SignedRequest { method: method.as_str(), headers: &headers, path: url.path(), query: &pairs };
                 let authz = auth::shared_key_authorization(&self.remote.account, key, &signed).ok_or_else(|| {
                     FilesError { message: "the account key is not valid base64".into(), status: None, code: None }
                 })?;
@@ -358,7 +356,13 @@ impl FilesClient {
     /// upload is never mistaken for a complete one), put ranges of up to 4 MiB, then set the
     /// real last-write-time and the MD5 of what was sent (so that a hash compare later needs
     /// only the file's properties, as with Blob).
-    pub async fn upload(&self, rel: &str, size: u64, mtime: Option<DateTime<Utc>>, mut data: ByteStream) -> FResult<u64> {
+    pub async fn upload(
+        &self,
+        rel: &str,
+        size: u64,
+        mtime: Option<DateTime<Utc>>,
+        mut data: ByteStream,
+    ) -> FResult<u64> {
         let final_time = mtime.unwrap_or_else(Utc::now);
         if size == 0 {
             self.create_file(rel, 0, final_time).await?;
@@ -405,7 +409,13 @@ impl FilesClient {
     }
 
     /// Server-side copy of `rel` from `source` (a file URL with SAS), range by range.
-    pub async fn copy_from_url(&self, rel: &str, size: u64, mtime: Option<DateTime<Utc>>, source: &str) -> FResult<u64> {
+    pub async fn copy_from_url(
+        &self,
+        rel: &str,
+        size: u64,
+        mtime: Option<DateTime<Utc>>,
+        source: &str,
+    ) -> FResult<u64> {
         let final_time = mtime.unwrap_or_else(Utc::now);
         if size == 0 {
             self.create_file(rel, 0, final_time).await?;
@@ -433,7 +443,6 @@ fn between(text: &str, a: &str, b: &str) -> Option<String> {
     let end = text[start..].find(b)? + start;
     Some(text[start..end].to_string())
 }
-
 
 /// The URL of `remote` (for tests and messages).
 pub fn base_url(remote: &Remote) -> Url {

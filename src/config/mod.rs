@@ -23,17 +23,8 @@ use crate::error::{Error, Result};
 use crate::secret::SecretRef;
 
 /// Keys whose value would be a secret written in plain text.
-const PLAIN_SECRET_KEYS: &[&str] = &[
-    "password",
-    "token",
-    "secret",
-    "sas",
-    "client_secret",
-    "account_key",
-    "tsig_secret",
-    "value",
-    "api_key",
-];
+const PLAIN_SECRET_KEYS: &[&str] =
+    &["password", "token", "secret", "sas", "client_secret", "account_key", "tsig_secret", "value", "api_key"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,11 +76,8 @@ impl Config {
         config.source = source.to_string();
         // Absolute, so that paths in the config mean the same wherever they are used from.
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.is_absolute() {
-            base
-        } else {
-            std::env::current_dir().map(|cwd| cwd.join(&base)).unwrap_or(base)
-        };
+        let base =
+            if base.is_absolute() { base } else { std::env::current_dir().map(|cwd| cwd.join(&base)).unwrap_or(base) };
         config.validate(&base)?;
         Ok(config)
     }
@@ -148,12 +136,10 @@ impl Config {
                         .map_err(|m| err(&auth_key, &m))?;
                 }
                 GatewayAuth::Bearer { token_env, token_file } => {
-                    required_secret(&auth_key, "token", token_env, token_file, base)
-                        .map_err(|m| err(&auth_key, &m))?;
+                    required_secret(&auth_key, "token", token_env, token_file, base).map_err(|m| err(&auth_key, &m))?;
                 }
                 GatewayAuth::Header { value_env, value_file, .. } => {
-                    required_secret(&auth_key, "value", value_env, value_file, base)
-                        .map_err(|m| err(&auth_key, &m))?;
+                    required_secret(&auth_key, "value", value_env, value_file, base).map_err(|m| err(&auth_key, &m))?;
                 }
             }
             // Secret files are relative to the config file, like every other path in it.
@@ -170,7 +156,10 @@ impl Config {
                     (Some(p), None) => *p = base.join(&*p),
                     (None, Some(u)) => {
                         // `blob+http://` / `files+http://` say which service an emulator URL is.
-                        let plain = u.split_once('+').filter(|(kind, _)| ["blob", "files"].contains(kind)).map_or(u.as_str(), |(_, rest)| rest);
+                        let plain = u
+                            .split_once('+')
+                            .filter(|(kind, _)| ["blob", "files"].contains(kind))
+                            .map_or(u.as_str(), |(_, rest)| rest);
                         check_url(plain).map_err(|m| err(&key, &m))?;
                         if u.contains("sig=") {
                             return Err(err(
@@ -181,33 +170,21 @@ impl Config {
                     }
                     _ => return Err(err(&key, "needs exactly one of `path` or `url`")),
                 }
-                share.sas = optional_secret(&key, "sas", &share.sas_env, &share.sas_file, base)
-                    .map_err(|m| err(&key, &m))?;
-                share.account_key = optional_secret(
-                    &key,
-                    "account_key",
-                    &share.account_key_env,
-                    &share.account_key_file,
-                    base,
-                )
-                .map_err(|m| err(&key, &m))?;
+                share.sas =
+                    optional_secret(&key, "sas", &share.sas_env, &share.sas_file, base).map_err(|m| err(&key, &m))?;
+                share.account_key =
+                    optional_secret(&key, "account_key", &share.account_key_env, &share.account_key_file, base)
+                        .map_err(|m| err(&key, &m))?;
             }
         }
         if let Some(azure) = &mut self.azure {
             let key = ["azure"];
-            azure.client_secret = optional_secret(
-                &key,
-                "client_secret",
-                &azure.client_secret_env,
-                &azure.client_secret_file,
-                base,
-            )
-            .map_err(|m| err(&key, &m))?;
-            azure.token = optional_secret(&key, "token", &azure.token_env, &azure.token_file, base)
-                .map_err(|m| err(&key, &m))?;
-            if !["cli", "managed_identity", "service_principal", "static_token"]
-                .contains(&azure.auth.as_str())
-            {
+            azure.client_secret =
+                optional_secret(&key, "client_secret", &azure.client_secret_env, &azure.client_secret_file, base)
+                    .map_err(|m| err(&key, &m))?;
+            azure.token =
+                optional_secret(&key, "token", &azure.token_env, &azure.token_file, base).map_err(|m| err(&key, &m))?;
+            if !["cli", "managed_identity", "service_principal", "static_token"].contains(&azure.auth.as_str()) {
                 return Err(err(
                     &["azure", "auth"],
                     "must be one of cli, managed_identity, service_principal, static_token",
@@ -220,19 +197,10 @@ impl Config {
         if let Some(dns) = &mut self.dns {
             let key = ["dns"];
             if !["azure", "azure_private", "rfc2136", "sandbox"].contains(&dns.provider.as_str()) {
-                return Err(err(
-                    &["dns", "provider"],
-                    "must be one of azure, azure_private, rfc2136, sandbox",
-                ));
+                return Err(err(&["dns", "provider"], "must be one of azure, azure_private, rfc2136, sandbox"));
             }
-            dns.tsig_secret = optional_secret(
-                &key,
-                "tsig_secret",
-                &dns.tsig_secret_env,
-                &dns.tsig_secret_file,
-                base,
-            )
-            .map_err(|m| err(&key, &m))?;
+            dns.tsig_secret = optional_secret(&key, "tsig_secret", &dns.tsig_secret_env, &dns.tsig_secret_file, base)
+                .map_err(|m| err(&key, &m))?;
             if let Some(p) = dns.zone_file.as_mut() {
                 *p = base.join(&*p);
             }
@@ -260,7 +228,10 @@ impl Config {
                 return Err(err(&["dns"], &format!("provider `{}` needs `{k}`", dns.provider)));
             }
             if dns.tsig_key_name.is_some() != (dns.tsig_secret_env.is_some() || dns.tsig_secret_file.is_some()) {
-                return Err(err(&["dns"], "set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`, or neither"));
+                return Err(err(
+                    &["dns"],
+                    "set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`, or neither",
+                ));
             }
         }
         for (db_name, db) in &mut self.databases {
@@ -295,10 +266,8 @@ impl Config {
             if !["generic", "teams", "slack"].contains(&hook.kind.as_str()) {
                 return Err(err(&key, "`kind` must be one of generic, teams, slack"));
             }
-            hook.url = Some(
-                required_secret(&key, "url", &hook.url_env, &hook.url_file, base)
-                    .map_err(|m| err(&key, &m))?,
-            );
+            hook.url =
+                Some(required_secret(&key, "url", &hook.url_env, &hook.url_file, base).map_err(|m| err(&key, &m))?);
         }
         if let Some(p) = self.settings.stdlib_dir.as_mut() {
             *p = base.join(&*p);
@@ -363,12 +332,7 @@ fn config_error(path: &Path, source: &str, span: Option<Range<usize>>, message: 
     }
 }
 
-fn reject_plain_secrets(
-    path: &Path,
-    source: &str,
-    table: &DeTable<'_>,
-    at: &mut Vec<String>,
-) -> Result<()> {
+fn reject_plain_secrets(path: &Path, source: &str, table: &DeTable<'_>, at: &mut Vec<String>) -> Result<()> {
     for (key, value) in table {
         let name = key.get_ref().as_ref();
         at.push(name.to_string());

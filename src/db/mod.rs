@@ -35,9 +35,7 @@ impl ProbeKind {
             "rollback" => Ok(ProbeKind::Rollback),
             "scratch_table" => Ok(ProbeKind::ScratchTable),
             "read" => Ok(ProbeKind::Read),
-            other => Err(Error::Usage(format!(
-                "probe `{other}` is not one of rollback, scratch_table, read"
-            ))),
+            other => Err(Error::Usage(format!("probe `{other}` is not one of rollback, scratch_table, read"))),
         }
     }
 
@@ -82,8 +80,8 @@ pub struct Target {
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| Error::Usage(format!("database URL `{url}` is not a URL: {e}")))?;
+        let parsed =
+            url::Url::parse(url).map_err(|e| Error::Usage(format!("database URL `{url}` is not a URL: {e}")))?;
         let engine = match parsed.scheme() {
             "postgres" | "postgresql" => "postgres",
             "mysql" | "mariadb" => "mysql",
@@ -96,8 +94,7 @@ impl Target {
         };
         if parsed.password().is_some() {
             return Err(Error::Usage(
-                "a database URL must not carry a password: use password_env or password_file"
-                    .into(),
+                "a database URL must not carry a password: use password_env or password_file".into(),
             ));
         }
         let host = parsed
@@ -109,16 +106,12 @@ impl Target {
             .next()
             .unwrap_or_default();
         if user.is_empty() {
-            return Err(Error::Usage(format!(
-                "database URL `{url}` has no user (scheme://user@host:port/database)"
-            )));
+            return Err(Error::Usage(format!("database URL `{url}` has no user (scheme://user@host:port/database)")));
         }
         Ok(Target {
             engine,
             host: host.trim_matches(['[', ']']).to_string(),
-            port: parsed
-                .port()
-                .unwrap_or(if engine == "postgres" { 5432 } else { 3306 }),
+            port: parsed.port().unwrap_or(if engine == "postgres" { 5432 } else { 3306 }),
             user,
             database: parsed.path().trim_start_matches('/').to_string(),
         })
@@ -141,12 +134,7 @@ pub fn db_probe(exec: &Exec, name: &str) -> Result<ProbeReport> {
         Error::Usage(format!(
             "database `{name}` is not in [databases] of {} (known: {})",
             config.path.display(),
-            config
-                .databases
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            config.databases.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
     let target = Target::parse(&db.url)?;
@@ -167,12 +155,7 @@ pub fn db_probe(exec: &Exec, name: &str) -> Result<ProbeReport> {
         connect_ms: 0,
         query_ms: 0,
     };
-    exec.query(
-        "db_probe",
-        &label,
-        || placeholder,
-        || exec.block_on(probe(name, db)),
-    )
+    exec.query("db_probe", &label, || placeholder, || exec.block_on(probe(name, db)))
 }
 
 /// Connects within the configured timeout and runs the probe.
@@ -189,11 +172,7 @@ pub async fn probe(name: &str, db: &Database) -> Result<ProbeReport> {
         }
     };
     let outcome = tokio::time::timeout(timeout, run).await.map_err(|_| {
-        Error::action(
-            "db_probe",
-            &label,
-            format!("no answer within {} s (timeout_secs)", timeout.as_secs()),
-        )
+        Error::action("db_probe", &label, format!("no answer within {} s (timeout_secs)", timeout.as_secs()))
     })?;
     match outcome {
         Ok(mut report) => {
@@ -201,11 +180,7 @@ pub async fn probe(name: &str, db: &Database) -> Result<ProbeReport> {
             report.probe = kind.as_str().to_string();
             Ok(report)
         }
-        Err(message) => Err(Error::action(
-            "db_probe",
-            label,
-            crate::redact::redacted(message),
-        )),
+        Err(message) => Err(Error::action("db_probe", label, crate::redact::redacted(message))),
     }
 }
 

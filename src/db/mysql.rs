@@ -48,11 +48,7 @@ pub async fn probe(
     })
 }
 
-async fn run(
-    conn: &mut Conn,
-    target: &Target,
-    kind: ProbeKind,
-) -> Result<(String, bool, bool, u64), String> {
+async fn run(conn: &mut Conn, target: &Target, kind: ProbeKind) -> Result<(String, bool, bool, u64), String> {
     let started = Instant::now();
     let err = |e: mysql_async::Error| explain(&e, target);
     let (version, read_only): (String, i64) = conn
@@ -62,74 +58,38 @@ async fn run(
         .ok_or("no answer to SELECT VERSION()")?;
     let read_only = read_only != 0;
     if kind == ProbeKind::Read {
-        return Ok((
-            version,
-            read_only,
-            false,
-            started.elapsed().as_millis() as u64,
-        ));
+        return Ok((version, read_only, false, started.elapsed().as_millis() as u64));
     }
     if read_only {
-        return Err(format!(
-            "the server is read-only (@@read_only = 1): it cannot take writes ({version})"
-        ));
+        return Err(format!("the server is read-only (@@read_only = 1): it cannot take writes ({version})"));
     }
     let token = probe_token();
     conn.query_drop(CREATE).await.map_err(err)?;
     let back: Option<String> = match kind {
         ProbeKind::Rollback => {
-            let mut tx = conn
-                .start_transaction(TxOpts::default())
-                .await
-                .map_err(err)?;
-            tx.exec_drop(
-                "INSERT INTO drscript_probe (token) VALUES (?)",
-                (token.clone(),),
-            )
-            .await
-            .map_err(err)?;
+            let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(err)?;
+            tx.exec_drop("INSERT INTO drscript_probe (token) VALUES (?)", (token.clone(),)).await.map_err(err)?;
             let back = tx
-                .exec_first(
-                    "SELECT token FROM drscript_probe WHERE token = ?",
-                    (token.clone(),),
-                )
+                .exec_first("SELECT token FROM drscript_probe WHERE token = ?", (token.clone(),))
                 .await
                 .map_err(err)?;
             tx.rollback().await.map_err(err)?;
             back
         }
         _ => {
-            conn.exec_drop(
-                "INSERT INTO drscript_probe (token) VALUES (?)",
-                (token.clone(),),
-            )
-            .await
-            .map_err(err)?;
+            conn.exec_drop("INSERT INTO drscript_probe (token) VALUES (?)", (token.clone(),)).await.map_err(err)?;
             let back = conn
-                .exec_first(
-                    "SELECT token FROM drscript_probe WHERE token = ?",
-                    (token.clone(),),
-                )
+                .exec_first("SELECT token FROM drscript_probe WHERE token = ?", (token.clone(),))
                 .await
                 .map_err(err)?;
-            conn.exec_drop(
-                "DELETE FROM drscript_probe WHERE token = ?",
-                (token.clone(),),
-            )
-            .await
-            .map_err(err)?;
+            conn.exec_drop("DELETE FROM drscript_probe WHERE token = ?", (token.clone(),)).await.map_err(err)?;
             back
         }
     };
     if back.as_deref() != Some(token.as_str()) {
         return Err(format!("wrote `{token}` but read back {back:?}"));
     }
-    Ok((
-        version,
-        read_only,
-        true,
-        started.elapsed().as_millis() as u64,
-    ))
+    Ok((version, read_only, true, started.elapsed().as_millis() as u64))
 }
 
 fn explain(e: &mysql_async::Error, target: &Target) -> String {
@@ -142,10 +102,7 @@ fn explain(e: &mysql_async::Error, target: &Target) -> String {
                 1290 | 1836 => "the server is read-only".to_string(),
                 _ => "the server refused the probe".to_string(),
             };
-            format!(
-                "{what}: {} (error {}, SQLSTATE {})",
-                s.message, s.code, s.state
-            )
+            format!("{what}: {} (error {}, SQLSTATE {})", s.message, s.code, s.state)
         }
         mysql_async::Error::Io(io) => format!("cannot reach {}:{}: {io}", target.host, target.port),
         other => other.to_string(),

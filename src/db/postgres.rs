@@ -30,10 +30,7 @@ pub async fn probe(
     if let Some(p) = password {
         config.password(p);
     }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| explain(&e, target))?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| explain(&e, target))?;
     let driver = tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -63,11 +60,7 @@ pub async fn probe(
     })
 }
 
-async fn run(
-    client: &Client,
-    target: &Target,
-    kind: ProbeKind,
-) -> Result<(String, bool, bool, bool, u64), String> {
+async fn run(client: &Client, target: &Target, kind: ProbeKind) -> Result<(String, bool, bool, bool, u64), String> {
     let started = Instant::now();
     let err = |e: tokio_postgres::Error| explain(&e, target);
     let row = client
@@ -78,22 +71,12 @@ async fn run(
     let in_recovery: bool = row.get(1);
     let read_only = row.get::<_, String>(2) == "on";
     if kind == ProbeKind::Read {
-        return Ok((
-            version,
-            in_recovery,
-            read_only,
-            false,
-            started.elapsed().as_millis() as u64,
-        ));
+        return Ok((version, in_recovery, read_only, false, started.elapsed().as_millis() as u64));
     }
     if in_recovery || read_only {
         return Err(format!(
             "the server is read-only ({}): it cannot take writes (PostgreSQL {version})",
-            if in_recovery {
-                "pg_is_in_recovery() = true, a standby"
-            } else {
-                "default_transaction_read_only = on"
-            }
+            if in_recovery { "pg_is_in_recovery() = true, a standby" } else { "default_transaction_read_only = on" }
         ));
     }
     let token = probe_token();
@@ -101,20 +84,10 @@ async fn run(
         ProbeKind::Rollback => {
             client.batch_execute("BEGIN").await.map_err(err)?;
             let result = async {
+                client.batch_execute("CREATE TABLE drscript_probe_tx (token text NOT NULL)").await?;
+                client.execute("INSERT INTO drscript_probe_tx (token) VALUES ($1)", &[&token]).await?;
                 client
-                    .batch_execute("CREATE TABLE drscript_probe_tx (token text NOT NULL)")
-                    .await?;
-                client
-                    .execute(
-                        "INSERT INTO drscript_probe_tx (token) VALUES ($1)",
-                        &[&token],
-                    )
-                    .await?;
-                client
-                    .query_one(
-                        "SELECT token FROM drscript_probe_tx WHERE token = $1",
-                        &[&token],
-                    )
+                    .query_one("SELECT token FROM drscript_probe_tx WHERE token = $1", &[&token])
                     .await
                     .map(|r| r.get(0))
             }
@@ -127,43 +100,26 @@ async fn run(
                 .batch_execute("CREATE TABLE IF NOT EXISTS drscript_probe (token text NOT NULL, at timestamptz NOT NULL DEFAULT now())")
                 .await
                 .map_err(err)?;
-            client
-                .execute("INSERT INTO drscript_probe (token) VALUES ($1)", &[&token])
-                .await
-                .map_err(err)?;
+            client.execute("INSERT INTO drscript_probe (token) VALUES ($1)", &[&token]).await.map_err(err)?;
             let back: String = client
-                .query_one(
-                    "SELECT token FROM drscript_probe WHERE token = $1",
-                    &[&token],
-                )
+                .query_one("SELECT token FROM drscript_probe WHERE token = $1", &[&token])
                 .await
                 .map_err(err)?
                 .get(0);
-            client
-                .execute("DELETE FROM drscript_probe WHERE token = $1", &[&token])
-                .await
-                .map_err(err)?;
+            client.execute("DELETE FROM drscript_probe WHERE token = $1", &[&token]).await.map_err(err)?;
             back
         }
     };
     if back != token {
         return Err(format!("wrote `{token}` but read back `{back}`"));
     }
-    Ok((
-        version,
-        in_recovery,
-        read_only,
-        true,
-        started.elapsed().as_millis() as u64,
-    ))
+    Ok((version, in_recovery, read_only, true, started.elapsed().as_millis() as u64))
 }
 
 fn explain(e: &tokio_postgres::Error, target: &Target) -> String {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        let what = if *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        {
+        let what = if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             format!("bad credentials for user `{}`", target.user)
         } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
             "the server is read-only".to_string()
@@ -175,29 +131,15 @@ fn explain(e: &tokio_postgres::Error, target: &Target) -> String {
         return format!("{what}: {} (SQLSTATE {})", db.message(), code.code());
     }
     let text = e.to_string();
-    let source = std::error::Error::source(e)
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    if text.contains("error connecting") || source.contains("refused") || text.contains("timed out")
-    {
+    let source = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
+    if text.contains("error connecting") || source.contains("refused") || text.contains("timed out") {
         format!(
             "cannot reach {}:{}: {text}{}",
             target.host,
             target.port,
-            if source.is_empty() {
-                String::new()
-            } else {
-                format!(": {source}")
-            }
+            if source.is_empty() { String::new() } else { format!(": {source}") }
         )
     } else {
-        format!(
-            "{text}{}",
-            if source.is_empty() {
-                String::new()
-            } else {
-                format!(": {source}")
-            }
-        )
+        format!("{text}{}", if source.is_empty() { String::new() } else { format!(": {source}") })
     }
 }

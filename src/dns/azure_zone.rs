@@ -33,48 +33,27 @@ impl AzureZones {
     pub fn from_config(config: &Config, private: bool) -> Result<Self> {
         let dns = config.dns.as_ref().expect("called with a [dns] section");
         let need = |key: &str| Error::Config {
-            message: format!(
-                "[dns] provider = \"{}\" needs `{key}`",
-                if private { "azure_private" } else { "azure" }
-            ),
+            message: format!("[dns] provider = \"{}\" needs `{key}`", if private { "azure_private" } else { "azure" }),
         };
         Ok(AzureZones {
             client: ArmClient::from_config(config)?,
-            subscription: dns
-                .subscription
-                .clone()
-                .ok_or_else(|| need("subscription"))?,
-            resource_group: dns
-                .resource_group
-                .clone()
-                .ok_or_else(|| need("resource_group"))?,
+            subscription: dns.subscription.clone().ok_or_else(|| need("subscription"))?,
+            resource_group: dns.resource_group.clone().ok_or_else(|| need("resource_group"))?,
             private,
         })
     }
 
     pub fn new(client: ArmClient, subscription: &str, resource_group: &str, private: bool) -> Self {
-        AzureZones {
-            client,
-            subscription: subscription.into(),
-            resource_group: resource_group.into(),
-            private,
-        }
+        AzureZones { client, subscription: subscription.into(), resource_group: resource_group.into(), private }
     }
 
     pub fn describe(&self) -> String {
-        format!(
-            "azure{} resource group {}",
-            if self.private { " private DNS" } else { " DNS" },
-            self.resource_group
-        )
+        format!("azure{} resource group {}", if self.private { " private DNS" } else { " DNS" }, self.resource_group)
     }
 
     fn path(&self, zone: &str, name: &str, record_type: RecordType) -> String {
-        let (kind, version) = if self.private {
-            ("privateDnsZones", PRIVATE_API_VERSION)
-        } else {
-            ("dnsZones", PUBLIC_API_VERSION)
-        };
+        let (kind, version) =
+            if self.private { ("privateDnsZones", PRIVATE_API_VERSION) } else { ("dnsZones", PUBLIC_API_VERSION) };
         format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/{kind}/{zone}/{record_type}/{name}?api-version={version}",
             self.subscription, self.resource_group
@@ -93,10 +72,7 @@ impl AzureZones {
         name: &str,
         record_type: RecordType,
     ) -> Result<Option<(RecordState, String)>> {
-        let response = self
-            .client
-            .send(Method::GET, &self.path(zone, name, record_type), None, &[])
-            .await?;
+        let response = self.client.send(Method::GET, &self.path(zone, name, record_type), None, &[]).await?;
         if response.status == StatusCode::NOT_FOUND {
             let code = response.body["error"]["code"].as_str().unwrap_or("");
             // A missing record set is normal; a missing zone (parent) is bad input.
@@ -106,9 +82,7 @@ impl AzureZones {
         }
         let response = response.into_result(primitive, &self.target(zone, name, record_type))?;
         let etag = response.body["etag"].as_str().unwrap_or("").to_string();
-        Ok(self
-            .parse(&response.body["properties"], record_type)
-            .map(|state| (state, etag)))
+        Ok(self.parse(&response.body["properties"], record_type).map(|state| (state, etag)))
     }
 
     pub async fn read(
@@ -118,18 +92,13 @@ impl AzureZones {
         name: &str,
         record_type: RecordType,
     ) -> Result<Option<RecordState>> {
-        Ok(self
-            .get(primitive, zone, name, record_type)
-            .await?
-            .map(|(state, _)| state))
+        Ok(self.get(primitive, zone, name, record_type).await?.map(|(state, _)| state))
     }
 
     pub async fn write(&self, spec: &RecordSpec) -> Result<()> {
         let target = self.target(&spec.zone, &spec.name, spec.record_type);
         for _ in 0..ROUNDS {
-            let current = self
-                .get("set_dns", &spec.zone, &spec.name, spec.record_type)
-                .await?;
+            let current = self.get("set_dns", &spec.zone, &spec.name, spec.record_type).await?;
             let condition = match &current {
                 Some((_, etag)) if !etag.is_empty() => ("If-Match", etag.clone()),
                 Some(_) => ("If-Match", "*".to_string()),
@@ -155,9 +124,7 @@ impl AzureZones {
         Err(Error::action(
             "set_dns",
             target,
-            format!(
-                "the record set kept changing under us ({ROUNDS} attempts ended in 412 Precondition Failed)"
-            ),
+            format!("the record set kept changing under us ({ROUNDS} attempts ended in 412 Precondition Failed)"),
         ))
     }
 
@@ -179,17 +146,9 @@ impl AzureZones {
     }
 
     fn parse(&self, props: &Value, record_type: RecordType) -> Option<RecordState> {
-        let ttl = props
-            .get(if self.private { "ttl" } else { "TTL" })
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as u32;
+        let ttl = props.get(if self.private { "ttl" } else { "TTL" }).and_then(Value::as_u64).unwrap_or(0) as u32;
         let list = |key: &str, field: &str| -> Vec<String> {
-            props[key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r[field].as_str().map(str::to_string))
-                .collect()
+            props[key].as_array().into_iter().flatten().filter_map(|r| r[field].as_str().map(str::to_string)).collect()
         };
         let mut values = match (self.private, record_type) {
             (false, RecordType::A) => list("ARecords", "ipv4Address"),

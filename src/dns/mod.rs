@@ -108,12 +108,7 @@ fn check_secrets(exec: &Exec) -> Result<()> {
         return Ok(());
     };
     match dns.provider.as_str() {
-        "rfc2136" => dns
-            .tsig_secret
-            .as_ref()
-            .map(|s| exec.secret(s))
-            .transpose()
-            .map(drop),
+        "rfc2136" => dns.tsig_secret.as_ref().map(|s| exec.secret(s)).transpose().map(drop),
         "azure" | "azure_private" => match &config.azure {
             Some(azure) => crate::azure::Credential::check_secrets(exec, azure),
             None => Err(Error::Config {
@@ -138,19 +133,13 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
         "set_dns",
         &target,
         || None,
-        || {
-            exec.block_on(provider.read("set_dns", &spec.zone, &spec.name, spec.record_type))
-                .map(Some)
-        },
+        || exec.block_on(provider.read("set_dns", &spec.zone, &spec.name, spec.record_type)).map(Some),
     )?;
-    let old = current
-        .as_ref()
-        .map(|c| c.as_ref().map(|s| s.values.clone()).unwrap_or_default());
+    let old = current.as_ref().map(|c| c.as_ref().map(|s| s.values.clone()).unwrap_or_default());
     let old_ttl = current.as_ref().and_then(|c| c.as_ref().map(|s| s.ttl));
-    let same = current.as_ref().is_some_and(|c| {
-        c.as_ref()
-            .is_some_and(|s| s.values == [spec.value.clone()] && s.ttl == spec.ttl)
-    });
+    let same = current
+        .as_ref()
+        .is_some_and(|c| c.as_ref().is_some_and(|s| s.values == [spec.value.clone()] && s.ttl == spec.ttl));
     let change = DnsChange {
         name: spec.fqdn(),
         record_type: spec.record_type,
@@ -180,9 +169,7 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
             }
             exec.block_on(async {
                 provider.write(spec).await?;
-                let now = provider
-                    .read("set_dns", &spec.zone, &spec.name, spec.record_type)
-                    .await?;
+                let now = provider.read("set_dns", &spec.zone, &spec.name, spec.record_type).await?;
                 match now {
                     Some(s) if s.values == [spec.value.clone()] => Ok(()),
                     other => Err(Error::action(
@@ -190,21 +177,13 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
                         &target,
                         format!(
                             "the provider accepted the update but answers {} instead of {}",
-                            other
-                                .map(|s| s.values.join(", "))
-                                .unwrap_or_else(|| "nothing".into()),
+                            other.map(|s| s.values.join(", ")).unwrap_or_else(|| "nothing".into()),
                             spec.value
                         ),
                     )),
                 }
             })?;
-            Ok((
-                DnsChange {
-                    applied: true,
-                    ..change.clone()
-                },
-                Outcome::Changed,
-            ))
+            Ok((DnsChange { applied: true, ..change.clone() }, Outcome::Changed))
         },
     )
 }
@@ -243,11 +222,7 @@ fn lookup_target(
     if zone.is_empty() {
         return Ok((String::new(), fqdn, record_type));
     }
-    Ok((
-        zone.clone(),
-        record::relative_name(&fqdn, &zone)?,
-        record_type,
-    ))
+    Ok((zone.clone(), record::relative_name(&fqdn, &zone)?, record_type))
 }
 
 async fn read_lookup(
@@ -280,13 +255,7 @@ pub fn dns_lookup(exec: &Exec, name: &str, opts: &LookupOptions) -> Result<Looku
         &target,
         || placeholder.clone(),
         || {
-            let state = exec.block_on(read_lookup(
-                "dns_lookup",
-                &provider,
-                &zone,
-                &relative,
-                record_type,
-            ))?;
+            let state = exec.block_on(read_lookup("dns_lookup", &provider, &zone, &relative, record_type))?;
             Ok(to_lookup(placeholder.clone(), state))
         },
     )
@@ -294,12 +263,7 @@ pub fn dns_lookup(exec: &Exec, name: &str, opts: &LookupOptions) -> Result<Looku
 
 fn to_lookup(base: Lookup, state: Option<RecordState>) -> Lookup {
     match state {
-        Some(s) => Lookup {
-            values: s.values,
-            ttl: s.ttl,
-            found: true,
-            ..base
-        },
+        Some(s) => Lookup { values: s.values, ttl: s.ttl, found: true, ..base },
         None => base,
     }
 }
@@ -312,14 +276,7 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
     let (zone, relative, record_type) = lookup_target(exec, &provider, name, opts)?;
     let fqdn = record::normalize(name);
     // Normalise the expected value the same way a record's value is.
-    let expected = RecordSpec::new(
-        if zone.is_empty() { "invalid" } else { &zone },
-        "@",
-        record_type,
-        value,
-        0,
-    )?
-    .value;
+    let expected = RecordSpec::new(if zone.is_empty() { "invalid" } else { &zone }, "@", record_type, value, 0)?.value;
     let timeout = opts.timeout.unwrap_or(Duration::from_secs(300));
     let source = provider.describe();
     let target = format!("{record_type} {fqdn} = {expected} ({source})");
@@ -332,24 +289,14 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
             let started = Instant::now();
             let mut interval = Duration::from_millis(50);
             loop {
-                let state = exec.block_on(read_lookup(
-                    "wait_dns",
-                    &provider,
-                    &zone,
-                    &relative,
-                    record_type,
-                ))?;
-                let done = state
-                    .as_ref()
-                    .is_some_and(|s| s.values == [expected.clone()]);
+                let state = exec.block_on(read_lookup("wait_dns", &provider, &zone, &relative, record_type))?;
+                let done = state.as_ref().is_some_and(|s| s.values == [expected.clone()]);
                 let mut result = to_lookup(base.clone(), state);
                 if done || !exec.is_live() {
                     result.waited_ms = started.elapsed().as_millis() as u64;
                     if done {
-                        let expire =
-                            chrono::Utc::now() + chrono::Duration::seconds(i64::from(result.ttl));
-                        result.caches_expire_at =
-                            Some(expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                        let expire = chrono::Utc::now() + chrono::Duration::seconds(i64::from(result.ttl));
+                        result.caches_expire_at = Some(expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
                     }
                     return Ok(result);
                 }
@@ -359,11 +306,7 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
                         &target,
                         format!(
                             "still answers {} after {} s",
-                            if result.values.is_empty() {
-                                "nothing".to_string()
-                            } else {
-                                result.values.join(", ")
-                            },
+                            if result.values.is_empty() { "nothing".to_string() } else { result.values.join(", ") },
                             timeout.as_secs()
                         ),
                     ));

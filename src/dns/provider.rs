@@ -21,9 +21,10 @@ pub enum Provider {
 
 impl Provider {
     pub fn from_config(config: &Config) -> Result<Provider> {
-        let dns = config.dns.as_ref().ok_or_else(|| Error::Config {
-            message: format!("no [dns] section in {}", config.path.display()),
-        })?;
+        let dns = config
+            .dns
+            .as_ref()
+            .ok_or_else(|| Error::Config { message: format!("no [dns] section in {}", config.path.display()) })?;
         match dns.provider.as_str() {
             "rfc2136" => Ok(Provider::Rfc2136(Rfc2136::from_config(dns)?)),
             "azure" => Ok(Provider::Azure(AzureZones::from_config(config, false)?)),
@@ -34,9 +35,7 @@ impl Provider {
                 })?;
                 Ok(Provider::Sandbox(DnsZoneFile::new(path)))
             }
-            other => Err(Error::Config {
-                message: format!("[dns] provider `{other}` is not supported"),
-            }),
+            other => Err(Error::Config { message: format!("[dns] provider `{other}` is not supported") }),
         }
     }
 
@@ -70,18 +69,11 @@ impl Provider {
         record_type: RecordType,
     ) -> Result<Option<RecordState>> {
         match self {
-            Provider::Rfc2136(p) => {
-                p.query(primitive, &record::fqdn(name, zone), record_type)
-                    .await
-            }
+            Provider::Rfc2136(p) => p.query(primitive, &record::fqdn(name, zone), record_type).await,
             Provider::Azure(p) => p.read(primitive, zone, name, record_type).await,
             Provider::Sandbox(z) => {
                 let found = z.get(zone, name, record_type.as_str()).map_err(|e| {
-                    Error::action(
-                        primitive,
-                        format!("{record_type} {}", record::fqdn(name, zone)),
-                        e.to_string(),
-                    )
+                    Error::action(primitive, format!("{record_type} {}", record::fqdn(name, zone)), e.to_string())
                 })?;
                 Ok(found.filter(|r| !r.values.is_empty()).map(|r| {
                     let mut values = r.values;
@@ -97,20 +89,8 @@ impl Provider {
             Provider::Rfc2136(p) => p.update(spec).await,
             Provider::Azure(p) => p.write(spec).await,
             Provider::Sandbox(z) => z
-                .set(
-                    &spec.zone,
-                    &spec.name,
-                    spec.record_type.as_str(),
-                    spec.ttl,
-                    vec![spec.value.clone()],
-                )
-                .map_err(|e| {
-                    Error::action(
-                        "set_dns",
-                        format!("{} (sandbox)", spec.target()),
-                        e.to_string(),
-                    )
-                }),
+                .set(&spec.zone, &spec.name, spec.record_type.as_str(), spec.ttl, vec![spec.value.clone()])
+                .map_err(|e| Error::action("set_dns", format!("{} (sandbox)", spec.target()), e.to_string())),
         }
     }
 
@@ -118,11 +98,8 @@ impl Provider {
     /// that it ends with.
     pub fn zone_of(&self, config: &Config, fqdn: &str) -> Result<String> {
         let fqdn = record::normalize(fqdn);
-        let mut zones: Vec<String> = config
-            .dns
-            .iter()
-            .flat_map(|d| d.records.values().map(|r| record::normalize(&r.zone)))
-            .collect();
+        let mut zones: Vec<String> =
+            config.dns.iter().flat_map(|d| d.records.values().map(|r| record::normalize(&r.zone))).collect();
         if let Provider::Sandbox(z) = self {
             zones.extend(z.read()?.zones.into_keys());
         }

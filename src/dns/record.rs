@@ -28,9 +28,7 @@ impl RecordType {
             "A" => Ok(RecordType::A),
             "AAAA" => Ok(RecordType::Aaaa),
             "CNAME" => Ok(RecordType::Cname),
-            other => Err(Error::Usage(format!(
-                "DNS record type `{other}` is not supported (A, AAAA or CNAME)"
-            ))),
+            other => Err(Error::Usage(format!("DNS record type `{other}` is not supported (A, AAAA or CNAME)"))),
         }
     }
 
@@ -62,28 +60,14 @@ pub struct RecordSpec {
 
 impl RecordSpec {
     /// Builds and checks a record; `name` may be relative, `@`, or a name inside `zone`.
-    pub fn new(
-        zone: &str,
-        name: &str,
-        record_type: RecordType,
-        value: &str,
-        ttl: u32,
-    ) -> Result<Self> {
+    pub fn new(zone: &str, name: &str, record_type: RecordType, value: &str, ttl: u32) -> Result<Self> {
         let zone = normalize(zone);
         if zone.is_empty() || !is_hostname(&zone) {
-            return Err(Error::Usage(format!(
-                "DNS zone `{zone}` is not a valid domain name"
-            )));
+            return Err(Error::Usage(format!("DNS zone `{zone}` is not a valid domain name")));
         }
         let name = relative_name(name, &zone)?;
         let value = check_value(record_type, value)?;
-        Ok(RecordSpec {
-            zone,
-            name,
-            record_type,
-            value,
-            ttl,
-        })
+        Ok(RecordSpec { zone, name, record_type, value, ttl })
     }
 
     /// The record's fully qualified name without the trailing dot.
@@ -100,21 +84,14 @@ impl RecordSpec {
 /// The record `record_name` of `[dns.records]` with the target configured for `role`.
 pub fn from_config(config: &Config, record_name: &str, role: &str) -> Result<RecordSpec> {
     let dns = config.dns.as_ref().ok_or_else(|| Error::Config {
-        message: format!(
-            "set_dns(\"{record_name}\"): no [dns] section in {}",
-            config.path.display()
-        ),
+        message: format!("set_dns(\"{record_name}\"): no [dns] section in {}", config.path.display()),
     })?;
     let record = dns.records.get(record_name).ok_or_else(|| {
         let known: Vec<&str> = dns.records.keys().map(String::as_str).collect();
         Error::Usage(format!(
             "DNS record `{record_name}` is not in [dns.records] of {} (known: {})",
             config.path.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
         ))
     })?;
     let value = record.targets.get(role).ok_or_else(|| {
@@ -145,44 +122,24 @@ pub fn relative_name(name: &str, zone: &str) -> Result<String> {
         name
     };
     if relative != "@" && !is_hostname(&relative) && !relative.starts_with("*.") {
-        return Err(Error::Usage(format!(
-            "DNS name `{relative}` is not a valid name in zone {zone}"
-        )));
+        return Err(Error::Usage(format!("DNS name `{relative}` is not a valid name in zone {zone}")));
     }
     Ok(relative)
 }
 
 pub fn fqdn(relative: &str, zone: &str) -> String {
-    if relative == "@" {
-        zone.to_string()
-    } else {
-        format!("{relative}.{zone}")
-    }
+    if relative == "@" { zone.to_string() } else { format!("{relative}.{zone}") }
 }
 
 fn check_value(record_type: RecordType, value: &str) -> Result<String> {
     let value = value.trim();
-    let bad = |what: &str| {
-        Error::Usage(format!(
-            "`{value}` is not a valid {record_type} record value ({what})"
-        ))
-    };
+    let bad = |what: &str| Error::Usage(format!("`{value}` is not a valid {record_type} record value ({what})"));
     match record_type {
-        RecordType::A => value
-            .parse::<Ipv4Addr>()
-            .map(|ip| ip.to_string())
-            .map_err(|_| bad("an IPv4 address")),
-        RecordType::Aaaa => value
-            .parse::<Ipv6Addr>()
-            .map(|ip| ip.to_string())
-            .map_err(|_| bad("an IPv6 address")),
+        RecordType::A => value.parse::<Ipv4Addr>().map(|ip| ip.to_string()).map_err(|_| bad("an IPv4 address")),
+        RecordType::Aaaa => value.parse::<Ipv6Addr>().map(|ip| ip.to_string()).map_err(|_| bad("an IPv6 address")),
         RecordType::Cname => {
             let host = normalize(value);
-            if is_hostname(&host) && host.parse::<Ipv4Addr>().is_err() {
-                Ok(host)
-            } else {
-                Err(bad("a host name"))
-            }
+            if is_hostname(&host) && host.parse::<Ipv4Addr>().is_err() { Ok(host) } else { Err(bad("a host name")) }
         }
     }
 }
@@ -193,9 +150,7 @@ fn is_hostname(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -207,14 +162,7 @@ mod tests {
 
     #[test]
     fn names_are_made_relative_to_the_zone() {
-        let r = RecordSpec::new(
-            "Example.com.",
-            "app.example.com",
-            RecordType::A,
-            "10.0.0.1",
-            60,
-        )
-        .unwrap();
+        let r = RecordSpec::new("Example.com.", "app.example.com", RecordType::A, "10.0.0.1", 60).unwrap();
         assert_eq!((r.zone.as_str(), r.name.as_str()), ("example.com", "app"));
         assert_eq!(r.fqdn(), "app.example.com");
         let apex = RecordSpec::new("example.com", "@", RecordType::A, "10.0.0.1", 60).unwrap();
@@ -223,19 +171,11 @@ mod tests {
 
     #[test]
     fn values_must_match_the_type() {
-        let e =
-            RecordSpec::new("example.com", "app", RecordType::A, "dr.example.com", 60).unwrap_err();
+        let e = RecordSpec::new("example.com", "app", RecordType::A, "dr.example.com", 60).unwrap_err();
         assert!(e.to_string().contains("not a valid A record value"), "{e}");
         assert!(RecordSpec::new("example.com", "app", RecordType::Aaaa, "10.0.0.1", 60).is_err());
         assert!(RecordSpec::new("example.com", "app", RecordType::Cname, "10.0.0.1", 60).is_err());
-        let c = RecordSpec::new(
-            "example.com",
-            "db",
-            RecordType::Cname,
-            "Sync.Example.com.",
-            60,
-        )
-        .unwrap();
+        let c = RecordSpec::new("example.com", "db", RecordType::Cname, "Sync.Example.com.", 60).unwrap();
         assert_eq!(c.value, "sync.example.com");
     }
 

@@ -49,18 +49,13 @@ impl Rfc2136 {
         let tsig = match (&dns.tsig_key_name, &dns.tsig_secret) {
             (Some(name), Some(secret)) => Some(TsigKey {
                 name: name.clone(),
-                algorithm: dns
-                    .tsig_algorithm
-                    .clone()
-                    .unwrap_or_else(|| "hmac-sha256".to_string()),
+                algorithm: dns.tsig_algorithm.clone().unwrap_or_else(|| "hmac-sha256".to_string()),
                 secret: secret.clone(),
             }),
             (None, None) => None,
             _ => {
                 return Err(Error::Config {
-                    message:
-                        "[dns]: set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`"
-                            .to_string(),
+                    message: "[dns]: set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`".to_string(),
                 });
             }
         };
@@ -69,18 +64,12 @@ impl Rfc2136 {
 
     /// An unsigned client of any authoritative server (lookups only).
     pub fn plain(server: &str) -> Self {
-        Rfc2136 {
-            server: server.to_string(),
-            tsig: None,
-        }
+        Rfc2136 { server: server.to_string(), tsig: None }
     }
 
     /// For a lookup aimed at another server than the configured primary.
     pub fn with_server(&self, server: &str) -> Self {
-        Rfc2136 {
-            server: server.to_string(),
-            tsig: self.tsig.clone(),
-        }
+        Rfc2136 { server: server.to_string(), tsig: self.tsig.clone() }
     }
 
     pub fn server(&self) -> &str {
@@ -89,12 +78,7 @@ impl Rfc2136 {
 
     /// Asks the server for the record set `fqdn`/`record_type`.
     /// `primitive` names the caller in errors (`set_dns` reads before it writes).
-    pub async fn query(
-        &self,
-        primitive: &str,
-        fqdn: &str,
-        record_type: RecordType,
-    ) -> Result<Option<RecordState>> {
+    pub async fn query(&self, primitive: &str, fqdn: &str, record_type: RecordType) -> Result<Option<RecordState>> {
         let name = wire_name(fqdn)?;
         let mut message = Message::query();
         message.metadata.recursion_desired = false;
@@ -120,9 +104,7 @@ impl Rfc2136 {
             let value = match (&record.data, record_type) {
                 (RData::A(a), RecordType::A) => a.0.to_string(),
                 (RData::AAAA(a), RecordType::Aaaa) => a.0.to_string(),
-                (RData::CNAME(c), RecordType::Cname) => {
-                    c.0.to_ascii().trim_end_matches('.').to_string()
-                }
+                (RData::CNAME(c), RecordType::Cname) => c.0.to_ascii().trim_end_matches('.').to_string(),
                 _ => continue,
             };
             ttl = record.ttl;
@@ -138,15 +120,8 @@ impl Rfc2136 {
         let zone = wire_name(&spec.zone)?;
         let name = wire_name(&spec.fqdn())?;
         let rdata = match spec.record_type {
-            RecordType::A => RData::A(A(spec
-                .value
-                .parse()
-                .map_err(|_| Error::Usage(spec.value.clone()))?)),
-            RecordType::Aaaa => RData::AAAA(AAAA(
-                spec.value
-                    .parse()
-                    .map_err(|_| Error::Usage(spec.value.clone()))?,
-            )),
+            RecordType::A => RData::A(A(spec.value.parse().map_err(|_| Error::Usage(spec.value.clone()))?)),
+            RecordType::Aaaa => RData::AAAA(AAAA(spec.value.parse().map_err(|_| Error::Usage(spec.value.clone()))?)),
             RecordType::Cname => RData::CNAME(CNAME(wire_name(&spec.value)?)),
         };
         let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Update);
@@ -162,24 +137,15 @@ impl Rfc2136 {
         message.add_update(add);
         let signer = self.signer()?;
         let what = spec.target();
-        let response = self
-            .exchange("set_dns", &what, &message, signer.as_ref())
-            .await?;
+        let response = self.exchange("set_dns", &what, &message, signer.as_ref()).await?;
         match response.metadata.response_code {
             ResponseCode::NoError => Ok(()),
-            code => Err(self.error(
-                &what,
-                &self.explain_update_failure(code, &response, &spec.zone),
-            )),
+            code => Err(self.error(&what, &self.explain_update_failure(code, &response, &spec.zone))),
         }
     }
 
     fn explain_update_failure(&self, code: ResponseCode, response: &Message, zone: &str) -> String {
-        let key = self
-            .tsig
-            .as_ref()
-            .map(|k| k.name.as_str())
-            .unwrap_or("(none)");
+        let key = self.tsig.as_ref().map(|k| k.name.as_str()).unwrap_or("(none)");
         let tsig_error = response.signature().and_then(|s| s.data.error);
         match tsig_error {
             Some(TsigError::BadKey) => {
@@ -188,14 +154,10 @@ impl Rfc2136 {
                 );
             }
             Some(TsigError::BadSig) => {
-                return format!(
-                    "{code}/BADSIG: the TSIG signature was rejected: the secret of key `{key}` is wrong"
-                );
+                return format!("{code}/BADSIG: the TSIG signature was rejected: the secret of key `{key}` is wrong");
             }
             Some(TsigError::BadTime) => {
-                return format!(
-                    "{code}/BADTIME: the server's clock and ours differ by more than {FUDGE} s"
-                );
+                return format!("{code}/BADTIME: the server's clock and ours differ by more than {FUDGE} s");
             }
             _ => {}
         }
@@ -203,9 +165,9 @@ impl Rfc2136 {
             ResponseCode::Refused => format!(
                 "REFUSED: the server refused the update of zone `{zone}` (the zone does not exist there, or key `{key}` may not update it)"
             ),
-            ResponseCode::NotAuth => format!(
-                "NOTAUTH: the server is not authoritative for zone `{zone}` (or rejected key `{key}`)"
-            ),
+            ResponseCode::NotAuth => {
+                format!("NOTAUTH: the server is not authoritative for zone `{zone}` (or rejected key `{key}`)")
+            }
             ResponseCode::NotZone => format!("NOTZONE: the name is not inside zone `{zone}`"),
             other => format!("update rejected: {other}"),
         }
@@ -216,15 +178,9 @@ impl Rfc2136 {
             return Ok(None);
         };
         let secret = key.secret.resolve()?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(secret.trim())
-            .map_err(|_| {
-                Error::Secret(format!(
-                    "secret `{}` ({}) is not base64",
-                    key.secret.key(),
-                    key.secret.describe()
-                ))
-            })?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(secret.trim()).map_err(|_| {
+            Error::Secret(format!("secret `{}` ({}) is not base64", key.secret.key(), key.secret.describe()))
+        })?;
         let algorithm = match key.algorithm.to_ascii_lowercase().trim_end_matches('.') {
             "hmac-sha256" => TsigAlgorithm::HmacSha256,
             "hmac-sha384" => TsigAlgorithm::HmacSha384,
@@ -239,9 +195,7 @@ impl Rfc2136 {
         };
         TSigner::new(bytes, algorithm, wire_name(&key.name)?, FUDGE)
             .map(Some)
-            .map_err(|e| Error::Config {
-                message: format!("[dns] TSIG key `{}`: {e}", key.name),
-            })
+            .map_err(|e| Error::Config { message: format!("[dns] TSIG key `{}`: {e}", key.name) })
     }
 
     /// One TCP exchange: the length-prefixed message out, the length-prefixed answer in.
@@ -269,13 +223,8 @@ impl Rfc2136 {
         let mut message = message.clone();
         let mut verifier = None;
         if let Some(signer) = signer {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            verifier = message
-                .finalize(signer, now)
-                .map_err(|e| fail(&e.to_string()))?;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            verifier = message.finalize(signer, now).map_err(|e| fail(&e.to_string()))?;
         }
         let bytes = message.to_vec().map_err(|e| fail(&e.to_string()))?;
         // A dropped connection or a server that does not answer is tried again: an update sets
@@ -298,12 +247,8 @@ impl Rfc2136 {
         if response.metadata.id != message.metadata.id {
             return Err(fail("the answer's id does not match the request"));
         }
-        if let (Some(verifier), ResponseCode::NoError) =
-            (verifier.as_mut(), response.metadata.response_code)
-        {
-            verifier
-                .verify(&answer)
-                .map_err(|e| fail(&format!("the answer's TSIG signature does not verify: {e}")))?;
+        if let (Some(verifier), ResponseCode::NoError) = (verifier.as_mut(), response.metadata.response_code) {
+            verifier.verify(&answer).map_err(|e| fail(&format!("the answer's TSIG signature does not verify: {e}")))?;
         }
         Ok(response)
     }
@@ -313,11 +258,7 @@ impl Rfc2136 {
     }
 
     fn error_for(&self, primitive: &str, what: &str, message: &str) -> Error {
-        Error::action(
-            primitive,
-            format!("{what} (rfc2136 server {})", self.server),
-            message,
-        )
+        Error::action(primitive, format!("{what} (rfc2136 server {})", self.server), message)
     }
 }
 

@@ -35,7 +35,11 @@ impl Cluster {
     /// Loads the kubeconfig and builds a client; nothing is sent to the cluster yet.
     pub async fn connect(env: &Environment) -> Result<Cluster> {
         let fail = |message: String| {
-            Error::action("kube", format!("{} (ctx {})", env.name, env.kube_context.as_deref().unwrap_or("current context")), redacted(message))
+            Error::action(
+                "kube",
+                format!("{} (ctx {})", env.name, env.kube_context.as_deref().unwrap_or("current context")),
+                redacted(message),
+            )
         };
         let (kubeconfig, source) = match &env.kubeconfig {
             Some(path) => (
@@ -44,9 +48,8 @@ impl Cluster {
                 path.display().to_string(),
             ),
             None => (
-                Kubeconfig::read().map_err(|e| {
-                    fail(format!("cannot load a kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"))
-                })?,
+                Kubeconfig::read()
+                    .map_err(|e| fail(format!("cannot load a kubeconfig ($KUBECONFIG or ~/.kube/config): {e}")))?,
                 "$KUBECONFIG or ~/.kube/config".to_string(),
             ),
         };

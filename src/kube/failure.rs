@@ -55,13 +55,17 @@ pub fn describe(cluster: &Cluster, kind: Kind, name: &str, e: &kube::Error) -> S
             code => format!("{code} {}: {}", s.reason, s.message),
         },
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            format!("cannot reach the API server {} (context `{}`): {}", cluster.server, cluster.context, crate::error::chain(e))
+            format!(
+                "cannot reach the API server {} (context `{}`): {}",
+                cluster.server,
+                cluster.context,
+                crate::error::chain(e)
+            )
         }
         other => crate::error::chain(other),
     };
     redacted(message)
 }
-
 
 /// Retry budget per class: busy servers get more patience than absent ones.
 fn attempts(class: Class) -> u32 {
@@ -107,7 +111,11 @@ where
                     }
                     return Err(CallError::Failed(Error::action(primitive, cluster.target(kind, name), message)));
                 }
-                tracing::debug!("{primitive} {}: {}; retrying", cluster.target(kind, name), describe(cluster, kind, name, &e));
+                tracing::debug!(
+                    "{primitive} {}: {}; retrying",
+                    cluster.target(kind, name),
+                    describe(cluster, kind, name, &e)
+                );
                 tokio::time::sleep(backoff(attempt)).await;
             }
         }
@@ -126,7 +134,9 @@ impl CallError {
     pub fn into_error(self, primitive: &str, target: String) -> Error {
         match self {
             CallError::Failed(e) => e,
-            CallError::Conflict => Error::action(primitive, target, "409 Conflict: the object was modified concurrently"),
+            CallError::Conflict => {
+                Error::action(primitive, target, "409 Conflict: the object was modified concurrently")
+            }
         }
     }
 }

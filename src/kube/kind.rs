@@ -34,9 +34,7 @@ impl FromStr for Kind {
         match s.to_ascii_lowercase().as_str() {
             "deployment" | "deployments" | "deploy" => Ok(Kind::Deployment),
             "statefulset" | "statefulsets" | "sts" => Ok(Kind::StatefulSet),
-            _ => Err(Error::Usage(format!(
-                "unknown workload kind `{s}`: expected \"deployment\" or \"statefulset\""
-            ))),
+            _ => Err(Error::Usage(format!("unknown workload kind `{s}`: expected \"deployment\" or \"statefulset\""))),
         }
     }
 }

@@ -29,11 +29,7 @@ pub struct ScaleOptions {
 
 impl Default for ScaleOptions {
     fn default() -> Self {
-        ScaleOptions {
-            wait: true,
-            timeout: Duration::from_secs(300),
-            current: None,
-        }
+        ScaleOptions { wait: true, timeout: Duration::from_secs(300), current: None }
     }
 }
 
@@ -57,9 +53,7 @@ const CONFLICT_ATTEMPTS: u32 = 5;
 /// Checks a replica count from a script: an integer, not negative.
 pub fn check_replicas(replicas: i64) -> Result<i32> {
     if replicas < 0 {
-        return Err(Error::Usage(format!(
-            "replicas must be 0 or more, got {replicas}"
-        )));
+        return Err(Error::Usage(format!("replicas must be 0 or more, got {replicas}")));
     }
     i32::try_from(replicas).map_err(|_| Error::Usage(format!("replicas {replicas} is too large")))
 }
@@ -88,9 +82,7 @@ async fn scale_kind<K: Scalable>(
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let target = cluster.target(kind, name);
     if replicas < 0 {
-        return Err(Error::Usage(format!(
-            "scale {target}: replicas must be 0 or more, got {replicas}"
-        )));
+        return Err(Error::Usage(format!("scale {target}: replicas must be 0 or more, got {replicas}")));
     }
     let api = cluster.api::<K>();
     let write = async {
@@ -106,9 +98,7 @@ async fn scale_kind<K: Scalable>(
                 return Err(Error::action(
                     "scale",
                     &target,
-                    format!(
-                        "precondition failed: expected {expected} current replicas, found {from}; nothing changed"
-                    ),
+                    format!("precondition failed: expected {expected} current replicas, found {from}; nothing changed"),
                 ));
             }
             if from == replicas {
@@ -116,17 +106,11 @@ async fn scale_kind<K: Scalable>(
             }
             let desired = Scale {
                 metadata: current.metadata.clone(),
-                spec: Some(ScaleSpec {
-                    replicas: Some(replicas),
-                }),
+                spec: Some(ScaleSpec { replicas: Some(replicas) }),
                 status: None,
             };
             let post = PostParams::default();
-            match retrying("scale", cluster, kind, name, || {
-                api.replace_scale(name, &post, &desired)
-            })
-            .await
-            {
+            match retrying("scale", cluster, kind, name, || api.replace_scale(name, &post, &desired)).await {
                 Ok(_) => return Ok((from, true)),
                 Err(CallError::Conflict) if conflicts + 1 < CONFLICT_ATTEMPTS => {
                     conflicts += 1;
@@ -155,9 +139,7 @@ async fn scale_kind<K: Scalable>(
             wait::until_gone(cluster, kind, name, &view.selector, deadline, opts.timeout).await?;
             ready = 0;
         } else {
-            ready = wait::until_ready::<K>(cluster, kind, name, replicas, deadline, opts.timeout)
-                .await?
-                .ready;
+            ready = wait::until_ready::<K>(cluster, kind, name, replicas, deadline, opts.timeout).await?.ready;
         }
     }
     Ok(ScaleReport {
@@ -171,12 +153,7 @@ async fn scale_kind<K: Scalable>(
     })
 }
 
-async fn read_view<K: Scalable>(
-    cluster: &Cluster,
-    kind: Kind,
-    name: &str,
-    primitive: &str,
-) -> Result<View> {
+async fn read_view<K: Scalable>(cluster: &Cluster, kind: Kind, name: &str, primitive: &str) -> Result<View> {
     let api = cluster.api::<K>();
     let object: K = retrying(primitive, cluster, kind, name, || api.get(name))
         .await

@@ -29,7 +29,9 @@ pub const WATCH_SECONDS: u32 = 50;
 
 fn inner(e: &watcher::Error) -> Option<&kube::Error> {
     match e {
-        watcher::Error::InitialListFailed(k) | watcher::Error::WatchStartFailed(k) | watcher::Error::WatchFailed(k) => Some(k),
+        watcher::Error::InitialListFailed(k) | watcher::Error::WatchStartFailed(k) | watcher::Error::WatchFailed(k) => {
+            Some(k)
+        }
         _ => None,
     }
 }
@@ -83,11 +85,18 @@ pub async fn until_ready<K: Scalable>(
                     return Err(Error::action(
                         "scale",
                         cluster.target(kind, name),
-                        format!("404 Not Found: {kind} `{name}` does not exist in namespace `{}` (context `{}`)", cluster.namespace, cluster.context),
+                        format!(
+                            "404 Not Found: {kind} `{name}` does not exist in namespace `{}` (context `{}`)",
+                            cluster.namespace, cluster.context
+                        ),
                     ));
                 }
                 Ok(Event::Delete(_)) => {
-                    return Err(Error::action("scale", cluster.target(kind, name), "the workload was deleted while waiting"));
+                    return Err(Error::action(
+                        "scale",
+                        cluster.target(kind, name),
+                        "the workload was deleted while waiting",
+                    ));
                 }
                 Ok(Event::Init | Event::InitDone) => errors = 0,
                 Err(e) => tolerate(cluster, kind, name, &e, &mut errors).await?,
@@ -125,7 +134,11 @@ pub async fn until_gone(
     timeout: Duration,
 ) -> Result<()> {
     if selector.is_empty() {
-        return Err(Error::action("scale", cluster.target(kind, name), "the workload has an empty selector; refusing to wait on every pod of the namespace"));
+        return Err(Error::action(
+            "scale",
+            cluster.target(kind, name),
+            "the workload has an empty selector; refusing to wait on every pod of the namespace",
+        ));
     }
     let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
     let watch = async {

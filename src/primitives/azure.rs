@@ -25,10 +25,7 @@ fn record_last_sync(exec: &Exec, status: &StorageStatus) -> RhaiResult<()> {
     let sync = status.last_sync_time.as_deref().unwrap_or("unknown");
     exec.metric(
         "storage_last_sync_time",
-        json!(format!(
-            "{} {sync} (primary {}, {})",
-            status.account, status.primary_location, status.sku
-        )),
+        json!(format!("{} {sync} (primary {}, {})", status.account, status.primary_location, status.sku)),
     )
     .map_err(to_rhai)
 }
@@ -65,11 +62,7 @@ pub mod azure_api {
     /// `storage_failover(account, #{planned, timeout})`: `planned: true` swaps the regions and
     /// keeps geo-replication (both regions must be up); `timeout` in seconds (default 3600).
     #[rhai_fn(name = "storage_failover", return_raw)]
-    pub fn storage_failover_opts(
-        ctx: NativeCallContext,
-        account: &str,
-        options: Map,
-    ) -> RhaiResult {
+    pub fn storage_failover_opts(ctx: NativeCallContext, account: &str, options: Map) -> RhaiResult {
         failover(&ctx, account, &options)
     }
 }
@@ -79,11 +72,9 @@ fn failover(ctx: &NativeCallContext, account: &str, options: &Map) -> RhaiResult
     check_keys(P, options, &["planned", "timeout"])?;
     let planned = match options.get("planned") {
         None => false,
-        Some(v) => v.as_bool().map_err(|t| {
-            to_rhai(Error::Usage(format!(
-                "{P}: `planned` must be true or false, not {t}"
-            )))
-        })?,
+        Some(v) => {
+            v.as_bool().map_err(|t| to_rhai(Error::Usage(format!("{P}: `planned` must be true or false, not {t}"))))?
+        }
     };
     let timeout = opt_secs(P, options, "timeout")?.unwrap_or(Duration::from_secs(3600));
     let exec = exec_of(ctx);
@@ -96,13 +87,8 @@ fn failover(ctx: &NativeCallContext, account: &str, options: &Map) -> RhaiResult
         // A refusal stops the run (exit 3) inside `confirm`.
         ctx.call_native_fn::<bool>("confirm", (format!("{warning} Start the failover?"),))?;
     }
-    let result = storage::storage_failover_from(
-        &exec,
-        account,
-        before,
-        FailoverOptions { planned, timeout },
-    )
-    .map_err(to_rhai)?;
+    let result = storage::storage_failover_from(&exec, account, before, FailoverOptions { planned, timeout })
+        .map_err(to_rhai)?;
     if let Some(after) = &result.after {
         exec.metric(
             "storage_failover",

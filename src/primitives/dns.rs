@@ -20,10 +20,9 @@ pub(super) fn to_value<T: serde::Serialize>(value: &T) -> RhaiResult {
 /// Options maps: every key must be one the primitive knows.
 pub(super) fn check_keys(primitive: &str, map: &Map, allowed: &[&str]) -> RhaiResult<()> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(to_rhai(Error::Usage(format!(
-            "{primitive}: unknown option `{k}` (known: {})",
-            allowed.join(", ")
-        )))),
+        Some(k) => {
+            Err(to_rhai(Error::Usage(format!("{primitive}: unknown option `{k}` (known: {})", allowed.join(", ")))))
+        }
         None => Ok(()),
     }
 }
@@ -32,10 +31,7 @@ pub(super) fn opt_str(primitive: &str, map: &Map, key: &str) -> RhaiResult<Optio
     match map.get(key) {
         None => Ok(None),
         Some(v) if v.is_string() => Ok(Some(v.to_string())),
-        Some(v) => Err(to_rhai(Error::Usage(format!(
-            "{primitive}: `{key}` must be a string, not {}",
-            v.type_name()
-        )))),
+        Some(v) => Err(to_rhai(Error::Usage(format!("{primitive}: `{key}` must be a string, not {}", v.type_name())))),
     }
 }
 
@@ -48,11 +44,7 @@ pub(super) fn opt_secs(primitive: &str, map: &Map, key: &str) -> RhaiResult<Opti
             .ok()
             .filter(|s| *s >= 0.0 && s.is_finite())
             .map(|s| Some(Duration::from_secs_f64(s)))
-            .ok_or_else(|| {
-                to_rhai(Error::Usage(format!(
-                    "{primitive}: `{key}` must be a number of seconds"
-                )))
-            }),
+            .ok_or_else(|| to_rhai(Error::Usage(format!("{primitive}: `{key}` must be a number of seconds")))),
     }
 }
 
@@ -67,8 +59,7 @@ fn record_caches(exec: &Exec, change: &DnsChange) -> RhaiResult<()> {
     if !change.applied {
         return Ok(());
     }
-    let until =
-        chrono::Utc::now() + chrono::Duration::seconds(i64::from(change.caches_expire_after_secs));
+    let until = chrono::Utc::now() + chrono::Duration::seconds(i64::from(change.caches_expire_after_secs));
     exec.metric(
         "dns_caches_expire",
         serde_json::json!(format!(
@@ -90,17 +81,10 @@ fn lookup_options(primitive: &str, opts: &Map, with_timeout: bool) -> RhaiResult
     }
     check_keys(primitive, opts, &allowed)?;
     Ok(LookupOptions {
-        record_type: opt_str(primitive, opts, "type")?
-            .map(|t| RecordType::parse(&t))
-            .transpose()
-            .map_err(to_rhai)?,
+        record_type: opt_str(primitive, opts, "type")?.map(|t| RecordType::parse(&t)).transpose().map_err(to_rhai)?,
         server: opt_str(primitive, opts, "server")?,
         zone: opt_str(primitive, opts, "zone")?,
-        timeout: if with_timeout {
-            opt_secs(primitive, opts, "timeout")?
-        } else {
-            None
-        },
+        timeout: if with_timeout { opt_secs(primitive, opts, "timeout")? } else { None },
     })
 }
 
@@ -136,32 +120,20 @@ pub mod dns_api {
         const P: &str = "set_dns";
         check_keys(P, &record, &["zone", "name", "type", "value", "ttl"])?;
         let need = |key: &str| -> RhaiResult<String> {
-            opt_str(P, &record, key)?
-                .ok_or_else(|| to_rhai(Error::Usage(format!("set_dns: `{key}` is required"))))
+            opt_str(P, &record, key)?.ok_or_else(|| to_rhai(Error::Usage(format!("set_dns: `{key}` is required"))))
         };
         let record_type =
-            RecordType::parse(&opt_str(P, &record, "type")?.unwrap_or_else(|| "A".into()))
-                .map_err(to_rhai)?;
+            RecordType::parse(&opt_str(P, &record, "type")?.unwrap_or_else(|| "A".into())).map_err(to_rhai)?;
         let ttl = match record.get("ttl") {
             None => 300,
             Some(v) => v
                 .as_int()
                 .ok()
                 .and_then(|t| u32::try_from(t).ok())
-                .ok_or_else(|| {
-                    to_rhai(Error::Usage(
-                        "set_dns: `ttl` must be a whole number of seconds".into(),
-                    ))
-                })?,
+                .ok_or_else(|| to_rhai(Error::Usage("set_dns: `ttl` must be a whole number of seconds".into())))?,
         };
-        let spec = RecordSpec::new(
-            &need("zone")?,
-            &need("name")?,
-            record_type,
-            &need("value")?,
-            ttl,
-        )
-        .map_err(to_rhai)?;
+        let spec =
+            RecordSpec::new(&need("zone")?, &need("name")?, record_type, &need("value")?, ttl).map_err(to_rhai)?;
         set_and_record(&exec_of(&ctx), &spec)
     }
 
@@ -178,10 +150,7 @@ pub mod dns_api {
     #[rhai_fn(name = "dns_lookup", return_raw)]
     pub fn dns_lookup_server(ctx: NativeCallContext, name: &str, server: &str) -> RhaiResult {
         let exec = exec_of(&ctx);
-        let opts = LookupOptions {
-            server: Some(server.to_string()),
-            ..LookupOptions::default()
-        };
+        let opts = LookupOptions { server: Some(server.to_string()), ..LookupOptions::default() };
         to_value(&dns::dns_lookup(&exec, name, &opts).map_err(to_rhai)?)
     }
 
@@ -209,12 +178,7 @@ pub mod dns_api {
 
     /// `wait_dns(name, value, #{timeout, type, server, zone})`; `timeout` in seconds.
     #[rhai_fn(name = "wait_dns", return_raw)]
-    pub fn wait_dns_opts(
-        ctx: NativeCallContext,
-        name: &str,
-        value: &str,
-        options: Map,
-    ) -> RhaiResult {
+    pub fn wait_dns_opts(ctx: NativeCallContext, name: &str, value: &str, options: Map) -> RhaiResult {
         let opts = lookup_options("wait_dns", &options, true)?;
         let exec = exec_of(&ctx);
         to_value(&dns::wait_dns(&exec, name, value, &opts).map_err(to_rhai)?)

@@ -66,7 +66,11 @@ pub mod environment_api {
             }));
         };
         let zone = record.zone.trim_end_matches('.');
-        let fqdn = if record.name == "@" || record.name.is_empty() { zone.to_string() } else { format!("{}.{zone}", record.name) };
+        let fqdn = if record.name == "@" || record.name.is_empty() {
+            zone.to_string()
+        } else {
+            format!("{}.{zone}", record.name)
+        };
         let mut m = Map::new();
         m.insert("zone".into(), zone.to_string().into());
         m.insert("name".into(), record.name.clone().into());
@@ -156,7 +160,9 @@ pub mod environment_api {
     pub fn sub(s: &mut ShareRef, path: &str) -> Result<ShareRef, Box<EvalAltResult>> {
         let clean = path.trim_matches('/');
         if clean.split('/').any(|part| part == ".." || part == ".") {
-            return Err(to_rhai(crate::Error::Usage(format!("sub(\"{path}\"): `.` and `..` are not allowed in share paths"))));
+            return Err(to_rhai(crate::Error::Usage(format!(
+                "sub(\"{path}\"): `.` and `..` are not allowed in share paths"
+            ))));
         }
         let mut sub = s.clone();
         sub.path = if sub.path.is_empty() { clean.to_string() } else { format!("{}/{clean}", sub.path) };

@@ -200,11 +200,7 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(to_rhai(Error::Other("a parallel branch panicked".to_string())))
-                })
-            })
+            .map(|h| h.join().unwrap_or_else(|_| Err(to_rhai(Error::Other("a parallel branch panicked".to_string())))))
             .collect()
     });
     // The error reported is the failed step's (the first step that failed, which the run's
@@ -235,10 +231,16 @@ fn sleep(ctx: &NativeCallContext, seconds: f64) -> RhaiResult<()> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(to_rhai(Error::Usage(format!("sleep: {seconds} is not a number of seconds"))));
     }
-    exec.change("sleep", &format!("{seconds}s"), "", || (), || {
-        exec.sleep(Duration::from_secs_f64(seconds))?;
-        Ok(((), Outcome::Changed))
-    })
+    exec.change(
+        "sleep",
+        &format!("{seconds}s"),
+        "",
+        || (),
+        || {
+            exec.sleep(Duration::from_secs_f64(seconds))?;
+            Ok(((), Outcome::Changed))
+        },
+    )
     .map_err(to_rhai)
 }
 
@@ -249,15 +251,21 @@ fn ask(
     question: fn(crate::exec::Prompting, &str) -> crate::Result<prompt::Answer>,
 ) -> RhaiResult<bool> {
     let exec = exec_of(ctx);
-    exec.change(primitive, &format!("\"{message}\""), "", || true, || {
-        let answer = question(exec.prompting(), message)?;
-        if answer == prompt::Answer::AssumedYes {
-            tracing::warn!("{primitive}: \"{message}\" {}", answer.describe());
-        } else {
-            tracing::info!("{primitive}: \"{message}\" {}", answer.describe());
-        }
-        Ok((true, Outcome::Changed))
-    })
+    exec.change(
+        primitive,
+        &format!("\"{message}\""),
+        "",
+        || true,
+        || {
+            let answer = question(exec.prompting(), message)?;
+            if answer == prompt::Answer::AssumedYes {
+                tracing::warn!("{primitive}: \"{message}\" {}", answer.describe());
+            } else {
+                tracing::info!("{primitive}: \"{message}\" {}", answer.describe());
+            }
+            Ok((true, Outcome::Changed))
+        },
+    )
     .map_err(to_rhai)
 }
 
@@ -275,27 +283,33 @@ fn wait_until(ctx: &NativeCallContext, condition: &FnPtr, options: &Map) -> Rhai
     let timeout = number("timeout", 300.0)?;
     let max_interval = number("interval", 2.0)?.max(0.01);
     let what = options.get("what").map_or_else(|| "condition".to_string(), |w| w.to_string());
-    exec.change("wait_until", &what, &format!("(at most {timeout}s)"), || (), || {
-        let started = Instant::now();
-        let mut pause = 0.1f64.min(max_interval);
-        loop {
-            let ok = condition
-                .call_within_context::<Dynamic>(ctx, ())
-                .map_err(|e| failure_of(&e).map_or_else(|| Error::Other(e.to_string()), |f| Error::Other(f.to_string())))?;
-            if ok.as_bool().unwrap_or(false) {
-                return Ok(((), Outcome::Changed));
+    exec.change(
+        "wait_until",
+        &what,
+        &format!("(at most {timeout}s)"),
+        || (),
+        || {
+            let started = Instant::now();
+            let mut pause = 0.1f64.min(max_interval);
+            loop {
+                let ok = condition.call_within_context::<Dynamic>(ctx, ()).map_err(|e| {
+                    failure_of(&e).map_or_else(|| Error::Other(e.to_string()), |f| Error::Other(f.to_string()))
+                })?;
+                if ok.as_bool().unwrap_or(false) {
+                    return Ok(((), Outcome::Changed));
+                }
+                if started.elapsed().as_secs_f64() >= timeout {
+                    return Err(Error::action(
+                        "wait_until",
+                        what.clone(),
+                        format!("not true within {timeout}s (last value: {ok})"),
+                    ));
+                }
+                exec.sleep(Duration::from_secs_f64(pause))?;
+                pause = (pause * 2.0).min(max_interval);
             }
-            if started.elapsed().as_secs_f64() >= timeout {
-                return Err(Error::action(
-                    "wait_until",
-                    what.clone(),
-                    format!("not true within {timeout}s (last value: {ok})"),
-                ));
-            }
-            exec.sleep(Duration::from_secs_f64(pause))?;
-            pause = (pause * 2.0).min(max_interval);
-        }
-    })
+        },
+    )
     .map_err(to_rhai)
 }
 
@@ -303,9 +317,7 @@ fn param(ctx: &NativeCallContext, name: &str, default: Dynamic) -> RhaiResult {
     let exec = exec_of(ctx);
     let Some(raw) = exec.var(name) else { return Ok(default) };
     let bad = |expected: &str| {
-        to_rhai(Error::Usage(format!(
-            "--var {name}={raw}: expected {expected} (the script's default is {default})"
-        )))
+        to_rhai(Error::Usage(format!("--var {name}={raw}: expected {expected} (the script's default is {default})")))
     };
     if default.is_int() {
         raw.trim().parse::<i64>().map(Dynamic::from).map_err(|_| bad("an integer"))
@@ -333,6 +345,5 @@ fn log(ctx: &NativeCallContext, level: &str, message: &str) -> RhaiResult<()> {
     } else {
         tracing::info!(target: "script", "{message}");
     }
-    exec.journal(Event::Log { level: level.to_string(), message: message.to_string() })
-        .map_err(to_rhai)
+    exec.journal(Event::Log { level: level.to_string(), message: message.to_string() }).map_err(to_rhai)
 }

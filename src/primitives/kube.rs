@@ -82,10 +82,7 @@ pub fn environment_arg(exec: &Exec, env: &Dynamic) -> Result<Arc<Environment>> {
         let config = exec.config()?;
         return Ok(Arc::new(config.environment(&env.to_string())?.clone()));
     }
-    Err(Error::Usage(format!(
-        "expected an environment (env(\"prod\")) or its name, got {} `{env}`",
-        env.type_name()
-    )))
+    Err(Error::Usage(format!("expected an environment (env(\"prod\")) or its name, got {} `{env}`", env.type_name())))
 }
 
 fn replicas_arg(value: &Dynamic) -> Result<i32> {
@@ -119,9 +116,7 @@ fn options(map: &Map) -> Result<ScaleOptions> {
             "timeout" => opts.timeout = seconds("timeout", value)?,
             "current" => opts.current = Some(replicas_arg(value)?),
             other => {
-                return Err(Error::Usage(format!(
-                    "unknown scale option `{other}` (known: wait, timeout, current)"
-                )));
+                return Err(Error::Usage(format!("unknown scale option `{other}` (known: wait, timeout, current)")));
             }
         }
     }
@@ -183,12 +178,17 @@ fn replicas(exec: &Exec, env: Dynamic, kind: &str, name: &str) -> Result<i64> {
 }
 
 fn replicas_now(exec: &Exec, env: &Environment, kind: Kind, name: &str, target: &str) -> Result<i64> {
-    exec.query("replicas", target, || 0, || {
-        exec.block_on(async {
-            let cluster = Cluster::connect(env).await?;
-            crate::kube::replicas(&cluster, kind, name).await.map(i64::from)
-        })
-    })
+    exec.query(
+        "replicas",
+        target,
+        || 0,
+        || {
+            exec.block_on(async {
+                let cluster = Cluster::connect(env).await?;
+                crate::kube::replicas(&cluster, kind, name).await.map(i64::from)
+            })
+        },
+    )
 }
 
 fn workload(exec: &Exec, env: Dynamic, kind: &str, name: &str) -> Result<Map> {

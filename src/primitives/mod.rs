@@ -53,8 +53,9 @@ pub fn to_rhai(error: Error) -> Box<EvalAltResult> {
 pub fn failure_of(err: &EvalAltResult) -> Option<Arc<Error>> {
     match err {
         EvalAltResult::ErrorRuntime(value, _) => value.read_lock::<Failure>().map(|f| f.0.clone()),
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
-        | EvalAltResult::ErrorInModule(_, inner, _) => failure_of(inner),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
+            failure_of(inner)
+        }
         _ => None,
     }
 }

@@ -63,15 +63,19 @@ fn notify(exec: &Exec, message: &str, options: &Map) -> Result<i64> {
         };
         let target = format!("webhook {} ({})", hook.name, hook.kind);
         let body = body(hook, message, &level);
-        let result = exec.change("notify", &target, &format!("\"{message}\""), || 0, || {
-            match exec.block_on(post(&url, &body)) {
+        let result = exec.change(
+            "notify",
+            &target,
+            &format!("\"{message}\""),
+            || 0,
+            || match exec.block_on(post(&url, &body)) {
                 Ok(()) => Ok((1, Outcome::Changed)),
                 Err(e) => {
                     tracing::warn!("notify {target}: not delivered: {e}");
                     Ok((0, Outcome::Unchanged))
                 }
-            }
-        })?;
+            },
+        )?;
         delivered += result;
     }
     Ok(delivered)

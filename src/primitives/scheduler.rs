@@ -40,10 +40,7 @@ pub mod scheduler_api {
 }
 
 fn config_dir(exec: &Exec) -> PathBuf {
-    exec.config()
-        .ok()
-        .and_then(|c| c.path.parent().map(PathBuf::from))
-        .unwrap_or_default()
+    exec.config().ok().and_then(|c| c.path.parent().map(PathBuf::from)).unwrap_or_default()
 }
 
 fn run(exec: &Exec, env: Dynamic, action: Action) -> Result<Dynamic> {
@@ -80,7 +77,5 @@ fn state(exec: &Exec, env: Dynamic) -> Result<String> {
     if let Some(secret) = Gateway::new(&env, &base)?.secret() {
         exec.secret(secret)?;
     }
-    exec.query("scheduler_state", &describe_target(&env), String::new, || {
-        exec.block_on(scheduler_state(&env, &base))
-    })
+    exec.query("scheduler_state", &describe_target(&env), String::new, || exec.block_on(scheduler_state(&env, &base)))
 }

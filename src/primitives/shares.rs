@@ -44,15 +44,20 @@ fn reachable(exec: &Exec, share: &ShareRef) -> Result<bool> {
     if let Some(secret) = &share.share.account_key {
         exec.secret(secret)?;
     }
-    exec.query("share_reachable", &share.describe(), || true, || {
-        let endpoint = Endpoint::from_share(&share.share, &share.path)?;
-        let store = Store::open(&endpoint)?;
-        exec.block_on(async move {
-            let reachable = match store.root_exists().await {
-                Ok(true) => store.list("", false).await.is_ok(),
-                Ok(false) | Err(_) => false,
-            };
-            Ok(reachable)
-        })
-    })
+    exec.query(
+        "share_reachable",
+        &share.describe(),
+        || true,
+        || {
+            let endpoint = Endpoint::from_share(&share.share, &share.path)?;
+            let store = Store::open(&endpoint)?;
+            exec.block_on(async move {
+                let reachable = match store.root_exists().await {
+                    Ok(true) => store.list("", false).await.is_ok(),
+                    Ok(false) | Err(_) => false,
+                };
+                Ok(reachable)
+            })
+        },
+    )
 }

@@ -119,7 +119,11 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
     let o = options(opts)?;
     let (src, dst) = (side(src)?, side(dst)?);
     let target = format!("{} → {}", src.describe(), dst.describe());
-    let detail = if o.mirror { format!("mirror (max_delete {})", o.max_delete.describe()) } else { "copy new and changed files".into() };
+    let detail = if o.mirror {
+        format!("mirror (max_delete {})", o.max_delete.describe())
+    } else {
+        "copy new and changed files".into()
+    };
     let placeholder = || {
         let mut m = to_map(&SyncSummary::empty(src.describe(), dst.describe(), SyncMode::DryRun, o.mirror));
         m.insert("planned".into(), true.into());
@@ -153,7 +157,11 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
                 return Err(crate::sync::engine::failed(&summary));
             }
             tracing::info!("{}", summary.render());
-            let outcome = if summary.copied + summary.deleted + summary.deleted_dirs > 0 { Outcome::Changed } else { Outcome::Unchanged };
+            let outcome = if summary.copied + summary.deleted + summary.deleted_dirs > 0 {
+                Outcome::Changed
+            } else {
+                Outcome::Unchanged
+            };
             Ok((to_map(&summary), outcome))
         }),
     }

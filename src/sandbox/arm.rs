@@ -127,22 +127,13 @@ impl Drop for ArmHandle {
 /// Starts the emulator on the current tokio runtime.
 pub async fn start(options: ArmOptions) -> Result<ArmHandle> {
     if options.token.len() < 8 {
-        return Err(Error::Other(
-            "ARM emulator: the bearer token must be at least 8 characters".into(),
-        ));
+        return Err(Error::Other("ARM emulator: the bearer token must be at least 8 characters".into()));
     }
     crate::redact::register(&options.token);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
-        .map_err(|e| {
-            Error::io(
-                format!("ARM emulator: binding 127.0.0.1:{}", options.port),
-                e,
-            )
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("ARM emulator address", e))?;
+        .map_err(|e| Error::io(format!("ARM emulator: binding 127.0.0.1:{}", options.port), e))?;
+    let addr = listener.local_addr().map_err(|e| Error::io("ARM emulator address", e))?;
     let state = Arc::new(State {
         storage: Mutex::new(storage::Storage::new(&options.accounts)),
         dns: Mutex::new(dns::Zones::new(&options.zones)),
@@ -151,12 +142,10 @@ pub async fn start(options: ArmOptions) -> Result<ArmHandle> {
         options,
     });
     let app_state = state.clone();
-    let app = axum::Router::new().fallback(
-        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let state = app_state.clone();
-            async move { handle(&state, addr, method, uri, headers, body) }
-        },
-    );
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let state = app_state.clone();
+        async move { handle(&state, addr, method, uri, headers, body) }
+    });
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -165,12 +154,7 @@ pub async fn start(options: ArmOptions) -> Result<ArmHandle> {
             })
             .await;
     });
-    Ok(ArmHandle {
-        url: format!("http://{addr}"),
-        addr,
-        state,
-        shutdown: Some(tx),
-    })
+    Ok(ArmHandle { url: format!("http://{addr}"), addr, state, shutdown: Some(tx) })
 }
 
 /// The sandbox's subscription, resource group and account (`[storage.prod]` of its config).
@@ -183,10 +167,7 @@ pub const SANDBOX_TOKEN_PATH: &str = "secrets/arm.token";
 /// Starts the emulator for `drscript sandbox`: one RA-GRS account (eastus → westus) whose
 /// failover takes `failover_duration`, a fresh token written to `dir/secrets/arm.token`.
 /// Returns the handle and the `[azure]` and `[storage.prod]` sections of the sandbox's config.
-pub async fn start_for_sandbox(
-    dir: &std::path::Path,
-    failover_duration: Duration,
-) -> Result<(ArmHandle, String)> {
+pub async fn start_for_sandbox(dir: &std::path::Path, failover_duration: Duration) -> Result<(ArmHandle, String)> {
     let token = format!("arm-{:032x}", rand::random::<u128>());
     crate::redact::register(&token);
     crate::sandbox::files::write_secret(&dir.join(SANDBOX_TOKEN_PATH), &token)?;
@@ -214,36 +195,17 @@ pub async fn start_for_sandbox(
 
 /// An ARM error response.
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        [("content-type", "application/json")],
-        json!({"error": {"code": code, "message": message}}).to_string(),
-    )
+    (status, [("content-type", "application/json")], json!({"error": {"code": code, "message": message}}).to_string())
         .into_response()
 }
 
 pub(crate) fn ok_json(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
-fn handle(
-    state: &State,
-    addr: SocketAddr,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
-    let shown = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
+    let shown = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| path.clone());
     let mut line = format!("{method} {shown}");
     for name in ["if-match", "if-none-match"] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
@@ -251,14 +213,8 @@ fn handle(
         }
     }
     state.requests.lock().unwrap().push(line);
-    let query: HashMap<String, String> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query: HashMap<String, String> =
+        uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
 
     // Authentication comes first, as in ARM.
     let expected = format!("Bearer {}", state.options.token);
@@ -276,11 +232,7 @@ fn handle(
             return r;
         }
         Some(v) if v != expected => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "InvalidAuthenticationToken",
-                "The access token is invalid.",
-            );
+            return error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "The access token is invalid.");
         }
         Some(_) => {}
     }
@@ -291,18 +243,11 @@ fn handle(
             "TooManyRequests",
             "The request is being throttled as the limit has been reached for operation type.",
         );
-        r.headers_mut().insert(
-            "retry-after",
-            HeaderValue::from(state.options.retry_after_secs),
-        );
+        r.headers_mut().insert("retry-after", HeaderValue::from(state.options.retry_after_secs));
         return r;
     }
     if take(&faults.unavailable_next) {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable.",
-        );
+        return error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The service is temporarily unavailable.");
     }
     if !query.contains_key("api-version") {
         return error(
@@ -330,24 +275,12 @@ fn handle(
     }
     let base = format!("http://{addr}");
     match lower.as_slice() {
-        [
-            "subscriptions",
-            _,
-            "resourcegroups",
-            _,
-            "providers",
-            "microsoft.storage",
-            "storageaccounts",
-            _,
-        ] if method == Method::GET => {
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.storage", "storageaccounts", _]
+            if method == Method::GET =>
+        {
             let mut storage = state.storage.lock().unwrap();
             storage.settle_with(&state.options);
-            storage.get(
-                segments[1],
-                segments[3],
-                segments[7],
-                query.get("$expand").map(String::as_str),
-            )
+            storage.get(segments[1], segments[3], segments[7], query.get("$expand").map(String::as_str))
         }
         [
             "subscriptions",
@@ -360,9 +293,7 @@ fn handle(
             _,
             "failover",
         ] if method == Method::POST => {
-            let planned = query
-                .get("failoverType")
-                .is_some_and(|t| t.eq_ignore_ascii_case("Planned"));
+            let planned = query.get("failoverType").is_some_and(|t| t.eq_ignore_ascii_case("Planned"));
             let fail = faults.fail_next_failover.swap(false, Ordering::Relaxed);
             let mut storage = state.storage.lock().unwrap();
             storage.settle_with(&state.options);
@@ -386,11 +317,9 @@ fn handle(
             _,
             kind @ ("asyncoperations" | "operationresults"),
             _,
-        ] if method == Method::GET => state.storage.lock().unwrap().operation(
-            &state.options,
-            segments[7],
-            *kind == "asyncoperations",
-        ),
+        ] if method == Method::GET => {
+            state.storage.lock().unwrap().operation(&state.options, segments[7], *kind == "asyncoperations")
+        }
         [
             "subscriptions",
             _,
@@ -403,17 +332,8 @@ fn handle(
             rtype,
             _,
         ] => {
-            let key = dns::ZoneKey::new(
-                segments[1],
-                segments[3],
-                *kind == "privatednszones",
-                segments[7],
-            );
-            state
-                .dns
-                .lock()
-                .unwrap()
-                .record_set(&method, &key, rtype, segments[9], &headers, &body)
+            let key = dns::ZoneKey::new(segments[1], segments[3], *kind == "privatednszones", segments[7]);
+            state.dns.lock().unwrap().record_set(&method, &key, rtype, segments[9], &headers, &body)
         }
         [
             "subscriptions",
@@ -425,12 +345,7 @@ fn handle(
             kind @ ("dnszones" | "privatednszones"),
             _,
         ] if method == Method::GET => {
-            let key = dns::ZoneKey::new(
-                segments[1],
-                segments[3],
-                *kind == "privatednszones",
-                segments[7],
-            );
+            let key = dns::ZoneKey::new(segments[1], segments[3], *kind == "privatednszones", segments[7]);
             state.dns.lock().unwrap().zone(&key)
         }
         _ => error(
@@ -443,7 +358,5 @@ fn handle(
 
 /// Decrements a counter if positive; true when it was.
 fn take(counter: &AtomicU32) -> bool {
-    counter
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-        .is_ok()
+    counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
 }

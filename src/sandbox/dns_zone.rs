@@ -28,13 +28,7 @@ pub fn create_for_sandbox(dir: &Path) -> Result<(DnsZoneFile, String)> {
     let _ = std::fs::remove_file(zone.path());
     zone.create(&[SANDBOX_ZONE])?;
     zone.set(SANDBOX_ZONE, "app", "A", 60, vec!["127.0.1.10".into()])?;
-    zone.set(
-        SANDBOX_ZONE,
-        "db",
-        "CNAME",
-        60,
-        vec![format!("pg-primary.{SANDBOX_ZONE}")],
-    )?;
+    zone.set(SANDBOX_ZONE, "db", "CNAME", 60, vec![format!("pg-primary.{SANDBOX_ZONE}")])?;
     let config = format!(
         "[dns]\nprovider = \"sandbox\"\nzone_file = \"{SANDBOX_ZONE_FILE}\"\n\n\
          [dns.records.app]\nzone = \"{SANDBOX_ZONE}\"\nname = \"app\"\ntype = \"A\"\nttl = 60\n\
@@ -86,30 +80,16 @@ impl DnsZoneFile {
 
     /// The whole content; a missing file is an error (the sandbox is not up).
     pub fn read(&self) -> Result<ZoneData> {
-        let text = std::fs::read_to_string(&self.path).map_err(|e| {
-            Error::io(
-                format!(
-                    "sandbox DNS zone file {} (is the sandbox up?)",
-                    self.path.display()
-                ),
-                e,
-            )
-        })?;
-        serde_json::from_str(&text).map_err(|e| {
-            Error::Other(format!(
-                "sandbox DNS zone file {} is not valid: {e}",
-                self.path.display()
-            ))
-        })
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| Error::io(format!("sandbox DNS zone file {} (is the sandbox up?)", self.path.display()), e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Other(format!("sandbox DNS zone file {} is not valid: {e}", self.path.display())))
     }
 
     /// The record set `name`/`record_type` of `zone`, if any; an unknown zone is an error.
     pub fn get(&self, zone: &str, name: &str, record_type: &str) -> Result<Option<ZoneRecord>> {
         let data = self.read()?;
-        let zone_data = data
-            .zones
-            .get(zone)
-            .ok_or_else(|| self.no_zone(zone, &data))?;
+        let zone_data = data.zones.get(zone).ok_or_else(|| self.no_zone(zone, &data))?;
         Ok(zone_data
             .records
             .iter()
@@ -128,32 +108,18 @@ impl DnsZoneFile {
     }
 
     /// Replaces the record set `name`/`record_type` in `zone` with `values`.
-    pub fn set(
-        &self,
-        zone: &str,
-        name: &str,
-        record_type: &str,
-        ttl: u32,
-        values: Vec<String>,
-    ) -> Result<()> {
+    pub fn set(&self, zone: &str, name: &str, record_type: &str, ttl: u32, values: Vec<String>) -> Result<()> {
         self.update(|data| {
             let known = data.clone();
-            let zone_data = data
-                .zones
-                .get_mut(zone)
-                .ok_or_else(|| self.no_zone(zone, &known))?;
-            zone_data
-                .records
-                .retain(|r| !(r.name == name && r.record_type.eq_ignore_ascii_case(record_type)));
+            let zone_data = data.zones.get_mut(zone).ok_or_else(|| self.no_zone(zone, &known))?;
+            zone_data.records.retain(|r| !(r.name == name && r.record_type.eq_ignore_ascii_case(record_type)));
             zone_data.records.push(ZoneRecord {
                 name: name.to_string(),
                 record_type: record_type.to_ascii_uppercase(),
                 ttl,
                 values,
             });
-            zone_data
-                .records
-                .sort_by(|a, b| (&a.name, &a.record_type).cmp(&(&b.name, &b.record_type)));
+            zone_data.records.sort_by(|a, b| (&a.name, &a.record_type).cmp(&(&b.name, &b.record_type)));
             Ok(())
         })
     }
@@ -166,9 +132,7 @@ impl DnsZoneFile {
             Err(_) => ZoneData::default(),
         };
         change(&mut data)?;
-        let tmp = self
-            .path
-            .with_extension(format!("tmp.{}", std::process::id()));
+        let tmp = self.path.with_extension(format!("tmp.{}", std::process::id()));
         let text = serde_json::to_string_pretty(&data).map_err(|e| Error::Other(e.to_string()))?;
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
@@ -176,19 +140,13 @@ impl DnsZoneFile {
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
         };
-        write().map_err(|e| {
-            Error::io(
-                format!("writing sandbox DNS zone file {}", self.path.display()),
-                e,
-            )
-        })
+        write().map_err(|e| Error::io(format!("writing sandbox DNS zone file {}", self.path.display()), e))
     }
 
     fn lock(&self) -> Result<File> {
         let lock_path = self.path.with_extension("lock");
         if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -198,10 +156,7 @@ impl DnsZoneFile {
             .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
         // SAFETY: flock on a file descriptor we own; released when `file` is dropped.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(
-                format!("locking {}", lock_path.display()),
-                std::io::Error::last_os_error(),
-            ));
+            return Err(Error::io(format!("locking {}", lock_path.display()), std::io::Error::last_os_error()));
         }
         Ok(file)
     }
@@ -224,10 +179,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let zone = DnsZoneFile::new(dir.path().join("dns.json"));
         zone.create(&["example.com"]).unwrap();
-        zone.set("example.com", "app", "A", 60, vec!["10.0.0.1".into()])
-            .unwrap();
-        zone.set("example.com", "app", "a", 30, vec!["10.0.0.2".into()])
-            .unwrap();
+        zone.set("example.com", "app", "A", 60, vec!["10.0.0.1".into()]).unwrap();
+        zone.set("example.com", "app", "a", 30, vec!["10.0.0.2".into()]).unwrap();
         let r = zone.get("example.com", "app", "A").unwrap().unwrap();
         assert_eq!((r.ttl, r.values), (30, vec!["10.0.0.2".to_string()]));
         assert_eq!(zone.read().unwrap().zones["example.com"].records.len(), 1);
@@ -238,13 +191,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let zone = DnsZoneFile::new(dir.path().join("dns.json"));
         zone.create(&["example.com"]).unwrap();
-        let e = zone
-            .set("nope.org", "app", "A", 60, vec![])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("`nope.org` does not exist") && e.contains("example.com"),
-            "{e}"
-        );
+        let e = zone.set("nope.org", "app", "A", 60, vec![]).unwrap_err().to_string();
+        assert!(e.contains("`nope.org` does not exist") && e.contains("example.com"), "{e}");
     }
 }

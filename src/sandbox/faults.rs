@@ -174,7 +174,12 @@ impl FromStr for FaultSpec {
                 if !service.supported().contains(&name) {
                     return Err(usage(
                         spec,
-                        format!("{} has no fault `{name}` ({} faults: {})", service.name(), service.name(), service.supported().join(", ")),
+                        format!(
+                            "{} has no fault `{name}` ({} faults: {})",
+                            service.name(),
+                            service.name(),
+                            service.supported().join(", ")
+                        ),
                     ));
                 }
                 let at = |m: String| usage(spec, format!("{}={name}: {m}", service.name()));
@@ -202,7 +207,9 @@ impl fmt::Display for FaultSpec {
         let mut parts = Vec::new();
         for (service, s) in &self.services {
             let mut items = Vec::new();
-            for (name, rate) in [("error", s.error), ("reset", s.reset), ("timeout", s.timeout), ("range_error", s.range_error)] {
+            for (name, rate) in
+                [("error", s.error), ("reset", s.reset), ("timeout", s.timeout), ("range_error", s.range_error)]
+            {
                 if rate > 0.0 {
                     items.push(format!("{name}:{rate}"));
                 }
@@ -226,7 +233,9 @@ pub enum Decision {
     /// Answer with this status without acting.
     Error(u16),
     /// Close the connection without an answer; `after`: once the request has been acted on.
-    Reset { after: bool },
+    Reset {
+        after: bool,
+    },
     /// Act, then answer after the delay.
     Late(Duration),
     /// Write the first half of the range, then answer 500.
@@ -314,9 +323,14 @@ impl Injector {
             Service::Gateway => (status, [(header::CONTENT_TYPE, "text/plain")], message).into_response(),
             Service::Files => {
                 let code_name = if code == 503 { "ServerBusy" } else { "InternalError" };
-                let body = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code_name}</Code><Message>{message}</Message></Error>");
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code_name}</Code><Message>{message}</Message></Error>"
+                );
                 let mut r = (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response();
-                r.headers_mut().insert("x-ms-error-code", HeaderValue::from_static(if code == 503 { "ServerBusy" } else { "InternalError" }));
+                r.headers_mut().insert(
+                    "x-ms-error-code",
+                    HeaderValue::from_static(if code == 503 { "ServerBusy" } else { "InternalError" }),
+                );
                 r
             }
         }
@@ -364,7 +378,10 @@ impl FaultSlot {
 /// (or reset) without a complete answer.
 fn reset_reply() -> Response {
     let stream = futures::stream::once(async {
-        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected connection reset"))
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))
     });
     Response::new(Body::from_stream(stream))
 }
@@ -373,7 +390,11 @@ fn is_range_write(request: &Request) -> bool {
     let query = request.uri().query().unwrap_or("");
     request.method() == axum::http::Method::PUT
         && query.split('&').any(|kv| kv.eq_ignore_ascii_case("comp=range"))
-        && request.headers().get("x-ms-write").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("update"))
+        && request
+            .headers()
+            .get("x-ms-write")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("update"))
 }
 
 /// `start-end` of an `x-ms-range`/`x-ms-source-range` value (`bytes=0-99`).

@@ -68,7 +68,9 @@ pub fn write_secret(path: &Path, value: &str) -> Result<()> {
 
 /// `active` becomes the current context (PROD), so a bare `kubectl` talks to the active side.
 pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>, active: &str) -> String {
-    let mut out = String::from("# Written by `drscript sandbox up`: one context per simulated environment.\napiVersion: v1\nkind: Config\nclusters:\n");
+    let mut out = String::from(
+        "# Written by `drscript sandbox up`: one context per simulated environment.\napiVersion: v1\nkind: Config\nclusters:\n",
+    );
     for (name, e) in envs {
         let _ = write!(out, "- name: sandbox-{name}\n  cluster:\n    server: {}\n", e.kube_api);
     }

@@ -103,7 +103,8 @@ impl GatewayServer {
             .route("/_sandbox/state", get(state))
             .with_state(Arc::clone(&gateway));
         let faults = Arc::new(crate::sandbox::faults::FaultSlot::default());
-        let router = router.layer(axum::middleware::from_fn_with_state(Arc::clone(&faults), crate::sandbox::faults::layer));
+        let router =
+            router.layer(axum::middleware::from_fn_with_state(Arc::clone(&faults), crate::sandbox::faults::layer));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -248,13 +249,25 @@ struct Login {
 async fn login(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
     lock(&gateway.calls).push("login".to_string());
     let GatewayAuthMode::AdeptiaLogin { username, password } = &gateway.auth else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"status": "FAILURE", "message": "API login is not enabled"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"status": "FAILURE", "message": "API login is not enabled"})),
+        )
+            .into_response();
     };
     let Ok(attempt) = serde_json::from_slice::<Login>(&body) else {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"status": "FAILURE", "message": "expected JSON {username, password}"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"status": "FAILURE", "message": "expected JSON {username, password}"})),
+        )
+            .into_response();
     };
     if &attempt.username != username || &attempt.password != password {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"status": "FAILURE", "message": "Invalid username or password"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"status": "FAILURE", "message": "Invalid username or password"})),
+        )
+            .into_response();
     }
     let token = {
         let mut tokens = lock(&gateway.tokens);
@@ -269,7 +282,6 @@ async fn login(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
     )
         .into_response()
 }
-
 
 async fn state(State(gateway): State<Arc<Gateway>>) -> axum::Json<Value> {
     axum::Json(json!({"scheduler": lock(&gateway.state).name(), "calls": *lock(&gateway.calls)}))

@@ -34,7 +34,8 @@ impl Shape {
         };
         let mut order = vec![active.clone()];
         order.extend(config.environments.keys().filter(|k| **k != active).cloned());
-        let replicas = |n: u32| i32::try_from(n).map_err(|_| Error::Usage(format!("{n} replicas is too many for the sandbox")));
+        let replicas =
+            |n: u32| i32::try_from(n).map_err(|_| Error::Usage(format!("{n} replicas is too many for the sandbox")));
         let environments = config
             .environments
             .iter()
@@ -44,7 +45,11 @@ impl Shape {
                     EnvShape {
                         namespace: e.namespace.clone(),
                         release: e.release.clone(),
-                        replicas: [replicas(e.replicas.runtime)?, replicas(e.replicas.listener)?, replicas(e.replicas.rabbitmq)?],
+                        replicas: [
+                            replicas(e.replicas.runtime)?,
+                            replicas(e.replicas.listener)?,
+                            replicas(e.replicas.rabbitmq)?,
+                        ],
                     },
                 ))
             })
@@ -73,6 +78,11 @@ impl Shape {
     /// The value a record starts with: its target for the active environment, else for
     /// `primary`, else its first target.
     pub fn initial_value(record: &DnsRecord, active: &str) -> Option<String> {
-        record.targets.get(active).or_else(|| record.targets.get("primary")).or_else(|| record.targets.values().next()).cloned()
+        record
+            .targets
+            .get(active)
+            .or_else(|| record.targets.get("primary"))
+            .or_else(|| record.targets.values().next())
+            .cloned()
     }
 }

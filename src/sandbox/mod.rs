@@ -154,12 +154,9 @@ impl Sandbox {
             files::write_secret(&dir.join(files::gateway_secret_path(name)), &password)?;
             let user = "drscript".to_string();
             let initial = if active { SchedulerState::Running } else { SchedulerState::Paused };
-            let gateway = GatewayServer::start(
-                0,
-                GatewayAuthMode::AdeptiaLogin { username: user.clone(), password },
-                initial,
-            )
-            .await?;
+            let gateway =
+                GatewayServer::start(0, GatewayAuthMode::AdeptiaLogin { username: user.clone(), password }, initial)
+                    .await?;
             if let Some(spec) = &options.faults {
                 kube.set_random_faults(spec.injector(faults::Service::Kube, options.seed, name));
                 gateway.set_random_faults(spec.injector(faults::Service::Gateway, options.seed, name));
@@ -260,7 +257,12 @@ impl SandboxHandle {
                 let gateway_state = json!({"scheduler": e.gateway.state().name(), "calls": e.gateway.calls()});
                 (
                     name.clone(),
-                    summarise(&self.dir, &e.endpoints, &json!({"objects": e.kube.objects(), "delays": e.kube.delays()}), &gateway_state),
+                    summarise(
+                        &self.dir,
+                        &e.endpoints,
+                        &json!({"objects": e.kube.objects(), "delays": e.kube.delays()}),
+                        &gateway_state,
+                    ),
                 )
             })
             .collect();
@@ -346,7 +348,10 @@ fn render(status: &Value) -> String {
         ));
         for (w, v) in e["workloads"].as_object().into_iter().flatten() {
             let image = v["images"][0].as_str().unwrap_or("");
-            let quartz = v["env"]["QUARTZ_STATUS_ONBOOTUP"].as_str().map(|q| format!("  QUARTZ_STATUS_ONBOOTUP={q}")).unwrap_or_default();
+            let quartz = v["env"]["QUARTZ_STATUS_ONBOOTUP"]
+                .as_str()
+                .map(|q| format!("  QUARTZ_STATUS_ONBOOTUP={q}"))
+                .unwrap_or_default();
             out.push_str(&format!(
                 "  {:<12} {:<28} {}/{}  {image}{quartz}\n",
                 v["kind"].as_str().unwrap_or(""),
@@ -358,7 +363,12 @@ fn render(status: &Value) -> String {
         let terminating = e["pods"].as_array().map_or(0, |p| p.iter().filter(|p| p["phase"] == "Terminating").count());
         out.push_str(&format!("  pods: {} ({terminating} terminating)\n", e["pods"].as_array().map_or(0, Vec::len)));
         for (s, v) in e["shares"].as_object().into_iter().flatten() {
-            out.push_str(&format!("  share {s}: {} files, {} bytes  {}\n", v["files"], v["bytes"], v["path"].as_str().unwrap_or("")));
+            out.push_str(&format!(
+                "  share {s}: {} files, {} bytes  {}\n",
+                v["files"],
+                v["bytes"],
+                v["path"].as_str().unwrap_or("")
+            ));
         }
     }
     out
@@ -397,9 +407,14 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
         // right after `sandbox.json` appears is caught rather than killing the process.
         let stop = stop_signal()?;
         if let Some(spec) = options.faults.as_ref().filter(|s| !s.is_empty()) {
-            eprintln!("faults: {spec} (seed {}; reproduce with --faults '{spec}' --seed {})", options.seed, options.seed);
+            eprintln!(
+                "faults: {spec} (seed {}; reproduce with --faults '{spec}' --seed {})",
+                options.seed, options.seed
+            );
             if spec.get(faults::Service::Files).is_some() {
-                eprintln!("files faults: an Azure Files emulator serves the account `sandbox` (see azure-files.json in the sandbox folder)");
+                eprintln!(
+                    "files faults: an Azure Files emulator serves the account `sandbox` (see azure-files.json in the sandbox folder)"
+                );
             }
         }
         let handle = Sandbox::start(&dir, options).await?;
@@ -473,7 +488,8 @@ pub fn status_of(dir: &Path) -> Result<Value> {
         let get = |url: String| {
             let http = http.clone();
             async move {
-                let reply = http.get(&url).send().await.map_err(|e| Error::action("sandbox status", &url, e.to_string()))?;
+                let reply =
+                    http.get(&url).send().await.map_err(|e| Error::action("sandbox status", &url, e.to_string()))?;
                 reply.json::<Value>().await.map_err(|e| Error::action("sandbox status", &url, e.to_string()))
             }
         };

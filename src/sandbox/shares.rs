@@ -78,7 +78,13 @@ fn files(kind: &str) -> Vec<File> {
         }
     } else {
         let base = "mnesia/rabbit@ac-ac-rabbitmq-0.ac-ac-rabbitmq-headless";
-        for file in ["cluster_nodes.config", "nodes_running_at_shutdown", "rabbit_durable_queue.DCD", "rabbit_durable_exchange.DCD", "schema.DAT"] {
+        for file in [
+            "cluster_nodes.config",
+            "nodes_running_at_shutdown",
+            "rabbit_durable_queue.DCD",
+            "rabbit_durable_exchange.DCD",
+            "schema.DAT",
+        ] {
             let size = 256 + rng.below(8 * 1024) as usize;
             push(PathBuf::from(format!("{base}/{file}")), size, &mut rng);
         }
@@ -92,7 +98,11 @@ fn files(kind: &str) -> Vec<File> {
             for _ in 0..(6 + rng.below(6)) {
                 let q = rng.below(u64::MAX >> 8);
                 let size = 4096 + rng.below(16 * 1024) as usize;
-                push(PathBuf::from(format!("{base}/msg_stores/vhosts/{vhost}/queues/{q:X}/journal.jif")), size, &mut rng);
+                push(
+                    PathBuf::from(format!("{base}/msg_stores/vhosts/{vhost}/queues/{q:X}/journal.jif")),
+                    size,
+                    &mut rng,
+                );
             }
         }
     }
@@ -160,7 +170,9 @@ pub fn seed(root: &Path, kind: &str, full: bool) -> Result<()> {
             let stale = File {
                 path: PathBuf::from(match kind {
                     "app" => format!("recovery/2026-10-0{}/stale{n}.rcv", n + 1),
-                    _ => format!("mnesia/rabbit@ac-ac-rabbitmq-0.ac-ac-rabbitmq-headless/msg_stores/vhosts/628WB79CIFDYO9LJI6DKMI09L/msg_store_persistent/9{n}.rdq"),
+                    _ => format!(
+                        "mnesia/rabbit@ac-ac-rabbitmq-0.ac-ac-rabbitmq-headless/msg_stores/vhosts/628WB79CIFDYO9LJI6DKMI09L/msg_store_persistent/9{n}.rdq"
+                    ),
                 }),
                 size: 2048,
                 seed: n + 7,

@@ -54,7 +54,9 @@ impl Gateway {
                 username: username.clone(),
                 password: secret(&key("password"), password_env, password_file, base)?,
             },
-            GatewayAuth::Bearer { token_env, token_file } => Auth::Bearer(secret(&key("token"), token_env, token_file, base)?),
+            GatewayAuth::Bearer { token_env, token_file } => {
+                Auth::Bearer(secret(&key("token"), token_env, token_file, base)?)
+            }
             GatewayAuth::Header { header, value_env, value_file } => {
                 Auth::Header { name: header.clone(), value: secret(&key("value"), value_env, value_file, base)? }
             }
@@ -73,7 +75,11 @@ impl Gateway {
                 message: format!("environments.{}.gateway_ca_file: cannot read {}: {e}", env.name, ca.display()),
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Config {
-                message: format!("environments.{}.gateway_ca_file: {} is not a PEM bundle: {e}", env.name, ca.display()),
+                message: format!(
+                    "environments.{}.gateway_ca_file: {} is not a PEM bundle: {e}",
+                    env.name,
+                    ca.display()
+                ),
             })?;
             if certs.is_empty() {
                 return Err(Error::Config {
@@ -170,7 +176,10 @@ impl Gateway {
                         ));
                     } else {
                         return serde_json::from_str(&body).map_err(|e| {
-                            self.fail(primitive, format!("{status} but the reply is not JSON ({e}): {}", excerpt(&body)))
+                            self.fail(
+                                primitive,
+                                format!("{status} but the reply is not JSON ({e}): {}", excerpt(&body)),
+                            )
                         });
                     }
                 }
@@ -179,7 +188,11 @@ impl Gateway {
         }
     }
 
-    async fn authorise(&mut self, primitive: &str, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder> {
+    async fn authorise(
+        &mut self,
+        primitive: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder> {
         Ok(match &self.auth {
             Auth::None => request,
             Auth::Basic { username, password } => request.basic_auth(username, Some(password.resolve()?)),
@@ -208,9 +221,14 @@ impl Gateway {
             attempt += 1;
             match self.http.post(&url).json(&body).send().await {
                 Err(e) if attempt < ATTEMPTS && transient(&e) => {}
-                Err(e) => return Err(self.fail(primitive, format!("cannot reach {url} to log in: {}", crate::error::chain(&e)))),
-                Ok(r) if attempt < ATTEMPTS
-                    && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
+                Err(e) => {
+                    return Err(
+                        self.fail(primitive, format!("cannot reach {url} to log in: {}", crate::error::chain(&e)))
+                    );
+                }
+                Ok(r)
+                    if attempt < ATTEMPTS
+                        && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
                 Ok(r) => break r,
             }
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
@@ -259,4 +277,3 @@ fn excerpt(body: &str) -> String {
     }
     redacted(cut)
 }
-

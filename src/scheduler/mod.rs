@@ -135,7 +135,14 @@ pub async fn set_scheduler(env: &Environment, config_dir: &Path, action: Action)
             format!("the gateway accepted {} but the scheduler reports {state}", action.query()),
         ));
     }
-    Ok(SchedulerReport { target: gateway.target(), action: action.query().to_string(), before, after, changed: true, verified })
+    Ok(SchedulerReport {
+        target: gateway.target(),
+        action: action.query().to_string(),
+        before,
+        after,
+        changed: true,
+        verified,
+    })
 }
 
 /// The scheduler state of `env` (`PAUSED`, `RUNNING`), read with `query=Status`.

@@ -183,7 +183,10 @@ impl Blob {
 
     fn shown(&self, rel: &str) -> String {
         let n = self.name(rel);
-        format!("{}/{n}", self.remote.location().trim_end_matches(&format!("/{}", self.remote.path)).trim_end_matches('/'))
+        format!(
+            "{}/{n}",
+            self.remote.location().trim_end_matches(&format!("/{}", self.remote.path)).trim_end_matches('/')
+        )
     }
 
     /// The blob's URL with the SAS (a Put Blob From URL source).
@@ -293,7 +296,8 @@ impl Blob {
 
     pub async fn read(&self, rel: &str) -> OpResult<ByteStream> {
         let opts = BlobClientDownloadOptions { parallel: NonZero::new(2), ..Default::default() };
-        let r = self.blob(rel).download(Some(opts)).await.map_err(|e| sdk_err(&format!("GET {}", self.shown(rel)), e))?;
+        let r =
+            self.blob(rel).download(Some(opts)).await.map_err(|e| sdk_err(&format!("GET {}", self.shown(rel)), e))?;
         Ok(r.body.map(|c| c.map_err(std::io::Error::other)).boxed())
     }
 
@@ -303,7 +307,13 @@ impl Blob {
 
     /// Put Blob for one block's worth, else Put Block per 4 MiB and Put Block List: the blob
     /// appears whole or not at all.
-    pub async fn write(&self, rel: &str, size: u64, mtime: Option<DateTime<Utc>>, mut data: ByteStream) -> OpResult<u64> {
+    pub async fn write(
+        &self,
+        rel: &str,
+        size: u64,
+        mtime: Option<DateTime<Utc>>,
+        mut data: ByteStream,
+    ) -> OpResult<u64> {
         let what = format!("PUT {}", self.shown(rel));
         let blob = self.blob(rel).block_blob_client();
         let mut buf = BytesMut::with_capacity((size as usize).min(BLOCK));
@@ -316,7 +326,9 @@ impl Blob {
             async move {
                 let id = format!("drsync-{n:08}").into_bytes();
                 let len = part.len() as u64;
-                blob.stage_block(&id, len, RequestContent::from(part.to_vec()), None).await.map_err(|e| sdk_err(what, e))?;
+                blob.stage_block(&id, len, RequestContent::from(part.to_vec()), None)
+                    .await
+                    .map_err(|e| sdk_err(what, e))?;
                 Ok::<Vec<u8>, OpError>(id)
             }
         };
@@ -354,7 +366,8 @@ impl Blob {
             return None;
         }
         let source = src.url_with_sas(rel)?;
-        let opts = BlockBlobClientUploadBlobFromUrlOptions { metadata: Self::metadata(entry.mtime), ..Default::default() };
+        let opts =
+            BlockBlobClientUploadBlobFromUrlOptions { metadata: Self::metadata(entry.mtime), ..Default::default() };
         let what = format!("PUT {} (from URL)", self.shown(rel));
         match self.blob(rel).block_blob_client().upload_blob_from_url(source, Some(opts)).await {
             Ok(_) => Some(Ok(entry.size)),
@@ -362,7 +375,10 @@ impl Blob {
                 let cannot = cannot_copy_from_url(&e);
                 let err = sdk_err(&what, e);
                 if cannot {
-                    tracing::info!("sync: {} cannot copy server-side ({err}); streaming instead", self.remote.location());
+                    tracing::info!(
+                        "sync: {} cannot copy server-side ({err}); streaming instead",
+                        self.remote.location()
+                    );
                     self.from_url.store(false, Ordering::Relaxed);
                     None
                 } else {
@@ -385,7 +401,8 @@ impl Blob {
     }
 
     pub async fn md5(&self, rel: &str) -> OpResult<[u8; 16]> {
-        let props = self.blob(rel).get_properties(None).await.map_err(|e| sdk_err(&format!("HEAD {}", self.shown(rel)), e))?;
+        let props =
+            self.blob(rel).get_properties(None).await.map_err(|e| sdk_err(&format!("HEAD {}", self.shown(rel)), e))?;
         if let Ok(Some(m)) = props.content_md5()
             && let Ok(m) = <[u8; 16]>::try_from(m.as_slice())
         {

@@ -76,9 +76,10 @@ pub fn resolve(text: &str, config: Option<&Config>) -> Result<Endpoint> {
         && let Some(config) = config
     {
         let (name, sub) = rest.split_once('/').unwrap_or((rest, ""));
-        let environment = config.environments.get(env).ok_or_else(|| {
-            Error::Usage(format!("sync: no environment `{env}` in the config (from \"{text}\")"))
-        })?;
+        let environment = config
+            .environments
+            .get(env)
+            .ok_or_else(|| Error::Usage(format!("sync: no environment `{env}` in the config (from \"{text}\")")))?;
         let share = environment
             .shares
             .get(name)

@@ -172,9 +172,7 @@ impl Endpoint {
             })
             .unwrap_or_default();
         let query = url.query().map(str::to_string).filter(|q| !q.is_empty());
-        let credential = credential
-            .or_else(|| query.map(Credential::Sas))
-            .unwrap_or(Credential::Anonymous);
+        let credential = credential.or_else(|| query.map(Credential::Sas)).unwrap_or(Credential::Anonymous);
 
         let by_host = if host.contains(".file.core.") {
             Some(Service::Files)
@@ -291,11 +289,9 @@ pub fn check_overlap(src: &Endpoint, dst: &Endpoint, mirror: bool) -> Result<()>
         _ => None,
     };
     match overlap {
-        Some(why) => Err(Error::Usage(format!(
-            "sync: {why} ({} → {}); choose separate folders",
-            src.location(),
-            dst.location()
-        ))),
+        Some(why) => {
+            Err(Error::Usage(format!("sync: {why} ({} → {}); choose separate folders", src.location(), dst.location())))
+        }
         None => Ok(()),
     }
 }
@@ -328,11 +324,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_services_and_remote_plain_http() {
-        for bad in [
-            "https://example.com/share/x",
-            "http://acct.file.core.windows.net/s",
-            "ftp://host/x",
-        ] {
+        for bad in ["https://example.com/share/x", "http://acct.file.core.windows.net/s", "ftp://host/x"] {
             let err = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(err.contains("neither a local path nor a known storage URL"), "{bad}: {err}");
         }

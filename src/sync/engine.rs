@@ -92,20 +92,12 @@ pub async fn sync(
     observer: Arc<dyn Observer>,
 ) -> Result<SyncSummary> {
     let summary = sync_report(src, dst, opts, mode, observer).await?;
-    if summary.ok() {
-        Ok(summary)
-    } else {
-        Err(failed(&summary))
-    }
+    if summary.ok() { Ok(summary) } else { Err(failed(&summary)) }
 }
 
 /// The error for a summary that is not ok.
 pub fn failed(summary: &SyncSummary) -> Error {
-    Error::action(
-        "sync_share",
-        format!("{} → {}", summary.source, summary.destination),
-        summary.outcome(),
-    )
+    Error::action("sync_share", format!("{} → {}", summary.source, summary.destination), summary.outcome())
 }
 
 fn check_sas(ep: &Endpoint, role: &str, needs: &[sas::Need]) -> Result<()> {
@@ -166,9 +158,10 @@ pub async fn sync_report(
             return Err(Error::action("sync_share", src_ep.location(), format!("cannot read the source: {e}")));
         }
     }
-    let dst_exists = dst.root_exists().await.map_err(|e| {
-        Error::action("sync_share", dst_ep.location(), format!("cannot read the destination: {e}"))
-    })?;
+    let dst_exists = dst
+        .root_exists()
+        .await
+        .map_err(|e| Error::action("sync_share", dst_ep.location(), format!("cannot read the destination: {e}")))?;
     if !dst_exists && live {
         dst.mkdir("").await.map_err(|e| {
             Error::action("sync_share", dst_ep.location(), format!("cannot create the destination: {e}"))
@@ -309,7 +302,10 @@ impl Run {
         let reason = crate::redact::redacted(reason.to_string());
         self.c.failed.fetch_add(1, Relaxed);
         self.observer.on(&SyncEvent::Failed { path: path.to_string(), reason: reason.clone() });
-        self.failures.lock().unwrap().push(Failure { path: if path.is_empty() { "/".into() } else { path.into() }, reason });
+        self.failures
+            .lock()
+            .unwrap()
+            .push(Failure { path: if path.is_empty() { "/".into() } else { path.into() }, reason });
     }
 
     async fn walk(self: &Arc<Self>, tx: tokio::sync::mpsc::Sender<Job>, dst_missing: bool) {
@@ -380,8 +376,7 @@ impl Run {
                 (Some(se), de) => {
                     // A name that is a folder on one side and a file on the other sorts apart
                     // (kind is part of the key); catch it here.
-                    let clash = de.is_none()
-                        && di.peek().is_some_and(|n| n.name == se.name && n.kind != se.kind);
+                    let clash = de.is_none() && di.peek().is_some_and(|n| n.name == se.name && n.kind != se.kind);
                     if clash {
                         let other = di.next();
                         let p = join(rel, &se.name);
@@ -600,7 +595,11 @@ impl Run {
             let (a, b) = (a?, b?);
             if a != b {
                 return Err(OpError::new(
-                    format!("verification failed: MD5 {} at the source, {} at the destination", hex::encode(a), hex::encode(b)),
+                    format!(
+                        "verification failed: MD5 {} at the source, {} at the destination",
+                        hex::encode(a),
+                        hex::encode(b)
+                    ),
                     true,
                 ));
             }
@@ -629,7 +628,9 @@ impl Run {
         let limit = self.opts.max_delete.limit(dest_files);
         let n = extras.len() as u64;
         let refused = if stopped {
-            Some(format!("the sync stopped early; a mirror deletes only after a complete pass ({n} extra file(s) left in place)"))
+            Some(format!(
+                "the sync stopped early; a mirror deletes only after a complete pass ({n} extra file(s) left in place)"
+            ))
         } else if failures > 0 {
             Some(format!(
                 "{failures} listing(s) or copies failed; a mirror deletes only after every copy succeeded \

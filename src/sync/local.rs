@@ -167,9 +167,8 @@ impl Local {
             }
             let tmp = temp_path(&target);
             let result = (|| {
-                let n = std::fs::copy(&from, &tmp).map_err(|e| {
-                    OpError::io(&format!("cannot copy {} to {}", from.display(), tmp.display()), &e)
-                })?;
+                let n = std::fs::copy(&from, &tmp)
+                    .map_err(|e| OpError::io(&format!("cannot copy {} to {}", from.display(), tmp.display()), &e))?;
                 let f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(&tmp)
@@ -213,8 +212,8 @@ impl Local {
     pub async fn md5(&self, rel: &str) -> OpResult<[u8; 16]> {
         let path = self.path(rel);
         blocking(move || {
-            let mut f = std::fs::File::open(&path)
-                .map_err(|e| OpError::io(&format!("cannot open {}", path.display()), &e))?;
+            let mut f =
+                std::fs::File::open(&path).map_err(|e| OpError::io(&format!("cannot open {}", path.display()), &e))?;
             let mut h = md5::Md5::new();
             let mut buf = vec![0u8; CHUNK];
             loop {

@@ -31,9 +31,7 @@ impl Compare {
         match text.trim().to_ascii_lowercase().as_str() {
             "size-time" | "size_time" | "sizetime" | "time" | "" => Ok(Compare::SizeTime),
             "hash" | "md5" => Ok(Compare::Hash),
-            other => Err(Error::Usage(format!(
-                "sync: compare must be \"size-time\" or \"hash\", not \"{other}\""
-            ))),
+            other => Err(Error::Usage(format!("sync: compare must be \"size-time\" or \"hash\", not \"{other}\""))),
         }
     }
 }
@@ -58,9 +56,7 @@ impl MaxDelete {
     pub fn parse(text: &str) -> Result<MaxDelete> {
         let t = text.trim();
         let bad = || {
-            Error::Usage(format!(
-                "sync: max_delete must be a count (\"100\") or a percentage (\"10%\"), not \"{t}\""
-            ))
+            Error::Usage(format!("sync: max_delete must be a count (\"100\") or a percentage (\"10%\"), not \"{t}\""))
         };
         if let Some(p) = t.strip_suffix('%') {
             let v: f64 = p.trim().parse().map_err(|_| bad())?;

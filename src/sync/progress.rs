@@ -25,9 +25,22 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub enum SyncEvent {
     /// `done` false: found to need copying (dry run lists these); true: copied.
-    Copy { path: String, size: u64, reason: &'static str, done: bool },
-    Delete { path: String, size: u64, dir: bool, done: bool },
-    Failed { path: String, reason: String },
+    Copy {
+        path: String,
+        size: u64,
+        reason: &'static str,
+        done: bool,
+    },
+    Delete {
+        path: String,
+        size: u64,
+        dir: bool,
+        done: bool,
+    },
+    Failed {
+        path: String,
+        reason: String,
+    },
     Progress(Snapshot),
 }
 

@@ -29,15 +29,9 @@ pub const CREATE: Need = Need { letter: 'c', name: "create" };
 pub const DELETE: Need = Need { letter: 'd', name: "delete" };
 
 fn parse_time(v: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v)
-        .map(|d| d.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|d| d.and_utc())
-        })
+    DateTime::parse_from_rfc3339(v).map(|d| d.with_timezone(&Utc)).ok().or_else(|| {
+        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
+    })
 }
 
 impl Sas {
@@ -118,10 +112,7 @@ mod tests {
     #[test]
     fn missing_permissions_are_named() {
         let sas = Sas::parse("sp=rl&se=2999-01-01T00:00:00Z");
-        let err = sas
-            .check("destination", "x", &[READ, LIST, WRITE, DELETE], Utc::now())
-            .unwrap_err()
-            .to_string();
+        let err = sas.check("destination", "x", &[READ, LIST, WRITE, DELETE], Utc::now()).unwrap_err().to_string();
         assert!(err.contains("write (w), delete (d)"), "{err}");
         assert!(sas.check("source", "x", &[READ, LIST], Utc::now()).is_ok());
     }

@@ -7,9 +7,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 
+use super::blob::Blob;
 use super::endpoint::Endpoint;
 use super::entry::Entry;
-use super::blob::Blob;
 use super::files::Files;
 use super::local::Local;
 use super::op_error::{OpError, OpResult};
@@ -70,13 +70,7 @@ impl Store {
 
     /// Copies without streaming through a generic reader when the pair allows it: kernel copy
     /// between local folders, server-side from URL between services. `None`: not possible here.
-    pub async fn copy_direct(
-        &self,
-        src: &Store,
-        rel: &str,
-        entry: &Entry,
-        server_side: bool,
-    ) -> Option<OpResult<u64>> {
+    pub async fn copy_direct(&self, src: &Store, rel: &str, entry: &Entry, server_side: bool) -> Option<OpResult<u64>> {
         match (self, src) {
             (Store::Local(d), Store::Local(s)) => Some(d.copy_from(s, rel, entry.mtime).await),
             (Store::Files(d), Store::Files(s)) if server_side => d.copy_from(s, rel, entry).await,

@@ -35,11 +35,7 @@ pub fn start(
     config_token: Option<&str>,
     mode: Mode,
 ) -> (Harness, ArmHandle, String) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let token = token();
     options.token = token.clone();
     let handle = rt.block_on(arm::start(options)).unwrap();

@@ -7,11 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn random_password() -> String {
@@ -29,10 +25,7 @@ fn wait_until(child: &mut Child, what: &str, log: &Path, mut ready: impl FnMut()
     let mut pause = Duration::from_millis(20);
     while start.elapsed() < Duration::from_secs(90) {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "{what} exited ({status}); log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
+            panic!("{what} exited ({status}); log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
         }
         if ready() {
             return;
@@ -40,10 +33,7 @@ fn wait_until(child: &mut Child, what: &str, log: &Path, mut ready: impl FnMut()
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(500));
     }
-    panic!(
-        "{what} did not become ready; log:\n{}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    panic!("{what} did not become ready; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
 fn run(cmd: &mut Command, what: &str) {
@@ -59,9 +49,7 @@ fn run(cmd: &mut Command, what: &str) {
 // ----- PostgreSQL -----
 
 fn pg_bin(name: &str) -> PathBuf {
-    if let Ok(out) = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
+    if let Ok(out) = Command::new("sh").args(["-c", &format!("command -v {name}")]).output()
         && out.status.success()
     {
         return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -103,30 +91,16 @@ impl Postgres {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         if is_root() {
-            run(
-                Command::new("chown").args(["-R", "nobody"]).arg(d),
-                "chown temp dir",
-            );
+            run(Command::new("chown").args(["-R", "nobody"]).arg(d), "chown temp dir");
         }
         let superuser_password = random_password();
         std::fs::write(d.join("pwfile"), &superuser_password).unwrap();
         if is_root() {
-            run(
-                Command::new("chown").arg("nobody").arg(d.join("pwfile")),
-                "chown pwfile",
-            );
+            run(Command::new("chown").arg("nobody").arg(d.join("pwfile")), "chown pwfile");
         }
         run(
             Self::as_server_user(&pg_bin("initdb"))
-                .args([
-                    "-U",
-                    "postgres",
-                    "--auth=scram-sha-256",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                    "-D",
-                ])
+                .args(["-U", "postgres", "--auth=scram-sha-256", "-E", "UTF8", "--no-sync", "-D"])
                 .arg(d.join("data"))
                 .arg(format!("--pwfile={}", d.join("pwfile").display())),
             "initdb",
@@ -137,43 +111,20 @@ impl Postgres {
         let mut child = Self::as_server_user(&pg_bin("postgres"))
             .arg("-D")
             .arg(d.join("data"))
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-k",
-            ])
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
             .arg(d)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("starting postgres");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let url = format!(
-            "host=127.0.0.1 port={port} user=postgres password={superuser_password} dbname=postgres"
-        );
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let url = format!("host=127.0.0.1 port={port} user=postgres password={superuser_password} dbname=postgres");
         wait_until(&mut child, "postgres", &log_path, || {
-            rt.block_on(async {
-                tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .is_ok()
-            })
+            rt.block_on(async { tokio_postgres::connect(&url, tokio_postgres::NoTls).await.is_ok() })
         });
         let app_password = random_password();
-        let pg = Postgres {
-            dir,
-            port,
-            superuser_password,
-            app_password,
-            child,
-        };
+        let pg = Postgres { dir, port, superuser_password, app_password, child };
         pg.sql(&format!(
             "CREATE ROLE app LOGIN PASSWORD '{}'; CREATE DATABASE appdb OWNER app; CREATE DATABASE rodb OWNER app; \
              ALTER DATABASE rodb SET default_transaction_read_only = on;",
@@ -190,15 +141,8 @@ impl Postgres {
 
     pub fn sql_in(&self, db: &str, statements: &str) {
         self.with_client(db, |client| async move {
-            for s in statements
-                .split(';')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                client
-                    .batch_execute(s)
-                    .await
-                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            for s in statements.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                client.batch_execute(s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
             }
         });
     }
@@ -206,15 +150,10 @@ impl Postgres {
     /// The first column of the first row of a query, as text.
     pub fn query_text(&self, db: &str, query: &str) -> Option<String> {
         self.with_client(db, |client| async move {
-            client
-                .simple_query(query)
-                .await
-                .unwrap()
-                .into_iter()
-                .find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                    _ => None,
-                })
+            client.simple_query(query).await.unwrap().into_iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
         })
     }
 
@@ -224,17 +163,10 @@ impl Postgres {
     where
         F: std::future::Future<Output = T>,
     {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let url = format!(
-            "host=127.0.0.1 port={} user=postgres password={} dbname={db}",
-            self.port, self.superuser_password
-        );
-        let (client, conn) = rt
-            .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let url =
+            format!("host=127.0.0.1 port={} user=postgres password={} dbname={db}", self.port, self.superuser_password);
+        let (client, conn) = rt.block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls)).unwrap();
         let driver = rt.spawn(conn);
         let out = rt.block_on(f(client));
         let _ = rt.block_on(driver);
@@ -268,9 +200,7 @@ fn maria_bin(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!(
-        "MariaDB `{name}` not found: run tests/support/requirements-azure.sh (apt-get install -y mariadb-server)"
-    )
+    panic!("MariaDB `{name}` not found: run tests/support/requirements-azure.sh (apt-get install -y mariadb-server)")
 }
 
 pub struct Mariadb {
@@ -284,18 +214,10 @@ impl Mariadb {
     pub fn start() -> Mariadb {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let user = if is_root() {
-            "root".to_string()
-        } else {
-            std::env::var("USER").unwrap_or_default()
-        };
+        let user = if is_root() { "root".to_string() } else { std::env::var("USER").unwrap_or_default() };
         run(
             Command::new(maria_bin("mariadb-install-db"))
-                .args([
-                    "--no-defaults",
-                    "--auth-root-authentication-method=socket",
-                    "--skip-test-db",
-                ])
+                .args(["--no-defaults", "--auth-root-authentication-method=socket", "--skip-test-db"])
                 .arg(format!("--user={user}"))
                 .arg(format!("--datadir={}", d.join("data").display())),
             "mariadb-install-db",
@@ -310,22 +232,13 @@ impl Mariadb {
             .arg(format!("--log-error={}", log_path.display()))
             .arg(format!("--port={port}"))
             .arg(format!("--user={user}"))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--skip-name-resolve",
-                "--innodb-flush-log-at-trx-commit=0",
-            ])
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting mariadbd");
-        let mut server = Mariadb {
-            dir,
-            port,
-            app_password: random_password(),
-            child,
-        };
+        let mut server = Mariadb { dir, port, app_password: random_password(), child };
         let sock = server.dir.path().join("sock");
         wait_until(&mut server.child, "mariadbd", &log_path, || {
             Command::new(maria_bin("mariadb"))
@@ -348,18 +261,11 @@ impl Mariadb {
     pub fn sql(&self, statements: &str) -> String {
         let out = Command::new(maria_bin("mariadb"))
             .arg("--no-defaults")
-            .arg(format!(
-                "--socket={}",
-                self.dir.path().join("sock").display()
-            ))
+            .arg(format!("--socket={}", self.dir.path().join("sock").display()))
             .args(["-uroot", "-N", "-B", "-e", statements])
             .output()
             .expect("mariadb client");
-        assert!(
-            out.status.success(),
-            "{statements}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{statements}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }

@@ -84,18 +84,12 @@ zone "{LOCKED_ZONE}" {{ type primary; file "{d}/{LOCKED_ZONE}.zone"; }};
                 .stderr(log)
                 .spawn()
                 .expect("starting named");
-            let mut server = Named {
-                dir,
-                port,
-                secret: secret.clone(),
-                child,
-            };
+            let mut server = Named { dir, port, secret: secret.clone(), child };
             if server.wait_ready(Duration::from_secs(60)) {
                 return server;
             }
             // Lost the port race or failed: try again on another port.
-            let log =
-                std::fs::read_to_string(server.dir.path().join("named.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(server.dir.path().join("named.log")).unwrap_or_default();
             eprintln!("named did not come up on port {port}; log:\n{log}");
         }
         panic!("named did not start after 5 attempts");
@@ -158,13 +152,7 @@ zone "{LOCKED_ZONE}" {{ type primary; file "{d}/{LOCKED_ZONE}.zone"; }};
             ])
             .output()
             .ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        String::from_utf8_lossy(&out.stdout).lines().next()?.split_whitespace().nth(1)?.parse().ok()
     }
 
     pub fn server(&self) -> String {

@@ -27,11 +27,7 @@ impl Harness {
     /// `toml` is appended to a minimal environment; `files` are written beside the config first
     /// (secrets go in files so that tests never share process environment variables).
     pub fn new(toml: &str, files: &[(&str, &str)], mode: Mode) -> Harness {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         Self::in_dir(rt, dir, toml, files, mode)
     }
@@ -55,12 +51,7 @@ impl Harness {
             .config(Some(Arc::new(config)))
             .journal(Some(Journal::open(&journal).unwrap()))
             .build();
-        Harness {
-            rt,
-            dir,
-            exec,
-            journal,
-        }
+        Harness { rt, dir, exec, journal }
     }
 
     pub fn with_mode(&self, mode: Mode) -> &Self {

@@ -23,12 +23,21 @@ fn empty_environments() {
 
 #[test]
 fn missing_namespace() {
-    rejects(&CONFIG.replace("namespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://prod", "release = \"ac\"\ngateway = \"https://prod"), &["missing field `namespace`"]);
+    rejects(
+        &CONFIG.replace(
+            "namespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://prod",
+            "release = \"ac\"\ngateway = \"https://prod",
+        ),
+        &["missing field `namespace`"],
+    );
 }
 
 #[test]
 fn malformed_gateway_url() {
-    rejects(&CONFIG.replace("https://prod.example.com", "prod example com"), &["environments.prod.gateway", "is not a URL", "drscript.toml:6:"]);
+    rejects(
+        &CONFIG.replace("https://prod.example.com", "prod example com"),
+        &["environments.prod.gateway", "is not a URL", "drscript.toml:6:"],
+    );
 }
 
 #[test]
@@ -44,7 +53,9 @@ fn replicas_of_the_wrong_type() {
 #[test]
 fn secret_given_both_ways() {
     rejects(
-        &format!("{CONFIG}[environments.prod.gateway_auth]\ntype = \"bearer\"\ntoken_env = \"A\"\ntoken_file = \"b\"\n"),
+        &format!(
+            "{CONFIG}[environments.prod.gateway_auth]\ntype = \"bearer\"\ntoken_env = \"A\"\ntoken_file = \"b\"\n"
+        ),
         &["environments.prod.gateway_auth", "set only one of `token_env` and `token_file`"],
     );
 }
@@ -59,13 +70,18 @@ fn auth_without_its_secret() {
 
 #[test]
 fn unknown_auth_type() {
-    rejects(&format!("{CONFIG}[environments.prod.gateway_auth]\ntype = \"kerberos\"\n"), &["unknown variant `kerberos`"]);
+    rejects(
+        &format!("{CONFIG}[environments.prod.gateway_auth]\ntype = \"kerberos\"\n"),
+        &["unknown variant `kerberos`"],
+    );
 }
 
 #[test]
 fn share_with_path_and_url() {
     rejects(
-        &format!("{CONFIG}[environments.prod.shares]\napp = {{ path = \"/a\", url = \"https://a.file.core.windows.net/s\" }}\n"),
+        &format!(
+            "{CONFIG}[environments.prod.shares]\napp = {{ path = \"/a\", url = \"https://a.file.core.windows.net/s\" }}\n"
+        ),
         &["environments.prod.shares.app", "exactly one of `path` or `url`"],
     );
 }
@@ -73,14 +89,22 @@ fn share_with_path_and_url() {
 #[test]
 fn share_url_carrying_a_sas() {
     rejects(
-        &format!("{CONFIG}[environments.prod.shares]\napp = {{ url = \"https://a.file.core.windows.net/s?sv=2021-06-08&sig=AbC%3D\" }}\n"),
+        &format!(
+            "{CONFIG}[environments.prod.shares]\napp = {{ url = \"https://a.file.core.windows.net/s?sv=2021-06-08&sig=AbC%3D\" }}\n"
+        ),
         &["SAS is a secret", "sas_env"],
     );
 }
 
 #[test]
 fn unknown_storage_account_reference() {
-    rejects(&CONFIG.replace("namespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://dr", "storage_account = \"drsa\"\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://dr"), &["no [storage.drsa] section"]);
+    rejects(
+        &CONFIG.replace(
+            "namespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://dr",
+            "storage_account = \"drsa\"\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://dr",
+        ),
+        &["no [storage.drsa] section"],
+    );
 }
 
 #[test]
@@ -91,19 +115,27 @@ fn unknown_dns_provider() {
 #[test]
 fn unsupported_record_type() {
     rejects(
-        &format!("{CONFIG}[dns]\nprovider = \"sandbox\"\nzone_file = \"zone.json\"\n[dns.records.app]\nzone = \"example.com\"\nname = \"connect\"\ntype = \"MX\"\ntargets = {{ prod = \"a\", dr = \"b\" }}\n"),
+        &format!(
+            "{CONFIG}[dns]\nprovider = \"sandbox\"\nzone_file = \"zone.json\"\n[dns.records.app]\nzone = \"example.com\"\nname = \"connect\"\ntype = \"MX\"\ntargets = {{ prod = \"a\", dr = \"b\" }}\n"
+        ),
         &["dns.records.app.type", "`MX` is not supported"],
     );
 }
 
 #[test]
 fn database_url_with_a_wrong_scheme() {
-    rejects(&format!("{CONFIG}[databases.primary]\nurl = \"oracle://db:1521/x\"\n"), &["databases.primary.url", "must start with postgres://"]);
+    rejects(
+        &format!("{CONFIG}[databases.primary]\nurl = \"oracle://db:1521/x\"\n"),
+        &["databases.primary.url", "must start with postgres://"],
+    );
 }
 
 #[test]
 fn database_url_with_a_password() {
-    rejects(&format!("{CONFIG}[databases.primary]\nurl = \"postgres://adeptia:Hunter2Secret@db:5432/x\"\n"), &["password is a secret"]);
+    rejects(
+        &format!("{CONFIG}[databases.primary]\nurl = \"postgres://adeptia:Hunter2Secret@db:5432/x\"\n"),
+        &["password is a secret"],
+    );
 }
 
 #[test]

@@ -42,11 +42,7 @@ fn unknown_function_suggests_the_nearest_name() {
 
 #[test]
 fn literal_of_the_wrong_type() {
-    Test::new()
-        .script("sleep(\"two\");\n")
-        .status(2)
-        .stderr_has("argument 1 of `sleep` is a string")
-        .run();
+    Test::new().script("sleep(\"two\");\n").status(2).stderr_has("argument 1 of `sleep` is a string").run();
 }
 
 #[test]
@@ -88,12 +84,22 @@ fn unknown_environment_lists_the_known_ones() {
 
 #[test]
 fn unknown_var() {
-    Test::new().script("info(\"x\");\n").args(&["script.rhai", "--var", "colour=red"]).status(2).stderr_has("unknown --var colour").run();
+    Test::new()
+        .script("info(\"x\");\n")
+        .args(&["script.rhai", "--var", "colour=red"])
+        .status(2)
+        .stderr_has("unknown --var colour")
+        .run();
 }
 
 #[test]
 fn var_without_equals() {
-    Test::new().script("info(\"x\");\n").args(&["script.rhai", "--var", "colour"]).status(2).stderr_has("expected KEY=VALUE").run();
+    Test::new()
+        .script("info(\"x\");\n")
+        .args(&["script.rhai", "--var", "colour"])
+        .status(2)
+        .stderr_has("expected KEY=VALUE")
+        .run();
 }
 
 #[test]
@@ -119,7 +125,10 @@ fn huge_string_is_stopped_by_the_engine() {
 #[test]
 fn config_unknown_key_names_key_and_line() {
     Test::new()
-        .config(&CONFIG.replace("release = \"ac\"\ngateway = \"https://prod", "release = \"ac\"\nnamspace = \"x\"\ngateway = \"https://prod"))
+        .config(&CONFIG.replace(
+            "release = \"ac\"\ngateway = \"https://prod",
+            "release = \"ac\"\nnamspace = \"x\"\ngateway = \"https://prod",
+        ))
         .script("info(\"x\");\n")
         .status(2)
         .stderr_has("unknown field `namspace`")

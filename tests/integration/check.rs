@@ -20,7 +20,11 @@ fn check_validates_a_config_without_secrets_or_network() {
     let config = format!(
         "{CONFIG}[environments.prod.gateway_auth]\ntype = \"basic\"\nusername = \"u\"\npassword_env = \"NOT_SET_ANYWHERE\"\n"
     );
-    Test::new().config(&config).args(&["check", "--config", "drscript.toml"]).stdout_has("ok  drscript.toml (2 environment(s): dr, prod)").run();
+    Test::new()
+        .config(&config)
+        .args(&["check", "--config", "drscript.toml"])
+        .stdout_has("ok  drscript.toml (2 environment(s): dr, prod)")
+        .run();
 }
 
 #[test]

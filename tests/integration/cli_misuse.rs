@@ -14,7 +14,12 @@ fn unknown_log_format() {
 
 #[test]
 fn var_with_an_empty_key() {
-    Test::new().script("info(\"x\");\n").args(&["script.rhai", "--var", "=1"]).status(2).stderr_has("the key is empty").run();
+    Test::new()
+        .script("info(\"x\");\n")
+        .args(&["script.rhai", "--var", "=1"])
+        .status(2)
+        .stderr_has("the key is empty")
+        .run();
 }
 
 #[test]
@@ -34,7 +39,11 @@ fn completions_for_an_unknown_shell() {
 
 #[test]
 fn sandbox_status_without_a_sandbox() {
-    Test::new().args(&["sandbox", "status", "--dir", "nowhere"]).status(2).stderr_has("no sandbox is running in nowhere").run();
+    Test::new()
+        .args(&["sandbox", "status", "--dir", "nowhere"])
+        .status(2)
+        .stderr_has("no sandbox is running in nowhere")
+        .run();
 }
 
 #[test]

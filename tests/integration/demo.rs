@@ -42,5 +42,10 @@ fn demo_fails_over_and_back_and_every_check_passes() {
 
 #[test]
 fn demo_refuses_a_folder_it_did_not_make() {
-    Test::new().file("precious/data.txt", "keep me").args(&["demo", "--dir", "precious"]).status(2).stderr_has("not a drscript demo folder").run();
+    Test::new()
+        .file("precious/data.txt", "keep me")
+        .args(&["demo", "--dir", "precious"])
+        .status(2)
+        .stderr_has("not a drscript demo folder")
+        .run();
 }

@@ -2,7 +2,11 @@ use crate::test::Test;
 
 #[test]
 fn docs_lists_every_primitive_with_its_description() {
-    let ran = Test::new().args(&["docs"]).stdout_has("step(title: string, body: closure) -> any").stdout_has("Runs `body` as a step").run();
+    let ran = Test::new()
+        .args(&["docs"])
+        .stdout_has("step(title: string, body: closure) -> any")
+        .stdout_has("Runs `body` as a step")
+        .run();
     for name in ["parallel", "confirm", "manual", "wait_until", "param", "fail", "info", "warn", "env", "sleep"] {
         assert!(ran.stdout.contains(&format!("\n{name}(")), "docs lack {name}");
     }
@@ -10,7 +14,11 @@ fn docs_lists_every_primitive_with_its_description() {
 
 #[test]
 fn docs_for_one_name_and_as_json() {
-    Test::new().args(&["docs", "wait_until"]).stdout_has("wait_until(condition: closure, options: Map)").stdout_lacks("parallel(").run();
+    Test::new()
+        .args(&["docs", "wait_until"])
+        .stdout_has("wait_until(condition: closure, options: Map)")
+        .stdout_lacks("parallel(")
+        .run();
     let ran = Test::new().args(&["docs", "--json"]).run();
     let items: Vec<serde_json::Value> = serde_json::from_str(&ran.stdout).unwrap();
     let step = items.iter().find(|i| i["name"] == "step").unwrap();

@@ -167,7 +167,11 @@ fn ctrl_c_stops_between_operations_with_exit_3() {
     // Wait until the step has started, then interrupt.
     let started = std::time::Instant::now();
     loop {
-        let found = std::fs::read_dir(&journal).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path().join("journal.jsonl"));
+        let found = std::fs::read_dir(&journal)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("journal.jsonl"));
         if let Some(path) = found
             && std::fs::read_to_string(&path).unwrap_or_default().contains("step_started")
         {

@@ -9,7 +9,11 @@ fn interrupted_run() -> Test {
     let runs = test.path().join(".drscript/runs");
     let started = std::time::Instant::now();
     loop {
-        let journal = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path().join("journal.jsonl"));
+        let journal = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("journal.jsonl"));
         if journal.is_some_and(|p| std::fs::read_to_string(p).unwrap_or_default().contains("\"two\"")) {
             break;
         }
@@ -58,7 +62,11 @@ fn resume_refuses_a_changed_script_without_force_and_skips_finished_steps_with_i
 fn resume_of_an_unknown_run_lists_the_known_ones() {
     let ran = Test::new().script("step(\"a\", || 1);\n").run();
     let known = ran.runs()[0].file_name().unwrap().to_string_lossy().into_owned();
-    let output = std::process::Command::new(crate::test::BIN).args(["resume", "20990101-000000-0000"]).current_dir(ran.path()).output().unwrap();
+    let output = std::process::Command::new(crate::test::BIN)
+        .args(["resume", "20990101-000000-0000"])
+        .current_dir(ran.path())
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains(&known));
 }
@@ -71,7 +79,11 @@ fn step_results_are_replayed_on_resume() {
     let runs = test.path().join(".drscript/runs");
     let started = std::time::Instant::now();
     loop {
-        let journal = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path().join("journal.jsonl"));
+        let journal = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("journal.jsonl"));
         if journal.is_some_and(|p| std::fs::read_to_string(p).unwrap_or_default().contains("\"use\"")) {
             break;
         }
@@ -82,6 +94,10 @@ fn step_results_are_replayed_on_resume() {
     child.wait().unwrap();
     let fixed = script.replace("sleep(60)", "sleep(0.1)");
     std::fs::write(test.path().join("script.rhai"), fixed).unwrap();
-    let output = std::process::Command::new(crate::test::BIN).args(["resume", "--force"]).current_dir(test.path()).output().unwrap();
+    let output = std::process::Command::new(crate::test::BIN)
+        .args(["resume", "--force"])
+        .current_dir(test.path())
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 }

@@ -17,11 +17,7 @@ fn scripts_cannot_read_files_open_sockets_or_start_processes() {
         "env_var(\"HOME\")",
     ] {
         let name = call.split('(').next().unwrap();
-        Test::new()
-            .script(&format!("let x = {call};\n"))
-            .status(2)
-            .stderr_has(name)
-            .run();
+        Test::new().script(&format!("let x = {call};\n")).status(2).stderr_has(name).run();
     }
 }
 
@@ -44,7 +40,8 @@ fn secrets_of_every_kind_stay_out_of_terminal_logs_journal_and_report() {
         step("days left", || sas_days_left(prod.shares.app));
         step("pause", || pause_scheduler(prod));
     "#;
-    let mut test = Test::new().config(&config).script(script).args(&["--log-file", "run.log", "-v", "script.rhai"]).status(1);
+    let mut test =
+        Test::new().config(&config).script(script).args(&["--log-file", "run.log", "-v", "script.rhai"]).status(1);
     for (k, v) in secrets {
         test = test.env(k, v);
     }

@@ -93,7 +93,12 @@ impl Azurite {
     }
 
     pub fn sas(&self) -> String {
-        drscript::azure_files::auth::account_sas(ACCOUNT, KEY, "rwdlacup", chrono::Utc::now() + chrono::Duration::hours(2))
+        drscript::azure_files::auth::account_sas(
+            ACCOUNT,
+            KEY,
+            "rwdlacup",
+            chrono::Utc::now() + chrono::Duration::hours(2),
+        )
     }
 
     /// Creates a container (Create Container with the SAS).

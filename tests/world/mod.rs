@@ -67,7 +67,12 @@ impl World {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.arg("--config").arg(self.config()).args(args).current_dir(self.path()).env("NO_COLOR", "1").stdin(Stdio::null());
+        c.arg("--config")
+            .arg(self.config())
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
         c
     }
 
@@ -88,7 +93,11 @@ impl World {
 
     /// `drscript sandbox status --json`.
     pub fn status(&self) -> Value {
-        let out = Command::new(BIN).args(["sandbox", "status", "--dir", "sbx", "--json"]).current_dir(self.path()).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["sandbox", "status", "--dir", "sbx", "--json"])
+            .current_dir(self.path())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
@@ -114,7 +123,10 @@ impl World {
     pub fn assert_serving_kubectl(&self, active: &str, standby: &str) {
         self.assert_serving(active, standby);
         for (env, on) in [(active, true), (standby, false)] {
-            let kubectl = self.kubectl(env, &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}/{.status.readyReplicas}"]);
+            let kubectl = self.kubectl(
+                env,
+                &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}/{.status.readyReplicas}"],
+            );
             let want = if on { "2/2" } else { "0/" };
             assert!(kubectl.starts_with(want), "kubectl sees {env} runtime at {kubectl}, expected {want}");
             let pods = self.kubectl(env, &["get", "pods", "-l", "app.kubernetes.io/name=ac-runtime", "-o", "name"]);
@@ -124,7 +136,8 @@ impl World {
 
     /// The base URLs of every Kubernetes API server and gateway of the sandbox.
     pub fn servers(&self) -> Vec<(String, String)> {
-        let file: Value = serde_json::from_str(&std::fs::read_to_string(self.path().join("sbx/sandbox.json")).unwrap()).unwrap();
+        let file: Value =
+            serde_json::from_str(&std::fs::read_to_string(self.path().join("sbx/sandbox.json")).unwrap()).unwrap();
         let mut out = Vec::new();
         for (name, e) in file["environments"].as_object().unwrap() {
             out.push((format!("{name} kube"), e["kube_api"].as_str().unwrap().to_string()));
@@ -163,7 +176,11 @@ impl World {
                 .filter(|p| p["name"].as_str().unwrap().starts_with("ac-ac-runtime") && p["phase"] == "Running")
                 .count();
             assert_eq!(running, if on { 2 } else { 0 }, "{env} runtime pods: {}", e["pods"]);
-            assert_eq!(e["scheduler"].as_str().unwrap().to_lowercase(), if on { "running" } else { "paused" }, "{env} scheduler");
+            assert_eq!(
+                e["scheduler"].as_str().unwrap().to_lowercase(),
+                if on { "running" } else { "paused" },
+                "{env} scheduler"
+            );
         }
         let zone = std::fs::read_to_string(self.path().join("sbx/dns-zone.json")).unwrap();
         let (target, other) = if active == "dr" { ("127.0.2.10", "127.0.1.10") } else { ("127.0.1.10", "127.0.2.10") };
@@ -179,7 +196,12 @@ impl World {
 
     /// The run folders under `.drscript/runs`.
     pub fn runs(&self) -> BTreeSet<PathBuf> {
-        std::fs::read_dir(self.path().join(".drscript/runs")).into_iter().flatten().flatten().map(|e| e.path()).collect()
+        std::fs::read_dir(self.path().join(".drscript/runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
     }
 
     /// The only run's folder.
@@ -248,7 +270,11 @@ pub fn assert_no_step_ran_twice(records: &[Value], context: &str) -> usize {
         let id = r["id"].as_str().unwrap_or_default();
         match r["event"].as_str() {
             Some("step_started") => {
-                assert!(!finished.contains_key(id), "{context}: step `{id}` finished ok (record {}) and started again (record {i})", finished[id]);
+                assert!(
+                    !finished.contains_key(id),
+                    "{context}: step `{id}` finished ok (record {}) and started again (record {i})",
+                    finished[id]
+                );
             }
             Some("step_finished") if r["outcome"] == "ok" => {
                 assert!(!finished.contains_key(id), "{context}: step `{id}` finished ok twice");

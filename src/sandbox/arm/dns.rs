@@ -43,11 +43,7 @@ impl ZoneKey {
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/{}/{}",
             self.subscription,
             self.resource_group,
-            if self.private {
-                "privateDnsZones"
-            } else {
-                "dnszones"
-            },
+            if self.private { "privateDnsZones" } else { "dnszones" },
             self.zone
         )
     }
@@ -80,21 +76,12 @@ impl Zones {
     pub fn new(seeds: &[ZoneSeed]) -> Self {
         let mut zones = HashMap::new();
         for seed in seeds {
-            let key = ZoneKey::new(
-                &seed.subscription,
-                &seed.resource_group,
-                seed.private,
-                &seed.zone,
-            );
+            let key = ZoneKey::new(&seed.subscription, &seed.resource_group, seed.private, &seed.zone);
             let sets: &mut BTreeMap<(String, String), RecordSet> = zones.entry(key).or_default();
             for (name, rtype, ttl, values) in &seed.records {
                 sets.insert(
                     (rtype.to_ascii_uppercase(), name.to_ascii_lowercase()),
-                    RecordSet {
-                        ttl: *ttl,
-                        values: values.clone(),
-                        etag: new_etag(),
-                    },
+                    RecordSet { ttl: *ttl, values: values.clone(), etag: new_etag() },
                 );
             }
         }
@@ -139,21 +126,13 @@ impl Zones {
         };
         let set_key = (rtype.clone(), name.to_ascii_lowercase());
         let existing = sets.get(&set_key).cloned();
-        let header = |n: &str| {
-            headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.trim_matches('"').to_string())
-        };
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(|s| s.trim_matches('"').to_string());
         let precondition = || {
             if let Some(want) = header("if-match") {
                 match &existing {
                     None => return Some(precondition_failed(name, "does not exist")),
                     Some(s) if want != "*" && want != s.etag => {
-                        return Some(precondition_failed(
-                            name,
-                            "has been modified (etag mismatch)",
-                        ));
+                        return Some(precondition_failed(name, "has been modified (etag mismatch)"));
                     }
                     _ => {}
                 }
@@ -187,22 +166,13 @@ impl Zones {
                     Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequest", &m),
                 };
                 let created = existing.is_none();
-                let set = RecordSet {
-                    ttl,
-                    values,
-                    etag: new_etag(),
-                };
+                let set = RecordSet { ttl, values, etag: new_etag() };
                 sets.insert(set_key, set.clone());
                 let mut r = ok_json(
-                    if created {
-                        StatusCode::CREATED
-                    } else {
-                        StatusCode::OK
-                    },
+                    if created { StatusCode::CREATED } else { StatusCode::OK },
                     set_json(key, &rtype, name, &set),
                 );
-                r.headers_mut()
-                    .insert("etag", HeaderValue::from_str(&set.etag).unwrap());
+                r.headers_mut().insert("etag", HeaderValue::from_str(&set.etag).unwrap());
                 r
             }
             Method::DELETE => {
@@ -210,14 +180,7 @@ impl Zones {
                     return r;
                 }
                 let removed = sets.remove(&set_key).is_some();
-                let mut r = ok_json(
-                    if removed {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::NO_CONTENT
-                    },
-                    Value::Null,
-                );
+                let mut r = ok_json(if removed { StatusCode::OK } else { StatusCode::NO_CONTENT }, Value::Null);
                 *r.body_mut() = axum::body::Body::empty();
                 r
             }
@@ -251,10 +214,7 @@ fn not_found_zone(key: &ZoneKey) -> Response {
     error(
         StatusCode::NOT_FOUND,
         "ParentResourceNotFound",
-        &format!(
-            "Can not perform requested operation on nested resource. Parent resource '{}' not found.",
-            key.zone
-        ),
+        &format!("Can not perform requested operation on nested resource. Parent resource '{}' not found.", key.zone),
     )
 }
 
@@ -290,27 +250,15 @@ fn field_names(private: bool, rtype: &str) -> (&'static str, &'static str, &'sta
 
 fn parse_props(private: bool, rtype: &str, props: &Value) -> Result<(u32, Vec<String>), String> {
     let (ttl_key, list_key, field) = field_names(private, rtype);
-    let ttl = props
-        .get(ttl_key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("properties.{ttl_key} is required"))? as u32;
+    let ttl =
+        props.get(ttl_key).and_then(Value::as_u64).ok_or_else(|| format!("properties.{ttl_key} is required"))? as u32;
     let values: Vec<String> = if rtype == "CNAME" {
-        props[list_key][field]
-            .as_str()
-            .map(|s| vec![s.to_string()])
-            .unwrap_or_default()
+        props[list_key][field].as_str().map(|s| vec![s.to_string()]).unwrap_or_default()
     } else {
-        props[list_key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r[field].as_str().map(str::to_string))
-            .collect()
+        props[list_key].as_array().into_iter().flatten().filter_map(|r| r[field].as_str().map(str::to_string)).collect()
     };
     if values.is_empty() {
-        return Err(format!(
-            "properties.{list_key} must hold at least one record for a {rtype} record set"
-        ));
+        return Err(format!("properties.{list_key} must hold at least one record for a {rtype} record set"));
     }
     for v in &values {
         let ok = match rtype {
@@ -327,11 +275,7 @@ fn parse_props(private: bool, rtype: &str, props: &Value) -> Result<(u32, Vec<St
 
 fn set_json(key: &ZoneKey, rtype: &str, name: &str, set: &RecordSet) -> Value {
     let (ttl_key, list_key, field) = field_names(key.private, rtype);
-    let fqdn = if name == "@" {
-        format!("{}.", key.zone)
-    } else {
-        format!("{name}.{}.", key.zone)
-    };
+    let fqdn = if name == "@" { format!("{}.", key.zone) } else { format!("{name}.{}.", key.zone) };
     let mut props = json!({ "fqdn": fqdn, ttl_key: set.ttl });
     props[list_key] = if rtype == "CNAME" {
         json!({ field: set.values.first() })

@@ -26,13 +26,7 @@ pub struct AccountSeed {
 }
 
 impl AccountSeed {
-    pub fn new(
-        subscription: &str,
-        resource_group: &str,
-        name: &str,
-        primary: &str,
-        secondary: &str,
-    ) -> Self {
+    pub fn new(subscription: &str, resource_group: &str, name: &str, primary: &str, secondary: &str) -> Self {
         AccountSeed {
             subscription: subscription.into(),
             resource_group: resource_group.into(),
@@ -97,11 +91,7 @@ impl Storage {
         }) {
             return Ok(i);
         }
-        if !self
-            .accounts
-            .iter()
-            .any(|a| a.seed.resource_group.eq_ignore_ascii_case(rg))
-        {
+        if !self.accounts.iter().any(|a| a.seed.resource_group.eq_ignore_ascii_case(rg)) {
             return Err(Box::new(error(
                 StatusCode::NOT_FOUND,
                 "ResourceGroupNotFound",
@@ -130,10 +120,7 @@ impl Storage {
                 continue;
             }
             let old_primary = std::mem::take(&mut account.primary);
-            let new_primary = account
-                .secondary
-                .take()
-                .unwrap_or_else(|| old_primary.clone());
+            let new_primary = account.secondary.take().unwrap_or_else(|| old_primary.clone());
             account.primary = new_primary;
             if op.planned {
                 account.secondary = Some(old_primary);
@@ -150,10 +137,7 @@ impl Storage {
             Ok(i) => i,
             Err(r) => return *r,
         };
-        ok_json(
-            StatusCode::OK,
-            self.account_json(i, expand.is_some_and(|e| e.contains("geoReplicationStats"))),
-        )
+        ok_json(StatusCode::OK, self.account_json(i, expand.is_some_and(|e| e.contains("geoReplicationStats"))))
     }
 
     pub fn settle_with(&mut self, options: &ArmOptions) {
@@ -182,8 +166,7 @@ impl Storage {
         }
         if geo_stats {
             props["geoReplicationStats"] = if a.secondary.is_some() {
-                let last_sync =
-                    Utc::now() - chrono::Duration::from_std(s.replication_lag).unwrap_or_default();
+                let last_sync = Utc::now() - chrono::Duration::from_std(s.replication_lag).unwrap_or_default();
                 json!({
                     "status": "Live",
                     "lastSyncTime": last_sync.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -228,19 +211,14 @@ impl Storage {
             return error(
                 StatusCode::CONFLICT,
                 "FailoverInProgress",
-                &format!(
-                    "A failover is already in progress for storage account '{name}'. Wait for it to complete."
-                ),
+                &format!("A failover is already in progress for storage account '{name}'. Wait for it to complete."),
             );
         }
         if a.secondary.is_none() {
             return error(
                 StatusCode::CONFLICT,
                 "FailoverNotSupported",
-                &format!(
-                    "Storage account '{name}' is {} and has no secondary region to fail over to.",
-                    a.sku
-                ),
+                &format!("Storage account '{name}' is {} and has no secondary region to fail over to.", a.sku),
             );
         }
         let id = format!("{:032x}", rand::random::<u128>());
@@ -269,15 +247,9 @@ impl Storage {
         *r.body_mut() = axum::body::Body::empty();
         let h = r.headers_mut();
         if !options.location_only {
-            h.insert(
-                "azure-asyncoperation",
-                HeaderValue::from_str(&op_url("asyncoperations")).unwrap(),
-            );
+            h.insert("azure-asyncoperation", HeaderValue::from_str(&op_url("asyncoperations")).unwrap());
         }
-        h.insert(
-            "location",
-            HeaderValue::from_str(&op_url("operationresults")).unwrap(),
-        );
+        h.insert("location", HeaderValue::from_str(&op_url("operationresults")).unwrap());
         h.insert("retry-after", HeaderValue::from(options.retry_after_secs));
         r
     }
@@ -285,17 +257,9 @@ impl Storage {
     pub fn operation(&mut self, options: &ArmOptions, id: &str, async_status: bool) -> Response {
         self.settle(options.failover_duration);
         let Some(op) = self.operations.get(id) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "OperationNotFound",
-                &format!("Operation '{id}' was not found."),
-            );
+            return error(StatusCode::NOT_FOUND, "OperationNotFound", &format!("Operation '{id}' was not found."));
         };
-        let status = op
-            .ended
-            .as_ref()
-            .map(|(s, _)| s.as_str())
-            .unwrap_or("InProgress");
+        let status = op.ended.as_ref().map(|(s, _)| s.as_str()).unwrap_or("InProgress");
         let retry = HeaderValue::from(options.retry_after_secs);
         if async_status {
             let mut body = json!({
@@ -337,11 +301,7 @@ impl Storage {
     }
 
     pub fn to_json(&self) -> Value {
-        Value::Array(
-            (0..self.accounts.len())
-                .map(|i| self.account_json(i, true))
-                .collect(),
-        )
+        Value::Array((0..self.accounts.len()).map(|i| self.account_json(i, true)).collect())
     }
 }
 

@@ -27,13 +27,21 @@ fn auth_failed(detail: &str) -> Response {
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc)).or_else(|| {
-        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|d| d.and_utc())
-    })
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|d| d.and_utc()))
 }
 
 /// Checks a SAS for `account`/`share`/`path` (decoded) against `need`.
-pub fn check_sas(state: &State, account: &str, share: &str, path: &str, query: &str, need: Need) -> Result<(), Response> {
+pub fn check_sas(
+    state: &State,
+    account: &str,
+    share: &str,
+    path: &str,
+    query: &str,
+    need: Need,
+) -> Result<(), Response> {
     let Some(key) = state.accounts.get(account) else {
         return Err(auth_failed(&format!("The account {account} does not exist")));
     };
@@ -50,7 +58,10 @@ pub fn check_sas(state: &State, account: &str, share: &str, path: &str, query: &
     };
     let expected = auth::sign(key, &string).unwrap_or_default();
     if expected != f.sig {
-        return Err(auth_failed(&format!("Signature did not match. String to sign used was {}", string.replace('\n', "\\n"))));
+        return Err(auth_failed(&format!(
+            "Signature did not match. String to sign used was {}",
+            string.replace('\n', "\\n")
+        )));
     }
     let now = Utc::now();
     let Some(expiry) = parse_time(&f.se) else {
@@ -66,7 +77,11 @@ pub fn check_sas(state: &State, account: &str, share: &str, path: &str, query: &
     if let Some(start) = parse_time(&f.st)
         && start > now
     {
-        return Err(auth_failed(&format!("Signed start time [{}] must be before current time [{}]", rfc1123(start), rfc1123(now))));
+        return Err(auth_failed(&format!(
+            "Signed start time [{}] must be before current time [{}]",
+            rfc1123(start),
+            rfc1123(now)
+        )));
     }
     if f.spr == "https" {
         return Err(error(

@@ -31,7 +31,8 @@ impl FilesComponent {
         let key_file = dir.join("secrets/azure-files.key");
         crate::sandbox::files::write_secret(&key_file, &key)?;
         let root = dir.join("azure-files");
-        std::fs::create_dir_all(root.join(ACCOUNT).join("dr")).map_err(|e| Error::io(format!("cannot create {}", root.display()), e))?;
+        std::fs::create_dir_all(root.join(ACCOUNT).join("dr"))
+            .map_err(|e| Error::io(format!("cannot create {}", root.display()), e))?;
         let emulator = super::start_with_faults(&root, &[(ACCOUNT, &key)], "127.0.0.1:0", faults).await?;
         let state = json!({
             "url": emulator.account_url(ACCOUNT),
@@ -40,7 +41,8 @@ impl FilesComponent {
             "root": root,
         });
         let state_file = dir.join(STATE_FILE);
-        std::fs::write(&state_file, state.to_string()).map_err(|e| Error::io(format!("cannot write {}", state_file.display()), e))?;
+        std::fs::write(&state_file, state.to_string())
+            .map_err(|e| Error::io(format!("cannot write {}", state_file.display()), e))?;
         Ok(FilesComponent { emulator, state, state_file })
     }
 

@@ -77,7 +77,12 @@ impl Req<'_> {
 }
 
 fn io_error(e: &std::io::Error) -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &format!("The server encountered an internal error: {e}"), None)
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        &format!("The server encountered an internal error: {e}"),
+        None,
+    )
 }
 
 fn mtime(meta: &std::fs::Metadata) -> DateTime<Utc> {
@@ -219,7 +224,12 @@ fn create_dir(req: &Req<'_>) -> R {
     need_parent(req)?;
     let p = req.fs_path();
     if p.exists() {
-        return Err(error(StatusCode::CONFLICT, "ResourceAlreadyExists", "The specified resource already exists.", None));
+        return Err(error(
+            StatusCode::CONFLICT,
+            "ResourceAlreadyExists",
+            "The specified resource already exists.",
+            None,
+        ));
     }
     std::fs::create_dir(&p).map_err(|e| io_error(&e))?;
     if let Some(t) = req.h("x-ms-file-last-write-time").and_then(parse_time) {
@@ -394,10 +404,16 @@ fn existing_file(req: &Req<'_>) -> Result<(PathBuf, std::fs::Metadata), Response
 fn create_file(req: &Req<'_>) -> R {
     req.authorize('c', 'o')?;
     if req.h("x-ms-type").map(str::to_ascii_lowercase).as_deref() != Some("file") {
-        return Err(bad_request("MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified: x-ms-type"));
+        return Err(bad_request(
+            "MissingRequiredHeader",
+            "An HTTP header that's mandatory for this request is not specified: x-ms-type",
+        ));
     }
     let Some(len) = req.h("x-ms-content-length").and_then(|v| v.parse::<u64>().ok()) else {
-        return Err(bad_request("MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified: x-ms-content-length"));
+        return Err(bad_request(
+            "MissingRequiredHeader",
+            "An HTTP header that's mandatory for this request is not specified: x-ms-content-length",
+        ));
     };
     if req.path.is_empty() {
         return Err(bad_request("InvalidResourceName", "A file needs a name."));
@@ -405,13 +421,20 @@ fn create_file(req: &Req<'_>) -> R {
     need_parent(req)?;
     let p = req.fs_path();
     if p.is_dir() {
-        return Err(error(StatusCode::CONFLICT, "ResourceTypeMismatch", "The specified resource type does not match the type of the existing resource.", None));
+        return Err(error(
+            StatusCode::CONFLICT,
+            "ResourceTypeMismatch",
+            "The specified resource type does not match the type of the existing resource.",
+            None,
+        ));
     }
     let f = std::fs::File::create(&p).map_err(|e| io_error(&e))?;
     f.set_len(len).map_err(|e| io_error(&e))?;
     let t = match req.h("x-ms-file-last-write-time") {
         None | Some("now") => Utc::now(),
-        Some(v) => parse_time(v).ok_or_else(|| bad_request("InvalidHeaderValue", "The value for x-ms-file-last-write-time is not valid."))?,
+        Some(v) => parse_time(v).ok_or_else(|| {
+            bad_request("InvalidHeaderValue", "The value for x-ms-file-last-write-time is not valid.")
+        })?,
     };
     f.set_modified(t.into()).map_err(|e| io_error(&e))?;
     drop(f);
@@ -430,7 +453,9 @@ fn set_props(req: &Req<'_>) -> R {
     let t = match req.h("x-ms-file-last-write-time") {
         None | Some("preserve") => before,
         Some("now") => Utc::now(),
-        Some(v) => parse_time(v).ok_or_else(|| bad_request("InvalidHeaderValue", "The value for x-ms-file-last-write-time is not valid."))?,
+        Some(v) => parse_time(v).ok_or_else(|| {
+            bad_request("InvalidHeaderValue", "The value for x-ms-file-last-write-time is not valid.")
+        })?,
     };
     set_mtime(&p, t).map_err(|e| io_error(&e))?;
     req.store_md5(&p);
@@ -446,7 +471,12 @@ async fn get_file(req: &Req<'_>) -> R {
         None => (0, size.saturating_sub(1), StatusCode::OK),
         Some(Some((a, b))) if a < size => (a, b.min(size - 1), StatusCode::PARTIAL_CONTENT),
         Some(_) => {
-            return Err(error(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", "The range specified is invalid for the current size of the resource.", None));
+            return Err(error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "InvalidRange",
+                "The range specified is invalid for the current size of the resource.",
+                None,
+            ));
         }
     };
     let len = if size == 0 { 0 } else { end - start + 1 };
@@ -488,9 +518,15 @@ fn delete_file(req: &Req<'_>) -> R {
 /// Reads `[start, end]` of a file this emulator serves, named by a URL with its own SAS.
 fn read_source(req: &Req<'_>, source: &str, start: u64, end: u64) -> Result<Vec<u8>, Response> {
     let cannot = |why: &str| {
-        error(StatusCode::FORBIDDEN, "CannotVerifyCopySource", &format!("Could not verify the copy source within the specified time: {why}"), None)
+        error(
+            StatusCode::FORBIDDEN,
+            "CannotVerifyCopySource",
+            &format!("Could not verify the copy source within the specified time: {why}"),
+            None,
+        )
     };
-    let url = url::Url::parse(source).map_err(|_| bad_request("InvalidHeaderValue", "The value for x-ms-copy-source is not a URL."))?;
+    let url = url::Url::parse(source)
+        .map_err(|_| bad_request("InvalidHeaderValue", "The value for x-ms-copy-source is not a URL."))?;
     let same = url.host_str() == Some(&req.state.addr.ip().to_string()) && url.port() == Some(req.state.addr.port());
     if !same {
         return Err(cannot("this emulator copies only from files it serves itself"));
@@ -502,7 +538,12 @@ fn read_source(req: &Req<'_>, source: &str, start: u64, end: u64) -> Result<Vec<
     let (account, share, path) = (segs[0].clone(), segs[1].clone(), segs[2..].join("/"));
     let query = url.query().unwrap_or("");
     if !query.contains("sig=") {
-        return Err(error(StatusCode::UNAUTHORIZED, "CannotVerifyCopySource", "Server failed to authenticate the request. The copy source has no SAS.", None));
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "CannotVerifyCopySource",
+            "Server failed to authenticate the request. The copy source has no SAS.",
+            None,
+        ));
     }
     authz::check_sas(req.state, &account, &share, &path, query, Need { permission: 'r', resource_type: 'o' })
         .map_err(|_| cannot("the source SAS does not allow reading"))?;
@@ -510,10 +551,17 @@ fn read_source(req: &Req<'_>, source: &str, start: u64, end: u64) -> Result<Vec<
     for s in path.split('/') {
         p.push(s);
     }
-    let mut f = std::fs::File::open(&p).map_err(|_| error(StatusCode::NOT_FOUND, "CannotVerifyCopySource", "The specified resource does not exist.", None))?;
+    let mut f = std::fs::File::open(&p).map_err(|_| {
+        error(StatusCode::NOT_FOUND, "CannotVerifyCopySource", "The specified resource does not exist.", None)
+    })?;
     let size = f.metadata().map_err(|e| io_error(&e))?.len();
     if end >= size {
-        return Err(error(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidSourceRange", "The source range is beyond the end of the source.", None));
+        return Err(error(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "InvalidSourceRange",
+            "The source range is beyond the end of the source.",
+            None,
+        ));
     }
     f.seek(SeekFrom::Start(start)).map_err(|e| io_error(&e))?;
     let mut buf = vec![0u8; (end - start + 1) as usize];
@@ -525,43 +573,78 @@ async fn put_range(req: &Req<'_>, body: Body) -> R {
     req.authorize('w', 'o')?;
     let (p, meta) = existing_file(req)?;
     let Some((start, end)) = req.h("x-ms-range").or_else(|| req.h("range")).and_then(parse_range) else {
-        return Err(bad_request("MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified: x-ms-range"));
+        return Err(bad_request(
+            "MissingRequiredHeader",
+            "An HTTP header that's mandatory for this request is not specified: x-ms-range",
+        ));
     };
     let write = req.h("x-ms-write").unwrap_or("").to_ascii_lowercase();
     if write != "update" && write != "clear" {
-        return Err(bad_request("MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified: x-ms-write"));
+        return Err(bad_request(
+            "MissingRequiredHeader",
+            "An HTTP header that's mandatory for this request is not specified: x-ms-write",
+        ));
     }
     if end >= meta.len() {
-        return Err(error(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", "The range specified is invalid for the current size of the resource.", None));
+        return Err(error(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "InvalidRange",
+            "The range specified is invalid for the current size of the resource.",
+            None,
+        ));
     }
     let len = end - start + 1;
     if write == "update" && len > MAX_RANGE {
-        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.", None));
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestBodyTooLarge",
+            "The request body is too large and exceeds the maximum permissible limit.",
+            None,
+        ));
     }
     let data: Vec<u8> = if write == "clear" {
         vec![0u8; len as usize]
     } else if let Some(source) = req.h("x-ms-copy-source") {
         let (ss, se) = match req.h("x-ms-source-range").and_then(parse_range) {
             Some(r) => r,
-            None => return Err(bad_request("MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified: x-ms-source-range")),
+            None => {
+                return Err(bad_request(
+                    "MissingRequiredHeader",
+                    "An HTTP header that's mandatory for this request is not specified: x-ms-source-range",
+                ));
+            }
         };
         if se - ss != end - start {
-            return Err(bad_request("InvalidHeaderValue", "The source range and the destination range differ in length."));
+            return Err(bad_request(
+                "InvalidHeaderValue",
+                "The source range and the destination range differ in length.",
+            ));
         }
         read_source(req, source, ss, se)?
     } else {
-        let bytes = axum::body::to_bytes(body, MAX_RANGE as usize + 1)
-            .await
-            .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.", None))?;
+        let bytes = axum::body::to_bytes(body, MAX_RANGE as usize + 1).await.map_err(|_| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestBodyTooLarge",
+                "The request body is too large and exceeds the maximum permissible limit.",
+                None,
+            )
+        })?;
         if bytes.len() as u64 != len {
-            return Err(bad_request("InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format: Content-Length does not match x-ms-range."));
+            return Err(bad_request(
+                "InvalidHeaderValue",
+                "The value for one of the HTTP headers is not in the correct format: Content-Length does not match x-ms-range.",
+            ));
         }
         if let Some(md5) = req.h("content-md5") {
             use base64::Engine;
             use md5::Digest;
             let got = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&bytes));
             if got != md5 {
-                return Err(bad_request("Md5Mismatch", "The MD5 value specified in the request did not match with the MD5 value calculated by the server."));
+                return Err(bad_request(
+                    "Md5Mismatch",
+                    "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
+                ));
             }
         }
         bytes.to_vec()

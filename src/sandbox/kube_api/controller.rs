@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::sandbox::hash::fnv;
 use super::selector::{Selector, selector_string};
 use super::store::{Key, Res, Store, now};
+use crate::sandbox::hash::fnv;
 
 /// How long simulated pods take to become ready and to go away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +48,6 @@ mod millis {
 
 const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-
 fn encode(mut n: u64, len: usize) -> String {
     (0..len)
         .map(|_| {
@@ -70,8 +69,7 @@ impl Controller {
     /// Starts the control loop on the current tokio runtime.
     pub fn spawn(store: Arc<Store>, delays: Delays) -> (Arc<Controller>, tokio::task::JoinHandle<()>) {
         let (queue, mut rx) = mpsc::unbounded_channel::<Key>();
-        let controller =
-            Arc::new(Controller { store, delays: Mutex::new(delays), queue, names: AtomicU64::new(1) });
+        let controller = Arc::new(Controller { store, delays: Mutex::new(delays), queue, names: AtomicU64::new(1) });
         let c = Arc::clone(&controller);
         let task = tokio::spawn(async move {
             while let Some(key) = rx.recv().await {
@@ -109,8 +107,7 @@ impl Controller {
         let selector = Selector::parse(&selector_string(&workload["spec"]["selector"])).unwrap_or_default();
         let template = &workload["spec"]["template"];
         let revision = encode(fnv(&template.to_string()), 10);
-        let revision_label =
-            if *res == Res::Deployment { "pod-template-hash" } else { "controller-revision-hash" };
+        let revision_label = if *res == Res::Deployment { "pod-template-hash" } else { "controller-revision-hash" };
         let pods: Vec<Value> = self
             .store
             .list(Res::Pod, Some(ns))
@@ -118,14 +115,19 @@ impl Controller {
             .into_iter()
             .filter(|p| selector.matches(&p["metadata"]["labels"]))
             .collect();
-        let (mut current, mut stale): (Vec<&Value>, Vec<&Value>) = pods
-            .iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .partition(|p| p["metadata"]["labels"][revision_label].as_str() == Some(revision_label_value(&revision, name, *res).as_str()));
+        let (mut current, mut stale): (Vec<&Value>, Vec<&Value>) =
+            pods.iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).partition(|p| {
+                p["metadata"]["labels"][revision_label].as_str()
+                    == Some(revision_label_value(&revision, name, *res).as_str())
+            });
         if current.len() > desired {
             // Not-ready pods first, then the newest (deployment) or the highest ordinal (statefulset).
             current.sort_by_key(|p| {
-                (is_ready(p), std::cmp::Reverse(ordinal(p).unwrap_or(0)), std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string()))
+                (
+                    is_ready(p),
+                    std::cmp::Reverse(ordinal(p).unwrap_or(0)),
+                    std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string()),
+                )
             });
             let surplus = current.len() - desired;
             stale.extend(current.drain(..surplus));

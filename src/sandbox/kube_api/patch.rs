@@ -33,14 +33,16 @@ pub fn apply(content_type: &str, target: &mut Value, body: &[u8]) -> Result<(), 
             Ok(())
         }
         "application/json-patch+json" => {
-            let ops: json_patch::Patch = serde_json::from_slice(body)
-                .map_err(|e| PatchError::Invalid(format!("invalid JSON patch: {e}")))?;
+            let ops: json_patch::Patch =
+                serde_json::from_slice(body).map_err(|e| PatchError::Invalid(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(target, &ops).map_err(|e| PatchError::Invalid(format!("JSON patch failed: {e}")))
         }
-        "application/apply-patch+yaml" => Err(PatchError::Unsupported(
-            "server-side apply is not supported by the drscript sandbox".to_string(),
-        )),
-        other => Err(PatchError::Unsupported(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got `{other}`)"))),
+        "application/apply-patch+yaml" => {
+            Err(PatchError::Unsupported("server-side apply is not supported by the drscript sandbox".to_string()))
+        }
+        other => Err(PatchError::Unsupported(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got `{other}`)"
+        ))),
     }
 }
 
@@ -68,7 +70,9 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
             continue;
         }
         match (object.get_mut(key), value) {
-            (Some(Value::Array(current)), Value::Array(items)) if merge_key(items).is_some() && merge_key(current).is_some() => {
+            (Some(Value::Array(current)), Value::Array(items))
+                if merge_key(items).is_some() && merge_key(current).is_some() =>
+            {
                 let k = merge_key(items).unwrap_or("name");
                 for item in items {
                     let position = current.iter().position(|c| c.get(k) == item.get(k));
@@ -137,6 +141,9 @@ mod tests {
         }
         let mut doc = json!({});
         assert!(matches!(apply("application/apply-patch+yaml", &mut doc, b"{}"), Err(PatchError::Unsupported(_))));
-        assert!(matches!(apply("application/json-patch+json", &mut doc, b"[{\"op\":\"test\",\"path\":\"/x\",\"value\":1}]"), Err(PatchError::Invalid(_))));
+        assert!(matches!(
+            apply("application/json-patch+json", &mut doc, b"[{\"op\":\"test\",\"path\":\"/x\",\"value\":1}]"),
+            Err(PatchError::Invalid(_))
+        ));
     }
 }

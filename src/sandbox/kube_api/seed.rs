@@ -49,12 +49,20 @@ impl Seed {
 
     /// The DR model's standby: runtime and listener at 0, scheduler paused on boot.
     pub fn standby(namespace: &str, release: &str, version: &str) -> Seed {
-        Seed { runtime: 0, listener: 0, quartz_on_boot: "pause".to_string(), ..Seed::active(namespace, release, version) }
+        Seed {
+            runtime: 0,
+            listener: 0,
+            quartz_on_boot: "pause".to_string(),
+            ..Seed::active(namespace, release, version)
+        }
     }
 
     pub fn objects(&self) -> Vec<(Res, Value)> {
         let env = |pairs: &[(&str, &str)]| -> Vec<EnvVar> {
-            pairs.iter().map(|(k, v)| EnvVar { name: k.to_string(), value: Some(v.to_string()), ..Default::default() }).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| EnvVar { name: k.to_string(), value: Some(v.to_string()), ..Default::default() })
+                .collect()
         };
         let common = [("SPRING_PROFILES_ACTIVE", "kubernetes"), ("JAVA_OPTS", "-Xms512m -Xmx2g")];
         let mut out = Vec::new();
@@ -63,12 +71,7 @@ impl Seed {
             ("portal", 1, 8080, env(&common)),
             ("configuration", 1, 8080, env(&common)),
             ("license", 1, 8080, env(&common)),
-            (
-                "event",
-                1,
-                8080,
-                env(&[common[0], common[1], ("QUARTZ_STATUS_ONBOOTUP", self.quartz_on_boot.as_str())]),
-            ),
+            ("event", 1, 8080, env(&[common[0], common[1], ("QUARTZ_STATUS_ONBOOTUP", self.quartz_on_boot.as_str())])),
             ("runtime", self.runtime, 8080, env(&[common[0], common[1], ("RUNTIME_MAX_THREADS", "40")])),
             ("listener", self.listener, 9091, env(&common)),
         ];

@@ -96,7 +96,9 @@ fn store_error(res: Res, name: &str, e: StoreError) -> Response {
     match e {
         StoreError::NotFound => not_found(res, name),
         StoreError::Conflict => conflict(res, name),
-        StoreError::AlreadyExists => status(409, "AlreadyExists", &format!("{} \"{name}\" already exists", res.qualified()), json!({})),
+        StoreError::AlreadyExists => {
+            status(409, "AlreadyExists", &format!("{} \"{name}\" already exists", res.qualified()), json!({}))
+        }
         StoreError::Invalid(m) => invalid(res, name, "metadata", &m),
     }
 }
@@ -140,13 +142,10 @@ pub async fn handle(
         };
         return status(code, reason, &format!("injected fault {code}"), json!({"retryAfterSeconds": 0}));
     }
-    let query: HashMap<String, String> = uri
-        .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query: HashMap<String, String> =
+        uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let content_type =
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let address = api.address.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let get = method == Method::GET;
     match segments.as_slice() {
@@ -161,7 +160,9 @@ pub async fn handle(
         ["apis", "apps", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("apps")),
         ["api", "v1", "namespaces", ns] if get => namespace(&api, ns),
         ["api", "v1", rest @ ..] => resource(&api, "", rest, &method, &query, &accept, &content_type, &body),
-        ["apis", "apps", "v1", rest @ ..] => resource(&api, "apps", rest, &method, &query, &accept, &content_type, &body),
+        ["apis", "apps", "v1", rest @ ..] => {
+            resource(&api, "apps", rest, &method, &query, &accept, &content_type, &body)
+        }
         _ => status(404, "NotFound", "the server could not find the requested resource", json!({})),
     }
 }
@@ -191,7 +192,12 @@ fn sandbox_endpoint(api: &Api, what: &str) -> Response {
 fn namespace(api: &Api, ns: &str) -> Response {
     let exists = api.store.all().iter().any(|((_, n, _), _)| n == ns);
     if !exists {
-        return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"), json!({"name": ns, "kind": "namespaces"}));
+        return status(
+            404,
+            "NotFound",
+            &format!("namespaces \"{ns}\" not found"),
+            json!({"name": ns, "kind": "namespaces"}),
+        );
     }
     json_reply(
         StatusCode::OK,
@@ -227,7 +233,9 @@ fn resource(
         ("GET", None, None) => list(api, res, ns, query, accept),
         (_, Some(_), _) if ns.is_none() => bad_request("a namespace is required"),
         ("GET", Some(name), None) => match api.store.get(res, ns.unwrap_or_default(), name) {
-            Some(o) if table::wants_table(accept) => json_reply(StatusCode::OK, &table::table(res, &[o], api.store.resource_version())),
+            Some(o) if table::wants_table(accept) => {
+                json_reply(StatusCode::OK, &table::table(res, &[o], api.store.resource_version()))
+            }
             Some(o) => json_reply(StatusCode::OK, &o),
             None => not_found(res, name),
         },
@@ -247,17 +255,21 @@ fn resource(
         (_, Some(name), Some("scale")) if res.is_workload() => {
             scale(api, res, ns.unwrap_or_default(), name, method, content_type, body)
         }
-        _ => status(405, "MethodNotAllowed", &format!("{method} is not supported on this resource by the drscript sandbox"), json!({})),
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            &format!("{method} is not supported on this resource by the drscript sandbox"),
+            json!({}),
+        ),
     }
 }
 
 // The error is the finished reply; boxing it would only move the allocation.
 #[allow(clippy::result_large_err)]
 fn selectors(query: &HashMap<String, String>) -> Result<(Selector, FieldSelector), Response> {
-    let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
-        .map_err(|e| bad_request(&e))?;
-    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
-        .map_err(|e| bad_request(&e))?;
+    let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str)).map_err(|e| bad_request(&e))?;
+    let fields =
+        FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str)).map_err(|e| bad_request(&e))?;
     Ok((labels, fields))
 }
 
@@ -267,10 +279,8 @@ fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, 
         Err(r) => return r,
     };
     let (items, rv) = api.store.list(res, ns);
-    let items: Vec<Value> = items
-        .into_iter()
-        .filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
-        .collect();
+    let items: Vec<Value> =
+        items.into_iter().filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o)).collect();
     if table::wants_table(accept) {
         return json_reply(StatusCode::OK, &table::table(res, &items, rv));
     }
@@ -355,9 +365,8 @@ fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>,
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -372,7 +381,9 @@ fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>,
 fn check_replicas(res: Res, name: &str, value: &Value, default: i64) -> Result<i64, Response> {
     match value.as_i64() {
         Some(n) if n >= 0 && n <= i64::from(i32::MAX) => Ok(n),
-        Some(n) => Err(invalid(res, name, "spec.replicas", &format!("Invalid value: {n}: must be greater than or equal to 0"))),
+        Some(n) => {
+            Err(invalid(res, name, "spec.replicas", &format!("Invalid value: {n}: must be greater than or equal to 0")))
+        }
         None if value.is_null() => Ok(default),
         None => Err(bad_request(&format!("spec.replicas: expected an integer, got {value}"))),
     }

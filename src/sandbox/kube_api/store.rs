@@ -131,12 +131,7 @@ impl Store {
     pub fn new() -> Store {
         let (events, _) = broadcast::channel(4096);
         Store {
-            inner: Mutex::new(Inner {
-                rv: 1000,
-                objects: BTreeMap::new(),
-                history: VecDeque::new(),
-                uid_counter: 0,
-            }),
+            inner: Mutex::new(Inner { rv: 1000, objects: BTreeMap::new(), history: VecDeque::new(), uid_counter: 0 }),
             events,
         }
     }
@@ -276,12 +271,7 @@ impl Store {
                     .objects
                     .iter()
                     .filter(|((r, _, _), _)| *r == res)
-                    .map(|(_, v)| WatchEvent {
-                        rv: inner.rv,
-                        res,
-                        kind: EventType::Added,
-                        object: Arc::new(v.clone()),
-                    })
+                    .map(|(_, v)| WatchEvent { rv: inner.rv, res, kind: EventType::Added, object: Arc::new(v.clone()) })
                     .collect(),
             ),
             Some(rv) => {
@@ -289,14 +279,7 @@ impl Store {
                 if rv < oldest {
                     None
                 } else {
-                    Some(
-                        inner
-                            .history
-                            .iter()
-                            .filter(|e| e.res == res && e.rv > rv)
-                            .cloned()
-                            .collect(),
-                    )
+                    Some(inner.history.iter().filter(|e| e.res == res && e.rv > rv).cloned().collect())
                 }
             }
         };

@@ -16,9 +16,8 @@ fn column(name: &str, kind: &str) -> Value {
 }
 
 fn age(object: &Value) -> String {
-    let Some(created) = object["metadata"]["creationTimestamp"]
-        .as_str()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    let Some(created) =
+        object["metadata"]["creationTimestamp"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
     else {
         return "<unknown>".to_string();
     };
