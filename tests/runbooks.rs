@@ -117,7 +117,24 @@ fn database_runbooks_switch_the_database_record_after_probing() {
     assert!(!log.contains(&pg.app_password), "the database password leaked");
     let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
     assert!(zone.contains("pg-sync."), "{zone}");
-    world.run_ok("db_failback.rhai", &[]);
+    // A second run finds the record already at the sync database and changes nothing.
+    let again = world.run_ok("db_failover.rhai", &[]);
+    assert!(again.contains("already points at the sync database: nothing to do"), "{again}");
+    assert!(!again.contains("set_dns"), "{again}");
+    assert_eq!(std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap(), zone);
+
+    // --yes does not acknowledge the manual replication: without a terminal the run stops there
+    // (exit 3) and the record still points at the sync database.
+    let script = format!("{RUNBOOKS}/db_failback.rhai");
+    let out = world.drscript(&["run", &script, "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("--yes does not acknowledge manual steps"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap(), zone, "DNS was touched");
+
+    // Acknowledged explicitly, the failback completes and the report records who acknowledged.
+    let log = world.run_ok("db_failback.rhai", &["--ack", "Replicate the sync database"]);
+    assert!(log.contains("acknowledged up front by --ack"), "{log}");
     let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
     assert!(zone.contains("pg-primary.") && !zone.contains("pg-sync."), "{zone}");
 }
