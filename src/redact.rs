@@ -55,6 +55,44 @@ pub fn register(secret: &str) {
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
+/// Registers a SAS query string (with or without the leading `?`): the whole token and its
+/// signature, in the forms a URL or a message may carry them. The other fields (`se`, `sp`, `sv`,
+/// ...) are not secret on their own and too ordinary to mask everywhere (dates, letters); errors
+/// keep them out by dropping query strings from URLs ([`strip_url_queries`]).
+pub fn register_sas(query: &str) {
+    let query = query.trim().trim_start_matches('?');
+    register(query);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k == "sig" {
+            register(&v);
+            let pct = percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC).to_string();
+            register(&pct);
+            register(&pct.to_ascii_lowercase());
+        }
+    }
+}
+
+static URL_QUERY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?i)\b((?:[a-z]+\+)?https?://[^\s?#"'<>()]+)\?[^\s"'<>()]*"#).unwrap());
+
+/// `text` with the query string of every URL in it removed: a URL in an error names the object,
+/// and its query may carry a SAS whose fields (`sig`, but also `se`, `sp`, `sv`) do not belong in
+/// a message. Libraries (reqwest, the Azure SDK) put whole URLs into their errors.
+pub fn strip_url_queries(text: &str) -> Cow<'_, str> {
+    URL_QUERY.replace_all(text, "${1}")
+}
+
+static SAS_QUERY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"(?i)[^\s"'<>()?]*\bsig=[^\s"'<>()]*"#).unwrap());
+
+/// What an error message of a storage client may show: URL queries dropped, any other
+/// query-like run that carries a signature (a service echoing the query it was sent) masked
+/// whole, and secrets masked.
+pub fn for_error(text: impl AsRef<str>) -> String {
+    let text = strip_url_queries(text.as_ref());
+    let text = SAS_QUERY.replace_all(&text, MASK);
+    redacted(text)
+}
+
 /// Masks every known secret and credential pattern in `text`.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let mut out: Cow<'_, str> = Cow::Borrowed(text);
@@ -147,6 +185,22 @@ mod tests {
         register("p@ss w0rd!unique");
         assert_eq!(redact("login with p@ss w0rd!unique now"), "login with *** now");
         assert_eq!(redact("pw=p%40ss+w0rd%21unique"), "pw=***");
+    }
+
+    #[test]
+    fn error_text_loses_url_queries_and_registered_signatures() {
+        let text = "error sending request for url (http://127.0.0.1:9/acct/share/f?sv=2031-01-01&se=2031-02-03T04%3A05%3A06Z&sig=Ab%2Bc): connection refused";
+        assert_eq!(
+            for_error(text),
+            "error sending request for url (http://127.0.0.1:9/acct/share/f): connection refused"
+        );
+        assert_eq!(
+            strip_url_queries("blob+http://h/a/c?sig=x and https://a.b/c"),
+            "blob+http://h/a/c and https://a.b/c"
+        );
+        assert_eq!(for_error("for /a/c (query restype=c&se=2031&sig=x&sv=1)"), "for /a/c (query ***)");
+        register_sas("?sv=2031-01-01&sig=Zq9%2BUniqueSig%2Fabc%3D");
+        assert_eq!(redact("sig Zq9+UniqueSig/abc= or Zq9%2BUniqueSig%2Fabc%3D"), "sig *** or ***");
     }
 
     #[test]

@@ -179,7 +179,9 @@ pub fn account_sas(account: &str, key_b64: &str, permissions: &str, expiry: chro
         .append_pair("se", &f.se)
         .append_pair("spr", &f.spr)
         .append_pair("sig", &sig);
-    q.finish()
+    let query = q.finish();
+    crate::redact::register_sas(&query);
+    query
 }
 
 #[cfg(test)]

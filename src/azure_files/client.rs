@@ -22,6 +22,17 @@ pub struct FilesError {
 }
 
 impl FilesError {
+    /// An error whose message may hold URLs with a SAS: their queries are dropped and every
+    /// registered secret masked before the message goes anywhere.
+    pub fn new(message: impl AsRef<str>, status: Option<u16>, code: Option<String>) -> FilesError {
+        FilesError { message: crate::redact::for_error(message), status, code }
+    }
+
+    /// A failure below HTTP (refused, reset, timed out, a body cut short): worth a retry.
+    fn transport(what: &str, e: reqwest::Error) -> FilesError {
+        FilesError::new(format!("{what}: {}", crate::error::chain(&e.without_url())), None, None)
+    }
+
     pub fn retryable(&self) -> bool {
         match self.status {
             None => true,
@@ -76,10 +87,11 @@ pub struct FileProps {
 
 impl FilesClient {
     pub fn new(remote: Remote) -> FilesClient {
+        let timeout = remote.timeout.unwrap_or(std::time::Duration::from_secs(120));
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
-            .connect_timeout(std::time::Duration::from_secs(15))
-            .read_timeout(std::time::Duration::from_secs(120))
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(15)))
+            .read_timeout(timeout)
             .build()
             .unwrap_or_default();
         FilesClient { http, remote, page_size: None }
@@ -149,9 +161,8 @@ impl FilesClient {
             Credential::SharedKey(key) => {
                 let signed =
                     SignedRequest { method: method.as_str(), headers: &headers, path: url.path(), query: &pairs };
-                let authz = auth::shared_key_authorization(&self.remote.account, key, &signed).ok_or_else(|| {
-                    FilesError { message: "the account key is not valid base64".into(), status: None, code: None }
-                })?;
+                let authz = auth::shared_key_authorization(&self.remote.account, key, &signed)
+                    .ok_or_else(|| FilesError::new("the account key is not valid base64", None, None))?;
                 headers.push(("Authorization".into(), authz));
             }
             Credential::Anonymous => {}
@@ -171,11 +182,7 @@ impl FilesClient {
             req = req.body(b);
         }
         let what = format!("{method} {}", self.shown(rel));
-        let resp = req.send().await.map_err(|e| FilesError {
-            message: crate::redact::redacted(format!("{what}: {}", crate::error::chain(&e))),
-            status: None,
-            code: None,
-        })?;
+        let resp = req.send().await.map_err(|e| FilesError::transport(&what, e))?;
         if ok.contains(&resp.status()) {
             return Ok(resp);
         }
@@ -186,18 +193,19 @@ impl FilesClient {
         let msg = between(&body, "<Message>", "</Message>")
             .map(|m| m.lines().next().unwrap_or_default().to_string())
             .unwrap_or_default();
+        // The service's detail for a refused SAS goes on with "String to sign used was ...",
+        // which spells out the token's fields: the first sentence is the diagnosis.
         let detail = between(&body, "<AuthenticationErrorDetail>", "</AuthenticationErrorDetail>")
+            .map(|d| d.split(" String to sign").next().unwrap_or_default().trim().to_string())
+            .filter(|d| !d.is_empty())
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
-        Err(FilesError {
-            message: crate::redact::redacted(format!(
-                "{what}: {status} {}{}{detail}",
-                code.clone().unwrap_or_default(),
-                if msg.is_empty() { String::new() } else { format!(": {msg}") }
-            )),
-            status: Some(status.as_u16()),
-            code,
-        })
+        let message = format!(
+            "{what}: {status}{}{}{detail}",
+            code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(),
+            if msg.is_empty() { String::new() } else { format!(": {msg}") }
+        );
+        Err(FilesError::new(message, Some(status.as_u16()), code))
     }
 
     /// Get Directory Properties: whether the directory exists.
@@ -227,16 +235,9 @@ impl FilesClient {
                 Err(e) if e.not_found() => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let text = resp.text().await.map_err(|e| FilesError {
-                message: format!("GET {}: {e}", self.shown(rel)),
-                status: None,
-                code: None,
-            })?;
-            let page = listing::parse(&text).map_err(|e| FilesError {
-                message: format!("GET {}: {e}", self.shown(rel)),
-                status: None,
-                code: None,
-            })?;
+            let what = format!("GET {}", self.shown(rel));
+            let text = resp.text().await.map_err(|e| FilesError::transport(&what, e))?;
+            let page = listing::parse(&text).map_err(|e| FilesError::new(format!("{what}: {e}"), None, None))?;
             for item in page.entries.items {
                 match item {
                     Item::Directory(n) => out.push(Entry::dir(n.name)),
@@ -349,7 +350,7 @@ impl FilesClient {
     /// Get File: the content as a stream.
     pub async fn get(&self, rel: &str) -> FResult<ByteStream> {
         let resp = self.send(Method::GET, rel, &[], vec![], None, &[StatusCode::OK]).await?;
-        Ok(resp.bytes_stream().map(|r| r.map_err(std::io::Error::other)).boxed())
+        Ok(resp.bytes_stream().map(|r| r.map_err(|e| std::io::Error::other(e.without_url()))).boxed())
     }
 
     /// Uploads a stream as `rel`: create with a sentinel last-write-time (so that a killed
@@ -372,11 +373,7 @@ impl FilesClient {
         let mut buf = bytes::BytesMut::with_capacity((size.min(MAX_RANGE)) as usize);
         let mut offset = 0u64;
         let mut hash = <md5::Md5 as md5::Digest>::new();
-        let read_err = |e: std::io::Error| FilesError {
-            message: format!("cannot read the source of {rel}: {e}"),
-            status: None,
-            code: None,
-        };
+        let read_err = |e: std::io::Error| FilesError::new(format!("cannot read the source of {rel}: {e}"), None, None);
         while let Some(chunk) = data.next().await {
             let mut chunk = chunk.map_err(read_err)?;
             md5::Digest::update(&mut hash, &chunk);
@@ -398,11 +395,11 @@ impl FilesClient {
             offset += n;
         }
         if offset != size {
-            return Err(FilesError {
-                message: format!("the source of {rel} changed while copying ({offset} bytes read, {size} expected)"),
-                status: None,
-                code: None,
-            });
+            return Err(FilesError::new(
+                format!("the source of {rel} changed while copying ({offset} bytes read, {size} expected)"),
+                None,
+                None,
+            ));
         }
         self.set_last_write_time(rel, final_time, Some(md5::Digest::finalize(hash).into())).await?;
         Ok(offset)
