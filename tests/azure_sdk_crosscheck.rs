@@ -32,7 +32,7 @@ fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
     let emu = rt
         .block_on(drscript::sandbox::arm::start(ArmOptions {
             token: token.clone(),
-            failover_duration: Duration::from_millis(300),
+            failover_duration: Duration::from_millis(1500),
             retry_after_secs: 0,
             accounts: vec![arm::account("adeptiaprod")],
             zones: vec![arm::zone("contoso.example", false)],
@@ -59,8 +59,15 @@ fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
     assert_eq!(seen["before"]["geo_status"], "Live");
     assert_eq!(seen["before"]["can_failover"], true);
     assert!(seen["before"]["last_sync_time"].as_str().is_some_and(|t| t.starts_with("20")), "{seen}");
+    assert_eq!(seen["during"]["failover_in_progress"], true, "{seen}");
+    assert_eq!(seen["during"]["second_request"], 409, "{seen}");
+    assert_eq!(seen["during"]["second_request_code"], "FailoverInProgress", "{seen}");
     assert_eq!(seen["after"]["primary"], "westus");
     assert_eq!(seen["after"]["sku"], "Standard_LRS");
+    // `failoverInProgress` is absent once over (the SDK reads None), `lastGeoFailoverTime` set.
+    assert_eq!(seen["after"]["failover_in_progress"], serde_json::Value::Null, "{seen}");
+    assert!(seen["after"]["last_geo_failover_time"].as_str().is_some_and(|t| t.starts_with("20")), "{seen}");
+    assert_eq!(seen["after"]["can_failover"], false, "{seen}");
     assert_eq!(seen["dns_before"], serde_json::json!(["10.0.0.1"]));
     assert_eq!(seen["dns_after"], serde_json::json!(["10.0.9.9"]));
     assert_eq!(seen["dns_ttl"], 30);

@@ -88,9 +88,84 @@ fn unplanned_failover_follows_the_async_operation_and_converts_to_lrs() {
     assert!(h.journal_text().contains("\"primitive\":\"storage_failover\""));
     assert_no_secret(&token, &[&h.journal_text()]);
 
-    // Now LRS: a second failover is refused before anything is sent.
-    let e = storage::storage_failover(&h.exec, "prod", quick()).unwrap_err().to_string();
-    assert!(e.contains("canFailover = false"), "{e}");
+    // A rerun (or a resume) finds the work done: it says so and sends nothing.
+    let again = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+    assert!(!again.performed, "{again:?}");
+    let note = again.note.unwrap();
+    assert!(note.contains("already failed over at") && note.contains("westus is the primary"), "{note}");
+    assert_eq!(posts(&emu), 1, "no second failover request");
+}
+
+fn posts(emu: &drscript::sandbox::arm::ArmHandle) -> usize {
+    emu.requests().iter().filter(|r| r.starts_with("POST ") && r.contains("/failover?")).count()
+}
+
+#[test]
+fn the_failover_request_is_never_repeated_when_its_answer_is_lost() {
+    for drop in [true, false] {
+        let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+        // ARM starts the failover, then the answer is lost: the connection closes, or a 500.
+        let fault = if drop { &emu.faults().drop_after_next_failover } else { &emu.faults().error_after_next_failover };
+        fault.store(true, Ordering::Relaxed);
+        let result = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+        let what = if drop { "connection closed" } else { "500" };
+        assert_eq!(posts(&emu), 1, "{what}: one request, then the account was read: {:?}", emu.requests());
+        assert!(result.performed, "{what}");
+        let note = result.note.clone().unwrap_or_default();
+        assert!(note.contains("answer to the failover request was lost"), "{what}: {note}");
+        let after = result.after.unwrap();
+        assert_eq!((after.primary_location.as_str(), after.sku.as_str()), ("westus", "Standard_LRS"), "{what}");
+        assert!(after.last_geo_failover_time.is_some(), "{what}");
+    }
+}
+
+#[test]
+fn a_failover_started_by_someone_else_is_followed_not_failed() {
+    let (h, emu, _) = arm::start(
+        ArmOptions { failover_duration: Duration::from_millis(1500), ..fast(ArmOptions::default()) },
+        STORAGE,
+        None,
+        Mode::Live,
+    );
+    let before = storage::storage_status(&h.exec, "prod").unwrap();
+    // Another operator (or a first run whose answer was lost) starts it in between.
+    let client = ArmClient::new(
+        &emu.url,
+        Credential::Static(drscript::secret::SecretRef::File {
+            key: "azure.token".into(),
+            path: h.dir.path().join("arm.token"),
+        }),
+    );
+    let path = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-adeptia/providers/Microsoft.Storage/storageAccounts/adeptiaprod/failover?api-version=2023-05-01";
+    let started = h.rt.block_on(client.send(reqwest::Method::POST, path, None, &[])).unwrap();
+    assert_eq!(started.status.as_u16(), 202);
+
+    // Our request meets 409: the account shows the failover running, and it is followed.
+    let result = storage::storage_failover_from(&h.exec, "prod", before, quick()).unwrap();
+    assert_eq!(posts(&emu), 2, "{:?}", emu.requests());
+    assert_eq!(result.after.unwrap().primary_location, "westus");
+    assert!(result.duration_ms >= 500, "waited for the running failover: {} ms", result.duration_ms);
+
+    // Read while running: no request at all, the running one is followed.
+    let (h, emu, _) = arm::start(
+        ArmOptions { failover_duration: Duration::from_millis(1500), ..fast(ArmOptions::default()) },
+        STORAGE,
+        None,
+        Mode::Live,
+    );
+    let client = ArmClient::new(
+        &emu.url,
+        Credential::Static(drscript::secret::SecretRef::File {
+            key: "azure.token".into(),
+            path: h.dir.path().join("arm.token"),
+        }),
+    );
+    h.rt.block_on(client.send(reqwest::Method::POST, path, None, &[])).unwrap();
+    let result = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+    assert_eq!(posts(&emu), 1, "{:?}", emu.requests());
+    assert!(!result.performed);
+    assert!(result.note.unwrap().contains("already running"));
+    assert_eq!(result.after.unwrap().primary_location, "westus");
 }
 
 #[test]

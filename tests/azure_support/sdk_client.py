@@ -44,9 +44,26 @@ out["before"] = {
     "last_sync_time": geo.last_sync_time.isoformat() if geo.last_sync_time else None,
     "can_failover": geo.can_failover,
 }
-storage.storage_accounts.begin_failover(rg, account, failover_type=None, polling_interval=0.05).result(timeout=60)
+poller = storage.storage_accounts.begin_failover(rg, account, failover_type=None, polling_interval=0.05)
+# While it runs: the account says so, and a second failover request is refused with an ARM error.
+during = storage.storage_accounts.get_properties(rg, account)
+out["during"] = {"failover_in_progress": during.failover_in_progress}
+try:
+    storage.storage_accounts.begin_failover(rg, account, failover_type=None, polling_interval=0.05)
+    out["during"]["second_request"] = "accepted"
+except HttpResponseError as e:
+    out["during"]["second_request"] = e.status_code
+    out["during"]["second_request_code"] = e.error.code if e.error else None
+poller.result(timeout=60)
 acc = storage.storage_accounts.get_properties(rg, account, expand="geoReplicationStats")
-out["after"] = {"primary": acc.primary_location, "secondary": acc.secondary_location, "sku": acc.sku.name}
+out["after"] = {
+    "primary": acc.primary_location,
+    "secondary": acc.secondary_location,
+    "sku": acc.sku.name,
+    "failover_in_progress": acc.failover_in_progress,
+    "last_geo_failover_time": acc.last_geo_failover_time.isoformat() if acc.last_geo_failover_time else None,
+    "can_failover": acc.geo_replication_stats.can_failover,
+}
 
 dns = DnsManagementClient(StaticCredential(), sub, **options)
 current = dns.record_sets.get(rg, zone, "app", "A")
