@@ -68,7 +68,16 @@ pub struct FilesClient {
     remote: Remote,
     /// `maxresults` of listings (the service's default, 5000, when `None`).
     page_size: Option<usize>,
+    /// The read SAS minted from the account key for server-side copies, and its expiry.
+    minted: std::sync::Arc<std::sync::Mutex<Option<(String, DateTime<Utc>)>>>,
 }
+
+/// How long a SAS minted from the account key lives, and how much of that must be left for it to
+/// be handed out again: each range copy gets a token valid for at least `MINTED_SAS_RENEW`, so a
+/// sync of any length never presents an expired one, and a leaked token is useless within the
+/// hour.
+const MINTED_SAS_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+const MINTED_SAS_RENEW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Percent-encodes one path segment.
 fn enc(seg: &str) -> String {
@@ -94,7 +103,7 @@ impl FilesClient {
             .read_timeout(timeout)
             .build()
             .unwrap_or_default();
-        FilesClient { http, remote, page_size: None }
+        FilesClient { http, remote, page_size: None, minted: Default::default() }
     }
 
     /// Smaller listing pages (tests of paging).
@@ -121,12 +130,46 @@ impl FilesClient {
         p
     }
 
-    /// The full URL of `rel` with its SAS (for Put Range From URL sources).
+    /// The full URL of `rel` with a SAS that lets a service read it (a Put Range From URL
+    /// source): the endpoint's own SAS, or one minted from its account key. `None` when the
+    /// endpoint has neither.
     pub fn url_with_sas(&self, rel: &str) -> Option<String> {
-        let sas = self.remote.sas()?;
+        let sas = self.read_sas()?;
         let mut u = self.remote.base.clone();
         u.set_path(&self.path_of(rel));
         Some(format!("{}?{sas}", u.as_str()))
+    }
+
+    /// Whether a service can be let read this endpoint's files ([`FilesClient::url_with_sas`]).
+    pub fn can_share_reads(&self) -> bool {
+        !matches!(self.remote.credential, Credential::Anonymous)
+    }
+
+    fn read_sas(&self) -> Option<String> {
+        let key = match &self.remote.credential {
+            Credential::Sas(sas) => return Some(sas.clone()),
+            Credential::SharedKey(key) => key,
+            Credential::Anonymous => return None,
+        };
+        let now = Utc::now();
+        let mut minted = self.minted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((sas, expiry)) = minted.as_ref()
+            && *expiry - now > MINTED_SAS_RENEW
+        {
+            return Some(sas.clone());
+        }
+        // A start a little in the past: the service's clock may run behind ours.
+        let expiry = now + MINTED_SAS_LIFETIME;
+        let sas = auth::share_sas(
+            &self.remote.account,
+            &self.remote.root,
+            key,
+            "r",
+            now - chrono::Duration::minutes(5),
+            expiry,
+        )?;
+        *minted = Some((sas.clone(), expiry));
+        Some(sas)
     }
 
     /// The URL without credentials, for messages.
