@@ -69,8 +69,11 @@ pub struct FilesClient {
     /// `maxresults` of listings (the service's default, 5000, when `None`).
     page_size: Option<usize>,
     /// The read SAS minted from the account key for server-side copies, and its expiry.
-    minted: std::sync::Arc<std::sync::Mutex<Option<(String, DateTime<Utc>)>>>,
+    minted: std::sync::Arc<std::sync::Mutex<Option<MintedSas>>>,
 }
+
+/// A SAS query string and its expiry.
+type MintedSas = (String, DateTime<Utc>);
 
 /// How long a SAS minted from the account key lives, and how much of that must be left for it to
 /// be handed out again: each range copy gets a token valid for at least `MINTED_SAS_RENEW`, so a
