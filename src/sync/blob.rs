@@ -8,6 +8,12 @@
 //! authenticates with Entra ID or a SAS in the URL only; an account key is turned into a
 //! short-lived account SAS. The source's last-modified time is kept in the `mtime` metadata
 //! (RFC 3339, the key rclone uses), since a blob's own Last-Modified cannot be set.
+//!
+//! Two things real accounts hold that a flat reading gets wrong: blobs with snapshots (Delete
+//! Blob refuses them with 409 `SnapshotsPresent` unless told to delete the snapshots too), and,
+//! on accounts with a hierarchical namespace (Data Lake Storage), a zero-length marker blob per
+//! directory with metadata `hdi_isfolder=true`, listed beside the directory's prefix: it is a
+//! folder, not a file.
 
 use std::collections::HashMap;
 use std::num::NonZero;
@@ -16,8 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use azure_core::http::RequestContent;
 use azure_storage_blob::models::{
-    BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders, BlockBlobClientCommitBlockListOptions,
-    BlockBlobClientUploadBlobFromUrlOptions, BlockBlobClientUploadOptions, BlockLookupList,
+    BlobClientDeleteOptions, BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders,
+    BlockBlobClientCommitBlockListOptions, BlockBlobClientUploadBlobFromUrlOptions, BlockBlobClientUploadOptions,
+    BlockLookupList, DeleteSnapshotsOptionType,
 };
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use bytes::{Bytes, BytesMut};
@@ -143,6 +150,13 @@ struct BlobProps {
 struct PrefixNode {
     #[serde(rename = "Name")]
     name: String,
+}
+
+/// A hierarchical-namespace directory marker (`hdi_isfolder=true`, any case).
+fn is_folder_marker(b: &BlobNode) -> bool {
+    b.metadata.as_ref().is_some_and(|m| {
+        m.iter().any(|(k, v)| k.eq_ignore_ascii_case("hdi_isfolder") && v.trim().eq_ignore_ascii_case("true"))
+    })
 }
 
 fn b64_md5(s: &str) -> Option<[u8; 16]> {
@@ -290,7 +304,7 @@ impl Blob {
                     }
                     BlobItem::Blob(b) => {
                         let name = b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_string();
-                        if name.is_empty() || name.contains('/') {
+                        if name.is_empty() || name.contains('/') || is_folder_marker(&b) {
                             continue;
                         }
                         let mtime = b
@@ -419,8 +433,14 @@ impl Blob {
         self.from_url.load(Ordering::Relaxed) && src.remote.sas().is_some()
     }
 
+    /// Delete Blob with its snapshots: a mirror removes what the source lacks, and a blob
+    /// with snapshots cannot be deleted alone.
     pub async fn delete_file(&self, rel: &str) -> OpResult<()> {
-        match self.blob(rel).delete(None).await {
+        let options = BlobClientDeleteOptions {
+            delete_snapshots: Some(DeleteSnapshotsOptionType::Include),
+            ..Default::default()
+        };
+        match self.blob(rel).delete(Some(options)).await {
             Ok(_) => Ok(()),
             Err(e) if e.http_status().map(u16::from) == Some(404) => Ok(()),
             Err(e) => Err(sdk_err(&format!("DELETE {}", self.shown(rel)), e)),
