@@ -33,6 +33,40 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     ]
 });
 
+/// The fields of a SAS token besides `sig` (service, account and user delegation SAS). Alone
+/// they are no credential, but they say what a token grants, where and until when: in a query
+/// that carries a signature their values are masked too.
+const SAS_FIELDS: &[&str] = &[
+    "sv", "ss", "srt", "sr", "sp", "st", "se", "sip", "spr", "si", "ses", "sdd", "skoid", "sktid", "skt", "ske", "sks",
+    "skv", "saoid", "suoid", "scid", "sduoid", "rscc", "rscd", "rsce", "rscl", "rsct",
+];
+
+/// A URL query (from `?` to the end of the URL).
+static QUERY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"\?[^\s"'<>()#]+"#).unwrap());
+
+/// `?a=1&se=2031-01-01&sig=***` → `?a=1&se=***&sig=***`: the other SAS fields of a query that
+/// carries a signature. Libraries log whole request URLs at debug level.
+fn mask_sas_fields(text: &str) -> Cow<'_, str> {
+    QUERY.replace_all(text, |c: &regex::Captures<'_>| {
+        let query = &c[0];
+        if !query.to_ascii_lowercase().contains("sig=") {
+            return query.to_string();
+        }
+        let parts: Vec<String> = query[1..]
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if SAS_FIELDS.contains(&k.to_ascii_lowercase().as_str()) => {
+                    // Punctuation after the URL is the sentence's, not the value's.
+                    let tail = &v[v.trim_end_matches([',', '.', ';', ':']).len()..];
+                    format!("{k}={MASK}{tail}")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        format!("?{}", parts.join("&"))
+    })
+}
+
 /// Registers a secret value so that it is masked in every later output.
 pub fn register(secret: &str) {
     if secret.len() < 4 {
@@ -109,6 +143,11 @@ pub fn redact(text: &str) -> Cow<'_, str> {
             out = Cow::Owned(pattern.replace_all(&out, *replacement).into_owned());
         }
     }
+    if out.contains('?')
+        && let Cow::Owned(masked) = mask_sas_fields(&out)
+    {
+        out = Cow::Owned(masked);
+    }
     out
 }
 
@@ -169,7 +208,13 @@ mod tests {
     #[test]
     fn masks_sas_signature() {
         let url = "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=VxxAbc%3D&se=x";
-        assert_eq!(redact(url), "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=***&se=x");
+        assert_eq!(redact(url), "https://a.file.core.windows.net/s/web?sv=***&sp=***&sig=***&se=***");
+        // Only a query with a signature: an ordinary one keeps its values.
+        assert_eq!(redact("GET /x?restype=container&sp=rl"), "GET /x?restype=container&sp=rl");
+        assert_eq!(
+            redact("url: http://h/a?restype=container&se=2098-07-08T09%3A10%3A11Z&sig=abc&sv=2021-08-06, method"),
+            "url: http://h/a?restype=container&se=***&sig=***&sv=***, method"
+        );
     }
 
     #[test]

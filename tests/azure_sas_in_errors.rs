@@ -228,7 +228,7 @@ fn a_failing_sync_shows_no_part_of_the_sas_anywhere() {
                 let ran = Test::new()
                     .config(&cfg)
                     .env("APP_SAS", &sas)
-                    .args(&["--log-file", "run.log", "-v", "sync", src, "out", "--timeout", "2"])
+                    .args(&["--log-file", "run.log", "-vv", "sync", src, "out", "--timeout", "2"])
                     .status(exit_code_of_failed_sync())
                     .run();
                 let shown = format!("127.0.0.1:{port}/acct/{mode}");
@@ -260,7 +260,7 @@ fn a_runbook_whose_sync_fails_keeps_the_sas_out_of_journal_and_reports() {
                 .config(&cfg)
                 .script(&script)
                 .env("APP_SAS", &sas())
-                .args(&["--log-file", "run.log", "run", "script.rhai", "--yes"])
+                .args(&["--log-file", "run.log", "-vv", "run", "script.rhai", "--yes"])
                 .status(1)
                 .run();
             let what = format!("runbook {scheme} {mode}");
