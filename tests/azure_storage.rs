@@ -120,6 +120,19 @@ fn the_failover_request_is_never_repeated_when_its_answer_is_lost() {
     }
 }
 
+/// The answer is lost and the account cannot be read either: the error says a failover may be
+/// running, and nothing is sent again.
+#[test]
+fn a_lost_answer_and_an_unreadable_account_say_a_failover_may_be_running() {
+    let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+    emu.faults().drop_after_next_failover.store(true, Ordering::Relaxed);
+    emu.faults().outage_after_next_failover.store(50, Ordering::Relaxed);
+    let e = storage::storage_failover(&h.exec, "prod", quick()).unwrap_err().to_string();
+    assert!(e.contains("no clear answer") && e.contains("a failover may be running"), "{e}");
+    assert!(e.contains("503"), "the reason the account could not be read: {e}");
+    assert_eq!(posts(&emu), 1, "{:?}", emu.requests());
+}
+
 #[test]
 fn a_failover_started_by_someone_else_is_followed_not_failed() {
     let (h, emu, _) = arm::start(

@@ -250,7 +250,7 @@ async fn start(
             }
             Attempt::Answered(r) if r.status == reqwest::StatusCode::CONFLICT || r.status.is_server_error() => {
                 let conflict = r.status == reqwest::StatusCode::CONFLICT;
-                let now = fetch_status(client, name, acc).await?;
+                let now = read_after_unclear(client, name, acc, tgt).await?;
                 if now.failover_in_progress {
                     return Ok(Started::Running);
                 }
@@ -275,7 +275,7 @@ async fn start(
             Attempt::Unknown(why) => why,
         };
         tracing::warn!("{tgt}: no answer to the failover request ({why}); reading the account before anything else");
-        let now = fetch_status(client, name, acc).await?;
+        let now = read_after_unclear(client, name, acc, tgt).await?;
         if now.failover_in_progress {
             return Ok(Started::Running);
         }
@@ -292,6 +292,21 @@ async fn start(
             "the failover could not be started ({POST_ATTEMPTS} requests, each time the account showed no failover): {last}"
         ),
     ))
+}
+
+/// Reads the account after a failover request whose effect is unknown; if that fails too, the
+/// error says that a failover may be running, so that nobody simply starts another.
+async fn read_after_unclear(client: &ArmClient, name: &str, acc: &StorageAccount, tgt: &str) -> Result<StorageStatus> {
+    fetch_status(client, name, acc).await.map_err(|e| {
+        Error::action(
+            "storage_failover",
+            tgt,
+            format!(
+                "the failover request got no clear answer and the account cannot be read now ({e}); a failover may \
+                 be running: check the account (failoverInProgress, primary location) before starting another"
+            ),
+        )
+    })
 }
 
 /// Follows a running failover through the account itself (no operation URL is known): reads it

@@ -79,6 +79,9 @@ pub struct Faults {
     /// Start the next failover, then close the connection without answering (a proxy or a
     /// network that lost the answer).
     pub drop_after_next_failover: AtomicBool,
+    /// After starting the next failover, answer the next N requests with 503 (the region in
+    /// trouble: the client cannot even read the account to learn what happened).
+    pub outage_after_next_failover: AtomicU32,
 }
 
 /// Marks a response that must not be sent: the connection is closed instead.
@@ -326,6 +329,8 @@ fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: He
                 &query["api-version"],
             );
             if response.status() == StatusCode::ACCEPTED {
+                let outage = faults.outage_after_next_failover.swap(0, Ordering::Relaxed);
+                faults.unavailable_next.fetch_add(outage, Ordering::Relaxed);
                 if faults.drop_after_next_failover.swap(false, Ordering::Relaxed) {
                     response.extensions_mut().insert(DropConnection);
                 } else if faults.error_after_next_failover.swap(false, Ordering::Relaxed) {
