@@ -4,8 +4,14 @@
 //!   machine; the Files emulator counts the Get File requests that returned content.
 //! - Blob (Azurite): a mirror deletes blobs that have snapshots; hierarchical-namespace folder
 //!   markers (`hdi_isfolder=true`) are folders, not files.
+//! - No SAS in any output when either service fails ([`sas_in_errors`]).
 
+#[path = "azure_support/sas_in_errors.rs"]
+mod sas_in_errors;
 mod sync_common;
+#[allow(dead_code)]
+#[path = "integration/test.rs"]
+mod test;
 
 use std::process::Command;
 

@@ -9,15 +9,11 @@
 //! Files, container properties and listing for Blob) for the failure to happen where a sync
 //! reads file content, or answers every request with the failure.
 
-#[allow(dead_code)]
-#[path = "integration/test.rs"]
-mod test;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
-use test::Test;
+use crate::test::{self, Test};
 
 /// The token's fields: distinctive values, so that any of them found in an output is a leak.
 const SIG: &str = "U2FzU2lnbmF0dXJlRm9yTGVha1Rlc3Rz+/0=";
