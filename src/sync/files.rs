@@ -14,6 +14,16 @@ fn op(e: FilesError) -> OpError {
 #[derive(Clone)]
 pub struct Files {
     pub client: FilesClient,
+    /// Set once the service said it cannot read a copy source (`CannotVerifyCopySource`: the
+    /// source account's firewall or private endpoint keeps the service out): from then on the
+    /// files stream through this machine instead.
+    pub no_copy_from_url: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Files {
+    pub fn new(client: FilesClient) -> Files {
+        Files { client, no_copy_from_url: Default::default() }
+    }
 }
 
 impl std::fmt::Debug for Files {
@@ -39,9 +49,26 @@ impl Files {
         self.client.upload(rel, size, mtime, data).await.map_err(op)
     }
 
+    /// Server-side copy from `src`; `None` when it is not possible (no SAS for the source, or the
+    /// service cannot reach the source), and the caller streams the file instead.
     pub async fn copy_from(&self, src: &Files, rel: &str, entry: &Entry) -> Option<OpResult<u64>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.no_copy_from_url.load(Relaxed) {
+            return None;
+        }
         let source = src.client.url_with_sas(rel)?;
-        Some(self.client.copy_from_url(rel, entry.size, entry.mtime, &source).await.map_err(op))
+        match self.client.copy_from_url(rel, entry.size, entry.mtime, &source).await {
+            Err(e) if e.code.as_deref() == Some("CannotVerifyCopySource") => {
+                if !self.no_copy_from_url.swap(true, Relaxed) {
+                    tracing::warn!(
+                        "the storage service cannot read the copy source ({}): copying through this machine instead",
+                        e.message
+                    );
+                }
+                None
+            }
+            r => Some(r.map_err(op)),
+        }
     }
 
     /// Creates `rel` and, for the root, every missing parent of the endpoint's path.

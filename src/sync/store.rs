@@ -28,7 +28,7 @@ impl Store {
     pub fn open(endpoint: &Endpoint) -> crate::Result<Store> {
         match endpoint {
             Endpoint::Local(p) => Ok(Store::Local(Local::new(p.clone()))),
-            Endpoint::Files(r) => Ok(Store::Files(Files { client: crate::azure_files::FilesClient::new(r.clone()) })),
+            Endpoint::Files(r) => Ok(Store::Files(Files::new(crate::azure_files::FilesClient::new(r.clone())))),
             Endpoint::Blob(r) => Ok(Store::Blob(Blob::new(r)?)),
         }
     }
