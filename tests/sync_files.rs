@@ -18,7 +18,7 @@ const KEY: &str = "c2VjcmV0LWtleS1vZi10aGUtZW11bGF0b3ItYWNjb3VudC0wMTIzNDU2Nzg5Y
 async fn emulator(dir: &Path) -> FilesEmulator {
     drscript::redact::register(KEY);
     let emu = azure_files::start(dir, &[(ACCOUNT, KEY)]).await.unwrap();
-    for share in ["prod", "dr"] {
+    for share in ["prod", "drshare"] {
         std::fs::create_dir_all(dir.join(ACCOUNT).join(share)).unwrap();
     }
     emu
@@ -65,17 +65,17 @@ async fn local_to_files_to_files_to_local_round_trip() {
     assert_eq!((again.copied, again.skipped), (0, 122));
 
     // Files → Files with a SAS on the source: server-side, range by range.
-    let dr = files_url(&emu, "dr/web/repository", &rw);
+    let dr = files_url(&emu, "drshare/web/repository", &rw);
     let sum = run(&prod, &dr, &SyncOptions::default()).await.unwrap();
     assert_eq!((sum.copied, sum.server_side), (122, 122), "{sum:?}");
-    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("dr/web/repository")));
+    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("drshare/web/repository")));
 
     // Streamed through the client when asked (or when the source has no SAS: Shared Key).
     let streamed = SyncOptions { server_side: false, ..SyncOptions::default() };
-    let dr2 = shared_key(&emu, "dr/copy2");
+    let dr2 = shared_key(&emu, "drshare/copy2");
     let sum = run(&shared_key(&emu, "prod/web/repository"), &dr2, &streamed).await.unwrap();
     assert_eq!((sum.copied, sum.server_side), (122, 0));
-    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("dr/copy2")));
+    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("drshare/copy2")));
 
     // Files → local, verified by MD5.
     let verify = SyncOptions { verify: true, ..SyncOptions::default() };
@@ -90,9 +90,9 @@ async fn mirror_on_files_deletes_extras_and_guards_hold() {
     let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let emu = emulator(store.path()).await;
     write_tree(s.path(), &[("a/1.txt", b"1"), ("b.txt", b"2"), ("c.txt", b"3")]);
-    let dst_dir = store.path().join(ACCOUNT).join("dr/rabbitmq");
+    let dst_dir = store.path().join(ACCOUNT).join("drshare/rabbitmq");
     write_tree(&dst_dir, &[("a/1.txt", b"1"), ("old/deep/x.txt", b"x"), ("stale.txt", b"s")]);
-    let dst = files_url(&emu, "dr/rabbitmq", &sas("rwdlc"));
+    let dst = files_url(&emu, "drshare/rabbitmq", &sas("rwdlc"));
     // 2 extras of 3 destination files: over the default 50 %.
     let err = run(&local(s.path()), &dst, &mirror()).await.unwrap_err().to_string();
     assert!(err.contains("exceed max_delete 50%"), "{err}");
@@ -143,10 +143,10 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
         chrono::Utc::now() + chrono::Duration::hours(1),
     );
     let sig = url::form_urlencoded::parse(forged.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
-    let dst = files_url(&emu, "dr/x", &forged);
+    let dst = files_url(&emu, "drshare/x", &forged);
     let err = run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("403") && err.contains("AuthenticationFailed"), "{err}");
-    assert!(err.contains(&format!("http://{}/{ACCOUNT}/dr/x", emu.addr)), "{err}");
+    assert!(err.contains(&format!("http://{}/{ACCOUNT}/drshare/x", emu.addr)), "{err}");
     assert!(!err.contains(&sig), "{err}");
 
     // A missing share.
@@ -155,7 +155,7 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
     assert!(err.to_string().contains("does not exist") || err.to_string().contains("ShareNotFound"), "{err}");
 
     // Shared Key with a wrong key.
-    let mut ep = shared_key(&emu, "dr/y");
+    let mut ep = shared_key(&emu, "drshare/y");
     if let Endpoint::Files(r) = &mut ep {
         r.credential = Credential::SharedKey("d3Jvbmcta2V5LXdyb25nLWtleQ==".into());
     }
@@ -164,7 +164,7 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
 
     // Every output of a successful dry run and live run is free of SAS signatures and the key.
     let good_sig = url::form_urlencoded::parse(ok.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
-    let dst = files_url(&emu, "dr/z", &ok);
+    let dst = files_url(&emu, "drshare/z", &ok);
     let dry = report(&local(s.path()), &dst, &SyncOptions::default(), SyncMode::DryRun).await;
     let live = run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap();
     for text in [
@@ -187,7 +187,7 @@ async fn uploads_carry_their_md5_so_a_hash_compare_reads_no_content_but_verify_r
     let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 239) as u8).collect();
     std::fs::write(s.path().join("d2/big.bin"), &big).unwrap();
     let rw = sas("rwdlacup");
-    let dst = files_url(&emu, "dr/app", &rw);
+    let dst = files_url(&emu, "drshare/app", &rw);
     let verify = SyncOptions { verify: true, ..SyncOptions::default() };
     let reads = emu.content_reads();
     let sum = run(&local(s.path()), &dst, &verify).await.unwrap();
@@ -233,8 +233,8 @@ async fn a_share_that_goes_away_mid_sync_stops_it_early_and_the_rerun_completes_
         std::fs::write(s.path().join(format!("d{i}/big{i}.bin")), big).unwrap();
     }
     let rw = sas("rwdlacup");
-    let dst = files_url(&emu, "dr/app", &rw);
-    let on_share = store.path().join(ACCOUNT).join("dr/app");
+    let dst = files_url(&emu, "drshare/app", &rw);
+    let on_share = store.path().join(ACCOUNT).join("drshare/app");
     write_tree(&on_share, &[("stale.txt", b"only at DR")]);
     let sync = tokio::spawn({
         let (src, dst) = (local(s.path()), dst.clone());
@@ -247,7 +247,7 @@ async fn a_share_that_goes_away_mid_sync_stops_it_early_and_the_rerun_completes_
     emu.stop().await;
     let err = sync.await.unwrap().unwrap_err().to_string();
     assert!(err.contains("stopped early") && err.contains("not tried"), "{err}");
-    assert!(err.contains(&format!("{addr}/{ACCOUNT}/dr/app")), "the error names the share: {err}");
+    assert!(err.contains(&format!("{addr}/{ACCOUNT}/drshare/app")), "the error names the share: {err}");
     assert!(err.contains("mirror deleted nothing"), "{err}");
     assert!(on_share.join("stale.txt").exists(), "a mirror that stopped early deleted");
     assert!(tree(&on_share).len() < 1505, "the share went away after the sync had finished");

@@ -12,6 +12,7 @@ command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v rsync >/dev/null || need_apt+=(rsync)
 [ -x /usr/bin/time ] || need_apt+=(time)  # benchmark only
 command -v rclone >/dev/null || need_apt+=(rclone)  # benchmark only
+ldconfig -p | grep -q 'libsecret-1\.so\.0' || need_apt+=(libsecret-1-0)  # azcopy links it
 if ((${#need_apt[@]})); then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}"

@@ -1,0 +1,174 @@
+//! Names as the File service takes them: share names checked, directory and file names checked
+//! component by component, trailing dots trimmed unless the caller asks to keep them, and
+//! lookups resolved case-insensitively against the names on disk, whose case is the one first
+//! written (the service is case-insensitive and case-preserving).
+
+use std::path::{Path, PathBuf};
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::responses::error;
+
+/// The longest directory or file name component, in characters.
+pub const MAX_COMPONENT: usize = 255;
+/// The longest path inside a share, in characters.
+pub const MAX_PATH: usize = 2048;
+
+const RESERVED: &[&str] = &[
+    "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "COM1", "COM2", "COM3", "COM4", "COM5",
+    "COM6", "COM7", "COM8", "COM9", "PRN", "AUX", "NUL", "CON", "CLOCK$",
+];
+
+fn invalid_name() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "InvalidResourceName",
+        "The specifed resource name contains invalid characters.",
+        None,
+    )
+}
+
+fn too_long() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "InvalidResourceName",
+        "The specified resource name length is not within the permissible limits.",
+        None,
+    )
+}
+
+/// Share names: 3 to 63 lowercase letters, digits and single hyphens, starting and ending with
+/// a letter or digit.
+pub fn check_share(name: &str) -> Result<(), Response> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok_shape = !name.starts_with('-') && !name.ends_with('-') && !name.contains("--");
+    if !(3..=63).contains(&name.len()) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "OutOfRangeInput",
+            "The specified resource name length is not within the permissible limits.",
+            None,
+        ));
+    }
+    if ok_chars && ok_shape { Ok(()) } else { Err(invalid_name()) }
+}
+
+/// Why a directory or file name component is refused, or `None` when the service takes it.
+pub fn component_problem(name: &str) -> Option<&'static str> {
+    if name.chars().count() > MAX_COMPONENT {
+        return Some("longer than 255 characters");
+    }
+    if name == "." || name == ".." {
+        return Some("a relative path segment");
+    }
+    if name.chars().any(|c| matches!(c, '"' | '\\' | '/' | ':' | '|' | '<' | '>' | '*' | '?')) {
+        return Some("a reserved character (\" \\ / : | < > * ?)");
+    }
+    if name.chars().any(|c| (c as u32) < 0x20) {
+        return Some("a control character");
+    }
+    if name.chars().any(|c| ('\u{e000}'..='\u{f8ff}').contains(&c) || c == '\u{fffe}' || c == '\u{ffff}') {
+        return Some("a character that is not valid Unicode text");
+    }
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Some("a reserved device name");
+    }
+    None
+}
+
+/// The path inside a share as the service names it: each component checked, trailing dots
+/// trimmed unless `keep_trailing_dots` (what `x-ms-allow-trailing-dot: true` asks for).
+pub fn normalize(segments: &[String], keep_trailing_dots: bool) -> Result<String, Response> {
+    let mut out = Vec::with_capacity(segments.len());
+    for seg in segments {
+        let seg =
+            if keep_trailing_dots || seg == "." || seg == ".." { seg.as_str() } else { seg.trim_end_matches('.') };
+        if seg.is_empty() {
+            return Err(invalid_name());
+        }
+        match component_problem(seg) {
+            None => out.push(seg),
+            Some(p) if p.starts_with("longer") => return Err(too_long()),
+            Some(_) => return Err(invalid_name()),
+        }
+    }
+    let path = out.join("/");
+    if path.chars().count() > MAX_PATH {
+        return Err(too_long());
+    }
+    Ok(path)
+}
+
+/// The entry of `dir` whose name equals `name` ignoring case (the first such, by sorted name,
+/// should a hand-made folder hold several).
+fn find_case_insensitive(dir: &Path, name: &str) -> Option<std::ffi::OsString> {
+    let lower = name.to_lowercase();
+    let mut hits: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n.to_str().is_some_and(|n| n.to_lowercase() == lower))
+        .collect();
+    hits.sort();
+    hits.into_iter().next()
+}
+
+/// The on-disk path of `path` below `share_dir`: each existing component in the case it was
+/// first written with; components that do not exist yet keep the case of the request.
+pub fn resolve(share_dir: &Path, path: &str) -> PathBuf {
+    let exact: PathBuf = path.split('/').filter(|s| !s.is_empty()).fold(share_dir.to_path_buf(), |p, s| p.join(s));
+    if std::fs::symlink_metadata(&exact).is_ok() {
+        return exact;
+    }
+    let mut p = share_dir.to_path_buf();
+    let mut found = true;
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        if found && let Some(on_disk) = find_case_insensitive(&p, seg) {
+            p.push(on_disk);
+            continue;
+        }
+        found = false;
+        p.push(seg);
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(p: &str) -> Vec<String> {
+        p.split('/').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn refuses_what_the_service_refuses_and_trims_trailing_dots() {
+        for bad in ["a\"b", "a\\b", "a:b", "a|b", "a<b", "a>b", "a*b", "a?b", "a\u{1}b", "CON", "lpt1", "..."] {
+            assert!(normalize(&segs(bad), false).is_err(), "{bad:?}");
+        }
+        assert_eq!(normalize(&segs("dir./file.txt.."), false).ok().as_deref(), Some("dir/file.txt"));
+        assert_eq!(normalize(&segs("dir./file.txt.."), true).ok().as_deref(), Some("dir./file.txt.."));
+        assert!(normalize(&[("x".repeat(256))], false).is_err());
+        assert!(normalize(&[("é".repeat(255))], false).is_ok());
+    }
+
+    #[test]
+    fn share_names_are_lowercase_dns_labels() {
+        for ok in ["dr", "prod-01", "abc"] {
+            assert!(check_share(ok).is_ok() || ok.len() < 3, "{ok}");
+        }
+        for bad in ["Prod", "a--b", "-ab", "ab-", "a_b", "ab"] {
+            assert!(check_share(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resolve_keeps_the_case_first_written() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("Web/Repo")).unwrap();
+        std::fs::write(d.path().join("Web/Repo/Case.txt"), b"x").unwrap();
+        assert_eq!(resolve(d.path(), "web/repo/CASE.TXT"), d.path().join("Web/Repo/Case.txt"));
+        assert_eq!(resolve(d.path(), "WEB/new/x"), d.path().join("Web/new/x"));
+    }
+}
