@@ -121,9 +121,14 @@ pub fn resolve(share_dir: &Path, path: &str) -> PathBuf {
     if std::fs::symlink_metadata(&exact).is_ok() {
         return exact;
     }
+    // Component by component: an exact match costs one stat, a miss one scan of the folder.
     let mut p = share_dir.to_path_buf();
     let mut found = true;
     for seg in path.split('/').filter(|s| !s.is_empty()) {
+        if found && std::fs::symlink_metadata(p.join(seg)).is_ok() {
+            p.push(seg);
+            continue;
+        }
         if found && let Some(on_disk) = find_case_insensitive(&p, seg) {
             p.push(on_disk);
             continue;
