@@ -323,6 +323,10 @@ async fn microsofts_sdk_signs_shared_key_and_sas_and_the_emulator_verifies_and_r
     assert_eq!(seen["dots_listing"], serde_json::json!(["kept.", "trimmed"]), "{seen}");
     assert_eq!(seen["after_delete"], serde_json::json!(["Case.txt", "kept.", "trimmed"]), "{seen}");
     assert_eq!(seen["wrong_key"], serde_json::json!([403, "AuthenticationFailed"]), "{seen}");
+    assert_eq!(seen["odd_name"], "odd", "{seen}");
+    assert_eq!(seen["listed_attributes"], "Archive", "{seen}");
+    assert_eq!(seen["listed_has_times"], true, "{seen}");
+    assert_eq!(seen["listed_etag_matches"], true, "{seen}");
     // SAS made by the SDK.
     assert_eq!(seen["sas_listing"], serde_json::json!(["one.bin"]), "{seen}");
     assert_eq!(seen["sas_md5"], format!("{:x}", md5::Md5::digest(vec![b'a'; 5_000_000])), "{seen}");

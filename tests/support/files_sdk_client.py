@@ -81,6 +81,19 @@ ShareFileClient(url, "sdkkey", "Docs/kept.", credential={"account_name": account
                 allow_trailing_dot=True).upload_file(b"x")
 seen["dots_listing"] = [n for n in names(share, "Docs") if n.startswith(("trimmed", "kept"))]
 
+# Names that need percent-encoding sign and resolve the same way on both sides.
+odd = "Docs/sp ace+%ü€.txt"
+share.get_file_client(odd).upload_file(b"odd")
+seen["odd_name"] = share.get_file_client(odd).download_file().readall().decode()
+share.get_file_client(odd).delete_file()
+# Listing details the SDK parses from the emulator's XML.
+listed = {x["name"]: x for x in share.get_directory_client("Docs").list_directories_and_files(
+    include=["timestamps", "Etag", "Attributes"])}
+case = listed["Case.txt"]
+seen["listed_attributes"] = str(case.get("file_attributes"))
+seen["listed_has_times"] = bool(case.get("creation_time")) and bool(case.get("last_write_time"))
+seen["listed_etag_matches"] = case.get("etag") == f.get_file_properties().etag
+
 share.get_file_client("Docs/copy.txt").delete_file()
 seen["after_delete"] = names(share, "Docs")
 
