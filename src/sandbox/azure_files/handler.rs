@@ -188,7 +188,7 @@ async fn route(
         && headers.get("x-ms-allow-trailing-dot").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let path = names::normalize(&segs[2..], keep_dots)?;
     let share_dir = state.dir.join(&segs[0]).join(&segs[1]);
-    let fs = names::resolve(&share_dir, &path);
+    let fs = names::resolve(&share_dir, &path, &state.names);
     let req = Req {
         state,
         method,
@@ -292,6 +292,7 @@ fn create_dir(req: &Req<'_>) -> R {
     let attributes = props::parse_attributes(&req.headers, true)?;
     let creation = props::parse_creation(&req.headers)?.unwrap_or_else(Utc::now);
     std::fs::create_dir(&p).map_err(|e| io_error(&e))?;
+    req.state.names.added(&p);
     if let Some(t) = req.h("x-ms-file-last-write-time").and_then(parse_time) {
         let _ = std::fs::File::open(&p).and_then(|f| f.set_modified(t.into()));
     }
@@ -351,6 +352,7 @@ fn delete_dir(req: &Req<'_>) -> R {
     match std::fs::remove_dir(&p) {
         Ok(()) => {
             req.state.props.remove(&p);
+            req.state.names.removed(&p);
             Ok(empty(StatusCode::ACCEPTED))
         }
         Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
@@ -537,6 +539,7 @@ fn create_file(req: &Req<'_>) -> R {
     let creation = props::parse_creation(&req.headers)?.unwrap_or_else(Utc::now);
     let t = last_write_header(req, Utc::now())?;
     let f = std::fs::File::create(&p).map_err(|e| io_error(&e))?;
+    req.state.names.added(&p);
     f.set_len(len).map_err(|e| io_error(&e))?;
     f.set_modified(t.into()).map_err(|e| io_error(&e))?;
     drop(f);
@@ -646,6 +649,7 @@ fn delete_file(req: &Req<'_>) -> R {
     let (p, _) = existing_file(req)?;
     std::fs::remove_file(&p).map_err(|e| io_error(&e))?;
     req.state.props.remove(&p);
+    req.state.names.removed(&p);
     Ok(empty(StatusCode::ACCEPTED))
 }
 
@@ -717,7 +721,7 @@ fn copy_source(req: &Req<'_>, source: &str) -> Result<PathBuf, Response> {
             ));
         }
     }
-    let p = names::resolve(&req.state.dir.join(&account).join(&share), &path);
+    let p = names::resolve(&req.state.dir.join(&account).join(&share), &path, &req.state.names);
     if !p.is_file() {
         return Err(error(
             StatusCode::NOT_FOUND,
@@ -770,6 +774,7 @@ fn copy_file(req: &Req<'_>) -> R {
     }
     if from != to {
         std::fs::copy(&from, &to).map_err(|e| io_error(&e))?;
+        req.state.names.added(&to);
     }
     let source_props = req.props(&from);
     let metadata = props::parse_metadata(&req.headers)?;

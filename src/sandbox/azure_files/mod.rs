@@ -78,6 +78,8 @@ pub(crate) struct State {
     /// What the service keeps beside content and last-write-time (content headers with the
     /// Content-MD5, metadata, attributes, creation time, write count), by on-disk path.
     pub props: props::Table,
+    /// Each folder's names by case-insensitive key (lookups of names in another case).
+    pub names: names::Index,
 }
 
 /// Serves `accounts` (name → base64 key) from `dir` on an ephemeral loopback port. Shares are the
@@ -111,6 +113,7 @@ pub async fn start_with_faults(
         addr,
         content_reads: Default::default(),
         props: Default::default(),
+        names: Default::default(),
     });
     let slot = Arc::new(crate::sandbox::faults::FaultSlot::default());
     slot.set(faults);

@@ -3,6 +3,8 @@
 //! lookups resolved case-insensitively against the names on disk, whose case is the one first
 //! written (the service is case-insensitive and case-preserving).
 
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use axum::http::StatusCode;
@@ -100,28 +102,83 @@ pub fn normalize(segments: &[String], keep_trailing_dots: bool) -> Result<String
     Ok(path)
 }
 
-/// The entry of `dir` whose name equals `name` ignoring case (the first such, by sorted name,
-/// should a hand-made folder hold several).
-fn find_case_insensitive(dir: &Path, name: &str) -> Option<std::ffi::OsString> {
-    let lower = name.to_lowercase();
-    let mut hits: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .filter(|n| n.to_str().is_some_and(|n| n.to_lowercase() == lower))
-        .collect();
-    hits.sort();
-    hits.into_iter().next()
+/// Each folder's names by their case-insensitive key, so that finding `case.txt` under
+/// `Case.txt` costs a lookup, not a scan of the folder. An entry is rebuilt when the folder's
+/// mtime moved (a change made by hand); the emulator's own creations and deletions update it
+/// in place ([`Index::added`], [`Index::removed`]).
+#[derive(Default)]
+pub struct Index(std::sync::Mutex<HashMap<PathBuf, Folder>>);
+
+struct Folder {
+    mtime: Option<std::time::SystemTime>,
+    /// Lowercased name → the names on disk with that key, sorted.
+    names: HashMap<String, Vec<OsString>>,
+}
+
+fn key(name: &OsStr) -> Option<String> {
+    name.to_str().map(str::to_lowercase)
+}
+
+fn dir_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(dir).and_then(|m| m.modified()).ok()
+}
+
+impl Index {
+    /// The entry of `dir` whose name equals `name` ignoring case (the first by sorted name,
+    /// should a hand-made folder hold several).
+    fn find(&self, dir: &Path, name: &str) -> Option<OsString> {
+        let mtime = dir_mtime(dir)?;
+        let mut folders = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = folders.get(dir).is_some_and(|f| f.mtime == Some(mtime));
+        if !fresh {
+            let mut names: HashMap<String, Vec<OsString>> = HashMap::new();
+            for e in std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()) {
+                let n = e.file_name();
+                if let Some(k) = key(&n) {
+                    names.entry(k).or_default().push(n);
+                }
+            }
+            names.values_mut().for_each(|v| v.sort());
+            folders.insert(dir.to_path_buf(), Folder { mtime: Some(mtime), names });
+        }
+        folders.get(dir)?.names.get(&name.to_lowercase())?.first().cloned()
+    }
+
+    /// `path` was just created by the emulator.
+    pub fn added(&self, path: &Path) {
+        self.update(path, |v, n| {
+            if !v.contains(&n) {
+                v.push(n);
+                v.sort();
+            }
+        });
+    }
+
+    /// `path` was just deleted by the emulator.
+    pub fn removed(&self, path: &Path) {
+        self.update(path, |v, n| v.retain(|x| *x != n));
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|d, _| !d.starts_with(path));
+    }
+
+    fn update(&self, path: &Path, f: impl FnOnce(&mut Vec<OsString>, OsString)) {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+        let mut folders = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(folder) = folders.get_mut(dir) else { return };
+        if let Some(k) = key(name) {
+            f(folder.names.entry(k).or_default(), name.to_os_string());
+        }
+        folder.mtime = dir_mtime(dir);
+    }
 }
 
 /// The on-disk path of `path` below `share_dir`: each existing component in the case it was
 /// first written with; components that do not exist yet keep the case of the request.
-pub fn resolve(share_dir: &Path, path: &str) -> PathBuf {
+pub fn resolve(share_dir: &Path, path: &str, index: &Index) -> PathBuf {
     let exact: PathBuf = path.split('/').filter(|s| !s.is_empty()).fold(share_dir.to_path_buf(), |p, s| p.join(s));
     if std::fs::symlink_metadata(&exact).is_ok() {
         return exact;
     }
-    // Component by component: an exact match costs one stat, a miss one scan of the folder.
+    // Component by component: an exact match costs one stat, a miss one lookup in the index.
     let mut p = share_dir.to_path_buf();
     let mut found = true;
     for seg in path.split('/').filter(|s| !s.is_empty()) {
@@ -129,7 +186,7 @@ pub fn resolve(share_dir: &Path, path: &str) -> PathBuf {
             p.push(seg);
             continue;
         }
-        if found && let Some(on_disk) = find_case_insensitive(&p, seg) {
+        if found && let Some(on_disk) = index.find(&p, seg) {
             p.push(on_disk);
             continue;
         }
@@ -173,7 +230,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("Web/Repo")).unwrap();
         std::fs::write(d.path().join("Web/Repo/Case.txt"), b"x").unwrap();
-        assert_eq!(resolve(d.path(), "web/repo/CASE.TXT"), d.path().join("Web/Repo/Case.txt"));
-        assert_eq!(resolve(d.path(), "WEB/new/x"), d.path().join("Web/new/x"));
+        let index = Index::default();
+        assert_eq!(resolve(d.path(), "web/repo/CASE.TXT", &index), d.path().join("Web/Repo/Case.txt"));
+        assert_eq!(resolve(d.path(), "WEB/new/x", &index), d.path().join("Web/new/x"));
+        // A name the emulator adds is found at once, whatever the folder's clock says.
+        std::fs::write(d.path().join("Web/Repo/Other.txt"), b"y").unwrap();
+        index.added(&d.path().join("Web/Repo/Other.txt"));
+        assert_eq!(resolve(d.path(), "web/repo/OTHER.txt", &index), d.path().join("Web/Repo/Other.txt"));
+        std::fs::remove_file(d.path().join("Web/Repo/Other.txt")).unwrap();
+        index.removed(&d.path().join("Web/Repo/Other.txt"));
+        assert_eq!(resolve(d.path(), "web/repo/OTHER.txt", &index), d.path().join("Web/Repo/OTHER.txt"));
     }
 }
