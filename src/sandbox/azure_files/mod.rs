@@ -15,6 +15,9 @@
 
 mod authz;
 mod component;
+mod copy;
+mod dirs;
+mod files;
 mod handler;
 mod names;
 mod props;
