@@ -163,11 +163,12 @@ pub async fn sync_report(
     if matches!(dst, Store::Files(_)) && !matches!(src, Store::Files(_)) {
         let problems = azure_names::check_tree(&src, &filter).await;
         if !problems.is_empty() {
-            return Err(Error::action(
-                "sync_share",
-                format!("{} → {}", src_ep.location(), dst_ep.location()),
-                azure_names::describe(&problems),
-            ));
+            return Err(Error::Usage(format!(
+                "sync: {} → {}: {}",
+                src_ep.location(),
+                dst_ep.location(),
+                azure_names::describe(&problems)
+            )));
         }
     }
     let dst_exists = dst
