@@ -316,7 +316,18 @@ async fn microsofts_sdk_signs_shared_key_and_sas_and_the_emulator_verifies_and_r
     }
     assert_eq!(seen["ranges"], serde_json::json!([[0, 9999]]), "{seen}");
     assert_eq!(seen["copy_status"], "success", "{seen}");
-    assert_eq!(seen["lease"], serde_json::json!([400, "UnsupportedQueryParameter"]), "{seen}");
+    assert_eq!(seen["lease_state"], "leased", "{seen}");
+    assert_eq!(seen["lease_write_without_id"], serde_json::json!([412, "LeaseIdMissing"]), "{seen}");
+    assert_eq!(seen["lease_write_other_id"], serde_json::json!([412, "LeaseIdMismatchWithFileOperation"]), "{seen}");
+    assert_eq!(seen["lease_delete_without_id"], serde_json::json!([412, "LeaseIdMissing"]), "{seen}");
+    assert_eq!(seen["lease_acquire_again_other_id"], serde_json::json!([409, "LeaseAlreadyPresent"]), "{seen}");
+    assert_eq!(seen["lease_state_released"], "available", "{seen}");
+    assert_eq!(
+        seen["lease_write_without_lease"],
+        serde_json::json!([412, "LeaseNotPresentWithFileOperation"]),
+        "{seen}"
+    );
+    assert_eq!(seen["lease_state_broken"], "available", "{seen}");
     // Names.
     assert_eq!(seen["bad_name"], serde_json::json!([400, "InvalidResourceName"]), "{seen}");
     assert_eq!(seen["long_name"], serde_json::json!([400, "InvalidResourceName"]), "{seen}");

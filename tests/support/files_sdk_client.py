@@ -71,7 +71,24 @@ seen["ranges"] = [[r["start"], r["end"]] for r in f.get_ranges()]
 copy = share.get_file_client("Docs/copy.txt")
 seen["copy_status"] = copy.start_copy_from_url(f.url)["copy_status"]
 seen["copy_content_equal"] = copy.download_file().readall() == f.download_file().readall()
-seen["lease"] = failure(lambda: f.acquire_lease())
+
+# Leases: an infinite lock on writes and deletes.
+lease = f.acquire_lease()
+seen["lease_state"] = f.get_file_properties().lease.state
+seen["lease_write_without_id"] = failure(lambda: f.upload_range(b"L", offset=0, length=1))
+seen["lease_write_other_id"] = failure(
+    lambda: f.upload_range(b"L", offset=0, length=1, lease="6f9619ff-8b86-d011-b42d-00c04fc964ff"))
+seen["lease_delete_without_id"] = failure(lambda: f.delete_file())
+seen["lease_acquire_again_other_id"] = failure(lambda: f.acquire_lease(lease_id="6f9619ff-8b86-d011-b42d-00c04fc964ff"))
+f.upload_range(b"X", offset=0, length=1, lease=lease)
+lease.change("6f9619ff-8b86-d011-b42d-00c04fc964ff")
+f.upload_range(b"X", offset=0, length=1, lease=lease)
+lease.release()
+seen["lease_state_released"] = f.get_file_properties().lease.state
+seen["lease_write_without_lease"] = failure(
+    lambda: f.upload_range(b"X", offset=0, length=1, lease="6f9619ff-8b86-d011-b42d-00c04fc964ff"))
+f.acquire_lease().break_lease()
+seen["lease_state_broken"] = f.get_file_properties().lease.state
 
 # Names the service refuses, and trailing dots (trimmed unless kept).
 seen["bad_name"] = failure(lambda: share.get_file_client("Docs/bad:name.txt").upload_file(b"x"))

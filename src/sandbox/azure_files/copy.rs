@@ -10,10 +10,10 @@ use chrono::Utc;
 
 use super::authz::{self, Need};
 use super::handler::{R, Req, decode, file_answer, io_error, need_parent};
-use super::names;
 use super::props;
 use super::responses::{bad_request, error};
 use super::signature::SasToken;
+use super::{lease, names};
 
 /// A file named by a copy source URL on this emulator: authorised by its own SAS, or (same
 /// account only) by the request's Shared Key, as the service allows.
@@ -103,6 +103,7 @@ pub(super) fn copy_file(req: &Req<'_>) -> R {
     let source = req.h("x-ms-copy-source").unwrap_or_default().to_string();
     let from = copy_source(req, &source)?;
     let to = req.fs_path();
+    lease::check(req, &to, true)?;
     if to.is_dir() {
         return Err(error(
             StatusCode::CONFLICT,

@@ -13,13 +13,14 @@ use super::handler::{
     MAX_RANGE, R, Req, existing_file, file_answer, file_headers, io_error, mtime, need_parent, parse_range, parse_time,
     set_mtime,
 };
-use super::props;
 use super::responses::{bad_request, base, empty, error};
+use super::{lease, props};
 
 /// Set File Metadata replaces every metadata pair of the file.
 pub(super) fn set_file_metadata(req: &Req<'_>) -> R {
     req.authorize('w', 'o')?;
     let (p, _) = existing_file(req)?;
+    lease::check(req, &p, true)?;
     let metadata = props::parse_metadata(&req.headers)?;
     req.state.props.update(&p, |pr| pr.metadata = metadata);
     file_answer(req, StatusCode::OK, &p)
@@ -57,6 +58,7 @@ pub(super) fn create_file(req: &Req<'_>) -> R {
     }
     need_parent(req)?;
     let p = req.fs_path();
+    lease::check(req, &p, true)?;
     if p.is_dir() {
         return Err(error(
             StatusCode::CONFLICT,
@@ -90,6 +92,7 @@ pub(super) fn create_file(req: &Req<'_>) -> R {
 pub(super) fn set_props(req: &Req<'_>) -> R {
     req.authorize('w', 'o')?;
     let (p, meta) = existing_file(req)?;
+    lease::check(req, &p, true)?;
     let content = props::parse_content(&req.headers);
     let attributes = props::parse_attributes(&req.headers, false)?;
     let creation = props::parse_creation(&req.headers)?;
@@ -110,6 +113,7 @@ pub(super) fn set_props(req: &Req<'_>) -> R {
 pub(super) async fn get_file(req: &Req<'_>) -> R {
     req.authorize('r', 'o')?;
     let (p, meta) = existing_file(req)?;
+    lease::check(req, &p, false)?;
     let props = req.props(&p);
     let size = meta.len();
     let range = req.h("x-ms-range").or_else(|| req.h("range")).map(str::to_string);
@@ -154,6 +158,7 @@ pub(super) async fn get_file(req: &Req<'_>) -> R {
     let mut r = base(status, body);
     file_headers(&mut r, &meta, &props);
     props::add_headers(&mut r, &props);
+    lease::add_headers(&mut r, props.lease.as_deref());
     let h = r.headers_mut();
     h.insert("content-length", HeaderValue::from_str(&len.to_string()).unwrap());
     if props.content("content-type").is_none() {
@@ -179,6 +184,7 @@ pub(super) async fn get_file(req: &Req<'_>) -> R {
 pub(super) fn delete_file(req: &Req<'_>) -> R {
     req.authorize('d', 'o')?;
     let (p, _) = existing_file(req)?;
+    lease::check(req, &p, true)?;
     std::fs::remove_file(&p).map_err(|e| io_error(&e))?;
     req.state.props.remove(&p);
     req.state.names.removed(&p);
@@ -190,6 +196,7 @@ pub(super) fn delete_file(req: &Req<'_>) -> R {
 pub(super) fn list_ranges(req: &Req<'_>) -> R {
     req.authorize('r', 'o')?;
     let (p, meta) = existing_file(req)?;
+    lease::check(req, &p, false)?;
     let size = meta.len();
     let (start, end) = match req.h("x-ms-range").or_else(|| req.h("range")).and_then(parse_range) {
         Some((a, b)) => (a, b.min(size.saturating_sub(1))),
@@ -211,6 +218,7 @@ pub(super) fn list_ranges(req: &Req<'_>) -> R {
 pub(super) async fn put_range(req: &Req<'_>, body: Body) -> R {
     req.authorize('w', 'o')?;
     let (p, meta) = existing_file(req)?;
+    lease::check(req, &p, true)?;
     let Some((start, end)) = req.h("x-ms-range").or_else(|| req.h("range")).and_then(parse_range) else {
         return Err(bad_request(
             "MissingRequiredHeader",

@@ -16,7 +16,7 @@ use super::State;
 use super::authz::{self, Incoming, Need};
 use super::props::{self, Props};
 use super::responses::{bad_request, empty, error, iso7, not_found, rfc1123};
-use super::{copy, dirs, files, names, versions};
+use super::{copy, dirs, files, lease, names, versions};
 
 pub(super) const MAX_RANGE: u64 = 4 * 1024 * 1024;
 
@@ -214,7 +214,7 @@ async fn route(
         (Method::PUT, None, Some("range")) => files::put_range(&req, body).await,
         (Method::PUT, None, Some("properties")) => files::set_props(&req),
         (Method::GET, None, Some("rangelist")) => files::list_ranges(&req),
-        (Method::PUT, None, Some("lease")) => not_emulated(&req, "comp", "lease"),
+        (Method::PUT, None, Some("lease")) => lease::lease_file(&req),
         (Method::PUT, None, Some("copy")) => not_emulated(&req, "comp", "copy"),
         (Method::PUT, None, None) if req.h("x-ms-copy-source").is_some() => copy::copy_file(&req),
         (Method::PUT, None, None) => files::create_file(&req),

@@ -19,6 +19,7 @@ mod copy;
 mod dirs;
 mod files;
 mod handler;
+mod lease;
 mod names;
 mod props;
 mod responses;

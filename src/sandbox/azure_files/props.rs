@@ -46,6 +46,8 @@ pub struct Props {
     pub creation: Option<DateTime<Utc>>,
     /// Writes through the emulator (create, ranges, properties, metadata): part of the ETag.
     pub writes: u64,
+    /// The ID of the file's lease, while it has one.
+    pub lease: Option<String>,
 }
 
 impl Props {
@@ -144,6 +146,12 @@ impl Table {
         let e = t.entry(p.to_path_buf()).or_default();
         f(e);
         e.writes += 1;
+    }
+
+    /// Sets or clears a file's lease (not a write: the ETag stays).
+    pub fn set_lease(&self, p: &Path, lease: Option<String>) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        t.entry(p.to_path_buf()).or_default().lease = lease;
     }
 
     /// Forgets `p` and everything below it.
