@@ -203,7 +203,7 @@ fn check_shared_key(state: &State, account: &str, authz: &str, r: &Incoming<'_>)
     let expected = signature::hmac_sha256(key, &string).unwrap_or_default();
     if !signature::same_signature(&expected, sig) {
         return Err(auth_failed(&format!(
-            "The MAC signature found in the HTTP request '{sig}' is not the same as any computed signature. Server used following string to sign: '{}'.",
+            "The MAC signature found in the HTTP request is not the same as any computed signature. Server used following string to sign: '{}'.",
             string.replace('\n', "\\n")
         )));
     }
