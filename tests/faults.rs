@@ -234,10 +234,10 @@ fn sync_through_torn_range_writes_never_loses_or_corrupts_data() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, data).unwrap();
     }
-    sync_config(&work, &source, &format!("{url}/dr"));
+    sync_config(&work, &source, &format!("{url}/drshare"));
     let sas = account_sas(account, &key, "rwdlc", chrono::Utc::now() + chrono::Duration::hours(1));
     let run = || drscript_in(&work, &sas, &["run", "copy.rhai", "--yes"]).output().unwrap();
-    let dest = Path::new(files["root"].as_str().unwrap()).join(account).join("dr");
+    let dest = Path::new(files["root"].as_str().unwrap()).join(account).join("drshare");
     let want = sync_common::contents(&source);
 
     let out = run();

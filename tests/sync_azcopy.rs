@@ -89,3 +89,32 @@ async fn azcopy_and_drscript_agree_on_the_emulator() {
     assert_eq!(contents(back_az.path()), contents(s.path()));
     emu.stop().await;
 }
+
+/// Names as azcopy sees them on the emulator: two uploads whose names differ only in case land
+/// on one file in the first-written case, and a trailing dot azcopy asks to keep
+/// (`x-ms-allow-trailing-dot: true`) is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azcopy_sees_names_case_insensitive_and_case_preserving() {
+    let (store, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = azure_files::start(store.path(), &[(ACCOUNT, KEY)]).await.unwrap();
+    std::fs::create_dir_all(store.path().join(ACCOUNT).join("names")).unwrap();
+    write_tree(first.path(), &[("conf/App.xml", b"first"), ("notes.", b"dot")]);
+    write_tree(second.path(), &[("CONF/app.XML", b"second, longer")]);
+    let sas = account_sas(ACCOUNT, KEY, "rwdlacup", chrono::Utc::now() + chrono::Duration::hours(2));
+    let url = format!("http://{}/{ACCOUNT}/names?{sas}", emu.addr);
+    for src in [first.path(), second.path()] {
+        let glob = format!("{}/*", src.display());
+        run_azcopy(&["copy", &glob, &url, "--recursive", "--from-to=LocalFile"], home.path());
+    }
+    let share = store.path().join(ACCOUNT).join("names");
+    let on_share: Vec<String> = contents(&share).into_keys().collect();
+    assert_eq!(on_share, vec!["conf/App.xml".to_string(), "notes.".to_string()]);
+    assert_eq!(std::fs::read(share.join("conf/App.xml")).unwrap(), b"second, longer");
+    // azcopy downloads the one file under the preserved case.
+    let back = tempfile::tempdir().unwrap();
+    let all = format!("http://{}/{ACCOUNT}/names/*?{sas}", emu.addr);
+    run_azcopy(&["copy", &all, back.path().to_str().unwrap(), "--recursive", "--from-to=FileLocal"], home.path());
+    assert_eq!(contents(back.path()), contents(&share));
+    emu.stop().await;
+}

@@ -5,6 +5,8 @@ mod sync_common;
 
 use std::path::Path;
 
+use md5::Digest;
+
 use drscript::azure_files::FilesClient;
 use drscript::azure_files::auth::account_sas;
 use drscript::sandbox::azure_files::{self, FilesEmulator};
@@ -18,7 +20,7 @@ const KEY: &str = "c2VjcmV0LWtleS1vZi10aGUtZW11bGF0b3ItYWNjb3VudC0wMTIzNDU2Nzg5Y
 async fn emulator(dir: &Path) -> FilesEmulator {
     drscript::redact::register(KEY);
     let emu = azure_files::start(dir, &[(ACCOUNT, KEY)]).await.unwrap();
-    for share in ["prod", "dr"] {
+    for share in ["prod", "drshare"] {
         std::fs::create_dir_all(dir.join(ACCOUNT).join(share)).unwrap();
     }
     emu
@@ -65,17 +67,17 @@ async fn local_to_files_to_files_to_local_round_trip() {
     assert_eq!((again.copied, again.skipped), (0, 122));
 
     // Files → Files with a SAS on the source: server-side, range by range.
-    let dr = files_url(&emu, "dr/web/repository", &rw);
+    let dr = files_url(&emu, "drshare/web/repository", &rw);
     let sum = run(&prod, &dr, &SyncOptions::default()).await.unwrap();
     assert_eq!((sum.copied, sum.server_side), (122, 122), "{sum:?}");
-    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("dr/web/repository")));
+    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("drshare/web/repository")));
 
     // Streamed through the client when asked (or when the source has no SAS: Shared Key).
     let streamed = SyncOptions { server_side: false, ..SyncOptions::default() };
-    let dr2 = shared_key(&emu, "dr/copy2");
+    let dr2 = shared_key(&emu, "drshare/copy2");
     let sum = run(&shared_key(&emu, "prod/web/repository"), &dr2, &streamed).await.unwrap();
     assert_eq!((sum.copied, sum.server_side), (122, 0));
-    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("dr/copy2")));
+    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("drshare/copy2")));
 
     // Files → local, verified by MD5.
     let verify = SyncOptions { verify: true, ..SyncOptions::default() };
@@ -90,9 +92,9 @@ async fn mirror_on_files_deletes_extras_and_guards_hold() {
     let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let emu = emulator(store.path()).await;
     write_tree(s.path(), &[("a/1.txt", b"1"), ("b.txt", b"2"), ("c.txt", b"3")]);
-    let dst_dir = store.path().join(ACCOUNT).join("dr/rabbitmq");
+    let dst_dir = store.path().join(ACCOUNT).join("drshare/rabbitmq");
     write_tree(&dst_dir, &[("a/1.txt", b"1"), ("old/deep/x.txt", b"x"), ("stale.txt", b"s")]);
-    let dst = files_url(&emu, "dr/rabbitmq", &sas("rwdlc"));
+    let dst = files_url(&emu, "drshare/rabbitmq", &sas("rwdlc"));
     // 2 extras of 3 destination files: over the default 50 %.
     let err = run(&local(s.path()), &dst, &mirror()).await.unwrap_err().to_string();
     assert!(err.contains("exceed max_delete 50%"), "{err}");
@@ -143,10 +145,10 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
         chrono::Utc::now() + chrono::Duration::hours(1),
     );
     let sig = url::form_urlencoded::parse(forged.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
-    let dst = files_url(&emu, "dr/x", &forged);
+    let dst = files_url(&emu, "drshare/x", &forged);
     let err = run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("403") && err.contains("AuthenticationFailed"), "{err}");
-    assert!(err.contains(&format!("http://{}/{ACCOUNT}/dr/x", emu.addr)), "{err}");
+    assert!(err.contains(&format!("http://{}/{ACCOUNT}/drshare/x", emu.addr)), "{err}");
     assert!(!err.contains(&sig), "{err}");
 
     // A missing share.
@@ -155,7 +157,7 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
     assert!(err.to_string().contains("does not exist") || err.to_string().contains("ShareNotFound"), "{err}");
 
     // Shared Key with a wrong key.
-    let mut ep = shared_key(&emu, "dr/y");
+    let mut ep = shared_key(&emu, "drshare/y");
     if let Endpoint::Files(r) = &mut ep {
         r.credential = Credential::SharedKey("d3Jvbmcta2V5LXdyb25nLWtleQ==".into());
     }
@@ -164,7 +166,7 @@ async fn service_errors_name_the_url_and_status_and_never_the_secret() {
 
     // Every output of a successful dry run and live run is free of SAS signatures and the key.
     let good_sig = url::form_urlencoded::parse(ok.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
-    let dst = files_url(&emu, "dr/z", &ok);
+    let dst = files_url(&emu, "drshare/z", &ok);
     let dry = report(&local(s.path()), &dst, &SyncOptions::default(), SyncMode::DryRun).await;
     let live = run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap();
     for text in [
@@ -187,7 +189,7 @@ async fn uploads_carry_their_md5_so_a_hash_compare_reads_no_content_but_verify_r
     let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 239) as u8).collect();
     std::fs::write(s.path().join("d2/big.bin"), &big).unwrap();
     let rw = sas("rwdlacup");
-    let dst = files_url(&emu, "dr/app", &rw);
+    let dst = files_url(&emu, "drshare/app", &rw);
     let verify = SyncOptions { verify: true, ..SyncOptions::default() };
     let reads = emu.content_reads();
     let sum = run(&local(s.path()), &dst, &verify).await.unwrap();
@@ -233,8 +235,8 @@ async fn a_share_that_goes_away_mid_sync_stops_it_early_and_the_rerun_completes_
         std::fs::write(s.path().join(format!("d{i}/big{i}.bin")), big).unwrap();
     }
     let rw = sas("rwdlacup");
-    let dst = files_url(&emu, "dr/app", &rw);
-    let on_share = store.path().join(ACCOUNT).join("dr/app");
+    let dst = files_url(&emu, "drshare/app", &rw);
+    let on_share = store.path().join(ACCOUNT).join("drshare/app");
     write_tree(&on_share, &[("stale.txt", b"only at DR")]);
     let sync = tokio::spawn({
         let (src, dst) = (local(s.path()), dst.clone());
@@ -247,7 +249,7 @@ async fn a_share_that_goes_away_mid_sync_stops_it_early_and_the_rerun_completes_
     emu.stop().await;
     let err = sync.await.unwrap().unwrap_err().to_string();
     assert!(err.contains("stopped early") && err.contains("not tried"), "{err}");
-    assert!(err.contains(&format!("{addr}/{ACCOUNT}/dr/app")), "the error names the share: {err}");
+    assert!(err.contains(&format!("{addr}/{ACCOUNT}/drshare/app")), "the error names the share: {err}");
     assert!(err.contains("mirror deleted nothing"), "{err}");
     assert!(on_share.join("stale.txt").exists(), "a mirror that stopped early deleted");
     assert!(tree(&on_share).len() < 1505, "the share went away after the sync had finished");
@@ -258,5 +260,290 @@ async fn a_share_that_goes_away_mid_sync_stops_it_early_and_the_rerun_completes_
     let sum = run(&local(s.path()), &dst, &mirror()).await.unwrap();
     assert!(sum.skipped > 0 && sum.copied > 0 && sum.deleted == 1, "{sum:?}");
     assert_eq!(contents(s.path()), contents(&on_share));
+    emu.stop().await;
+}
+
+fn files_python() -> std::path::PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv-files/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run tests/support/requirements-files.sh (it installs azure-storage-file-share into .tools/venv-files)",
+        p.display()
+    );
+    p
+}
+
+/// Runs tests/support/files_sdk_client.py against the emulator; what the SDK saw, as JSON.
+async fn sdk_session(emu: &FilesEmulator) -> serde_json::Value {
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/files_sdk_client.py");
+    let url = emu.account_url(ACCOUNT);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(files_python())
+            .arg(script)
+            .args([url.as_str(), ACCOUNT])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{KEY}").unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK failed against the emulator:\n{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsofts_sdk_signs_shared_key_and_sas_and_the_emulator_verifies_and_refuses_as_the_service() {
+    let store = tempfile::tempdir().unwrap();
+    let emu = emulator(store.path()).await;
+    let seen = sdk_session(&emu).await;
+    // Shared Key: one file whatever the case, the first case kept.
+    assert_eq!(seen["case_listing"], serde_json::json!(["Case.txt"]), "{seen}");
+    assert_eq!(seen["case_listing_other_case"], serde_json::json!(["Case.txt"]), "{seen}");
+    assert_eq!(seen["case_download"], "second version", "{seen}");
+    assert!(store.path().join(ACCOUNT).join("sdkkey/Docs/Case.txt").is_file());
+    // Properties.
+    assert_eq!(seen["content_type"], "text/csv", "{seen}");
+    assert_eq!(seen["metadata_before"], serde_json::json!({"a": "1"}), "{seen}");
+    assert_eq!(seen["metadata_after"], serde_json::json!({"b": "2"}), "{seen}");
+    for flag in ["etags_differ", "creation_kept", "last_write_moved", "range_md5_checked", "copy_content_equal"] {
+        assert_eq!(seen[flag], true, "{flag}: {seen}");
+    }
+    assert_eq!(seen["ranges"], serde_json::json!([[0, 9999]]), "{seen}");
+    assert_eq!(seen["copy_status"], "success", "{seen}");
+    assert_eq!(seen["lease_state"], "leased", "{seen}");
+    assert_eq!(seen["lease_write_without_id"], serde_json::json!([412, "LeaseIdMissing"]), "{seen}");
+    assert_eq!(seen["lease_write_other_id"], serde_json::json!([412, "LeaseIdMismatchWithFileOperation"]), "{seen}");
+    assert_eq!(seen["lease_delete_without_id"], serde_json::json!([412, "LeaseIdMissing"]), "{seen}");
+    assert_eq!(seen["lease_acquire_again_other_id"], serde_json::json!([409, "LeaseAlreadyPresent"]), "{seen}");
+    assert_eq!(seen["lease_state_released"], "available", "{seen}");
+    assert_eq!(
+        seen["lease_write_without_lease"],
+        serde_json::json!([412, "LeaseNotPresentWithFileOperation"]),
+        "{seen}"
+    );
+    assert_eq!(seen["lease_state_broken"], "available", "{seen}");
+    // Names.
+    assert_eq!(seen["bad_name"], serde_json::json!([400, "InvalidResourceName"]), "{seen}");
+    assert_eq!(seen["long_name"], serde_json::json!([400, "InvalidResourceName"]), "{seen}");
+    assert_eq!(seen["dots_listing"], serde_json::json!(["kept.", "trimmed"]), "{seen}");
+    assert_eq!(seen["after_delete"], serde_json::json!(["Case.txt", "kept.", "trimmed"]), "{seen}");
+    assert_eq!(seen["wrong_key"], serde_json::json!([403, "AuthenticationFailed"]), "{seen}");
+    assert_eq!(seen["odd_name"], "odd", "{seen}");
+    assert_eq!(seen["listed_attributes"], "Archive", "{seen}");
+    assert_eq!(seen["listed_has_times"], true, "{seen}");
+    assert_eq!(seen["listed_etag_matches"], true, "{seen}");
+    // SAS made by the SDK.
+    assert_eq!(seen["sas_listing"], serde_json::json!(["one.bin"]), "{seen}");
+    assert_eq!(seen["sas_md5"], format!("{:x}", md5::Md5::digest(vec![b'a'; 5_000_000])), "{seen}");
+    assert_eq!(seen["sas_after_delete"], false, "{seen}");
+    assert_eq!(seen["sip_here"], true, "{seen}");
+    assert_eq!(seen["sip_elsewhere"], serde_json::json!([403, "AuthorizationSourceIPMismatch"]), "{seen}");
+    assert_eq!(seen["spr_https"], serde_json::json!([403, "AuthorizationProtocolMismatch"]), "{seen}");
+    assert_eq!(seen["read_only_write"], serde_json::json!([403, "AuthorizationPermissionMismatch"]), "{seen}");
+    assert_eq!(seen["file_sas_read"], 10_000, "{seen}");
+    assert_eq!(seen["file_sas_write"], serde_json::json!([403, "AuthorizationPermissionMismatch"]), "{seen}");
+    assert_eq!(seen["file_sas_other_file"], serde_json::json!([403, "AuthenticationFailed"]), "{seen}");
+    emu.stop().await;
+}
+
+/// Every file under `root`, relative, `/`-separated.
+fn files_under(root: &Path) -> Vec<String> {
+    tree(root).into_keys().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_with_names_differing_only_in_case_is_refused_before_anything_is_copied() {
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    generate(s.path(), 30, 5);
+    write_tree(s.path(), &[("web/Case.txt", b"upper"), ("web/case.txt", b"lower"), ("Web2/x.txt", b"x")]);
+    let dst_dir = store.path().join(ACCOUNT).join("drshare/app");
+    write_tree(&dst_dir, &[("web/case.txt", b"at DR"), ("stale.txt", b"s")]);
+    let dst = files_url(&emu, "drshare/app", &sas("rwdlc"));
+    let before = contents(&dst_dir);
+    for opts in [SyncOptions::default(), mirror()] {
+        let err = run(&local(s.path()), &dst, &opts).await.unwrap_err().to_string();
+        assert!(err.contains("web/Case.txt and web/case.txt differ only in case"), "{err}");
+        assert!(err.contains("nothing was copied"), "{err}");
+        assert_eq!(contents(&dst_dir), before, "a refused sync changed the share");
+    }
+    // Excluding one of the two lets the sync run; the other lands on the file already there.
+    let opts = SyncOptions { exclude: vec!["web/case.txt".into()], ..mirror() };
+    let sum = run(
+        &local(s.path()),
+        &dst,
+        &SyncOptions { max_delete: drscript::sync::MaxDelete::parse("100%").unwrap(), ..opts },
+    )
+    .await
+    .unwrap();
+    assert_eq!(sum.deleted, 1, "{sum:?}");
+    assert!(files_under(&dst_dir).contains(&"web/case.txt".to_string()), "the first-written case was not kept");
+    assert_eq!(std::fs::read(dst_dir.join("web/case.txt")).unwrap(), b"upper");
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_file_in_another_case_is_updated_in_place_and_never_deleted_by_a_mirror() {
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    write_tree(s.path(), &[("Web/Repository/Case.TXT", b"new content"), ("Web/keep.txt", b"k")]);
+    let dst_dir = store.path().join(ACCOUNT).join("drshare/app");
+    write_tree(&dst_dir, &[("web/repository/case.txt", b"old"), ("web/keep.txt", b"k")]);
+    set_mtime(&dst_dir.join("web/repository/case.txt"), 86_400);
+    let dst = files_url(&emu, "drshare/app", &sas("rwdlc"));
+    let sum = run(&local(s.path()), &dst, &mirror()).await.unwrap();
+    assert_eq!((sum.copied, sum.deleted, sum.deleted_dirs), (1, 0, 0), "{sum:?}");
+    assert_eq!(files_under(&dst_dir), vec!["web/keep.txt".to_string(), "web/repository/case.txt".to_string()]);
+    assert_eq!(std::fs::read(dst_dir.join("web/repository/case.txt")).unwrap(), b"new content");
+    // And the next run finds nothing to do.
+    let again = run(&local(s.path()), &dst, &mirror()).await.unwrap();
+    assert_eq!((again.copied, again.skipped, again.deleted), (0, 2, 0), "{again:?}");
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_azure_files_refuses_are_reported_by_name_before_copying() {
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    write_tree(s.path(), &[("ok.txt", b"1"), ("d/a:b.txt", b"2"), ("d/trailing.", b"3"), ("what?/x", b"4")]);
+    let dst = files_url(&emu, "drshare/names", &sas("rwdlc"));
+    let err = run(&local(s.path()), &dst, &SyncOptions::default()).await.unwrap_err().to_string();
+    for name in ["d/a:b.txt: contains ':'", "d/trailing.: ends with a dot", "what?: contains '?'"] {
+        assert!(err.contains(name), "{name} not in: {err}");
+    }
+    assert!(err.contains("3 source name(s)"), "{err}");
+    assert!(!store.path().join(ACCOUNT).join("drshare/names").exists(), "something was created");
+    // The emulator itself refuses such a name with the service's code, not a 500.
+    let url = format!("http://{}/{ACCOUNT}/drshare/a%3Ab.txt?{}", emu.addr, sas("rwdlc"));
+    let resp = reqwest::Client::new()
+        .put(&url)
+        .header("x-ms-version", "2023-11-03")
+        .header("x-ms-type", "file")
+        .header("x-ms-content-length", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["x-ms-error-code"], "InvalidResourceName");
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_from_the_service_fails_the_file_at_once_without_retries() {
+    use drscript::azure_files::auth::{SasFields, account_sas_string, sign};
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    write_tree(s.path(), &[("a.txt", b"1"), ("b.txt", b"2")]);
+    // A SAS for shares and folders but not files (srt=sc): listing works, each upload is 403.
+    let f = SasFields {
+        sv: "2022-11-02".into(),
+        ss: Some("f".into()),
+        srt: Some("sc".into()),
+        sp: "rwdlc".into(),
+        se: (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        spr: "https,http".into(),
+        ..SasFields::default()
+    };
+    let sig = sign(KEY, &account_sas_string(ACCOUNT, &f)).unwrap();
+    let q = format!("sv={}&ss=f&srt=sc&sp=rwdlc&se={}&spr=https%2Chttp&sig={}", f.sv, f.se, urlencoding(&sig));
+    let opts = SyncOptions { retry_delay: std::time::Duration::from_secs(2), ..SyncOptions::default() };
+    let started = std::time::Instant::now();
+    let err = run(&local(s.path()), &files_url(&emu, "drshare/x", &q), &opts).await.unwrap_err().to_string();
+    assert!(err.contains("403") && err.contains("AuthorizationResourceTypeMismatch"), "{err}");
+    assert!(!err.contains("attempts"), "a 4xx was retried: {err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "a 4xx waited for a retry");
+    emu.stop().await;
+}
+
+fn urlencoding(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// drscript's Shared Key signing checked by the emulator's own verifier, and the request
+/// checks the service makes before the signature: version and date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_key_requests_need_a_version_and_a_fresh_date_as_the_service_requires() {
+    use drscript::azure_files::auth::{SignedRequest, shared_key_authorization};
+    let store = tempfile::tempdir().unwrap();
+    let emu = emulator(store.path()).await;
+    let path = format!("/{ACCOUNT}/drshare");
+    let query = vec![("restype".to_string(), "directory".to_string())];
+    let send = |headers: Vec<(String, String)>| {
+        let url = format!("http://{}{path}?restype=directory", emu.addr);
+        let signed = SignedRequest { method: "GET", headers: &headers, path: &path, query: &query };
+        let authz = shared_key_authorization(ACCOUNT, KEY, &signed).unwrap();
+        let mut req = reqwest::Client::new().get(url).header("authorization", authz);
+        for (k, v) in &headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req.send()
+    };
+    let date = |ago: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(ago)).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    };
+    let h = |pairs: &[(&str, String)]| pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>();
+    let v = || "2023-11-03".to_string();
+
+    let ok = send(h(&[("x-ms-version", v()), ("x-ms-date", date(14))])).await.unwrap();
+    assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
+    assert_eq!(ok.headers()["x-ms-version"], "2023-11-03", "the answer names the version asked for");
+
+    let old = send(h(&[("x-ms-version", v()), ("x-ms-date", date(16))])).await.unwrap();
+    assert_eq!(
+        (old.status().as_u16(), old.headers()["x-ms-error-code"].to_str().unwrap()),
+        (403, "AuthenticationFailed")
+    );
+    assert!(old.text().await.unwrap().contains("Request date header too old"));
+
+    let none = send(h(&[("x-ms-version", v())])).await.unwrap();
+    assert_eq!(none.status(), 403);
+    assert!(none.text().await.unwrap().contains("Request date header not specified"));
+    // The standard Date header serves when x-ms-date is absent.
+    let std_date = send(h(&[("x-ms-version", v()), ("date", date(0))])).await.unwrap();
+    assert_eq!(std_date.status(), 200);
+
+    let unversioned = send(h(&[("x-ms-date", date(0))])).await.unwrap();
+    assert_eq!(unversioned.status(), 403);
+    assert!(unversioned.text().await.unwrap().contains("Unversioned authenticated access is not allowed"));
+
+    let unknown = send(h(&[("x-ms-version", "2099-01-01".into()), ("x-ms-date", date(0))])).await.unwrap();
+    assert_eq!(
+        (unknown.status().as_u16(), unknown.headers()["x-ms-error-code"].to_str().unwrap()),
+        (400, "InvalidHeaderValue")
+    );
+    assert!(unknown.text().await.unwrap().contains("<HeaderName>x-ms-version</HeaderName>"));
+    emu.stop().await;
+}
+
+/// What an operator sees: `drscript sync` into Azure Files with two names differing only in
+/// case stops before copying, names both, exits non-zero, and shows no SAS signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_names_both_case_twins_and_copies_nothing() {
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    write_tree(s.path(), &[("conf/App.xml", b"1"), ("conf/app.xml", b"2"), ("other.txt", b"3")]);
+    let rw = sas("rwdlc");
+    let sig = url::form_urlencoded::parse(rw.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.into_owned();
+    let url = format!("files+http://{}/{ACCOUNT}/drshare/cli?{rw}", emu.addr);
+    let src = s.path().to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_drscript"))
+            .args(["sync", &src, &url, "--mirror"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "bad input, nothing runs: {stderr}");
+    assert!(stderr.contains("conf/App.xml and conf/app.xml differ only in case"), "{stderr}");
+    assert!(!stderr.contains(&sig), "{stderr}");
+    assert!(!store.path().join(ACCOUNT).join("drshare/cli").exists(), "something was copied");
     emu.stop().await;
 }

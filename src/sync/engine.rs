@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use super::azure_names;
 use super::endpoint::{self, Endpoint, Remote};
 use super::entry::{Entry, Kind, join};
 use super::filter::Filter;
@@ -156,6 +157,18 @@ pub async fn sync_report(
         }
         Err(e) => {
             return Err(Error::action("sync_share", src_ep.location(), format!("cannot read the source: {e}")));
+        }
+    }
+    // Azure Files cannot hold every local (or Blob) name: say which before copying anything.
+    if matches!(dst, Store::Files(_)) && !matches!(src, Store::Files(_)) {
+        let problems = azure_names::check_tree(&src, &filter).await;
+        if !problems.is_empty() {
+            return Err(Error::Usage(format!(
+                "sync: {} → {}: {}",
+                src_ep.location(),
+                dst_ep.location(),
+                azure_names::describe(&problems)
+            )));
         }
     }
     let dst_exists = dst
@@ -356,7 +369,10 @@ impl Run {
                 return Vec::new();
             }
         };
-        let key = |e: &Entry| (e.name.clone(), e.kind == Kind::File);
+        // Azure Files finds `case.txt` under `Case.txt`: match names as the destination does,
+        // so that a file whose case differs is updated in place, not copied and then deleted.
+        let fold = matches!(self.dst, Store::Files(_));
+        let key = |e: &Entry| (if fold { azure_names::fold(&e.name) } else { e.name.clone() }, e.kind == Kind::File);
         s.sort_by_key(key);
         d.sort_by_key(key);
         let mut subdirs = Vec::new();
@@ -376,7 +392,7 @@ impl Run {
                 (Some(se), de) => {
                     // A name that is a folder on one side and a file on the other sorts apart
                     // (kind is part of the key); catch it here.
-                    let clash = de.is_none() && di.peek().is_some_and(|n| n.name == se.name && n.kind != se.kind);
+                    let clash = de.is_none() && di.peek().is_some_and(|n| key(n).0 == key(&se).0 && n.kind != se.kind);
                     if clash {
                         let other = di.next();
                         let p = join(rel, &se.name);
@@ -389,7 +405,7 @@ impl Run {
                     }
                 }
                 (None, Some(de)) => {
-                    let clash = si.peek().is_some_and(|n| n.name == de.name && n.kind != de.kind);
+                    let clash = si.peek().is_some_and(|n| key(n).0 == key(&de).0 && n.kind != de.kind);
                     if clash {
                         si.next();
                         self.fail(&join(rel, &de.name), "a file on one side and a folder on the other");

@@ -6,6 +6,7 @@
 //! operator types or from a config share; [`store`] hides which service an endpoint is. See
 //! `docs/sync.md` for the semantics and the guards of a mirror.
 
+pub mod azure_names;
 pub mod blob;
 pub mod cli;
 pub mod endpoint;

@@ -1,13 +1,19 @@
-//! Request authorisation as the File service does it: SAS (account or file service SAS) or
-//! Shared Key, checked against the account key.
+//! Request authorisation as the File service does it: a SAS (account or file service SAS) or
+//! Shared Key, checked against the account key with the emulator's own verifier
+//! ([`super::signature`]), never with drscript's client signing.
+
+use std::net::IpAddr;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::State;
 use super::responses::{error, rfc1123};
-use crate::azure_files::auth::{self, SasFields, SignedRequest};
+use super::signature::{self, Received, SasToken};
+
+/// How far a Shared Key request's date may lag behind the service's clock.
+const DATE_LAG: Duration = Duration::minutes(15);
 
 /// What an operation needs from a SAS.
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +21,17 @@ pub struct Need {
     pub permission: char,
     /// `c` (share/directory level) or `o` (file level).
     pub resource_type: char,
+}
+
+/// The request as authorisation sees it.
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    pub raw_path: &'a str,
+    /// Decoded query pairs.
+    pub query: &'a [(String, String)],
+    pub headers: &'a HeaderMap,
+    /// The caller's address (SAS `sip`); `None` when the transport did not say.
+    pub peer: Option<IpAddr>,
 }
 
 fn auth_failed(detail: &str) -> Response {
@@ -26,11 +43,34 @@ fn auth_failed(detail: &str) -> Response {
     )
 }
 
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+fn mismatch(code: &str, what: &str) -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        code,
+        &format!("This request is not authorized to perform this operation {what}."),
+        None,
+    )
+}
+
+fn parse_sas_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|d| d.with_timezone(&Utc))
         .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|d| d.and_utc()))
+}
+
+/// `sip`: one IPv4/IPv6 address or an inclusive range `FROM-TO`.
+fn ip_allowed(sip: &str, peer: Option<IpAddr>) -> bool {
+    let Some(peer) = peer else { return false };
+    let (from, to) = sip.split_once('-').unwrap_or((sip, sip));
+    match (from.trim().parse::<IpAddr>(), to.trim().parse::<IpAddr>()) {
+        (Ok(IpAddr::V4(a)), Ok(IpAddr::V4(b))) => match peer {
+            IpAddr::V4(p) => a <= p && p <= b,
+            IpAddr::V6(p) => p.to_ipv4_mapped().is_some_and(|p| a <= p && p <= b),
+        },
+        (Ok(IpAddr::V6(a)), Ok(IpAddr::V6(b))) => matches!(peer, IpAddr::V6(p) if a <= p && p <= b),
+        _ => false,
+    }
 }
 
 /// Checks a SAS for `account`/`share`/`path` (decoded) against `need`.
@@ -39,32 +79,41 @@ pub fn check_sas(
     account: &str,
     share: &str,
     path: &str,
-    query: &str,
+    token: &SasToken,
+    peer: Option<IpAddr>,
     need: Need,
 ) -> Result<(), Response> {
     let Some(key) = state.accounts.get(account) else {
         return Err(auth_failed(&format!("The account {account} does not exist")));
     };
-    let f = SasFields::parse(query);
-    let string = if f.is_account_sas() {
-        auth::account_sas_string(account, &f)
+    if token.delegation {
+        return Err(auth_failed("A user delegation SAS needs Microsoft Entra ID, which this emulator does not serve."));
+    }
+    let string = if token.is_account_sas() {
+        signature::account_sas_string_to_sign(account, token)
     } else {
-        let resource = match f.sr.as_deref() {
-            Some("s") => format!("/file/{account}/{share}"),
-            Some("f") => format!("/file/{account}/{share}/{path}"),
-            _ => return Err(auth_failed("sr is mandatory. Cannot be empty")),
+        let resource = match token.resource.as_str() {
+            "s" => format!("/file/{account}/{share}"),
+            "f" => format!("/file/{account}/{share}/{path}"),
+            "" => return Err(auth_failed("sr is mandatory. Cannot be empty")),
+            other => return Err(auth_failed(&format!("Invalid signed resource '{other}'"))),
         };
-        auth::file_sas_string(&resource, &f)
+        signature::file_sas_string_to_sign(&resource, token)
     };
-    let expected = auth::sign(key, &string).unwrap_or_default();
-    if expected != f.sig {
+    let expected = signature::hmac_sha256(key, &string).unwrap_or_default();
+    if !signature::same_signature(&expected, &token.signature) {
         return Err(auth_failed(&format!(
             "Signature did not match. String to sign used was {}",
             string.replace('\n', "\\n")
         )));
     }
+    if !token.identifier.is_empty() {
+        return Err(auth_failed(
+            "The signed identifier names a stored access policy, which this emulator does not keep.",
+        ));
+    }
     let now = Utc::now();
-    let Some(expiry) = parse_time(&f.se) else {
+    let Some(expiry) = parse_sas_time(&token.expiry) else {
         return Err(auth_failed("se is mandatory. Cannot be empty"));
     };
     if expiry <= now {
@@ -74,7 +123,7 @@ pub fn check_sas(
             rfc1123(now)
         )));
     }
-    if let Some(start) = parse_time(&f.st)
+    if let Some(start) = parse_sas_time(&token.start)
         && start > now
     {
         return Err(auth_failed(&format!(
@@ -83,65 +132,97 @@ pub fn check_sas(
             rfc1123(now)
         )));
     }
-    if f.spr == "https" {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "AuthorizationProtocolMismatch",
-            "This request is not authorized to perform this operation using this protocol.",
-            None,
-        ));
+    if !token.ip.is_empty() && !ip_allowed(&token.ip, peer) {
+        let shown = peer.map(|p| p.to_string()).unwrap_or_default();
+        return Err(mismatch("AuthorizationSourceIPMismatch", &format!("using this source IP {shown}")));
     }
-    if let Some(ss) = &f.ss
-        && !ss.contains('f')
-    {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "AuthorizationServiceMismatch",
-            "This request is not authorized to perform this operation using this service.",
-            None,
-        ));
+    // The emulator serves plain HTTP: a SAS that allows HTTPS only is refused, as the service
+    // refuses it over HTTP.
+    match token.protocol.as_str() {
+        "" | "https,http" => {}
+        "https" => return Err(mismatch("AuthorizationProtocolMismatch", "using this protocol")),
+        other => return Err(auth_failed(&format!("Invalid signed protocol '{other}'"))),
     }
-    if let Some(srt) = &f.srt
-        && !srt.contains(need.resource_type)
-    {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "AuthorizationResourceTypeMismatch",
-            "This request is not authorized to perform this operation using this resource type.",
-            None,
-        ));
+    if token.is_account_sas() && !token.services.contains('f') {
+        return Err(mismatch("AuthorizationServiceMismatch", "using this service"));
     }
-    let granted = f.sp.contains(need.permission) || (need.permission == 'c' && f.sp.contains('w'));
+    if token.is_account_sas() && !token.resource_types.contains(need.resource_type) {
+        return Err(mismatch("AuthorizationResourceTypeMismatch", "using this resource type"));
+    }
+    let granted =
+        token.permissions.contains(need.permission) || (need.permission == 'c' && token.permissions.contains('w'));
     if !granted {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "AuthorizationPermissionMismatch",
-            "This request is not authorized to perform this operation using this permission.",
-            None,
-        ));
+        return Err(mismatch("AuthorizationPermissionMismatch", "using this permission"));
     }
     Ok(())
 }
 
-/// Authorises a request: SAS in the query, or `Authorization: SharedKey`.
-#[allow(clippy::too_many_arguments)]
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Shared Key: the scheme, the account, a version, a fresh date, then the signature.
+fn check_shared_key(state: &State, account: &str, authz: &str, r: &Incoming<'_>) -> Result<(), Response> {
+    let Some((scheme, credential)) = authz.trim().split_once(' ') else {
+        return Err(auth_failed(&format!(
+            "The authorization header '{authz}' is not in the form SCHEME ACCOUNT:SIGNATURE"
+        )));
+    };
+    if scheme != "SharedKey" {
+        return Err(auth_failed(&format!("Authentication scheme {scheme} is not supported by this emulator.")));
+    }
+    let (who, sig) = credential.trim().split_once(':').unwrap_or((credential, ""));
+    if who != account {
+        return Err(auth_failed(&format!(
+            "The account {who} in the Authorization header is not the account {account} of the URL"
+        )));
+    }
+    let Some(key) = state.accounts.get(account) else {
+        return Err(auth_failed(&format!("The account {account} does not exist")));
+    };
+    if header(r.headers, "x-ms-version").is_none() {
+        return Err(auth_failed("Unversioned authenticated access is not allowed."));
+    }
+    let Some(date) = header(r.headers, "x-ms-date").or_else(|| header(r.headers, "date")) else {
+        return Err(auth_failed("Request date header not specified"));
+    };
+    let Ok(date) = DateTime::parse_from_rfc2822(date.trim()).map(|d| d.with_timezone(&Utc)) else {
+        return Err(auth_failed("The Date header in the request is incorrect."));
+    };
+    if date < Utc::now() - DATE_LAG {
+        return Err(auth_failed(&format!("Request date header too old: '{}'", rfc1123(date))));
+    }
+    let headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.as_str() != "authorization")
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let received = Received { verb: r.method, headers: &headers, raw_path: r.raw_path, query: r.query };
+    let string = signature::shared_key_string_to_sign(account, &received);
+    let expected = signature::hmac_sha256(key, &string).unwrap_or_default();
+    if !signature::same_signature(&expected, sig) {
+        return Err(auth_failed(&format!(
+            "The MAC signature found in the HTTP request is not the same as any computed signature. Server used following string to sign: '{}'.",
+            string.replace('\n', "\\n")
+        )));
+    }
+    Ok(())
+}
+
+/// Authorises a request: a SAS in the query, or `Authorization: SharedKey`.
 pub fn authorize(
     state: &State,
-    method: &str,
-    raw_path: &str,
-    raw_query: &str,
-    headers: &HeaderMap,
+    r: &Incoming<'_>,
     account: &str,
     share: &str,
     path: &str,
     need: Need,
 ) -> Result<(), Response> {
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(raw_query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    if pairs.iter().any(|(k, _)| k == "sig") {
-        return check_sas(state, account, share, path, raw_query, need);
+    if let Some(token) = SasToken::from_query(r.query) {
+        return check_sas(state, account, share, path, &token, r.peer, need);
     }
-    let Some(authz) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+    let Some(authz) = header(r.headers, "authorization") else {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "NoAuthenticationInformation",
@@ -149,22 +230,20 @@ pub fn authorize(
             None,
         ));
     };
-    let Some(key) = state.accounts.get(account) else {
-        return Err(auth_failed(&format!("The account {account} does not exist")));
-    };
-    let hs: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(k, _)| k.as_str() != "authorization")
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let signed = SignedRequest { method, headers: &hs, path: raw_path, query: &pairs };
-    let expected = auth::shared_key_authorization(account, key, &signed).unwrap_or_default();
-    if expected != authz {
-        let sts = auth::shared_key_string(account, &signed);
-        return Err(auth_failed(&format!(
-            "The MAC signature found in the HTTP request is not the same as any computed signature. Server used following string to sign: '{}'.",
-            sts.replace('\n', "\\n")
-        )));
+    check_shared_key(state, account, authz, r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_takes_one_address_or_an_inclusive_range() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(ip_allowed("127.0.0.1", Some(lo)));
+        assert!(ip_allowed("127.0.0.0-127.0.0.255", Some(lo)));
+        assert!(!ip_allowed("10.0.0.1-10.0.0.9", Some(lo)));
+        assert!(!ip_allowed("127.0.0.1", None));
+        assert!(ip_allowed("127.0.0.1", Some("::ffff:127.0.0.1".parse().unwrap())));
     }
-    Ok(())
 }

@@ -1,7 +1,8 @@
 //! The Azure Files emulator as a part of the sandbox, started by `sandbox up --faults files=...`
 //! so that a sync into Azure Files can be rehearsed against torn range writes from any process.
-//! It serves the account `sandbox` from `DIR/azure-files/` (one share, `dr`, created empty); its
-//! URL and the file holding its key are in `DIR/azure-files.json` and in `sandbox status`.
+//! It serves the account `sandbox` from `DIR/azure-files/` (one share, `drshare`, created empty);
+//! its URL, share and the file holding its key are in `DIR/azure-files.json` and in
+//! `sandbox status`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use crate::sandbox::faults::Injector;
 
 /// The account the sandbox's emulator serves.
 pub const ACCOUNT: &str = "sandbox";
+/// The share it creates: a valid share name (3 to 63 characters), as the service requires.
+pub const SHARE: &str = "drshare";
 const STATE_FILE: &str = "azure-files.json";
 
 pub struct FilesComponent {
@@ -31,12 +34,13 @@ impl FilesComponent {
         let key_file = dir.join("secrets/azure-files.key");
         crate::sandbox::files::write_secret(&key_file, &key)?;
         let root = dir.join("azure-files");
-        std::fs::create_dir_all(root.join(ACCOUNT).join("dr"))
+        std::fs::create_dir_all(root.join(ACCOUNT).join(SHARE))
             .map_err(|e| Error::io(format!("cannot create {}", root.display()), e))?;
         let emulator = super::start_with_faults(&root, &[(ACCOUNT, &key)], "127.0.0.1:0", faults).await?;
         let state = json!({
             "url": emulator.account_url(ACCOUNT),
             "account": ACCOUNT,
+            "share": SHARE,
             "key_file": key_file,
             "root": root,
         });

@@ -4,16 +4,27 @@
 //!
 //! No official emulator serves Azure Files (Azurite has Blob, Queue and Table only). This one
 //! follows the public REST reference for what it implements: paths, XML listings with paging
-//! markers, headers, error codes with XML bodies, SAS (account and file service SAS: signature,
-//! expiry, start, protocol, services, resource types, permissions) and Shared Key.
+//! markers, headers, error codes with XML bodies, names (case-insensitive and case-preserving,
+//! invalid ones refused), properties, SAS (account and file service SAS: signature, expiry,
+//! start, IP range, protocol, services, resource types, permissions) and Shared Key (version,
+//! date, signature). It verifies signatures with its own code ([`signature`]), never with the
+//! client's. docs/sandbox.md lists what it emulates and what it refuses.
 
 // Handlers return the service's error response as their `Err`: that is the protocol's shape.
 #![allow(clippy::result_large_err)]
 
 mod authz;
 mod component;
+mod copy;
+mod dirs;
+mod files;
 mod handler;
+mod lease;
+mod names;
+mod props;
 mod responses;
+mod signature;
+mod versions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -68,9 +79,11 @@ pub(crate) struct State {
     pub accounts: HashMap<String, String>,
     pub addr: SocketAddr,
     pub content_reads: std::sync::atomic::AtomicU64,
-    /// The Content-MD5 each file was given (base64), by Create File or Set File Properties; kept
-    /// in memory, as the share folders hold content and last-write-time only.
-    pub md5s: std::sync::Mutex<HashMap<PathBuf, String>>,
+    /// What the service keeps beside content and last-write-time (content headers with the
+    /// Content-MD5, metadata, attributes, creation time, write count), by on-disk path.
+    pub props: props::Table,
+    /// Each folder's names by case-insensitive key (lookups of names in another case).
+    pub names: names::Index,
 }
 
 /// Serves `accounts` (name → base64 key) from `dir` on an ephemeral loopback port. Shares are the
@@ -103,7 +116,8 @@ pub async fn start_with_faults(
         accounts: accounts.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect(),
         addr,
         content_reads: Default::default(),
-        md5s: Default::default(),
+        props: Default::default(),
+        names: Default::default(),
     });
     let slot = Arc::new(crate::sandbox::faults::FaultSlot::default());
     slot.set(faults);
@@ -113,7 +127,7 @@ pub async fn start_with_faults(
         .layer(axum::middleware::from_fn_with_state(slot, crate::sandbox::faults::layer));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
             })

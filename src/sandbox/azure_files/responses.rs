@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 
-use crate::azure_files::API_VERSION;
+use super::versions;
 
 pub fn rfc1123(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
@@ -32,7 +32,7 @@ pub fn base(status: StatusCode, body: Body) -> Response {
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert("x-ms-request-id", HeaderValue::from_str(&request_id()).unwrap());
-    h.insert("x-ms-version", HeaderValue::from_static(API_VERSION));
+    h.insert("x-ms-version", HeaderValue::from_static(versions::NEWEST));
     h.insert("date", HeaderValue::from_str(&rfc1123(Utc::now())).unwrap());
     h.insert("server", HeaderValue::from_static("drscript-azure-files-emulator"));
     r
@@ -44,14 +44,22 @@ pub fn empty(status: StatusCode) -> Response {
 
 /// The documented error body: `<Error><Code/><Message/></Error>`, code also in `x-ms-error-code`.
 pub fn error(status: StatusCode, code: &str, message: &str, detail: Option<&str>) -> Response {
+    match detail {
+        Some(d) => error_fields(status, code, message, &[("AuthenticationErrorDetail", d)]),
+        None => error_fields(status, code, message, &[]),
+    }
+}
+
+/// An error body with extra elements after the message (`HeaderName`, `HeaderValue`, ...).
+pub fn error_fields(status: StatusCode, code: &str, message: &str, fields: &[(&str, &str)]) -> Response {
     let id = request_id();
     let mut body = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{}\nRequestId:{id}\nTime:{}</Message>",
         xml_escape(message),
         iso7(Utc::now())
     );
-    if let Some(d) = detail {
-        body.push_str(&format!("<AuthenticationErrorDetail>{}</AuthenticationErrorDetail>", xml_escape(d)));
+    for (name, value) in fields {
+        body.push_str(&format!("<{name}>{}</{name}>", xml_escape(value)));
     }
     body.push_str("</Error>");
     let mut r = base(status, Body::from(body));
@@ -71,4 +79,15 @@ pub fn not_found(code: &str) -> Response {
 
 pub fn bad_request(code: &str, msg: &str) -> Response {
     error(StatusCode::BAD_REQUEST, code, msg, None)
+}
+
+/// The service's answer to a query parameter it does not support (here: an operation the
+/// emulator deliberately does not emulate).
+pub fn unsupported_query(name: &str, value: &str) -> Response {
+    error_fields(
+        StatusCode::BAD_REQUEST,
+        "UnsupportedQueryParameter",
+        "One of the query parameters specified in the request URI is not supported.",
+        &[("QueryParameterName", name), ("QueryParameterValue", value)],
+    )
 }
