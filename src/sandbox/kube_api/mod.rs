@@ -1,17 +1,26 @@
 //! A Kubernetes API server emulation over real HTTP/JSON on 127.0.0.1: discovery, deployments,
-//! statefulsets, their scale subresource, and pods that take a simulated time to start and to
-//! terminate. Enough of the real protocol for kubectl and kube-rs (lists, JSON-lines watches from
-//! a resourceVersion, merge/strategic/JSON patches, optimistic concurrency); deliberately no
-//! persistence, admission, RBAC beyond one bearer token, or server-side apply.
+//! statefulsets, their scale subresource, pods that take a simulated time to start and to
+//! terminate, and the read-only replicasets and events the controllers write. Enough of the real
+//! protocol for kubectl, the Python client and kube-rs (paged lists, JSON-lines watches from a
+//! resourceVersion, merge/strategic/JSON patches, optimistic concurrency, server-side dry run),
+//! refusing what the API server refuses (malformed selectors, immutable selectors, a name that
+//! differs from the URL, bad continue tokens); deliberately no persistence, admission webhooks,
+//! RBAC beyond one bearer token, or server-side apply. docs/sandbox-kubernetes.md lists the rest.
 
 mod controller;
 mod discovery;
+mod events;
+mod field_selector;
+mod paging;
 mod patch;
+mod rollout;
 mod seed;
 mod selector;
 mod server;
 mod store;
+mod stuck;
 mod table;
+mod validate;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -20,9 +29,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use controller::Delays;
+pub use controller::{Delays, Jitter};
 pub use seed::Seed;
 pub use store::Res;
+pub use stuck::{Stuck, StuckWorkload};
 
 use crate::error::{Error, Result};
 use controller::Controller;
@@ -55,6 +65,7 @@ impl KubeApiServer {
             address: Mutex::new(addr.to_string()),
             log: Mutex::new(VecDeque::new()),
             faults: Mutex::new(VecDeque::new()),
+            pages: Mutex::new(paging::Snapshots::default()),
         });
         for s in seed {
             for (res, object) in s.objects() {
@@ -112,6 +123,17 @@ impl KubeApiServer {
         self.api.controller.set_delays(delays);
     }
 
+    /// The spread of pod start times (default: up to 10% of the start delay, seed 0).
+    pub fn set_jitter(&self, jitter: Jitter) {
+        self.api.controller.set_jitter(jitter);
+    }
+
+    /// Makes the pods of `workload` in `namespace` started from now on never ready, stuck in
+    /// `reason` (`None`: they start normally again). Pods already running are left alone.
+    pub fn set_stuck(&self, namespace: &str, workload: &str, reason: Option<Stuck>) {
+        self.api.controller.set_stuck(namespace, workload, reason);
+    }
+
     /// Switches random faults on (or off with `None`) for the requests from now on.
     pub fn set_random_faults(&self, injector: Option<Arc<crate::sandbox::faults::Injector>>) {
         self.faults.set(injector);
@@ -142,9 +164,16 @@ impl KubeApiServer {
         self.api.store.list(Res::Pod, Some(namespace)).0
     }
 
-    /// Every object, for the sandbox's status.
+    /// Every object but events, for the sandbox's status.
     pub fn objects(&self) -> Vec<Value> {
-        self.api.store.all().into_iter().map(|(_, v)| v).collect()
+        self.api.store.all().into_iter().filter(|((r, _, _), _)| *r != Res::Event).map(|(_, v)| v).collect()
+    }
+
+    /// Events of a namespace, oldest first.
+    pub fn events(&self, namespace: &str) -> Vec<Value> {
+        let mut events = self.api.store.list(Res::Event, Some(namespace)).0;
+        events.sort_by_key(|e| e["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok()));
+        events
     }
 }
 

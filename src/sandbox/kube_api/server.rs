@@ -1,7 +1,7 @@
 //! The HTTP side of the Kubernetes API emulation: routing by path as the API server does
 //! (`/api/v1/namespaces/NS/pods`, `/apis/apps/v1/namespaces/NS/deployments/NAME/scale`, ...),
-//! bearer-token authentication, `Status` error replies, lists, JSON-lines watches, patches and
-//! the scale subresource. Two sandbox-only endpoints under `/_sandbox/` serve the whole state and
+//! bearer-token authentication, `Status` error replies, paged lists, JSON-lines watches, patches,
+//! server-side dry run and the scale subresource; replicasets and events are read-only. Two sandbox-only endpoints under `/_sandbox/` serve the whole state and
 //! the request log (for `drscript sandbox status` and for tests); they are not Kubernetes API.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,10 +18,13 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::controller::Controller;
 use super::discovery;
+use super::field_selector::FieldSelector;
+use super::paging::{self, Snapshots};
 use super::patch::{self, PatchError};
-use super::selector::{FieldSelector, Selector, selector_string};
+use super::selector::{Selector, selector_string};
 use super::store::{Res, Store, StoreError, WatchEvent};
 use super::table;
+use super::validate::{self, Refusal};
 
 const LOG_LIMIT: usize = 2000;
 
@@ -36,6 +39,8 @@ pub struct Api {
     /// Status codes to answer the next requests with, one per request (fault injection); with a
     /// method, only a request of that method takes the fault.
     pub faults: Mutex<VecDeque<(Option<String>, u16)>>,
+    /// The lists a continue token may come back to.
+    pub pages: Mutex<Snapshots>,
 }
 
 impl Api {
@@ -84,12 +89,11 @@ fn conflict(res: Res, name: &str) -> Response {
 }
 
 fn invalid(res: Res, name: &str, field: &str, message: &str) -> Response {
-    status(
-        422,
-        "Invalid",
-        &format!("{} \"{name}\" is invalid: {field}: {message}", res.kind()),
-        json!({"name": name, "kind": res.kind(), "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]}),
-    )
+    refuse(Refusal::invalid(res, name, field, "FieldValueInvalid", message))
+}
+
+fn refuse(r: Refusal) -> Response {
+    status(r.code, r.reason, &r.message, r.details)
 }
 
 fn store_error(res: Res, name: &str, e: StoreError) -> Response {
@@ -175,10 +179,17 @@ fn aggregated(core: bool) -> Response {
 fn sandbox_endpoint(api: &Api, what: &str) -> Response {
     match what {
         "state" => {
-            let objects: Vec<Value> = api.store.all().into_iter().map(|(_, v)| v).collect();
+            let objects: Vec<Value> =
+                api.store.all().into_iter().filter(|((r, _, _), _)| *r != Res::Event).map(|(_, v)| v).collect();
             json_reply(
                 StatusCode::OK,
-                &json!({"resourceVersion": api.store.resource_version(), "delays": api.controller.delays(), "objects": objects}),
+                &json!({
+                    "resourceVersion": api.store.resource_version(), "delays": api.controller.delays(),
+                    "stuck": api.controller.stuck().into_iter()
+                        .map(|((ns, w), r)| json!({"namespace": ns, "workload": w, "reason": r.name()}))
+                        .collect::<Vec<_>>(),
+                    "objects": objects
+                }),
             )
         }
         "requests" => {
@@ -223,8 +234,22 @@ fn resource(
         ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
         _ => return status(404, "NotFound", "the server could not find the requested resource", json!({})),
     };
-    let Some(res) = Res::from_plural(plural).filter(|r| (r.api_version() == "v1") == group.is_empty()) else {
+    let Some(res) = Res::from_plural(plural).filter(|r| r.group() == group) else {
         return status(404, "NotFound", "the server could not find the requested resource", json!({}));
+    };
+    let options_kind = match method.as_str() {
+        "PATCH" => "PatchOptions",
+        "PUT" => "UpdateOptions",
+        "DELETE" => "DeleteOptions",
+        _ => "CreateOptions",
+    };
+    let dry_run = if *method == Method::GET {
+        false
+    } else {
+        match validate::dry_run(query.get("dryRun").map(String::as_str), options_kind) {
+            Ok(d) => d,
+            Err(r) => return refuse(r),
+        }
     };
     match (method.as_str(), name, sub) {
         ("GET", None, None) if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) => {
@@ -242,6 +267,7 @@ fn resource(
         ("DELETE", Some(name), None) if res == Res::Pod => {
             let ns = ns.unwrap_or_default();
             match api.store.get(res, ns, name) {
+                Some(pod) if dry_run => json_reply(StatusCode::OK, &pod),
                 Some(_) => {
                     api.controller.terminate(ns, name);
                     json_reply(StatusCode::OK, &api.store.get(res, ns, name).unwrap_or(Value::Null))
@@ -250,45 +276,130 @@ fn resource(
             }
         }
         ("PATCH" | "PUT", Some(name), None) if res.is_workload() => {
-            write_workload(api, res, ns.unwrap_or_default(), name, method, content_type, body)
+            let write = Write { method, content_type, body, dry_run };
+            write_workload(api, res, ns.unwrap_or_default(), name, &write)
         }
         (_, Some(name), Some("scale")) if res.is_workload() => {
-            scale(api, res, ns.unwrap_or_default(), name, method, content_type, body)
+            let write = Write { method, content_type, body, dry_run };
+            scale(api, res, ns.unwrap_or_default(), name, &write)
         }
         _ => status(
             405,
             "MethodNotAllowed",
-            &format!("{method} is not supported on this resource by the drscript sandbox"),
-            json!({}),
+            &format!(
+                "{method} is not supported on {}{} by the drscript sandbox (see docs/sandbox-kubernetes.md)",
+                res.qualified(),
+                sub.map(|s| format!("/{s}")).unwrap_or_default()
+            ),
+            json!({"kind": res.plural(), "group": res.group()}),
         ),
+    }
+}
+
+/// One write request's body and how to apply it.
+struct Write<'a> {
+    method: &'a Method,
+    content_type: &'a str,
+    body: &'a [u8],
+    dry_run: bool,
+}
+
+impl Write<'_> {
+    /// The object as the request wants it: `current` patched, or the body of a PUT.
+    #[allow(clippy::result_large_err)]
+    fn desired(&self, current: &Value) -> Result<Value, Response> {
+        match self.method.as_str() {
+            "PATCH" => {
+                let mut patched = current.clone();
+                patch::apply(self.content_type, &mut patched, self.body).map_err(patch_error)?;
+                Ok(patched)
+            }
+            "PUT" => {
+                serde_json::from_slice::<Value>(self.body).map_err(|e| bad_request(&format!("invalid JSON body: {e}")))
+            }
+            m => Err(status(405, "MethodNotAllowed", &format!("{m} is not supported here"), json!({}))),
+        }
     }
 }
 
 // The error is the finished reply; boxing it would only move the allocation.
 #[allow(clippy::result_large_err)]
-fn selectors(query: &HashMap<String, String>) -> Result<(Selector, FieldSelector), Response> {
+fn selectors(res: Res, query: &HashMap<String, String>) -> Result<(Selector, FieldSelector), Response> {
     let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str)).map_err(|e| bad_request(&e))?;
-    let fields =
-        FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str)).map_err(|e| bad_request(&e))?;
+    let fields = FieldSelector::parse(res, query.get("fieldSelector").map_or("", String::as_str))
+        .map_err(|e| bad_request(&e))?;
     Ok((labels, fields))
 }
 
+fn expired_continue() -> Response {
+    status(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+        json!({}),
+    )
+}
+
 fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, accept: &str) -> Response {
-    let (labels, fields) = match selectors(query) {
+    let (labels, fields) = match selectors(res, query) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (items, rv) = api.store.list(res, ns);
-    let items: Vec<Value> =
-        items.into_iter().filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o)).collect();
+    let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
+        None => None,
+        Some(Ok(n)) if n > 0 => Some(n as usize),
+        Some(Ok(_)) => None,
+        Some(Err(_)) => return bad_request(&format!("invalid limit `{}`", query["limit"])),
+    };
+    let (all, rv, start_after) = match query.get("continue").filter(|c| !c.is_empty()) {
+        None => {
+            let (items, rv) = api.store.list(res, ns);
+            (items, rv, None)
+        }
+        Some(token) => {
+            if query.get("resourceVersion").is_some_and(|v| !v.is_empty() && v != "0") {
+                return bad_request("specifying resource version is not allowed when using continue");
+            }
+            let (rv, start) = match paging::decode(token) {
+                Ok(t) => t,
+                Err(e) => return bad_request(&format!("invalid continue token: {e}")),
+            };
+            let pages = api.pages.lock().unwrap_or_else(|e| e.into_inner());
+            match pages.find(rv, res, ns) {
+                Some(items) => (items, rv, Some(start)),
+                None => return expired_continue(),
+            }
+        }
+    };
+    let selected = |o: &&Value| labels.matches(&o["metadata"]["labels"]) && fields.matches(o);
+    let remaining_all: Vec<&Value> =
+        all.iter().filter(|o| start_after.as_ref().is_none_or(|s| paging::key_of(o) > *s)).filter(selected).collect();
+    let (page, more) = match limit {
+        Some(n) if remaining_all.len() > n => (&remaining_all[..n], remaining_all.len() - n),
+        _ => (&remaining_all[..], 0),
+    };
+    let items: Vec<Value> = page.iter().map(|o| (*o).clone()).collect();
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if more > 0 {
+        api.pages.lock().unwrap_or_else(|e| e.into_inner()).keep(rv, res, ns, &all);
+        metadata["continue"] = json!(paging::encode(rv, &paging::key_of(&items[items.len() - 1])));
+        // The real server counts what is left only when no selector filters the list.
+        if !query.contains_key("labelSelector") && !query.contains_key("fieldSelector") {
+            metadata["remainingItemCount"] = json!(more);
+        }
+    }
     if table::wants_table(accept) {
-        return json_reply(StatusCode::OK, &table::table(res, &items, rv));
+        let mut t = table::table(res, &items, rv);
+        if let Some(c) = metadata.get("continue") {
+            t["metadata"]["continue"] = c.clone();
+        }
+        return json_reply(StatusCode::OK, &t);
     }
     json_reply(
         StatusCode::OK,
         &json!({
             "kind": format!("{}List", res.kind()), "apiVersion": res.api_version(),
-            "metadata": {"resourceVersion": rv.to_string()}, "items": items
+            "metadata": metadata, "items": items
         }),
     )
 }
@@ -296,7 +407,7 @@ fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, 
 /// `as_table`: each event carries a one-row Table (what `kubectl get -w` asks for); the column
 /// definitions come with the first event only, as from a real server.
 fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, as_table: bool) -> Response {
-    let (labels, fields) = match selectors(query) {
+    let (labels, fields) = match selectors(res, query) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -400,42 +511,44 @@ fn rv_of(object: &Value) -> Option<String> {
     object["metadata"]["resourceVersion"].as_str().map(str::to_string)
 }
 
-fn write_workload(
-    api: &Api,
-    res: Res,
-    ns: &str,
-    name: &str,
-    method: &Method,
-    content_type: &str,
-    body: &[u8],
-) -> Response {
+fn write_workload(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
     let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
-    let desired = if method == Method::PATCH {
-        let mut patched = current.clone();
-        if let Err(e) = patch::apply(content_type, &mut patched, body) {
-            return patch_error(e);
-        }
-        patched
-    } else {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(v) => v,
-            Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
-        }
+    let desired = match write.desired(&current) {
+        Ok(d) => d,
+        Err(r) => return r,
     };
+    if let Err(r) = validate::same_object(ns, name, &desired) {
+        return refuse(r);
+    }
     if let Err(r) = check_replicas(res, name, &desired["spec"]["replicas"], 1) {
         return r;
     }
+    let mut next = current.clone();
+    next["spec"] = desired["spec"].clone();
+    if next["spec"]["replicas"].is_null() {
+        next["spec"]["replicas"] = json!(1);
+    }
+    if let Err(r) = validate::workload_update(res, name, &current, &next) {
+        return refuse(r);
+    }
     let expected = rv_of(&desired);
-    let result = api.store.update(res, ns, name, expected.as_deref(), |o| {
-        o["spec"] = desired["spec"].clone();
+    let change = |o: &mut Value| {
+        o["spec"] = next["spec"].clone();
         for field in ["labels", "annotations"] {
             o["metadata"][field] = desired["metadata"][field].clone();
         }
         Ok(())
-    });
+    };
+    let result = if write.dry_run {
+        api.store.preview(res, ns, name, expected.as_deref(), change)
+    } else {
+        api.store.update(res, ns, name, expected.as_deref(), change)
+    };
     match result {
         Ok(updated) => {
-            api.controller.enqueue(res, ns, name);
+            if !write.dry_run {
+                api.controller.enqueue(res, ns, name);
+            }
             json_reply(StatusCode::OK, &updated)
         }
         Err(e) => store_error(res, name, e),
@@ -458,35 +571,38 @@ fn scale_of(workload: &Value) -> Value {
     })
 }
 
-fn scale(api: &Api, res: Res, ns: &str, name: &str, method: &Method, content_type: &str, body: &[u8]) -> Response {
+fn scale(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
     let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
     let current_scale = scale_of(&current);
-    let desired = match method.as_str() {
-        "GET" => return json_reply(StatusCode::OK, &current_scale),
-        "PATCH" => {
-            let mut patched = current_scale.clone();
-            if let Err(e) = patch::apply(content_type, &mut patched, body) {
-                return patch_error(e);
-            }
-            patched
-        }
-        "PUT" => match serde_json::from_slice::<Value>(body) {
-            Ok(v) => v,
-            Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
-        },
-        _ => return status(405, "MethodNotAllowed", &format!("{method} is not supported on scale"), json!({})),
+    if *write.method == Method::GET {
+        return json_reply(StatusCode::OK, &current_scale);
+    }
+    let desired = match write.desired(&current_scale) {
+        Ok(d) => d,
+        Err(r) => return r,
     };
+    if let Err(r) = validate::same_object(ns, name, &desired) {
+        return refuse(r);
+    }
     let replicas = match check_replicas(res, name, &desired["spec"]["replicas"], 0) {
         Ok(n) => n,
         Err(r) => return r,
     };
     let expected = rv_of(&desired);
-    match api.store.update(res, ns, name, expected.as_deref(), |o| {
+    let change = |o: &mut Value| {
         o["spec"]["replicas"] = json!(replicas);
         Ok(())
-    }) {
+    };
+    let result = if write.dry_run {
+        api.store.preview(res, ns, name, expected.as_deref(), change)
+    } else {
+        api.store.update(res, ns, name, expected.as_deref(), change)
+    };
+    match result {
         Ok(updated) => {
-            api.controller.enqueue(res, ns, name);
+            if !write.dry_run {
+                api.controller.enqueue(res, ns, name);
+            }
             json_reply(StatusCode::OK, &scale_of(&updated))
         }
         Err(e) => store_error(res, name, e),
