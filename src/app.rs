@@ -184,6 +184,7 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
                 options.faults = Some(spec.parse()?);
                 options.seed = args.seed.unwrap_or_else(rand::random);
             }
+            options.stuck = args.stuck.iter().map(|s| s.parse()).collect::<Result<_>>()?;
             sandbox::cli_up(&args.dir.dir, options)
         }
         cli::SandboxCommand::Status(args) => sandbox::cli_status(&args.dir.dir, args.json),

@@ -234,6 +234,10 @@ pub struct SandboxUpArgs {
     /// Seed of the faults' random choices, to reproduce a run [default: random, printed]
     #[arg(long, value_name = "N", requires = "faults")]
     pub seed: Option<u64>,
+    /// Make a workload's pods never become ready, e.g. `dr/ac-ac-runtime=CrashLoopBackOff`
+    /// (or `ImagePullBackOff`): what a stuck DR start looks like. Repeatable
+    #[arg(long, value_name = "ENV/WORKLOAD=REASON")]
+    pub stuck: Vec<String>,
 }
 
 #[derive(Debug, Args)]

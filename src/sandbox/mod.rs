@@ -55,8 +55,10 @@ pub struct SandboxOptions {
     pub like: Option<like::Shape>,
     /// Random faults of the servers (`sandbox up --faults`); none by default.
     pub faults: Option<faults::FaultSpec>,
-    /// The seed of the faults' RNG (`sandbox up --seed`).
+    /// The seed of the faults' RNG (`sandbox up --seed`), also the seed of the pods' start jitter.
     pub seed: u64,
+    /// Workloads whose pods never become ready (`sandbox up --stuck`).
+    pub stuck: Vec<kube_api::StuckWorkload>,
 }
 
 impl Default for SandboxOptions {
@@ -73,6 +75,7 @@ impl Default for SandboxOptions {
             like: None,
             faults: None,
             seed: 0,
+            stuck: Vec::new(),
         }
     }
 }
@@ -149,6 +152,10 @@ impl Sandbox {
                 crate::redact::register(token);
             }
             let kube = KubeApiServer::start(0, kube_token.clone(), options.delays, std::slice::from_ref(&seed)).await?;
+            kube.set_jitter(kube_api::Jitter { seed: options.seed, ..kube_api::Jitter::default() });
+            for s in options.stuck.iter().filter(|s| &s.env == name) {
+                kube.set_stuck_checked(namespace, &s.workload, s.reason)?;
+            }
             let password = fresh_secret(&format!("{name}-gateway"));
             crate::redact::register(&password);
             files::write_secret(&dir.join(files::gateway_secret_path(name)), &password)?;
@@ -184,6 +191,15 @@ impl Sandbox {
                 storage_account: None,
             };
             environments.insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints });
+        }
+        if let Some(s) = options.stuck.iter().find(|s| !environments.contains_key(&s.env)) {
+            return Err(Error::Usage(format!(
+                "--stuck {}/{}: no environment `{}` in the sandbox (environments: {})",
+                s.env,
+                s.workload,
+                s.env,
+                options.environments.join(", ")
+            )));
         }
         let active = options.environments.first().cloned().unwrap_or_default();
         let dns = match &options.like {
@@ -416,6 +432,9 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
                     "files faults: an Azure Files emulator serves the account `sandbox` (see azure-files.json in the sandbox folder)"
                 );
             }
+        }
+        for s in &options.stuck {
+            eprintln!("stuck: the pods of {}/{} will never become ready ({})", s.env, s.workload, s.reason);
         }
         let handle = Sandbox::start(&dir, options).await?;
         eprint!("{}", render(&handle.status()));

@@ -134,6 +134,28 @@ impl KubeApiServer {
         self.api.controller.set_stuck(namespace, workload, reason);
     }
 
+    /// `set_stuck` for a workload that must exist (a typo in `sandbox up --stuck` is an error
+    /// naming the workloads there are, not a fault that never fires).
+    pub fn set_stuck_checked(&self, namespace: &str, workload: &str, reason: Stuck) -> Result<()> {
+        let exists = [Res::Deployment, Res::StatefulSet].iter().any(|r| self.api.store.get(*r, namespace, workload).is_some());
+        if !exists {
+            let known: Vec<String> = self
+                .api
+                .store
+                .all()
+                .into_iter()
+                .filter(|((r, n, _), _)| r.is_workload() && n == namespace)
+                .map(|((_, _, name), _)| name)
+                .collect();
+            return Err(Error::Usage(format!(
+                "--stuck: no deployment or statefulset `{workload}` in namespace `{namespace}` (there are: {})",
+                known.join(", ")
+            )));
+        }
+        self.set_stuck(namespace, workload, Some(reason));
+        Ok(())
+    }
+
     /// Switches random faults on (or off with `None`) for the requests from now on.
     pub fn set_random_faults(&self, injector: Option<Arc<crate::sandbox::faults::Injector>>) {
         self.faults.set(injector);
