@@ -243,7 +243,11 @@ async fn not_ready_pods(cluster: &Cluster, selector: &str) -> Option<String> {
                 text.push_str(&format!(" ({restarts} restart{})", if restarts == 1 { "" } else { "s" }));
             }
             let more = names.len().saturating_sub(PODS_SHOWN);
-            text.push_str(&format!(" [{}{}]", names[..names.len().min(PODS_SHOWN)].join(", "), if more > 0 { format!(" and {more} more") } else { String::new() }));
+            text.push_str(&format!(
+                " [{}{}]",
+                names[..names.len().min(PODS_SHOWN)].join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ));
             if let Some(m) = message.filter(|m| !m.is_empty()) {
                 let short: String = m.chars().take(MESSAGE_CHARS).collect();
                 text.push_str(&format!(": {short}{}", if m.chars().count() > MESSAGE_CHARS { "…" } else { "" }));

@@ -137,7 +137,8 @@ impl KubeApiServer {
     /// `set_stuck` for a workload that must exist (a typo in `sandbox up --stuck` is an error
     /// naming the workloads there are, not a fault that never fires).
     pub fn set_stuck_checked(&self, namespace: &str, workload: &str, reason: Stuck) -> Result<()> {
-        let exists = [Res::Deployment, Res::StatefulSet].iter().any(|r| self.api.store.get(*r, namespace, workload).is_some());
+        let exists =
+            [Res::Deployment, Res::StatefulSet].iter().any(|r| self.api.store.get(*r, namespace, workload).is_some());
         if !exists {
             let known: Vec<String> = self
                 .api

@@ -162,6 +162,13 @@ pub async fn handle(
         ["apis", "apps"] if get => json_reply(StatusCode::OK, &discovery::api_group()),
         ["api", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("")),
         ["apis", "apps", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("apps")),
+        ["openapi", ..] => status(
+            404,
+            "NotFound",
+            "the drscript sandbox does not serve OpenAPI documents: `kubectl apply` needs --validate=false \
+             (client-side apply then works through strategic merge patch); server-side apply is not supported",
+            json!({}),
+        ),
         ["api", "v1", "namespaces", ns] if get => namespace(&api, ns),
         ["api", "v1", rest @ ..] => resource(&api, "", rest, &method, &query, &accept, &content_type, &body),
         ["apis", "apps", "v1", rest @ ..] => {
@@ -243,10 +250,21 @@ fn resource(
         "DELETE" => "DeleteOptions",
         _ => "CreateOptions",
     };
+    // A DELETE carries its options (dryRun among them) in a DeleteOptions body, as kubectl sends it.
+    let body_dry_run = if *method == Method::DELETE && !body.is_empty() {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(options) => {
+                options["dryRun"].as_array().and_then(|a| a.first()).and_then(Value::as_str).map(str::to_string)
+            }
+            Err(e) => return bad_request(&format!("invalid DeleteOptions body: {e}")),
+        }
+    } else {
+        None
+    };
     let dry_run = if *method == Method::GET {
         false
     } else {
-        match validate::dry_run(query.get("dryRun").map(String::as_str), options_kind) {
+        match validate::dry_run(query.get("dryRun").map(String::as_str).or(body_dry_run.as_deref()), options_kind) {
             Ok(d) => d,
             Err(r) => return refuse(r),
         }
