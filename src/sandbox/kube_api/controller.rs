@@ -586,3 +586,21 @@ fn ordinal(pod: &Value) -> Option<i64> {
         .and_then(|n| n.rsplit('-').next())
         .and_then(|o| o.parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_is_bounded_and_repeatable_with_the_same_seed() {
+        let start = Duration::from_secs(2);
+        let a = Jitter { fraction: 0.1, seed: 7 };
+        let spread: Vec<Duration> = (0..20).map(|i| a.of(start, &format!("pod-{i}"))).collect();
+        assert!(spread.iter().all(|d| *d <= Duration::from_millis(200)), "{spread:?}");
+        assert!(spread.iter().any(|d| *d != spread[0]), "pods do not all start at once: {spread:?}");
+        assert_eq!(spread[3], a.of(start, "pod-3"), "same seed, same pod, same delay");
+        let b = Jitter { fraction: 0.1, seed: 8 };
+        assert_ne!((0..20).map(|i| b.of(start, &format!("pod-{i}"))).collect::<Vec<_>>(), spread);
+        assert_eq!(Jitter { fraction: 0.0, seed: 7 }.of(start, "pod-1"), Duration::ZERO);
+    }
+}
