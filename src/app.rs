@@ -185,6 +185,7 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
                 options.seed = args.seed.unwrap_or_else(rand::random);
             }
             options.stuck = args.stuck.iter().map(|s| s.parse()).collect::<Result<_>>()?;
+            options.kube_tls = !args.insecure_http;
             sandbox::cli_up(&args.dir.dir, options)
         }
         cli::SandboxCommand::Status(args) => sandbox::cli_status(&args.dir.dir, args.json),

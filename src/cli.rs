@@ -238,6 +238,10 @@ pub struct SandboxUpArgs {
     /// (or `ImagePullBackOff`): what a stuck DR start looks like. Repeatable
     #[arg(long, value_name = "ENV/WORKLOAD=REASON")]
     pub stuck: Vec<String>,
+    /// Serve the Kubernetes APIs over plain HTTP without authentication, instead of HTTPS with a
+    /// private CA, a rotating admin token (kubeconfig `exec` plugin) and a read-only `ENV-viewer`
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Args)]

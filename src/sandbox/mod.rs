@@ -43,9 +43,16 @@ pub struct SandboxOptions {
     /// Application version: the tag of every image.
     pub version: String,
     pub delays: Delays,
-    /// Make the API servers demand a bearer token (written into the kubeconfig). Note that
-    /// kubectl does not send tokens to a plain-http server, so this is for kube-rs only.
+    /// Make the API servers demand a fixed bearer token (written into the kubeconfig) instead of
+    /// the rotating one of the `exec` plugin. Note that kubectl does not send tokens to a
+    /// plain-http server.
     pub kube_token: bool,
+    /// Serve the Kubernetes APIs over HTTPS with a private CA, an admin whose token rotates
+    /// through the kubeconfig's `exec` plugin, and a read-only `ENV-viewer` context (the
+    /// default); false: plain HTTP, no authentication (`sandbox up --insecure-http`).
+    pub kube_tls: bool,
+    /// How long an admin token of the `exec` plugin lives (re-minted at half its life).
+    pub kube_token_lifetime: Duration,
     /// Seed the share folders (a few MB per environment).
     pub shares: bool,
     /// How long a storage account failover takes in the ARM emulation.
@@ -70,6 +77,8 @@ impl Default for SandboxOptions {
             version: "4.2.1".to_string(),
             delays: Delays::default(),
             kube_token: false,
+            kube_tls: true,
+            kube_token_lifetime: Duration::from_secs(3600),
             shares: true,
             storage_failover: Duration::from_secs(5),
             like: None,
@@ -151,7 +160,29 @@ impl Sandbox {
             if let Some(token) = &kube_token {
                 crate::redact::register(token);
             }
-            let kube = KubeApiServer::start(0, kube_token.clone(), options.delays, std::slice::from_ref(&seed)).await?;
+            let mut security = kube_api::Security { admin_token: kube_token.clone(), ..Default::default() };
+            let (mut kube_ca_file, mut kube_credential_plugin, mut kube_viewer_token) = (None, None, None);
+            if options.kube_tls {
+                let tls = kube_api::ServerTls::generate()?;
+                let ca = files::kube_ca_path(name);
+                std::fs::write(dir.join(&ca), &tls.ca_pem)
+                    .map_err(|e| Error::io(format!("cannot write {}", ca.display()), e))?;
+                kube_ca_file = Some(ca);
+                security.tls = Some(tls);
+                let viewer = fresh_secret(&format!("{name}-kube-viewer"));
+                crate::redact::register(&viewer);
+                security.viewer_token = Some(viewer.clone());
+                kube_viewer_token = Some(viewer);
+                if kube_token.is_none() {
+                    let credential = dir.join(files::kube_credential_path(name));
+                    let plugin = dir.join(format!("bin/kube-credential-{name}"));
+                    files::write_credential_plugin(&plugin, &credential)?;
+                    security.admin_rotation =
+                        Some(kube_api::Rotation { credential_file: credential, lifetime: options.kube_token_lifetime });
+                    kube_credential_plugin = Some(plugin);
+                }
+            }
+            let kube = KubeApiServer::start_secure(0, security, options.delays, std::slice::from_ref(&seed)).await?;
             kube.set_jitter(kube_api::Jitter { seed: options.seed, ..kube_api::Jitter::default() });
             for s in options.stuck.iter().filter(|s| &s.env == name) {
                 kube.set_stuck_checked(namespace, &s.workload, s.reason)?;
@@ -186,6 +217,9 @@ impl Sandbox {
                 release: release.to_string(),
                 shares: share_paths,
                 kube_token,
+                kube_ca_file,
+                kube_credential_plugin,
+                kube_viewer_token,
                 gateway_user: user,
                 replicas: [active_seed.runtime, active_seed.listener, active_seed.rabbitmq],
                 storage_account: None,
@@ -500,10 +534,14 @@ pub fn status_of(dir: &Path) -> Result<Value> {
     }
     let dir = dir.to_path_buf();
     on_runtime(async move {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| Error::Other(format!("cannot build an HTTP client: {e}")))?;
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        for ca in file.environments.values().filter_map(|e| e.kube_ca_file.as_ref()) {
+            let pem = std::fs::read(dir.join(ca)).map_err(|e| Error::io(format!("cannot read {}", ca.display()), e))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| Error::Other(format!("{} is not a PEM certificate: {e}", ca.display())))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| Error::Other(format!("cannot build an HTTP client: {e}")))?;
         let get = |url: String| {
             let http = http.clone();
             async move {

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
+use super::auth::{self, Auth, Identity, Unauthenticated};
 use super::controller::Controller;
 use super::discovery;
 use super::field_selector::FieldSelector;
@@ -31,8 +32,8 @@ const LOG_LIMIT: usize = 2000;
 pub struct Api {
     pub store: Arc<Store>,
     pub controller: Arc<Controller>,
-    /// The bearer token clients must present; `None` serves anyone.
-    pub token: Option<String>,
+    /// The bearer tokens clients must present and who they are; none serves anyone as admin.
+    pub auth: Auth,
     pub address: Mutex<String>,
     /// `METHOD /path?query`, oldest first, bounded.
     pub log: Mutex<VecDeque<String>>,
@@ -124,12 +125,16 @@ pub async fn handle(
     if let ["_sandbox", what] = segments.as_slice() {
         return sandbox_endpoint(&api, what);
     }
-    if let Some(token) = &api.token {
-        let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if presented != Some(format!("Bearer {token}").as_str()) {
-            return status(401, "Unauthorized", "Unauthorized", json!({}));
+    let identity = match api.auth.authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
+        Ok(identity) => identity,
+        Err(why) => {
+            let message = match why {
+                Unauthenticated::Expired => "Unauthorized: the token has expired",
+                Unauthenticated::Missing | Unauthenticated::Unknown => "Unauthorized",
+            };
+            return status(401, "Unauthorized", message, json!({}));
         }
-    }
+    };
     let injected = {
         let mut faults = api.faults.lock().unwrap_or_else(|e| e.into_inner());
         match faults.front() {
@@ -150,6 +155,20 @@ pub async fn handle(
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let protobuf = content_type.starts_with("application/vnd.kubernetes.protobuf");
+    let review = segments.as_slice() == ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"];
+    let self_review = segments.as_slice() == ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"];
+    if protobuf && !review && !self_review {
+        // What an API server without protobuf for a type answers; client-go then sends JSON.
+        return status(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json (got `{content_type}`)"
+            ),
+            json!({}),
+        );
+    }
     let address = api.address.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let get = method == Method::GET;
     match segments.as_slice() {
@@ -170,9 +189,41 @@ pub async fn handle(
             json!({}),
         ),
         ["api", "v1", "namespaces", ns] if get => namespace(&api, ns),
-        ["api", "v1", rest @ ..] => resource(&api, "", rest, &method, &query, &accept, &content_type, &body),
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if method == Method::POST => {
+            let request = if protobuf {
+                super::protobuf::access_review(&body).ok_or_else(|| "not a SelfSubjectAccessReview".to_string())
+            } else {
+                serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
+            };
+            match request {
+                Ok(request) => json_reply(StatusCode::CREATED, &auth::access_review(&identity, &request)),
+                Err(e) => bad_request(&format!("invalid SelfSubjectAccessReview: {e}")),
+            }
+        }
+        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] if method == Method::POST => {
+            json_reply(StatusCode::CREATED, &auth::self_review(&identity))
+        }
+        ["api", "v1", rest @ ..] => {
+            let request = Request {
+                identity: &identity,
+                method: &method,
+                query: &query,
+                accept: &accept,
+                content_type: &content_type,
+                body: &body,
+            };
+            resource(&api, "", rest, &request)
+        }
         ["apis", "apps", "v1", rest @ ..] => {
-            resource(&api, "apps", rest, &method, &query, &accept, &content_type, &body)
+            let request = Request {
+                identity: &identity,
+                method: &method,
+                query: &query,
+                accept: &accept,
+                content_type: &content_type,
+                body: &body,
+            };
+            resource(&api, "apps", rest, &request)
         }
         _ => status(404, "NotFound", "the server could not find the requested resource", json!({})),
     }
@@ -223,17 +274,31 @@ fn namespace(api: &Api, ns: &str) -> Response {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn resource(
-    api: &Arc<Api>,
-    group: &str,
-    rest: &[&str],
-    method: &Method,
-    query: &HashMap<String, String>,
-    accept: &str,
-    content_type: &str,
-    body: &[u8],
-) -> Response {
+/// One resource request, as routed.
+struct Request<'a> {
+    identity: &'a Identity,
+    method: &'a Method,
+    query: &'a HashMap<String, String>,
+    accept: &'a str,
+    content_type: &'a str,
+    body: &'a [u8],
+}
+
+/// The RBAC verb of a request: `get`/`list`/`watch` for reads, `patch`, `update`, `delete`, `create`.
+fn verb(method: &Method, named: bool, watch: bool) -> &'static str {
+    match method.as_str() {
+        "GET" if watch => "watch",
+        "GET" if named => "get",
+        "GET" => "list",
+        "PATCH" => "patch",
+        "PUT" => "update",
+        "DELETE" => "delete",
+        _ => "create",
+    }
+}
+
+fn resource(api: &Arc<Api>, group: &str, rest: &[&str], request: &Request) -> Response {
+    let Request { identity, method, query, accept, content_type, body } = *request;
     let (ns, plural, name, sub) = match rest {
         [plural] => (None, *plural, None, None),
         ["namespaces", ns, plural] => (Some(*ns), *plural, None, None),
@@ -244,6 +309,25 @@ fn resource(
     let Some(res) = Res::from_plural(plural).filter(|r| r.group() == group) else {
         return status(404, "NotFound", "the server could not find the requested resource", json!({}));
     };
+    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let verb = verb(method, name.is_some(), watching);
+    let resource_name = match sub {
+        Some(s) => format!("{plural}/{s}"),
+        None => plural.to_string(),
+    };
+    if !identity.may(verb, group, &resource_name) {
+        let message = auth::forbidden_message(&identity.user, verb, group, &resource_name, ns);
+        let message = match name {
+            Some(n) => format!("{} \"{n}\" is forbidden: {message}", res.qualified()),
+            None => format!("{} is forbidden: {message}", res.qualified()),
+        };
+        return status(
+            403,
+            "Forbidden",
+            &message,
+            json!({"name": name.unwrap_or_default(), "group": group, "kind": plural}),
+        );
+    }
     let options_kind = match method.as_str() {
         "PATCH" => "PatchOptions",
         "PUT" => "UpdateOptions",
@@ -270,9 +354,7 @@ fn resource(
         }
     };
     match (method.as_str(), name, sub) {
-        ("GET", None, None) if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) => {
-            watch(api, res, ns, query, table::wants_table(accept))
-        }
+        ("GET", None, None) if watching => watch(api, res, ns, query, table::wants_table(accept)),
         ("GET", None, None) => list(api, res, ns, query, accept),
         (_, Some(_), _) if ns.is_none() => bad_request("a namespace is required"),
         ("GET", Some(name), None) => match api.store.get(res, ns.unwrap_or_default(), name) {
