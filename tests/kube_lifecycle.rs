@@ -223,6 +223,18 @@ async fn a_paused_deployment_does_not_roll_out_and_resuming_leaves_a_history() {
         rs["items"].as_array().unwrap().iter().map(|r| r["spec"]["replicas"].as_i64().unwrap()).collect();
     desired.sort();
     assert_eq!(desired, [0, 1], "{rs}");
+    // Undo goes back to the first template: its ReplicaSet becomes revision 3, none is added.
+    let (ok, text) = kubectl(&sb, "prod", &["rollout", "undo", &format!("deployment/{PORTAL}")]).await;
+    assert!(ok, "{text}");
+    let (ok, text) =
+        kubectl(&sb, "prod", &["rollout", "status", &format!("deployment/{PORTAL}"), "--timeout=20s"]).await;
+    assert!(ok, "{text}");
+    let (_, history) = kubectl(&sb, "prod", &["rollout", "history", &format!("deployment/{PORTAL}")]).await;
+    let revisions: Vec<&str> =
+        history.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<u32>().is_ok()).collect();
+    assert_eq!(revisions, ["2", "3"], "{history}");
+    let rs = kubectl_json(&sb, "prod", &["get", "replicasets", "-l", "app.kubernetes.io/name=ac-portal"]).await;
+    assert_eq!(rs["items"].as_array().unwrap().len(), 2, "{rs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,7 +179,7 @@ impl Controller {
         if selector_text.is_empty() {
             return;
         }
-        let spec_hash = encode(fnv(&workload["spec"]["template"].to_string()), 10);
+        let spec_hash = encode(fnv(&normalized(&workload["spec"]["template"]).to_string()), 10);
         let (revision, template, owner) = match res {
             Res::Deployment => {
                 let Some((hash, template)) = rollout::current_template(&self.store, &workload, &spec_hash) else {
@@ -562,6 +562,26 @@ impl PodLifecycle<'_> {
                 });
             }
         }
+    }
+}
+
+/// A pod template without its nulls and empty objects and lists, so that the same template sent
+/// by a typed client (Go's `creationTimestamp: null`, `resources: {}`) hashes the same: the API
+/// server hashes the decoded object, in which those are absent.
+fn normalized(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .filter(|(_, v)| {
+                    !(v.is_null()
+                        || v.as_object().is_some_and(|o| o.is_empty())
+                        || v.as_array().is_some_and(|a| a.is_empty()))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(normalized).collect()),
+        other => other.clone(),
     }
 }
 
