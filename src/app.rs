@@ -225,6 +225,8 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
                 }
                 options.outages.push((env.to_string(), list));
             }
+            options.stuck = args.stuck.iter().map(|s| s.parse()).collect::<Result<_>>()?;
+            options.kube_tls = !args.insecure_http;
             sandbox::cli_up(&args.dir.dir, options)
         }
         cli::SandboxCommand::Status(args) => sandbox::cli_status(&args.dir.dir, args.json),

@@ -320,6 +320,14 @@ pub struct SandboxUpArgs {
     /// Start with an outage: ENV:PART[+PART...], e.g. `prod:region` or `prod:cluster+gateway`
     #[arg(long, value_name = "ENV:PARTS")]
     pub outage: Vec<String>,
+    /// Make a workload's pods never become ready, e.g. `dr/ac-ac-runtime=CrashLoopBackOff`
+    /// (or `ImagePullBackOff`): what a stuck DR start looks like. Repeatable
+    #[arg(long, value_name = "ENV/WORKLOAD=REASON")]
+    pub stuck: Vec<String>,
+    /// Serve the Kubernetes APIs over plain HTTP without authentication, instead of HTTPS with a
+    /// private CA, a rotating admin token (kubeconfig `exec` plugin) and a read-only `ENV-viewer`
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Args)]

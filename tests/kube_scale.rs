@@ -227,7 +227,11 @@ async fn unknown_context_is_named_with_the_known_ones() {
     let mut env = config.environment("prod").unwrap().clone();
     env.kube_context = Some("prod-aks".into());
     let err = Cluster::connect(&env).await.err().unwrap().to_string();
-    assert!(err.contains("prod-aks") && err.contains("known: prod, dr") || err.contains("known: dr, prod"), "{err}");
+    assert!(
+        err.contains("context `prod-aks` is not in kubeconfig")
+            && err.contains("known: dr, dr-viewer, prod, prod-viewer"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,10 +44,7 @@ pub fn describe(cluster: &Cluster, kind: Kind, name: &str, e: &kube::Error) -> S
                 "401 Unauthorized: the API server {} rejected the credentials of context `{}` (kubeconfig {}); log in again or fix the user of that context",
                 cluster.server, cluster.context, cluster.kubeconfig
             ),
-            403 => format!(
-                "403 Forbidden: context `{}` may not do this to {kind}/{name} in namespace `{}`: {}",
-                cluster.context, cluster.namespace, s.message
-            ),
+            403 => forbidden(cluster, kind, name, &s.message),
             404 => format!(
                 "404 Not Found: {kind} `{name}` does not exist in namespace `{}` (context `{}`)",
                 cluster.namespace, cluster.context
@@ -65,6 +62,31 @@ pub fn describe(cluster: &Cluster, kind: Kind, name: &str, e: &kube::Error) -> S
         other => crate::error::chain(other),
     };
     redacted(message)
+}
+
+/// A 403 as the operator needs it: who (the identity the API server saw), may not do what (verb
+/// and resource), where, through which context. The API server's authorizer says it as
+/// `User "U" cannot VERB resource "R" in API group "G" in the namespace "NS"`.
+fn forbidden(cluster: &Cluster, kind: Kind, name: &str, message: &str) -> String {
+    static RBAC: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"User "([^"]*)" cannot (\S+) resource "([^"]*)"(?: in API group "([^"]*)")?"#).unwrap()
+    });
+    match RBAC.captures(message) {
+        Some(c) => {
+            let group = match c.get(4).map_or("", |g| g.as_str()) {
+                "" => "core".to_string(),
+                g => g.to_string(),
+            };
+            format!(
+                "403 Forbidden: identity `{}` may not `{}` `{}` (API group {group}) in namespace `{}` ({kind}/{name}, context `{}`, kubeconfig {}); its RBAC role must allow it, or use a context with more rights",
+                &c[1], &c[2], &c[3], cluster.namespace, cluster.context, cluster.kubeconfig
+            )
+        }
+        None => format!(
+            "403 Forbidden: context `{}` may not do this to {kind}/{name} in namespace `{}`: {message}",
+            cluster.context, cluster.namespace
+        ),
+    }
 }
 
 /// Retry budget per class: busy servers get more patience than absent ones.

@@ -22,6 +22,9 @@ pub struct View {
     pub available: i32,
     pub selector: String,
     pub containers: Vec<Container>,
+    /// A deployment's `Progressing` condition when it is not plainly true
+    /// (`Progressing=False ProgressDeadlineExceeded: ...`), for messages.
+    pub progress: Option<String>,
 }
 
 /// A kind that can be scaled and waited for.
@@ -53,6 +56,16 @@ impl Scalable for Deployment {
             available: status.available_replicas.unwrap_or(0),
             selector: selector_string(&self.spec.selector),
             containers: containers(&self.spec.template),
+            progress: status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_.as_deref() == Some("Progressing") && c.status.as_deref() != Some("True"))
+                .map(|c| {
+                    let reason = c.reason.clone().unwrap_or_default();
+                    let message = c.message.clone().unwrap_or_default().trim_end_matches('.').to_string();
+                    format!("Progressing={} {reason}: {message}", c.status.as_deref().unwrap_or("Unknown"))
+                }),
         }
     }
 }
@@ -69,6 +82,7 @@ impl Scalable for StatefulSet {
             available: status.available_replicas.unwrap_or(0),
             selector: selector_string(&self.spec.selector),
             containers: containers(&self.spec.template),
+            progress: None,
         }
     }
 }

@@ -3,7 +3,10 @@
 //! until no pod matching the workload's selector is left, terminating pods included.
 //!
 //! `watcher` never gives up on its own, so each wait runs under `tokio::time::timeout`; what was
-//! last observed is kept outside the timed future so that a timeout can say what it saw.
+//! last observed is kept outside the timed future so that a timeout can say what it saw. A scale
+//! up that times out also says why the pods are not ready (their containers' waiting reasons,
+//! `CrashLoopBackOff`, `ImagePullBackOff`, ...) and whether the deployment controller gave up
+//! (`ProgressDeadlineExceeded`): what an operator needs to decide between waiting and acting.
 
 use std::collections::BTreeMap;
 use std::pin::pin;
@@ -11,6 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
 use kube::runtime::watcher::{self, Event};
 
 use super::cluster::Cluster;
@@ -107,13 +111,21 @@ pub async fn until_ready<K: Scalable>(
     match tokio::time::timeout_at(deadline, watch).await {
         Ok(result) => result,
         Err(_) => {
-            let observed = match &last {
+            let mut observed = match &last {
                 Some(v) => format!(
                     "observed {} ready of {} wanted ({} existing), spec.replicas {}, observedGeneration {} of generation {}",
                     v.ready, replicas, v.replicas, v.desired, v.observed_generation, v.generation
                 ),
                 None => "nothing observed: the watch never delivered the workload".to_string(),
             };
+            if let Some(v) = &last {
+                if let Some(p) = &v.progress {
+                    observed.push_str(&format!("; {p}"));
+                }
+                if let Some(pods) = not_ready_pods(cluster, &v.selector).await {
+                    observed.push_str(&format!("; {pods}"));
+                }
+            }
             Err(Error::action(
                 "scale",
                 cluster.target(kind, name),
@@ -193,15 +205,97 @@ pub async fn until_gone(
     }
 }
 
+/// At most this many pods are described one by one in a timeout message.
+const PODS_SHOWN: usize = 5;
+
+/// Why the workload's pods are not ready, read once after a timeout (bounded: the API server may
+/// be the reason for the timeout): pods grouped by phase and waiting reason, each group with its
+/// pods' names, the most restarts and one container message. `None` when nothing can be said.
+async fn not_ready_pods(cluster: &Cluster, selector: &str) -> Option<String> {
+    if selector.is_empty() {
+        return None;
+    }
+    let api = cluster.api::<Pod>();
+    let params = ListParams::default().labels(selector);
+    let list = tokio::time::timeout(Duration::from_secs(5), api.list(&params)).await.ok()?.ok()?;
+    let mut groups: BTreeMap<String, (Vec<String>, i32, Option<String>)> = BTreeMap::new();
+    for p in list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && !is_ready(p)) {
+        let w = waiting(p);
+        let key = match &w {
+            Some((reason, _, _)) => format!("{}: {reason}", phase(p)),
+            None => phase(p),
+        };
+        let group = groups.entry(key).or_default();
+        group.0.push(pod_name(p));
+        if let Some((_, message, restarts)) = w {
+            group.1 = group.1.max(restarts);
+            group.2 = group.2.take().or(message);
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let described: Vec<String> = groups
+        .into_iter()
+        .map(|(state, (names, restarts, message))| {
+            let mut text = format!("{} pod{} {state}", names.len(), if names.len() == 1 { "" } else { "s" });
+            if restarts > 0 {
+                text.push_str(&format!(" ({restarts} restart{})", if restarts == 1 { "" } else { "s" }));
+            }
+            let more = names.len().saturating_sub(PODS_SHOWN);
+            text.push_str(&format!(
+                " [{}{}]",
+                names[..names.len().min(PODS_SHOWN)].join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ));
+            if let Some(m) = message.filter(|m| !m.is_empty()) {
+                let short: String = m.chars().take(MESSAGE_CHARS).collect();
+                text.push_str(&format!(": {short}{}", if m.chars().count() > MESSAGE_CHARS { "…" } else { "" }));
+            }
+            text
+        })
+        .collect();
+    Some(format!("not ready: {}", described.join("; ")))
+}
+
+/// Longest container message quoted in a timeout.
+const MESSAGE_CHARS: usize = 160;
+
+/// The first waiting container's reason, message and restart count.
+fn waiting(p: &Pod) -> Option<(String, Option<String>, i32)> {
+    let containers = p.status.as_ref()?.container_statuses.as_ref()?;
+    containers.iter().find_map(|c| {
+        let w = c.state.as_ref()?.waiting.as_ref()?;
+        Some((w.reason.clone().unwrap_or_default(), w.message.clone(), c.restart_count))
+    })
+}
+
+/// `pending`, `running, not ready`, ...: the phase as an operator reads it.
+fn phase(p: &Pod) -> String {
+    let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "unknown".to_string()).to_lowercase();
+    if phase == "running" && !is_ready(p) { "running, not ready".to_string() } else { phase }
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 fn pod_name(p: &Pod) -> String {
     p.metadata.name.clone().unwrap_or_default()
 }
 
+/// `pending: ImagePullBackOff`, `running, not ready: CrashLoopBackOff`, `terminating since T`.
 fn pod_state(p: &Pod) -> String {
     if let Some(t) = &p.metadata.deletion_timestamp {
         return format!("terminating since {}", t.0);
     }
-    p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "unknown".to_string()).to_lowercase()
+    match waiting(p) {
+        Some((reason, _, _)) => format!("{}: {reason}", phase(p)),
+        None => phase(p),
+    }
 }
 
 pub fn human(d: Duration) -> String {

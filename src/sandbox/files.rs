@@ -23,6 +23,16 @@ pub struct EnvEndpoints {
     /// never into `sandbox.json`.
     #[serde(skip)]
     pub kube_token: Option<String>,
+    /// The CA of an HTTPS API server (PEM file, relative to the sandbox folder): in the
+    /// kubeconfig as `certificate-authority-data`, and what `sandbox status` trusts.
+    #[serde(default)]
+    pub kube_ca_file: Option<PathBuf>,
+    /// The `exec` credential plugin of the admin user (an absolute path), when its token rotates.
+    #[serde(default)]
+    pub kube_credential_plugin: Option<PathBuf>,
+    /// The read-only identity's token (context `ENV-viewer`); kubeconfig only.
+    #[serde(skip)]
+    pub kube_viewer_token: Option<String>,
     pub gateway_user: String,
     /// Replicas to restore when the environment becomes active.
     pub replicas: [i32; 3],
@@ -81,13 +91,55 @@ pub fn write_secret(path: &Path, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The CA certificate of an environment's API server, relative to the sandbox folder.
+pub fn kube_ca_path(env: &str) -> PathBuf {
+    PathBuf::from(format!("kube-{env}-ca.crt"))
+}
+
+/// The admin's current `ExecCredential` of an environment, relative to the sandbox folder.
+pub fn kube_credential_path(env: &str) -> PathBuf {
+    PathBuf::from(format!("secrets/{env}-kube.credential.json"))
+}
+
+/// The `exec` plugin: prints the current `ExecCredential` (the sandbox re-mints it before the
+/// token expires), as `kubelogin get-token` prints an Entra token on AKS.
+pub fn write_credential_plugin(path: &Path, credential: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+    }
+    let quoted = credential.display().to_string().replace('\'', "'\\''");
+    write(
+        path,
+        &format!(
+            "#!/bin/sh\n# Written by `drscript sandbox up`: the kubeconfig's exec credential plugin.\nexec cat '{quoted}'\n"
+        ),
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(format!("cannot make {} executable", path.display()), e))?;
+    }
+    Ok(())
+}
+
 /// `active` becomes the current context (PROD), so a bare `kubectl` talks to the active side.
-pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>, active: &str) -> String {
+/// Each environment has a context of its name (the admin) and, on a server with identities, an
+/// `ENV-viewer` context whose user may only read.
+pub fn kubeconfig(dir: &Path, envs: &BTreeMap<String, EnvEndpoints>, active: &str) -> String {
+    use base64::Engine;
     let mut out = String::from(
         "# Written by `drscript sandbox up`: one context per simulated environment.\napiVersion: v1\nkind: Config\nclusters:\n",
     );
     for (name, e) in envs {
         let _ = write!(out, "- name: sandbox-{name}\n  cluster:\n    server: {}\n", e.kube_api);
+        if let Some(pem) = e.kube_ca_file.as_ref().and_then(|f| std::fs::read(dir.join(f)).ok()) {
+            let _ = writeln!(
+                out,
+                "    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            );
+        }
     }
     out.push_str("contexts:\n");
     for (name, e) in envs {
@@ -96,16 +148,33 @@ pub fn kubeconfig(envs: &BTreeMap<String, EnvEndpoints>, active: &str) -> String
             "- name: {name}\n  context:\n    cluster: sandbox-{name}\n    user: sandbox-{name}\n    namespace: {}\n",
             e.namespace
         );
+        if e.kube_viewer_token.is_some() {
+            let _ = write!(
+                out,
+                "- name: {name}-viewer\n  context:\n    cluster: sandbox-{name}\n    user: sandbox-{name}-viewer\n    namespace: {}\n",
+                e.namespace
+            );
+        }
     }
     out.push_str("users:\n");
     for (name, e) in envs {
-        match &e.kube_token {
-            Some(t) => {
+        match (&e.kube_credential_plugin, &e.kube_token) {
+            (_, Some(t)) => {
                 let _ = write!(out, "- name: sandbox-{name}\n  user:\n    token: {t}\n");
             }
-            None => {
+            (Some(plugin), None) => {
+                let _ = write!(
+                    out,
+                    "- name: sandbox-{name}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n      provideClusterInfo: false\n",
+                    plugin.display()
+                );
+            }
+            (None, None) => {
                 let _ = write!(out, "- name: sandbox-{name}\n  user: {{}}\n");
             }
+        }
+        if let Some(t) = &e.kube_viewer_token {
+            let _ = write!(out, "- name: sandbox-{name}-viewer\n  user:\n    token: {t}\n");
         }
     }
     let _ = writeln!(out, "current-context: {active}");
@@ -166,7 +235,7 @@ pub fn config(envs: &BTreeMap<String, EnvEndpoints>, extra: &[String]) -> String
 }
 
 pub fn write_all(dir: &Path, file: &SandboxFile, extra: &[String]) -> Result<()> {
-    write(&dir.join("kubeconfig"), &kubeconfig(&file.environments, &file.active))?;
+    write_secret(&dir.join("kubeconfig"), &kubeconfig(dir, &file.environments, &file.active))?;
     write(&dir.join("drscript.toml"), &config(&file.environments, extra))?;
     let json = serde_json::to_string_pretty(file).map_err(|e| Error::Other(e.to_string()))?;
     write(&dir.join(SANDBOX_FILE), &json)

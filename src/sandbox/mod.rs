@@ -45,9 +45,16 @@ pub struct SandboxOptions {
     /// Application version: the tag of every image.
     pub version: String,
     pub delays: Delays,
-    /// Make the API servers demand a bearer token (written into the kubeconfig). Note that
-    /// kubectl does not send tokens to a plain-http server, so this is for kube-rs only.
+    /// Make the API servers demand a fixed bearer token (written into the kubeconfig) instead of
+    /// the rotating one of the `exec` plugin. Note that kubectl does not send tokens to a
+    /// plain-http server.
     pub kube_token: bool,
+    /// Serve the Kubernetes APIs over HTTPS with a private CA, an admin whose token rotates
+    /// through the kubeconfig's `exec` plugin, and a read-only `ENV-viewer` context (the
+    /// default); false: plain HTTP, no authentication (`sandbox up --insecure-http`).
+    pub kube_tls: bool,
+    /// How long an admin token of the `exec` plugin lives (re-minted at half its life).
+    pub kube_token_lifetime: Duration,
     /// Seed the share folders (a few MB per environment).
     pub shares: bool,
     /// How long a storage account failover takes in the ARM emulation.
@@ -57,7 +64,7 @@ pub struct SandboxOptions {
     pub like: Option<like::Shape>,
     /// Random faults of the servers (`sandbox up --faults`); none by default.
     pub faults: Option<faults::FaultSpec>,
-    /// The seed of the faults' RNG (`sandbox up --seed`).
+    /// The seed of the faults' RNG (`sandbox up --seed`), also the seed of the pods' start jitter.
     pub seed: u64,
     /// Serve each environment's shares through an Azure Files emulator of its own (account =
     /// the environment's name, the same folders on disk), so that a storage outage can be
@@ -65,6 +72,8 @@ pub struct SandboxOptions {
     pub remote_shares: bool,
     /// Outages in force from the start (`sandbox up --outage ENV:PART[+PART]`).
     pub outages: Vec<(String, Vec<outage::Part>)>,
+    /// Workloads whose pods never become ready (`sandbox up --stuck`).
+    pub stuck: Vec<kube_api::StuckWorkload>,
 }
 
 impl Default for SandboxOptions {
@@ -76,6 +85,8 @@ impl Default for SandboxOptions {
             version: "4.2.1".to_string(),
             delays: Delays::default(),
             kube_token: false,
+            kube_tls: true,
+            kube_token_lifetime: Duration::from_secs(3600),
             shares: true,
             storage_failover: Duration::from_secs(5),
             like: None,
@@ -83,6 +94,7 @@ impl Default for SandboxOptions {
             seed: 0,
             remote_shares: false,
             outages: Vec::new(),
+            stuck: Vec::new(),
         }
     }
 }
@@ -163,7 +175,33 @@ impl Sandbox {
             if let Some(token) = &kube_token {
                 crate::redact::register(token);
             }
-            let kube = KubeApiServer::start(0, kube_token.clone(), options.delays, std::slice::from_ref(&seed)).await?;
+            let mut security = kube_api::Security { admin_token: kube_token.clone(), ..Default::default() };
+            let (mut kube_ca_file, mut kube_credential_plugin, mut kube_viewer_token) = (None, None, None);
+            if options.kube_tls {
+                let tls = kube_api::ServerTls::generate()?;
+                let ca = files::kube_ca_path(name);
+                std::fs::write(dir.join(&ca), &tls.ca_pem)
+                    .map_err(|e| Error::io(format!("cannot write {}", ca.display()), e))?;
+                kube_ca_file = Some(ca);
+                security.tls = Some(tls);
+                let viewer = fresh_secret(&format!("{name}-kube-viewer"));
+                crate::redact::register(&viewer);
+                security.viewer_token = Some(viewer.clone());
+                kube_viewer_token = Some(viewer);
+                if kube_token.is_none() {
+                    let credential = dir.join(files::kube_credential_path(name));
+                    let plugin = dir.join(format!("bin/kube-credential-{name}"));
+                    files::write_credential_plugin(&plugin, &credential)?;
+                    security.admin_rotation =
+                        Some(kube_api::Rotation { credential_file: credential, lifetime: options.kube_token_lifetime });
+                    kube_credential_plugin = Some(plugin);
+                }
+            }
+            let kube = KubeApiServer::start_secure(0, security, options.delays, std::slice::from_ref(&seed)).await?;
+            kube.set_jitter(kube_api::Jitter { seed: options.seed, ..kube_api::Jitter::default() });
+            for s in options.stuck.iter().filter(|s| &s.env == name) {
+                kube.set_stuck_checked(namespace, &s.workload, s.reason)?;
+            }
             let password = fresh_secret(&format!("{name}-gateway"));
             crate::redact::register(&password);
             files::write_secret(&dir.join(files::gateway_secret_path(name)), &password)?;
@@ -200,12 +238,14 @@ impl Sandbox {
                 gateway: Some(std::sync::Arc::new(gateway_gate)),
                 share: share_gate.map(std::sync::Arc::new),
             });
-            let gate_url = |g: &Option<std::sync::Arc<outage::Gate>>| {
-                g.as_ref().map(|g| format!("http://{}", g.addr())).unwrap_or_default()
+            // The gates pass TCP through: TLS is between the client and the server behind them.
+            let gate_url = |scheme: &str, g: &Option<std::sync::Arc<outage::Gate>>| {
+                g.as_ref().map(|g| format!("{scheme}://{}", g.addr())).unwrap_or_default()
             };
+            let kube_scheme = if kube.url().starts_with("https:") { "https" } else { "http" };
             let endpoints = EnvEndpoints {
-                kube_api: gate_url(&gates.cluster),
-                gateway: gate_url(&gates.gateway),
+                kube_api: gate_url(kube_scheme, &gates.cluster),
+                gateway: gate_url("http", &gates.gateway),
                 kube_state: Some(kube.url()),
                 gateway_state: Some(gateway.url()),
                 share_urls,
@@ -214,12 +254,24 @@ impl Sandbox {
                 release: release.to_string(),
                 shares: share_paths,
                 kube_token,
+                kube_ca_file,
+                kube_credential_plugin,
+                kube_viewer_token,
                 gateway_user: user,
                 replicas: [active_seed.runtime, active_seed.listener, active_seed.rabbitmq],
                 storage_account: None,
             };
             environments
                 .insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints, gates, files });
+        }
+        if let Some(s) = options.stuck.iter().find(|s| !environments.contains_key(&s.env)) {
+            return Err(Error::Usage(format!(
+                "--stuck {}/{}: no environment `{}` in the sandbox (environments: {})",
+                s.env,
+                s.workload,
+                s.env,
+                options.environments.join(", ")
+            )));
         }
         let active = options.environments.first().cloned().unwrap_or_default();
         let dns = match &options.like {
@@ -488,6 +540,9 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
                 );
             }
         }
+        for s in &options.stuck {
+            eprintln!("stuck: the pods of {}/{} will never become ready ({})", s.env, s.workload, s.reason);
+        }
         let handle = Sandbox::start(&dir, options).await?;
         eprint!("{}", render(&handle.status()));
         eprintln!(
@@ -552,10 +607,14 @@ pub fn status_of(dir: &Path) -> Result<Value> {
     }
     let dir = dir.to_path_buf();
     on_runtime(async move {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| Error::Other(format!("cannot build an HTTP client: {e}")))?;
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        for ca in file.environments.values().filter_map(|e| e.kube_ca_file.as_ref()) {
+            let pem = std::fs::read(dir.join(ca)).map_err(|e| Error::io(format!("cannot read {}", ca.display()), e))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| Error::Other(format!("{} is not a PEM certificate: {e}", ca.display())))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| Error::Other(format!("cannot build an HTTP client: {e}")))?;
         let get = |url: String| {
             let http = http.clone();
             async move {

@@ -12,3 +12,12 @@ if ! command -v openssl >/dev/null 2>&1; then
     apt-get update
     apt-get install -y openssl
 fi
+# The official Python `kubernetes` client in .tools/venv-kube: the second independent client of
+# the Kubernetes API emulation (its own request building, paging and error decoding).
+cd "$(dirname "$0")/../.."
+python3 -m venv --help >/dev/null 2>&1 || { apt-get update -q; apt-get install -y -q python3-venv; }
+venv=.tools/venv-kube
+if ! "$venv/bin/python" -c "import kubernetes" >/dev/null 2>&1; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q kubernetes
+fi

@@ -35,6 +35,7 @@ impl World {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
+        SANDBOX_DIRS.lock().unwrap().push(dir.path().join("sbx"));
         let world = World { dir, sandbox, log, extra_config: String::new() };
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
@@ -220,16 +221,59 @@ impl Drop for World {
     }
 }
 
-/// A small HTTP/1.1 client for the sandbox-only endpoints (no client library needed for them).
+/// The sandboxes started, whose CA certificates `http` trusts (the Kubernetes APIs speak HTTPS).
+static SANDBOX_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A TLS client trusting the CAs of the sandboxes started by this test binary.
+fn tls_client() -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for dir in SANDBOX_DIRS.lock().unwrap().iter() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("kube-") && name.ends_with("-ca.crt") {
+                for cert in CertificateDer::pem_file_iter(entry.path()).unwrap() {
+                    roots.add(cert.unwrap()).unwrap();
+                }
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+/// A small HTTP/1.1 client for the sandbox-only endpoints (no client library needed for them);
+/// HTTPS for the Kubernetes APIs, trusting the sandbox's CA.
 pub fn http(method: &str, url: &str) -> Value {
     use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").unwrap();
+    let (tls, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://").unwrap()),
+    };
     let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut s = std::net::TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    let mut bytes = Vec::new();
+    if tls {
+        let ip = host.rsplit_once(':').map_or(host, |(h, _)| h).to_string();
+        let name = rustls::pki_types::ServerName::try_from(ip).unwrap();
+        let mut conn = rustls::ClientConnection::new(tls_client(), name).unwrap();
+        let mut stream = rustls::Stream::new(&mut conn, &mut s);
+        stream.write_all(request.as_bytes()).unwrap();
+        // A server may close without a TLS close_notify; what was read is the answer.
+        let _ = stream.read_to_end(&mut bytes);
+    } else {
+        s.write_all(request.as_bytes()).unwrap();
+        s.read_to_end(&mut bytes).unwrap();
+    }
+    let reply = String::from_utf8_lossy(&bytes).into_owned();
     let (head, body) = reply.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{method} {url}: {head}");
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {url}: {e}: {body}"))

@@ -30,6 +30,24 @@ const SERVED: &[Served] = &[
         subresources: &[],
     },
     Served {
+        group: "",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        short: &["ev"],
+        verbs: &["get", "list", "watch"],
+        subresources: &[],
+    },
+    Served {
+        group: "apps",
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        short: &["rs"],
+        verbs: &["get", "list", "watch"],
+        subresources: &[],
+    },
+    Served {
         group: "apps",
         plural: "deployments",
         singular: "deployment",
@@ -48,6 +66,11 @@ const SERVED: &[Served] = &[
         subresources: &[("scale", "autoscaling", "v1", "Scale", SUB_VERBS)],
     },
 ];
+
+/// Events are not in `all` (so `kubectl get all` does not list them), as on a real server.
+fn categories(s: &Served) -> Value {
+    if s.plural == "events" { json!([]) } else { json!(["all"]) }
+}
 
 pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
@@ -102,7 +125,7 @@ pub fn resource_list(group: &str) -> Value {
     for s in SERVED.iter().filter(|s| s.group == group) {
         resources.push(json!({
             "name": s.plural, "singularName": s.singular, "namespaced": true, "kind": s.kind,
-            "verbs": s.verbs, "shortNames": s.short, "categories": ["all"]
+            "verbs": s.verbs, "shortNames": s.short, "categories": categories(s)
         }));
         for (sub, g, v, kind, verbs) in s.subresources {
             resources.push(json!({
@@ -135,7 +158,7 @@ pub fn aggregated(core: bool) -> Value {
                         "resource": s.plural,
                         "responseKind": {"group": s.group, "version": "v1", "kind": s.kind},
                         "scope": "Namespaced", "singularResource": s.singular,
-                        "verbs": s.verbs, "shortNames": s.short, "categories": ["all"],
+                        "verbs": s.verbs, "shortNames": s.short, "categories": categories(s),
                         "subresources": subs
                     })
                 })

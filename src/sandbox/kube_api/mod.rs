@@ -1,17 +1,31 @@
 //! A Kubernetes API server emulation over real HTTP/JSON on 127.0.0.1: discovery, deployments,
-//! statefulsets, their scale subresource, and pods that take a simulated time to start and to
-//! terminate. Enough of the real protocol for kubectl and kube-rs (lists, JSON-lines watches from
-//! a resourceVersion, merge/strategic/JSON patches, optimistic concurrency); deliberately no
-//! persistence, admission, RBAC beyond one bearer token, or server-side apply.
+//! statefulsets, their scale subresource, pods that take a simulated time to start and to
+//! terminate, and the read-only replicasets and events the controllers write. Enough of the real
+//! protocol for kubectl, the Python client and kube-rs (paged lists, JSON-lines watches from a
+//! resourceVersion, merge/strategic/JSON patches, optimistic concurrency, server-side dry run),
+//! refusing what the API server refuses (malformed selectors, immutable selectors, a name that
+//! differs from the URL, bad continue tokens). Served over HTTPS with a private CA and bearer
+//! tokens (an admin whose token rotates through an `exec` credential, a read-only identity whose
+//! writes are 403) or, as an option, over plain HTTP. Deliberately no persistence, admission
+//! webhooks or server-side apply. docs/sandbox-kubernetes.md lists the rest.
 
+mod auth;
 mod controller;
 mod discovery;
+mod events;
+mod field_selector;
+mod paging;
 mod patch;
+mod protobuf;
+mod rollout;
 mod seed;
 mod selector;
 mod server;
 mod store;
+mod stuck;
 mod table;
+mod tls;
+mod validate;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -20,18 +34,35 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use controller::Delays;
+pub use auth::{Identity, Rotation};
+pub use controller::{Delays, Jitter};
 pub use seed::Seed;
 pub use store::Res;
+pub use stuck::{Stuck, StuckWorkload};
+pub use tls::ServerTls;
 
 use crate::error::{Error, Result};
 use controller::Controller;
 use server::Api;
 use store::Store;
 
+/// How a server authenticates and encrypts (`KubeApiServer::start_secure`).
+#[derive(Clone, Default)]
+pub struct Security {
+    /// HTTPS with this CA and certificate; plain HTTP without.
+    pub tls: Option<ServerTls>,
+    /// A fixed admin token.
+    pub admin_token: Option<String>,
+    /// An admin token re-minted before it expires, published for the `exec` plugin.
+    pub admin_rotation: Option<Rotation>,
+    /// The token of the read-only identity.
+    pub viewer_token: Option<String>,
+}
+
 /// One running API server. Dropping it stops it.
 pub struct KubeApiServer {
     addr: SocketAddr,
+    tls: Option<ServerTls>,
     api: Arc<Api>,
     faults: Arc<crate::sandbox::faults::FaultSlot>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -41,6 +72,11 @@ impl KubeApiServer {
     /// Binds 127.0.0.1:`port` (0: ephemeral), seeds the objects and waits until their pods are
     /// ready (the initial state does not pay the simulated start delay).
     pub async fn start(port: u16, token: Option<String>, delays: Delays, seed: &[Seed]) -> Result<KubeApiServer> {
+        KubeApiServer::start_secure(port, Security { admin_token: token, ..Security::default() }, delays, seed).await
+    }
+
+    /// `start` with TLS and identities: a fixed or rotating admin token, a read-only one.
+    pub async fn start_secure(port: u16, security: Security, delays: Delays, seed: &[Seed]) -> Result<KubeApiServer> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| Error::io(format!("cannot bind the sandbox API server to 127.0.0.1:{port}"), e))?;
@@ -51,10 +87,11 @@ impl KubeApiServer {
         let api = Arc::new(Api {
             store: Arc::clone(&store),
             controller: Arc::clone(&controller),
-            token,
+            auth: auth::Auth::default(),
             address: Mutex::new(addr.to_string()),
             log: Mutex::new(VecDeque::new()),
             faults: Mutex::new(VecDeque::new()),
+            pages: Mutex::new(paging::Snapshots::default()),
         });
         for s in seed {
             for (res, object) in s.objects() {
@@ -68,10 +105,38 @@ impl KubeApiServer {
             .fallback(server::handle)
             .with_state(Arc::clone(&api))
             .layer(axum::middleware::from_fn_with_state(Arc::clone(&faults), crate::sandbox::faults::layer));
-        let serve_task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        let server = KubeApiServer { addr, api, faults, tasks: vec![control_task, serve_task] };
+        let serve_task = match &security.tls {
+            Some(tls) => {
+                let listener = tls.listener(listener)?;
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router).await;
+                })
+            }
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            }),
+        };
+        let mut tasks = vec![control_task, serve_task];
+        if let Some(token) = &security.admin_token {
+            api.auth.add(token, Identity::admin(), None);
+        }
+        if let Some(token) = &security.viewer_token {
+            api.auth.add(token, Identity::viewer(), None);
+        }
+        if let Some(rotation) = security.admin_rotation.clone() {
+            api.auth.rotate(&Identity::admin(), &rotation)?;
+            let api = Arc::clone(&api);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    // Re-minted at half its life: the plugin always hands out a token with time left.
+                    tokio::time::sleep(rotation.lifetime / 2).await;
+                    if let Err(e) = api.auth.rotate(&Identity::admin(), &rotation) {
+                        tracing::warn!("sandbox API server: cannot rotate the admin token: {e}");
+                    }
+                }
+            }));
+        }
+        let server = KubeApiServer { addr, tls: security.tls.clone(), api, faults, tasks };
         server.settle().await?;
         controller.set_delays(delays);
         Ok(server)
@@ -101,7 +166,18 @@ impl KubeApiServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) clients must trust, when the server speaks HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// How many different rotating admin tokens requests have used (refreshes seen).
+    pub fn rotating_tokens_used(&self) -> usize {
+        self.api.auth.rotating_tokens_used()
     }
 
     pub fn delays(&self) -> Delays {
@@ -110,6 +186,40 @@ impl KubeApiServer {
 
     pub fn set_delays(&self, delays: Delays) {
         self.api.controller.set_delays(delays);
+    }
+
+    /// The spread of pod start times (default: up to 10% of the start delay, seed 0).
+    pub fn set_jitter(&self, jitter: Jitter) {
+        self.api.controller.set_jitter(jitter);
+    }
+
+    /// Makes the pods of `workload` in `namespace` started from now on never ready, stuck in
+    /// `reason` (`None`: they start normally again). Pods already running are left alone.
+    pub fn set_stuck(&self, namespace: &str, workload: &str, reason: Option<Stuck>) {
+        self.api.controller.set_stuck(namespace, workload, reason);
+    }
+
+    /// `set_stuck` for a workload that must exist (a typo in `sandbox up --stuck` is an error
+    /// naming the workloads there are, not a fault that never fires).
+    pub fn set_stuck_checked(&self, namespace: &str, workload: &str, reason: Stuck) -> Result<()> {
+        let exists =
+            [Res::Deployment, Res::StatefulSet].iter().any(|r| self.api.store.get(*r, namespace, workload).is_some());
+        if !exists {
+            let known: Vec<String> = self
+                .api
+                .store
+                .all()
+                .into_iter()
+                .filter(|((r, n, _), _)| r.is_workload() && n == namespace)
+                .map(|((_, _, name), _)| name)
+                .collect();
+            return Err(Error::Usage(format!(
+                "--stuck: no deployment or statefulset `{workload}` in namespace `{namespace}` (there are: {})",
+                known.join(", ")
+            )));
+        }
+        self.set_stuck(namespace, workload, Some(reason));
+        Ok(())
     }
 
     /// Switches random faults on (or off with `None`) for the requests from now on.
@@ -142,9 +252,16 @@ impl KubeApiServer {
         self.api.store.list(Res::Pod, Some(namespace)).0
     }
 
-    /// Every object, for the sandbox's status.
+    /// Every object but events, for the sandbox's status.
     pub fn objects(&self) -> Vec<Value> {
-        self.api.store.all().into_iter().map(|(_, v)| v).collect()
+        self.api.store.all().into_iter().filter(|((r, _, _), _)| *r != Res::Event).map(|(_, v)| v).collect()
+    }
+
+    /// Events of a namespace, oldest first.
+    pub fn events(&self, namespace: &str) -> Vec<Value> {
+        let mut events = self.api.store.list(Res::Event, Some(namespace)).0;
+        events.sort_by_key(|e| e["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok()));
+        events
     }
 }
 

@@ -1,6 +1,8 @@
-//! Label and field selectors as the API server parses them from `?labelSelector=` and
-//! `?fieldSelector=`: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`, joined by
-//! commas.
+//! Label selectors as the API server parses `?labelSelector=`: `k=v`, `k==v`, `k!=v`, `k`, `!k`,
+//! `k in (a,b)`, `k notin (a,b)`, `k gt 1`, `k lt 1`, joined by commas. A selector the API server
+//! cannot parse is refused (400), never read as "match nothing": a "no pods left" check with a
+//! typo in its selector must fail, not pass vacuously. Keys and values are checked as label
+//! keys and values are (qualified names, 63 characters, alphanumerics with `-_.`).
 
 use serde_json::Value;
 
@@ -12,27 +14,268 @@ enum Requirement {
     NotExists(String),
     In(String, Vec<String>),
     NotIn(String, Vec<String>),
+    Gt(String, i64),
+    Lt(String, i64),
 }
 
 /// A parsed label selector; the empty selector matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector(Vec<Requirement>);
 
-impl Selector {
-    pub fn parse(text: &str) -> Result<Selector, String> {
-        let mut reqs = Vec::new();
-        for part in split_top_level(text) {
-            let part = part.trim();
-            if part.is_empty() {
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Ident(String),
+    Bang,
+    Eq,
+    DoubleEq,
+    NotEq,
+    Open,
+    Close,
+    Comma,
+    Gt,
+    Lt,
+    End,
+}
+
+impl Token {
+    fn text(&self) -> String {
+        match self {
+            Token::Ident(s) => s.clone(),
+            Token::Bang => "!".into(),
+            Token::Eq => "=".into(),
+            Token::DoubleEq => "==".into(),
+            Token::NotEq => "!=".into(),
+            Token::Open => "(".into(),
+            Token::Close => ")".into(),
+            Token::Comma => ",".into(),
+            Token::Gt => ">".into(),
+            Token::Lt => "<".into(),
+            Token::End => String::new(),
+        }
+    }
+}
+
+fn lex(text: &str) -> Vec<Token> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let special = |c: char| matches!(c, '!' | '=' | '(' | ')' | ',' | '>' | '<');
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let (token, len) = match (c, next) {
+            ('!', Some('=')) => (Token::NotEq, 2),
+            ('=', Some('=')) => (Token::DoubleEq, 2),
+            ('!', _) => (Token::Bang, 1),
+            ('=', _) => (Token::Eq, 1),
+            ('(', _) => (Token::Open, 1),
+            (')', _) => (Token::Close, 1),
+            (',', _) => (Token::Comma, 1),
+            ('>', _) => (Token::Gt, 1),
+            ('<', _) => (Token::Lt, 1),
+            _ => {
+                let start = i;
+                while i < chars.len() && !chars[i].is_whitespace() && !special(chars[i]) {
+                    i += 1;
+                }
+                out.push(Token::Ident(chars[start..i].iter().collect()));
                 continue;
             }
-            reqs.push(parse_requirement(part)?);
+        };
+        out.push(token);
+        i += len;
+    }
+    out.push(Token::End);
+    out
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> &Token {
+        &self.tokens[self.at.min(self.tokens.len() - 1)]
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.peek().clone();
+        self.at += 1;
+        t
+    }
+
+    fn found(t: &Token, expected: &str) -> String {
+        format!("found '{}', expected: {expected}", t.text())
+    }
+
+    fn requirement(&mut self) -> Result<Requirement, String> {
+        let negated = *self.peek() == Token::Bang;
+        if negated {
+            self.next();
+        }
+        let key = match self.next() {
+            Token::Ident(k) => k,
+            t if negated => return Err(Self::found(&t, "identifier after '!'")),
+            t => return Err(Self::found(&t, "!, identifier, or 'end of string'")),
+        };
+        check_key(&key)?;
+        if negated {
+            return Ok(Requirement::NotExists(key));
+        }
+        match self.peek().clone() {
+            Token::End | Token::Comma => return Ok(Requirement::Exists(key)),
+            _ => {}
+        }
+        let op = self.next();
+        match op {
+            Token::Eq | Token::DoubleEq | Token::NotEq => {
+                let value = match self.peek().clone() {
+                    Token::End | Token::Comma => String::new(),
+                    Token::Ident(v) => {
+                        self.next();
+                        v
+                    }
+                    t => return Err(Self::found(&t, "identifier")),
+                };
+                check_value(&key, &value)?;
+                Ok(if op == Token::NotEq { Requirement::NotEq(key, value) } else { Requirement::Eq(key, value) })
+            }
+            Token::Gt | Token::Lt => self.numeric(key, op == Token::Gt),
+            Token::Ident(word) if word == "gt" || word == "lt" => self.numeric(key, word == "gt"),
+            Token::Ident(word) if word == "in" || word == "notin" => {
+                let open = self.next();
+                if open != Token::Open {
+                    return Err(Self::found(&open, "'('"));
+                }
+                let mut values = Vec::new();
+                loop {
+                    match self.next() {
+                        Token::Ident(v) => {
+                            check_value(&key, &v)?;
+                            values.push(v);
+                            match self.next() {
+                                Token::Comma => {}
+                                Token::Close => break,
+                                t => return Err(Self::found(&t, "',' or ')'")),
+                            }
+                        }
+                        Token::Close if values.is_empty() => {
+                            return Err(format!(
+                                "values: Required value: for 'in', 'notin' operators, values set can't be empty (key {key})"
+                            ));
+                        }
+                        t => return Err(Self::found(&t, "',', ')' or identifier")),
+                    }
+                }
+                Ok(if word == "in" { Requirement::In(key, values) } else { Requirement::NotIn(key, values) })
+            }
+            t => Err(Self::found(&t, "in, notin, =, ==, !=, gt, lt")),
+        }
+    }
+
+    fn numeric(&mut self, key: String, greater: bool) -> Result<Requirement, String> {
+        match self.next() {
+            Token::Ident(v) => {
+                let n = v.parse::<i64>().map_err(|_| {
+                    format!("values[0]: Invalid value: \"{v}\": for 'Gt', 'Lt' operators, the value must be an integer")
+                })?;
+                Ok(if greater { Requirement::Gt(key, n) } else { Requirement::Lt(key, n) })
+            }
+            t => Err(Self::found(&t, "identifier")),
+        }
+    }
+}
+
+const NAME_RULE: &str =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+
+fn is_name(s: &str) -> bool {
+    let ok_edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    ok_edge(s.chars().next())
+        && ok_edge(s.chars().last())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && label.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+/// A label key: `[prefix/]name`, the name at most 63 characters.
+fn check_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let invalid = |why: &str| format!("key: Invalid value: \"{key}\": {why}");
+    if let Some(p) = prefix
+        && !is_dns_subdomain(p)
+    {
+        return Err(invalid(
+            "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+        ));
+    }
+    if name.is_empty() {
+        return Err(invalid("name part must be non-empty"));
+    }
+    if name.len() > 63 {
+        return Err(invalid("name part must be no more than 63 characters"));
+    }
+    if !is_name(name) {
+        return Err(invalid(&format!("name part {NAME_RULE}")));
+    }
+    Ok(())
+}
+
+/// A label value: empty, or at most 63 characters of the name alphabet.
+fn check_value(key: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let invalid = |why: &str| format!("values[0][{key}]: Invalid value: \"{value}\": {why}");
+    if value.len() > 63 {
+        return Err(invalid("must be no more than 63 characters"));
+    }
+    if !is_name(value) {
+        return Err(invalid(&format!("a valid label {NAME_RULE}")));
+    }
+    Ok(())
+}
+
+impl Selector {
+    /// Parses as the API server does; the error is the API server's message.
+    pub fn parse(text: &str) -> Result<Selector, String> {
+        let mut parser = Parser { tokens: lex(text), at: 0 };
+        let mut reqs = Vec::new();
+        if *parser.peek() == Token::End {
+            return Ok(Selector(reqs));
+        }
+        loop {
+            let r = parser.requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
+            reqs.push(r);
+            match parser.next() {
+                Token::End => break,
+                Token::Comma => {}
+                t => return Err(format!("found '{}', expected: ',' or 'end of string'", t.text())),
+            }
         }
         Ok(Selector(reqs))
     }
 
     pub fn matches(&self, labels: &Value) -> bool {
         let get = |k: &str| labels.get(k).and_then(Value::as_str);
+        let number = |k: &str| get(k).and_then(|v| v.parse::<i64>().ok());
         self.0.iter().all(|r| match r {
             Requirement::Eq(k, v) => get(k) == Some(v.as_str()),
             Requirement::NotEq(k, v) => get(k) != Some(v.as_str()),
@@ -40,52 +283,10 @@ impl Selector {
             Requirement::NotExists(k) => get(k).is_none(),
             Requirement::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
             Requirement::NotIn(k, vs) => get(k).is_none_or(|x| vs.iter().all(|v| v != x)),
+            Requirement::Gt(k, n) => number(k).is_some_and(|x| x > *n),
+            Requirement::Lt(k, n) => number(k).is_some_and(|x| x < *n),
         })
     }
-}
-
-/// Splits on commas that are not inside `( )`.
-fn split_top_level(text: &str) -> Vec<&str> {
-    let (mut parts, mut depth, mut start) = (Vec::new(), 0, 0);
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    parts
-}
-
-fn parse_requirement(part: &str) -> Result<Requirement, String> {
-    let bad = || format!("unable to parse requirement: `{part}`");
-    if let Some(key) = part.strip_prefix('!') {
-        return Ok(Requirement::NotExists(key.trim().to_string()));
-    }
-    if let Some((k, v)) = part.split_once("!=") {
-        return Ok(Requirement::NotEq(k.trim().to_string(), v.trim().to_string()));
-    }
-    if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(Requirement::Eq(k.trim().to_string(), v.trim().to_string()));
-    }
-    for (op, notin) in [(" notin ", true), (" in ", false)] {
-        if let Some((k, rest)) = part.split_once(op) {
-            let rest = rest.trim();
-            let inner = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(bad)?;
-            let values = inner.split(',').map(|v| v.trim().to_string()).collect();
-            let key = k.trim().to_string();
-            return Ok(if notin { Requirement::NotIn(key, values) } else { Requirement::In(key, values) });
-        }
-    }
-    if part.contains(char::is_whitespace) || part.contains(['(', ')']) {
-        return Err(bad());
-    }
-    Ok(Requirement::Exists(part.to_string()))
 }
 
 /// A workload's `spec.selector` (matchLabels and matchExpressions) in the string form.
@@ -113,47 +314,6 @@ pub fn selector_string(selector: &Value) -> String {
     parts.join(",")
 }
 
-/// A field selector: only `metadata.name` and `metadata.namespace` (what kube-rs'
-/// `await_condition` and kubectl send) are supported; anything else is rejected as the API server
-/// rejects an unsupported field.
-#[derive(Debug, Clone, Default)]
-pub struct FieldSelector {
-    name: Option<(String, bool)>,
-    namespace: Option<(String, bool)>,
-}
-
-impl FieldSelector {
-    pub fn parse(text: &str) -> Result<FieldSelector, String> {
-        let mut out = FieldSelector::default();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (field, value, eq) = if let Some((f, v)) = part.split_once("!=") {
-                (f, v, false)
-            } else if let Some((f, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-                (f, v, true)
-            } else {
-                return Err(format!("invalid field selector `{part}`"));
-            };
-            let slot = match field.trim() {
-                "metadata.name" => &mut out.name,
-                "metadata.namespace" => &mut out.namespace,
-                other => return Err(format!("field label not supported: {other}")),
-            };
-            *slot = Some((value.trim().to_string(), eq));
-        }
-        Ok(out)
-    }
-
-    pub fn matches(&self, object: &Value) -> bool {
-        let check = |slot: &Option<(String, bool)>, actual: Option<&str>| match slot {
-            None => true,
-            Some((v, true)) => actual == Some(v.as_str()),
-            Some((v, false)) => actual != Some(v.as_str()),
-        };
-        check(&self.name, object["metadata"]["name"].as_str())
-            && check(&self.namespace, object["metadata"]["namespace"].as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +328,30 @@ mod tests {
         assert!(!Selector::parse("app!=runtime").unwrap().matches(&labels));
         assert!(Selector::parse("").unwrap().matches(&labels));
         assert!(Selector::parse("app in runtime").is_err());
+        assert!(Selector::parse("app gt 3").unwrap().matches(&json!({"app": "4"})));
+    }
+
+    #[test]
+    fn what_the_api_server_cannot_parse_is_an_error_not_an_empty_match() {
+        for bad in [
+            "app=a=b",
+            "app in (a",
+            "app in ()",
+            "=x",
+            "a b",
+            "app=x y",
+            "app!",
+            "app=runtime,,",
+            "bad key=x",
+            "app=-x",
+            "UPPER/k=v",
+            "k=(x)",
+        ] {
+            assert!(Selector::parse(bad).is_err(), "{bad} parsed");
+        }
+        let e = Selector::parse("app==x==y").unwrap_err();
+        assert!(e.contains("found '=='"), "{e}");
+        assert!(Selector::parse("app.kubernetes.io/name=ac-runtime, tier in (a,b) ,!gone,x=").is_ok());
     }
 
     #[test]
@@ -176,13 +360,5 @@ mod tests {
         let s = selector_string(&sel);
         assert!(Selector::parse(&s).unwrap().matches(&json!({"app": "x", "t": "b"})));
         assert!(!Selector::parse(&s).unwrap().matches(&json!({"app": "x", "t": "c"})));
-    }
-
-    #[test]
-    fn field_selector_by_name() {
-        let f = FieldSelector::parse("metadata.name=a").unwrap();
-        assert!(f.matches(&json!({"metadata": {"name": "a"}})));
-        assert!(!f.matches(&json!({"metadata": {"name": "b"}})));
-        assert!(FieldSelector::parse("status.phase=Running").is_err());
     }
 }

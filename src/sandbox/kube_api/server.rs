@@ -1,7 +1,7 @@
 //! The HTTP side of the Kubernetes API emulation: routing by path as the API server does
 //! (`/api/v1/namespaces/NS/pods`, `/apis/apps/v1/namespaces/NS/deployments/NAME/scale`, ...),
-//! bearer-token authentication, `Status` error replies, lists, JSON-lines watches, patches and
-//! the scale subresource. Two sandbox-only endpoints under `/_sandbox/` serve the whole state and
+//! bearer-token authentication, `Status` error replies, paged lists, JSON-lines watches, patches,
+//! server-side dry run and the scale subresource; replicasets and events are read-only. Two sandbox-only endpoints under `/_sandbox/` serve the whole state and
 //! the request log (for `drscript sandbox status` and for tests); they are not Kubernetes API.
 
 use std::collections::{HashMap, VecDeque};
@@ -16,26 +16,32 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
+use super::auth::{self, Auth, Identity};
 use super::controller::Controller;
 use super::discovery;
+use super::field_selector::FieldSelector;
+use super::paging::{self, Snapshots};
 use super::patch::{self, PatchError};
-use super::selector::{FieldSelector, Selector, selector_string};
+use super::selector::{Selector, selector_string};
 use super::store::{Res, Store, StoreError, WatchEvent};
 use super::table;
+use super::validate::{self, Refusal};
 
 const LOG_LIMIT: usize = 2000;
 
 pub struct Api {
     pub store: Arc<Store>,
     pub controller: Arc<Controller>,
-    /// The bearer token clients must present; `None` serves anyone.
-    pub token: Option<String>,
+    /// The bearer tokens clients must present and who they are; none serves anyone as admin.
+    pub auth: Auth,
     pub address: Mutex<String>,
     /// `METHOD /path?query`, oldest first, bounded.
     pub log: Mutex<VecDeque<String>>,
     /// Status codes to answer the next requests with, one per request (fault injection); with a
     /// method, only a request of that method takes the fault.
     pub faults: Mutex<VecDeque<(Option<String>, u16)>>,
+    /// The lists a continue token may come back to.
+    pub pages: Mutex<Snapshots>,
 }
 
 impl Api {
@@ -84,12 +90,11 @@ fn conflict(res: Res, name: &str) -> Response {
 }
 
 fn invalid(res: Res, name: &str, field: &str, message: &str) -> Response {
-    status(
-        422,
-        "Invalid",
-        &format!("{} \"{name}\" is invalid: {field}: {message}", res.kind()),
-        json!({"name": name, "kind": res.kind(), "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]}),
-    )
+    refuse(Refusal::invalid(res, name, field, "FieldValueInvalid", message))
+}
+
+fn refuse(r: Refusal) -> Response {
+    status(r.code, r.reason, &r.message, r.details)
 }
 
 fn store_error(res: Res, name: &str, e: StoreError) -> Response {
@@ -120,12 +125,11 @@ pub async fn handle(
     if let ["_sandbox", what] = segments.as_slice() {
         return sandbox_endpoint(&api, what);
     }
-    if let Some(token) = &api.token {
-        let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if presented != Some(format!("Bearer {token}").as_str()) {
-            return status(401, "Unauthorized", "Unauthorized", json!({}));
-        }
-    }
+    let identity = match api.auth.authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
+        Ok(identity) => identity,
+        // The API server does not say why (missing, unknown or expired token).
+        Err(_) => return status(401, "Unauthorized", "Unauthorized", json!({})),
+    };
     let injected = {
         let mut faults = api.faults.lock().unwrap_or_else(|e| e.into_inner());
         match faults.front() {
@@ -146,6 +150,20 @@ pub async fn handle(
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let protobuf = content_type.starts_with("application/vnd.kubernetes.protobuf");
+    let review = segments.as_slice() == ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"];
+    let self_review = segments.as_slice() == ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"];
+    if protobuf && !review && !self_review {
+        // What an API server without protobuf for a type answers; client-go then sends JSON.
+        return status(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json (got `{content_type}`)"
+            ),
+            json!({}),
+        );
+    }
     let address = api.address.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let get = method == Method::GET;
     match segments.as_slice() {
@@ -158,10 +176,49 @@ pub async fn handle(
         ["apis", "apps"] if get => json_reply(StatusCode::OK, &discovery::api_group()),
         ["api", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("")),
         ["apis", "apps", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("apps")),
+        ["openapi", ..] => status(
+            404,
+            "NotFound",
+            "the drscript sandbox does not serve OpenAPI documents: `kubectl apply` needs --validate=false \
+             (client-side apply then works through strategic merge patch); server-side apply is not supported",
+            json!({}),
+        ),
         ["api", "v1", "namespaces", ns] if get => namespace(&api, ns),
-        ["api", "v1", rest @ ..] => resource(&api, "", rest, &method, &query, &accept, &content_type, &body),
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if method == Method::POST => {
+            let request = if protobuf {
+                super::protobuf::access_review(&body).ok_or_else(|| "not a SelfSubjectAccessReview".to_string())
+            } else {
+                serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
+            };
+            match request {
+                Ok(request) => json_reply(StatusCode::CREATED, &auth::access_review(&identity, &request)),
+                Err(e) => bad_request(&format!("invalid SelfSubjectAccessReview: {e}")),
+            }
+        }
+        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] if method == Method::POST => {
+            json_reply(StatusCode::CREATED, &auth::self_review(&identity))
+        }
+        ["api", "v1", rest @ ..] => {
+            let request = Request {
+                identity: &identity,
+                method: &method,
+                query: &query,
+                accept: &accept,
+                content_type: &content_type,
+                body: &body,
+            };
+            resource(&api, "", rest, &request)
+        }
         ["apis", "apps", "v1", rest @ ..] => {
-            resource(&api, "apps", rest, &method, &query, &accept, &content_type, &body)
+            let request = Request {
+                identity: &identity,
+                method: &method,
+                query: &query,
+                accept: &accept,
+                content_type: &content_type,
+                body: &body,
+            };
+            resource(&api, "apps", rest, &request)
         }
         _ => status(404, "NotFound", "the server could not find the requested resource", json!({})),
     }
@@ -175,10 +232,17 @@ fn aggregated(core: bool) -> Response {
 fn sandbox_endpoint(api: &Api, what: &str) -> Response {
     match what {
         "state" => {
-            let objects: Vec<Value> = api.store.all().into_iter().map(|(_, v)| v).collect();
+            let objects: Vec<Value> =
+                api.store.all().into_iter().filter(|((r, _, _), _)| *r != Res::Event).map(|(_, v)| v).collect();
             json_reply(
                 StatusCode::OK,
-                &json!({"resourceVersion": api.store.resource_version(), "delays": api.controller.delays(), "objects": objects}),
+                &json!({
+                    "resourceVersion": api.store.resource_version(), "delays": api.controller.delays(),
+                    "stuck": api.controller.stuck().into_iter()
+                        .map(|((ns, w), r)| json!({"namespace": ns, "workload": w, "reason": r.name()}))
+                        .collect::<Vec<_>>(),
+                    "objects": objects
+                }),
             )
         }
         "requests" => {
@@ -205,17 +269,31 @@ fn namespace(api: &Api, ns: &str) -> Response {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn resource(
-    api: &Arc<Api>,
-    group: &str,
-    rest: &[&str],
-    method: &Method,
-    query: &HashMap<String, String>,
-    accept: &str,
-    content_type: &str,
-    body: &[u8],
-) -> Response {
+/// One resource request, as routed.
+struct Request<'a> {
+    identity: &'a Identity,
+    method: &'a Method,
+    query: &'a HashMap<String, String>,
+    accept: &'a str,
+    content_type: &'a str,
+    body: &'a [u8],
+}
+
+/// The RBAC verb of a request: `get`/`list`/`watch` for reads, `patch`, `update`, `delete`, `create`.
+fn verb(method: &Method, named: bool, watch: bool) -> &'static str {
+    match method.as_str() {
+        "GET" if watch => "watch",
+        "GET" if named => "get",
+        "GET" => "list",
+        "PATCH" => "patch",
+        "PUT" => "update",
+        "DELETE" => "delete",
+        _ => "create",
+    }
+}
+
+fn resource(api: &Arc<Api>, group: &str, rest: &[&str], request: &Request) -> Response {
+    let Request { identity, method, query, accept, content_type, body } = *request;
     let (ns, plural, name, sub) = match rest {
         [plural] => (None, *plural, None, None),
         ["namespaces", ns, plural] => (Some(*ns), *plural, None, None),
@@ -223,13 +301,55 @@ fn resource(
         ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
         _ => return status(404, "NotFound", "the server could not find the requested resource", json!({})),
     };
-    let Some(res) = Res::from_plural(plural).filter(|r| (r.api_version() == "v1") == group.is_empty()) else {
+    let Some(res) = Res::from_plural(plural).filter(|r| r.group() == group) else {
         return status(404, "NotFound", "the server could not find the requested resource", json!({}));
     };
-    match (method.as_str(), name, sub) {
-        ("GET", None, None) if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) => {
-            watch(api, res, ns, query, table::wants_table(accept))
+    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let verb = verb(method, name.is_some(), watching);
+    let resource_name = match sub {
+        Some(s) => format!("{plural}/{s}"),
+        None => plural.to_string(),
+    };
+    if !identity.may(verb, group, &resource_name) {
+        let message = auth::forbidden_message(&identity.user, verb, group, &resource_name, ns);
+        let message = match name {
+            Some(n) => format!("{} \"{n}\" is forbidden: {message}", res.qualified()),
+            None => format!("{} is forbidden: {message}", res.qualified()),
+        };
+        return status(
+            403,
+            "Forbidden",
+            &message,
+            json!({"name": name.unwrap_or_default(), "group": group, "kind": plural}),
+        );
+    }
+    let options_kind = match method.as_str() {
+        "PATCH" => "PatchOptions",
+        "PUT" => "UpdateOptions",
+        "DELETE" => "DeleteOptions",
+        _ => "CreateOptions",
+    };
+    // A DELETE carries its options (dryRun among them) in a DeleteOptions body, as kubectl sends it.
+    let body_dry_run = if *method == Method::DELETE && !body.is_empty() {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(options) => {
+                options["dryRun"].as_array().and_then(|a| a.first()).and_then(Value::as_str).map(str::to_string)
+            }
+            Err(e) => return bad_request(&format!("invalid DeleteOptions body: {e}")),
         }
+    } else {
+        None
+    };
+    let dry_run = if *method == Method::GET {
+        false
+    } else {
+        match validate::dry_run(query.get("dryRun").map(String::as_str).or(body_dry_run.as_deref()), options_kind) {
+            Ok(d) => d,
+            Err(r) => return refuse(r),
+        }
+    };
+    match (method.as_str(), name, sub) {
+        ("GET", None, None) if watching => watch(api, res, ns, query, table::wants_table(accept)),
         ("GET", None, None) => list(api, res, ns, query, accept),
         (_, Some(_), _) if ns.is_none() => bad_request("a namespace is required"),
         ("GET", Some(name), None) => match api.store.get(res, ns.unwrap_or_default(), name) {
@@ -242,6 +362,7 @@ fn resource(
         ("DELETE", Some(name), None) if res == Res::Pod => {
             let ns = ns.unwrap_or_default();
             match api.store.get(res, ns, name) {
+                Some(pod) if dry_run => json_reply(StatusCode::OK, &pod),
                 Some(_) => {
                     api.controller.terminate(ns, name);
                     json_reply(StatusCode::OK, &api.store.get(res, ns, name).unwrap_or(Value::Null))
@@ -250,45 +371,130 @@ fn resource(
             }
         }
         ("PATCH" | "PUT", Some(name), None) if res.is_workload() => {
-            write_workload(api, res, ns.unwrap_or_default(), name, method, content_type, body)
+            let write = Write { method, content_type, body, dry_run };
+            write_workload(api, res, ns.unwrap_or_default(), name, &write)
         }
         (_, Some(name), Some("scale")) if res.is_workload() => {
-            scale(api, res, ns.unwrap_or_default(), name, method, content_type, body)
+            let write = Write { method, content_type, body, dry_run };
+            scale(api, res, ns.unwrap_or_default(), name, &write)
         }
         _ => status(
             405,
             "MethodNotAllowed",
-            &format!("{method} is not supported on this resource by the drscript sandbox"),
-            json!({}),
+            &format!(
+                "{method} is not supported on {}{} by the drscript sandbox (see docs/sandbox-kubernetes.md)",
+                res.qualified(),
+                sub.map(|s| format!("/{s}")).unwrap_or_default()
+            ),
+            json!({"kind": res.plural(), "group": res.group()}),
         ),
+    }
+}
+
+/// One write request's body and how to apply it.
+struct Write<'a> {
+    method: &'a Method,
+    content_type: &'a str,
+    body: &'a [u8],
+    dry_run: bool,
+}
+
+impl Write<'_> {
+    /// The object as the request wants it: `current` patched, or the body of a PUT.
+    #[allow(clippy::result_large_err)]
+    fn desired(&self, current: &Value) -> Result<Value, Response> {
+        match self.method.as_str() {
+            "PATCH" => {
+                let mut patched = current.clone();
+                patch::apply(self.content_type, &mut patched, self.body).map_err(patch_error)?;
+                Ok(patched)
+            }
+            "PUT" => {
+                serde_json::from_slice::<Value>(self.body).map_err(|e| bad_request(&format!("invalid JSON body: {e}")))
+            }
+            m => Err(status(405, "MethodNotAllowed", &format!("{m} is not supported here"), json!({}))),
+        }
     }
 }
 
 // The error is the finished reply; boxing it would only move the allocation.
 #[allow(clippy::result_large_err)]
-fn selectors(query: &HashMap<String, String>) -> Result<(Selector, FieldSelector), Response> {
+fn selectors(res: Res, query: &HashMap<String, String>) -> Result<(Selector, FieldSelector), Response> {
     let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str)).map_err(|e| bad_request(&e))?;
-    let fields =
-        FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str)).map_err(|e| bad_request(&e))?;
+    let fields = FieldSelector::parse(res, query.get("fieldSelector").map_or("", String::as_str))
+        .map_err(|e| bad_request(&e))?;
     Ok((labels, fields))
 }
 
+fn expired_continue() -> Response {
+    status(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+        json!({}),
+    )
+}
+
 fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, accept: &str) -> Response {
-    let (labels, fields) = match selectors(query) {
+    let (labels, fields) = match selectors(res, query) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (items, rv) = api.store.list(res, ns);
-    let items: Vec<Value> =
-        items.into_iter().filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o)).collect();
+    let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
+        None => None,
+        Some(Ok(n)) if n > 0 => Some(n as usize),
+        Some(Ok(_)) => None,
+        Some(Err(_)) => return bad_request(&format!("invalid limit `{}`", query["limit"])),
+    };
+    let (all, rv, start_after) = match query.get("continue").filter(|c| !c.is_empty()) {
+        None => {
+            let (items, rv) = api.store.list(res, ns);
+            (items, rv, None)
+        }
+        Some(token) => {
+            if query.get("resourceVersion").is_some_and(|v| !v.is_empty() && v != "0") {
+                return bad_request("specifying resource version is not allowed when using continue");
+            }
+            let (rv, start) = match paging::decode(token) {
+                Ok(t) => t,
+                Err(e) => return bad_request(&format!("invalid continue token: {e}")),
+            };
+            let pages = api.pages.lock().unwrap_or_else(|e| e.into_inner());
+            match pages.find(rv, res, ns) {
+                Some(items) => (items, rv, Some(start)),
+                None => return expired_continue(),
+            }
+        }
+    };
+    let selected = |o: &&Value| labels.matches(&o["metadata"]["labels"]) && fields.matches(o);
+    let remaining_all: Vec<&Value> =
+        all.iter().filter(|o| start_after.as_ref().is_none_or(|s| paging::key_of(o) > *s)).filter(selected).collect();
+    let (page, more) = match limit {
+        Some(n) if remaining_all.len() > n => (&remaining_all[..n], remaining_all.len() - n),
+        _ => (&remaining_all[..], 0),
+    };
+    let items: Vec<Value> = page.iter().map(|o| (*o).clone()).collect();
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if more > 0 {
+        api.pages.lock().unwrap_or_else(|e| e.into_inner()).keep(rv, res, ns, &all);
+        metadata["continue"] = json!(paging::encode(rv, &paging::key_of(&items[items.len() - 1])));
+        // The real server counts what is left only when no selector filters the list.
+        if !query.contains_key("labelSelector") && !query.contains_key("fieldSelector") {
+            metadata["remainingItemCount"] = json!(more);
+        }
+    }
     if table::wants_table(accept) {
-        return json_reply(StatusCode::OK, &table::table(res, &items, rv));
+        let mut t = table::table(res, &items, rv);
+        if let Some(c) = metadata.get("continue") {
+            t["metadata"]["continue"] = c.clone();
+        }
+        return json_reply(StatusCode::OK, &t);
     }
     json_reply(
         StatusCode::OK,
         &json!({
             "kind": format!("{}List", res.kind()), "apiVersion": res.api_version(),
-            "metadata": {"resourceVersion": rv.to_string()}, "items": items
+            "metadata": metadata, "items": items
         }),
     )
 }
@@ -296,7 +502,7 @@ fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, 
 /// `as_table`: each event carries a one-row Table (what `kubectl get -w` asks for); the column
 /// definitions come with the first event only, as from a real server.
 fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, as_table: bool) -> Response {
-    let (labels, fields) = match selectors(query) {
+    let (labels, fields) = match selectors(res, query) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -400,42 +606,44 @@ fn rv_of(object: &Value) -> Option<String> {
     object["metadata"]["resourceVersion"].as_str().map(str::to_string)
 }
 
-fn write_workload(
-    api: &Api,
-    res: Res,
-    ns: &str,
-    name: &str,
-    method: &Method,
-    content_type: &str,
-    body: &[u8],
-) -> Response {
+fn write_workload(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
     let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
-    let desired = if method == Method::PATCH {
-        let mut patched = current.clone();
-        if let Err(e) = patch::apply(content_type, &mut patched, body) {
-            return patch_error(e);
-        }
-        patched
-    } else {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(v) => v,
-            Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
-        }
+    let desired = match write.desired(&current) {
+        Ok(d) => d,
+        Err(r) => return r,
     };
+    if let Err(r) = validate::same_object(ns, name, &desired) {
+        return refuse(r);
+    }
     if let Err(r) = check_replicas(res, name, &desired["spec"]["replicas"], 1) {
         return r;
     }
+    let mut next = current.clone();
+    next["spec"] = desired["spec"].clone();
+    if next["spec"]["replicas"].is_null() {
+        next["spec"]["replicas"] = json!(1);
+    }
+    if let Err(r) = validate::workload_update(res, name, &current, &next) {
+        return refuse(r);
+    }
     let expected = rv_of(&desired);
-    let result = api.store.update(res, ns, name, expected.as_deref(), |o| {
-        o["spec"] = desired["spec"].clone();
+    let change = |o: &mut Value| {
+        o["spec"] = next["spec"].clone();
         for field in ["labels", "annotations"] {
             o["metadata"][field] = desired["metadata"][field].clone();
         }
         Ok(())
-    });
+    };
+    let result = if write.dry_run {
+        api.store.preview(res, ns, name, expected.as_deref(), change)
+    } else {
+        api.store.update(res, ns, name, expected.as_deref(), change)
+    };
     match result {
         Ok(updated) => {
-            api.controller.enqueue(res, ns, name);
+            if !write.dry_run {
+                api.controller.enqueue(res, ns, name);
+            }
             json_reply(StatusCode::OK, &updated)
         }
         Err(e) => store_error(res, name, e),
@@ -458,35 +666,38 @@ fn scale_of(workload: &Value) -> Value {
     })
 }
 
-fn scale(api: &Api, res: Res, ns: &str, name: &str, method: &Method, content_type: &str, body: &[u8]) -> Response {
+fn scale(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
     let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
     let current_scale = scale_of(&current);
-    let desired = match method.as_str() {
-        "GET" => return json_reply(StatusCode::OK, &current_scale),
-        "PATCH" => {
-            let mut patched = current_scale.clone();
-            if let Err(e) = patch::apply(content_type, &mut patched, body) {
-                return patch_error(e);
-            }
-            patched
-        }
-        "PUT" => match serde_json::from_slice::<Value>(body) {
-            Ok(v) => v,
-            Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
-        },
-        _ => return status(405, "MethodNotAllowed", &format!("{method} is not supported on scale"), json!({})),
+    if *write.method == Method::GET {
+        return json_reply(StatusCode::OK, &current_scale);
+    }
+    let desired = match write.desired(&current_scale) {
+        Ok(d) => d,
+        Err(r) => return r,
     };
+    if let Err(r) = validate::same_object(ns, name, &desired) {
+        return refuse(r);
+    }
     let replicas = match check_replicas(res, name, &desired["spec"]["replicas"], 0) {
         Ok(n) => n,
         Err(r) => return r,
     };
     let expected = rv_of(&desired);
-    match api.store.update(res, ns, name, expected.as_deref(), |o| {
+    let change = |o: &mut Value| {
         o["spec"]["replicas"] = json!(replicas);
         Ok(())
-    }) {
+    };
+    let result = if write.dry_run {
+        api.store.preview(res, ns, name, expected.as_deref(), change)
+    } else {
+        api.store.update(res, ns, name, expected.as_deref(), change)
+    };
+    match result {
         Ok(updated) => {
-            api.controller.enqueue(res, ns, name);
+            if !write.dry_run {
+                api.controller.enqueue(res, ns, name);
+            }
             json_reply(StatusCode::OK, &scale_of(&updated))
         }
         Err(e) => store_error(res, name, e),

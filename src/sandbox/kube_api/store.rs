@@ -15,6 +15,10 @@ pub enum Res {
     Deployment,
     StatefulSet,
     Pod,
+    /// Read-only through the API: written by the deployment controller (`rollout history`).
+    ReplicaSet,
+    /// Read-only through the API: written by the controllers (`kubectl get events`).
+    Event,
 }
 
 impl Res {
@@ -23,6 +27,8 @@ impl Res {
             Res::Deployment => "deployments",
             Res::StatefulSet => "statefulsets",
             Res::Pod => "pods",
+            Res::ReplicaSet => "replicasets",
+            Res::Event => "events",
         }
     }
 
@@ -31,12 +37,14 @@ impl Res {
             Res::Deployment => "Deployment",
             Res::StatefulSet => "StatefulSet",
             Res::Pod => "Pod",
+            Res::ReplicaSet => "ReplicaSet",
+            Res::Event => "Event",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
-            Res::Pod => "v1",
+            Res::Pod | Res::Event => "v1",
             _ => "apps/v1",
         }
     }
@@ -47,6 +55,16 @@ impl Res {
             Res::Deployment => "deployments.apps",
             Res::StatefulSet => "statefulsets.apps",
             Res::Pod => "pods",
+            Res::ReplicaSet => "replicasets.apps",
+            Res::Event => "events",
+        }
+    }
+
+    /// The API group: `""` for the core group.
+    pub fn group(self) -> &'static str {
+        match self.api_version().split_once('/') {
+            Some((group, _)) => group,
+            None => "",
         }
     }
 
@@ -55,12 +73,15 @@ impl Res {
             "deployments" => Some(Res::Deployment),
             "statefulsets" => Some(Res::StatefulSet),
             "pods" => Some(Res::Pod),
+            "replicasets" => Some(Res::ReplicaSet),
+            "events" => Some(Res::Event),
             _ => None,
         }
     }
 
+    /// Deployments and statefulsets: what has a scale subresource and a controller.
     pub fn is_workload(self) -> bool {
-        self != Res::Pod
+        matches!(self, Res::Deployment | Res::StatefulSet)
     }
 }
 
@@ -184,7 +205,7 @@ impl Store {
         if meta.get("creationTimestamp").is_none_or(Value::is_null) {
             meta["creationTimestamp"] = json!(now());
         }
-        if res.is_workload() {
+        if has_generation(res) {
             meta["generation"] = json!(1);
         }
         inner.objects.insert(key, object.clone());
@@ -201,6 +222,31 @@ impl Store {
         ns: &str,
         name: &str,
         expected_rv: Option<&str>,
+        change: impl FnOnce(&mut Value) -> Result<(), StoreError>,
+    ) -> Result<Value, StoreError> {
+        self.write(res, ns, name, expected_rv, true, change)
+    }
+
+    /// What `update` would store, checked the same way, with nothing stored and no event: a
+    /// server-side dry run. The resourceVersion stays the current one.
+    pub fn preview(
+        &self,
+        res: Res,
+        ns: &str,
+        name: &str,
+        expected_rv: Option<&str>,
+        change: impl FnOnce(&mut Value) -> Result<(), StoreError>,
+    ) -> Result<Value, StoreError> {
+        self.write(res, ns, name, expected_rv, false, change)
+    }
+
+    fn write(
+        &self,
+        res: Res,
+        ns: &str,
+        name: &str,
+        expected_rv: Option<&str>,
+        persist: bool,
         change: impl FnOnce(&mut Value) -> Result<(), StoreError>,
     ) -> Result<Value, StoreError> {
         let mut inner = self.lock();
@@ -224,9 +270,12 @@ impl Store {
         if new == old {
             return Ok(old);
         }
-        if res.is_workload() && new["spec"] != old["spec"] {
+        if has_generation(res) && new["spec"] != old["spec"] {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(generation + 1);
+        }
+        if !persist {
+            return Ok(new);
         }
         inner.rv += 1;
         new["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
@@ -285,6 +334,11 @@ impl Store {
         };
         (backlog, inner.rv, rx)
     }
+}
+
+/// Objects whose spec changes bump `metadata.generation`.
+fn has_generation(res: Res) -> bool {
+    res.is_workload() || res == Res::ReplicaSet
 }
 
 fn key_of(object: &Value) -> Result<(String, String), StoreError> {

@@ -1,6 +1,6 @@
 //! Server-side printing: the `meta.k8s.io/v1` Table kubectl asks for on `kubectl get`
 //! (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), with the columns a real API server
-//! prints for deployments, statefulsets and pods.
+//! prints for deployments, statefulsets, pods, replicasets and events.
 
 use serde_json::{Value, json};
 
@@ -94,7 +94,56 @@ pub fn table(res: Res, items: &[Value], resource_version: u64) -> Value {
                 .map(|p| {
                     let cs = p["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
                     let ready = cs.iter().filter(|c| c["ready"] == true).count();
-                    json!([p["metadata"]["name"], format!("{ready}/{}", cs.len()), pod_status(p), "0", age(p)])
+                    let restarts: i64 = cs.iter().map(|c| n(&c["restartCount"])).sum();
+                    json!([
+                        p["metadata"]["name"],
+                        format!("{ready}/{}", cs.len()),
+                        pod_status(p),
+                        restarts.to_string(),
+                        age(p)
+                    ])
+                })
+                .collect(),
+        ),
+        Res::ReplicaSet => (
+            vec![
+                column("Name", "string"),
+                column("Desired", "integer"),
+                column("Current", "integer"),
+                column("Ready", "integer"),
+                column("Age", "string"),
+            ],
+            items
+                .iter()
+                .map(|r| {
+                    let s = &r["status"];
+                    json!([
+                        r["metadata"]["name"],
+                        n(&r["spec"]["replicas"]),
+                        n(&s["replicas"]),
+                        n(&s["readyReplicas"]),
+                        age(r)
+                    ])
+                })
+                .collect(),
+        ),
+        Res::Event => (
+            vec![
+                column("Last Seen", "string"),
+                column("Type", "string"),
+                column("Reason", "string"),
+                column("Object", "string"),
+                column("Message", "string"),
+            ],
+            items
+                .iter()
+                .map(|e| {
+                    let object = format!(
+                        "{}/{}",
+                        e["involvedObject"]["kind"].as_str().unwrap_or_default().to_lowercase(),
+                        e["involvedObject"]["name"].as_str().unwrap_or_default()
+                    );
+                    json!([age(e), e["type"], e["reason"], object, e["message"]])
                 })
                 .collect(),
         ),
