@@ -13,6 +13,7 @@
 pub mod arm;
 pub mod azure_files;
 pub mod components;
+pub mod db_certs;
 pub mod dns_zone;
 pub mod faults;
 pub mod files;
