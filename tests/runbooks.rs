@@ -2,9 +2,6 @@
 //! checked through `drscript sandbox status --json` and through the real kubectl; and a failover
 //! killed at step boundaries and finished with `drscript resume`.
 
-#[path = "db_support/servers.rs"]
-mod servers;
-
 mod world;
 
 use std::process::Stdio;
@@ -101,25 +98,6 @@ fn failover_fails_the_storage_over_when_told_to() {
     assert!(log.contains("storage_failover"), "{log}");
     assert!(!log.contains("no storage account failover needed"), "{log}");
     world.assert_serving_kubectl("dr", "prod");
-}
-
-#[test]
-fn database_runbooks_switch_the_database_record_after_probing() {
-    let pg = servers::Postgres::start();
-    pg.sql("CREATE DATABASE syncdb OWNER app");
-    let mut world = World::start(&[]);
-    std::fs::write(world.path().join("sbx/app.pw"), &pg.app_password).unwrap();
-    world.extra_config = format!(
-        "[databases.primary]\nurl = \"postgres://app@127.0.0.1:{0}/appdb\"\npassword_file = \"app.pw\"\n\n[databases.sync]\nurl = \"postgres://app@127.0.0.1:{0}/syncdb\"\npassword_file = \"app.pw\"\n",
-        pg.port
-    );
-    let log = world.run_ok("db_failover.rhai", &[]);
-    assert!(!log.contains(&pg.app_password), "the database password leaked");
-    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
-    assert!(zone.contains("pg-sync."), "{zone}");
-    world.run_ok("db_failback.rhai", &[]);
-    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
-    assert!(zone.contains("pg-primary.") && !zone.contains("pg-sync."), "{zone}");
 }
 
 /// Kills the failover with SIGKILL right after a given step finished, resumes it, and checks the

@@ -13,6 +13,7 @@
 pub mod arm;
 pub mod azure_files;
 pub mod components;
+pub mod databases;
 pub mod db_certs;
 pub mod dns_zone;
 pub mod faults;
@@ -58,6 +59,9 @@ pub struct SandboxOptions {
     pub faults: Option<faults::FaultSpec>,
     /// The seed of the faults' RNG (`sandbox up --seed`).
     pub seed: u64,
+    /// Start real PostgreSQL servers for `[databases]` (`sandbox up` and the demo do; off by
+    /// default so that embedding the sandbox costs no database servers).
+    pub databases: bool,
 }
 
 impl Default for SandboxOptions {
@@ -74,6 +78,7 @@ impl Default for SandboxOptions {
             like: None,
             faults: None,
             seed: 0,
+            databases: false,
         }
     }
 }
@@ -200,6 +205,12 @@ impl Sandbox {
         if let Some(spec) = options.faults.as_ref().filter(|s| s.get(faults::Service::Files).is_some()) {
             let injector = spec.injector(faults::Service::Files, options.seed, "sandbox");
             components.push(Box::new(crate::sandbox::azure_files::FilesComponent::start(&dir, injector).await?));
+        }
+        if options.databases {
+            let specs = options.like.as_ref().map_or_else(databases::DbSpec::defaults, |l| l.databases.clone());
+            if let Some(servers) = databases::Databases::start(&dir, specs).await? {
+                components.push(Box::new(servers));
+            }
         }
         let handle = SandboxHandle { dir, active, environments, components };
         handle.write_files()?;
@@ -428,7 +439,10 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
             handle.dir.display()
         );
         stop.await;
-        let _ = std::fs::remove_file(handle.dir.join(files::SANDBOX_FILE));
+        // Stop the servers (database processes included) before `down` is told we are gone.
+        let sandbox_file = handle.dir.join(files::SANDBOX_FILE);
+        drop(handle);
+        let _ = std::fs::remove_file(sandbox_file);
         eprintln!("sandbox stopped");
         Ok(())
     })
