@@ -27,7 +27,7 @@ fn main() {
         config: Some(sandbox.config_path()),
         config_required: true,
         mode: Mode::Live,
-        prompting: Prompting { assume_yes: true, interactive: false },
+        prompting: Prompting { assume_yes: true, ..Default::default() },
         vars: BTreeMap::new(),
         state_dir: dir.path().join("state"),
         stdlib_dir: None,

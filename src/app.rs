@@ -15,6 +15,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exec::{Mode, Prompting};
 use crate::logging::{self, LogOptions};
+use crate::output::out;
+use crate::prompt::Acks;
 use crate::runner::{self, RunOptions};
 use crate::{docs, redact, repl};
 
@@ -88,13 +90,6 @@ fn install_ctrl_c() {
     });
 }
 
-/// Prints to stdout; a closed pipe (`drscript docs | head`) is not an error.
-pub fn out(text: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(redact::redact(text).as_bytes());
-    let _ = stdout.flush();
-}
-
 fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
     let global = &cli.global;
     let (config, config_required) = match &global.config {
@@ -107,7 +102,7 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
         config: config.clone(),
         config_required,
         mode,
-        prompting: Prompting { assume_yes: yes, interactive },
+        prompting: Prompting { assume_yes: yes, interactive, acks: Default::default() },
         vars,
         state_dir: global.state_dir.clone(),
         stdlib_dir: global.stdlib.clone(),
@@ -118,6 +113,7 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             let mode = if args.dry_run { Mode::DryRun } else { Mode::Live };
             let mut options = base(args.script, mode, args.yes, parse_vars(&args.vars)?);
             options.skip_rehearsal = args.skip_rehearsal;
+            options.prompting.acks = Acks { texts: args.acks, all: args.ack_all_manual };
             runner::run(&options, cancel).map(drop)
         }
         Command::Plan(args) => {
@@ -127,8 +123,31 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             Ok(())
         }
         Command::Check(args) => check(&args.scripts, global.config.as_deref(), global.stdlib.clone()),
+        Command::Status(args) => {
+            let config = runner::load_config(config.as_deref(), true)?.ok_or_else(|| Error::Config {
+                message: "status needs a config: pass --config FILE or create ./drscript.toml".to_string(),
+            })?;
+            let options = crate::status::StatusOptions {
+                json: args.json,
+                watch: args.watch.map(|w| seconds(w.max(0.5), "--watch")).transpose()?,
+                openmetrics: args.openmetrics,
+                budget: crate::site::Budget(seconds(args.timeout, "--timeout")?),
+                color: !global.no_color && std::io::stdout().is_terminal(),
+            };
+            let state_dir = configured_state_dir(&config, &global.state_dir);
+            if crate::status::status(&config, &state_dir, &options)? { Ok(()) } else { Err(Error::Unhealthy) }
+        }
+        Command::Runs(args) => {
+            let config = runner::load_config(config.as_deref(), config_required)?;
+            let state_dir = match &config {
+                Some(c) => configured_state_dir(c, &global.state_dir),
+                None => global.state_dir.clone(),
+            };
+            crate::status::runs(&state_dir, args.json)
+        }
         Command::Resume(args) => {
-            let options = base(PathBuf::new(), Mode::Live, args.yes, BTreeMap::new());
+            let mut options = base(PathBuf::new(), Mode::Live, args.yes, BTreeMap::new());
+            options.prompting.acks = Acks { texts: args.acks, all: args.ack_all_manual };
             runner::resume(args.run_id.as_deref(), &options, args.force, cancel).map(drop)
         }
         Command::Repl(args) => {
@@ -160,6 +179,14 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
     }
 }
 
+/// The state directory: `--state-dir`, else the config's `settings.state_dir`, else the default.
+fn configured_state_dir(config: &Config, flag: &Path) -> PathBuf {
+    match &config.settings.state_dir {
+        Some(dir) if flag == Path::new(cli::DEFAULT_STATE_DIR) => dir.clone(),
+        _ => flag.to_path_buf(),
+    }
+}
+
 fn seconds(value: f64, flag: &str) -> Result<std::time::Duration> {
     if value.is_finite() && value >= 0.0 {
         Ok(std::time::Duration::from_secs_f64(value))
@@ -184,10 +211,28 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
                 options.faults = Some(spec.parse()?);
                 options.seed = args.seed.unwrap_or_else(rand::random);
             }
+            options.remote_shares = args.remote_shares;
+            for spec in &args.outage {
+                let (env, parts) = spec.split_once(':').ok_or_else(|| {
+                    Error::Usage(format!("--outage {spec}: expected ENV:PART[+PART], e.g. prod:region"))
+                })?;
+                let mut list = Vec::new();
+                for part in parts.split(['+', ',']) {
+                    list.extend(crate::sandbox::outage::Part::parse_all(part)?);
+                }
+                if list.contains(&crate::sandbox::outage::Part::Share) {
+                    options.remote_shares = true;
+                }
+                options.outages.push((env.to_string(), list));
+            }
             sandbox::cli_up(&args.dir.dir, options)
         }
         cli::SandboxCommand::Status(args) => sandbox::cli_status(&args.dir.dir, args.json),
         cli::SandboxCommand::Down(args) => sandbox::cli_down(&args.dir),
+        cli::SandboxCommand::Outage(args) => {
+            sandbox::cli_outage(&args.dir.dir, &args.env, &args.parts, args.hang, false)
+        }
+        cli::SandboxCommand::Restore(args) => sandbox::cli_outage(&args.dir.dir, &args.env, &[], false, true),
     }
 }
 
@@ -227,7 +272,7 @@ fn check(scripts: &[PathBuf], config: Option<&Path>, stdlib: Option<PathBuf>) ->
             config: None,
             config_required: false,
             mode: Mode::Plan,
-            prompting: Prompting { assume_yes: true, interactive: false },
+            prompting: Prompting { assume_yes: true, ..Default::default() },
             vars: BTreeMap::new(),
             state_dir: PathBuf::from(cli::DEFAULT_STATE_DIR),
             stdlib_dir: stdlib.clone(),

@@ -22,6 +22,7 @@ Exit codes:
   0  success
   1  the runbook failed at run time
   2  bad input (usage, script compile error, config error): nothing was executed
+  2  ... or refused: the situation does not allow it (wrong direction, split brain): nothing changed
   3  stopped by the operator (declined confirmation, Ctrl-C, no terminal to ask)
   4  another run holds the lock of the state directory";
 
@@ -85,6 +86,15 @@ pub enum Command {
         after_help = "Examples:\n  drscript check runbooks/*.rhai stdlib/*.rhai\n  drscript check --config drscript.toml"
     )]
     Check(CheckArgs),
+    /// Where service is: the verdict (ACTIVE, SWITCHING, SPLIT, NONE, DNS MISMATCH) and a table per
+    /// environment; exit 0 only when one side is active and healthy. Read-only
+    #[command(
+        after_help = "Examples:\n  drscript status\n  drscript status --json | jq .verdict\n  drscript status --watch 10\n  drscript status --openmetrics /var/lib/node_exporter/textfile/drscript.prom\n\nExit codes: 0 one side active and healthy; 1 anything else (the table says why); 2 bad config"
+    )]
+    Status(StatusArgs),
+    /// The runs of the state directory, newest first: runbook, direction, outcome, RTO, RPO
+    #[command(after_help = "Examples:\n  drscript runs\n  drscript runs --json")]
+    Runs(RunsArgs),
     /// Continue the last (or named) unfinished run; finished steps are skipped
     #[command(after_help = "Examples:\n  drscript resume\n  drscript resume 20261125-031502-1a2b --yes")]
     Resume(ResumeArgs),
@@ -126,9 +136,16 @@ pub struct RunArgs {
     /// Read live state and describe every change without making it
     #[arg(long)]
     pub dry_run: bool,
-    /// Answer yes to every confirmation (and acknowledge manual steps)
+    /// Answer yes to every confirmation (not to manual steps: see --ack)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Acknowledge up front the manual step whose message or step title contains TEXT
+    /// (`--yes` never acknowledges a manual step)
+    #[arg(long = "ack", value_name = "TEXT")]
+    pub acks: Vec<String>,
+    /// Acknowledge every manual step up front (recorded in the report)
+    #[arg(long)]
+    pub ack_all_manual: bool,
     /// A value for `param(KEY, default)`
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
@@ -159,9 +176,40 @@ pub struct ResumeArgs {
     /// Resume even though the script changed since the run started
     #[arg(long)]
     pub force: bool,
-    /// Answer yes to every confirmation
+    /// Answer yes to every confirmation (not to manual steps: see --ack)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Acknowledge up front the manual step whose message or step title contains TEXT
+    /// (`--yes` never acknowledges a manual step)
+    #[arg(long = "ack", value_name = "TEXT")]
+    pub acks: Vec<String>,
+    /// Acknowledge every manual step up front (recorded in the report)
+    #[arg(long)]
+    pub ack_all_manual: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Machine-readable output (the structure is documented in the README)
+    #[arg(long)]
+    pub json: bool,
+    /// Read again every SECONDS until Ctrl-C
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
+    pub watch: Option<f64>,
+    /// Also write the facts as OpenMetrics gauges to FILE (for a node-exporter textfile collector)
+    #[arg(long, value_name = "FILE")]
+    pub openmetrics: Option<PathBuf>,
+    /// Seconds each part (cluster, gateway, share, storage, DNS) may take before it counts as
+    /// unreachable
+    #[arg(long, default_value_t = 8.0, value_name = "SECONDS")]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +249,37 @@ pub enum SandboxCommand {
     /// Stop a running sandbox
     #[command(after_help = "Examples:\n  drscript sandbox down")]
     Down(SandboxDirArgs),
+    /// Take parts of an environment down until `sandbox restore`: cluster (the API server),
+    /// gateway, share (its file shares; needs `up --remote-shares`), region (all of them)
+    #[command(
+        after_help = "Examples:\n  drscript sandbox outage prod region\n  drscript sandbox outage prod cluster --hang\n  drscript sandbox outage prod gateway share\n  drscript sandbox restore prod"
+    )]
+    Outage(SandboxOutageArgs),
+    /// End every outage of an environment: its servers answer again, as they were
+    #[command(after_help = "Examples:\n  drscript sandbox restore prod")]
+    Restore(SandboxRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxOutageArgs {
+    #[command(flatten)]
+    pub dir: SandboxDirArgs,
+    /// The environment
+    pub env: String,
+    /// cluster, gateway, share, region
+    #[arg(required = true)]
+    pub parts: Vec<String>,
+    /// Accept connections and never answer (a black hole) instead of refusing them
+    #[arg(long)]
+    pub hang: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxRestoreArgs {
+    #[command(flatten)]
+    pub dir: SandboxDirArgs,
+    /// The environment
+    pub env: String,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +313,13 @@ pub struct SandboxUpArgs {
     /// Seed of the faults' random choices, to reproduce a run [default: random, printed]
     #[arg(long, value_name = "N", requires = "faults")]
     pub seed: Option<u64>,
+    /// Serve each environment's shares through an Azure Files emulator (the same folders on
+    /// disk), so that `sandbox outage ENV share` can take them down
+    #[arg(long)]
+    pub remote_shares: bool,
+    /// Start with an outage: ENV:PART[+PART...], e.g. `prod:region` or `prod:cluster+gateway`
+    #[arg(long, value_name = "ENV:PARTS")]
+    pub outage: Vec<String>,
 }
 
 #[derive(Debug, Args)]

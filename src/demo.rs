@@ -11,11 +11,11 @@ use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::out;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exec::{Mode, Prompting};
 use crate::journal;
+use crate::output::out;
 use crate::runner::{self, RunOptions};
 use crate::sandbox::{Sandbox, SandboxHandle, SandboxOptions};
 
@@ -59,7 +59,7 @@ pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
             config: Some(config_path.clone()),
             config_required: true,
             mode: Mode::Live,
-            prompting: Prompting { assume_yes: true, interactive: false },
+            prompting: Prompting { assume_yes: true, ..Default::default() },
             vars: BTreeMap::new(),
             state_dir: state_dir.clone(),
             stdlib_dir: None,

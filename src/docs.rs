@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::app::out;
 use crate::cli::DocsArgs;
 use crate::engine::{self, EngineOptions};
 use crate::error::{Error, Result};
 use crate::exec::{Exec, Mode};
 use crate::lint::{self, Signature, pretty_type};
 use crate::modules::Sources;
+use crate::output::out;
 
 /// The primitives (drscript's own functions, not Rhai's standard library), by name.
 pub fn primitives(stdlib: Option<PathBuf>) -> Result<BTreeMap<String, Vec<Signature>>> {

@@ -1,7 +1,8 @@
 //! The one error type of drscript, and the exit codes it maps to.
 //!
 //! Exit codes are part of the interface (see README): 0 ok, 1 the runbook failed at run time,
-//! 2 bad input and nothing was executed, 3 stopped by the operator, 4 another run holds the lock.
+//! 2 bad input or a refused situation and nothing was changed, 3 stopped by the operator,
+//! 4 another run holds the lock.
 
 use std::path::PathBuf;
 
@@ -54,6 +55,16 @@ pub enum Error {
     #[error("stopped: {0}")]
     Stopped(String),
 
+    /// The situation does not allow what the run asked for (wrong direction, split brain, an
+    /// unfinished switch); found before anything was changed. The message says what the operator
+    /// probably meant.
+    #[error("refused: {0}")]
+    Refused(String),
+
+    /// `drscript status`: no side is active and healthy (the table, already printed, says why).
+    #[error("no environment is active and healthy")]
+    Unhealthy,
+
     /// Another drscript run holds the lock of this state directory.
     #[error("{0}")]
     LockHeld(String),
@@ -94,10 +105,13 @@ impl Error {
             | Error::Config { .. }
             | Error::Secret(_)
             | Error::Rehearsal { .. }
+            | Error::Refused(_)
             | Error::Resume(_) => exit::BAD_INPUT,
             Error::Stopped(_) => exit::STOPPED,
             Error::LockHeld(_) => exit::LOCKED,
-            Error::Runtime { .. } | Error::Action { .. } | Error::Io { .. } | Error::Other(_) => exit::FAILED,
+            Error::Runtime { .. } | Error::Action { .. } | Error::Io { .. } | Error::Other(_) | Error::Unhealthy => {
+                exit::FAILED
+            }
         }
     }
 

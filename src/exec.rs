@@ -50,12 +50,21 @@ impl Mode {
 }
 
 /// How the operator answers questions.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Prompting {
-    /// `--yes`: every confirmation is taken as given.
+    /// `--yes`: every confirmation is taken as given (never a `manual` step: see `acks`).
     pub assume_yes: bool,
     /// Both stdin and stderr are terminals.
     pub interactive: bool,
+    /// `--ack TEXT` / `--ack-all-manual`: the manual steps acknowledged up front.
+    pub acks: crate::prompt::Acks,
+}
+
+/// The run an execution context belongs to (live and dry runs; not rehearsals or plans).
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub run_id: String,
+    pub state_dir: std::path::PathBuf,
 }
 
 /// One frame of the step stack (per thread; parallel branches start with a copy).
@@ -88,6 +97,7 @@ pub struct Exec {
     runtime: tokio::runtime::Handle,
     journal: Option<Journal>,
     prompting: Prompting,
+    run: Option<RunContext>,
     vars: BTreeMap<String, String>,
     used_vars: Mutex<BTreeSet<String>>,
     /// Steps that an earlier attempt finished, with their results (resume).
@@ -106,6 +116,7 @@ pub struct ExecBuilder {
     runtime: tokio::runtime::Handle,
     journal: Option<Journal>,
     prompting: Prompting,
+    run: Option<RunContext>,
     vars: BTreeMap<String, String>,
     finished: HashMap<String, Option<serde_json::Value>>,
     cancel: CancellationToken,
@@ -122,6 +133,10 @@ impl ExecBuilder {
     }
     pub fn prompting(mut self, prompting: Prompting) -> Self {
         self.prompting = prompting;
+        self
+    }
+    pub fn run(mut self, run: Option<RunContext>) -> Self {
+        self.run = run;
         self
     }
     pub fn vars(mut self, vars: BTreeMap<String, String>) -> Self {
@@ -144,6 +159,7 @@ impl ExecBuilder {
             runtime: self.runtime,
             journal: self.journal,
             prompting: self.prompting,
+            run: self.run,
             vars: self.vars,
             used_vars: Mutex::default(),
             finished: self.finished,
@@ -163,7 +179,8 @@ impl Exec {
             config: None,
             runtime,
             journal: None,
-            prompting: Prompting { assume_yes: false, interactive: false },
+            prompting: Prompting::default(),
+            run: None,
             vars: BTreeMap::new(),
             finished: HashMap::new(),
             cancel: CancellationToken::new(),
@@ -189,8 +206,13 @@ impl Exec {
         })
     }
 
-    pub fn prompting(&self) -> Prompting {
-        self.prompting
+    pub fn prompting(&self) -> &Prompting {
+        &self.prompting
+    }
+
+    /// The run this context executes, when it is a journaled run.
+    pub fn run_context(&self) -> Option<&RunContext> {
+        self.run.as_ref()
     }
 
     pub fn runtime(&self) -> &tokio::runtime::Handle {

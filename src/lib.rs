@@ -24,6 +24,7 @@ pub mod lint;
 pub mod lock;
 pub mod logging;
 pub mod modules;
+pub mod output;
 pub mod plan;
 pub mod primitives;
 pub mod prompt;
@@ -37,7 +38,9 @@ pub mod scheduler;
 pub mod script;
 pub mod script_error;
 pub mod secret;
+pub mod site;
 pub mod state;
+pub mod status;
 pub mod sync;
 
 pub use app::main;

@@ -14,12 +14,13 @@ use rustyline::error::ReadlineError;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper, Highlighter, Hinter};
 
-use crate::app::{arm_cancel, out};
+use crate::app::arm_cancel;
 use crate::engine::{self, EngineOptions};
 use crate::error::{Error, Result};
 use crate::exec::{Exec, Mode};
 use crate::lint;
 use crate::modules::Sources;
+use crate::output::out;
 use crate::redact;
 use crate::runner::{self, RunOptions};
 use crate::script_error;
@@ -154,7 +155,7 @@ impl Session {
     ) -> (Arc<Exec>, Engine) {
         let exec = Exec::builder(mode, runtime.handle().clone())
             .config(config.clone())
-            .prompting(options.prompting)
+            .prompting(options.prompting.clone())
             .cancel(arm_cancel())
             .build();
         let engine = engine::build(exec.clone(), engine_options, sources.clone());

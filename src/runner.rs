@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::engine::{self, EngineOptions};
 use crate::error::{Error, Result, exit};
-use crate::exec::{Exec, Mode, Prompting};
+use crate::exec::{Exec, Mode, Prompting, RunContext};
 use crate::journal::{self, Event, Journal, StepOutcome};
 use crate::lock::Lock;
 use crate::modules::{Resolver, Sources};
@@ -71,15 +71,17 @@ impl Prepared {
         options: &RunOptions,
         mode: Mode,
         runtime: &tokio::runtime::Handle,
-        journal: Option<Journal>,
+        journaled: Option<(Journal, RunContext)>,
         finished: HashMap<String, Option<serde_json::Value>>,
         cancel: CancellationToken,
     ) -> Arc<Exec> {
+        let (journal, run) = journaled.unzip();
         Exec::builder(mode, runtime.clone())
             .config(self.config.clone())
             .journal(journal)
             .vars(options.vars.clone())
-            .prompting(options.prompting)
+            .prompting(options.prompting.clone())
+            .run(run)
             .finished(finished)
             .cancel(cancel)
             .build()
@@ -265,13 +267,15 @@ fn execute(
         if options.mode == Mode::Live { "" } else { " (dry run: nothing will be changed)" },
         prepared.script.label
     );
-    let exec = prepared.exec(options, options.mode, runtime.handle(), Some(journal), finished, cancel);
+    let run = RunContext { run_id: run_id.clone(), state_dir: state.root().to_path_buf() };
+    let exec = prepared.exec(options, options.mode, runtime.handle(), Some((journal, run)), finished, cancel);
     let started = Instant::now();
     let result = prepared.evaluate(&exec, false);
     let seconds = started.elapsed().as_secs_f64();
     let (outcome, code, error) = match &result {
         Ok(()) => ("ok", exit::OK, None),
         Err(e) if e.exit_code() == exit::STOPPED => ("stopped", exit::STOPPED, Some(e.to_string())),
+        Err(e @ Error::Refused(_)) => ("refused", e.exit_code(), Some(e.to_string())),
         Err(e) => ("failed", e.exit_code(), Some(e.to_string())),
     };
     exec.journal(Event::RunFinished {
@@ -289,6 +293,9 @@ fn execute(
             "run {run_id} stopped after {seconds:.1}s; continue with `drscript resume {run_id}`; report: {}",
             report_path.display()
         ),
+        Err(Error::Refused(_)) => {
+            tracing::warn!("run {run_id} refused the situation: nothing was changed; report: {}", report_path.display())
+        }
         Err(_) => tracing::error!(
             "run {run_id} failed after {seconds:.1}s; fix the cause and continue with `drscript resume {run_id}`; report: {}",
             report_path.display()

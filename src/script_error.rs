@@ -40,10 +40,12 @@ pub fn convert(
     if matches!(inner, EvalAltResult::ErrorTerminated(..)) {
         return Error::Stopped("interrupted (Ctrl-C)".to_string());
     }
-    if let Some(f) = &failure
-        && let Error::Stopped(msg) = &**f
-    {
-        return Error::Stopped(msg.clone());
+    if let Some(f) = &failure {
+        match &**f {
+            Error::Stopped(msg) => return Error::Stopped(msg.clone()),
+            Error::Refused(msg) => return Error::Refused(msg.clone()),
+            _ => {}
+        }
     }
     let mut message = match &failure {
         Some(f) => f.to_string(),

@@ -61,8 +61,9 @@ impl StateDir {
             if !live {
                 continue;
             }
+            // A refused run changed nothing: there is nothing to continue.
             let finished_ok = records.iter().rev().find_map(|r| match &r.event {
-                Event::RunFinished { exit_code, .. } => Some(*exit_code == 0),
+                Event::RunFinished { exit_code, outcome, .. } => Some(*exit_code == 0 || outcome == "refused"),
                 _ => None,
             });
             return Ok(if finished_ok == Some(true) { None } else { Some(id) });

@@ -59,8 +59,8 @@ fn sandbox_databases_rehearse_db_failover_and_failback_then_stop_with_the_sandbo
     let password = std::fs::read_to_string(world.path().join("sbx/secrets/db-sync.password")).unwrap();
     assert!(!stderr.contains(password.trim()), "the database password leaked");
 
-    // db_failback has a manual step (replicating back), acknowledged here.
-    world.run_ok("db_failback.rhai", &[]);
+    // db_failback has a manual step (replicating back): acknowledged explicitly, as --yes does not.
+    world.run_ok("db_failback.rhai", &["--ack", "Replicate the sync database"]);
     assert!(zone(&world).contains("pg-primary.") && !zone(&world).contains("pg-sync."), "{}", zone(&world));
 
     // `sandbox down` stops the database servers too.

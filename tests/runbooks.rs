@@ -100,6 +100,37 @@ fn failover_fails_the_storage_over_when_told_to() {
     world.assert_serving_kubectl("dr", "prod");
 }
 
+#[test]
+fn database_runbooks_switch_the_database_record_after_probing() {
+    // The sandbox's own primary and sync PostgreSQL servers (TLS, verify-full).
+    let world = World::start(&[]);
+    let password = std::fs::read_to_string(world.path().join("sbx/secrets/db-sync.password")).unwrap();
+    let log = world.run_ok("db_failover.rhai", &[]);
+    assert!(!log.contains(password.trim()), "the database password leaked");
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("pg-sync."), "{zone}");
+    // A second run finds the record already at the sync database and changes nothing.
+    let again = world.run_ok("db_failover.rhai", &[]);
+    assert!(again.contains("already points at the sync database: nothing to do"), "{again}");
+    assert!(!again.contains("set_dns"), "{again}");
+    assert_eq!(std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap(), zone);
+
+    // --yes does not acknowledge the manual replication: without a terminal the run stops there
+    // (exit 3) and the record still points at the sync database.
+    let script = format!("{RUNBOOKS}/db_failback.rhai");
+    let out = world.drscript(&["run", &script, "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("--yes does not acknowledge manual steps"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap(), zone, "DNS was touched");
+
+    // Acknowledged explicitly, the failback completes and the report records who acknowledged.
+    let log = world.run_ok("db_failback.rhai", &["--ack", "Replicate the sync database"]);
+    assert!(log.contains("acknowledged up front by --ack"), "{log}");
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("pg-primary.") && !zone.contains("pg-sync."), "{zone}");
+}
+
 /// Kills the failover with SIGKILL right after a given step finished, resumes it, and checks the
 /// end state and that no finished step ran twice.
 fn kill_after_and_resume(step_prefix: &str) {

@@ -33,6 +33,12 @@ pub struct Settings {
     pub stdlib_dir: Option<PathBuf>,
     /// Where runs, journals and reports are kept (`./.drscript` by default).
     pub state_dir: Option<PathBuf>,
+    /// The environment that serves in normal times (failover goes from it, failback to it).
+    /// Default: `prod` when there is one, else the first environment by name.
+    pub primary: Option<String>,
+    /// The environment that takes over in a DR event. Default: `dr` when there is one, else the
+    /// other environment when there are exactly two.
+    pub standby: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +99,31 @@ impl Config {
         })
     }
 
+    /// The primary environment (`[settings] primary`, else `prod`, else the first by name).
+    pub fn primary(&self) -> &str {
+        match &self.settings.primary {
+            Some(name) => name,
+            None if self.environments.contains_key("prod") => "prod",
+            None => self.environments.keys().next().map_or("", String::as_str),
+        }
+    }
+
+    /// The standby environment (`[settings] standby`, else `dr`, else the one that is not the
+    /// primary); `None` when the config cannot say.
+    pub fn standby(&self) -> Option<&str> {
+        if let Some(name) = &self.settings.standby {
+            return Some(name);
+        }
+        if self.environments.contains_key("dr") && self.primary() != "dr" {
+            return Some("dr");
+        }
+        let mut others = self.environments.keys().filter(|k| k.as_str() != self.primary());
+        match (others.next(), others.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    }
+
     /// An error pointing at the key `path` of this file.
     pub fn error_at(&self, key_path: &[&str], message: &str) -> Error {
         let span = span_of(&self.source, key_path);
@@ -109,6 +140,16 @@ impl Config {
         let err = |key: &[&str], msg: &str| {
             config_error(&path, &source, span_of(&source, key), &format!("{}: {msg}", key.join(".")))
         };
+        for (key, role) in [("primary", &self.settings.primary), ("standby", &self.settings.standby)] {
+            if let Some(name) = role
+                && !names.contains(name)
+            {
+                return Err(err(&["settings", key], &format!("no environment `{name}` (known: {})", names.join(", "))));
+            }
+        }
+        if self.settings.primary.is_some() && self.settings.primary == self.settings.standby {
+            return Err(err(&["settings", "standby"], "must name another environment than `primary`"));
+        }
         for (name, env) in &mut self.environments {
             env.name = name.clone();
             let at = |k: &'static str| vec!["environments", name.as_str(), k];

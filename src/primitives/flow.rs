@@ -58,7 +58,9 @@ pub mod flow_api {
     }
 
     /// Asks the operator to do `message` by hand and to acknowledge it by typing `done`.
-    /// Without a terminal the run stops unless `--yes` was given (then it is logged as assumed).
+    /// `--yes` does not answer it: without a terminal the run stops (exit 3) unless the step was
+    /// acknowledged up front with `--ack TEXT` (TEXT in the message or the step title) or
+    /// `--ack-all-manual`; the report lists such acknowledgements as warnings.
     #[rhai_fn(return_raw)]
     pub fn manual(ctx: NativeCallContext, message: &str) -> RhaiResult<bool> {
         super::ask(&ctx, "manual", message, prompt::manual)
@@ -109,6 +111,18 @@ pub mod flow_api {
     #[rhai_fn(return_raw)]
     pub fn warn(ctx: NativeCallContext, message: &str) -> RhaiResult<()> {
         super::log(&ctx, "warn", message)
+    }
+
+    /// Records a figure for the report and `drscript runs` (`metric("rpo", "0")`,
+    /// `metric("downtime", "start")`); journaled, never shown as a step. Ignored in plans.
+    #[rhai_fn(return_raw)]
+    pub fn metric(ctx: NativeCallContext, name: &str, value: Dynamic) -> RhaiResult<()> {
+        let exec = exec_of(&ctx);
+        if exec.mode() == Mode::Plan {
+            return Ok(());
+        }
+        let json = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
+        exec.metric(name, json).map_err(to_rhai)
     }
 
     /// True when changes are only described (plan or dry run), false in a live run.
@@ -248,7 +262,7 @@ fn ask(
     ctx: &NativeCallContext,
     primitive: &str,
     message: &str,
-    question: fn(crate::exec::Prompting, &str) -> crate::Result<prompt::Answer>,
+    question: fn(&crate::exec::Prompting, Option<&str>, &str) -> crate::Result<prompt::Answer>,
 ) -> RhaiResult<bool> {
     let exec = exec_of(ctx);
     exec.change(
@@ -257,8 +271,9 @@ fn ask(
         "",
         || true,
         || {
-            let answer = question(exec.prompting(), message)?;
-            if answer == prompt::Answer::AssumedYes {
+            let title = Exec::current_step().map(|f| f.title);
+            let answer = question(exec.prompting(), title.as_deref(), message)?;
+            if answer.is_up_front() {
                 tracing::warn!("{primitive}: \"{message}\" {}", answer.describe());
             } else {
                 tracing::info!("{primitive}: \"{message}\" {}", answer.describe());

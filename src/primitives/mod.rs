@@ -14,6 +14,7 @@ pub mod kube;
 pub mod notify;
 pub mod scheduler;
 pub mod shares;
+pub mod site;
 pub mod sync;
 
 use std::sync::Arc;
@@ -71,4 +72,5 @@ pub fn register_all(engine: &mut rhai::Engine) {
     engine.register_global_module(rhai::exported_module!(scheduler::scheduler_api).into());
     engine.register_global_module(rhai::exported_module!(sync::sync_api).into());
     engine.register_global_module(rhai::exported_module!(shares::shares_api).into());
+    engine.register_global_module(rhai::exported_module!(site::site_api).into());
 }

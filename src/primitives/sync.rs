@@ -170,3 +170,45 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
 fn unreachable_in_plan() -> Result<(Map, Outcome)> {
     Err(Error::Other("sync_share: a plan never syncs".into()))
 }
+
+/// `sync_preview`: what `sync_share` would do, listed read-only (a plan returns zeros).
+pub fn preview(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map> {
+    let o = options(opts)?;
+    let (src, dst) = (side(src)?, side(dst)?);
+    let target = format!("{} → {}", src.describe(), dst.describe());
+    let empty = || {
+        let mut m = Map::new();
+        for key in ["copied", "copied_bytes", "overwritten", "overwritten_bytes", "deleted", "deleted_bytes"] {
+            m.insert(key.into(), Dynamic::from(0_i64));
+        }
+        m.insert("examples".into(), Dynamic::from(rhai::Array::new()));
+        m.insert("planned".into(), true.into());
+        m
+    };
+    exec.query("sync_preview", &target, empty, || {
+        let (s, d) = (src.endpoint()?, dst.endpoint()?);
+        let summary = exec.block_on(crate::sync::sync_report(&s, &d, &o, SyncMode::DryRun, Arc::new(Quiet)))?;
+        if !summary.ok() {
+            return Err(crate::sync::engine::failed(&summary));
+        }
+        let overwritten: Vec<_> = summary.planned_copies.iter().filter(|i| i.reason != "missing").collect();
+        let mut m = empty();
+        let n = |v: u64| Dynamic::from(v as i64);
+        m.insert("copied".into(), n(summary.copied));
+        m.insert("copied_bytes".into(), n(summary.copied_bytes));
+        m.insert("overwritten".into(), n(overwritten.len() as u64));
+        m.insert("overwritten_bytes".into(), n(overwritten.iter().map(|i| i.size).sum()));
+        m.insert("deleted".into(), n(summary.deleted));
+        m.insert("deleted_bytes".into(), n(summary.deleted_bytes));
+        let examples: rhai::Array = overwritten
+            .iter()
+            .map(|i| format!("overwrite {}", i.path))
+            .chain(summary.planned_deletions.iter().map(|i| format!("delete {}", i.path)))
+            .take(5)
+            .map(Dynamic::from)
+            .collect();
+        m.insert("examples".into(), examples.into());
+        m.insert("planned".into(), false.into());
+        Ok(m)
+    })
+}

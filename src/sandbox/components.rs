@@ -57,14 +57,14 @@ impl Component for DnsZone {
 
 /// Storage accounts (and Azure DNS zones) behind an ARM endpoint.
 pub struct Arm {
-    handle: ArmHandle,
+    handle: std::sync::Arc<ArmHandle>,
     section: String,
 }
 
 impl Arm {
     pub async fn start(dir: &std::path::Path, failover: std::time::Duration) -> Result<Arm> {
         let (handle, section) = arm::start_for_sandbox(dir, failover).await?;
-        Ok(Arm { handle, section })
+        Ok(Arm { handle: std::sync::Arc::new(handle), section })
     }
 
     /// The `[storage.NAME]` account the sandbox's config declares.
@@ -72,7 +72,7 @@ impl Arm {
         "prod"
     }
 
-    pub fn handle(&self) -> &ArmHandle {
+    pub fn handle(&self) -> &std::sync::Arc<ArmHandle> {
         &self.handle
     }
 }

@@ -29,6 +29,18 @@ pub struct EnvEndpoints {
     /// The `[storage.NAME]` account behind the shares, when the sandbox simulates one.
     #[serde(default)]
     pub storage_account: Option<String>,
+    /// The servers themselves, behind the outage gates of `kube_api` and `gateway`: where
+    /// `sandbox status` reads their state during an outage.
+    #[serde(default)]
+    pub kube_state: Option<String>,
+    #[serde(default)]
+    pub gateway_state: Option<String>,
+    /// `sandbox up --remote-shares`: share name → Azure Files URL (behind the share gate), and
+    /// the account key file relative to the sandbox folder. The bytes stay in `shares`' folders.
+    #[serde(default)]
+    pub share_urls: BTreeMap<String, String>,
+    #[serde(default)]
+    pub share_key_file: Option<PathBuf>,
 }
 
 /// `DIR/sandbox.json`.
@@ -43,6 +55,9 @@ pub struct SandboxFile {
     /// Other components by name, with the URL of their state (see `sandbox::Component`).
     #[serde(default)]
     pub components: BTreeMap<String, Option<String>>,
+    /// The control endpoint (`sandbox outage` / `restore`).
+    #[serde(default)]
+    pub control: Option<String>,
 }
 
 pub const SANDBOX_FILE: &str = "sandbox.json";
@@ -130,7 +145,14 @@ pub fn config(envs: &BTreeMap<String, EnvEndpoints>, extra: &[String]) -> String
         );
         let _ = write!(out, "\n[environments.{name}.shares]\n");
         for (share, path) in &e.shares {
-            let _ = writeln!(out, "{share} = {{ path = \"{}\" }}", path.display());
+            match (e.share_urls.get(share), &e.share_key_file) {
+                (Some(url), Some(key)) => {
+                    let _ = writeln!(out, "{share} = {{ url = \"{url}\", account_key_file = \"{}\" }}", key.display());
+                }
+                _ => {
+                    let _ = writeln!(out, "{share} = {{ path = \"{}\" }}", path.display());
+                }
+            }
         }
     }
     for section in extra {

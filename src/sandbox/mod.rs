@@ -13,6 +13,7 @@
 pub mod arm;
 pub mod azure_files;
 pub mod components;
+mod control;
 pub mod databases;
 pub mod db_certs;
 pub mod dns_zone;
@@ -22,6 +23,7 @@ pub mod gateway;
 mod hash;
 pub mod kube_api;
 pub mod like;
+pub mod outage;
 pub mod shares;
 
 use std::collections::BTreeMap;
@@ -59,6 +61,12 @@ pub struct SandboxOptions {
     pub faults: Option<faults::FaultSpec>,
     /// The seed of the faults' RNG (`sandbox up --seed`).
     pub seed: u64,
+    /// Serve each environment's shares through an Azure Files emulator of its own (account =
+    /// the environment's name, the same folders on disk), so that a storage outage can be
+    /// simulated; local folders otherwise.
+    pub remote_shares: bool,
+    /// Outages in force from the start (`sandbox up --outage ENV:PART[+PART]`).
+    pub outages: Vec<(String, Vec<outage::Part>)>,
     /// Start real PostgreSQL servers for `[databases]` (`sandbox up` and the demo do; off by
     /// default so that embedding the sandbox costs no database servers).
     pub databases: bool,
@@ -78,6 +86,8 @@ impl Default for SandboxOptions {
             like: None,
             faults: None,
             seed: 0,
+            remote_shares: false,
+            outages: Vec::new(),
             databases: false,
         }
     }
@@ -89,6 +99,10 @@ pub struct EnvSandbox {
     pub kube: KubeApiServer,
     pub gateway: GatewayServer,
     pub endpoints: EnvEndpoints,
+    /// The outage gates in front of its servers.
+    pub gates: std::sync::Arc<outage::EnvGates>,
+    /// With `remote_shares`: the Azure Files emulator serving its shares.
+    pub files: Option<azure_files::FilesEmulator>,
 }
 
 /// Another part of the simulated world (ARM emulator, Azure Files emulator, DNS zone): started
@@ -116,6 +130,7 @@ pub struct SandboxHandle {
     pub active: String,
     pub environments: BTreeMap<String, EnvSandbox>,
     pub components: Vec<Box<dyn Component>>,
+    control: Option<control::Control>,
 }
 
 /// A secret for a sandbox credential: unpredictable enough that a leak in output is noticed.
@@ -178,9 +193,29 @@ impl Sandbox {
                 }
                 share_paths.insert(share.to_string(), relative);
             }
+            let cluster_gate = outage::Gate::front(kube.addr()).await?;
+            let gateway_gate = outage::Gate::front(gateway.addr()).await?;
+            let (files, share_gate, share_urls, share_key_file) = if options.remote_shares {
+                let (emulator, gate, urls, key) = remote_shares(&dir, name, &share_paths).await?;
+                (Some(emulator), Some(gate), urls, Some(key))
+            } else {
+                (None, None, BTreeMap::new(), None)
+            };
+            let gates = std::sync::Arc::new(outage::EnvGates {
+                cluster: Some(std::sync::Arc::new(cluster_gate)),
+                gateway: Some(std::sync::Arc::new(gateway_gate)),
+                share: share_gate.map(std::sync::Arc::new),
+            });
+            let gate_url = |g: &Option<std::sync::Arc<outage::Gate>>| {
+                g.as_ref().map(|g| format!("http://{}", g.addr())).unwrap_or_default()
+            };
             let endpoints = EnvEndpoints {
-                kube_api: kube.url(),
-                gateway: gateway.url(),
+                kube_api: gate_url(&gates.cluster),
+                gateway: gate_url(&gates.gateway),
+                kube_state: Some(kube.url()),
+                gateway_state: Some(gateway.url()),
+                share_urls,
+                share_key_file,
                 namespace: namespace.to_string(),
                 release: release.to_string(),
                 shares: share_paths,
@@ -189,7 +224,8 @@ impl Sandbox {
                 replicas: [active_seed.runtime, active_seed.listener, active_seed.rabbitmq],
                 storage_account: None,
             };
-            environments.insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints });
+            environments
+                .insert(name.clone(), EnvSandbox { name: name.clone(), kube, gateway, endpoints, gates, files });
         }
         let active = options.environments.first().cloned().unwrap_or_default();
         let dns = match &options.like {
@@ -198,6 +234,7 @@ impl Sandbox {
         };
         let mut components: Vec<Box<dyn Component>> = vec![Box::new(dns)];
         let arm = components::Arm::start(&dir, options.storage_failover).await?;
+        let arm_handle = arm.handle().clone();
         if let Some(e) = environments.get_mut(&active) {
             e.endpoints.storage_account = Some(arm.account_name().to_string());
         }
@@ -212,7 +249,21 @@ impl Sandbox {
                 components.push(Box::new(servers));
             }
         }
-        let handle = SandboxHandle { dir, active, environments, components };
+        for (env, parts) in &options.outages {
+            let e = environments.get(env).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--outage {env}: no such environment (known: {})",
+                    options.environments.join(", ")
+                ))
+            })?;
+            e.gates.outage(env, parts, false)?;
+        }
+        let gates = environments.iter().map(|(n, e)| (n.clone(), e.gates.clone())).collect();
+        let mut control = control::Control::start(gates).await?;
+        if let Some(e) = environments.get(&active) {
+            control.follow_storage_failover(arm_handle, e.gates.clone());
+        }
+        let handle = SandboxHandle { dir, active, environments, components, control: Some(control) };
         handle.write_files()?;
         Ok(handle)
     }
@@ -245,6 +296,7 @@ impl SandboxHandle {
             active: self.active.clone(),
             environments: self.environments.iter().map(|(k, e)| (k.clone(), e.endpoints.clone())).collect(),
             components: self.components.iter().map(|c| (c.name().to_string(), c.state_url())).collect(),
+            control: self.control.as_ref().map(control::Control::url),
         }
     }
 
@@ -267,15 +319,14 @@ impl SandboxHandle {
             .iter()
             .map(|(name, e)| {
                 let gateway_state = json!({"scheduler": e.gateway.state().name(), "calls": e.gateway.calls()});
-                (
-                    name.clone(),
-                    summarise(
-                        &self.dir,
-                        &e.endpoints,
-                        &json!({"objects": e.kube.objects(), "delays": e.kube.delays()}),
-                        &gateway_state,
-                    ),
-                )
+                let mut summary = summarise(
+                    &self.dir,
+                    &e.endpoints,
+                    &json!({"objects": e.kube.objects(), "delays": e.kube.delays()}),
+                    &gateway_state,
+                );
+                summary["outage"] = e.gates.modes();
+                (name.clone(), summary)
             })
             .collect();
         let components: serde_json::Map<String, Value> =
@@ -358,6 +409,16 @@ fn render(status: &Value) -> String {
             e["gateway"].as_str().unwrap_or(""),
             e["scheduler"].as_str().unwrap_or("?")
         ));
+        let down: Vec<String> = e["outage"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, mode)| mode.as_str() != Some("open"))
+            .map(|(part, mode)| format!("{part} ({})", if mode == "hang" { "hangs" } else { "refuses connections" }))
+            .collect();
+        if !down.is_empty() {
+            out.push_str(&format!("  OUTAGE: {} — `drscript sandbox restore {name}` ends it\n", down.join(", ")));
+        }
         for (w, v) in e["workloads"].as_object().into_iter().flatten() {
             let image = v["images"][0].as_str().unwrap_or("");
             let quartz = v["env"]["QUARTZ_STATUS_ONBOOTUP"]
@@ -510,9 +571,19 @@ pub fn status_of(dir: &Path) -> Result<Value> {
         };
         let mut envs = serde_json::Map::new();
         for (name, e) in &file.environments {
-            let kube_state = get(format!("{}/_sandbox/state", e.kube_api)).await?;
-            let gateway_state = get(format!("{}/_sandbox/state", e.gateway)).await?;
+            let kube = e.kube_state.as_deref().unwrap_or(&e.kube_api);
+            let gateway = e.gateway_state.as_deref().unwrap_or(&e.gateway);
+            let kube_state = get(format!("{kube}/_sandbox/state")).await?;
+            let gateway_state = get(format!("{gateway}/_sandbox/state")).await?;
             envs.insert(name.clone(), summarise(&dir, e, &kube_state, &gateway_state));
+        }
+        if let Some(control) = &file.control {
+            let outages = get(format!("{control}/outages")).await?;
+            for (name, modes) in outages.as_object().into_iter().flatten() {
+                if let Some(e) = envs.get_mut(name) {
+                    e["outage"] = modes.clone();
+                }
+            }
         }
         let mut components = serde_json::Map::new();
         for (name, url) in &file.components {
@@ -567,5 +638,56 @@ pub fn cli_down(dir: &Path) -> Result<()> {
         pause = (pause * 2).min(Duration::from_millis(100));
     }
     eprintln!("sandbox in {} stopped", dir.display());
+    Ok(())
+}
+
+/// Serves `name`'s share folders through an Azure Files emulator of its own behind a gate: the
+/// account is the environment's name, the shares are the folders `DIR/shares/NAME/SHARE`.
+async fn remote_shares(
+    dir: &Path,
+    name: &str,
+    share_paths: &BTreeMap<String, PathBuf>,
+) -> Result<(azure_files::FilesEmulator, outage::Gate, BTreeMap<String, String>, PathBuf)> {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    crate::redact::register(&key);
+    let key_file = PathBuf::from(format!("secrets/{name}-files.key"));
+    files::write_secret(&dir.join(&key_file), &key)?;
+    let emulator = azure_files::start(dir.join("shares"), &[(name, &key)]).await?;
+    let gate = outage::Gate::front(emulator.addr).await?;
+    let urls = share_paths
+        .keys()
+        .map(|share| (share.clone(), format!("files+http://{}/{name}/{share}", gate.addr())))
+        .collect();
+    Ok((emulator, gate, urls, key_file))
+}
+
+/// `drscript sandbox outage ENV PART... [--hang]` and `drscript sandbox restore ENV`.
+pub fn cli_outage(dir: &Path, env: &str, parts: &[String], hang: bool, restore: bool) -> Result<()> {
+    let file = files::read_sandbox_file(dir)?;
+    if !process_alive(file.pid) {
+        return Err(Error::Usage(format!("the sandbox of {} is not running", dir.display())));
+    }
+    let control = file.control.clone().ok_or_else(|| {
+        Error::Usage(format!("the sandbox of {} has no control endpoint (restart it)", dir.display()))
+    })?;
+    let (path, body) = if restore {
+        ("/restore", json!({"env": env}))
+    } else {
+        if parts.is_empty() {
+            return Err(Error::Usage(
+                "sandbox outage ENV PART...: name at least one of cluster, gateway, share, region".into(),
+            ));
+        }
+        ("/outage", json!({"env": env, "parts": parts, "hang": hang}))
+    };
+    let reply = on_runtime(async move { control::request(&control, path, body).await })?;
+    let modes: Vec<String> = reply["parts"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(part, mode)| format!("{part} {}", mode.as_str().unwrap_or("?")))
+        .collect();
+    eprintln!("{env}: {}", modes.join(", "));
     Ok(())
 }

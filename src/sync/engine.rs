@@ -440,6 +440,7 @@ impl Run {
             Some(d) if d.size != se.size => Some("size"),
             Some(_) if self.opts.compare == Compare::Hash => Some("hash?"),
             Some(d) if newer(&se, d) => Some("newer"),
+            Some(d) if self.opts.compare == Compare::Differs && newer(d, &se) => Some("differs"),
             Some(_) => None,
         };
         match reason {

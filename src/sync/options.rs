@@ -24,6 +24,9 @@ pub enum Compare {
     SizeTime,
     /// Missing, or the content MD5 differs (computed where the service stores none).
     Hash,
+    /// Missing, or size or last-modified differs in either direction: azcopy's `--mirror-mode`,
+    /// for a copy that must end byte-identical (a newer destination file is replaced too).
+    Differs,
 }
 
 impl Compare {
@@ -31,7 +34,10 @@ impl Compare {
         match text.trim().to_ascii_lowercase().as_str() {
             "size-time" | "size_time" | "sizetime" | "time" | "" => Ok(Compare::SizeTime),
             "hash" | "md5" => Ok(Compare::Hash),
-            other => Err(Error::Usage(format!("sync: compare must be \"size-time\" or \"hash\", not \"{other}\""))),
+            "differs" | "mirror-mode" => Ok(Compare::Differs),
+            other => Err(Error::Usage(format!(
+                "sync: compare must be \"size-time\", \"differs\" or \"hash\", not \"{other}\""
+            ))),
         }
     }
 }

@@ -100,11 +100,28 @@ fn confirm_without_a_terminal_stops_with_exit_3() {
 }
 
 #[test]
-fn yes_answers_confirm_and_manual() {
+fn yes_answers_confirm_but_not_manual_which_needs_an_explicit_ack() {
+    let script =
+        "confirm(\"go?\");\nstep(\"Replicate\", || manual(\"replicate the database back\"));\ninfo(\"went\");\n";
     Test::new()
-        .script("confirm(\"go?\");\nmanual(\"replicate the database back\");\ninfo(\"went\");\n")
+        .script(script)
         .args(&["run", "script.rhai", "--yes"])
+        .status(3)
+        .stderr_has("--yes does not acknowledge manual steps")
+        .stderr_has("--ack \"Replicate\"")
+        .stderr_lacks("went")
+        .run();
+    Test::new()
+        .script(script)
+        .args(&["run", "script.rhai", "--yes", "--ack", "replicate the DATABASE"])
         .stderr_has("assumed by --yes")
+        .stderr_has("acknowledged up front by --ack \"replicate the DATABASE\"")
+        .stderr_has("went")
+        .run();
+    Test::new()
+        .script(script)
+        .args(&["run", "script.rhai", "--yes", "--ack-all-manual"])
+        .stderr_has("acknowledged up front by --ack-all-manual")
         .stderr_has("went")
         .run();
 }

@@ -1,0 +1,186 @@
+//! What a switch from `from` to `to` does in the situation it finds — decided before the first
+//! change, so that a switch typed in the wrong direction, run twice, or run into a split brain
+//! is refused (exit 2) with nothing changed, and says what the operator probably meant.
+
+use serde::Serialize;
+
+use super::facts::SiteState;
+use super::history::RunSummary;
+use super::verdict::Situation;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// `from` serves (or served last) and `to` is idle: the normal switch.
+    Switch,
+    /// `to` already serves and `from` is quiesced, as a finished run of this switch left it.
+    Done { why: String },
+    /// `from` (partly) does not answer: the region-down branch. `parts` are what cannot be reached.
+    SourceDown { parts: Vec<String> },
+    /// Both sides process; the operator keeps `from`: `to` is quiesced first, then the switch.
+    KeepFrom,
+    /// `to` processes and its data wins: `from` is quiesced, nothing is copied to `to`.
+    KeepTo,
+    /// `to` came back after a region-down switch away from it and processes with stale data:
+    /// it is fenced (scheduler paused first) before the switch, and its data is never copied.
+    FenceTo,
+    /// Not allowed in this situation.
+    Refuse { why: String, meant: String },
+}
+
+impl Decision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Switch => "switch",
+            Decision::Done { .. } => "done",
+            Decision::SourceDown { .. } => "source_down",
+            Decision::KeepFrom => "keep_from",
+            Decision::KeepTo => "keep_to",
+            Decision::FenceTo => "fence_to",
+            Decision::Refuse { .. } => "refused",
+        }
+    }
+}
+
+/// What the operator asked for beyond the direction.
+#[derive(Debug, Clone, Default)]
+pub struct Intent {
+    /// `--var keep=NAME`: the side whose data wins in a split brain.
+    pub keep: Option<String>,
+    /// `--var ignore_unfinished=RUN-ID`: start anew although that switch did not finish.
+    pub ignore_unfinished: Option<String>,
+    /// The command that switches the other way, for "did you mean".
+    pub reverse_command: String,
+    /// This run is a resumed attempt of this switch: a half-finished state is its own doing.
+    pub resuming: bool,
+}
+
+/// Decides the switch `from` → `to` in `situation`; `history` is newest first, without the
+/// current run.
+pub fn decide(
+    situation: &Situation,
+    from: &SiteState,
+    to: &SiteState,
+    history: &[RunSummary],
+    intent: &Intent,
+) -> Decision {
+    let (f, t) = (from.name.as_str(), to.name.as_str());
+    if let Some(run) = &situation.unfinished_run
+        && intent.ignore_unfinished.as_deref() != Some(run.run_id.as_str())
+    {
+        let direction = match (&run.from, &run.to) {
+            (Some(a), Some(b)) => format!("{a} → {b}"),
+            _ => "a switch".to_string(),
+        };
+        return Decision::Refuse {
+            why: format!(
+                "run {} ({}, {direction}) started changing things and did not finish",
+                run.run_id, run.runbook
+            ),
+            meant: format!(
+                "`drscript resume {}` continues it where it stopped (finished steps are skipped); to start anew instead, add --var ignore_unfinished={}",
+                run.run_id, run.run_id
+            ),
+        };
+    }
+    let dns = situation.dns_points_at();
+    let dns_at_to = dns.is_none_or(|d| d == t);
+    let last_switch = history.iter().find(|r| r.is_finished_switch());
+    let finished_this_way = last_switch.is_some_and(|r| r.from.as_deref() == Some(f) && r.to.as_deref() == Some(t));
+    if !from.reachable() {
+        if to.serving() && dns_at_to {
+            return Decision::Done {
+                why: format!("{t} already serves and DNS points at it; {f} does not answer (fence it when it returns)"),
+            };
+        }
+        let mut parts = Vec::new();
+        if !from.cluster.reachable {
+            parts.push("cluster".to_string());
+        }
+        if !from.gateway.reachable {
+            parts.push("gateway".to_string());
+        }
+        return Decision::SourceDown { parts };
+    }
+    // Reachable but scheduler state unknown: only the workloads tell.
+    let pf = from.processing().unwrap_or(false);
+    let pt = to.processing().unwrap_or(false);
+    if pt && situation.fencing_pending.iter().any(|n| n == t) {
+        return Decision::FenceTo;
+    }
+    if intent.resuming && !(pf && pt) {
+        // The earlier attempt quiesced, copied or started things: carry on, its finished steps
+        // are skipped and the rest are idempotent.
+        return Decision::Switch;
+    }
+    let keep = intent.keep.as_deref();
+    if let Some(k) = keep
+        && k != f
+        && k != t
+    {
+        return Decision::Refuse {
+            why: format!("--var keep={k} names neither side of this switch ({f} → {t})"),
+            meant: format!("--var keep={f} or --var keep={t}"),
+        };
+    }
+    match (pf, pt) {
+        (true, true) => match keep {
+            Some(k) if k == f => Decision::KeepFrom,
+            Some(_) => Decision::KeepTo,
+            None => Decision::Refuse {
+                why: format!("SPLIT: both {f} and {t} process (someone started {t} by hand, or {f} came back)"),
+                meant: format!(
+                    "name the side whose data wins: --var keep={f} (quiesce {t}, then switch as usual: {t}'s changes are overwritten) or --var keep={t} (quiesce {f}, copy nothing, route to {t})"
+                ),
+            },
+        },
+        (true, false) => Decision::Switch,
+        (false, true) => {
+            if to.serving() && dns_at_to && from.quiesced() {
+                if finished_this_way {
+                    let run = last_switch.map(|r| r.run_id.as_str()).unwrap_or_default();
+                    return Decision::Done {
+                        why: format!("run {run} already switched {f} → {t}; {t} serves and {f} is quiesced"),
+                    };
+                }
+                return Decision::Refuse {
+                    why: format!("{t} already serves and {f} is quiesced: there is nothing to switch {f} → {t}"),
+                    meant: format!("to move service from {t} to {f}: {}", intent.reverse_command),
+                };
+            }
+            if keep == Some(t) {
+                return Decision::KeepTo;
+            }
+            Decision::Refuse {
+                why: format!(
+                    "{t} already processes while {f} is quiesced{}: a half-finished switch or a hand start",
+                    match dns {
+                        Some(d) => format!(" and DNS points at {d}"),
+                        None => String::new(),
+                    }
+                ),
+                meant: format!(
+                    "to finish the switch to {t} with {t}'s data: --var keep={t}; to go back to {f}: {}",
+                    intent.reverse_command
+                ),
+            }
+        }
+        (false, false) => {
+            if keep == Some(t) {
+                return Decision::KeepTo;
+            }
+            if dns == Some(t) && keep != Some(f) {
+                return Decision::Refuse {
+                    why: format!(
+                        "neither side processes and DNS points at {t}: {t} served last, its data may be the newest"
+                    ),
+                    meant: format!(
+                        "to bring {t} back with its own data: {}; to switch {f} → {t} anyway (overwriting {t}'s folders with {f}'s): --var keep={f}",
+                        intent.reverse_command
+                    ),
+                };
+            }
+            Decision::Switch
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The runs of a state directory as an operator or an auditor asks about them: which runbook,
+//! which direction, when, how it ended, how long it took (the RTO), the RPO, and the runs that did
+//! not finish with the command that continues them.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::journal::{self, Event};
+use crate::state::StateDir;
+
+/// The journal metric a switch writes once it has read the situation (see `switch_check`).
+pub const SWITCH_METRIC: &str = "switch";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunSummary {
+    pub run_id: String,
+    /// The runbook's file name (`failover.rhai`).
+    pub runbook: String,
+    pub mode: String,
+    pub started: DateTime<Utc>,
+    /// `ok`, `failed`, `stopped`, `refused`, or `unfinished` (no end record: killed or running).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Time spent running, over all attempts (the RTO evidence of a switch).
+    pub total_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downtime_seconds: Option<f64>,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// What the switch decided from the situation (`switch`, `done`, `source_down`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<String>,
+    /// Environments a region-down switch could not quiesce: to be fenced when they return.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfenced: Vec<String>,
+    /// `drscript resume RUN-ID` for a live run that did not finish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+}
+
+impl RunSummary {
+    /// A live switch that started changing things and has not finished successfully.
+    pub fn is_unfinished_switch(&self) -> bool {
+        self.mode == "live" && self.resume.is_some() && self.decision.as_deref().is_some_and(|d| CHANGING.contains(&d))
+    }
+
+    /// A live switch that finished successfully.
+    pub fn is_finished_switch(&self) -> bool {
+        self.mode == "live" && self.outcome == "ok" && self.decision.is_some()
+    }
+}
+
+/// Decisions after which the switch changes things.
+pub const CHANGING: &[&str] = &["switch", "source_down", "keep_from", "keep_to", "fence_to"];
+
+/// Every run of the state directory, newest first.
+pub fn runs(state_dir: &Path) -> Result<Vec<RunSummary>> {
+    if !state_dir.join("runs").is_dir() {
+        return Ok(Vec::new());
+    }
+    let state = StateDir::open(state_dir)?;
+    let mut out = Vec::new();
+    for id in state.runs()?.into_iter().rev() {
+        let records = journal::read(&state.run_dir(&id).join("journal.jsonl"))?;
+        if let Some(summary) = summarise(&id, &records) {
+            out.push(summary);
+        }
+    }
+    Ok(out)
+}
+
+fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
+    let first = records.first()?;
+    let mut s = RunSummary {
+        run_id: run_id.to_string(),
+        runbook: String::new(),
+        mode: String::new(),
+        started: first.ts,
+        outcome: "unfinished".to_string(),
+        exit_code: None,
+        total_seconds: 0.0,
+        downtime_seconds: None,
+        attempts: 0,
+        from: None,
+        to: None,
+        decision: None,
+        rpo: None,
+        unfenced: Vec::new(),
+        resume: None,
+    };
+    let mut attempt_start: Option<DateTime<Utc>> = None;
+    let mut downtime_start: Option<DateTime<Utc>> = None;
+    for r in records {
+        match &r.event {
+            Event::RunStarted { script, mode, .. } => {
+                s.runbook = Path::new(script).file_name().map_or(script.clone(), |n| n.to_string_lossy().into_owned());
+                s.mode.clone_from(mode);
+                s.attempts += 1;
+                s.outcome = "unfinished".to_string();
+                s.exit_code = None;
+                attempt_start = Some(r.ts);
+            }
+            Event::RunFinished { outcome, exit_code, duration_ms, .. } => {
+                s.outcome.clone_from(outcome);
+                s.exit_code = Some(*exit_code);
+                s.total_seconds += *duration_ms as f64 / 1000.0;
+                attempt_start = None;
+            }
+            Event::Metric { name, value } if name == SWITCH_METRIC => {
+                let text = |k: &str| value[k].as_str().map(str::to_string);
+                s.from = text("from");
+                s.to = text("to");
+                s.decision = text("decision");
+                if let Some(list) = value["unfenced"].as_array() {
+                    s.unfenced = list.iter().filter_map(Value::as_str).map(str::to_string).collect();
+                }
+            }
+            Event::Metric { name, value } if name == "rpo" => s.rpo = value.as_str().map(str::to_string),
+            Event::Metric { name, value } if name == "downtime" => match value.as_str() {
+                Some("start") if downtime_start.is_none() => downtime_start = Some(r.ts),
+                Some("end") => {
+                    if let Some(start) = downtime_start {
+                        s.downtime_seconds = Some((r.ts - start).num_milliseconds() as f64 / 1000.0);
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    if let Some(start) = attempt_start {
+        // Killed, or still running: count up to its last record.
+        let last = records.last().map_or(start, |r| r.ts);
+        s.total_seconds += (last - start).num_milliseconds().max(0) as f64 / 1000.0;
+    }
+    if s.mode == "live" && s.outcome != "ok" && s.outcome != "refused" {
+        s.resume = Some(format!("drscript resume {run_id}"));
+    }
+    Some(s)
+}
+
+/// The text table of `drscript runs`.
+pub fn render(runs: &[RunSummary]) -> String {
+    if runs.is_empty() {
+        return "no runs in this state directory\n".to_string();
+    }
+    let mut rows = vec![[
+        "RUN".to_string(),
+        "RUNBOOK".to_string(),
+        "DIRECTION".to_string(),
+        "STARTED (UTC)".to_string(),
+        "OUTCOME".to_string(),
+        "TOTAL".to_string(),
+        "DOWNTIME".to_string(),
+        "RPO".to_string(),
+    ]];
+    for r in runs {
+        let direction = match (&r.from, &r.to) {
+            (Some(f), Some(t)) => format!("{f} → {t}"),
+            _ => "-".to_string(),
+        };
+        let mut outcome = r.outcome.clone();
+        if let Some(d) = r.decision.as_deref().filter(|d| *d != "switch") {
+            outcome = format!("{outcome} ({d})");
+        }
+        if r.mode != "live" {
+            outcome = format!("{outcome} [{}]", r.mode);
+        }
+        rows.push([
+            r.run_id.clone(),
+            r.runbook.clone(),
+            direction,
+            r.started.format("%Y-%m-%d %H:%M:%S").to_string(),
+            outcome,
+            format!("{:.1}s", r.total_seconds),
+            r.downtime_seconds.map_or("-".to_string(), |d| format!("{d:.1}s")),
+            r.rpo.clone().unwrap_or_else(|| "-".to_string()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for r in runs.iter().filter(|r| r.resume.is_some()) {
+        out.push_str(&format!(
+            "unfinished: {} ({}) — continue with `{}`\n",
+            r.run_id,
+            r.runbook,
+            r.resume.as_deref().unwrap_or_default()
+        ));
+    }
+    out
+}

@@ -1,0 +1,67 @@
+//! `drscript status` and `drscript runs`: where service is, and what was done about it. Both
+//! only read: no lock, no journal, and an unreachable environment is shown, not an error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::output::out;
+use crate::site::{self, Budget};
+
+/// What `drscript status` was asked for.
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    pub json: bool,
+    pub watch: Option<Duration>,
+    pub openmetrics: Option<PathBuf>,
+    pub budget: Budget,
+    pub color: bool,
+}
+
+/// Prints the situation; `Ok(true)` when one side is active and healthy (exit 0), `Ok(false)`
+/// otherwise (exit 1).
+pub fn status(config: &Config, state_dir: &Path, options: &StatusOptions) -> Result<bool> {
+    let runtime = crate::runner::runtime()?;
+    loop {
+        let situation = runtime.block_on(site::read(config, &[], options.budget, Some(state_dir), None))?;
+        if let Some(path) = &options.openmetrics {
+            write_atomically(path, &site::render::openmetrics(&situation))?;
+        }
+        if options.json {
+            let mut v = serde_json::to_value(&situation).map_err(|e| Error::Other(e.to_string()))?;
+            for (i, e) in situation.environments.iter().enumerate() {
+                v["environments"][i]["processing"] = e.processing().map_or(serde_json::Value::Null, Into::into);
+                v["environments"][i]["quiesced"] = e.quiesced().into();
+                v["environments"][i]["serving"] = e.serving().into();
+                v["environments"][i]["reachable"] = e.reachable().into();
+            }
+            out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+        } else {
+            if options.watch.is_some() && options.color {
+                out("\x1b[2J\x1b[H");
+            }
+            out(&site::render::text(&situation, options.color));
+        }
+        let Some(every) = options.watch else { return Ok(situation.healthy) };
+        std::thread::sleep(every);
+    }
+}
+
+/// Writes `text` to `path` through a temporary file, so that a collector never reads half a file.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("prom.tmp");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// `drscript runs`.
+pub fn runs(state_dir: &Path, json: bool) -> Result<()> {
+    let runs = site::history::runs(state_dir)?;
+    if json {
+        out(&format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()));
+    } else {
+        out(&site::history::render(&runs));
+    }
+    Ok(())
+}
