@@ -258,7 +258,7 @@ pub fn explain(text: &str, tls: &Tls) -> String {
     let what = if text.contains("UnknownIssuer") || text.contains("unknown issuer") || text.contains("BadSignature") {
         format!("the server's certificate is not signed by a CA in {ca}")
     } else if text.contains("not valid for name") || text.contains("NotValidForName") {
-        format!("the server's certificate is not issued for this host name ({})", tls.mode.as_str())
+        "the server's certificate is not issued for this host name".to_string()
     } else if text.contains("Expired") || text.contains("expired") {
         "the server's certificate has expired".to_string()
     } else if text.contains("NotValidYet") {
@@ -267,4 +267,34 @@ pub fn explain(text: &str, tls: &Tls) -> String {
         "the TLS handshake failed".to_string()
     };
     format!("{what} ({}): {text}", tls.origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_mode_is_require_off_the_loopback() {
+        assert_eq!(TlsMode::default_for("mydb.postgres.database.azure.com"), TlsMode::Require);
+        assert_eq!(TlsMode::default_for("10.1.2.3"), TlsMode::Require);
+        for local in ["127.0.0.1", "localhost", "::1", "127.0.0.2"] {
+            assert_eq!(TlsMode::default_for(local), TlsMode::Prefer, "{local}");
+        }
+    }
+
+    #[test]
+    fn mysql_spellings_map_to_the_same_modes() {
+        for (mysql, mode) in [
+            ("DISABLED", TlsMode::Disable),
+            ("preferred", TlsMode::Prefer),
+            ("REQUIRED", TlsMode::Require),
+            ("VERIFY_CA", TlsMode::VerifyCa),
+            ("VERIFY_IDENTITY", TlsMode::VerifyFull),
+        ] {
+            assert_eq!(TlsMode::parse_mysql(mysql), Some(mode));
+            assert_eq!(mode.url_spelling("mysql").to_lowercase(), format!("ssl-mode={}", mysql.to_lowercase()));
+        }
+        assert_eq!(TlsMode::parse_mysql("verify-full"), None);
+        assert_eq!(TlsMode::parse("allow"), None);
+    }
 }
