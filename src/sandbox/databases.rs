@@ -103,8 +103,12 @@ impl Databases {
             return Ok(None);
         };
         let base = if is_root() {
-            std::env::temp_dir()
-                .join(format!("drscript-sandbox-pg-{:016x}", super::hash::fnv(&dir.display().to_string())))
+            remove_orphans();
+            let base = std::env::temp_dir()
+                .join(format!("{ORPHAN_PREFIX}{:016x}", super::hash::fnv(&dir.display().to_string())));
+            std::fs::create_dir_all(&base).map_err(|e| Error::io(format!("cannot create {}", base.display()), e))?;
+            write(&base.join(OWNER_FILE), &dir.display().to_string())?;
+            base
         } else {
             dir.join("databases")
         };
@@ -151,6 +155,34 @@ impl Databases {
     /// The port each database listens on, by name.
     pub fn ports(&self) -> Vec<(String, u16)> {
         self.instances.iter().map(|i| (i.spec.name.clone(), i.port)).collect()
+    }
+}
+
+/// Clusters kept under the temp folder (as root) are named so, and record their sandbox folder.
+const ORPHAN_PREFIX: &str = "drscript-sandbox-pg-";
+const OWNER_FILE: &str = "sandbox-dir";
+
+/// Removes the clusters of sandbox folders that no longer exist (a test's temp folder, a demo
+/// folder cleared), unless a server still runs on them: each is tens of MB.
+fn remove_orphans() {
+    for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with(ORPHAN_PREFIX) {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(path.join(OWNER_FILE)) else { continue };
+        if Path::new(owner.trim()).exists() {
+            continue;
+        }
+        let running = std::fs::read_dir(&path).into_iter().flatten().flatten().any(|db| {
+            std::fs::read_to_string(db.path().join("data/postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+                .is_some_and(|pid| pid > 1 && pid_alive(pid))
+        });
+        if !running {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 
@@ -261,7 +293,9 @@ fn start_instance(
         own(&pwfile, 0o600)?;
         let initdb = run(
             as_server_user(bin.join("initdb"))
-                .args(["-U", "postgres", "--auth=scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions", "-D"])
+                // 1 MB WAL segments: a sandbox cluster of ~25 MB rather than ~40.
+                .args(["-U", "postgres", "--auth=scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions"])
+                .args(["--wal-segsize=1", "-D"])
                 .arg(&data)
                 .arg(format!("--pwfile={}", pwfile.display())),
             &format!("initdb for database {}", spec.name),
