@@ -291,3 +291,29 @@ fn tls_settings_are_checked_when_the_config_loads_and_urls_are_echoed_masked() {
         assert_no_secret(query_secret, &[&stdout, &stderr]);
     }
 }
+
+#[test]
+fn a_hot_standby_probes_as_a_read_only_replica() {
+    let pg = Postgres::start();
+    let standby = pg.standby();
+    let url = format!("postgres://app@127.0.0.1:{}/appdb", standby.port);
+    let h = Harness::new(
+        &format!(
+            "[databases.replica]\nurl = \"{url}\"\npassword_file = \"app.pw\"\n\n[databases.replica_read]\nurl = \"{url}\"\npassword_file = \"app.pw\"\nprobe = \"read\"\n"
+        ),
+        &[("app.pw", &pg.app_password)],
+        Mode::Live,
+    );
+    let e = db::db_probe(&h.exec, "replica").unwrap_err().to_string();
+    assert!(e.contains("the server is read-only") && e.contains("pg_is_in_recovery() = true, a standby"), "{e}");
+    let r = db::db_probe(&h.exec, "replica_read").unwrap();
+    assert_eq!((r.role.as_str(), r.read_only, r.wrote), ("replica", true, false));
+    // The same account writes on the primary it replicates from.
+    let config = h.exec.config().unwrap();
+    let on_primary = drscript::config::Database {
+        url: format!("postgres://app@127.0.0.1:{}/appdb", pg.port),
+        ..config.databases["replica"].clone()
+    };
+    let report = h.rt.block_on(db::probe("primary", &on_primary)).unwrap();
+    assert!(report.wrote && report.role == "primary", "{report:?}");
+}

@@ -254,6 +254,82 @@ impl Postgres {
     }
 }
 
+/// A hot standby streaming from a [`Postgres`]: a real replica, read-only and in recovery.
+pub struct Standby {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Postgres {
+    /// `pg_basebackup -R` of this (plain, non-TLS) server, started as a hot standby.
+    pub fn standby(&self) -> Standby {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        if is_root() {
+            run(Command::new("chown").args(["-R", "nobody"]).arg(d), "chown standby dir");
+        }
+        run(
+            Self::as_server_user(&pg_bin("pg_basebackup"))
+                .arg("-h")
+                .arg(self.dir.path())
+                .args(["-p", &self.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "--checkpoint=fast", "-D"])
+                .arg(d.join("data"))
+                .env("PGPASSWORD", &self.superuser_password),
+            "pg_basebackup",
+        );
+        let port = free_port();
+        let log_path = d.join("postgres.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Self::as_server_user(&pg_bin("postgres"))
+            .arg("-D")
+            .arg(d.join("data"))
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
+            .arg(d)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting the standby");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let url = format!(
+            "host={} port={port} user=postgres password={} dbname=postgres",
+            d.display(),
+            self.superuser_password
+        );
+        wait_until(&mut child, "standby", &log_path, || {
+            rt.block_on(async {
+                let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
+                    return false;
+                };
+                let driver = tokio::spawn(conn);
+                let in_recovery =
+                    client.query_one("SELECT pg_is_in_recovery()", &[]).await.is_ok_and(|r| r.get::<_, bool>(0));
+                drop(client);
+                let _ = driver.await;
+                in_recovery
+            })
+        });
+        Standby { dir, port, child }
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child (SIGINT = fast shutdown).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         // SIGINT = fast shutdown.
