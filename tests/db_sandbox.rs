@@ -136,3 +136,38 @@ fn sandbox_like_a_customer_keeps_its_database_names() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("role=primary wrote=true tls=verify-full"), "{text}");
 }
+
+/// The outage gate in front of a sandbox database: refused while down, the same data after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_behind_its_gate_goes_down_and_comes_back() {
+    use drscript::sandbox::databases::{Databases, DbSpec};
+    use drscript::sandbox::outage::GateMode;
+    let dir = tempfile::tempdir().unwrap();
+    let dbs = Databases::start(dir.path(), DbSpec::defaults()).await.unwrap().expect("PostgreSQL binaries");
+    let sections = drscript::sandbox::Component::config_sections(&dbs).concat();
+    std::fs::write(
+        dir.path().join("drscript.toml"),
+        format!(
+            "[environments.prod]\nnamespace = \"a\"\nrelease = \"ac\"\ngateway = \"https://x.example\"\n\n{sections}"
+        ),
+    )
+    .unwrap();
+    let config = drscript::config::Config::load(&dir.path().join("drscript.toml")).unwrap();
+    let primary = &config.databases["primary"];
+    assert!(drscript::db::probe("primary", primary).await.unwrap().wrote);
+
+    dbs.gate("primary").unwrap().set(GateMode::Refuse);
+    let e = drscript::db::probe("primary", primary).await.unwrap_err().to_string();
+    assert!(e.contains("cannot reach 127.0.0.1"), "{e}");
+    assert!(drscript::db::probe("sync", &config.databases["sync"]).await.unwrap().wrote, "sync stays up");
+
+    dbs.gate("primary").unwrap().set(GateMode::Open);
+    let started = Instant::now();
+    loop {
+        match drscript::db::probe("primary", primary).await {
+            Ok(r) => break assert!(r.wrote),
+            Err(e) => assert!(started.elapsed() < Duration::from_secs(10), "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

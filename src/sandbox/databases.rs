@@ -12,11 +12,15 @@
 //! Servers are stopped (fast shutdown) when the component is dropped, i.e. when the sandbox
 //! stops; one left behind by a killed sandbox is stopped by the next start in the same folder.
 //!
+//! Clients reach each server through an outage gate ([`Databases::gate`]), as the environments'
+//! servers are reached, so that the primary database can be taken down without losing its data.
+//!
 //! Without the server binaries the sandbox starts without databases, after a warning that says
 //! how to install them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -24,6 +28,7 @@ use serde_json::{Value, json};
 use super::Component;
 use super::db_certs::Ca;
 use super::dns_zone::SANDBOX_ZONE;
+use super::outage::Gate;
 use crate::error::{Error, Result};
 
 /// Where to look for `initdb` and `postgres` instead of PATH and /usr/lib/postgresql/*/bin.
@@ -55,9 +60,18 @@ impl DbSpec {
 
 struct Instance {
     spec: DbSpec,
+    /// The server's own port; clients reach it through `gate`.
     port: u16,
     dir: PathBuf,
     child: Child,
+    gate: Option<Arc<Gate>>,
+}
+
+impl Instance {
+    /// The port clients use: the gate's, so that an outage can be simulated in front of it.
+    fn public_port(&self) -> u16 {
+        self.gate.as_ref().map_or(self.port, |g| g.addr().port())
+    }
 }
 
 /// The running servers.
@@ -137,7 +151,13 @@ impl Databases {
         let mut failure = None;
         for job in jobs {
             match job.await {
-                Ok(Ok(instance)) => instances.push(instance),
+                Ok(Ok(mut instance)) => {
+                    match Gate::front(std::net::SocketAddr::from(([127, 0, 0, 1], instance.port))).await {
+                        Ok(gate) => instance.gate = Some(Arc::new(gate)),
+                        Err(e) => failure = failure.or(Some(e)),
+                    }
+                    instances.push(instance);
+                }
                 Ok(Err(e)) => failure = failure.or(Some(e)),
                 Err(e) => failure = failure.or(Some(Error::Other(format!("a database start panicked: {e}")))),
             }
@@ -152,9 +172,15 @@ impl Databases {
         Ok(Some(databases))
     }
 
-    /// The port each database listens on, by name.
+    /// The port clients reach each database on, by name.
     pub fn ports(&self) -> Vec<(String, u16)> {
-        self.instances.iter().map(|i| (i.spec.name.clone(), i.port)).collect()
+        self.instances.iter().map(|i| (i.spec.name.clone(), i.public_port())).collect()
+    }
+
+    /// The outage gate in front of database `name` (`set(GateMode::Refuse)` takes it down for
+    /// clients while the server and its data stay as they are).
+    pub fn gate(&self, name: &str) -> Option<Arc<Gate>> {
+        self.instances.iter().find(|i| i.spec.name == name).and_then(|i| i.gate.clone())
     }
 }
 
@@ -374,7 +400,7 @@ fn start_instance(
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    Ok(Instance { spec, port, dir, child })
+    Ok(Instance { spec, port, dir, child, gate: None })
 }
 
 impl Drop for Databases {
@@ -408,7 +434,7 @@ impl Component for Databases {
                     "[databases.{}]\nurl = \"postgres://{}@127.0.0.1:{}/{}\"\npassword_file = \"{}\"\ntls = \"verify-full\"\nca_file = \"{CA_FILE}\"\n",
                     i.spec.name,
                     i.spec.user,
-                    i.port,
+                    i.public_port(),
                     i.spec.database,
                     password_path(&i.spec.name).display()
                 )
@@ -425,7 +451,9 @@ impl Component for Databases {
                     i.spec.name.clone(),
                     json!({
                         "engine": "postgres",
-                        "port": i.port,
+                        "port": i.public_port(),
+                        "server_port": i.port,
+                        "gate": i.gate.as_ref().map(|g| g.mode()),
                         "user": i.spec.user,
                         "database": i.spec.database,
                         "pid": i.child.id(),
