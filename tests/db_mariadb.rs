@@ -36,6 +36,10 @@ password_file = "wrong.pw"
 [databases.down]
 url = "mysql://app@127.0.0.1:{down}/appdb"
 password_file = "app.pw"
+
+[databases.needs_tls]
+url = "mysql://app@127.0.0.1:{port}/appdb?ssl-mode=REQUIRED"
+password_file = "app.pw"
 "#,
         port = m.port
     );
@@ -67,6 +71,10 @@ fn probe_proves_writes_then_reports_a_read_only_server() {
 
     let e = db::db_probe(&h.exec, "down").unwrap_err().to_string();
     assert!(e.contains(&format!("cannot reach 127.0.0.1:{down}")), "{e}");
+
+    // This server has no TLS configured: REQUIRED does not fall back to plain text.
+    let e = db::db_probe(&h.exec, "needs_tls").unwrap_err().to_string();
+    assert!(e.contains("the server does not offer TLS (ssl-mode=REQUIRED in the URL)"), "{e}");
 
     // Now make the server read-only, as a replica or a fenced primary is.
     m.sql("SET GLOBAL read_only = 1");

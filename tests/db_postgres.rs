@@ -40,6 +40,11 @@ password_file = "wrong.pw"
 url = "postgres://app@127.0.0.1:{down_port}/appdb"
 password_file = "app.pw"
 timeout_secs = 20
+
+[databases.needs_tls]
+url = "{base}/appdb"
+password_file = "app.pw"
+tls = "require"
 "#,
         port = pg.port
     )
@@ -121,6 +126,10 @@ fn bad_input_read_only_bad_credentials_unreachable_and_wrong_scheme() {
     let e = db::db_probe(&h.exec, "down").unwrap_err().to_string();
     assert!(e.contains(&format!("cannot reach 127.0.0.1:{down}")), "{e}");
 
+    // This server has no TLS at all: `require` refuses to go on in plain text.
+    let e = db::db_probe(&h.exec, "needs_tls").unwrap_err().to_string();
+    assert!(e.contains("the server does not offer TLS (tls = \"require\" in [databases.needs_tls])"), "{e}");
+
     let e = db::db_probe(&h.exec, "missing").unwrap_err();
     assert!(e.is_bad_input() && e.to_string().contains("`missing` is not in [databases]"), "{e}");
 
@@ -158,6 +167,7 @@ fn tls_toml(port: u16) -> String {
         db("require", "app", "127.0.0.1", "appdb", "tls = \"require\""),
         db("loopback_default", "app", "127.0.0.1", "appdb", ""),
         db("plain", "app", "127.0.0.1", "appdb?sslmode=disable", ""),
+        db("system_store", "app", "localhost", "appdb", "tls = \"verify-full\""),
         db("appuser", "appuser", "localhost", "appdb", "tls = \"verify-full\"\nca_file = \"ca.pem\""),
         db(
             "appuser_scratch",
