@@ -326,6 +326,14 @@ impl Exec {
 
     /// Enters a step: assigns its stable id and number. Returns the frame and, when an earlier
     /// attempt finished this step, its recorded result.
+    /// Whether an earlier attempt of this run finished a step titled `title` (at any depth).
+    pub fn finished_earlier(&self, title: &str) -> bool {
+        self.finished.keys().any(|id| {
+            let key = id.rsplit_once('#').map_or(id.as_str(), |(k, _)| k);
+            key == title || key.ends_with(&format!("/{title}"))
+        })
+    }
+
     pub fn enter_step(&self, title: &str) -> (Frame, Option<Option<serde_json::Value>>) {
         let parent = Self::current_step().filter(|f| !f.id.is_empty());
         let parent_id = parent.as_ref().map(|p| p.id.clone());

@@ -134,7 +134,13 @@ pub fn markdown(records: &[Record]) -> String {
     }
     out.push_str(&format!("| Time spent running (RTO evidence) | {} |\n", secs(s.active_ms as i64)));
     out.push_str(&format!("| Attempts | {} |\n", s.attempts));
-    for (name, value) in &s.metrics {
+    for line in situation_lines(&s.metrics) {
+        out.push_str(&line);
+    }
+    if let Some(ms) = downtime_ms(records) {
+        out.push_str(&format!("| Downtime (first quiescing change → DNS on the new side) | {} |\n", secs(ms)));
+    }
+    for (name, value) in s.metrics.iter().filter(|(n, _)| !SITUATION_METRICS.contains(&n.as_str())) {
         out.push_str(&format!("| {name} | {} |\n", value.as_str().map_or_else(|| value.to_string(), str::to_string)));
     }
     out.push_str("\n## Timeline\n\n| # | Step | Lane | Start | Duration | Outcome |\n|---|---|---|---|---|---|\n");
@@ -194,4 +200,57 @@ pub fn markdown(records: &[Record]) -> String {
         }
     }
     redact::redacted(out)
+}
+
+/// From the `downtime` start metric to the end metric, when both are in the journal.
+fn downtime_ms(records: &[Record]) -> Option<i64> {
+    let at = |what: &str| {
+        records
+            .iter()
+            .find(|r| matches!(&r.event, Event::Metric { name, value } if name == "downtime" && value == what))
+    };
+    Some((at("end")?.ts - at("start")?.ts).num_milliseconds())
+}
+
+/// Metrics a switch writes about the situation, shown as sentences rather than raw values.
+const SITUATION_METRICS: &[&str] = &["switch", "downtime", "fencing", "rpo"];
+
+/// The switch's header lines: direction and decision, what could not be reached and fenced, the
+/// RPO.
+fn situation_lines(metrics: &[(String, serde_json::Value)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let last = |name: &str| metrics.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v);
+    if let Some(sw) = last("switch") {
+        let (from, to) = (sw["from"].as_str().unwrap_or("?"), sw["to"].as_str().unwrap_or("?"));
+        let decision = sw["decision"].as_str().unwrap_or("?");
+        let meaning = match decision {
+            "source_down" => format!("{from} was unreachable; the operator confirmed it lost"),
+            "done" => format!("already done: {to} served and {from} was quiesced; nothing changed"),
+            "refused" => "refused: nothing changed".to_string(),
+            "keep_from" => format!("split brain resolved keeping {from}'s data"),
+            "keep_to" => format!("{to} kept its own data"),
+            "fence_to" => format!("{to} returned unfenced and was fenced first"),
+            _ => format!("{from} served, {to} was idle"),
+        };
+        out.push(format!("| Switch | {from} → {to} ({decision}: {meaning}) |\n"));
+        if let Some(verdict) = sw["verdict"].as_str() {
+            out.push(format!("| Situation before | {verdict} |\n"));
+        }
+    }
+    if let Some(f) = last("fencing") {
+        let unfenced: Vec<&str> = f["unfenced"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+        let env = f["env"].as_str().unwrap_or("?");
+        out.push(if unfenced.is_empty() {
+            format!("| Fencing | {env}: everything quiesced |\n")
+        } else {
+            format!(
+                "| Fencing | {env}: NOT quiesced: {} — fence it when it returns (fence.rhai) |\n",
+                unfenced.join(", ")
+            )
+        });
+    }
+    if let Some(rpo) = last("rpo") {
+        out.push(format!("| RPO | {} |\n", rpo.as_str().map_or_else(|| rpo.to_string(), str::to_string)));
+    }
+    out
 }

@@ -61,15 +61,27 @@ impl StateDir {
             if !live {
                 continue;
             }
-            // A refused run changed nothing: there is nothing to continue.
             let finished_ok = records.iter().rev().find_map(|r| match &r.event {
                 Event::RunFinished { exit_code, outcome, .. } => Some(*exit_code == 0 || outcome == "refused"),
                 _ => None,
             });
-            return Ok(if finished_ok == Some(true) { None } else { Some(id) });
+            match finished_ok {
+                // A refused run changed nothing: look further back.
+                Some(true) if refused(&records) => continue,
+                Some(true) => return Ok(None),
+                _ => return Ok(Some(id)),
+            }
         }
         Ok(None)
     }
+}
+
+/// Whether the run's last attempt was refused (nothing changed).
+fn refused(records: &[journal::Record]) -> bool {
+    records.iter().rev().find_map(|r| match &r.event {
+        Event::RunFinished { outcome, .. } => Some(outcome == "refused"),
+        _ => None,
+    }) == Some(true)
 }
 
 /// The `ts` of a journal's first record, read without reading the whole journal.

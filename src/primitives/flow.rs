@@ -125,6 +125,12 @@ pub mod flow_api {
         exec.metric(name, json).map_err(to_rhai)
     }
 
+    /// True when an earlier attempt of this run (before `drscript resume`) finished a step titled
+    /// `title`: lets a runbook that changes branch on resume know what was already done.
+    pub fn finished_earlier(ctx: NativeCallContext, title: &str) -> bool {
+        exec_of(&ctx).finished_earlier(title)
+    }
+
     /// True when changes are only described (plan or dry run), false in a live run.
     pub fn is_dry_run(ctx: NativeCallContext) -> bool {
         exec_of(&ctx).mode() != Mode::Live

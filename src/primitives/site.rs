@@ -180,7 +180,20 @@ fn placeholder(exec: &Exec, e: &crate::config::Environment, serving: bool) -> si
             Scheduler::Paused
         },
         scheduler_note: None,
-        shares: Default::default(),
+        shares: e
+            .shares
+            .keys()
+            .map(|name| {
+                let facts = site::facts::ShareFacts {
+                    name: name.clone(),
+                    reachable: !down,
+                    problem: down.then_some(site::facts::ShareProblem::Outage),
+                    error: down.then(|| "pictured down by --var down (plan)".to_string()),
+                    sas_days_left: None,
+                };
+                (name.clone(), facts)
+            })
+            .collect(),
         storage: None,
     }
 }

@@ -1,5 +1,6 @@
 //! The running sandbox's control endpoint, for `drscript sandbox outage` and `restore` from
-//! another process: `POST /outage {env, parts, hang}`, `POST /restore {env}`, `GET /outages`.
+//! another process: `POST /outage {env, parts, hang}`, `POST /restore {env}`, `GET /outages`, and
+//! `GET /arm` (the ARM emulator's accounts and zones, for `sandbox status`).
 //! It also plays Azure's part after a storage account failover: once the account's primary has
 //! moved, the shares behind it answer again (from the former secondary region).
 
@@ -34,7 +35,7 @@ struct OutageRequest {
 }
 
 impl Control {
-    pub async fn start(gates: BTreeMap<String, Arc<EnvGates>>) -> Result<Control> {
+    pub async fn start(gates: BTreeMap<String, Arc<EnvGates>>, arm: Arc<ArmHandle>) -> Result<Control> {
         let gates: Gates = Arc::new(gates);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -44,7 +45,8 @@ impl Control {
             .route("/outage", post(outage))
             .route("/restore", post(restore))
             .route("/outages", get(outages))
-            .with_state(gates);
+            .with_state(gates)
+            .route("/arm", get(move || std::future::ready(Json(arm.state_json()))));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

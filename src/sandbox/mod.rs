@@ -259,7 +259,7 @@ impl Sandbox {
             e.gates.outage(env, parts, false)?;
         }
         let gates = environments.iter().map(|(n, e)| (n.clone(), e.gates.clone())).collect();
-        let mut control = control::Control::start(gates).await?;
+        let mut control = control::Control::start(gates, arm_handle.clone()).await?;
         if let Some(e) = environments.get(&active) {
             control.follow_storage_failover(arm_handle, e.gates.clone());
         }
@@ -295,7 +295,17 @@ impl SandboxHandle {
             started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             active: self.active.clone(),
             environments: self.environments.iter().map(|(k, e)| (k.clone(), e.endpoints.clone())).collect(),
-            components: self.components.iter().map(|c| (c.name().to_string(), c.state_url())).collect(),
+            components: self
+                .components
+                .iter()
+                .map(|c| {
+                    let url = c.state_url().or_else(|| {
+                        // The ARM emulator's state is served by the control endpoint.
+                        (c.name() == "arm").then(|| self.control.as_ref().map(|c| format!("{}/arm", c.url()))).flatten()
+                    });
+                    (c.name().to_string(), url)
+                })
+                .collect(),
             control: self.control.as_ref().map(control::Control::url),
         }
     }

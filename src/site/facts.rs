@@ -24,7 +24,6 @@ pub const COMPONENTS: [(&str, Kind); 3] =
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Reach {
     pub reachable: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -65,24 +64,18 @@ pub enum ShareProblem {
 pub struct ShareFacts {
     pub name: String,
     pub reachable: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<ShareProblem>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Whole days until the SAS expires (negative once expired).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sas_days_left: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StorageFacts {
     pub account: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_location: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
     pub failover_in_progress: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -104,14 +97,11 @@ pub struct SiteState {
     pub cluster: Reach,
     /// Keyed by component (`runtime`, `listener`, `rabbitmq`); empty when the cluster is unreachable.
     pub workloads: BTreeMap<String, Workload>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     pub gateway: Reach,
     pub scheduler: Scheduler,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduler_note: Option<String>,
     pub shares: BTreeMap<String, ShareFacts>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageFacts>,
 }
 

@@ -24,34 +24,32 @@ pub struct RunSummary {
     pub started: DateTime<Utc>,
     /// `ok`, `failed`, `stopped`, `refused`, or `unfinished` (no end record: killed or running).
     pub outcome: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// Time spent running, over all attempts (the RTO evidence of a switch).
     pub total_seconds: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub downtime_seconds: Option<f64>,
     pub attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// What the switch decided from the situation (`switch`, `done`, `source_down`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rpo: Option<String>,
     /// Environments a region-down switch could not quiesce: to be fenced when they return.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfenced: Vec<String>,
     /// `drscript resume RUN-ID` for a live run that did not finish.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+    /// The switch made its first change (the `downtime` start): before it, a stopped run left
+    /// everything as it was.
+    pub started_changes: bool,
 }
 
 impl RunSummary {
     /// A live switch that started changing things and has not finished successfully.
     pub fn is_unfinished_switch(&self) -> bool {
-        self.mode == "live" && self.resume.is_some() && self.decision.as_deref().is_some_and(|d| CHANGING.contains(&d))
+        self.mode == "live"
+            && self.resume.is_some()
+            && self.started_changes
+            && self.decision.as_deref().is_some_and(|d| CHANGING.contains(&d))
     }
 
     /// A live switch that finished successfully.
@@ -97,6 +95,7 @@ fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
         rpo: None,
         unfenced: Vec::new(),
         resume: None,
+        started_changes: false,
     };
     let mut attempt_start: Option<DateTime<Utc>> = None;
     let mut downtime_start: Option<DateTime<Utc>> = None;
@@ -127,7 +126,10 @@ fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
             }
             Event::Metric { name, value } if name == "rpo" => s.rpo = value.as_str().map(str::to_string),
             Event::Metric { name, value } if name == "downtime" => match value.as_str() {
-                Some("start") if downtime_start.is_none() => downtime_start = Some(r.ts),
+                Some("start") if downtime_start.is_none() => {
+                    downtime_start = Some(r.ts);
+                    s.started_changes = true;
+                }
                 Some("end") => {
                     if let Some(start) = downtime_start {
                         s.downtime_seconds = Some((r.ts - start).num_milliseconds() as f64 / 1000.0);

@@ -40,9 +40,7 @@ pub struct DnsFacts {
     pub fqdn: String,
     pub values: Vec<String>,
     /// The environment whose target the record holds; `None` when it holds none of them.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub points_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -56,12 +54,10 @@ pub struct Situation {
     /// fence (`drscript status` exits 0 only then).
     pub healthy: bool,
     pub reasons: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsFacts>,
     pub environments: Vec<SiteState>,
     /// Environments a region-down switch could not quiesce and that are not quiesced yet.
     pub fencing_pending: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unfinished_run: Option<RunSummary>,
     pub read_at: DateTime<Utc>,
 }
