@@ -33,6 +33,40 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     ]
 });
 
+/// The fields of a SAS token besides `sig` (service, account and user delegation SAS). Alone
+/// they are no credential, but they say what a token grants, where and until when: in a query
+/// that carries a signature their values are masked too.
+const SAS_FIELDS: &[&str] = &[
+    "sv", "ss", "srt", "sr", "sp", "st", "se", "sip", "spr", "si", "ses", "sdd", "skoid", "sktid", "skt", "ske", "sks",
+    "skv", "saoid", "suoid", "scid", "sduoid", "rscc", "rscd", "rsce", "rscl", "rsct",
+];
+
+/// A URL query (from `?` to the end of the URL).
+static QUERY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"\?[^\s"'<>()#]+"#).unwrap());
+
+/// `?a=1&se=2031-01-01&sig=***` → `?a=1&se=***&sig=***`: the other SAS fields of a query that
+/// carries a signature. Libraries log whole request URLs at debug level.
+fn mask_sas_fields(text: &str) -> Cow<'_, str> {
+    QUERY.replace_all(text, |c: &regex::Captures<'_>| {
+        let query = &c[0];
+        if !query.to_ascii_lowercase().contains("sig=") {
+            return query.to_string();
+        }
+        let parts: Vec<String> = query[1..]
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if SAS_FIELDS.contains(&k.to_ascii_lowercase().as_str()) => {
+                    // Punctuation after the URL is the sentence's, not the value's.
+                    let tail = &v[v.trim_end_matches([',', '.', ';', ':']).len()..];
+                    format!("{k}={MASK}{tail}")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        format!("?{}", parts.join("&"))
+    })
+}
+
 /// Registers a secret value so that it is masked in every later output.
 pub fn register(secret: &str) {
     if secret.len() < 4 {
@@ -55,6 +89,44 @@ pub fn register(secret: &str) {
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
+/// Registers a SAS query string (with or without the leading `?`): the whole token and its
+/// signature, in the forms a URL or a message may carry them. The other fields (`se`, `sp`, `sv`,
+/// ...) are not secret on their own and too ordinary to mask everywhere (dates, letters); errors
+/// keep them out by dropping query strings from URLs ([`strip_url_queries`]).
+pub fn register_sas(query: &str) {
+    let query = query.trim().trim_start_matches('?');
+    register(query);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k == "sig" {
+            register(&v);
+            let pct = percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC).to_string();
+            register(&pct);
+            register(&pct.to_ascii_lowercase());
+        }
+    }
+}
+
+static URL_QUERY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?i)\b((?:[a-z]+\+)?https?://[^\s?#"'<>()]+)\?[^\s"'<>()]*"#).unwrap());
+
+/// `text` with the query string of every URL in it removed: a URL in an error names the object,
+/// and its query may carry a SAS whose fields (`sig`, but also `se`, `sp`, `sv`) do not belong in
+/// a message. Libraries (reqwest, the Azure SDK) put whole URLs into their errors.
+pub fn strip_url_queries(text: &str) -> Cow<'_, str> {
+    URL_QUERY.replace_all(text, "${1}")
+}
+
+static SAS_QUERY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"(?i)[^\s"'<>()?]*\bsig=[^\s"'<>()]*"#).unwrap());
+
+/// What an error message of a storage client may show: URL queries dropped, any other
+/// query-like run that carries a signature (a service echoing the query it was sent) masked
+/// whole, and secrets masked.
+pub fn for_error(text: impl AsRef<str>) -> String {
+    let text = strip_url_queries(text.as_ref());
+    let text = SAS_QUERY.replace_all(&text, MASK);
+    redacted(text)
+}
+
 /// Masks every known secret and credential pattern in `text`.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let mut out: Cow<'_, str> = Cow::Borrowed(text);
@@ -70,6 +142,11 @@ pub fn redact(text: &str) -> Cow<'_, str> {
         if pattern.is_match(&out) {
             out = Cow::Owned(pattern.replace_all(&out, *replacement).into_owned());
         }
+    }
+    if out.contains('?')
+        && let Cow::Owned(masked) = mask_sas_fields(&out)
+    {
+        out = Cow::Owned(masked);
     }
     out
 }
@@ -131,7 +208,13 @@ mod tests {
     #[test]
     fn masks_sas_signature() {
         let url = "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=VxxAbc%3D&se=x";
-        assert_eq!(redact(url), "https://a.file.core.windows.net/s/web?sv=2021-06-08&sp=rl&sig=***&se=x");
+        assert_eq!(redact(url), "https://a.file.core.windows.net/s/web?sv=***&sp=***&sig=***&se=***");
+        // Only a query with a signature: an ordinary one keeps its values.
+        assert_eq!(redact("GET /x?restype=container&sp=rl"), "GET /x?restype=container&sp=rl");
+        assert_eq!(
+            redact("url: http://h/a?restype=container&se=2098-07-08T09%3A10%3A11Z&sig=abc&sv=2021-08-06, method"),
+            "url: http://h/a?restype=container&se=***&sig=***&sv=***, method"
+        );
     }
 
     #[test]
@@ -147,6 +230,22 @@ mod tests {
         register("p@ss w0rd!unique");
         assert_eq!(redact("login with p@ss w0rd!unique now"), "login with *** now");
         assert_eq!(redact("pw=p%40ss+w0rd%21unique"), "pw=***");
+    }
+
+    #[test]
+    fn error_text_loses_url_queries_and_registered_signatures() {
+        let text = "error sending request for url (http://127.0.0.1:9/acct/share/f?sv=2031-01-01&se=2031-02-03T04%3A05%3A06Z&sig=Ab%2Bc): connection refused";
+        assert_eq!(
+            for_error(text),
+            "error sending request for url (http://127.0.0.1:9/acct/share/f): connection refused"
+        );
+        assert_eq!(
+            strip_url_queries("blob+http://h/a/c?sig=x and https://a.b/c"),
+            "blob+http://h/a/c and https://a.b/c"
+        );
+        assert_eq!(for_error("for /a/c (query restype=c&se=2031&sig=x&sv=1)"), "for /a/c (query ***)");
+        register_sas("?sv=2031-01-01&sig=Zq9%2BUniqueSig%2Fabc%3D");
+        assert_eq!(redact("sig Zq9+UniqueSig/abc= or Zq9%2BUniqueSig%2Fabc%3D"), "sig *** or ***");
     }
 
     #[test]

@@ -138,3 +138,52 @@ fn emulator_enforces_etags_like_azure() {
     assert_eq!(status(client.get(&url)), 401, "no token");
     assert_eq!(status(put()), 200);
 }
+
+const PIP: &str = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-adeptia/providers/Microsoft.Network/publicIPAddresses/pip-prod";
+
+fn zone_with(
+    records: Vec<(String, String, u32, Vec<String>)>,
+    aliases: Vec<(String, String, u32, String)>,
+) -> ArmOptions {
+    let mut zone = arm::zone("contoso.example", false);
+    zone.records.extend(records);
+    zone.aliases = aliases;
+    ArmOptions { zones: vec![zone], ..ArmOptions::default() }
+}
+
+/// A record set that exists with no records is replaced with If-Match, not created with
+/// If-None-Match: * (which would meet 412 every round).
+#[test]
+fn a_record_set_without_records_is_replaced_not_created() {
+    let options =
+        zone_with(vec![("app".into(), "A".into(), 300, vec![]), ("db".into(), "CNAME".into(), 300, vec![])], vec![]);
+    // The seed's `app` A record set is replaced by the empty one above (same key).
+    let (h, emu, _) = arm::start(options, &toml("azure"), None, Mode::Live);
+    let app = record(&records(&emu, false), "app", "A").unwrap().clone();
+    assert_eq!(app["values"], serde_json::json!([]));
+    let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
+    let change = dns::set_dns(&h.exec, &spec).unwrap();
+    assert_eq!(change.old, Some(vec![]), "read as existing and empty");
+    assert_eq!(record(&records(&emu, false), "app", "A").unwrap()["values"], serde_json::json!(["10.0.1.1"]));
+    let cname = dns::record::from_config(h.exec.config().unwrap(), "db", "sync").unwrap();
+    dns::set_dns(&h.exec, &cname).unwrap();
+    let puts = puts(&emu);
+    assert_eq!(puts.len(), 2, "one PUT each, no 412 round: {puts:?}");
+    assert!(puts[0].ends_with(&format!("if-match={}", app["etag"].as_str().unwrap())), "{puts:?}");
+    assert!(puts.iter().all(|p| !p.contains("if-none-match")), "{puts:?}");
+}
+
+/// An alias record set is refused with a message that names it and its resource, before any
+/// write; a lookup says the same instead of reporting "no record".
+#[test]
+fn an_alias_record_set_is_refused_clearly_and_left_alone() {
+    let options = zone_with(vec![], vec![("app".into(), "A".into(), 60, PIP.into())]);
+    let (h, emu, _) = arm::start(options, &toml("azure"), None, Mode::Live);
+    let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
+    let e = dns::set_dns(&h.exec, &spec).unwrap_err().to_string();
+    assert!(e.contains("alias record set") && e.contains("pip-prod") && e.contains("app.contoso.example"), "{e}");
+    assert!(puts(&emu).is_empty(), "{:?}", emu.requests());
+    assert_eq!(record(&records(&emu, false), "app", "A").unwrap()["target_resource"], PIP);
+    let e = dns::dns_lookup(&h.exec, "app.contoso.example", &LookupOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("alias record set"), "{e}");
+}

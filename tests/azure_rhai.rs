@@ -146,6 +146,13 @@ fn runbook_fails_storage_over_and_switches_dns_with_yes() {
     for secret in [&w.token, &w.named.secret] {
         harness::assert_no_secret(secret, &[&output, &state]);
     }
+
+    // Run again (an operator reruns the runbook after a crash): the failover is found done, so
+    // nothing is asked and nothing is sent, even without a terminal or --yes.
+    let (code, output) = drscript(w.dir.path(), &["run", "script.rhai"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("already failed over at") && output.contains("no failover started"), "{output}");
+    assert_eq!(posts(&w.emu), 1, "no second failover request");
     drop(w.rt);
 }
 

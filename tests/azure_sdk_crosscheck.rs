@@ -1,6 +1,7 @@
 //! The ARM emulator cross-checked with a real client: Microsoft's Python management SDKs
 //! (azure-mgmt-storage, azure-mgmt-dns) read the account, run an unplanned failover through
-//! their own long-running-operation poller, and update a record set with etags.
+//! their own long-running-operation poller, and update a record set with etags; they read and
+//! create the record sets that hold no records (empty, alias) in the shapes the emulator serves.
 
 #[path = "azure_support/arm.rs"]
 mod arm;
@@ -13,6 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use drscript::sandbox::arm::ArmOptions;
+
+const PIP: &str = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-adeptia/providers/Microsoft.Network/publicIPAddresses/pip-prod";
 
 fn python() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/venv-azure/bin/python");
@@ -32,10 +35,15 @@ fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
     let emu = rt
         .block_on(drscript::sandbox::arm::start(ArmOptions {
             token: token.clone(),
-            failover_duration: Duration::from_millis(300),
+            failover_duration: Duration::from_millis(1500),
             retry_after_secs: 0,
             accounts: vec![arm::account("adeptiaprod")],
-            zones: vec![arm::zone("contoso.example", false)],
+            zones: vec![{
+                let mut zone = arm::zone("contoso.example", false);
+                zone.records.push(("vacant".into(), "A".into(), 300, vec![]));
+                zone.aliases.push(("@".into(), "A".into(), 60, PIP.into()));
+                zone
+            }],
             ..ArmOptions::default()
         }))
         .unwrap();
@@ -59,13 +67,25 @@ fn microsofts_python_sdk_fails_over_and_updates_dns_against_the_emulator() {
     assert_eq!(seen["before"]["geo_status"], "Live");
     assert_eq!(seen["before"]["can_failover"], true);
     assert!(seen["before"]["last_sync_time"].as_str().is_some_and(|t| t.starts_with("20")), "{seen}");
+    assert_eq!(seen["during"]["failover_in_progress"], true, "{seen}");
+    assert_eq!(seen["during"]["second_request"], 409, "{seen}");
+    assert_eq!(seen["during"]["second_request_code"], "FailoverInProgress", "{seen}");
     assert_eq!(seen["after"]["primary"], "westus");
     assert_eq!(seen["after"]["sku"], "Standard_LRS");
+    // `failoverInProgress` is absent once over (the SDK reads None), `lastGeoFailoverTime` set.
+    assert_eq!(seen["after"]["failover_in_progress"], serde_json::Value::Null, "{seen}");
+    assert!(seen["after"]["last_geo_failover_time"].as_str().is_some_and(|t| t.starts_with("20")), "{seen}");
+    assert_eq!(seen["after"]["can_failover"], false, "{seen}");
     assert_eq!(seen["dns_before"], serde_json::json!(["10.0.0.1"]));
     assert_eq!(seen["dns_after"], serde_json::json!(["10.0.9.9"]));
     assert_eq!(seen["dns_ttl"], 30);
     assert_eq!(seen["stale_etag"], 412, "{seen}");
     assert_eq!(seen["stale_etag_code"], "PreconditionFailed", "{seen}");
+    assert_eq!(seen["vacant"], serde_json::json!({"records": [], "etag": true, "target": null}), "{seen}");
+    assert_eq!(seen["alias"], serde_json::json!({"records": [], "target": PIP}), "{seen}");
+    assert_eq!(seen["created_empty"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["created_alias"], PIP, "{seen}");
+    assert_eq!(seen["records_and_alias"], 400, "{seen}");
 
     let requests = emu.requests();
     assert!(

@@ -6,6 +6,7 @@ mod arm;
 mod harness;
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drscript::azure::storage::{self, FailoverOptions, failover_warning};
@@ -88,9 +89,97 @@ fn unplanned_failover_follows_the_async_operation_and_converts_to_lrs() {
     assert!(h.journal_text().contains("\"primitive\":\"storage_failover\""));
     assert_no_secret(&token, &[&h.journal_text()]);
 
-    // Now LRS: a second failover is refused before anything is sent.
+    // A rerun (or a resume) finds the work done: it says so and sends nothing.
+    let again = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+    assert!(!again.performed, "{again:?}");
+    let note = again.note.unwrap();
+    assert!(note.contains("already failed over at") && note.contains("westus is the primary"), "{note}");
+    assert_eq!(posts(&emu), 1, "no second failover request");
+}
+
+fn posts(emu: &drscript::sandbox::arm::ArmHandle) -> usize {
+    emu.requests().iter().filter(|r| r.starts_with("POST ") && r.contains("/failover?")).count()
+}
+
+#[test]
+fn the_failover_request_is_never_repeated_when_its_answer_is_lost() {
+    for drop in [true, false] {
+        let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+        // ARM starts the failover, then the answer is lost: the connection closes, or a 500.
+        let fault = if drop { &emu.faults().drop_after_next_failover } else { &emu.faults().error_after_next_failover };
+        fault.store(true, Ordering::Relaxed);
+        let result = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+        let what = if drop { "connection closed" } else { "500" };
+        assert_eq!(posts(&emu), 1, "{what}: one request, then the account was read: {:?}", emu.requests());
+        assert!(result.performed, "{what}");
+        let note = result.note.clone().unwrap_or_default();
+        assert!(note.contains("answer to the failover request was lost"), "{what}: {note}");
+        let after = result.after.unwrap();
+        assert_eq!((after.primary_location.as_str(), after.sku.as_str()), ("westus", "Standard_LRS"), "{what}");
+        assert!(after.last_geo_failover_time.is_some(), "{what}");
+    }
+}
+
+/// The answer is lost and the account cannot be read either: the error says a failover may be
+/// running, and nothing is sent again.
+#[test]
+fn a_lost_answer_and_an_unreadable_account_say_a_failover_may_be_running() {
+    let (h, emu, _) = arm::start(fast(ArmOptions::default()), STORAGE, None, Mode::Live);
+    emu.faults().drop_after_next_failover.store(true, Ordering::Relaxed);
+    emu.faults().outage_after_next_failover.store(50, Ordering::Relaxed);
     let e = storage::storage_failover(&h.exec, "prod", quick()).unwrap_err().to_string();
-    assert!(e.contains("canFailover = false"), "{e}");
+    assert!(e.contains("no clear answer") && e.contains("a failover may be running"), "{e}");
+    assert!(e.contains("503"), "the reason the account could not be read: {e}");
+    assert_eq!(posts(&emu), 1, "{:?}", emu.requests());
+}
+
+#[test]
+fn a_failover_started_by_someone_else_is_followed_not_failed() {
+    let (h, emu, _) = arm::start(
+        ArmOptions { failover_duration: Duration::from_millis(1500), ..fast(ArmOptions::default()) },
+        STORAGE,
+        None,
+        Mode::Live,
+    );
+    let before = storage::storage_status(&h.exec, "prod").unwrap();
+    // Another operator (or a first run whose answer was lost) starts it in between.
+    let client = ArmClient::new(
+        &emu.url,
+        Credential::Static(drscript::secret::SecretRef::File {
+            key: "azure.token".into(),
+            path: h.dir.path().join("arm.token"),
+        }),
+    );
+    let path = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-adeptia/providers/Microsoft.Storage/storageAccounts/adeptiaprod/failover?api-version=2023-05-01";
+    let started = h.rt.block_on(client.send(reqwest::Method::POST, path, None, &[])).unwrap();
+    assert_eq!(started.status.as_u16(), 202);
+
+    // Our request meets 409: the account shows the failover running, and it is followed.
+    let result = storage::storage_failover_from(&h.exec, "prod", before, quick()).unwrap();
+    assert_eq!(posts(&emu), 2, "{:?}", emu.requests());
+    assert_eq!(result.after.unwrap().primary_location, "westus");
+    assert!(result.duration_ms >= 500, "waited for the running failover: {} ms", result.duration_ms);
+
+    // Read while running: no request at all, the running one is followed.
+    let (h, emu, _) = arm::start(
+        ArmOptions { failover_duration: Duration::from_millis(1500), ..fast(ArmOptions::default()) },
+        STORAGE,
+        None,
+        Mode::Live,
+    );
+    let client = ArmClient::new(
+        &emu.url,
+        Credential::Static(drscript::secret::SecretRef::File {
+            key: "azure.token".into(),
+            path: h.dir.path().join("arm.token"),
+        }),
+    );
+    h.rt.block_on(client.send(reqwest::Method::POST, path, None, &[])).unwrap();
+    let result = storage::storage_failover(&h.exec, "prod", quick()).unwrap();
+    assert_eq!(posts(&emu), 1, "{:?}", emu.requests());
+    assert!(!result.performed);
+    assert!(result.note.unwrap().contains("already running"));
+    assert_eq!(result.after.unwrap().primary_location, "westus");
 }
 
 #[test]
@@ -274,4 +363,139 @@ fn an_unreachable_resource_manager_is_retried_then_named() {
         "{e}"
     );
     assert_no_secret(&token, &[&e, &h.journal_text()]);
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is not installed: run tests/support/requirements-kube.sh");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A private CA (`ca.pem`) and a certificate for 127.0.0.1 signed by it.
+fn certificates(dir: &std::path::Path) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ca = ["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=drscript test CA"];
+    openssl(dir, &[&["req", "-x509"][..], &ec, &ca].concat());
+    let csr = ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"];
+    openssl(dir, &[&["req"][..], &ec, &csr].concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
+/// A Microsoft Entra token endpoint on 127.0.0.1 over HTTPS: answers every request with
+/// `token` and records each request's first line and form body.
+async fn token_endpoint(dir: &std::path::Path, token: String, seen: Arc<Mutex<Vec<String>>>) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("server.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, token, seen) = (acceptor.clone(), token.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Head and the (small) form body.
+                loop {
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            seen.lock().unwrap().push(format!("{} {body}", head.lines().next().unwrap_or_default()));
+                            break;
+                        }
+                    }
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = format!(
+                    "{{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,\"access_token\":\"{token}\"}}"
+                );
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// `[azure] authority` sends the service principal's token request to that authority (here a
+/// local HTTPS endpoint standing in for login.microsoftonline.us), and the token it returns is
+/// the one Resource Manager receives.
+#[test]
+fn a_service_principal_gets_its_token_from_the_configured_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    // The test's CA is the only one trusted in this process (nextest runs each test alone).
+    unsafe { std::env::set_var("SSL_CERT_FILE", dir.path().join("ca.pem")) };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let token = arm::token();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let authority = rt.block_on(token_endpoint(dir.path(), token.clone(), seen.clone()));
+    let emu = rt
+        .block_on(drscript::sandbox::arm::start(fast(ArmOptions { token: token.clone(), ..ArmOptions::default() })))
+        .unwrap();
+    let secret = format!("sp-secret-{:024x}", rand::random::<u128>());
+    let toml = format!(
+        "[azure]\nauth = \"service_principal\"\ntenant_id = \"11111111-1111-1111-1111-111111111111\"\n\
+         client_id = \"22222222-2222-2222-2222-222222222222\"\nclient_secret_file = \"sp.secret\"\n\
+         resource_manager = \"{}\"\nauthority = \"{authority}\"\n{STORAGE}",
+        emu.url
+    );
+    let h = harness::Harness::in_dir(rt, dir, &toml, &[("sp.secret", &secret)], Mode::Live);
+    let status = storage::storage_status(&h.exec, "prod").unwrap();
+    assert_eq!(status.primary_location, "eastus", "Resource Manager accepted the authority's token");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("POST /11111111-1111-1111-1111-111111111111/oauth2/v2.0/token "), "{seen:?}");
+    assert!(seen[0].contains("grant_type=client_credentials"), "{seen:?}");
+    assert!(seen[0].contains("scope=https%3A%2F%2Fmanagement.azure.com%2F.default"), "{seen:?}");
+    assert_no_secret(&token, &[&h.journal_text()]);
 }

@@ -42,6 +42,18 @@ pub struct ArmResponse {
     pub url: String,
 }
 
+/// One exchange of a request that must not be repeated blindly.
+#[derive(Debug)]
+pub enum Attempt {
+    /// ARM answered, with any status.
+    Answered(ArmResponse),
+    /// The connection was refused: the request never left, nothing happened.
+    NotSent(String),
+    /// The request may or may not have reached ARM (a timeout, a connection lost after
+    /// sending): only reading the resource tells.
+    Unknown(String),
+}
+
 /// How a long-running operation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LroStatus {
@@ -75,8 +87,69 @@ impl ArmClient {
         &self.endpoint
     }
 
+    fn url_of(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.endpoint)
+        }
+    }
+
+    /// One exchange, never repeated: what ARM answered, or why there is no answer.
+    pub async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Attempt> {
+        let url = self.url_of(path);
+        let token = self.credential.token(&self.resource).await?;
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header("Accept", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
+        } else if method == Method::POST || method == Method::PUT {
+            request = request.header(reqwest::header::CONTENT_LENGTH, "0");
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let refused = e.is_connect();
+                let why = redact::redacted(crate::error::chain(&e.without_url()));
+                // A refused connection never carried the request; anything later may have.
+                return Ok(if refused { Attempt::NotSent(why) } else { Attempt::Unknown(why) });
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = match response.text().await {
+            Ok(t) => t,
+            // The status says what ARM decided; a body cut short only loses its details.
+            Err(e) if status.is_success() => {
+                tracing::debug!("{method} {url}: {status}, body lost: {}", e.without_url());
+                String::new()
+            }
+            Err(e) => return Ok(Attempt::Unknown(redact::redacted(crate::error::chain(&e.without_url())))),
+        };
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok(Attempt::Answered(ArmResponse { status, headers, body, method, url }))
+    }
+
     /// Sends a request to `path` (starting with `/subscriptions/...`, query included) or to an
-    /// absolute URL (operation status), retrying 429/5xx. Any other status is returned as is.
+    /// absolute URL (operation status), retrying 429/5xx and lost connections: only for requests
+    /// that are safe to repeat (GET, and PUT with a condition). Any other status is returned as
+    /// is.
     pub async fn send(
         &self,
         method: Method,
@@ -84,62 +157,32 @@ impl ArmClient {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<ArmResponse> {
-        let url = if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_string()
-        } else {
-            format!("{}{path}", self.endpoint)
-        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self.credential.token(&self.resource).await?;
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .header(AUTHORIZATION, format!("Bearer {token}"))
-                .header("Accept", "application/json");
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            if let Some(body) = body {
-                request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
-            } else if method == Method::POST || method == Method::PUT {
-                request = request.header(reqwest::header::CONTENT_LENGTH, "0");
-            }
-            let outcome = request.send().await;
-            let response = match outcome {
-                Ok(r) => r,
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {
+            let response = match self.send_once(method.clone(), path, body, headers).await? {
+                Attempt::Answered(r) => r,
+                Attempt::NotSent(_) | Attempt::Unknown(_) if attempt < ATTEMPTS => {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
-                Err(e) => {
-                    let source = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+                Attempt::NotSent(why) | Attempt::Unknown(why) => {
                     return Err(Error::action(
                         "azure",
-                        format!("{method} {url}"),
-                        redact::redacted(format!(
-                            "cannot reach Azure Resource Manager ({attempt} attempts): {e}{source}"
-                        )),
+                        format!("{method} {}", self.url_of(path)),
+                        format!("cannot reach Azure Resource Manager ({attempt} attempts): {why}"),
                     ));
                 }
             };
-            let status = response.status();
-            let headers = response.headers().clone();
-            let text = response.text().await.unwrap_or_default();
-            let body = if text.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
-            };
+            let status = response.status;
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
             if retryable && attempt < ATTEMPTS {
-                let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
-                tracing::warn!("{method} {url}: {status}, retrying in {:.1} s", wait.as_secs_f64());
+                let wait = retry_after(&response.headers).unwrap_or_else(|| backoff(attempt));
+                tracing::warn!("{method} {}: {status}, retrying in {:.1} s", response.url, wait.as_secs_f64());
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            return Ok(ArmResponse { status, headers, body, method: method.clone(), url: url.clone() });
+            return Ok(response);
         }
     }
 
@@ -234,12 +277,12 @@ pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// `Retry-After` in seconds (ARM does not use the date form for these calls).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs: f64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     // Zero means "now"; still give the server a breath instead of a hot loop.
     Some(Duration::from_secs_f64(secs.max(0.05)).min(MAX_RETRY_AFTER))
 }
 
-fn backoff(attempt: u32) -> Duration {
+pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250u64 << attempt.min(6)).min(Duration::from_secs(10))
 }

@@ -7,16 +7,52 @@
 
 use std::sync::Arc;
 
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_identity::{
-    AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
+    AzureCliCredential, ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId,
 };
 
 use crate::config::Azure;
 use crate::error::{Error, Result};
 use crate::redact;
 use crate::secret::SecretRef;
+
+/// The Entra ID authority of each cloud, by the host of its Resource Manager endpoint.
+const CLOUDS: &[(&str, &str)] = &[
+    ("management.azure.com", "https://login.microsoftonline.com"),
+    ("management.usgovcloudapi.net", "https://login.microsoftonline.us"),
+    ("management.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
+];
+
+/// Where a service principal gets its tokens: `[azure] authority` when set, else the authority
+/// of the cloud whose Resource Manager `resource_manager` names. A token from the public
+/// cloud's authority is worthless to Azure Government or Azure China, and the failure it causes
+/// ("invalid tenant" or a 401 at Resource Manager) says nothing about the cloud.
+pub fn authority(azure: &Azure) -> Result<String> {
+    let config_error = |message: String| Error::Config { message: format!("[azure]: {message}") };
+    if let Some(authority) = &azure.authority {
+        let authority = authority.trim().trim_end_matches('/');
+        return match url::Url::parse(authority) {
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Ok(authority.to_string()),
+            _ => Err(config_error(format!("`authority` must be an https:// URL, not \"{authority}\""))),
+        };
+    }
+    let Some(rm) = &azure.resource_manager else { return Ok(CLOUDS[0].1.to_string()) };
+    let host = url::Url::parse(rm).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).unwrap_or_default();
+    if let Some((_, authority)) = CLOUDS.iter().find(|(h, _)| *h == host) {
+        return Ok(authority.to_string());
+    }
+    if host.starts_with("management.") {
+        return Err(config_error(format!(
+            "`resource_manager` {rm} is not a cloud drscript knows the sign-in authority of: set `authority` \
+             (e.g. \"https://login.microsoftonline.us\")"
+        )));
+    }
+    // An emulator (the sandbox, tests) takes static tokens; the public authority is a harmless default.
+    Ok(CLOUDS[0].1.to_string())
+}
 
 #[derive(Clone)]
 pub enum Credential {
@@ -67,9 +103,13 @@ impl Credential {
                     config_error("auth = \"service_principal\" needs client_secret_env or client_secret_file".into())
                 })?;
                 let value = secret.resolve()?;
+                let mut cloud = CustomConfiguration::default();
+                cloud.authority_host = authority(azure)?;
+                let mut options = ClientSecretCredentialOptions::default();
+                options.client_options.cloud = Some(Arc::new(CloudConfiguration::from(cloud)));
                 Ok(Credential::Identity {
                     kind: "service_principal".into(),
-                    credential: ClientSecretCredential::new(tenant, client, Secret::from(value), None)
+                    credential: ClientSecretCredential::new(tenant, client, Secret::from(value), Some(options))
                         .map_err(sdk_error)?,
                 })
             }
@@ -108,5 +148,38 @@ impl Credential {
                 Ok(value)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn azure(resource_manager: Option<&str>, authority: Option<&str>) -> Azure {
+        let toml = format!(
+            "auth = \"service_principal\"\n{}{}",
+            resource_manager.map(|r| format!("resource_manager = \"{r}\"\n")).unwrap_or_default(),
+            authority.map(|a| format!("authority = \"{a}\"\n")).unwrap_or_default()
+        );
+        toml::from_str(&toml).unwrap()
+    }
+
+    #[test]
+    fn the_authority_follows_the_cloud_of_resource_manager() {
+        for (rm, expected) in [
+            (None, "https://login.microsoftonline.com"),
+            (Some("https://management.azure.com"), "https://login.microsoftonline.com"),
+            (Some("https://management.usgovcloudapi.net/"), "https://login.microsoftonline.us"),
+            (Some("https://management.chinacloudapi.cn"), "https://login.chinacloudapi.cn"),
+            (Some("http://127.0.0.1:8443"), "https://login.microsoftonline.com"),
+        ] {
+            assert_eq!(authority(&azure(rm, None)).unwrap(), expected, "{rm:?}");
+        }
+        let set = azure(Some("https://management.usgovcloudapi.net"), Some("https://login.example.test/"));
+        assert_eq!(authority(&set).unwrap(), "https://login.example.test", "the setting wins");
+        let e = authority(&azure(Some("https://management.example.cloud"), None)).unwrap_err().to_string();
+        assert!(e.contains("set `authority`"), "{e}");
+        let e = authority(&azure(None, Some("http://login.example.test"))).unwrap_err().to_string();
+        assert!(e.contains("[azure]") && e.contains("https://"), "{e}");
     }
 }

@@ -6,7 +6,7 @@ pub mod arm_client;
 pub mod credential;
 pub mod storage;
 
-pub use arm_client::{ArmClient, ArmResponse, LroStatus};
+pub use arm_client::{ArmClient, ArmResponse, Attempt, LroStatus};
 pub use credential::Credential;
 pub use storage::{
     FailoverOptions, FailoverResult, StorageStatus, storage_failover, storage_failover_from, storage_status,

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::arm_client::{ArmClient, LroStatus};
+use super::arm_client::{ArmClient, Attempt, LroStatus, backoff, error_text, retry_after};
 use crate::config::{Config, StorageAccount};
 use crate::error::{Error, Result};
 use crate::exec::{Exec, Outcome};
@@ -39,6 +39,8 @@ pub struct StorageStatus {
     pub can_planned_failover: bool,
     pub failover_in_progress: bool,
     pub post_failover_redundancy: String,
+    /// RFC 3339: when the account last failed over; absent when it never has.
+    pub last_geo_failover_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +66,10 @@ pub struct FailoverResult {
     pub before: StorageStatus,
     pub after: Option<StorageStatus>,
     pub duration_ms: u64,
-    /// False in dry run / plan.
+    /// False in dry run / plan, and when no failover was started (one was running or done).
     pub performed: bool,
+    /// Set when drscript did not start the failover itself: what it found and did instead.
+    pub note: Option<String>,
 }
 
 /// The account `name` of `[storage]`, or an error listing the known ones.
@@ -116,6 +120,7 @@ fn parse_status(name: &str, account: &StorageAccount, body: &Value) -> StorageSt
         can_planned_failover: geo["canPlannedFailover"].as_bool().unwrap_or(false),
         failover_in_progress: props["failoverInProgress"].as_bool().unwrap_or(false),
         post_failover_redundancy: text(&geo["postFailoverRedundancy"]),
+        last_geo_failover_time: props["lastGeoFailoverTime"].as_str().map(str::to_string),
     }
 }
 
@@ -167,7 +172,190 @@ pub fn storage_failover(exec: &Exec, name: &str, options: FailoverOptions) -> Re
     storage_failover_from(exec, name, before, options)
 }
 
+/// How long after a failover an account without a secondary counts as "just failed over": a
+/// rerun or a resume of the runbook within this time finds its own work done.
+const RECENT_FAILOVER_HOURS: i64 = 24;
+/// Failover requests sent at most, each only after the account showed the previous one had no
+/// effect.
+const POST_ATTEMPTS: u32 = 3;
+
+/// What the account says before a failover is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Already {
+    /// A failover is running: it is followed, not started again.
+    Running,
+    /// An unplanned failover ended recently (no secondary left): the reason, for the operator.
+    Done(String),
+}
+
+/// Whether a failover is running or (unplanned) just finished, so that none must be started.
+///
+/// A planned failover swaps the regions and keeps geo-replication, so a second planned failover
+/// soon after the first is a failback, not a repeat: for it only a running operation counts.
+pub fn already(status: &StorageStatus, planned: bool) -> Option<Already> {
+    if status.failover_in_progress {
+        return Some(Already::Running);
+    }
+    if planned || !status.secondary_location.is_empty() {
+        return None;
+    }
+    let when = status.last_geo_failover_time.as_deref()?;
+    let at = chrono::DateTime::parse_from_rfc3339(when).ok()?.with_timezone(&chrono::Utc);
+    let age = chrono::Utc::now().signed_duration_since(at);
+    (age < chrono::Duration::hours(RECENT_FAILOVER_HOURS)).then(|| {
+        Already::Done(format!(
+            "storage account {} already failed over at {when}: {} is the primary and the account is {} with no \
+             secondary region; no failover started",
+            status.account, status.primary_location, status.sku
+        ))
+    })
+}
+
+/// Whether the account failed over between two readings.
+fn failed_over(before: &StorageStatus, now: &StorageStatus) -> bool {
+    now.primary_location != before.primary_location || now.last_geo_failover_time != before.last_geo_failover_time
+}
+
+/// How a failover request ended up.
+enum Started {
+    /// Accepted: the long-running operation to follow.
+    Operation(super::ArmResponse),
+    /// A failover is running (ours whose answer was lost, or someone else's): follow the account.
+    Running,
+    /// The account already failed over (our request's answer was lost).
+    Done(StorageStatus),
+}
+
+/// Sends the failover POST, which is not idempotent: after an answer that does not say what
+/// happened (a timeout, a lost connection, 5xx, 409) the account is read, and a running or
+/// finished failover is followed; only when the account shows that nothing happened is the
+/// request sent again.
+async fn start(
+    client: &ArmClient,
+    path: &str,
+    name: &str,
+    acc: &StorageAccount,
+    before: &StorageStatus,
+    tgt: &str,
+) -> Result<Started> {
+    let mut last = String::new();
+    for attempt in 1..=POST_ATTEMPTS {
+        let why = match client.send_once(Method::POST, path, None, &[]).await? {
+            Attempt::Answered(r) if r.status.is_success() => return Ok(Started::Operation(r)),
+            Attempt::Answered(r) if r.status == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                // Throttled requests are not processed.
+                last = format!("{} {}", r.status, error_text(&r.body));
+                tokio::time::sleep(retry_after(&r.headers).unwrap_or_else(|| backoff(attempt))).await;
+                continue;
+            }
+            Attempt::Answered(r) if r.status == reqwest::StatusCode::CONFLICT || r.status.is_server_error() => {
+                let conflict = r.status == reqwest::StatusCode::CONFLICT;
+                let now = read_after_unclear(client, name, acc, tgt).await?;
+                if now.failover_in_progress {
+                    return Ok(Started::Running);
+                }
+                if failed_over(before, &now) {
+                    return Ok(Started::Done(now));
+                }
+                if conflict {
+                    // Not a failover in progress: the account's state refuses it.
+                    return Err(r.into_result("storage_failover", tgt).unwrap_err());
+                }
+                last = format!("{} {}", r.status, error_text(&r.body));
+                tracing::warn!("{tgt}: the failover request failed ({last}) and the account shows no failover");
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            Attempt::Answered(r) => return Err(r.into_result("storage_failover", tgt).unwrap_err()),
+            Attempt::NotSent(why) => {
+                last = why;
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            Attempt::Unknown(why) => why,
+        };
+        tracing::warn!("{tgt}: no answer to the failover request ({why}); reading the account before anything else");
+        let now = read_after_unclear(client, name, acc, tgt).await?;
+        if now.failover_in_progress {
+            return Ok(Started::Running);
+        }
+        if failed_over(before, &now) {
+            return Ok(Started::Done(now));
+        }
+        last = why;
+        tokio::time::sleep(backoff(attempt)).await;
+    }
+    Err(Error::action(
+        "storage_failover",
+        tgt,
+        format!(
+            "the failover could not be started ({POST_ATTEMPTS} requests, each time the account showed no failover): {last}"
+        ),
+    ))
+}
+
+/// Reads the account after a failover request whose effect is unknown; if that fails too, the
+/// error says that a failover may be running, so that nobody simply starts another.
+async fn read_after_unclear(client: &ArmClient, name: &str, acc: &StorageAccount, tgt: &str) -> Result<StorageStatus> {
+    fetch_status(client, name, acc).await.map_err(|e| {
+        Error::action(
+            "storage_failover",
+            tgt,
+            format!(
+                "the failover request got no clear answer and the account cannot be read now ({e}); a failover may \
+                 be running: check the account (failoverInProgress, primary location) before starting another"
+            ),
+        )
+    })
+}
+
+/// Follows a running failover through the account itself (no operation URL is known): reads it
+/// until `failoverInProgress` clears, then checks that the primary moved.
+async fn follow(
+    client: &ArmClient,
+    name: &str,
+    acc: &StorageAccount,
+    before: &StorageStatus,
+    timeout: Duration,
+    tgt: &str,
+) -> Result<StorageStatus> {
+    let deadline = Instant::now() + timeout;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let now = fetch_status(client, name, acc).await?;
+        if !now.failover_in_progress {
+            if failed_over(before, &now) {
+                return Ok(now);
+            }
+            return Err(Error::action(
+                "storage_failover",
+                tgt,
+                format!(
+                    "the failover that was running ended without moving the primary (still {}); see the account's activity log",
+                    now.primary_location
+                ),
+            ));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::action(
+                "storage_failover",
+                tgt,
+                format!(
+                    "the running failover did not finish within {} s; it may still complete in Azure",
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(wait.min(left)).await;
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
 /// [`storage_failover`] when the status was just read (to show it to the operator first).
+///
+/// A failover that is already running is followed instead of started; an unplanned failover
+/// that already happened (see [`already`]) is reported and not repeated.
 pub fn storage_failover_from(
     exec: &Exec,
     name: &str,
@@ -179,7 +367,8 @@ pub fn storage_failover_from(
     check_secrets(exec, &config)?;
     let failover_type = if options.planned { "Planned" } else { "Unplanned" };
     let tgt = target(name, &acc);
-    if exec.mode() != crate::exec::Mode::Plan {
+    let found = already(&before, options.planned);
+    if exec.mode() != crate::exec::Mode::Plan && found.is_none() {
         if options.planned && !before.can_planned_failover {
             return Err(Error::action(
                 "storage_failover",
@@ -188,17 +377,23 @@ pub fn storage_failover_from(
             ));
         }
         if !options.planned && !before.can_failover {
+            let last =
+                before.last_geo_failover_time.as_deref().map(|t| format!("; last failover {t}")).unwrap_or_default();
             return Err(Error::action(
                 "storage_failover",
                 &tgt,
                 format!(
-                    "Azure reports that the account cannot fail over now (canFailover = false; geo-replication status `{}`)",
+                    "Azure reports that the account cannot fail over now (canFailover = false; geo-replication status `{}`{last})",
                     before.geo_replication_status
                 ),
             ));
         }
     }
-    let detail = failover_warning(&before, options.planned);
+    let detail = match &found {
+        Some(Already::Running) => "a failover is already running: follow it".to_string(),
+        Some(Already::Done(why)) => why.clone(),
+        None => failover_warning(&before, options.planned),
+    };
     let described = FailoverResult {
         name: name.to_string(),
         account: acc.account.clone(),
@@ -207,6 +402,7 @@ pub fn storage_failover_from(
         after: None,
         duration_ms: 0,
         performed: false,
+        note: None,
     };
     exec.change(
         "storage_failover",
@@ -214,30 +410,58 @@ pub fn storage_failover_from(
         &detail,
         || described.clone(),
         || {
+            if let Some(Already::Done(why)) = &found {
+                tracing::info!("{why}");
+                let result = FailoverResult { after: Some(before.clone()), note: Some(why.clone()), ..described.clone() };
+                return Ok((result, Outcome::Unchanged));
+            }
             let client = ArmClient::from_config(&config)?;
             let started = Instant::now();
-            let after = exec.block_on(async {
+            let (after, performed, note) = exec.block_on(async {
                 let mut path = format!("{}/failover?api-version={STORAGE_API_VERSION}", account_path(&acc));
                 if options.planned {
                     path.push_str("&failoverType=Planned");
                 }
-                let response =
-                    client.send(Method::POST, &path, None, &[]).await?.into_result("storage_failover", &tgt)?;
-                match client.wait_operation(&response, options.timeout, "storage_failover", &tgt).await? {
-                    LroStatus::Succeeded => {}
-                    LroStatus::Failed(why) => {
-                        return Err(Error::action("storage_failover", &tgt, format!("the failover failed: {why}")));
+                let how = if found == Some(Already::Running) {
+                    Started::Running
+                } else {
+                    start(&client, &path, name, &acc, &before, &tgt).await?
+                };
+                match how {
+                    Started::Operation(response) => {
+                        match client.wait_operation(&response, options.timeout, "storage_failover", &tgt).await? {
+                            LroStatus::Succeeded => {}
+                            LroStatus::Failed(why) => {
+                                return Err(Error::action("storage_failover", &tgt, format!("the failover failed: {why}")));
+                            }
+                            LroStatus::Canceled => {
+                                return Err(Error::action("storage_failover", &tgt, "the failover was canceled"));
+                            }
+                        }
+                        Ok((fetch_status(&client, name, &acc).await?, true, None))
                     }
-                    LroStatus::Canceled => {
-                        return Err(Error::action("storage_failover", &tgt, "the failover was canceled"));
+                    Started::Running => {
+                        let note = if found == Some(Already::Running) {
+                            "a failover was already running; drscript followed it instead of starting another"
+                        } else {
+                            "the answer to the failover request was lost; the account showed the failover running and drscript followed it"
+                        };
+                        tracing::warn!("{tgt}: {note}");
+                        let after = follow(&client, name, &acc, &before, options.timeout, &tgt).await?;
+                        Ok((after, found.is_none(), Some(note.to_string())))
+                    }
+                    Started::Done(now) => {
+                        let note = "the answer to the failover request was lost; the account showed the failover done";
+                        tracing::warn!("{tgt}: {note}");
+                        Ok((now, true, Some(note.to_string())))
                     }
                 }
-                fetch_status(&client, name, &acc).await
             })?;
             let result = FailoverResult {
                 after: Some(after),
                 duration_ms: started.elapsed().as_millis() as u64,
-                performed: true,
+                performed,
+                note,
                 ..described.clone()
             };
             Ok((result, Outcome::Changed))
@@ -260,5 +484,6 @@ fn placeholder_status(name: &str, account: &StorageAccount) -> StorageStatus {
         can_planned_failover: true,
         failover_in_progress: false,
         post_failover_redundancy: "(plan)".into(),
+        last_geo_failover_time: None,
     }
 }

@@ -179,7 +179,42 @@ pub fn account_sas(account: &str, key_b64: &str, permissions: &str, expiry: chro
         .append_pair("se", &f.se)
         .append_pair("spr", &f.spr)
         .append_pair("sig", &sig);
-    q.finish()
+    let query = q.finish();
+    crate::redact::register_sas(&query);
+    query
+}
+
+/// A file service SAS for a whole share (`sr=s`), valid from `start` to `expiry`: what a service
+/// needs to read a source for a server-side copy when drscript holds only the account key.
+pub fn share_sas(
+    account: &str,
+    share: &str,
+    key_b64: &str,
+    permissions: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    expiry: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let f = SasFields {
+        sv: super::API_VERSION.into(),
+        sr: Some("s".into()),
+        sp: permissions.into(),
+        st: start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        se: expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        spr: "https,http".into(),
+        ..SasFields::default()
+    };
+    let sig = sign(key_b64, &file_sas_string(&format!("/file/{account}/{share}"), &f))?;
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("sv", &f.sv)
+        .append_pair("sr", "s")
+        .append_pair("sp", &f.sp)
+        .append_pair("st", &f.st)
+        .append_pair("se", &f.se)
+        .append_pair("spr", &f.spr)
+        .append_pair("sig", &sig);
+    let query = q.finish();
+    crate::redact::register_sas(&query);
+    Some(query)
 }
 
 #[cfg(test)]

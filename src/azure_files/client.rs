@@ -22,6 +22,17 @@ pub struct FilesError {
 }
 
 impl FilesError {
+    /// An error whose message may hold URLs with a SAS: their queries are dropped and every
+    /// registered secret masked before the message goes anywhere.
+    pub fn new(message: impl AsRef<str>, status: Option<u16>, code: Option<String>) -> FilesError {
+        FilesError { message: crate::redact::for_error(message), status, code }
+    }
+
+    /// A failure below HTTP (refused, reset, timed out, a body cut short): worth a retry.
+    fn transport(what: &str, e: reqwest::Error) -> FilesError {
+        FilesError::new(format!("{what}: {}", crate::error::chain(&e.without_url())), None, None)
+    }
+
     pub fn retryable(&self) -> bool {
         match self.status {
             None => true,
@@ -57,7 +68,19 @@ pub struct FilesClient {
     remote: Remote,
     /// `maxresults` of listings (the service's default, 5000, when `None`).
     page_size: Option<usize>,
+    /// The read SAS minted from the account key for server-side copies, and its expiry.
+    minted: std::sync::Arc<std::sync::Mutex<Option<MintedSas>>>,
 }
+
+/// A SAS query string and its expiry.
+type MintedSas = (String, DateTime<Utc>);
+
+/// How long a SAS minted from the account key lives, and how much of that must be left for it to
+/// be handed out again: each range copy gets a token valid for at least `MINTED_SAS_RENEW`, so a
+/// sync of any length never presents an expired one, and a leaked token is useless within the
+/// hour.
+const MINTED_SAS_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+const MINTED_SAS_RENEW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Percent-encodes one path segment.
 fn enc(seg: &str) -> String {
@@ -76,13 +99,14 @@ pub struct FileProps {
 
 impl FilesClient {
     pub fn new(remote: Remote) -> FilesClient {
+        let timeout = remote.timeout.unwrap_or(std::time::Duration::from_secs(120));
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
-            .connect_timeout(std::time::Duration::from_secs(15))
-            .read_timeout(std::time::Duration::from_secs(120))
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(15)))
+            .read_timeout(timeout)
             .build()
             .unwrap_or_default();
-        FilesClient { http, remote, page_size: None }
+        FilesClient { http, remote, page_size: None, minted: Default::default() }
     }
 
     /// Smaller listing pages (tests of paging).
@@ -109,12 +133,46 @@ impl FilesClient {
         p
     }
 
-    /// The full URL of `rel` with its SAS (for Put Range From URL sources).
+    /// The full URL of `rel` with a SAS that lets a service read it (a Put Range From URL
+    /// source): the endpoint's own SAS, or one minted from its account key. `None` when the
+    /// endpoint has neither.
     pub fn url_with_sas(&self, rel: &str) -> Option<String> {
-        let sas = self.remote.sas()?;
+        let sas = self.read_sas()?;
         let mut u = self.remote.base.clone();
         u.set_path(&self.path_of(rel));
         Some(format!("{}?{sas}", u.as_str()))
+    }
+
+    /// Whether a service can be let read this endpoint's files ([`FilesClient::url_with_sas`]).
+    pub fn can_share_reads(&self) -> bool {
+        !matches!(self.remote.credential, Credential::Anonymous)
+    }
+
+    fn read_sas(&self) -> Option<String> {
+        let key = match &self.remote.credential {
+            Credential::Sas(sas) => return Some(sas.clone()),
+            Credential::SharedKey(key) => key,
+            Credential::Anonymous => return None,
+        };
+        let now = Utc::now();
+        let mut minted = self.minted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((sas, expiry)) = minted.as_ref()
+            && *expiry - now > MINTED_SAS_RENEW
+        {
+            return Some(sas.clone());
+        }
+        // A start a little in the past: the service's clock may run behind ours.
+        let expiry = now + MINTED_SAS_LIFETIME;
+        let sas = auth::share_sas(
+            &self.remote.account,
+            &self.remote.root,
+            key,
+            "r",
+            now - chrono::Duration::minutes(5),
+            expiry,
+        )?;
+        *minted = Some((sas.clone(), expiry));
+        Some(sas)
     }
 
     /// The URL without credentials, for messages.
@@ -149,9 +207,8 @@ impl FilesClient {
             Credential::SharedKey(key) => {
                 let signed =
                     SignedRequest { method: method.as_str(), headers: &headers, path: url.path(), query: &pairs };
-                let authz = auth::shared_key_authorization(&self.remote.account, key, &signed).ok_or_else(|| {
-                    FilesError { message: "the account key is not valid base64".into(), status: None, code: None }
-                })?;
+                let authz = auth::shared_key_authorization(&self.remote.account, key, &signed)
+                    .ok_or_else(|| FilesError::new("the account key is not valid base64", None, None))?;
                 headers.push(("Authorization".into(), authz));
             }
             Credential::Anonymous => {}
@@ -171,11 +228,7 @@ impl FilesClient {
             req = req.body(b);
         }
         let what = format!("{method} {}", self.shown(rel));
-        let resp = req.send().await.map_err(|e| FilesError {
-            message: crate::redact::redacted(format!("{what}: {}", crate::error::chain(&e))),
-            status: None,
-            code: None,
-        })?;
+        let resp = req.send().await.map_err(|e| FilesError::transport(&what, e))?;
         if ok.contains(&resp.status()) {
             return Ok(resp);
         }
@@ -186,18 +239,19 @@ impl FilesClient {
         let msg = between(&body, "<Message>", "</Message>")
             .map(|m| m.lines().next().unwrap_or_default().to_string())
             .unwrap_or_default();
+        // The service's detail for a refused SAS goes on with "String to sign used was ...",
+        // which spells out the token's fields: the first sentence is the diagnosis.
         let detail = between(&body, "<AuthenticationErrorDetail>", "</AuthenticationErrorDetail>")
+            .map(|d| d.split(" String to sign").next().unwrap_or_default().trim().to_string())
+            .filter(|d| !d.is_empty())
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
-        Err(FilesError {
-            message: crate::redact::redacted(format!(
-                "{what}: {status} {}{}{detail}",
-                code.clone().unwrap_or_default(),
-                if msg.is_empty() { String::new() } else { format!(": {msg}") }
-            )),
-            status: Some(status.as_u16()),
-            code,
-        })
+        let message = format!(
+            "{what}: {status}{}{}{detail}",
+            code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(),
+            if msg.is_empty() { String::new() } else { format!(": {msg}") }
+        );
+        Err(FilesError::new(message, Some(status.as_u16()), code))
     }
 
     /// Get Directory Properties: whether the directory exists.
@@ -227,16 +281,9 @@ impl FilesClient {
                 Err(e) if e.not_found() => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let text = resp.text().await.map_err(|e| FilesError {
-                message: format!("GET {}: {e}", self.shown(rel)),
-                status: None,
-                code: None,
-            })?;
-            let page = listing::parse(&text).map_err(|e| FilesError {
-                message: format!("GET {}: {e}", self.shown(rel)),
-                status: None,
-                code: None,
-            })?;
+            let what = format!("GET {}", self.shown(rel));
+            let text = resp.text().await.map_err(|e| FilesError::transport(&what, e))?;
+            let page = listing::parse(&text).map_err(|e| FilesError::new(format!("{what}: {e}"), None, None))?;
             for item in page.entries.items {
                 match item {
                     Item::Directory(n) => out.push(Entry::dir(n.name)),
@@ -349,7 +396,7 @@ impl FilesClient {
     /// Get File: the content as a stream.
     pub async fn get(&self, rel: &str) -> FResult<ByteStream> {
         let resp = self.send(Method::GET, rel, &[], vec![], None, &[StatusCode::OK]).await?;
-        Ok(resp.bytes_stream().map(|r| r.map_err(std::io::Error::other)).boxed())
+        Ok(resp.bytes_stream().map(|r| r.map_err(|e| std::io::Error::other(e.without_url()))).boxed())
     }
 
     /// Uploads a stream as `rel`: create with a sentinel last-write-time (so that a killed
@@ -372,11 +419,7 @@ impl FilesClient {
         let mut buf = bytes::BytesMut::with_capacity((size.min(MAX_RANGE)) as usize);
         let mut offset = 0u64;
         let mut hash = <md5::Md5 as md5::Digest>::new();
-        let read_err = |e: std::io::Error| FilesError {
-            message: format!("cannot read the source of {rel}: {e}"),
-            status: None,
-            code: None,
-        };
+        let read_err = |e: std::io::Error| FilesError::new(format!("cannot read the source of {rel}: {e}"), None, None);
         while let Some(chunk) = data.next().await {
             let mut chunk = chunk.map_err(read_err)?;
             md5::Digest::update(&mut hash, &chunk);
@@ -398,11 +441,11 @@ impl FilesClient {
             offset += n;
         }
         if offset != size {
-            return Err(FilesError {
-                message: format!("the source of {rel} changed while copying ({offset} bytes read, {size} expected)"),
-                status: None,
-                code: None,
-            });
+            return Err(FilesError::new(
+                format!("the source of {rel} changed while copying ({offset} bytes read, {size} expected)"),
+                None,
+                None,
+            ));
         }
         self.set_last_write_time(rel, final_time, Some(md5::Digest::finalize(hash).into())).await?;
         Ok(offset)

@@ -20,6 +20,9 @@ pub struct Azure {
     pub client_secret_file: Option<PathBuf>,
     /// Resource Manager endpoint; the public cloud when absent (the sandbox sets its own).
     pub resource_manager: Option<String>,
+    /// Microsoft Entra authority (`https://login.microsoftonline.us`) for `service_principal`;
+    /// derived from `resource_manager` for the public, US Government and China clouds.
+    pub authority: Option<String>,
     /// A static bearer token for emulators and tests.
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,

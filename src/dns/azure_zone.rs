@@ -6,6 +6,14 @@
 //! concurrent change by someone else makes our write fail (412) and we read again instead of
 //! silently overwriting it. The two APIs spell their properties differently (`TTL`/`ARecords` vs
 //! `ttl`/`aRecords`); that is the only difference here.
+//!
+//! A record set that exists with no records (an `az network dns record-set a create`, or one
+//! whose last record was removed) is empty to a reader but exists to a writer: it is replaced
+//! with `If-Match` like any other. An alias record set (`targetResource`, common at the zone
+//! apex: it follows a public IP, a Traffic Manager profile or a Front Door) holds no records;
+//! drscript refuses to read it as a value or to overwrite it with records, and says so: replacing
+//! an alias with a fixed address would silently cut it loose from the resource it follows.
+//! Point the alias at the DR resource in Azure (or remove it) instead.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -20,6 +28,15 @@ const PUBLIC_API_VERSION: &str = "2018-05-01";
 const PRIVATE_API_VERSION: &str = "2024-06-01";
 /// Read-modify-write rounds when someone else changes the record set in between.
 const ROUNDS: usize = 3;
+
+/// A record set that exists.
+struct Found {
+    /// Its records; `None` when it holds none (empty, or an alias).
+    state: Option<RecordState>,
+    etag: String,
+    /// `targetResource.id` of an alias record set.
+    alias: Option<String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct AzureZones {
@@ -64,14 +81,8 @@ impl AzureZones {
         format!("{record_type} {} ({})", fqdn(name, zone), self.describe())
     }
 
-    /// The record set and its etag; `None` when it does not exist (a missing zone is an error).
-    async fn get(
-        &self,
-        primitive: &str,
-        zone: &str,
-        name: &str,
-        record_type: RecordType,
-    ) -> Result<Option<(RecordState, String)>> {
+    /// The record set as it is: `None` when it does not exist (a missing zone is an error).
+    async fn get(&self, primitive: &str, zone: &str, name: &str, record_type: RecordType) -> Result<Option<Found>> {
         let response = self.client.send(Method::GET, &self.path(zone, name, record_type), None, &[]).await?;
         if response.status == StatusCode::NOT_FOUND {
             let code = response.body["error"]["code"].as_str().unwrap_or("");
@@ -81,8 +92,24 @@ impl AzureZones {
             }
         }
         let response = response.into_result(primitive, &self.target(zone, name, record_type))?;
-        let etag = response.body["etag"].as_str().unwrap_or("").to_string();
-        Ok(self.parse(&response.body["properties"], record_type).map(|state| (state, etag)))
+        let props = &response.body["properties"];
+        Ok(Some(Found {
+            state: self.parse(props, record_type),
+            etag: response.body["etag"].as_str().unwrap_or("").to_string(),
+            alias: props["targetResource"]["id"].as_str().filter(|id| !id.is_empty()).map(str::to_string),
+        }))
+    }
+
+    fn alias_error(&self, primitive: &str, zone: &str, name: &str, record_type: RecordType, target: &str) -> Error {
+        Error::action(
+            primitive,
+            self.target(zone, name, record_type),
+            format!(
+                "this is an alias record set: it follows the Azure resource {target} and holds no addresses of its own. \
+                 drscript does not overwrite an alias with fixed records; point the alias at the DR resource in Azure \
+                 (or remove the alias), or manage a record without an alias"
+            ),
+        )
     }
 
     pub async fn read(
@@ -92,15 +119,25 @@ impl AzureZones {
         name: &str,
         record_type: RecordType,
     ) -> Result<Option<RecordState>> {
-        Ok(self.get(primitive, zone, name, record_type).await?.map(|(state, _)| state))
+        match self.get(primitive, zone, name, record_type).await? {
+            Some(Found { alias: Some(target), .. }) => {
+                Err(self.alias_error(primitive, zone, name, record_type, &target))
+            }
+            Some(found) => Ok(found.state),
+            None => Ok(None),
+        }
     }
 
     pub async fn write(&self, spec: &RecordSpec) -> Result<()> {
         let target = self.target(&spec.zone, &spec.name, spec.record_type);
         for _ in 0..ROUNDS {
             let current = self.get("set_dns", &spec.zone, &spec.name, spec.record_type).await?;
+            // An existing record set, with records or without, is replaced only as it was read.
             let condition = match &current {
-                Some((_, etag)) if !etag.is_empty() => ("If-Match", etag.clone()),
+                Some(Found { alias: Some(alias), .. }) => {
+                    return Err(self.alias_error("set_dns", &spec.zone, &spec.name, spec.record_type, alias));
+                }
+                Some(found) if !found.etag.is_empty() => ("If-Match", found.etag.clone()),
                 Some(_) => ("If-Match", "*".to_string()),
                 None => ("If-None-Match", "*".to_string()),
             };

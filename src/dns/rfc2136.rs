@@ -1,6 +1,8 @@
-//! RFC 2136 dynamic update signed with TSIG (RFC 8945), for BIND, PowerDNS, Windows DNS and the
-//! like; and plain queries to the same primary server, which is authoritative and so answers
-//! with the new value as soon as the update is accepted.
+//! RFC 2136 dynamic update signed with HMAC TSIG (RFC 8945), for BIND, PowerDNS, Knot and other
+//! servers that take a shared TSIG key; and plain queries to the same primary server, which is
+//! authoritative and so answers with the new value as soon as the update is accepted. Not for
+//! Windows DNS "secure dynamic update": that signs with GSS-TSIG (Kerberos, RFC 3645), which
+//! this client does not speak.
 //!
 //! Messages go over TCP (RFC 7766): updates and answers are never truncated and a refused
 //! connection is an immediate, clear error instead of a UDP timeout.

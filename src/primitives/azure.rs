@@ -49,7 +49,10 @@ pub mod azure_api {
     /// Fails the storage account over to its secondary region and waits until Azure reports the
     /// operation finished (at most an hour). Unplanned: the secondary becomes the primary, the
     /// account becomes locally redundant (LRS), and writes after the last sync time may be
-    /// lost; it asks for confirmation first, showing that time.
+    /// lost; it asks for confirmation first, showing that time. A failover already running is
+    /// followed, not started again; an unplanned failover done within the last 24 hours (no
+    /// secondary left) is reported and not repeated, so a rerun or resume is safe. The result's
+    /// `performed` says whether drscript started one, `note` what it found instead.
     ///
     /// ```rhai
     /// storage_failover("prod");
@@ -81,7 +84,18 @@ fn failover(ctx: &NativeCallContext, account: &str, options: &Map) -> RhaiResult
     let before = storage::storage_status(&exec, account).map_err(to_rhai)?;
     record_last_sync(&exec, &before)?;
     let warning = failover_warning(&before, planned);
-    if planned {
+    if let Some(found) = storage::already(&before, planned) {
+        // Nothing will be started: following a running failover or reporting a finished one
+        // needs no consent.
+        tracing::info!(
+            "{}",
+            match found {
+                storage::Already::Running =>
+                    format!("storage account {}: a failover is already running", before.account),
+                storage::Already::Done(why) => why,
+            }
+        );
+    } else if planned {
         tracing::info!("{warning}");
     } else {
         // A refusal stops the run (exit 3) inside `confirm`.

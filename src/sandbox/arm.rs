@@ -73,7 +73,20 @@ pub struct Faults {
     pub forbidden: AtomicBool,
     /// The next failover operation ends `Failed`.
     pub fail_next_failover: AtomicBool,
+    /// Start the next failover, then answer 500 instead of 202: the client cannot tell
+    /// whether its request took effect.
+    pub error_after_next_failover: AtomicBool,
+    /// Start the next failover, then close the connection without answering (a proxy or a
+    /// network that lost the answer).
+    pub drop_after_next_failover: AtomicBool,
+    /// After starting the next failover, answer the next N requests with 503 (the region in
+    /// trouble: the client cannot even read the account to learn what happened).
+    pub outage_after_next_failover: AtomicU32,
 }
+
+/// Marks a response that must not be sent: the connection is closed instead.
+#[derive(Clone, Copy)]
+struct DropConnection;
 
 pub(crate) struct State {
     options: ArmOptions,
@@ -144,7 +157,15 @@ pub async fn start(options: ArmOptions) -> Result<ArmHandle> {
     let app_state = state.clone();
     let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
         let state = app_state.clone();
-        async move { handle(&state, addr, method, uri, headers, body) }
+        async move {
+            let response = handle(&state, addr, method, uri, headers, body);
+            if response.extensions().get::<DropConnection>().is_some() {
+                // Unwinding ends the task that serves this connection, which closes it with no
+                // answer sent; `resume_unwind` skips the panic hook, so nothing is printed.
+                std::panic::resume_unwind(Box::new("ARM emulator: the answer is dropped on purpose"));
+            }
+            response
+        }
     });
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -297,7 +318,7 @@ fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: He
             let fail = faults.fail_next_failover.swap(false, Ordering::Relaxed);
             let mut storage = state.storage.lock().unwrap();
             storage.settle_with(&state.options);
-            storage.failover(
+            let mut response = storage.failover(
                 &state.options,
                 &base,
                 segments[1],
@@ -306,7 +327,21 @@ fn handle(state: &State, addr: SocketAddr, method: Method, uri: Uri, headers: He
                 planned,
                 fail,
                 &query["api-version"],
-            )
+            );
+            if response.status() == StatusCode::ACCEPTED {
+                let outage = faults.outage_after_next_failover.swap(0, Ordering::Relaxed);
+                faults.unavailable_next.fetch_add(outage, Ordering::Relaxed);
+                if faults.drop_after_next_failover.swap(false, Ordering::Relaxed) {
+                    response.extensions_mut().insert(DropConnection);
+                } else if faults.error_after_next_failover.swap(false, Ordering::Relaxed) {
+                    response = error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalServerError",
+                        "An unexpected error occurred while processing the request.",
+                    );
+                }
+            }
+            response
         }
         [
             "subscriptions",

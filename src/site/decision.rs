@@ -184,3 +184,137 @@ pub fn decide(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::site::facts::{Reach, Scheduler, Workload};
+    use crate::site::verdict::{DnsFacts, judge};
+
+    fn env(name: &str, serving: bool, reachable: bool) -> SiteState {
+        let n = |c: i32| if serving { c } else { 0 };
+        let workloads: BTreeMap<String, Workload> = [("runtime", 2), ("listener", 1), ("rabbitmq", 1)]
+            .into_iter()
+            .map(|(c, k)| {
+                let count = if c == "rabbitmq" { k } else { n(k) };
+                (c.to_string(), Workload { name: c.to_string(), desired: count, ready: count, configured: k })
+            })
+            .collect();
+        let reach = Reach { reachable, error: (!reachable).then(|| "refused".to_string()) };
+        SiteState {
+            name: name.to_string(),
+            cluster: reach.clone(),
+            workloads: if reachable { workloads } else { BTreeMap::new() },
+            version: None,
+            gateway: reach,
+            scheduler: if !reachable {
+                Scheduler::Unknown
+            } else if serving {
+                Scheduler::Running
+            } else {
+                Scheduler::Paused
+            },
+            scheduler_note: None,
+            shares: BTreeMap::new(),
+            storage: None,
+        }
+    }
+
+    fn dns(at: &str) -> Option<DnsFacts> {
+        Some(DnsFacts {
+            record: "app".into(),
+            fqdn: "app.example".into(),
+            values: vec![],
+            points_at: Some(at.into()),
+            error: None,
+        })
+    }
+
+    fn switch(from: &str, to: &str, decision: &str) -> RunSummary {
+        RunSummary {
+            run_id: "r1".into(),
+            runbook: "failover.rhai".into(),
+            mode: "live".into(),
+            started: chrono::Utc::now(),
+            outcome: "ok".into(),
+            exit_code: Some(0),
+            total_seconds: 1.0,
+            downtime_seconds: None,
+            attempts: 1,
+            from: Some(from.into()),
+            to: Some(to.into()),
+            decision: Some(decision.into()),
+            rpo: None,
+            unfenced: vec![],
+            resume: None,
+            started_changes: true,
+        }
+    }
+
+    fn decide_in(prod: SiteState, dr: SiteState, at: &str, history: &[RunSummary], keep: Option<&str>) -> Decision {
+        let s = judge(vec![prod.clone(), dr.clone()], dns(at), history, None);
+        let intent =
+            Intent { keep: keep.map(str::to_string), reverse_command: "drscript back".into(), ..Default::default() };
+        decide(&s, &prod, &dr, history, &intent)
+    }
+
+    #[test]
+    fn the_serving_side_switches_to_the_idle_one() {
+        assert_eq!(decide_in(env("prod", true, true), env("dr", false, true), "prod", &[], None), Decision::Switch);
+    }
+
+    #[test]
+    fn the_same_switch_finished_earlier_is_done_and_without_that_run_it_is_a_wrong_direction() {
+        let (prod, dr) = (env("prod", false, true), env("dr", true, true));
+        let done = decide_in(prod.clone(), dr.clone(), "dr", &[switch("prod", "dr", "switch")], None);
+        assert!(matches!(done, Decision::Done { .. }), "{done:?}");
+        let wrong = decide_in(prod, dr, "dr", &[], None);
+        assert!(matches!(&wrong, Decision::Refuse { meant, .. } if meant.contains("drscript back")), "{wrong:?}");
+    }
+
+    #[test]
+    fn a_split_brain_needs_the_side_to_keep() {
+        let (prod, dr) = (env("prod", true, true), env("dr", true, true));
+        assert!(matches!(decide_in(prod.clone(), dr.clone(), "prod", &[], None), Decision::Refuse { .. }));
+        assert_eq!(decide_in(prod.clone(), dr.clone(), "prod", &[], Some("prod")), Decision::KeepFrom);
+        assert_eq!(decide_in(prod.clone(), dr.clone(), "prod", &[], Some("dr")), Decision::KeepTo);
+        assert!(matches!(decide_in(prod, dr, "prod", &[], Some("qa")), Decision::Refuse { .. }));
+    }
+
+    #[test]
+    fn an_unreachable_source_is_the_region_down_branch_unless_the_target_already_serves() {
+        let down = decide_in(env("prod", false, false), env("dr", false, true), "prod", &[], None);
+        assert_eq!(down, Decision::SourceDown { parts: vec!["cluster".into(), "gateway".into()] });
+        let done = decide_in(env("prod", false, false), env("dr", true, true), "dr", &[], None);
+        assert!(matches!(done, Decision::Done { .. }), "{done:?}");
+    }
+
+    #[test]
+    fn neither_side_processing_with_dns_at_the_target_is_refused_unless_the_source_is_kept() {
+        let (prod, dr) = (env("prod", false, true), env("dr", false, true));
+        assert!(matches!(decide_in(prod.clone(), dr.clone(), "dr", &[], None), Decision::Refuse { .. }));
+        assert_eq!(decide_in(prod.clone(), dr.clone(), "dr", &[], Some("prod")), Decision::Switch);
+        assert_eq!(decide_in(prod, dr, "prod", &[], None), Decision::Switch);
+    }
+
+    #[test]
+    fn an_unfinished_switch_is_refused_with_its_resume_command() {
+        let mut run = switch("prod", "dr", "switch");
+        run.outcome = "unfinished".into();
+        run.resume = Some("drscript resume r1".into());
+        let d = decide_in(env("prod", true, true), env("dr", false, true), "prod", &[run], None);
+        assert!(matches!(&d, Decision::Refuse { meant, .. } if meant.contains("drscript resume r1")), "{d:?}");
+    }
+
+    #[test]
+    fn a_returned_unfenced_target_is_fenced_first() {
+        let mut run = switch("prod", "dr", "source_down");
+        run.unfenced = vec!["prod".into()];
+        let s = judge(vec![env("prod", true, true), env("dr", true, true)], dns("dr"), &[run.clone()], None);
+        assert_eq!(s.fencing_pending, vec!["prod".to_string()]);
+        let d = decide(&s, &env("dr", true, true), &env("prod", true, true), &[run], &Intent::default());
+        assert_eq!(d, Decision::FenceTo);
+    }
+}

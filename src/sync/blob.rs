@@ -8,6 +8,12 @@
 //! authenticates with Entra ID or a SAS in the URL only; an account key is turned into a
 //! short-lived account SAS. The source's last-modified time is kept in the `mtime` metadata
 //! (RFC 3339, the key rclone uses), since a blob's own Last-Modified cannot be set.
+//!
+//! Two things real accounts hold that a flat reading gets wrong: blobs with snapshots (Delete
+//! Blob refuses them with 409 `SnapshotsPresent` unless told to delete the snapshots too), and,
+//! on accounts with a hierarchical namespace (Data Lake Storage), a zero-length marker blob per
+//! directory with metadata `hdi_isfolder=true`, listed beside the directory's prefix: it is a
+//! folder, not a file.
 
 use std::collections::HashMap;
 use std::num::NonZero;
@@ -16,8 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use azure_core::http::RequestContent;
 use azure_storage_blob::models::{
-    BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders, BlockBlobClientCommitBlockListOptions,
-    BlockBlobClientUploadBlobFromUrlOptions, BlockBlobClientUploadOptions, BlockLookupList,
+    BlobClientDeleteOptions, BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders,
+    BlockBlobClientCommitBlockListOptions, BlockBlobClientUploadBlobFromUrlOptions, BlockBlobClientUploadOptions,
+    BlockLookupList, DeleteSnapshotsOptionType,
 };
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use bytes::{Bytes, BytesMut};
@@ -60,17 +67,32 @@ fn sdk_err(what: &str, e: azure_core::Error) -> OpError {
         azure_core::error::ErrorKind::HttpResponse { error_code: Some(c), .. } => c.clone(),
         _ => String::new(),
     };
+    // Without an `x-ms-error-code` the SDK's code is the status again.
+    let code = if status.is_some_and(|s| s.to_string() == code) { String::new() } else { code };
     // The causes too: "failed to execute request" alone hides "connection refused".
-    let first = crate::error::chain(&e).lines().next().unwrap_or_default().to_string();
+    let chain = crate::error::chain(&e);
     let message = match status {
-        Some(s) => format!("{what}: {s} {code}: {first}"),
-        None => format!("{what}: {first}"),
+        // The SDK's text of an HTTP error is the status and the raw body: the body's
+        // `<Message>` (first line) is what a person needs.
+        Some(s) => match xml_field(&chain, "Message") {
+            Some(m) => format!("{what}: {s}{}: {}", prefixed(&code), m.lines().next().unwrap_or_default()),
+            None => format!("{what}: {s}{}", prefixed(&code)),
+        },
+        None => format!("{what}: {}", chain.lines().next().unwrap_or_default()),
     };
-    OpError {
-        message: crate::redact::redacted(message),
-        retryable: status.is_none_or(|s| s == 408 || s == 429 || s >= 500) && status != Some(501),
-        not_found: status == Some(404),
-    }
+    let mut err = OpError::new(message, status.is_none_or(|s| s == 408 || s == 429 || s >= 500) && status != Some(501));
+    err.not_found = status == Some(404);
+    err
+}
+
+fn prefixed(code: &str) -> String {
+    if code.is_empty() { String::new() } else { format!(" {code}") }
+}
+
+fn xml_field(text: &str, name: &str) -> Option<String> {
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = text[start..].find(&format!("</{name}>"))? + start;
+    Some(text[start..end].to_string())
 }
 
 /// The service cannot copy from URL: 501/NotImplemented, or (Azurite) a 500 without an error
@@ -130,6 +152,13 @@ struct PrefixNode {
     name: String,
 }
 
+/// A hierarchical-namespace directory marker (`hdi_isfolder=true`, any case).
+fn is_folder_marker(b: &BlobNode) -> bool {
+    b.metadata.as_ref().is_some_and(|m| {
+        m.iter().any(|(k, v)| k.eq_ignore_ascii_case("hdi_isfolder") && v.trim().eq_ignore_ascii_case("true"))
+    })
+}
+
 fn b64_md5(s: &str) -> Option<[u8; 16]> {
     use base64::Engine;
     let v = base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()?;
@@ -160,14 +189,23 @@ impl Blob {
         // multiply the attempts and hide a service that cannot do an operation at all.
         let mut options = azure_storage_blob::BlobContainerClientOptions::default();
         options.client_options.retry = azure_core::http::RetryOptions::none();
+        // One HTTP client for the SDK's calls and the listing, with the endpoint's timeouts (the
+        // SDK's own client waits forever on a server that accepted and went silent).
+        let timeout = remote.timeout.unwrap_or(std::time::Duration::from_secs(120));
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(15)))
+            .read_timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        options.client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http.clone())));
         let container = BlobContainerClient::new(url.clone(), None, Some(options)).map_err(|e| {
-            crate::Error::Usage(crate::redact::redacted(format!("sync: bad blob endpoint {}: {e}", remote.location())))
+            crate::Error::Usage(crate::redact::for_error(format!("sync: bad blob endpoint {}: {e}", remote.location())))
         })?;
         Ok(Blob {
             remote,
             container_url: url,
             container: Arc::new(container),
-            http: reqwest::Client::new(),
+            http,
             from_url: Arc::new(AtomicBool::new(true)),
         })
     }
@@ -241,9 +279,12 @@ impl Blob {
                 .header("x-ms-version", "2025-01-05")
                 .send()
                 .await
-                .map_err(|e| OpError::new(format!("{what}: {e}"), true))?;
+                .map_err(|e| OpError::new(format!("{what}: {}", crate::error::chain(&e.without_url())), true))?;
             let status = resp.status();
-            let text = resp.text().await.map_err(|e| OpError::new(format!("{what}: {e}"), true))?;
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| OpError::new(format!("{what}: {}", crate::error::chain(&e.without_url())), true))?;
             if !status.is_success() {
                 let code = text.split("<Code>").nth(1).and_then(|t| t.split("</Code>").next()).unwrap_or_default();
                 let s = status.as_u16();
@@ -263,7 +304,7 @@ impl Blob {
                     }
                     BlobItem::Blob(b) => {
                         let name = b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_string();
-                        if name.is_empty() || name.contains('/') {
+                        if name.is_empty() || name.contains('/') || is_folder_marker(&b) {
                             continue;
                         }
                         let mtime = b
@@ -392,8 +433,14 @@ impl Blob {
         self.from_url.load(Ordering::Relaxed) && src.remote.sas().is_some()
     }
 
+    /// Delete Blob with its snapshots: a mirror removes what the source lacks, and a blob
+    /// with snapshots cannot be deleted alone.
     pub async fn delete_file(&self, rel: &str) -> OpResult<()> {
-        match self.blob(rel).delete(None).await {
+        let options = BlobClientDeleteOptions {
+            delete_snapshots: Some(DeleteSnapshotsOptionType::Include),
+            ..Default::default()
+        };
+        match self.blob(rel).delete(Some(options)).await {
             Ok(_) => Ok(()),
             Err(e) if e.http_status().map(u16::from) == Some(404) => Ok(()),
             Err(e) => Err(sdk_err(&format!("DELETE {}", self.shown(rel)), e)),

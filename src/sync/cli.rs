@@ -47,6 +47,10 @@ pub struct SyncArgs {
     /// Always stream through this machine, even where a server-side copy is possible.
     #[arg(long)]
     pub no_server_side: bool,
+    /// Longest wait, in seconds, for a storage service to connect or to send the next bytes of an
+    /// answer before the request counts as failed (and is retried).
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub timeout: u64,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -93,8 +97,12 @@ pub fn resolve(text: &str, config: Option<&Config>) -> Result<Endpoint> {
 /// Errs (after printing the summary) when anything failed.
 pub fn run_cli(args: &SyncArgs, config: Option<&Config>) -> Result<SyncSummary> {
     let opts = args.options()?;
-    let src = resolve(&args.src, config)?;
-    let dst = resolve(&args.dst, config)?;
+    if args.timeout == 0 {
+        return Err(Error::Usage("sync: --timeout must be at least 1 second".to_string()));
+    }
+    let timeout = std::time::Duration::from_secs(args.timeout);
+    let src = resolve(&args.src, config)?.with_timeout(timeout);
+    let dst = resolve(&args.dst, config)?.with_timeout(timeout);
     let mode = if args.dry_run { SyncMode::DryRun } else { SyncMode::Live };
     let observer = Arc::new(Printer::new(args.dry_run && !args.json));
     let fut = engine::sync_report(&src, &dst, &opts, mode, observer);

@@ -8,6 +8,7 @@
 //! a plain `http://127.0.0.1:PORT/…` is taken as Azure Files, the emulator drscript ships.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use url::Url;
 
@@ -30,7 +31,8 @@ impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credential::Anonymous => write!(f, "anonymous"),
-            Credential::Sas(q) => write!(f, "sas({})", redact::redacted(format!("?{q}"))),
+            // Not even the token's other fields: a Debug print may end up in a log.
+            Credential::Sas(_) => write!(f, "sas(***)"),
             Credential::SharedKey(_) => write!(f, "shared-key(***)"),
         }
     }
@@ -46,6 +48,9 @@ pub struct Remote {
     /// Directory path or blob prefix inside it, without leading or trailing `/`.
     pub path: String,
     pub credential: Credential,
+    /// Longest wait for a connection or for the next bytes of an answer; the client's default
+    /// when `None`.
+    pub timeout: Option<Duration>,
 }
 
 impl Remote {
@@ -115,7 +120,9 @@ impl Endpoint {
             return Err(Error::Config { message: "share has neither `path` nor `url`".to_string() });
         };
         let credential = if let Some(sas) = &share.sas {
-            Some(Credential::Sas(sas.resolve()?.trim_start_matches('?').to_string()))
+            let sas = sas.resolve()?;
+            redact::register_sas(&sas);
+            Some(Credential::Sas(sas.trim_start_matches('?').to_string()))
         } else if let Some(key) = &share.account_key {
             Some(Credential::SharedKey(key.resolve()?))
         } else {
@@ -132,7 +139,11 @@ impl Endpoint {
     }
 
     fn parse_url(text: &str, credential: Option<Credential>) -> Result<Endpoint> {
-        let shown = redact::redacted(text);
+        // A SAS typed on the command line is as secret as one from the config.
+        if let Some((_, query)) = text.split_once('?') {
+            redact::register_sas(query.split('#').next().unwrap_or_default());
+        }
+        let shown = redact::for_error(text);
         let bad = |why: &str| {
             Error::Usage(format!(
                 "sync: \"{shown}\" is neither a local path nor a known storage URL: {why} \
@@ -206,7 +217,7 @@ impl Endpoint {
             bad(if service == Service::Files { "no share in the path" } else { "no container in the path" })
         })?;
         let path = segs.collect::<Vec<_>>().join("/");
-        let remote = Remote { base, account, root, path, credential };
+        let remote = Remote { base, account, root, path, credential, timeout: None };
         Ok(match service {
             Service::Files => Endpoint::Files(remote),
             Service::Blob => Endpoint::Blob(remote),
@@ -219,6 +230,14 @@ impl Endpoint {
             Endpoint::Local(p) => p.display().to_string(),
             Endpoint::Files(r) | Endpoint::Blob(r) => r.location(),
         }
+    }
+
+    /// The same endpoint with `timeout` for its service requests (no effect on a folder).
+    pub fn with_timeout(mut self, timeout: Duration) -> Endpoint {
+        if let Endpoint::Files(r) | Endpoint::Blob(r) = &mut self {
+            r.timeout = Some(timeout);
+        }
+        self
     }
 
     pub fn kind(&self) -> &'static str {
@@ -328,8 +347,8 @@ mod tests {
             let err = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(err.contains("neither a local path nor a known storage URL"), "{bad}: {err}");
         }
-        let err = Endpoint::parse("https://example.com/x?sig=SECRETSIG").unwrap_err().to_string();
-        assert!(!err.contains("SECRETSIG"), "{err}");
+        let err = Endpoint::parse("https://example.com/x?se=2031-05-06&sig=SECRETSIG").unwrap_err().to_string();
+        assert!(!err.contains("SECRETSIG") && !err.contains("2031-05-06"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 #[derive(Debug, Clone)]
 pub struct OpError {
-    /// Already redacted: names the object, the URL and the status.
+    /// Already redacted, URL queries dropped: names the object, the URL and the status.
     pub message: String,
     /// Timeouts, connection resets, 429/5xx: worth another attempt.
     pub retryable: bool,
@@ -12,11 +12,11 @@ pub struct OpError {
 
 impl OpError {
     pub fn new(message: impl AsRef<str>, retryable: bool) -> OpError {
-        OpError { message: crate::redact::redacted(message), retryable, not_found: false }
+        OpError { message: crate::redact::for_error(message), retryable, not_found: false }
     }
 
     pub fn not_found(message: impl AsRef<str>) -> OpError {
-        OpError { message: crate::redact::redacted(message), retryable: false, not_found: true }
+        OpError { message: crate::redact::for_error(message), retryable: false, not_found: true }
     }
 
     pub fn io(what: &str, e: &std::io::Error) -> OpError {

@@ -82,7 +82,7 @@ impl Store {
     /// Whether `copy_direct` from `src` runs server-side (counted in the summary).
     pub fn server_side_from(&self, src: &Store, allowed: bool) -> bool {
         match (self, src) {
-            (Store::Files(_), Store::Files(s)) => allowed && s.client.remote().sas().is_some(),
+            (Store::Files(_), Store::Files(s)) => allowed && s.client.can_share_reads(),
             (Store::Blob(d), Store::Blob(s)) => allowed && d.server_side_possible(s),
             _ => false,
         }

@@ -24,6 +24,7 @@ pub fn zone(zone: &str, private: bool) -> ZoneSeed {
         zone: zone.into(),
         private,
         records: vec![("app".into(), "A".into(), 300, vec!["10.0.0.1".into()])],
+        aliases: Vec::new(),
     }
 }
 

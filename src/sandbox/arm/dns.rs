@@ -1,5 +1,10 @@
 //! Emulated `Microsoft.Network/dnsZones` and `privateDnsZones` record sets (A, AAAA, CNAME),
 //! with etags and `If-Match` / `If-None-Match`.
+//!
+//! Two shapes real zones hold besides record sets with records: a record set with no records
+//! (`az network dns record-set a create` makes one; so does deleting its last record), and, in
+//! public zones, an alias record set whose `targetResource.id` names an Azure resource (a public
+//! IP, a Traffic Manager profile, a Front Door) instead of holding records, common at the apex.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,6 +23,8 @@ pub struct ZoneSeed {
     pub zone: String,
     pub private: bool,
     pub records: Vec<(String, String, u32, Vec<String>)>,
+    /// Alias record sets `(name, type, ttl, target resource id)` (public zones only).
+    pub aliases: Vec<(String, String, u32, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,6 +60,8 @@ impl ZoneKey {
 struct RecordSet {
     ttl: u32,
     values: Vec<String>,
+    /// `targetResource.id` of an alias record set.
+    target: Option<String>,
     etag: String,
 }
 
@@ -81,7 +90,13 @@ impl Zones {
             for (name, rtype, ttl, values) in &seed.records {
                 sets.insert(
                     (rtype.to_ascii_uppercase(), name.to_ascii_lowercase()),
-                    RecordSet { ttl: *ttl, values: values.clone(), etag: new_etag() },
+                    RecordSet { ttl: *ttl, values: values.clone(), target: None, etag: new_etag() },
+                );
+            }
+            for (name, rtype, ttl, target) in &seed.aliases {
+                sets.insert(
+                    (rtype.to_ascii_uppercase(), name.to_ascii_lowercase()),
+                    RecordSet { ttl: *ttl, values: Vec::new(), target: Some(target.clone()), etag: new_etag() },
                 );
             }
         }
@@ -161,12 +176,12 @@ impl Zones {
                         );
                     }
                 };
-                let (ttl, values) = match parse_props(key.private, &rtype, &parsed["properties"]) {
+                let (ttl, values, target) = match parse_props(key.private, &rtype, &parsed["properties"]) {
                     Ok(x) => x,
                     Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequest", &m),
                 };
                 let created = existing.is_none();
-                let set = RecordSet { ttl, values, etag: new_etag() };
+                let set = RecordSet { ttl, values, target, etag: new_etag() };
                 sets.insert(set_key, set.clone());
                 let mut r = ok_json(
                     if created { StatusCode::CREATED } else { StatusCode::OK },
@@ -201,7 +216,7 @@ impl Zones {
                     "zone": key.zone,
                     "private": key.private,
                     "resource_group": key.resource_group,
-                    "records": sets.iter().map(|((t, n), s)| json!({"name": n, "type": t, "ttl": s.ttl, "values": s.values, "etag": s.etag})).collect::<Vec<_>>(),
+                    "records": sets.iter().map(|((t, n), s)| json!({"name": n, "type": t, "ttl": s.ttl, "values": s.values, "target_resource": s.target, "etag": s.etag})).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -248,7 +263,9 @@ fn field_names(private: bool, rtype: &str) -> (&'static str, &'static str, &'sta
     }
 }
 
-fn parse_props(private: bool, rtype: &str, props: &Value) -> Result<(u32, Vec<String>), String> {
+/// TTL, records and alias target of a PUT body. A record set may hold no records; an alias
+/// holds none (Azure refuses both at once), and only public zones know aliases.
+fn parse_props(private: bool, rtype: &str, props: &Value) -> Result<(u32, Vec<String>, Option<String>), String> {
     let (ttl_key, list_key, field) = field_names(private, rtype);
     let ttl =
         props.get(ttl_key).and_then(Value::as_u64).ok_or_else(|| format!("properties.{ttl_key} is required"))? as u32;
@@ -257,8 +274,20 @@ fn parse_props(private: bool, rtype: &str, props: &Value) -> Result<(u32, Vec<St
     } else {
         props[list_key].as_array().into_iter().flatten().filter_map(|r| r[field].as_str().map(str::to_string)).collect()
     };
-    if values.is_empty() {
-        return Err(format!("properties.{list_key} must hold at least one record for a {rtype} record set"));
+    let target = match props.get("targetResource").filter(|t| !t.is_null()) {
+        None => None,
+        Some(_) if private => {
+            return Err("properties.targetResource is not a property of private DNS record sets".into());
+        }
+        Some(t) => match t["id"].as_str().filter(|id| id.starts_with("/subscriptions/")) {
+            Some(id) => Some(id.to_string()),
+            None => return Err("properties.targetResource.id must be an Azure resource ID".into()),
+        },
+    };
+    if target.is_some() && !values.is_empty() {
+        return Err(format!(
+            "A record set cannot have both records and a target resource: remove properties.{list_key} or properties.targetResource"
+        ));
     }
     for v in &values {
         let ok = match rtype {
@@ -270,18 +299,22 @@ fn parse_props(private: bool, rtype: &str, props: &Value) -> Result<(u32, Vec<St
             return Err(format!("'{v}' is not a valid value for a {rtype} record"));
         }
     }
-    Ok((ttl, values))
+    Ok((ttl, values, target))
 }
 
 fn set_json(key: &ZoneKey, rtype: &str, name: &str, set: &RecordSet) -> Value {
     let (ttl_key, list_key, field) = field_names(key.private, rtype);
     let fqdn = if name == "@" { format!("{}.", key.zone) } else { format!("{name}.{}.", key.zone) };
     let mut props = json!({ "fqdn": fqdn, ttl_key: set.ttl });
-    props[list_key] = if rtype == "CNAME" {
-        json!({ field: set.values.first() })
-    } else {
-        Value::Array(set.values.iter().map(|v| json!({ field: v })).collect())
-    };
+    // An empty CNAME record set has no `CNAMERecord`; empty A/AAAA sets an empty list.
+    if rtype != "CNAME" {
+        props[list_key] = Value::Array(set.values.iter().map(|v| json!({ field: v })).collect());
+    } else if let Some(v) = set.values.first() {
+        props[list_key] = json!({ field: v });
+    }
+    if let Some(target) = &set.target {
+        props["targetResource"] = json!({ "id": target });
+    }
     if !key.private {
         props["provisioningState"] = json!("Succeeded");
     }

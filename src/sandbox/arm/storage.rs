@@ -46,6 +46,8 @@ struct Account {
     secondary: Option<String>,
     /// The running failover's operation id.
     failover: Option<String>,
+    /// When the last failover ended (`lastGeoFailoverTime`).
+    last_failover: Option<DateTime<Utc>>,
 }
 
 struct Operation {
@@ -77,6 +79,7 @@ impl Storage {
                     primary: s.primary_location.clone(),
                     secondary: is_geo(&s.sku).then(|| s.secondary_location.clone()),
                     failover: None,
+                    last_failover: None,
                 })
                 .collect(),
             operations: HashMap::new(),
@@ -128,6 +131,7 @@ impl Storage {
                 // Unplanned failover leaves a locally redundant account in the new region.
                 account.sku = lrs_of(&account.sku);
             }
+            account.last_failover = Some(Utc::now());
             op.ended = Some(("Succeeded".into(), Utc::now()));
         }
     }
@@ -157,8 +161,12 @@ impl Storage {
                 "file": format!("https://{}.file.core.windows.net/", s.name),
             },
         });
+        // Documented as true while a failover runs and absent otherwise.
         if in_progress {
             props["failoverInProgress"] = json!(true);
+        }
+        if let Some(t) = a.last_failover {
+            props["lastGeoFailoverTime"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
         }
         if let Some(secondary) = &a.secondary {
             props["secondaryLocation"] = json!(secondary);
