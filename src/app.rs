@@ -199,7 +199,7 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
     use crate::sandbox::{self, SandboxOptions};
     match command {
         cli::SandboxCommand::Up(args) => {
-            let mut options = SandboxOptions::default();
+            let mut options = SandboxOptions { databases: true, ..SandboxOptions::default() };
             options.delays.start = seconds(args.start_delay, "--start-delay")?;
             options.delays.terminate = seconds(args.stop_delay, "--stop-delay")?;
             if let Some(path) = &args.like {

@@ -1,7 +1,9 @@
 //! `drscript demo`: the first look. Starts the sandbox in-process, runs the shipped preflight,
 //! failover and failback runbooks against it, checks after each switch that the right side
-//! serves, the other is quiesced and the shares match, and prints a summary with per-step timings
-//! and where the reports are. Exit 0 only if every check passed.
+//! serves, the other is quiesced and the shares match, then switches the database to the sync
+//! server and back (`db_failover`, `db_failback`, against the sandbox's real PostgreSQL servers,
+//! when this machine has them) and checks the database record after each; prints a summary with
+//! per-step timings and where the reports are. Exit 0 only if every check passed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::exec::{Mode, Prompting};
 use crate::journal;
 use crate::output::out;
+use crate::prompt::Acks;
 use crate::runner::{self, RunOptions};
 use crate::sandbox::{Sandbox, SandboxHandle, SandboxOptions};
 
@@ -40,7 +43,7 @@ struct Phase {
 pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
     prepare_dir(&options.dir)?;
     let runtime = runner::runtime()?;
-    let mut sandbox_options = SandboxOptions::default();
+    let mut sandbox_options = SandboxOptions { databases: true, ..SandboxOptions::default() };
     sandbox_options.delays.start = options.start_delay;
     sandbox_options.delays.terminate = options.stop_delay;
     let sandbox = runtime.block_on(Sandbox::start(&options.dir.join("sandbox"), sandbox_options))?;
@@ -53,13 +56,17 @@ pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
     let mut failures = Vec::new();
     let mut timings = Vec::new();
 
-    let mut run_phase = |name: &str, script: &str, phases: &mut Vec<Phase>| -> bool {
+    let mut run_phase = |name: &str, script: &str, acks: &[&str], phases: &mut Vec<Phase>| -> bool {
         let run_options = RunOptions {
             script: runbooks.join(script),
             config: Some(config_path.clone()),
             config_required: true,
             mode: Mode::Live,
-            prompting: Prompting { assume_yes: true, ..Default::default() },
+            prompting: Prompting {
+                assume_yes: true,
+                acks: Acks { texts: acks.iter().map(|a| a.to_string()).collect(), all: false },
+                ..Default::default()
+            },
             vars: BTreeMap::new(),
             state_dir: state_dir.clone(),
             stdlib_dir: None,
@@ -91,28 +98,49 @@ pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
         }
     };
 
-    // (phase, runbook, the environment that must serve afterwards and the one quiesced)
-    type Phase3<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>);
-    let steps: [Phase3<'_>; 3] = [
-        ("preflight", "preflight.rhai", None),
-        ("failover", "failover.rhai", Some(("dr", "prod"))),
-        ("failback", "failback.rhai", Some(("prod", "dr"))),
+    let databases = ["primary", "sync"].iter().all(|d| config.databases.contains_key(*d));
+    let mut steps: Vec<(&str, &str, &[&str], Check<'_>)> = vec![
+        ("preflight", "preflight.rhai", &[], Check::Nothing),
+        ("failover", "failover.rhai", &[], Check::Serves("dr", "prod")),
+        ("failback", "failback.rhai", &[], Check::Serves("prod", "dr")),
     ];
-    for (name, script, check) in steps {
-        if !run_phase(name, script, &mut phases) {
+    if databases {
+        steps.push(("db failover", "db_failover.rhai", &[], Check::Database("sync")));
+        // The failback's manual step (replicating the sync database back) is acknowledged the
+        // way an operator does it without a terminal: `--ack "Replicate the sync database"`.
+        steps.push(("db failback", "db_failback.rhai", &["Replicate the sync database"], Check::Database("primary")));
+    }
+    for (name, script, acks, check) in steps {
+        if !run_phase(name, script, acks, &mut phases) {
             break;
         }
-        if let Some((active, quiesced)) = check {
-            let problems = verify(&sandbox, &config, active, quiesced);
-            let label = format!("check {active} serves");
-            if problems.is_empty() {
-                phases.push(Phase { name: label, outcome: "ok".into(), seconds: None, report: None });
-            } else {
-                phases.push(Phase { name: label.clone(), outcome: "failed".into(), seconds: None, report: None });
-                failures.extend(problems.into_iter().map(|p| format!("{label}: {p}")));
-                break;
+        let (label, problems) = match check {
+            Check::Nothing => continue,
+            Check::Serves(active, quiesced) => {
+                (format!("check {active} serves"), verify(&sandbox, &config, active, quiesced))
             }
+            Check::Database(role) => {
+                (format!("check db is {role}"), dns_problem(&config, "db", role).into_iter().collect())
+            }
+        };
+        if problems.is_empty() {
+            phases.push(Phase { name: label, outcome: "ok".into(), seconds: None, report: None });
+        } else {
+            phases.push(Phase { name: label.clone(), outcome: "failed".into(), seconds: None, report: None });
+            failures.extend(problems.into_iter().map(|p| format!("{label}: {p}")));
+            break;
         }
+    }
+    if !databases {
+        phases.push(Phase {
+            name: "db failover".into(),
+            outcome: format!(
+                "skipped: no PostgreSQL server binaries (install: {})",
+                crate::sandbox::databases::INSTALL_HINT
+            ),
+            seconds: None,
+            report: None,
+        });
     }
     out(&summary(&options.dir, &phases, &timings, &failures));
     if failures.is_empty() {
@@ -120,6 +148,15 @@ pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
     } else {
         Err(Error::Runtime { rendered: format!("error: the demo failed:\n  {}", failures.join("\n  ")) })
     }
+}
+
+/// What is checked after a phase.
+enum Check<'a> {
+    Nothing,
+    /// The first environment serves, the second is quiesced.
+    Serves(&'a str, &'a str),
+    /// The database record answers this role's target.
+    Database(&'a str),
 }
 
 fn prepare_dir(dir: &Path) -> Result<()> {
@@ -177,7 +214,7 @@ pub fn verify(sandbox: &SandboxHandle, config: &Config, active: &str, quiesced: 
             problems.push(format!("{env_name} scheduler is {scheduler}, expected {expected}"));
         }
     }
-    if let Some(problem) = dns_problem(config, active) {
+    if let Some(problem) = dns_problem(config, "app", active) {
         problems.push(problem);
     }
     let share = |env: &str, name: &str| -> Option<PathBuf> {
@@ -206,12 +243,12 @@ pub fn verify(sandbox: &SandboxHandle, config: &Config, active: &str, quiesced: 
     problems
 }
 
-/// Whether the application record answers the `active` role's target (None when it does).
-fn dns_problem(config: &Config, active: &str) -> Option<String> {
+/// Whether the record `key` (`app`, `db`) answers the `role`'s target (None when it does).
+fn dns_problem(config: &Config, key: &str, role: &str) -> Option<String> {
     let dns = config.dns.as_ref()?;
-    let record = dns.records.get("app")?;
+    let record = dns.records.get(key)?;
     let zone_file = dns.zone_file.as_ref()?;
-    let wanted = record.targets.get(active)?;
+    let wanted = record.targets.get(role)?;
     let zone = crate::sandbox::dns_zone::DnsZoneFile::new(zone_file.clone());
     match zone.get(&record.zone, &record.name, &record.record_type) {
         Ok(Some(r)) if r.values.iter().any(|v| v == wanted) => None,
@@ -290,6 +327,9 @@ fn summary(dir: &Path, phases: &[Phase], timings: &[(String, Vec<(String, f64)>)
     text.push('\n');
     if failures.is_empty() {
         text.push_str("All checks passed: DR took over and PROD came back, with the shares in step.\n");
+        if phases.iter().any(|p| p.name == "db failback" && p.outcome == "ok") {
+            text.push_str("The database switched to the sync server and back, each time after a real write probe.\n");
+        }
     } else {
         text.push_str(&format!("{} check(s) failed.\n", failures.len()));
     }

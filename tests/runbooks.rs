@@ -2,9 +2,6 @@
 //! checked through `drscript sandbox status --json` and through the real kubectl; and a failover
 //! killed at step boundaries and finished with `drscript resume`.
 
-#[path = "db_support/servers.rs"]
-mod servers;
-
 mod world;
 
 use std::process::Stdio;
@@ -105,16 +102,11 @@ fn failover_fails_the_storage_over_when_told_to() {
 
 #[test]
 fn database_runbooks_switch_the_database_record_after_probing() {
-    let pg = servers::Postgres::start();
-    pg.sql("CREATE DATABASE syncdb OWNER app");
-    let mut world = World::start(&[]);
-    std::fs::write(world.path().join("sbx/app.pw"), &pg.app_password).unwrap();
-    world.extra_config = format!(
-        "[databases.primary]\nurl = \"postgres://app@127.0.0.1:{0}/appdb\"\npassword_file = \"app.pw\"\n\n[databases.sync]\nurl = \"postgres://app@127.0.0.1:{0}/syncdb\"\npassword_file = \"app.pw\"\n",
-        pg.port
-    );
+    // The sandbox's own primary and sync PostgreSQL servers (TLS, verify-full).
+    let world = World::start(&[]);
+    let password = std::fs::read_to_string(world.path().join("sbx/secrets/db-sync.password")).unwrap();
     let log = world.run_ok("db_failover.rhai", &[]);
-    assert!(!log.contains(&pg.app_password), "the database password leaked");
+    assert!(!log.contains(password.trim()), "the database password leaked");
     let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
     assert!(zone.contains("pg-sync."), "{zone}");
     // A second run finds the record already at the sync database and changes nothing.

@@ -32,13 +32,16 @@ async fn start_writes_a_valid_config_and_the_dr_model() {
     let prod = config.environment("prod").unwrap();
     assert_eq!(prod.kube_context.as_deref(), Some("prod"));
     assert_eq!(prod.release, "ac");
-    assert_eq!(prod.gateway, sb.env("prod").unwrap().gateway.url());
+    // Clients reach the servers through the outage gates, which pass connections through.
+    let e = sb.env("prod").unwrap();
+    assert_eq!(prod.gateway, e.endpoints.gateway);
+    assert_ne!(prod.gateway, e.gateway.url(), "the config names the gate, not the server");
     let app = prod.shares["app"].path.clone().unwrap();
     assert!(app.join("web/repository").is_dir() && app.join("recovery").is_dir() && app.join("reprocessing").is_dir());
     assert!(prod.shares["rabbitmq"].path.clone().unwrap().join("mnesia").is_dir());
 
     let kubeconfig = std::fs::read_to_string(sb.kubeconfig_path()).unwrap();
-    for ctx in ["- name: prod", "- name: dr", "current-context: prod", &sb.env("dr").unwrap().kube.url()] {
+    for ctx in ["- name: prod", "- name: dr", "current-context: prod", &sb.env("dr").unwrap().endpoints.kube_api] {
         assert!(kubeconfig.contains(ctx), "{kubeconfig}");
     }
     let secret = sb.dir.join("secrets/prod-gateway.password");

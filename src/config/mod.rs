@@ -284,9 +284,9 @@ impl Config {
                     "must start with postgres://, postgresql://, mysql:// or mariadb://",
                 ));
             }
-            if db.url.split("://").nth(1).is_some_and(|rest| {
-                rest.split('@').next().is_some_and(|userinfo| rest.contains('@') && userinfo.contains(':'))
-            }) {
+            if let Some(password) = crate::db::url_password(&db.url) {
+                // The message quotes the line: the password must not get out with it.
+                crate::redact::register(&password);
                 return Err(err(
                     &["databases", db_name.as_str(), "url"],
                     "the URL carries a password; a password is a secret: put it in password_env or password_file",
@@ -300,6 +300,7 @@ impl Config {
             }
             db.password = optional_secret(&key, "password", &db.password_env, &db.password_file, base)
                 .map_err(|m| err(&key, &m))?;
+            crate::db::settle(db_name, db, base).map_err(|(k, m)| err(&["databases", db_name.as_str(), k], &m))?;
         }
         for (i, hook) in self.notify.iter_mut().enumerate() {
             let idx = i.to_string();

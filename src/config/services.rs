@@ -103,6 +103,11 @@ pub struct Database {
     pub probe: String,
     #[serde(default = "default_db_timeout")]
     pub timeout_secs: u64,
+    /// `disable`, `prefer`, `require`, `verify-ca` or `verify-full` (see `db::tls`); else the
+    /// URL's `sslmode`/`ssl-mode`, else `require` (`prefer` for a loopback host).
+    pub tls: Option<String>,
+    /// PEM bundle of the CAs that sign the server's certificate (instead of the system's).
+    pub ca_file: Option<PathBuf>,
     #[serde(skip)]
     pub password: Option<SecretRef>,
 }

@@ -13,12 +13,17 @@ type RhaiResult<T = Dynamic> = Result<T, Box<EvalAltResult>>;
 pub mod db_api {
     use super::*;
 
-    /// Connects to the database `name` of `[databases]` within its `timeout_secs` and proves it
-    /// can write and read back (a transaction rolled back, or a scratch table, as `probe` says;
-    /// `probe = "read"` only reads). Fails with a clear message on bad credentials, an
-    /// unreachable host or a read-only server. Returns `#{name, engine, address,
-    /// server_version, role, read_only, wrote, connect_ms, query_ms}`; `role` is `primary`,
-    /// `replica` (PostgreSQL in recovery) or `read_only`.
+    /// Connects to the database `name` of `[databases]` within its `timeout_secs`, over TLS as
+    /// its `tls` setting or URL (`sslmode`, `ssl-mode`) says (default `require`, `prefer` on the
+    /// loopback), and proves it can take writes without needing CREATE: the server's read-only
+    /// switches are read and a row is written to a temporary table in a transaction that is
+    /// rolled back (`probe = "scratch_table"` writes to a table instead; `probe = "read"` only
+    /// reads). Fails with a clear message on bad credentials, a server that requires TLS, a
+    /// certificate that does not verify, an unreachable host or a read-only server. Returns
+    /// `#{name, engine, address, server_version, role, read_only, wrote, connect_ms, query_ms,
+    /// tls}`; `role` is `primary`, `replica` (PostgreSQL in recovery) or `read_only`; `wrote` is
+    /// false when the account may write no table the probe can use (MySQL without CREATE
+    /// TEMPORARY TABLES): the read-only switches and a read-write transaction are then the proof.
     ///
     /// ```rhai
     /// let p = db_probe("primary");
@@ -32,11 +37,12 @@ pub mod db_api {
             exec.metric(
                 "db_probe",
                 json!(format!(
-                    "{}: {} {} ({}), wrote {}, connect {} ms, probe {} ms",
+                    "{}: {} {} ({}), tls {}, wrote {}, connect {} ms, probe {} ms",
                     report.name,
                     report.engine,
                     report.role,
                     report.server_version,
+                    report.tls,
                     report.wrote,
                     report.connect_ms,
                     report.query_ms

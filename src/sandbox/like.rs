@@ -1,5 +1,5 @@
 //! `sandbox up --like FILE`: a sandbox shaped like a customer's config — the same environment
-//! names, namespaces, Helm releases, replica counts and DNS records — so that the customer's own
+//! names, namespaces, Helm releases, replica counts, DNS records and database names — so that the customer's own
 //! runbooks can be rehearsed against it unchanged (only the endpoints are the sandbox's).
 
 use std::collections::BTreeMap;
@@ -21,6 +21,8 @@ pub struct Shape {
     pub order: Vec<String>,
     pub environments: BTreeMap<String, EnvShape>,
     pub records: BTreeMap<String, DnsRecord>,
+    /// The customer's `[databases]` names, roles and database names (served by PostgreSQL).
+    pub databases: Vec<super::databases::DbSpec>,
 }
 
 impl Shape {
@@ -55,7 +57,8 @@ impl Shape {
             })
             .collect::<Result<_>>()?;
         let records = config.dns.as_ref().map(|d| d.records.clone()).unwrap_or_default();
-        Ok(Shape { order, environments, records })
+        let databases = super::databases::specs_like(config);
+        Ok(Shape { order, environments, records, databases })
     }
 
     /// The `[dns]` section of the sandbox's config for these records, served from `zone_file`.

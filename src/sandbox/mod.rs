@@ -14,6 +14,8 @@ pub mod arm;
 pub mod azure_files;
 pub mod components;
 mod control;
+pub mod databases;
+pub mod db_certs;
 pub mod dns_zone;
 pub mod faults;
 pub mod files;
@@ -74,6 +76,9 @@ pub struct SandboxOptions {
     pub outages: Vec<(String, Vec<outage::Part>)>,
     /// Workloads whose pods never become ready (`sandbox up --stuck`).
     pub stuck: Vec<kube_api::StuckWorkload>,
+    /// Start real PostgreSQL servers for `[databases]` (`sandbox up` and the demo do; off by
+    /// default so that embedding the sandbox costs no database servers).
+    pub databases: bool,
 }
 
 impl Default for SandboxOptions {
@@ -95,6 +100,7 @@ impl Default for SandboxOptions {
             remote_shares: false,
             outages: Vec::new(),
             stuck: Vec::new(),
+            databases: false,
         }
     }
 }
@@ -288,6 +294,12 @@ impl Sandbox {
         if let Some(spec) = options.faults.as_ref().filter(|s| s.get(faults::Service::Files).is_some()) {
             let injector = spec.injector(faults::Service::Files, options.seed, "sandbox");
             components.push(Box::new(crate::sandbox::azure_files::FilesComponent::start(&dir, injector).await?));
+        }
+        if options.databases {
+            let specs = options.like.as_ref().map_or_else(databases::DbSpec::defaults, |l| l.databases.clone());
+            if let Some(servers) = databases::Databases::start(&dir, specs).await? {
+                components.push(Box::new(servers));
+            }
         }
         for (env, parts) in &options.outages {
             let e = environments.get(env).ok_or_else(|| {
@@ -553,7 +565,10 @@ pub fn cli_up(dir: &Path, options: SandboxOptions) -> Result<()> {
             handle.dir.display()
         );
         stop.await;
-        let _ = std::fs::remove_file(handle.dir.join(files::SANDBOX_FILE));
+        // Stop the servers (database processes included) before `down` is told we are gone.
+        let sandbox_file = handle.dir.join(files::SANDBOX_FILE);
+        drop(handle);
+        let _ = std::fs::remove_file(sandbox_file);
         eprintln!("sandbox stopped");
         Ok(())
     })

@@ -1,5 +1,7 @@
 //! Real PostgreSQL and MariaDB servers for the tests: temp data dirs, loopback, ephemeral ports,
-//! a non-superuser account `app` with a random password. Stopped when dropped.
+//! a non-superuser account `app` with a random password, and `appuser` with only an
+//! application's privileges (SELECT/INSERT/UPDATE/DELETE on one table, no CREATE). Optionally
+//! TLS-only, with a certificate from a private CA made here. Stopped when dropped.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -46,6 +48,40 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
+/// A private CA, a second unrelated CA, and a server certificate for `localhost` and
+/// `db.example` (not for 127.0.0.1: connecting by IP is the "wrong host name" case).
+pub struct Pki {
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub const CERT_NAMES: &[&str] = &["localhost", "db.example"];
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        let ca = drscript::sandbox::db_certs::Ca::new("drscript test CA").unwrap();
+        let other = drscript::sandbox::db_certs::Ca::new("another CA").unwrap();
+        let (cert, key) = ca.issue(CERT_NAMES).unwrap();
+        let pki = Pki {
+            ca: dir.join("ca.pem"),
+            other_ca: dir.join("other-ca.pem"),
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        };
+        std::fs::write(&pki.ca, &ca.pem).unwrap();
+        std::fs::write(&pki.other_ca, &other.pem).unwrap();
+        std::fs::write(&pki.cert, cert).unwrap();
+        std::fs::write(&pki.key, key).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pki.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        pki
+    }
+}
+
 // ----- PostgreSQL -----
 
 fn pg_bin(name: &str) -> PathBuf {
@@ -88,6 +124,16 @@ impl Postgres {
     }
 
     pub fn start() -> Postgres {
+        Self::start_with(None)
+    }
+
+    /// `ssl=on` with `pki`'s certificate, and pg_hba.conf admitting TCP only over TLS
+    /// (`hostssl`); the tests' own superuser connections use the Unix socket.
+    pub fn start_tls(pki: &Pki) -> Postgres {
+        Self::start_with(Some(pki))
+    }
+
+    fn start_with(pki: Option<&Pki>) -> Postgres {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         if is_root() {
@@ -108,18 +154,42 @@ impl Postgres {
         let port = free_port();
         let log_path = d.join("postgres.log");
         let log = std::fs::File::create(&log_path).unwrap();
+        let mut tls_args = Vec::new();
+        if let Some(pki) = pki {
+            for (from, to) in [(&pki.cert, "server.crt"), (&pki.key, "server.key")] {
+                std::fs::copy(from, d.join(to)).unwrap();
+                if is_root() {
+                    run(Command::new("chown").arg("nobody").arg(d.join(to)), "chown certificate");
+                }
+            }
+            std::fs::write(
+                d.join("data/pg_hba.conf"),
+                "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n",
+            )
+            .unwrap();
+            tls_args = vec![
+                "-c".to_string(),
+                "ssl=on".to_string(),
+                "-c".to_string(),
+                format!("ssl_cert_file={}", d.join("server.crt").display()),
+                "-c".to_string(),
+                format!("ssl_key_file={}", d.join("server.key").display()),
+            ];
+        }
         let mut child = Self::as_server_user(&pg_bin("postgres"))
             .arg("-D")
             .arg(d.join("data"))
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
             .arg(d)
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("starting postgres");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let url = format!("host=127.0.0.1 port={port} user=postgres password={superuser_password} dbname=postgres");
+        let url =
+            format!("host={} port={port} user=postgres password={superuser_password} dbname=postgres", d.display());
         wait_until(&mut child, "postgres", &log_path, || {
             rt.block_on(async { tokio_postgres::connect(&url, tokio_postgres::NoTls).await.is_ok() })
         });
@@ -127,9 +197,15 @@ impl Postgres {
         let pg = Postgres { dir, port, superuser_password, app_password, child };
         pg.sql(&format!(
             "CREATE ROLE app LOGIN PASSWORD '{}'; CREATE DATABASE appdb OWNER app; CREATE DATABASE rodb OWNER app; \
-             ALTER DATABASE rodb SET default_transaction_read_only = on;",
-            pg.app_password
+             ALTER DATABASE rodb SET default_transaction_read_only = on; CREATE ROLE appuser LOGIN PASSWORD '{}'",
+            pg.app_password, pg.app_password
         ));
+        // PostgreSQL 15's defaults: no CREATE on `public` for anyone but the database owner.
+        pg.sql_in(
+            "appdb",
+            "CREATE TABLE orders (id serial PRIMARY KEY, note text); \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO appuser; GRANT USAGE ON SEQUENCE orders_id_seq TO appuser",
+        );
         pg
     }
 
@@ -164,13 +240,93 @@ impl Postgres {
         F: std::future::Future<Output = T>,
     {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let url =
-            format!("host=127.0.0.1 port={} user=postgres password={} dbname={db}", self.port, self.superuser_password);
+        let url = format!(
+            "host={} port={} user=postgres password={} dbname={db}",
+            self.dir.path().display(),
+            self.port,
+            self.superuser_password
+        );
         let (client, conn) = rt.block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls)).unwrap();
         let driver = rt.spawn(conn);
         let out = rt.block_on(f(client));
         let _ = rt.block_on(driver);
         out
+    }
+}
+
+/// A hot standby streaming from a [`Postgres`]: a real replica, read-only and in recovery.
+pub struct Standby {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Postgres {
+    /// `pg_basebackup -R` of this (plain, non-TLS) server, started as a hot standby.
+    pub fn standby(&self) -> Standby {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        if is_root() {
+            run(Command::new("chown").args(["-R", "nobody"]).arg(d), "chown standby dir");
+        }
+        run(
+            Self::as_server_user(&pg_bin("pg_basebackup"))
+                .arg("-h")
+                .arg(self.dir.path())
+                .args(["-p", &self.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "--checkpoint=fast", "-D"])
+                .arg(d.join("data"))
+                .env("PGPASSWORD", &self.superuser_password),
+            "pg_basebackup",
+        );
+        let port = free_port();
+        let log_path = d.join("postgres.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Self::as_server_user(&pg_bin("postgres"))
+            .arg("-D")
+            .arg(d.join("data"))
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
+            .arg(d)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting the standby");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let url = format!(
+            "host={} port={port} user=postgres password={} dbname=postgres",
+            d.display(),
+            self.superuser_password
+        );
+        wait_until(&mut child, "standby", &log_path, || {
+            rt.block_on(async {
+                let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
+                    return false;
+                };
+                let driver = tokio::spawn(conn);
+                let in_recovery =
+                    client.query_one("SELECT pg_is_in_recovery()", &[]).await.is_ok_and(|r| r.get::<_, bool>(0));
+                drop(client);
+                let _ = driver.await;
+                in_recovery
+            })
+        });
+        Standby { dir, port, child }
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child (SIGINT = fast shutdown).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -212,6 +368,16 @@ pub struct Mariadb {
 
 impl Mariadb {
     pub fn start() -> Mariadb {
+        Self::start_with(None)
+    }
+
+    /// TLS with `pki`'s certificate and `require_secure_transport=ON` (the socket counts as
+    /// secure, so the tests' root connection still works).
+    pub fn start_tls(pki: &Pki) -> Mariadb {
+        Self::start_with(Some(pki))
+    }
+
+    fn start_with(pki: Option<&Pki>) -> Mariadb {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let user = if is_root() { "root".to_string() } else { std::env::var("USER").unwrap_or_default() };
@@ -233,6 +399,14 @@ impl Mariadb {
             .arg(format!("--port={port}"))
             .arg(format!("--user={user}"))
             .args(["--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0"])
+            .args(pki.map_or_else(Vec::new, |p| {
+                vec![
+                    format!("--ssl-ca={}", p.ca.display()),
+                    format!("--ssl-cert={}", p.cert.display()),
+                    format!("--ssl-key={}", p.key.display()),
+                    "--require-secure-transport=ON".to_string(),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -251,8 +425,11 @@ impl Mariadb {
                 .is_ok_and(|s| s.success())
         });
         server.sql(&format!(
-            "CREATE USER 'app'@'%' IDENTIFIED BY '{}'; CREATE DATABASE appdb; GRANT ALL ON appdb.* TO 'app'@'%';",
-            server.app_password
+            "CREATE USER 'app'@'%' IDENTIFIED BY '{pw}'; CREATE DATABASE appdb; GRANT ALL ON appdb.* TO 'app'@'%'; \
+             CREATE TABLE appdb.orders (id INT AUTO_INCREMENT PRIMARY KEY, note TEXT); \
+             CREATE USER 'appuser'@'%' IDENTIFIED BY '{pw}'; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON appdb.* TO 'appuser'@'%';",
+            pw = server.app_password
         ));
         server
     }

@@ -8,6 +8,10 @@ fn demo_fails_over_and_back_and_every_check_passes() {
         .stdout_has("check dr serves    ok")
         .stdout_has("failback           ok")
         .stdout_has("check prod serves  ok")
+        .stdout_has(&format!("{:<18} ok", "db failover"))
+        .stdout_has(&format!("{:<18} ok", "check db is sync"))
+        .stdout_has(&format!("{:<18} ok", "db failback"))
+        .stdout_has(&format!("{:<18} ok", "check db is primary"))
         .stdout_has("All checks passed")
         .run();
     // Per-step timings list the top-level steps in script order, whichever finished first.
@@ -24,7 +28,7 @@ fn demo_fails_over_and_back_and_every_check_passes() {
     }
     // Each phase left a report with a timeline.
     let runs: Vec<_> = std::fs::read_dir(ran.path().join("demo/state/runs")).unwrap().flatten().collect();
-    assert_eq!(runs.len(), 3, "preflight, failover, failback");
+    assert_eq!(runs.len(), 5, "preflight, failover, failback, db failover, db failback");
     for run in runs {
         let html = std::fs::read_to_string(run.path().join("report.html")).unwrap();
         assert!(html.contains("<svg"), "{}", run.path().display());
