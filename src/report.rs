@@ -213,7 +213,7 @@ fn downtime_ms(records: &[Record]) -> Option<i64> {
 }
 
 /// Metrics a switch writes about the situation, shown as sentences rather than raw values.
-const SITUATION_METRICS: &[&str] = &["switch", "downtime", "fencing", "rpo"];
+const SITUATION_METRICS: &[&str] = &["switch", "downtime", "fencing", "rpo", "precopy_bytes", "final_copy_bytes"];
 
 /// The switch's header lines: direction and decision, what could not be reached and fenced, the
 /// RPO.
@@ -248,6 +248,13 @@ fn situation_lines(metrics: &[(String, serde_json::Value)]) -> Vec<String> {
                 unfenced.join(", ")
             )
         });
+    }
+    let bytes = |v: &serde_json::Value| crate::sync::summary::bytes(v.as_u64().unwrap_or(0));
+    if let Some(pre) = last("precopy_bytes") {
+        out.push(format!("| Copied while the source served (pre-copy) | {} |\n", bytes(pre)));
+    }
+    if let Some(fin) = last("final_copy_bytes") {
+        out.push(format!("| Copied inside the downtime | {} |\n", bytes(fin)));
     }
     if let Some(rpo) = last("rpo") {
         out.push(format!("| RPO | {} |\n", rpo.as_str().map_or_else(|| rpo.to_string(), str::to_string)));

@@ -512,7 +512,9 @@ fn an_outage_in_the_middle_of_the_copy_is_resumed_down_the_region_down_branch() 
     for i in 0..1500 {
         std::fs::write(bulk.join(format!("f{i:04}.xml")), format!("<f n=\"{i}\"/>").repeat(20)).unwrap();
     }
-    let mut child = world.command(&["run", &runbook("failover.rhai"), "--yes"]).spawn().unwrap();
+    // Without the pre-copy, the whole copy happens inside the downtime, where the outage lands.
+    let mut child =
+        world.command(&["run", &runbook("failover.rhai"), "--yes", "--var", "precopy=false"]).spawn().unwrap();
     let started = Instant::now();
     loop {
         if let Some(run) = world.runs().into_iter().next()
@@ -550,4 +552,123 @@ fn a_plan_with_prod_marked_down_shows_the_region_down_branch() {
     assert!(!plan.contains("Scale down prod runtime"), "{plan}");
     let normal = stdout(&world.drscript(&["plan", &runbook("failover.rhai")]));
     assert!(normal.contains("Scale down prod runtime") && !normal.contains("Quiesce what answers"), "{normal}");
+}
+
+/// Writes `n` small files into PROD's web/repository, so that a copy over HTTP takes a while.
+fn bulk(world: &World, n: usize) {
+    let dir = world.path().join("sbx/shares/prod/app/web/repository/bulk");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        std::fs::write(dir.join(format!("f{i:04}.xml")), format!("<f n=\"{i}\"/>").repeat(20)).unwrap();
+    }
+}
+
+/// Waits until the newest run's journal shows the step titled `title` finished.
+fn wait_for_step(
+    world: &World,
+    earlier: &std::collections::BTreeSet<std::path::PathBuf>,
+    title: &str,
+    child: &mut std::process::Child,
+) -> std::path::PathBuf {
+    let started = Instant::now();
+    loop {
+        if let Some(run) = world.runs().difference(earlier).next().cloned() {
+            let records = journal(&run);
+            let id =
+                records.iter().find(|r| r["event"] == "step_started" && r["title"] == title).map(|r| r["id"].clone());
+            if let Some(id) = id
+                && records.iter().any(|r| r["event"] == "step_finished" && r["id"] == id)
+            {
+                return run;
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before {title}");
+        assert!(started.elapsed() < Duration::from_secs(90), "never reached {title}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_planned_failover_precopies_while_prod_serves_and_moves_only_the_delta_inside_the_downtime() {
+    let world = World::start(&["--remote-shares"]);
+    bulk(&world, 600);
+    let prod = world.path().join("sbx/shares/prod");
+    let dr = world.path().join("sbx/shares/dr");
+    let rabbit_file = tree(&prod.join("rabbitmq"))
+        .into_keys()
+        .find(|k| k.contains("msg_store"))
+        .unwrap_or_else(|| tree(&prod.join("rabbitmq")).into_keys().next().unwrap());
+    let earlier = world.runs();
+    let mut child = world.command(&["run", &runbook("failover.rhai"), "--yes"]).spawn().unwrap();
+    let run = wait_for_step(&world, &earlier, "Pre-copy state prod → dr while prod serves", &mut child);
+    // PROD still serves: it changes, adds and deletes files before it is quiesced.
+    std::fs::write(prod.join("app/recovery/changed-after-precopy.xml"), b"<late/>").unwrap();
+    std::fs::write(prod.join("app/web/repository/bulk/f0001.xml"), b"<rewritten-after-precopy/>").unwrap();
+    std::fs::remove_file(prod.join("app/web/repository/bulk/f0002.xml")).unwrap();
+    std::fs::remove_file(prod.join("rabbitmq").join(&rabbit_file)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    world.assert_serving_kubectl("dr", "prod");
+    assert_eq!(std::fs::read(dr.join("app/recovery/changed-after-precopy.xml")).unwrap(), b"<late/>");
+    assert_eq!(std::fs::read(dr.join("app/web/repository/bulk/f0001.xml")).unwrap(), b"<rewritten-after-precopy/>");
+    assert!(dr.join("app/web/repository/bulk/f0002.xml").exists(), "application folders are not mirrored");
+    assert!(!dr.join("rabbitmq").join(&rabbit_file).exists(), "the final mirror deletes on the RabbitMQ volume");
+    assert!(tree(&prod.join("rabbitmq")) == tree(&dr.join("rabbitmq")), "the RabbitMQ volumes differ");
+
+    let records = journal(&run);
+    let pre = metric(&records, "precopy_bytes")[0].as_i64().unwrap();
+    let last = metric(&records, "final_copy_bytes")[0].as_i64().unwrap();
+    assert!(pre > 100_000, "pre-copy moved {pre} bytes");
+    assert!(last > 0 && last * 10 < pre, "the copy inside the downtime moved {last} bytes after a pre-copy of {pre}");
+    let started =
+        |title: &str| records.iter().position(|r| r["event"] == "step_started" && r["title"] == title).unwrap();
+    assert!(started("Pre-copy state prod → dr while prod serves") < started("Quiesce prod"));
+    let runs: Value = serde_json::from_slice(&world.drscript(&["runs", "--json"]).stdout).unwrap();
+    let (total, downtime) = (runs[0]["total_seconds"].as_f64().unwrap(), runs[0]["downtime_seconds"].as_f64().unwrap());
+    assert!(downtime < total, "downtime {downtime} s, total {total} s");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("Copied while the source served (pre-copy)"), "{report}");
+    assert!(report.contains("Downtime (first quiescing change"), "{report}");
+
+    let plan = stdout(&world.drscript(&["plan", &runbook("failback.rhai")]));
+    assert!(
+        plan.contains("Pre-copy state dr → prod while dr serves") && plan.contains("Copy state dr → prod"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_failover_killed_during_the_precopy_resumes_in_the_precopy_and_stops_prod_once() {
+    let world = World::start(&["--remote-shares"]);
+    bulk(&world, 600);
+    let earlier = world.runs();
+    let mut child = world
+        .command(&["run", &runbook("failover.rhai"), "--yes"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = wait_for_step(&world, &earlier, "Pre-copy RabbitMQ volume prod → dr", &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let records = journal(&run);
+    assert!(!records.iter().any(|r| r["title"] == "Quiesce prod"), "PROD was touched before the kill");
+    let (_, s) = status_json(&world);
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "prod"}), "nothing was stopped yet");
+    let resumed = world.drscript(&["resume", "--yes"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    world.assert_serving_kubectl("dr", "prod");
+    let records = journal(&run);
+    world::assert_no_step_ran_twice(&records, "killed in the pre-copy");
+    let quiesced = records.iter().filter(|r| r["event"] == "step_started" && r["title"] == "Quiesce prod").count();
+    assert_eq!(quiesced, 1, "PROD stopped once");
+}
+
+#[test]
+fn precopy_false_skips_the_precopy_and_says_so() {
+    let world = World::start(&[]);
+    let log = world.run_ok("failover.rhai", &["--var", "precopy=false"]);
+    assert!(log.contains("no pre-copy: --var precopy=false"), "{log}");
+    assert!(!log.contains("Pre-copy"), "{log}");
+    world.assert_serving_kubectl("dr", "prod");
 }

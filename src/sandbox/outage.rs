@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -62,7 +63,18 @@ impl Part {
 pub struct Gate {
     public: SocketAddr,
     mode: watch::Sender<GateMode>,
+    /// The mode the serving loop has put in force (listener closed or open), so that `set`
+    /// returns only once a new connection meets the new mode.
+    applied: Arc<AtomicU8>,
     task: tokio::task::JoinHandle<()>,
+}
+
+fn code(mode: GateMode) -> u8 {
+    match mode {
+        GateMode::Open => 0,
+        GateMode::Refuse => 1,
+        GateMode::Hang => 2,
+    }
 }
 
 impl Gate {
@@ -71,8 +83,9 @@ impl Gate {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let public = listener.local_addr().map_err(|e| Error::io("sandbox gate address", e))?;
         let (mode, rx) = watch::channel(GateMode::Open);
-        let task = tokio::spawn(serve(Some(listener), public, backend, rx));
-        Ok(Gate { public, mode, task })
+        let applied = Arc::new(AtomicU8::new(code(GateMode::Open)));
+        let task = tokio::spawn(serve(Some(listener), public, backend, rx, applied.clone()));
+        Ok(Gate { public, mode, applied, task })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -83,12 +96,17 @@ impl Gate {
         *self.mode.borrow()
     }
 
+    /// Puts `mode` in force; returns once the serving loop applied it (at most a second).
     pub fn set(&self, mode: GateMode) {
         self.mode.send_if_modified(|m| {
             let changed = *m != mode;
             *m = mode;
             changed
         });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while self.applied.load(Ordering::SeqCst) != code(mode) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }
 
@@ -111,11 +129,13 @@ async fn serve(
     public: SocketAddr,
     backend: SocketAddr,
     mut rx: watch::Receiver<GateMode>,
+    applied: Arc<AtomicU8>,
 ) {
     loop {
         let mode = *rx.borrow_and_update();
         if mode == GateMode::Refuse {
             listener = None;
+            applied.store(code(mode), Ordering::SeqCst);
             if rx.changed().await.is_err() {
                 return;
             }
@@ -131,6 +151,7 @@ async fn serve(
                 }
             }
         }
+        applied.store(code(mode), Ordering::SeqCst);
         let Some(l) = listener.as_ref() else { continue };
         tokio::select! {
             accepted = l.accept() => {
