@@ -230,6 +230,9 @@ pub async fn read(config: &Config, env: &Environment, budget: Budget) -> SiteSta
 async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<String, Workload>, Option<String>) {
     let read = async {
         let cluster = Cluster::connect(env).await?;
+        listening(&cluster.server).await.map_err(|e| {
+            crate::Error::action("site_state", format!("{} API server {}", env.name, cluster.server), e)
+        })?;
         let reads = COMPONENTS.iter().map(|(component, kind)| {
             let cluster = &cluster;
             async move {
@@ -265,7 +268,35 @@ async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<Str
     }
 }
 
+/// Whether anything listens at the URL's host and port: a refused connection is an answer in
+/// milliseconds, where a client's retry budget for an unreachable server would take seconds.
+async fn listening(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = parsed.host_str().ok_or("no host")?.trim_matches(['[', ']']).to_string();
+    let port = parsed.port_or_known_default().ok_or("no port")?;
+    match tokio::net::TcpStream::connect((host.as_str(), port)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(format!("cannot reach the API server: connection refused ({host}:{port})"))
+        }
+        // Anything else (a slow network, a DNS hiccup) is for the real request to judge.
+        Err(_) => Ok(()),
+    }
+}
+
 async fn read_scheduler(env: &Environment, base: &Path, budget: Budget) -> (Reach, Scheduler, Option<String>) {
+    if let Err(e) = listening(&env.gateway).await {
+        return (
+            Reach::failed(format!(
+                "{} gateway {}: {}",
+                env.name,
+                env.gateway,
+                e.replace("the API server", "the gateway")
+            )),
+            Scheduler::Unknown,
+            None,
+        );
+    }
     match within(budget, "the gateway", crate::scheduler::scheduler_state(env, base)).await {
         Ok(state) => match state.as_str() {
             "RUNNING" => (Reach::ok(), Scheduler::Running, None),
