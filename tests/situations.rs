@@ -672,3 +672,20 @@ fn precopy_false_skips_the_precopy_and_says_so() {
     assert!(!log.contains("Pre-copy"), "{log}");
     world.assert_serving_kubectl("dr", "prod");
 }
+
+#[test]
+fn with_the_primary_database_down_db_failover_switches_to_the_sync_database() {
+    let world = World::start(&[]);
+    sandbox(&world, &["outage", "primary", "database"]);
+    let probe = world.path().join("probe.rhai");
+    std::fs::write(&probe, "db_probe(\"primary\");").unwrap();
+    let out = world.drscript(&["run", probe.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+    world.run_ok("db_failover.rhai", &[]);
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("pg-sync."), "{zone}");
+    sandbox(&world, &["restore", "primary"]);
+    let out = world.drscript(&["run", probe.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -91,10 +91,7 @@ pub mod flow_api {
     pub fn fail(ctx: NativeCallContext, message: &str) -> RhaiResult<()> {
         let exec = exec_of(&ctx);
         if exec.mode() == Mode::Plan {
-            exec.plan().push(crate::plan::PlanEntry::Note {
-                text: format!("would fail here if reached: {message}"),
-                depth: Exec::current_step().map_or(0, |f| f.number.matches('.').count() + 1),
-            });
+            super::note_in_plan(&exec, format!("would fail here if reached: {message}"));
             return Ok(());
         }
         let target = Exec::current_step().map_or_else(|| "script".to_string(), |f| format!("step {}", f.title));
@@ -135,6 +132,12 @@ pub mod flow_api {
     pub fn is_dry_run(ctx: NativeCallContext) -> bool {
         exec_of(&ctx).mode() != Mode::Live
     }
+}
+
+/// A note in the plan at the depth of the current step (what a stop would have said).
+pub fn note_in_plan(exec: &Exec, text: String) {
+    let depth = Exec::current_step().map_or(0, |f| f.number.matches('.').count() + 1);
+    exec.plan().push(crate::plan::PlanEntry::Note { text, depth });
 }
 
 fn run_step(ctx: &NativeCallContext, title: &str, body: &FnPtr) -> RhaiResult {

@@ -87,10 +87,7 @@ pub mod site_api {
     pub fn refuse(ctx: NativeCallContext, message: &str) -> RhaiResult<()> {
         let exec = exec_of(&ctx);
         if exec.mode() == Mode::Plan {
-            exec.plan().push(crate::plan::PlanEntry::Note {
-                text: format!("would refuse here if reached: {message}"),
-                depth: Exec::current_step().map_or(0, |f| f.number.matches('.').count() + 1),
-            });
+            super::super::flow::note_in_plan(&exec, format!("would refuse here if reached: {message}"));
             return Ok(());
         }
         Err(to_rhai(Error::Refused(message.to_string())))

@@ -243,6 +243,7 @@ impl Sandbox {
                 cluster: Some(std::sync::Arc::new(cluster_gate)),
                 gateway: Some(std::sync::Arc::new(gateway_gate)),
                 share: share_gate.map(std::sync::Arc::new),
+                database: None,
             });
             // The gates pass TCP through: TLS is between the client and the server behind them.
             let gate_url = |scheme: &str, g: &Option<std::sync::Arc<outage::Gate>>| {
@@ -295,9 +296,14 @@ impl Sandbox {
             let injector = spec.injector(faults::Service::Files, options.seed, "sandbox");
             components.push(Box::new(crate::sandbox::azure_files::FilesComponent::start(&dir, injector).await?));
         }
+        let mut database_gates = BTreeMap::new();
         if options.databases {
             let specs = options.like.as_ref().map_or_else(databases::DbSpec::defaults, |l| l.databases.clone());
-            if let Some(servers) = databases::Databases::start(&dir, specs).await? {
+            if let Some(servers) = databases::Databases::start(&dir, specs.clone()).await? {
+                for spec in &specs {
+                    let database = servers.gate(&spec.name);
+                    database_gates.insert(spec.name.clone(), outage::EnvGates { database, ..Default::default() });
+                }
                 components.push(Box::new(servers));
             }
         }
@@ -310,7 +316,11 @@ impl Sandbox {
             })?;
             e.gates.outage(env, parts, false)?;
         }
-        let gates = environments.iter().map(|(n, e)| (n.clone(), e.gates.clone())).collect();
+        let mut gates: BTreeMap<String, std::sync::Arc<outage::EnvGates>> =
+            environments.iter().map(|(n, e)| (n.clone(), e.gates.clone())).collect();
+        for (name, g) in database_gates {
+            gates.entry(name).or_insert_with(|| std::sync::Arc::new(g));
+        }
         let mut control = control::Control::start(gates, arm_handle.clone()).await?;
         if let Some(e) = environments.get(&active) {
             control.follow_storage_failover(arm_handle, e.gates.clone());

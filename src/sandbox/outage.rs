@@ -34,6 +34,8 @@ pub enum Part {
     Cluster,
     Gateway,
     Share,
+    /// A database server of the sandbox (its "environment" is the database's name).
+    Database,
 }
 
 impl Part {
@@ -44,9 +46,10 @@ impl Part {
             "gateway" => Ok(vec![Part::Gateway]),
             "share" | "shares" | "storage" => Ok(vec![Part::Share]),
             "region" | "all" => Ok(vec![Part::Cluster, Part::Gateway, Part::Share]),
-            other => {
-                Err(Error::Usage(format!("outage part `{other}`: use cluster, gateway, share or region (all of them)")))
-            }
+            "database" | "db" => Ok(vec![Part::Database]),
+            other => Err(Error::Usage(format!(
+                "outage part `{other}`: use cluster, gateway, share, region (all of them), or database (with a database's name)"
+            ))),
         }
     }
 
@@ -55,6 +58,7 @@ impl Part {
             Part::Cluster => "cluster",
             Part::Gateway => "gateway",
             Part::Share => "share",
+            Part::Database => "database",
         }
     }
 }
@@ -188,6 +192,7 @@ pub struct EnvGates {
     pub cluster: Option<Arc<Gate>>,
     pub gateway: Option<Arc<Gate>>,
     pub share: Option<Arc<Gate>>,
+    pub database: Option<Arc<Gate>>,
 }
 
 impl EnvGates {
@@ -196,6 +201,7 @@ impl EnvGates {
             Part::Cluster => self.cluster.as_ref(),
             Part::Gateway => self.gateway.as_ref(),
             Part::Share => self.share.as_ref(),
+            Part::Database => self.database.as_ref(),
         }
     }
 
@@ -217,7 +223,7 @@ impl EnvGates {
 
     /// Brings every part back.
     pub fn restore(&self) {
-        for gate in [&self.cluster, &self.gateway, &self.share].into_iter().flatten() {
+        for gate in [&self.cluster, &self.gateway, &self.share, &self.database].into_iter().flatten() {
             gate.set(GateMode::Open);
         }
     }
@@ -225,7 +231,7 @@ impl EnvGates {
     /// Each part's mode, for `sandbox status`.
     pub fn modes(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();
-        for part in [Part::Cluster, Part::Gateway, Part::Share] {
+        for part in [Part::Cluster, Part::Gateway, Part::Share, Part::Database] {
             if let Some(g) = self.gate(part) {
                 m.insert(part.name().to_string(), serde_json::to_value(g.mode()).unwrap_or_default());
             }

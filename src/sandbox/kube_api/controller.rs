@@ -475,6 +475,13 @@ impl PodLifecycle<'_> {
         self.controller.events.record(pod, level, reason, message, "kubelet");
     }
 
+    /// The kubelet's events of a container that started: image present, created, started.
+    fn container_started(&self, pod: &Value, image: &str, container: &str) {
+        self.event(pod, Level::Normal, "Pulled", &format!("Container image \"{image}\" already present on machine"));
+        self.event(pod, Level::Normal, "Created", &format!("Created container {container}"));
+        self.event(pod, Level::Normal, "Started", &format!("Started container {container}"));
+    }
+
     async fn run(&self, ready_after: Duration, stuck: Option<Stuck>) {
         // About 40% of the start goes to creating the containers, the rest to the readiness probe.
         let creating = ready_after.mul_f64(0.4);
@@ -519,14 +526,7 @@ impl PodLifecycle<'_> {
                 }) else {
                     return;
                 };
-                self.event(
-                    &pod,
-                    Level::Normal,
-                    "Pulled",
-                    &format!("Container image \"{image}\" already present on machine"),
-                );
-                self.event(&pod, Level::Normal, "Created", &format!("Created container {container}"));
-                self.event(&pod, Level::Normal, "Started", &format!("Started container {container}"));
+                self.container_started(&pod, &image, &container);
                 self.event(&pod, Level::Warning, "BackOff", "Back-off restarting failed container");
             }
             None => {
@@ -541,14 +541,7 @@ impl PodLifecycle<'_> {
                 }) else {
                     return;
                 };
-                self.event(
-                    &pod,
-                    Level::Normal,
-                    "Pulled",
-                    &format!("Container image \"{image}\" already present on machine"),
-                );
-                self.event(&pod, Level::Normal, "Created", &format!("Created container {container}"));
-                self.event(&pod, Level::Normal, "Started", &format!("Started container {container}"));
+                self.container_started(&pod, &image, &container);
                 tokio::time::sleep(ready_after.saturating_sub(creating)).await;
                 self.step(|p| {
                     for c in p["status"]["conditions"].as_array_mut().into_iter().flatten() {

@@ -166,6 +166,14 @@ pub async fn handle(
     }
     let address = api.address.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let get = method == Method::GET;
+    let request = || Request {
+        identity: &identity,
+        method: &method,
+        query: &query,
+        accept: &accept,
+        content_type: &content_type,
+        body: &body,
+    };
     match segments.as_slice() {
         ["version"] if get => json_reply(StatusCode::OK, &discovery::version()),
         ["healthz" | "livez" | "readyz"] if get => (StatusCode::OK, "ok").into_response(),
@@ -198,28 +206,8 @@ pub async fn handle(
         ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] if method == Method::POST => {
             json_reply(StatusCode::CREATED, &auth::self_review(&identity))
         }
-        ["api", "v1", rest @ ..] => {
-            let request = Request {
-                identity: &identity,
-                method: &method,
-                query: &query,
-                accept: &accept,
-                content_type: &content_type,
-                body: &body,
-            };
-            resource(&api, "", rest, &request)
-        }
-        ["apis", "apps", "v1", rest @ ..] => {
-            let request = Request {
-                identity: &identity,
-                method: &method,
-                query: &query,
-                accept: &accept,
-                content_type: &content_type,
-                body: &body,
-            };
-            resource(&api, "apps", rest, &request)
-        }
+        ["api", "v1", rest @ ..] => resource(&api, "", rest, &request()),
+        ["apis", "apps", "v1", rest @ ..] => resource(&api, "apps", rest, &request()),
         _ => status(404, "NotFound", "the server could not find the requested resource", json!({})),
     }
 }
