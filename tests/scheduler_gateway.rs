@@ -152,3 +152,37 @@ async fn a_pause_the_read_back_does_not_confirm_is_an_error() {
     let err = set_scheduler(&env, dir.path(), Action::Pause).await.unwrap_err().to_string();
     assert!(err.contains("accepted Pause but the scheduler reports RUNNING"), "{err}");
 }
+
+/// `query=Status` is drscript's assumption, not Adeptia's documented procedure: a gateway that
+/// does not know it (or a config that says it has none) gives an unknown state with the reason,
+/// never a failure; Pause and Resume still work, taking the state from their own answers.
+#[tokio::test]
+async fn a_gateway_without_the_status_query_reads_as_unknown_and_still_pauses() {
+    use drscript::scheduler::read_scheduler;
+    let dir = tempfile::tempdir().unwrap();
+    let server = GatewayServer::start(0, GatewayAuthMode::None, SchedulerState::Running).await.unwrap();
+    // A query this gateway does not know: it answers 400.
+    let env = env_for(dir.path(), &server.url(), "scheduler_status_query = \"SchedulerStatus\"\n");
+    let reading = read_scheduler(&env, dir.path()).await.unwrap();
+    assert_eq!(reading.state, None);
+    let note = reading.note.unwrap();
+    assert!(note.contains("query=SchedulerStatus") && note.contains("assumption"), "{note}");
+    let report = set_scheduler(&env, dir.path(), Action::Pause).await.unwrap();
+    assert!(report.changed && !report.verified, "{report:?}");
+    assert_eq!(report.after.as_deref(), Some("PAUSED"), "taken from the Pause answer");
+    assert_eq!(server.state(), SchedulerState::Paused);
+    assert!(!server.calls().iter().any(|c| c == "Status"), "{:?}", server.calls());
+
+    // No status query at all: nothing is asked.
+    let env = env_for(dir.path(), &server.url(), "scheduler_status_query = \"\"\n");
+    let calls = server.calls().len();
+    let reading = read_scheduler(&env, dir.path()).await.unwrap();
+    assert_eq!(reading.state, None);
+    assert!(reading.note.unwrap().contains("scheduler_status_query = \"\""));
+    assert_eq!(server.calls().len(), calls, "nothing sent");
+
+    // A gateway that does not answer is still an error.
+    drop(server);
+    let env = env_for(dir.path(), "http://127.0.0.1:9", "");
+    assert!(read_scheduler(&env, dir.path()).await.is_err());
+}

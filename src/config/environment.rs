@@ -37,6 +37,16 @@ pub struct Environment {
     pub shares: BTreeMap<String, Share>,
     /// The `[storage.NAME]` account that backs this environment's shares.
     pub storage_account: Option<String>,
+    /// The gateway query that reads the scheduler's state back (`query=Status` by default). It
+    /// is not part of Adeptia's documented procedure: an assumption drscript makes, which a
+    /// customer's gateway may not share. `""` says the gateway has none: the state is then
+    /// `unknown`, taken from what Pause/Resume answer where they say.
+    #[serde(default = "default_status_query")]
+    pub scheduler_status_query: String,
+}
+
+fn default_status_query() -> String {
+    "Status".to_string()
 }
 
 #[derive(Debug, Clone, Deserialize)]

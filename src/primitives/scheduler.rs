@@ -31,8 +31,10 @@ pub mod scheduler_api {
         super::run(&exec_of(&ctx), env, Action::Resume).map_err(to_rhai)
     }
 
-    /// The scheduler state of `env`: `"PAUSED"` or `"RUNNING"` (read with `query=Status`, which
-    /// the sandbox's gateway answers; a gateway that does not is an error). In a plan: `""`.
+    /// The scheduler state of `env`: `"PAUSED"` or `"RUNNING"`, read with the environment's
+    /// `scheduler_status_query` (`Status` by default, an assumption of drscript's); `"UNKNOWN"`,
+    /// with a warning naming the assumption, when the gateway answers without a state. An
+    /// unreachable gateway is an error. In a plan: `""`.
     #[rhai_fn(return_raw)]
     pub fn scheduler_state(ctx: NativeCallContext, env: Dynamic) -> RhaiResult<String> {
         super::state(&exec_of(&ctx), env).map_err(to_rhai)

@@ -95,8 +95,11 @@ fn check_success(gateway: &Gateway, action: Action, reply: &Value) -> Result<()>
 }
 
 /// Reads the state, or `None` when the gateway does not answer a status query.
-async fn read_state(gateway: &mut Gateway, action: Action) -> Option<String> {
-    match gateway.get_json(action.primitive(), &scheduler_path("Status")).await {
+async fn read_state(gateway: &mut Gateway, action: Action, query: &str) -> Option<String> {
+    if query.is_empty() {
+        return None;
+    }
+    match gateway.get_json(action.primitive(), &scheduler_path(query)).await {
         Ok(reply) => state_of(&reply),
         Err(e) => {
             tracing::debug!("{}: no status read-back: {e}", gateway.target());
@@ -109,7 +112,8 @@ async fn read_state(gateway: &mut Gateway, action: Action) -> Option<String> {
 /// `config_dir` is the folder of the config file (secret files are relative to it).
 pub async fn set_scheduler(env: &Environment, config_dir: &Path, action: Action) -> Result<SchedulerReport> {
     let mut gateway = Gateway::new(env, config_dir)?;
-    let before = read_state(&mut gateway, action).await;
+    let query = env.scheduler_status_query.as_str();
+    let before = read_state(&mut gateway, action, query).await;
     if before.as_deref() == Some(action.wanted()) {
         return Ok(SchedulerReport {
             target: gateway.target(),
@@ -122,7 +126,7 @@ pub async fn set_scheduler(env: &Environment, config_dir: &Path, action: Action)
     }
     let reply = gateway.get_json(action.primitive(), &scheduler_path(action.query())).await?;
     check_success(&gateway, action, &reply)?;
-    let (after, verified) = match read_state(&mut gateway, action).await {
+    let (after, verified) = match read_state(&mut gateway, action, query).await {
         Some(state) => (Some(state), true),
         None => (state_of(&reply), false),
     };
@@ -145,13 +149,51 @@ pub async fn set_scheduler(env: &Environment, config_dir: &Path, action: Action)
     })
 }
 
-/// The scheduler state of `env` (`PAUSED`, `RUNNING`), read with `query=Status`.
-pub async fn scheduler_state(env: &Environment, config_dir: &Path) -> Result<String> {
+/// The scheduler's state as far as the gateway tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerReading {
+    /// `PAUSED`, `RUNNING` (or another state the gateway names); `None`: unknown.
+    pub state: Option<String>,
+    /// Why it is unknown, naming the assumption.
+    pub note: Option<String>,
+}
+
+/// Reads the scheduler state of `env` with its `scheduler_status_query` (`Status` by default).
+/// A gateway that cannot be reached is an error; one that answers without a state (it does not
+/// know the query) gives an unknown state with the reason, never an error: the query is an
+/// assumption of drscript's, not part of the documented procedure.
+pub async fn read_scheduler(env: &Environment, config_dir: &Path) -> Result<SchedulerReading> {
+    let query = env.scheduler_status_query.as_str();
+    if query.is_empty() {
+        let note = format!("{}: scheduler_status_query = \"\" (the gateway has no status query)", env.name);
+        return Ok(SchedulerReading { state: None, note: Some(note) });
+    }
     let mut gateway = Gateway::new(env, config_dir)?;
-    let reply = gateway.get_json("scheduler_state", &scheduler_path("Status")).await?;
-    state_of(&reply).ok_or_else(|| {
-        Error::action("scheduler_state", gateway.target(), "the gateway's reply names no scheduler state")
-    })
+    let target = gateway.target();
+    let unknown = |why: String| SchedulerReading {
+        state: None,
+        note: Some(format!(
+            "{target} does not tell the scheduler state with query={query} ({why}); that query is an assumption of drscript's, set scheduler_status_query for this gateway"
+        )),
+    };
+    match gateway.get_json("scheduler_state", &scheduler_path(query)).await {
+        Ok(reply) => Ok(match state_of(&reply) {
+            Some(state) => SchedulerReading { state: Some(state), note: None },
+            None => unknown("its reply names no state".to_string()),
+        }),
+        Err(e) if e.to_string().contains("cannot reach") => Err(e),
+        Err(e) => Ok(unknown(e.to_string())),
+    }
+}
+
+/// The scheduler state of `env` (`PAUSED`, `RUNNING`, or `UNKNOWN` with a warning naming the
+/// assumption when the gateway does not say).
+pub async fn scheduler_state(env: &Environment, config_dir: &Path) -> Result<String> {
+    let reading = read_scheduler(env, config_dir).await?;
+    if let Some(note) = &reading.note {
+        tracing::warn!("{note}");
+    }
+    Ok(reading.state.unwrap_or_else(|| "UNKNOWN".to_string()))
 }
 
 /// `prod gateway https://...`: how the scheduler primitives name their target without connecting.

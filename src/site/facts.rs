@@ -297,11 +297,12 @@ async fn read_scheduler(env: &Environment, base: &Path, budget: Budget) -> (Reac
             None,
         );
     }
-    match within(budget, "the gateway", crate::scheduler::scheduler_state(env, base)).await {
-        Ok(state) => match state.as_str() {
-            "RUNNING" => (Reach::ok(), Scheduler::Running, None),
-            "PAUSED" => (Reach::ok(), Scheduler::Paused, None),
-            other => (Reach::ok(), Scheduler::Unknown, Some(format!("the gateway reports `{other}`"))),
+    match within(budget, "the gateway", crate::scheduler::read_scheduler(env, base)).await {
+        Ok(reading) => match reading.state.as_deref() {
+            Some("RUNNING") => (Reach::ok(), Scheduler::Running, None),
+            Some("PAUSED") => (Reach::ok(), Scheduler::Paused, None),
+            Some(other) => (Reach::ok(), Scheduler::Unknown, Some(format!("the gateway reports `{other}`"))),
+            None => (Reach::ok(), Scheduler::Unknown, reading.note),
         },
         Err(e) if e.contains("cannot reach") || e.contains("timed out") => (Reach::failed(e), Scheduler::Unknown, None),
         // The gateway answered, just not with a state: `query=Status` is not in Adeptia's
