@@ -1,6 +1,7 @@
 //! Signing for Azure Storage: Shared Key request signatures and SAS tokens (account SAS and
-//! file service SAS), shared by the client and the emulator so both follow one reading of the
-//! "Authorize with Shared Key" and "Create an account/service SAS" references.
+//! file service SAS), after the "Authorize with Shared Key" and "Create an account/service SAS"
+//! references. The client's only: the sandbox's emulator verifies with code of its own
+//! (`sandbox/azure_files/signature.rs`), so that a misreading here cannot pass unnoticed.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
