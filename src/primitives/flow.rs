@@ -282,10 +282,13 @@ fn ask(
         || {
             let title = Exec::current_step().map(|f| f.title);
             let answer = question(exec.prompting(), title.as_deref(), message)?;
+            // The whole question is in the action's line (and the journal); a long one once.
+            let first = message.lines().next().unwrap_or_default();
+            let first = if message.contains('\n') { format!("{first} …") } else { first.to_string() };
             if answer.is_up_front() {
-                tracing::warn!("{primitive}: \"{message}\" {}", answer.describe());
+                tracing::warn!("{primitive}: \"{first}\" {}", answer.describe());
             } else {
-                tracing::info!("{primitive}: \"{message}\" {}", answer.describe());
+                tracing::info!("{primitive}: \"{first}\" {}", answer.describe());
             }
             Ok((true, Outcome::Changed))
         },
