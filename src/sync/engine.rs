@@ -150,7 +150,7 @@ pub async fn sync_report(
     let dst = Store::open(dst_ep)?;
     let live = mode == SyncMode::Live;
 
-    match src.root_exists().await {
+    match root_exists(&src, opts).await {
         Ok(true) => {}
         Ok(false) => {
             return Err(Error::Usage(format!("sync: the source {} does not exist", src_ep.location())));
@@ -171,8 +171,7 @@ pub async fn sync_report(
             )));
         }
     }
-    let dst_exists = dst
-        .root_exists()
+    let dst_exists = root_exists(&dst, opts)
         .await
         .map_err(|e| Error::action("sync_share", dst_ep.location(), format!("cannot read the destination: {e}")))?;
     if !dst_exists && live {
@@ -257,6 +256,22 @@ pub async fn sync_report(
         planned_copies,
         planned_deletions,
     })
+}
+
+/// Whether the endpoint's root exists, retrying transient failures as listings are: one 503 on
+/// the first request must not fail the whole sync.
+async fn root_exists(store: &Store, opts: &SyncOptions) -> std::result::Result<bool, OpError> {
+    let mut attempt = 1;
+    loop {
+        match store.root_exists().await {
+            Err(e) if e.retryable && attempt < opts.attempts => {
+                tracing::debug!("sync: retrying the first request after: {e}");
+                tokio::time::sleep(opts.retry_delay * 2u32.saturating_pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn newer(src: &Entry, dst: &Entry) -> bool {
