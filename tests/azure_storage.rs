@@ -2,6 +2,8 @@
 
 #[path = "azure_support/arm.rs"]
 mod arm;
+#[path = "tls_support/certs.rs"]
+mod certs;
 #[path = "dns_support/harness.rs"]
 mod harness;
 
@@ -365,45 +367,6 @@ fn an_unreachable_resource_manager_is_retried_then_named() {
     assert_no_secret(&token, &[&e, &h.journal_text()]);
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is not installed: run tests/support/requirements-kube.sh");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A private CA (`ca.pem`) and a certificate for 127.0.0.1 signed by it.
-fn certificates(dir: &std::path::Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let ca = ["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=drscript test CA"];
-    openssl(dir, &[&["req", "-x509"][..], &ec, &ca].concat());
-    let csr = ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"];
-    openssl(dir, &[&["req"][..], &ec, &csr].concat());
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-}
-
 /// A Microsoft Entra token endpoint on 127.0.0.1 over HTTPS: answers every request with
 /// `token` and records each request's first line and form body.
 async fn token_endpoint(dir: &std::path::Path, token: String, seen: Arc<Mutex<Vec<String>>>) -> String {
@@ -472,7 +435,7 @@ async fn token_endpoint(dir: &std::path::Path, token: String, seen: Arc<Mutex<Ve
 #[test]
 fn a_service_principal_gets_its_token_from_the_configured_authority() {
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
+    certs::certificates(dir.path());
     // The test's CA is the only one trusted in this process (nextest runs each test alone).
     unsafe { std::env::set_var("SSL_CERT_FILE", dir.path().join("ca.pem")) };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -2,8 +2,10 @@
 //! private CA trusted, `gateway_insecure` turns verification off. The gateway here is a small
 //! HTTPS responder with a certificate made by `openssl` for 127.0.0.1.
 
+#[path = "tls_support/certs.rs"]
+mod certs;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use drscript::config::{Config, Environment};
@@ -11,54 +13,6 @@ use drscript::scheduler::{Action, set_scheduler};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is not installed: run tests/support/requirements-kube.sh");
-    assert!(status.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&status.stderr));
-}
-
-/// A private CA and a server certificate for 127.0.0.1 signed by it.
-fn certificates(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(
-        dir,
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=drscript test CA"],
-        ]
-        .concat(),
-    );
-    openssl(
-        dir,
-        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat(),
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-}
 
 /// Serves the scheduler calls over HTTPS until dropped; returns the base URL.
 async fn https_gateway(dir: &Path, state: Arc<Mutex<String>>) -> (String, tokio::task::JoinHandle<()>) {
@@ -124,7 +78,7 @@ fn environment(dir: &Path, gateway: &str, extra: &str) -> Environment {
 async fn tls_is_verified_and_a_ca_bundle_or_the_insecure_switch_admits_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
-    tokio::task::spawn_blocking(move || certificates(&d)).await.unwrap();
+    tokio::task::spawn_blocking(move || certs::certificates(&d)).await.unwrap();
     let state = Arc::new(Mutex::new("RUNNING".to_string()));
     let (url, _server) = https_gateway(dir.path(), state.clone()).await;
 
