@@ -4,10 +4,14 @@
 //! with kubectl, the Python client and drscript's binary, which must name the identity, verb and
 //! resource of a refused scale.
 
+#[path = "kube_support/clients.rs"]
+mod clients;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use clients::{kubectl, python};
 use drscript::sandbox::kube_api::{Delays, Res};
 use drscript::sandbox::{Sandbox, SandboxHandle, SandboxOptions};
 use serde_json::Value;
@@ -18,31 +22,6 @@ const RUNTIME: &str = "ac-ac-runtime";
 async fn start(dir: &Path, options: SandboxOptions) -> SandboxHandle {
     let delays = Delays { start: Duration::from_millis(100), terminate: Duration::from_millis(100) };
     Sandbox::start(&dir.join("sb"), SandboxOptions { shares: false, delays, ..options }).await.unwrap()
-}
-
-async fn kubectl(sb: &SandboxHandle, context: &str, args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(sb.kubeconfig_path()).args(["--context", context, "-n", NS]).args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("kubectl is not installed: run tests/support/requirements-kube.sh");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv-kube/bin/python");
-
-async fn python(sb: &SandboxHandle, context: &str, code: &str) -> Value {
-    let script = format!(
-        "import json, sys\nfrom kubernetes import client, config\nfrom kubernetes.client.rest import ApiException\nconfig.load_kube_config(config_file=sys.argv[1], context=sys.argv[2])\napps = client.AppsV1Api()\nout = {{}}\n{code}\nprint(json.dumps(out, default=str))\n"
-    );
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg("-c").arg(script).arg(sb.kubeconfig_path()).arg(context);
-    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap_or_else(|e| {
-        panic!("{PYTHON}: {e}: run tests/support/requirements-kube.sh (installs the Python kubernetes client)")
-    });
-    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// An HTTPS client trusting the sandbox's CA for `env`.

@@ -4,10 +4,14 @@
 //! with `ProgressDeadlineExceeded`, ReplicaSets for `rollout history`, events, `status.phase`
 //! field selectors, and `kubectl apply`'s limits — checked with kubectl and the Python client.
 
+#[path = "kube_support/clients.rs"]
+mod clients;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clients::{kubectl, kubectl_in, python};
 use drscript::config::Config;
 use drscript::kube::{Cluster, Kind, ScaleOptions, scale};
 use drscript::sandbox::kube_api::{Delays, Res, Stuck};
@@ -24,42 +28,12 @@ async fn start(dir: &Path, start: Duration) -> (SandboxHandle, Config) {
     (sb, config)
 }
 
-async fn kubectl_in(kubeconfig: &Path, context: &str, args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(kubeconfig).args(["--context", context, "-n", NS]).args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("kubectl is not installed: run tests/support/requirements-kube.sh");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-async fn kubectl(sb: &SandboxHandle, context: &str, args: &[&str]) -> (bool, String) {
-    kubectl_in(&sb.kubeconfig_path(), context, args).await
-}
-
 async fn kubectl_json(sb: &SandboxHandle, context: &str, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);
     let (ok, text) = kubectl(sb, context, &all).await;
     assert!(ok, "kubectl {args:?}: {text}");
     serde_json::from_str(&text).unwrap()
-}
-
-const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv-kube/bin/python");
-
-/// The official Python client's view of `code`'s `out` (a JSON value printed by the script).
-async fn python(sb: &SandboxHandle, context: &str, code: &str) -> Value {
-    let script = format!(
-        "import json, sys\nfrom kubernetes import client, config\nconfig.load_kube_config(config_file=sys.argv[1], context=sys.argv[2])\ncore = client.CoreV1Api()\n{code}\nprint(json.dumps(out, default=str))\n"
-    );
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg("-c").arg(script).arg(sb.kubeconfig_path()).arg(context);
-    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap_or_else(|e| {
-        panic!("{PYTHON}: {e}: run tests/support/requirements-kube.sh (installs the Python kubernetes client)")
-    });
-    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn condition<'a>(deployment: &'a Value, kind: &str) -> &'a Value {

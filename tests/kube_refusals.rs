@@ -5,7 +5,9 @@
 //! `limit`/`continue` paging with bad (400) and expired (410) tokens, and `dryRun=All` (validated,
 //! nothing stored; any other value 422).
 
-use std::process::Command;
+#[path = "kube_support/clients.rs"]
+mod clients;
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -22,54 +24,22 @@ use serde_json::{Value, json};
 const NS: &str = "adeptia";
 const RUNTIME: &str = "ac-ac-runtime";
 
+/// kubectl against the prod context.
+async fn kubectl(sb: &SandboxHandle, args: &[&str]) -> (bool, String) {
+    clients::kubectl(sb, "prod", args).await
+}
+
+/// The official Python client against the prod context.
+async fn python(sb: &SandboxHandle, code: &str) -> Value {
+    clients::python(sb, "prod", code).await
+}
+
 async fn start(dir: &std::path::Path) -> (SandboxHandle, Cluster) {
     let delays = Delays { start: Duration::from_millis(100), terminate: Duration::from_millis(100) };
     let sb = Sandbox::start(dir, SandboxOptions { shares: false, delays, ..SandboxOptions::default() }).await.unwrap();
     let config = Config::load(&sb.config_path()).unwrap();
     let cluster = Cluster::connect(config.environment("prod").unwrap()).await.unwrap();
     (sb, cluster)
-}
-
-/// kubectl against the prod context, off the runtime's threads.
-async fn kubectl(sb: &SandboxHandle, args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(sb.kubeconfig_path()).args(["--context", "prod", "-n", NS]).args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("kubectl is not installed: run tests/support/requirements-kube.sh");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv-kube/bin/python");
-
-const PRELUDE: &str = r#"
-import json, sys
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
-config.load_kube_config(config_file=sys.argv[1], context="prod")
-apps, core = client.AppsV1Api(), client.CoreV1Api()
-out = {}
-def err(call):
-    try:
-        call()
-        return None
-    except ApiException as e:
-        return {"status": e.status, "body": json.loads(e.body)}
-"#;
-
-/// Runs `code` with the official Python client (`apps`, `core`, `err`, `out` in scope) and
-/// returns `out` as JSON.
-async fn python(sb: &SandboxHandle, code: &str) -> Value {
-    let script = format!("{PRELUDE}\n{code}\nprint(json.dumps(out, default=str))\n");
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg("-c").arg(script).arg(sb.kubeconfig_path());
-    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap_or_else(|e| {
-        panic!("{PYTHON}: {e}: run tests/support/requirements-kube.sh (installs the Python kubernetes client)")
-    });
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn api_error(e: kube::Error) -> (u16, String, String) {
