@@ -375,11 +375,16 @@ impl Mariadb {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let user = if is_root() { "root".to_string() } else { std::env::var("USER").unwrap_or_default() };
+        // A temporary folder of its own: servers bootstrapping at the same time in one /tmp
+        // collide on their temporary tables ("Could not remove temporary table").
+        let tmp = d.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         run(
             Command::new(maria_bin("mariadb-install-db"))
                 .args(["--no-defaults", "--auth-root-authentication-method=socket", "--skip-test-db"])
                 .arg(format!("--user={user}"))
-                .arg(format!("--datadir={}", d.join("data").display())),
+                .arg(format!("--datadir={}", d.join("data").display()))
+                .arg(format!("--tmpdir={}", tmp.display())),
             "mariadb-install-db",
         );
         let port = free_port();
@@ -387,6 +392,7 @@ impl Mariadb {
         let child = Command::new(maria_bin("mariadbd"))
             .arg("--no-defaults")
             .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--log-error={}", log_path.display()))
