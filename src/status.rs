@@ -24,18 +24,13 @@ pub struct StatusOptions {
 pub fn status(config: &Config, state_dir: &Path, options: &StatusOptions) -> Result<bool> {
     let runtime = crate::runner::runtime()?;
     loop {
-        let situation = runtime.block_on(site::read(config, &[], options.budget, Some(state_dir), None))?;
+        let history = site::history::runs(state_dir)?;
+        let situation = runtime.block_on(site::read(config, &[], options.budget, &history, None))?;
         if let Some(path) = &options.openmetrics {
             write_atomically(path, &site::render::openmetrics(&situation))?;
         }
         if options.json {
-            let mut v = serde_json::to_value(&situation).map_err(|e| Error::Other(e.to_string()))?;
-            for (i, e) in situation.environments.iter().enumerate() {
-                v["environments"][i]["processing"] = e.processing().map_or(serde_json::Value::Null, Into::into);
-                v["environments"][i]["quiesced"] = e.quiesced().into();
-                v["environments"][i]["serving"] = e.serving().into();
-                v["environments"][i]["reachable"] = e.reachable().into();
-            }
+            let v = site::render::json(&situation);
             out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
         } else {
             if options.watch.is_some() && options.color {

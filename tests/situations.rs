@@ -48,7 +48,14 @@ fn snapshot(world: &World) -> (Value, String, Value) {
 }
 
 fn status_json(world: &World) -> (Option<i32>, Value) {
-    let out = world.drscript(&["status", "--json", "--timeout", "3"]);
+    status_json_with(world, &[])
+}
+
+/// `drscript status --json` with the default budget per part, or `extra` flags.
+fn status_json_with(world: &World, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["status", "--json"];
+    args.extend_from_slice(extra);
+    let out = world.drscript(&args);
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
     (out.status.code(), v)
 }
@@ -269,7 +276,7 @@ fn status_tells_each_situation_apart() {
     assert!(text.contains("dr cluster: ") && text.contains("DOWN"), "{text}");
     sandbox(&world, &["outage", "dr", "cluster", "--hang"]);
     let started = Instant::now();
-    let (_, s) = status_json(&world);
+    let (_, s) = status_json_with(&world, &["--timeout", "3"]);
     assert!(started.elapsed() < Duration::from_secs(10), "status waited {:?} on a hanging cluster", started.elapsed());
     assert!(env_of(&s, "dr")["cluster"]["error"].as_str().unwrap().contains("timed out"), "{s}");
     sandbox(&world, &["restore", "dr"]);

@@ -121,16 +121,6 @@ fn to_map(value: Value) -> Map {
     rhai::serde::to_dynamic(value).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default()
 }
 
-/// A state with its judgements, as scripts see it.
-fn state_json(s: &site::SiteState) -> Value {
-    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
-    v["processing"] = s.processing().map_or(Value::Null, Value::Bool);
-    v["quiesced"] = Value::Bool(s.quiesced());
-    v["serving"] = Value::Bool(s.serving());
-    v["reachable"] = Value::Bool(s.reachable());
-    v
-}
-
 /// The environment named by `--var down=NAME` in a plan: it is pictured unreachable.
 fn assumed_down(exec: &Exec) -> Option<String> {
     exec.var("down").filter(|v| !v.is_empty()).cloned()
@@ -147,11 +137,7 @@ fn placeholder(exec: &Exec, e: &crate::config::Environment, serving: bool) -> si
         COMPONENTS
             .iter()
             .map(|(c, _)| {
-                let configured = match *c {
-                    "runtime" => e.replicas.runtime,
-                    "listener" => e.replicas.listener,
-                    _ => e.replicas.rabbitmq,
-                } as i32;
+                let configured = site::facts::configured(e, c);
                 let n = if serving || *c == "rabbitmq" { configured } else { 0 };
                 let name = format!("{}-ac-{c}", e.release);
                 (c.to_string(), Workload { name, desired: n, ready: n, configured })
@@ -210,29 +196,22 @@ fn site_state(exec: &Arc<Exec>, e: &Env) -> Result<Map> {
         || placeholder(exec, &env, env.name == config.primary()),
         || exec.block_on(async { Ok(site::facts::read(&config, &env, b).await) }),
     )?;
-    Ok(to_map(state_json(&state)))
+    Ok(to_map(site::render::state_json(&state)))
 }
 
-fn read_situation(exec: &Arc<Exec>, names: &[String]) -> Result<site::Situation> {
+/// The runs of this run's state directory, newest first (none outside a journaled run).
+fn run_history(exec: &Exec) -> Result<Vec<site::RunSummary>> {
+    match exec.run_context() {
+        Some(run) => site::history::runs(&run.state_dir),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn read_situation(exec: &Arc<Exec>, names: &[String], history: &[site::RunSummary]) -> Result<site::Situation> {
     let config = exec.config()?.clone();
-    let run = exec.run_context().cloned();
+    let current = exec.run_context().map(|r| r.run_id.clone());
     let b = budget(exec);
-    exec.block_on(async {
-        site::read(
-            &config,
-            names,
-            b,
-            run.as_ref().map(|r| r.state_dir.as_path()),
-            run.as_ref().map(|r| r.run_id.as_str()),
-        )
-        .await
-    })
-}
-
-fn situation_json(s: &site::Situation) -> Value {
-    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
-    v["environments"] = Value::Array(s.environments.iter().map(state_json).collect());
-    v
+    exec.block_on(async { site::read(&config, names, b, history, current.as_deref()).await })
 }
 
 fn situation(exec: &Arc<Exec>) -> Result<Map> {
@@ -241,8 +220,9 @@ fn situation(exec: &Arc<Exec>) -> Result<Map> {
         let envs = config.environments.values().map(|e| placeholder(exec, e, e.name == config.primary())).collect();
         site::judge(envs, None, &[], None)
     };
-    let s = exec.query("situation", "all environments", placeholder, || read_situation(exec, &[]))?;
-    Ok(to_map(situation_json(&s)))
+    let s =
+        exec.query("situation", "all environments", placeholder, || read_situation(exec, &[], &run_history(exec)?))?;
+    Ok(to_map(site::render::json(&s)))
 }
 
 fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
@@ -258,13 +238,12 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
         let envs = vec![placeholder(exec, &from.0, true), placeholder(exec, &to.0, false)];
         site::judge(envs, None, &[], None)
     };
+    let all_runs = run_history(exec)?;
     let situation = exec.query("switch_check", &format!("{f} → {t}"), placeholder, || {
-        read_situation(exec, &[f.clone(), t.clone()])
+        read_situation(exec, &[f.clone(), t.clone()], &all_runs)
     })?;
-    let (history, current): (Vec<_>, Vec<_>) = match exec.run_context() {
-        Some(run) => site::history::runs(&run.state_dir)?.into_iter().partition(|r| r.run_id != run.run_id),
-        None => Default::default(),
-    };
+    let this_run = exec.run_context().map(|r| r.run_id.as_str());
+    let (history, current): (Vec<_>, Vec<_>) = all_runs.into_iter().partition(|r| Some(r.run_id.as_str()) != this_run);
     let resuming = current.iter().any(|r| {
         r.from.as_deref() == Some(f.as_str())
             && r.to.as_deref() == Some(t.as_str())
@@ -305,8 +284,8 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
         "decision": decision.name(),
         "table": table,
         "verdict": situation.summary,
-        "from": state_json(fs),
-        "to": state_json(ts),
+        "from": site::render::state_json(fs),
+        "to": site::render::state_json(ts),
         "dns_points_at": situation.dns_points_at(),
         "parts": [],
         "why": "",

@@ -185,6 +185,17 @@ impl Scheduler {
     }
 }
 
+/// The replicas of `component` that the config restores when `env` becomes active.
+pub fn configured(env: &Environment, component: &str) -> i32 {
+    let r = &env.replicas;
+    let n = match component {
+        "runtime" => r.runtime,
+        "listener" => r.listener,
+        _ => r.rabbitmq,
+    };
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 /// How long each part may take before it counts as unreachable ("timed out after …").
 #[derive(Debug, Clone, Copy)]
 pub struct Budget(pub Duration);
@@ -230,7 +241,7 @@ pub async fn read(config: &Config, env: &Environment, budget: Budget) -> SiteSta
 async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<String, Workload>, Option<String>) {
     let read = async {
         let cluster = Cluster::connect(env).await?;
-        listening(&cluster.server).await.map_err(|e| {
+        listening("the API server", &cluster.server).await.map_err(|e| {
             crate::Error::action("site_state", format!("{} API server {}", env.name, cluster.server), e)
         })?;
         let reads = COMPONENTS.iter().map(|(component, kind)| {
@@ -245,11 +256,6 @@ async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<Str
     match within(budget, "the API server", read).await {
         Err(e) => (Reach::failed(e), BTreeMap::new(), None),
         Ok(infos) => {
-            let configured = |c: &str| match c {
-                "runtime" => env.replicas.runtime,
-                "listener" => env.replicas.listener,
-                _ => env.replicas.rabbitmq,
-            } as i32;
             let version = infos.iter().find(|(c, _)| *c == "runtime").map(|(_, i)| i.version.clone());
             let workloads = infos
                 .into_iter()
@@ -258,7 +264,7 @@ async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<Str
                         name: info.name,
                         desired: info.replicas,
                         ready: info.ready,
-                        configured: configured(c),
+                        configured: configured(env, c),
                     };
                     (c.to_string(), w)
                 })
@@ -270,14 +276,14 @@ async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<Str
 
 /// Whether anything listens at the URL's host and port: a refused connection is an answer in
 /// milliseconds, where a client's retry budget for an unreachable server would take seconds.
-async fn listening(url: &str) -> Result<(), String> {
+async fn listening(what: &str, url: &str) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     let host = parsed.host_str().ok_or("no host")?.trim_matches(['[', ']']).to_string();
     let port = parsed.port_or_known_default().ok_or("no port")?;
     match tokio::net::TcpStream::connect((host.as_str(), port)).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err(format!("cannot reach the API server: connection refused ({host}:{port})"))
+            Err(format!("cannot reach {what}: connection refused ({host}:{port})"))
         }
         // Anything else (a slow network, a DNS hiccup) is for the real request to judge.
         Err(_) => Ok(()),
@@ -285,17 +291,8 @@ async fn listening(url: &str) -> Result<(), String> {
 }
 
 async fn read_scheduler(env: &Environment, base: &Path, budget: Budget) -> (Reach, Scheduler, Option<String>) {
-    if let Err(e) = listening(&env.gateway).await {
-        return (
-            Reach::failed(format!(
-                "{} gateway {}: {}",
-                env.name,
-                env.gateway,
-                e.replace("the API server", "the gateway")
-            )),
-            Scheduler::Unknown,
-            None,
-        );
+    if let Err(e) = listening("the gateway", &env.gateway).await {
+        return (Reach::failed(format!("{} gateway {}: {e}", env.name, env.gateway)), Scheduler::Unknown, None);
     }
     match within(budget, "the gateway", crate::scheduler::read_scheduler(env, base)).await {
         Ok(reading) => match reading.state.as_deref() {

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::error::Result;
 use crate::journal::{self, Event};
@@ -120,9 +119,11 @@ fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
                 s.from = text("from");
                 s.to = text("to");
                 s.decision = text("decision");
-                if let Some(list) = value["unfenced"].as_array() {
-                    s.unfenced = list.iter().filter_map(Value::as_str).map(str::to_string).collect();
-                }
+            }
+            // What a region-down switch could not quiesce (`{env, unfenced: [parts]}`).
+            Event::Metric { name, value } if name == "fencing" => {
+                let parts = value["unfenced"].as_array().map_or(0, Vec::len);
+                s.unfenced = value["env"].as_str().filter(|_| parts > 0).map(str::to_string).into_iter().collect();
             }
             Event::Metric { name, value } if name == "rpo" => s.rpo = value.as_str().map(str::to_string),
             Event::Metric { name, value } if name == "downtime" => match value.as_str() {

@@ -11,8 +11,6 @@ pub mod history;
 pub mod render;
 pub mod verdict;
 
-use std::path::Path;
-
 pub use decision::{Decision, Intent, decide};
 pub use facts::{Budget, SiteState};
 pub use history::RunSummary;
@@ -25,12 +23,13 @@ use crate::dns::record::{RecordType, normalize};
 pub const APP_RECORD: &str = "app";
 
 /// Reads `names` (every environment of the config when empty) and the application record at the
-/// same time, and judges them against the runs of `state_dir`.
+/// same time, and judges them against `history` (the state directory's runs, newest first, see
+/// [`history::runs`]), leaving out `current_run`.
 pub async fn read(
     config: &Config,
     names: &[String],
     budget: Budget,
-    state_dir: Option<&Path>,
+    history: &[RunSummary],
     current_run: Option<&str>,
 ) -> crate::Result<Situation> {
     let names: Vec<String> = if names.is_empty() {
@@ -47,11 +46,7 @@ pub async fn read(
     }
     let reads = envs.iter().map(|env| facts::read(config, env, budget));
     let (states, dns) = tokio::join!(futures::future::join_all(reads), read_dns(config, APP_RECORD, budget));
-    let history = match state_dir {
-        Some(dir) => history::runs(dir)?,
-        None => Vec::new(),
-    };
-    Ok(judge(states, dns, &history, current_run))
+    Ok(judge(states, dns, history, current_run))
 }
 
 /// The record `record` of `[dns.records]` as the provider holds it, and the role (environment)

@@ -7,6 +7,24 @@ use std::fmt::Write as _;
 use super::facts::{COMPONENTS, Scheduler, SiteState};
 use super::verdict::{Situation, Verdict};
 
+/// One environment as JSON, with the judgements `processing`, `quiesced`, `serving`, `reachable`
+/// (what scripts and `status --json` see).
+pub fn state_json(s: &SiteState) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    v["processing"] = s.processing().map_or(serde_json::Value::Null, serde_json::Value::Bool);
+    v["quiesced"] = serde_json::Value::Bool(s.quiesced());
+    v["serving"] = serde_json::Value::Bool(s.serving());
+    v["reachable"] = serde_json::Value::Bool(s.reachable());
+    v
+}
+
+/// The situation as JSON: the documented structure of `drscript status --json`.
+pub fn json(s: &Situation) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    v["environments"] = serde_json::Value::Array(s.environments.iter().map(state_json).collect());
+    v
+}
+
 /// ANSI colours, or none.
 struct Paint(bool);
 
