@@ -199,6 +199,21 @@ fn a_share_with_an_expired_sas_proposes_no_storage_failover() {
     let sig = expired.split('&').find_map(|kv| kv.strip_prefix("sig=")).unwrap();
     assert!(!err.contains(sig), "the SAS signature leaked");
     assert_eq!(snapshot(&world), before);
+    // status tells the same, as a denied share with its expiry, and shows no SAS field either.
+    let out = Command::new(BIN)
+        .args(["--config", "sbx/expired.toml", "status", "--json"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let app = &env_of(&status, "prod")["shares"]["app"];
+    assert_eq!(app["problem"], "denied", "{app}");
+    assert_eq!(app["sas_days_left"], -3, "{app}");
+    assert!(app["error"].as_str().unwrap().contains("SAS expired 3 day(s) ago"), "{app}");
+    for field in expired.split('&').filter_map(|kv| kv.split_once('=')).map(|(_, v)| v).filter(|v| v.len() > 4) {
+        assert!(!text.contains(field), "status printed a SAS field value {field}");
+    }
     let arm = &world.status()["components"]["arm"];
     assert_eq!(arm["storage_accounts"][0]["properties"]["failoverInProgress"], Value::Null, "{arm}");
 }
