@@ -81,7 +81,14 @@ impl PlanRecorder {
                 PlanEntry::Action { primitive, target, detail, depth } => {
                     let indent = "  ".repeat(*depth + 1);
                     let detail = if detail.is_empty() { String::new() } else { format!("  {detail}") };
-                    lines.push((format!("{indent}- {primitive} {target}{detail}"), None));
+                    // A long question keeps its lines under its action.
+                    let text = format!("{primitive} {target}{detail}")
+                        .lines()
+                        .enumerate()
+                        .map(|(i, l)| if i == 0 || l.is_empty() { l.to_string() } else { format!("{indent}  {l}") })
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    lines.push((format!("{indent}- {text}"), None));
                 }
                 PlanEntry::Note { text, depth } => {
                     let indent = "  ".repeat(*depth + 1);

@@ -18,7 +18,9 @@ fn the_journal(world: &World) -> Vec<serde_json::Value> {
 fn preflight_then_failover_then_failback() {
     let world = World::start(&[]);
     let plan = world.drscript(&["plan", &format!("{RUNBOOKS}/failover.rhai")]);
-    assert!(String::from_utf8_lossy(&plan.stdout).contains("no earlier run of failover.rhai"));
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.contains("no earlier run of failover.rhai"), "{plan}");
+    assert!(plan.contains("(pictured for the plan, nothing was read: `drscript status` reads it)"), "{plan}");
     world.run_ok("preflight.rhai", &[]);
     world.assert_serving_initially();
     let log = world.run_ok("failover.rhai", &[]);
