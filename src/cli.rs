@@ -314,6 +314,10 @@ pub struct SandboxUpArgs {
     /// [default: random with --faults (printed), else 0]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Let the sandbox's DNS resolvers keep an answer up to SECONDS (capped by its TTL), as real
+    /// resolvers do: a switch then shows resolvers that still answer the old value
+    #[arg(long, value_name = "SECONDS", default_value = "0")]
+    pub dns_cache: f64,
     /// Serve each environment's shares through an Azure Files emulator (the same folders on
     /// disk), so that `sandbox outage ENV share` can take them down
     #[arg(long)]

@@ -596,6 +596,12 @@ impl Exec {
     pub fn metric(&self, name: &str, value: serde_json::Value) -> Result<()> {
         self.journal(Event::Metric { name: name.to_string(), value })
     }
+
+    /// A warning from a primitive: logged, and journaled so that the report lists it.
+    pub fn warning(&self, message: &str) -> Result<()> {
+        tracing::warn!("{message}");
+        self.journal(Event::Log { level: "warn".to_string(), message: message.to_string() })
+    }
 }
 
 fn join_words(words: &[&str]) -> String {

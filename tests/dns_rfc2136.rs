@@ -286,3 +286,22 @@ fn dropped_connections_are_retried_and_a_server_that_keeps_dropping_them_is_name
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3, "one exchange, three attempts");
     assert_eq!(named.dig(&format!("app.{ZONE}"), "A"), ["10.0.1.1"], "nothing changed");
 }
+
+#[test]
+fn wait_resolvers_asks_a_real_server_and_names_one_that_still_answers_the_old_value() {
+    let named = Named::start();
+    let toml =
+        config(&named, KEY_NAME).replacen("[dns]\n", &format!("[dns]\nresolvers = [\"{}\"]\n", named.server()), 1);
+    let h = Harness::new(&toml, &[("tsig.key", &format!("{}\n", named.secret))], Mode::Live);
+    let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
+    // Before the switch the server answers PROD's address: a short wait ends with it named.
+    let before = dns::resolvers::wait_resolvers(&h.exec, &spec, Some(Duration::from_millis(300))).unwrap();
+    assert_eq!((before.agreed, before.total), (0, 1), "{before:?}");
+    assert_eq!(before.laggards(), [format!("{} still answers 10.0.0.1 (TTL 300 s)", named.server())]);
+    dns::set_dns(&h.exec, &spec).unwrap();
+    let after = dns::resolvers::wait_resolvers(&h.exec, &spec, None).unwrap();
+    assert_eq!((after.agreed, after.total), (1, 1), "{after:?}");
+    assert_eq!(after.answers[0].values, ["10.0.1.1"]);
+    assert_eq!(after.answers[0].ttl, named.dig_ttl(&format!("app.{ZONE}"), "A").unwrap(), "dig sees the same TTL");
+    assert!(h.journal_text().contains("\"dns_resolvers\""), "the report gets the figure");
+}

@@ -257,6 +257,9 @@ impl Config {
                     return Err(err(&key, "`targets` needs at least one role = value"));
                 }
             }
+            if let Some(bad) = dns.resolvers.iter().find(|r| !crate::dns::resolvers::valid_form(r)) {
+                return Err(err(&["dns", "resolvers"], &format!("`{bad}` is not host, host:port, IP or IP:port")));
+            }
             // Provider settings after the records: a record's own mistake is the more specific one.
             let missing = match dns.provider.as_str() {
                 "rfc2136" if dns.server.is_none() => Some("server"),

@@ -62,6 +62,12 @@ pub struct Dns {
     pub resource_group: Option<String>,
     /// sandbox: the zone file that the sandbox serves.
     pub zone_file: Option<PathBuf>,
+    /// The resolvers clients use (`host[:port]`, port 53 by default): after a switch, the
+    /// runbooks wait until they answer the new value (`wait_resolvers`).
+    #[serde(default)]
+    pub resolvers: Vec<String>,
+    /// The longest wait for the resolvers; default the record's TTL plus 10 s.
+    pub resolver_wait_secs: Option<u64>,
     #[serde(default)]
     pub records: BTreeMap<String, DnsRecord>,
     #[serde(skip)]

@@ -9,6 +9,7 @@
 pub mod azure_zone;
 pub mod provider;
 pub mod record;
+pub mod resolvers;
 pub mod rfc2136;
 
 use std::time::{Duration, Instant};

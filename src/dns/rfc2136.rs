@@ -100,20 +100,7 @@ impl Rfc2136 {
                 return Err(self.error_for(primitive, &what, &format!("query failed: {code}")));
             }
         }
-        let mut values = Vec::new();
-        let mut ttl = 0;
-        for record in response.answers.iter().filter(|r| r.name == name) {
-            let value = match (&record.data, record_type) {
-                (RData::A(a), RecordType::A) => a.0.to_string(),
-                (RData::AAAA(a), RecordType::Aaaa) => a.0.to_string(),
-                (RData::CNAME(c), RecordType::Cname) => c.0.to_ascii().trim_end_matches('.').to_string(),
-                _ => continue,
-            };
-            ttl = record.ttl;
-            values.push(value);
-        }
-        values.sort();
-        Ok((!values.is_empty()).then_some(RecordState { values, ttl }))
+        Ok(answer_of(&response, &name, record_type))
     }
 
     /// Replaces the record set with the single value of `spec`: one message that deletes the
@@ -264,7 +251,25 @@ impl Rfc2136 {
     }
 }
 
-fn wire_type(record_type: RecordType) -> WireType {
+/// The record set an answer holds for `name`/`record_type`, values sorted.
+pub(super) fn answer_of(response: &Message, name: &Name, record_type: RecordType) -> Option<RecordState> {
+    let mut values = Vec::new();
+    let mut ttl = 0;
+    for record in response.answers.iter().filter(|r| &r.name == name) {
+        let value = match (&record.data, record_type) {
+            (RData::A(a), RecordType::A) => a.0.to_string(),
+            (RData::AAAA(a), RecordType::Aaaa) => a.0.to_string(),
+            (RData::CNAME(c), RecordType::Cname) => c.0.to_ascii().trim_end_matches('.').to_string(),
+            _ => continue,
+        };
+        ttl = record.ttl;
+        values.push(value);
+    }
+    values.sort();
+    (!values.is_empty()).then_some(RecordState { values, ttl })
+}
+
+pub(super) fn wire_type(record_type: RecordType) -> WireType {
     match record_type {
         RecordType::A => WireType::A,
         RecordType::Aaaa => WireType::AAAA,
@@ -272,7 +277,7 @@ fn wire_type(record_type: RecordType) -> WireType {
     }
 }
 
-fn wire_name(name: &str) -> Result<Name> {
+pub(super) fn wire_name(name: &str) -> Result<Name> {
     let mut n = Name::from_ascii(name.trim_end_matches('.'))
         .map_err(|e| Error::Usage(format!("`{name}` is not a valid DNS name: {e}")))?;
     n.set_fqdn(true);

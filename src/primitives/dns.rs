@@ -183,6 +183,38 @@ pub mod dns_api {
         let exec = exec_of(&ctx);
         to_value(&dns::wait_dns(&exec, name, value, &opts).map_err(to_rhai)?)
     }
+
+    /// Waits until every resolver of `[dns] resolvers` (the ones clients use) answers the
+    /// record `record`'s target for `role`, asking them all at once with backoff, for at most
+    /// `[dns] resolver_wait_secs` (default the record's TTL plus 10 s). Resolvers that still
+    /// answer the old value then are a warning naming them, not a failure: the authority is
+    /// switched and their caches expire by themselves. Returns `#{name, type, expected, agreed,
+    /// total, answers, waited_ms}`; with no resolvers configured, `total` is 0 and nothing is
+    /// asked. Plans do not ask; dry runs ask once.
+    ///
+    /// ```rhai
+    /// set_dns("app", "dr");
+    /// wait_resolvers("app", "dr");
+    /// ```
+    #[rhai_fn(name = "wait_resolvers", return_raw)]
+    pub fn wait_resolvers(ctx: NativeCallContext, record: &str, role: &str) -> RhaiResult {
+        resolvers_for(&ctx, record, role, None)
+    }
+
+    /// `wait_resolvers(record, role, #{timeout})`; `timeout` in seconds.
+    #[rhai_fn(name = "wait_resolvers", return_raw)]
+    pub fn wait_resolvers_opts(ctx: NativeCallContext, record: &str, role: &str, options: Map) -> RhaiResult {
+        check_keys("wait_resolvers", &options, &["timeout"])?;
+        let timeout = opt_secs("wait_resolvers", &options, "timeout")?;
+        resolvers_for(&ctx, record, role, timeout)
+    }
+}
+
+fn resolvers_for(ctx: &NativeCallContext, record: &str, role: &str, timeout: Option<Duration>) -> RhaiResult {
+    let exec = exec_of(ctx);
+    let config = exec.config().map_err(to_rhai)?;
+    let spec = dns::record::from_config(config, record, role).map_err(to_rhai)?;
+    to_value(&dns::resolvers::wait_resolvers(&exec, &spec, timeout).map_err(to_rhai)?)
 }
 
 pub fn register(engine: &mut rhai::Engine) {

@@ -6,19 +6,22 @@ use serde_json::Value;
 
 use super::Component;
 use super::arm::{self, ArmHandle};
+use super::dns_resolver;
 use super::dns_zone::{self, DnsZoneFile};
 use crate::error::Result;
 
-/// The application and database records, starting at PROD and the primary database.
+/// The application and database records, starting at PROD and the primary database, and the
+/// resolvers clients ask about them.
 pub struct DnsZone {
     zone: DnsZoneFile,
     section: String,
+    resolvers: Vec<dns_resolver::Resolver>,
 }
 
 impl DnsZone {
     pub fn create(dir: &std::path::Path) -> Result<DnsZone> {
         let (zone, section) = dns_zone::create_for_sandbox(dir)?;
-        Ok(DnsZone { zone, section })
+        Ok(DnsZone { zone, section, resolvers: Vec::new() })
     }
 }
 
@@ -35,7 +38,18 @@ impl DnsZone {
                 zone.set(r.zone.trim_end_matches('.'), &r.name, &r.record_type, r.ttl, vec![value])?;
             }
         }
-        Ok(DnsZone { section: shape.dns_config(dns_zone::SANDBOX_ZONE_FILE), zone })
+        Ok(DnsZone { section: shape.dns_config(dns_zone::SANDBOX_ZONE_FILE), zone, resolvers: Vec::new() })
+    }
+
+    /// Starts `count` resolvers answering from the zone (each caching up to `cache`) and lists
+    /// them as `[dns] resolvers` in the config.
+    pub async fn with_resolvers(mut self, count: usize, cache: std::time::Duration) -> Result<DnsZone> {
+        for _ in 0..count {
+            self.resolvers.push(dns_resolver::Resolver::start(self.zone.clone(), cache).await?);
+        }
+        let list: Vec<String> = self.resolvers.iter().map(|r| format!("\"{}\"", r.address())).collect();
+        self.section = self.section.replacen("[dns]\n", &format!("[dns]\nresolvers = [{}]\n", list.join(", ")), 1);
+        Ok(self)
     }
 }
 

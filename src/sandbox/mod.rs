@@ -16,6 +16,7 @@ pub mod components;
 mod control;
 pub mod databases;
 pub mod db_certs;
+pub mod dns_resolver;
 pub mod dns_zone;
 pub mod faults;
 pub mod files;
@@ -68,6 +69,9 @@ pub struct SandboxOptions {
     pub faults: Option<faults::FaultSpec>,
     /// The seed of the faults' RNG (`sandbox up --seed`), also the seed of the pods' start jitter.
     pub seed: u64,
+    /// The longest time the sandbox's DNS resolvers keep an answer (`sandbox up --dns-cache`);
+    /// 0 by default, so that a switch is seen at once.
+    pub dns_cache: Duration,
     /// Serve each environment's shares through an Azure Files emulator of its own (account =
     /// the environment's name, the same folders on disk), so that a storage outage can be
     /// simulated; local folders otherwise.
@@ -97,6 +101,7 @@ impl Default for SandboxOptions {
             like: None,
             faults: None,
             seed: 0,
+            dns_cache: Duration::ZERO,
             remote_shares: false,
             outages: Vec::new(),
             stuck: Vec::new(),
@@ -285,6 +290,7 @@ impl Sandbox {
             Some(shape) if !shape.records.is_empty() => components::DnsZone::create_like(&dir, shape, &active)?,
             _ => components::DnsZone::create(&dir)?,
         };
+        let dns = dns.with_resolvers(2, options.dns_cache).await?;
         let mut components: Vec<Box<dyn Component>> = vec![Box::new(dns)];
         let arm = components::Arm::start(&dir, options.storage_failover).await?;
         let arm_handle = arm.handle().clone();
