@@ -231,9 +231,11 @@ impl Exec {
         if self.is_cancelled() { Err(interrupted()) } else { Ok(()) }
     }
 
-    /// Runs a future to completion on the runtime, giving up when the run is cancelled.
+    /// Runs a future to completion on the runtime, giving up when the run is cancelled. The
+    /// future belongs to the current step (what it waits for shows on the step's line).
     pub fn block_on<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let cancel = self.cancel.clone();
+        let fut = crate::view::status::in_step(fut);
         self.runtime.block_on(async move {
             tokio::select! {
                 biased;
@@ -477,7 +479,7 @@ impl Exec {
         }
         let started = Instant::now();
         let result = read();
-        self.finish_action(primitive, target, "", started, result.as_ref().map(|_| Outcome::Unchanged), "read")?;
+        self.finish_action(primitive, target, "", started, result.as_ref().map(|_| Outcome::Unchanged), Kind::Read)?;
         result
     }
 
@@ -490,6 +492,22 @@ impl Exec {
         detail: &str,
         described: impl FnOnce() -> T,
         apply: impl FnOnce() -> Result<(T, Outcome)>,
+    ) -> Result<T> {
+        self.change_telling(primitive, target, detail, described, || {
+            apply().map(|(value, outcome)| (value, outcome, None))
+        })
+    }
+
+    /// [`Exec::change`] whose `apply` also says what it did (`copied 296 files (1.9 MiB), ...`):
+    /// the action's one log line then ends with that instead of the planned `detail` (which the
+    /// journal keeps).
+    pub fn change_telling<T>(
+        &self,
+        primitive: &str,
+        target: &str,
+        detail: &str,
+        described: impl FnOnce() -> T,
+        apply: impl FnOnce() -> Result<(T, Outcome, Option<String>)>,
     ) -> Result<T> {
         self.check_cancelled()?;
         if self.mode() != Mode::Live {
@@ -510,12 +528,12 @@ impl Exec {
         }
         let started = Instant::now();
         match apply() {
-            Ok((value, outcome)) => {
-                self.finish_action(primitive, target, detail, started, Ok(outcome), "change")?;
+            Ok((value, outcome, told)) => {
+                self.finish_action(primitive, target, detail, started, Ok(outcome), Kind::Change(told.as_deref()))?;
                 Ok(value)
             }
             Err(e) => {
-                self.finish_action(primitive, target, detail, started, Err(&e), "change")?;
+                self.finish_action(primitive, target, detail, started, Err(&e), Kind::Change(None))?;
                 Err(e)
             }
         }
@@ -538,17 +556,18 @@ impl Exec {
         detail: &str,
         started: Instant,
         outcome: std::result::Result<Outcome, &Error>,
-        kind: &str,
+        kind: Kind<'_>,
     ) -> Result<()> {
         let duration_ms = started.elapsed().as_millis() as u64;
         let (outcome, error) = match outcome {
             Ok(Outcome::Changed) => ("ok".to_string(), None),
-            Ok(Outcome::Unchanged) if kind == "read" => ("read".to_string(), None),
+            Ok(Outcome::Unchanged) if kind == Kind::Read => ("read".to_string(), None),
             Ok(Outcome::Unchanged) => ("unchanged".to_string(), None),
             Err(e) => ("failed".to_string(), Some(e)),
         };
-        if kind == "change" {
+        if let Kind::Change(told) = kind {
             match error {
+                None if told.is_some() => tracing::info!("{primitive} {target}: {}", told.unwrap_or_default()),
                 None => tracing::info!(
                     "{}{}",
                     join_words(&[primitive, target, detail]),
@@ -579,6 +598,14 @@ impl Exec {
     pub fn metric(&self, name: &str, value: serde_json::Value) -> Result<()> {
         self.journal(Event::Metric { name: name.to_string(), value })
     }
+}
+
+/// What an action was, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind<'a> {
+    Read,
+    /// A change, with what it did when it says so itself.
+    Change(Option<&'a str>),
 }
 
 fn join_words(words: &[&str]) -> String {
