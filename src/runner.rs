@@ -291,7 +291,9 @@ fn execute(
     // The plain log's last line; on a terminal the live view ends with the summary instead.
     const PLAIN: &str = crate::view::PLAIN_ONLY;
     match &result {
-        Ok(()) => tracing::info!(target: PLAIN, "run {run_id} finished in {seconds:.1}s; report: {}", report_path.display()),
+        Ok(()) => {
+            tracing::info!(target: PLAIN, "run {run_id} finished in {seconds:.1}s; report: {}", report_path.display())
+        }
         Err(e) if e.exit_code() == exit::STOPPED => tracing::warn!(
             target: PLAIN,
             "run {run_id} stopped after {seconds:.1}s; continue with `drscript resume {run_id}`; report: {}",

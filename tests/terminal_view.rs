@@ -57,11 +57,8 @@ fn a_failover_on_a_terminal_shows_what_runs_what_it_waits_for_and_how_it_ended()
     let mut child = pair.slave.spawn_command(cmd).unwrap();
     drop(pair.slave);
 
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(
-        NonZeroU16::new(ROWS).unwrap(),
-        NonZeroU16::new(COLS).unwrap(),
-        0,
-    )));
+    let parser =
+        Arc::new(Mutex::new(vt100::Parser::new(NonZeroU16::new(ROWS).unwrap(), NonZeroU16::new(COLS).unwrap(), 0)));
     let raw = Arc::new(Mutex::new(Vec::<u8>::new()));
     let mut reader = pair.master.try_clone_reader().unwrap();
     let reading = {
@@ -169,7 +166,9 @@ fn the_same_failover_without_a_terminal_keeps_the_plain_log_lines() {
     let syncs: Vec<&str> = stderr.lines().filter(|l| l.contains("→ dr.shares.app/web/repository")).collect();
     assert_eq!(syncs.len(), 2, "the pre-copy and the copy, once each:\n{stderr}");
     for line in &syncs {
-        assert!(line.contains("INFO sync_share prod.shares.app/web/repository → dr.shares.app/web/repository: copied "));
+        assert!(
+            line.contains("INFO sync_share prod.shares.app/web/repository → dr.shares.app/web/repository: copied ")
+        );
         assert!(!line.contains("sbx/shares"), "a local path in {line}");
     }
     assert!(!stderr.contains(&world.path().join("sbx/shares").display().to_string()), "{stderr}");

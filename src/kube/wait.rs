@@ -187,7 +187,11 @@ pub async fn until_gone(
             }
             if initialised {
                 let left = pods.len();
-                crate::view::waiting(format!("{} {name} {left} pod{} left", cluster.env, if left == 1 { "" } else { "s" }));
+                crate::view::waiting(format!(
+                    "{} {name} {left} pod{} left",
+                    cluster.env,
+                    if left == 1 { "" } else { "s" }
+                ));
             }
         }
         Err(Error::action("scale", cluster.target(kind, name), "the watch ended unexpectedly"))

@@ -28,7 +28,9 @@ impl Summary<'_> {
                 "{} run {id} stopped after {took}; continue with `drscript resume {id}`",
                 console::style("■").yellow()
             ),
-            "refused" => format!("{} run {id} refused the situation: nothing was changed", console::style("■").yellow()),
+            "refused" => {
+                format!("{} run {id} refused the situation: nothing was changed", console::style("■").yellow())
+            }
             _ => format!(
                 "{} run {id} failed after {took}; fix the cause and continue with `drscript resume {id}`",
                 console::style("✗").red()
