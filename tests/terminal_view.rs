@@ -4,8 +4,10 @@
 
 mod world;
 
-use std::io::Read;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::num::NonZeroU16;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,89 @@ fn secrets(world: &World) -> Vec<String> {
     out
 }
 
+/// drscript in a pseudo-terminal, its output kept by a terminal emulator.
+struct Pty {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
+    parser: Arc<Mutex<vt100::Parser>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+    reading: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pty {
+    fn spawn(dir: &Path, args: &[&OsStr]) -> Pty {
+        let pair = native_pty_system().openpty(PtySize { rows: ROWS, cols: COLS, pixel_width: 0, pixel_height: 0 });
+        let pair = pair.unwrap();
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.args(args);
+        cmd.cwd(dir);
+        cmd.env_remove("NO_COLOR");
+        cmd.env("TERM", "xterm-256color");
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let rows = NonZeroU16::new(ROWS).unwrap();
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, NonZeroU16::new(COLS).unwrap(), 0)));
+        let raw = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let reading = {
+            let (parser, raw) = (parser.clone(), raw.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    parser.lock().unwrap().process(&buf[..n]);
+                    raw.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            })
+        };
+        Pty { child, master: pair.master, parser, raw, reading: Some(reading) }
+    }
+
+    /// The screen's rows, trailing blanks cut (indicatif's padded lines run into each other in
+    /// `contents()`).
+    fn rows(&self) -> Vec<String> {
+        self.parser.lock().unwrap().screen().rows(0, COLS).map(|r| r.trim_end().to_string()).collect()
+    }
+
+    /// The rows that overflowed: indicatif pads each line with spaces to the last column and lets
+    /// the terminal wrap, so a line that was too long is one that wraps with text in its last
+    /// column.
+    fn overflowing(&self) -> Vec<String> {
+        let parser = self.parser.lock().unwrap();
+        let screen = parser.screen();
+        screen
+            .rows(0, COLS)
+            .enumerate()
+            .filter(|(i, _)| {
+                let last = screen.cell(*i as u16, COLS - 1).map(|c| c.contents().trim().to_string());
+                screen.row_wrapped(*i as u16) && last.is_some_and(|c| !c.is_empty())
+            })
+            .map(|(_, row)| row)
+            .collect()
+    }
+
+    fn exited(&mut self) -> Option<bool> {
+        self.child.try_wait().unwrap().map(|s| s.success())
+    }
+
+    fn type_line(&mut self, text: &str) {
+        let mut writer = self.master.take_writer().unwrap();
+        writer.write_all(format!("{text}\r").as_bytes()).unwrap();
+        writer.flush().unwrap();
+    }
+
+    /// Everything written to the terminal, escape codes included.
+    fn finish(mut self) -> String {
+        drop(self.master);
+        if let Some(reading) = self.reading.take() {
+            let _ = reading.join();
+        }
+        String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned()
+    }
+}
+
 /// What the screen showed while the run went on.
 #[derive(Default)]
 struct Seen {
@@ -44,73 +129,32 @@ struct Seen {
 fn a_failover_on_a_terminal_shows_what_runs_what_it_waits_for_and_how_it_ended() {
     // Pods take 1.5 s to start and the file service answers slowly: long enough to be watched.
     let world = World::start_with_delays("1.5", "0.3", &["--remote-shares", "--faults", "files=slow:120ms"]);
-    let pty = native_pty_system();
-    let pair = pty.openpty(PtySize { rows: ROWS, cols: COLS, pixel_width: 0, pixel_height: 0 }).unwrap();
-    let mut cmd = CommandBuilder::new(BIN);
     let config = world.config();
     let script = format!("{RUNBOOKS}/failover.rhai");
-    cmd.args([std::ffi::OsStr::new("--config"), config.as_os_str()]);
-    cmd.args(["run", script.as_str(), "--yes"]);
-    cmd.cwd(world.path());
-    cmd.env_remove("NO_COLOR");
-    cmd.env("TERM", "xterm-256color");
-    let mut child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-
-    let parser =
-        Arc::new(Mutex::new(vt100::Parser::new(NonZeroU16::new(ROWS).unwrap(), NonZeroU16::new(COLS).unwrap(), 0)));
-    let raw = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let reading = {
-        let (parser, raw) = (parser.clone(), raw.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                parser.lock().unwrap().process(&buf[..n]);
-                raw.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        })
-    };
+    let args =
+        [OsStr::new("--config"), config.as_os_str(), OsStr::new("run"), OsStr::new(&script), OsStr::new("--yes")];
+    let mut pty = Pty::spawn(world.path(), &args);
 
     let scale_wait = Regex::new(r"Scale up dr \w+ +[\d.]+ s +dr ac-ac-\w+ \d+/\d+ ready").unwrap();
     let copy = Regex::new(r"copy [\w/]+ \d+/\d+\+? files, [\d.]+ \w+/[\d.]+ \w+").unwrap();
     let mut seen = Seen::default();
     let started = Instant::now();
-    let status = loop {
-        {
-            let parser = parser.lock().unwrap();
-            let screen = parser.screen();
-            for (i, row) in screen.rows(0, COLS).enumerate() {
-                // indicatif pads each line with spaces to the last column and lets the terminal
-                // wrap: a line that was too long is one that wraps with text in its last column.
-                let last = screen.cell(i as u16, COLS - 1).map(|c| c.contents().trim().to_string());
-                if screen.row_wrapped(i as u16) && last.is_some_and(|c| !c.is_empty()) {
-                    seen.wrapped.push(row.clone());
-                }
-                if let Some(m) = scale_wait.find(&row) {
-                    seen.scale_waits.push(m.as_str().to_string());
-                }
-                if let Some(m) = copy.find(&row) {
-                    seen.copies.push(m.as_str().to_string());
-                }
-            }
+    let ok = loop {
+        for row in pty.rows() {
+            seen.scale_waits.extend(scale_wait.find(&row).map(|m| m.as_str().to_string()));
+            seen.copies.extend(copy.find(&row).map(|m| m.as_str().to_string()));
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+        seen.wrapped.extend(pty.overflowing());
+        if let Some(ok) = pty.exited() {
+            break ok;
         }
         assert!(started.elapsed() < Duration::from_secs(180), "the failover did not finish");
         std::thread::sleep(Duration::from_millis(25));
     };
-    drop(pair.master);
-    let _ = reading.join();
-    // Row by row: indicatif's padded lines wrap into each other in `contents()`.
-    let rows: Vec<String> = parser.lock().unwrap().screen().rows(0, COLS).map(|r| r.trim_end().to_string()).collect();
+    let rows = pty.rows();
     let screen = rows.join("\n");
-    let raw = String::from_utf8_lossy(&raw.lock().unwrap()).into_owned();
-    assert!(status.success(), "the failover failed:\n{screen}");
+    let raw = pty.finish();
+    assert!(ok, "the failover failed:\n{screen}");
 
     assert!(!seen.scale_waits.is_empty(), "no scale step showed its ready count; the screen at the end:\n{screen}");
     assert!(!seen.copies.is_empty(), "no copy showed files and bytes; the screen at the end:\n{screen}");
@@ -172,4 +216,54 @@ fn the_same_failover_without_a_terminal_keeps_the_plain_log_lines() {
         assert!(!line.contains("sbx/shares"), "a local path in {line}");
     }
     assert!(!stderr.contains(&world.path().join("sbx/shares").display().to_string()), "{stderr}");
+}
+
+#[test]
+fn a_question_takes_the_live_view_off_the_screen_until_it_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ask.rhai"),
+        r#"
+step("Before", || sleep(0.3));
+step("Ask", || {
+    step("Wait beside", || sleep(0.2));
+    confirm("Is the DR database promoted?");
+});
+step("After", || sleep(0.1));
+"#,
+    )
+    .unwrap();
+    let mut pty = Pty::spawn(dir.path(), &[OsStr::new("run"), OsStr::new("ask.rhai")]);
+    let started = Instant::now();
+    let asked = loop {
+        let rows = pty.rows();
+        if rows.iter().any(|r| r.starts_with("Continue? [yes/no]")) {
+            break rows;
+        }
+        assert!(pty.exited().is_none(), "the run ended without asking:\n{}", rows.join("\n"));
+        assert!(started.elapsed() < Duration::from_secs(30), "no question:\n{}", rows.join("\n"));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = asked.join("\n");
+    // The question stands alone: the finished step above it, no live line (spinner) anywhere.
+    assert!(asked.iter().any(|r| r == ">>> Is the DR database promoted?"), "{text}");
+    assert!(asked.iter().any(|r| r.starts_with("✓ 1 Before")), "{text}");
+    let spinner = Regex::new("[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]").unwrap();
+    assert!(!spinner.is_match(&text), "the live view stayed on the screen during the question:\n{text}");
+    pty.type_line("yes");
+    let ok = loop {
+        if let Some(ok) = pty.exited() {
+            break ok;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the run did not go on:\n{}", pty.rows().join("\n"));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let rows = pty.rows();
+    let screen = rows.join("\n");
+    pty.finish();
+    assert!(ok, "{screen}");
+    for step in [r"^✓ 1 Before +\d+\.\d s$", r"^✓ 2 Ask +\d+\.\d s$", r"^✓ 3 After +\d+\.\d s$"] {
+        let step = Regex::new(step).unwrap();
+        assert!(rows.iter().any(|r| step.is_match(r)), "no `{step}`:\n{screen}");
+    }
 }

@@ -311,6 +311,8 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
                         ),
                     ));
                 }
+                let answers = if result.values.is_empty() { "nothing".to_string() } else { result.values.join(", ") };
+                crate::view::waiting(format!("DNS {fqdn} answers {answers}, waiting for {expected}"));
                 exec.sleep(interval)?;
                 interval = (interval * 3 / 2).min(Duration::from_secs(2));
             }

@@ -98,6 +98,10 @@ impl Live {
         }
     }
 
+    pub fn say(&self, text: &str) {
+        self.tree().line(redacted(text));
+    }
+
     /// Takes the live area off the screen while `f` runs (a question to the operator), then
     /// draws it again.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {

@@ -105,6 +105,19 @@ pub fn step_skipped(frame: &Frame) {
     with_live(|live| live.step_skipped(&frame.number, &frame.title));
 }
 
+/// A message of the program itself (Ctrl-C's "stopping at the next safe point"): above the live
+/// area while it draws, else straight to stderr.
+pub fn say(text: &str) {
+    let mut shown = false;
+    with_live(|live| {
+        live.say(text.trim());
+        shown = true;
+    });
+    if !shown {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{text}\n").as_bytes());
+    }
+}
+
 /// Runs `f` (a question to the operator) with the live view off the screen.
 pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
     let live = if is_active() { LIVE.read().unwrap_or_else(|e| e.into_inner()).clone() } else { None };
