@@ -493,26 +493,31 @@ impl Exec {
         described: impl FnOnce() -> T,
         apply: impl FnOnce() -> Result<(T, Outcome)>,
     ) -> Result<T> {
-        self.change_telling(primitive, target, detail, described, || {
+        self.change_shown(primitive, target, target, detail, described, || {
             apply().map(|(value, outcome)| (value, outcome, None))
         })
     }
 
-    /// [`Exec::change`] whose `apply` also says what it did (`copied 296 files (1.9 MiB), ...`):
-    /// the action's one log line then ends with that instead of the planned `detail` (which the
-    /// journal keeps).
-    pub fn change_telling<T>(
+    /// [`Exec::change`] whose log lines name the target as `shown` (`prod.shares.app/web` for a
+    /// share whose `target` is its full path or URL: the journal, the plan, errors and `-v` keep
+    /// `target`), and whose `apply` may say what it did (`copied 296 files (1.9 MiB), ...`): the
+    /// action's one log line then ends with that instead of the planned `detail`.
+    pub fn change_shown<T>(
         &self,
         primitive: &str,
         target: &str,
+        shown: &str,
         detail: &str,
         described: impl FnOnce() -> T,
         apply: impl FnOnce() -> Result<(T, Outcome, Option<String>)>,
     ) -> Result<T> {
         self.check_cancelled()?;
+        if shown != target {
+            tracing::debug!("{primitive} {target}");
+        }
         if self.mode() != Mode::Live {
             if self.mode() == Mode::DryRun {
-                tracing::info!("would {}", join_words(&[primitive, target, detail]));
+                tracing::info!("would {}", join_words(&[primitive, shown, detail]));
             }
             self.record(primitive, target, detail, "planned", None);
             self.journal(Event::Action {
@@ -529,11 +534,12 @@ impl Exec {
         let started = Instant::now();
         match apply() {
             Ok((value, outcome, told)) => {
-                self.finish_action(primitive, target, detail, started, Ok(outcome), Kind::Change(told.as_deref()))?;
+                let kind = Kind::Change { shown, told: told.as_deref() };
+                self.finish_action(primitive, target, detail, started, Ok(outcome), kind)?;
                 Ok(value)
             }
             Err(e) => {
-                self.finish_action(primitive, target, detail, started, Err(&e), Kind::Change(None))?;
+                self.finish_action(primitive, target, detail, started, Err(&e), Kind::Change { shown, told: None })?;
                 Err(e)
             }
         }
@@ -565,12 +571,12 @@ impl Exec {
             Ok(Outcome::Unchanged) => ("unchanged".to_string(), None),
             Err(e) => ("failed".to_string(), Some(e)),
         };
-        if let Kind::Change(told) = kind {
+        if let Kind::Change { shown, told } = kind {
             match error {
-                None if told.is_some() => tracing::info!("{primitive} {target}: {}", told.unwrap_or_default()),
+                None if told.is_some() => tracing::info!("{primitive} {shown}: {}", told.unwrap_or_default()),
                 None => tracing::info!(
                     "{}{}",
-                    join_words(&[primitive, target, detail]),
+                    join_words(&[primitive, shown, detail]),
                     if outcome == "unchanged" { " (unchanged)" } else { "" }
                 ),
                 // The line names the primitive and its target already.
@@ -604,8 +610,11 @@ impl Exec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind<'a> {
     Read,
-    /// A change, with what it did when it says so itself.
-    Change(Option<&'a str>),
+    /// A change: its target as the log line names it, and what it did when it says so itself.
+    Change {
+        shown: &'a str,
+        told: Option<&'a str>,
+    },
 }
 
 fn join_words(words: &[&str]) -> String {

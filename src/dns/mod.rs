@@ -158,14 +158,16 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
     } else {
         format!("{} → {} (ttl {})", old_text(&old), spec.value, spec.ttl)
     };
-    exec.change(
+    // The log line names the record; the provider (a zone file's path, a server) is for -v.
+    exec.change_shown(
         "set_dns",
         &target,
+        &spec.target(),
         &detail,
         || change.clone(),
         || {
             if same {
-                return Ok((change.clone(), Outcome::Unchanged));
+                return Ok((change.clone(), Outcome::Unchanged, None));
             }
             exec.block_on(async {
                 provider.write(spec).await?;
@@ -183,7 +185,7 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
                     )),
                 }
             })?;
-            Ok((DnsChange { applied: true, ..change.clone() }, Outcome::Changed))
+            Ok((DnsChange { applied: true, ..change.clone() }, Outcome::Changed, None))
         },
     )
 }

@@ -163,10 +163,8 @@ impl Observer for StepProgress {
 fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map> {
     let o = options(opts)?;
     let (src, dst) = (side(src)?, side(dst)?);
-    let target = format!("{} → {}", src.name(), dst.name());
-    if exec.mode() != Mode::Plan {
-        tracing::debug!("sync_share {} → {}", src.describe(), dst.describe());
-    }
+    let target = format!("{} → {}", src.describe(), dst.describe());
+    let shown = format!("{} → {}", src.name(), dst.name());
     let detail = if o.mirror {
         format!("mirror (max_delete {})", o.max_delete.describe())
     } else {
@@ -198,10 +196,10 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
             if !summary.ok() {
                 return Err(crate::sync::engine::failed(&summary));
             }
-            tracing::info!("sync_share {target}: {}", summary.outcome());
+            tracing::info!("sync_share {shown}: {}", summary.outcome());
             Ok(to_map(&summary))
         }),
-        Mode::Live => exec.change_telling("sync_share", &target, &detail, placeholder, || {
+        Mode::Live => exec.change_shown("sync_share", &target, &shown, &detail, placeholder, || {
             let summary = sync(SyncMode::Live)?;
             if !summary.ok() {
                 return Err(crate::sync::engine::failed(&summary));
