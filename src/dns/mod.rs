@@ -283,7 +283,7 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
     let source = provider.describe();
     let target = format!("{record_type} {fqdn} = {expected} ({source})");
     let base = Lookup::empty(&fqdn, record_type, &source);
-    exec.query(
+    let waited = exec.query(
         "wait_dns",
         &target,
         || base.clone(),
@@ -319,5 +319,7 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
                 interval = (interval * 3 / 2).min(Duration::from_secs(2));
             }
         },
-    )
+    );
+    crate::view::Status::here().clear();
+    waited
 }
