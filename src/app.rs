@@ -208,8 +208,9 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
             }
             if let Some(spec) = &args.faults {
                 options.faults = Some(spec.parse()?);
-                options.seed = args.seed.unwrap_or_else(rand::random);
+                options.seed = rand::random();
             }
+            options.seed = args.seed.unwrap_or(options.seed);
             options.remote_shares = args.remote_shares;
             for spec in &args.outage {
                 let (env, parts) = spec.split_once(':').ok_or_else(|| {

@@ -310,8 +310,9 @@ pub struct SandboxUpArgs {
     /// (rates as 0.2 or 20%; see docs/reliability.md)
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
-    /// Seed of the faults' random choices, to reproduce a run [default: random, printed]
-    #[arg(long, value_name = "N", requires = "faults")]
+    /// Seed of the faults' random choices and of the pods' start jitter, to reproduce a run
+    /// [default: random with --faults (printed), else 0]
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Serve each environment's shares through an Azure Files emulator (the same folders on
     /// disk), so that `sandbox outage ENV share` can take them down

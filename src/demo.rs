@@ -295,10 +295,11 @@ fn tree(root: &Path) -> std::result::Result<BTreeMap<String, String>, String> {
 fn step_timings(run_dir: &Path) -> Vec<(String, f64)> {
     let Ok(records) = journal::read(&run_dir.join("journal.jsonl")) else { return Vec::new() };
     let summary = crate::report::summarize(&records);
-    // Top-level steps in script order (parallel ones may have started in any order).
-    let mut top: Vec<_> = summary.steps.iter().filter(|s| !s.number.contains('.')).collect();
-    top.sort_by_key(|s| s.number.parse::<u32>().unwrap_or(u32::MAX));
-    top.into_iter()
+    // The summary lists steps in script order (parallel ones may have started in any order).
+    summary
+        .steps
+        .iter()
+        .filter(|s| !s.number.contains('.'))
         .map(|s| {
             let seconds = s.end.map_or(0.0, |e| (e - s.start).num_milliseconds() as f64 / 1000.0);
             (format!("{} {}", s.number, s.title), seconds)

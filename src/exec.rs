@@ -322,6 +322,19 @@ impl Exec {
         STACK.with(|s| *s.borrow_mut() = frames);
     }
 
+    /// Puts back a stack saved with [`Exec::stack`] after a plan walked a parallel branch on
+    /// this thread, dropping a reservation the branch left unused.
+    pub fn restore_stack(frames: Vec<Frame>) {
+        RESERVED.with(|r| *r.borrow_mut() = None);
+        STACK.with(|s| *s.borrow_mut() = frames);
+    }
+
+    /// The lane of the parallel branch a step entered now starts directly under (not of its
+    /// nested steps, which run inside that branch one after another).
+    fn branch_lane() -> Option<String> {
+        Self::current_step().and_then(|f| f.lane)
+    }
+
     fn lane() -> Option<String> {
         STACK.with(|s| s.borrow().iter().rev().find_map(|f| f.lane.clone()))
     }
@@ -378,10 +391,12 @@ impl Exec {
 
     pub fn push_step(&self, frame: &Frame) -> Result<()> {
         self.plan.push(PlanEntry::Step {
+            id: frame.id.clone(),
             number: frame.number.clone(),
             title: frame.title.clone(),
             depth: frame.number.matches('.').count(),
             skipped: false,
+            parallel: Self::branch_lane(),
         });
         let lane = Self::lane();
         let parent = Self::current_step().map(|f| f.id).filter(|id| !id.is_empty());
@@ -435,10 +450,12 @@ impl Exec {
 
     pub fn note_skipped(&self, frame: &Frame) -> Result<()> {
         self.plan.push(PlanEntry::Step {
+            id: frame.id.clone(),
             number: frame.number.clone(),
             title: frame.title.clone(),
             depth: frame.number.matches('.').count(),
             skipped: true,
+            parallel: Self::branch_lane(),
         });
         self.journal(Event::StepSkipped {
             id: frame.id.clone(),

@@ -17,6 +17,7 @@ pub mod dns;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod estimate;
 pub mod exec;
 pub mod journal;
 pub mod kube;

@@ -23,15 +23,33 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (
             Regex::new(
                 // The key must start a word: `prod-gateway.password: No such file` is a path.
-                r#"(?i)(^|[^\w.\-/])((?:authorization|proxy-authorization|access_token|x-access-token|x-api-key|api[-_]key|bearer_token|client_secret|password|x-ms-copy-source-authorization)["']?\s*[:=]\s*["']?)(?:(bearer|basic|sharedkey|token)\s+)?[^\s"',;&}]+"#,
+                r#"(?i)(^|[^\w.\-/])((?:authorization|proxy-authorization|access_token|x-access-token|x-api-key|api[-_]key|bearer_token|client_secret|password|x-ms-copy-source-authorization)["']?\s*[:=]\s*["']?)((?:bearer|basic|sharedkey|token)\s+)?[^\s"',;&}]+"#,
             )
             .unwrap(),
-            "${1}${2}${3} ***",
+            "${1}${2}${3}***",
         ),
         // A bare "Bearer <token>" anywhere.
         (Regex::new(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap(), "${1} ***"),
     ]
 });
+
+/// MySQL's "Access denied for user 'app'@'host' (using password: YES)" says whether a password
+/// was sent, not which: that phrase is kept whole, every other match is replaced.
+fn replace_keeping_mysql_flag(pattern: &Regex, text: &str, replacement: &str) -> String {
+    pattern
+        .replace_all(text, |c: &regex::Captures<'_>| {
+            let whole = &c[0];
+            let flag = whole.trim_start().strip_prefix("password: ").filter(|v| matches!(*v, "YES)" | "NO)"));
+            if flag.is_some() && text[..c.get(0).map_or(0, |m| m.start())].ends_with("(using") {
+                whole.to_string()
+            } else {
+                let mut out = String::new();
+                c.expand(replacement, &mut out);
+                out
+            }
+        })
+        .into_owned()
+}
 
 /// The fields of a SAS token besides `sig` (service, account and user delegation SAS). Alone
 /// they are no credential, but they say what a token grants, where and until when: in a query
@@ -140,7 +158,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     }
     for (pattern, replacement) in PATTERNS.iter() {
         if pattern.is_match(&out) {
-            out = Cow::Owned(pattern.replace_all(&out, *replacement).into_owned());
+            out = Cow::Owned(replace_keeping_mysql_flag(pattern, &out, replacement));
         }
     }
     if out.contains('?')
@@ -220,7 +238,7 @@ mod tests {
     #[test]
     fn masks_authorization_headers() {
         let r = redacted("authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc");
-        assert!(!r.contains("eyJ"), "{r}");
+        assert_eq!(r, "authorization: Bearer ***");
         let r = redacted(r#"{"ACCESS_TOKEN":"abc123456789"}"#);
         assert!(!r.contains("abc123456789"), "{r}");
     }
@@ -246,6 +264,15 @@ mod tests {
         assert_eq!(for_error("for /a/c (query restype=c&se=2031&sig=x&sv=1)"), "for /a/c (query ***)");
         register_sas("?sv=2031-01-01&sig=Zq9%2BUniqueSig%2Fabc%3D");
         assert_eq!(redact("sig Zq9+UniqueSig/abc= or Zq9%2BUniqueSig%2Fabc%3D"), "sig *** or ***");
+    }
+
+    #[test]
+    fn mysql_saying_a_password_was_used_keeps_its_words_and_a_real_one_does_not() {
+        let text = "Access denied for user 'app'@'10.0.0.4' (using password: YES)";
+        assert_eq!(redact(text), text);
+        assert_eq!(redact("(using password: NO)"), "(using password: NO)");
+        assert_eq!(redact("password: YES)"), "password: ***");
+        assert_eq!(redact("using password: hunter2"), "using password: ***");
     }
 
     #[test]

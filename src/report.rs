@@ -15,6 +15,8 @@ pub struct StepRow {
     pub number: String,
     pub title: String,
     pub lane: Option<String>,
+    /// The attempt (1, then one more per `drscript resume`) that ran it.
+    pub attempt: u32,
     pub start: DateTime<Utc>,
     pub end: Option<DateTime<Utc>>,
     pub outcome: String,
@@ -66,6 +68,7 @@ pub fn summarize(records: &[Record]) -> Summary {
                     number: number.clone(),
                     title: title.clone(),
                     lane: lane.clone(),
+                    attempt: s.attempts,
                     start: record.ts,
                     end: None,
                     outcome: "unfinished".into(),
@@ -100,7 +103,15 @@ pub fn summarize(records: &[Record]) -> Summary {
             }
         }
     }
+    // Script order within each attempt: parallel branches start together, so the journal can
+    // hold step 2's start between 1.1's and 1.2's.
+    s.steps.sort_by_key(|row| (row.attempt, script_order(&row.number)));
     s
+}
+
+/// A step number as the numbers it is made of, so that `2` sorts after `1.10` and `10` after `9`.
+fn script_order(number: &str) -> Vec<u32> {
+    number.split('.').map(|part| part.parse().unwrap_or(u32::MAX)).collect()
 }
 
 fn secs(ms: i64) -> String {
@@ -260,4 +271,51 @@ fn situation_lines(metrics: &[(String, serde_json::Value)]) -> Vec<String> {
         out.push(format!("| RPO | {} |\n", rpo.as_str().map_or_else(|| rpo.to_string(), str::to_string)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64, event: Event) -> Record {
+        Record { ts: DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap(), event }
+    }
+
+    fn started(id: &str, number: &str) -> Event {
+        Event::StepStarted { id: id.into(), number: number.into(), title: id.into(), parent: None, lane: None }
+    }
+
+    fn run(attempt: u32) -> Event {
+        Event::RunStarted {
+            run_id: "r".into(),
+            attempt,
+            script: "s.rhai".into(),
+            script_hash: "h".into(),
+            config: None,
+            mode: "live".into(),
+            vars: Default::default(),
+            pid: 1,
+        }
+    }
+
+    #[test]
+    fn steps_are_in_script_order_within_each_attempt_whatever_order_they_started_in() {
+        let records = vec![
+            at(0, run(1)),
+            at(1, started("a", "1")),
+            at(2, started("b", "2")),
+            at(3, started("a1", "1.1")),
+            at(4, started("j", "10")),
+            at(5, started("a2", "1.2")),
+            at(6, started("i", "9")),
+            at(7, run(2)),
+            at(8, started("b again", "2")),
+            at(9, started("a1 again", "1.1")),
+        ];
+        let order: Vec<String> = summarize(&records).steps.into_iter().map(|s| s.number).collect();
+        assert_eq!(order, ["1", "1.1", "1.2", "2", "9", "10", "1.1", "2"]);
+        let html = crate::report_html::html(&records);
+        let positions: Vec<usize> = ["a1 again", "b again"].iter().map(|t| html.find(t).unwrap()).collect();
+        assert!(positions[0] < positions[1], "the HTML timeline follows the same order");
+    }
 }

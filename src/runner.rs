@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::engine::{self, EngineOptions};
 use crate::error::{Error, Result, exit};
+use crate::estimate::Estimate;
 use crate::exec::{Exec, Mode, Prompting, RunContext};
 use crate::journal::{self, Event, Journal, StepOutcome};
 use crate::lock::Lock;
@@ -142,12 +143,20 @@ pub fn plan(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcom
         prepared.script.label,
         prepared.config.as_ref().map(|c| format!(" with {}", c.path.display())).unwrap_or_default()
     );
-    text.push_str(&exec.plan().render());
+    let runbook = prepared.script.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // A plan is wanted most when things are broken: an unreadable history costs the estimate only.
+    let expected =
+        Estimate::last_finished(&state_dir(options, &prepared), &runbook, &options.vars).unwrap_or_else(|e| {
+            tracing::warn!("no expected times: {e}");
+            None
+        });
+    text.push_str(&exec.plan().render(expected.as_ref()));
     text.push_str(&format!(
         "\n{} step(s), {} action(s); nothing was changed.\n",
         exec.plan().step_count(),
         exec.plan().action_count()
     ));
+    text.push_str(&crate::plan::expectation(expected.as_ref(), &runbook));
     Ok(RunOutcome { run_id: None, run_dir: None, plan: Some(text), steps: exec.plan().step_count(), seconds: 0.0 })
 }
 

@@ -17,6 +17,10 @@ fn the_journal(world: &World) -> Vec<serde_json::Value> {
 #[test]
 fn preflight_then_failover_then_failback() {
     let world = World::start(&[]);
+    let plan = world.drscript(&["plan", &format!("{RUNBOOKS}/failover.rhai")]);
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.contains("no earlier run of failover.rhai"), "{plan}");
+    assert!(plan.contains("(pictured for the plan, nothing was read: `drscript status` reads it)"), "{plan}");
     world.run_ok("preflight.rhai", &[]);
     world.assert_serving_initially();
     let log = world.run_ok("failover.rhai", &[]);
@@ -24,6 +28,18 @@ fn preflight_then_failover_then_failback() {
     world.assert_serving_kubectl("dr", "prod");
     world.run_ok("failback.rhai", &[]);
     world.assert_serving_kubectl("prod", "dr");
+    // The plan of the next failover: every step with what it took last time, parallel ones marked.
+    let plan = world.drscript(&["plan", &format!("{RUNBOOKS}/failover.rhai")]);
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    let is_step = |l: &&str| {
+        let l = l.trim_start_matches(['‖', ' ']);
+        l.starts_with(char::is_numeric) && l.split_once(". ").is_some_and(|(n, _)| !n.contains(' '))
+    };
+    let steps: Vec<&str> = plan.lines().filter(is_step).collect();
+    assert!(steps.len() > 10, "{plan}");
+    assert!(steps.iter().all(|l| l.ends_with(" s")), "a step without an expected time:\n{plan}");
+    assert!(plan.contains("‖ at the same time: 2, 3\n‖ 2. Quiesce prod"), "{plan}");
+    assert!(plan.contains("Expected total: "), "{plan}");
 }
 
 impl World {

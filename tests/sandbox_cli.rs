@@ -26,7 +26,8 @@ fn up_in_the_foreground_then_status_kubectl_a_runbook_and_down_from_other_proces
     let sandbox = dir.path().join("sb");
     let sb = sandbox.to_str().unwrap();
     let mut up = Command::new(env!("CARGO_BIN_EXE_drscript"))
-        .args(["sandbox", "up", "--dir", sb, "--start-delay", "0.2", "--stop-delay", "0.2"])
+        // `--seed` alone seeds the pods' start jitter (no faults needed).
+        .args(["sandbox", "up", "--dir", sb, "--start-delay", "0.2", "--stop-delay", "0.2", "--seed", "7"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -215,20 +215,33 @@ fn run_parallel(ctx: &NativeCallContext, branches: Array) -> RhaiResult<Array> {
         })
         .collect::<Result<_, _>>()?;
     let group = exec.next_group();
-    // Plans run branches one after another so that numbering is deterministic.
-    if exec.mode() == Mode::Plan {
-        return closures.iter().map(|c| c.call_within_context::<Dynamic>(ctx, ())).collect();
-    }
+    let lane = |i: usize| format!("p{group}.{}", i + 1);
     let parent = Exec::stack();
     let first = exec.reserve_steps(closures.len() as u32);
+    // Plans walk the branches one after another on this thread, in script order, each numbered
+    // and laned as the live run's thread will be.
+    if exec.mode() == Mode::Plan {
+        let results = closures
+            .iter()
+            .enumerate()
+            .map(|(i, closure)| {
+                Exec::adopt_stack(parent.clone(), lane(i), first + i as u32);
+                let result = closure.call_within_context::<Dynamic>(ctx, ());
+                Exec::restore_stack(parent.clone());
+                result
+            })
+            .collect();
+        return results;
+    }
     let results: Vec<RhaiResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = closures
             .iter()
             .enumerate()
             .map(|(i, closure)| {
                 let stack = parent.clone();
+                let lane = lane(i);
                 scope.spawn(move || {
-                    Exec::adopt_stack(stack, format!("p{group}.{}", i + 1), first + i as u32);
+                    Exec::adopt_stack(stack, lane, first + i as u32);
                     closure.call_within_context::<Dynamic>(ctx, ())
                 })
             })

@@ -266,7 +266,12 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
         resuming,
     };
     let decision = site::decide(&situation, fs, ts, &history, &intent);
-    let table = site::render::text(&situation, false);
+    let mut table = site::render::text(&situation, false);
+    if exec.mode() == Mode::Plan {
+        // Nothing is read in a plan: the table pictures the usual case and must not pass for a
+        // reading (`drscript status` is the reading).
+        table = format!("(pictured for the plan, nothing was read: `drscript status` reads it)\n{table}");
+    }
     exec.metric(
         site::history::SWITCH_METRIC,
         json!({

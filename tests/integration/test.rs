@@ -26,8 +26,12 @@ pub struct Ran {
 
 impl Test {
     pub fn new() -> Test {
+        Test::in_dir(tempfile::tempdir().unwrap())
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> Test {
         Test {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
@@ -156,6 +160,11 @@ impl Test {
 impl Ran {
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The next command in the same folder (its files, state dir and runs).
+    pub fn then(self) -> Test {
+        Test::in_dir(self.dir)
     }
 
     /// Run folders under the default state dir, oldest first.
