@@ -64,10 +64,6 @@ impl Screen {
         Screen(Some(live))
     }
 
-    pub fn is_live(&self) -> bool {
-        self.0.is_some()
-    }
-
     /// Ends the live view: the remaining steps are printed for good, then `summary`.
     pub fn finish(mut self, summary: &[String]) {
         if self.stop() {
