@@ -79,8 +79,7 @@ pub fn arm_cancel() -> CancellationToken {
 fn install_ctrl_c() {
     let _ = ctrlc::set_handler(move || {
         if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
-            let _ =
-                writeln!(std::io::stderr(), "\nstopping at the next safe point (press Ctrl-C again to abort at once)");
+            crate::view::say("\nstopping at the next safe point (press Ctrl-C again to abort at once)");
             if let Some(token) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 token.cancel();
             }

@@ -231,9 +231,11 @@ impl Exec {
         if self.is_cancelled() { Err(interrupted()) } else { Ok(()) }
     }
 
-    /// Runs a future to completion on the runtime, giving up when the run is cancelled.
+    /// Runs a future to completion on the runtime, giving up when the run is cancelled. The
+    /// future belongs to the current step (what it waits for shows on the step's line).
     pub fn block_on<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let cancel = self.cancel.clone();
+        let fut = crate::view::status::in_step(fut);
         self.runtime.block_on(async move {
             tokio::select! {
                 biased;
@@ -494,7 +496,7 @@ impl Exec {
         }
         let started = Instant::now();
         let result = read();
-        self.finish_action(primitive, target, "", started, result.as_ref().map(|_| Outcome::Unchanged), "read")?;
+        self.finish_action(primitive, target, "", started, result.as_ref().map(|_| Outcome::Unchanged), Kind::Read)?;
         result
     }
 
@@ -508,10 +510,31 @@ impl Exec {
         described: impl FnOnce() -> T,
         apply: impl FnOnce() -> Result<(T, Outcome)>,
     ) -> Result<T> {
+        self.change_shown(primitive, target, target, detail, described, || {
+            apply().map(|(value, outcome)| (value, outcome, None))
+        })
+    }
+
+    /// [`Exec::change`] whose log lines name the target as `shown` (`prod.shares.app/web` for a
+    /// share whose `target` is its full path or URL: the journal, the plan, errors and `-v` keep
+    /// `target`), and whose `apply` may say what it did (`copied 296 files (1.9 MiB), ...`): the
+    /// action's one log line then ends with that instead of the planned `detail`.
+    pub fn change_shown<T>(
+        &self,
+        primitive: &str,
+        target: &str,
+        shown: &str,
+        detail: &str,
+        described: impl FnOnce() -> T,
+        apply: impl FnOnce() -> Result<(T, Outcome, Option<String>)>,
+    ) -> Result<T> {
         self.check_cancelled()?;
+        if shown != target {
+            tracing::debug!("{primitive} {target}");
+        }
         if self.mode() != Mode::Live {
             if self.mode() == Mode::DryRun {
-                tracing::info!("would {}", join_words(&[primitive, target, detail]));
+                tracing::info!("would {}", join_words(&[primitive, shown, detail]));
             }
             self.record(primitive, target, detail, "planned", None);
             self.journal(Event::Action {
@@ -527,12 +550,13 @@ impl Exec {
         }
         let started = Instant::now();
         match apply() {
-            Ok((value, outcome)) => {
-                self.finish_action(primitive, target, detail, started, Ok(outcome), "change")?;
+            Ok((value, outcome, told)) => {
+                let kind = Kind::Change { shown, told: told.as_deref() };
+                self.finish_action(primitive, target, detail, started, Ok(outcome), kind)?;
                 Ok(value)
             }
             Err(e) => {
-                self.finish_action(primitive, target, detail, started, Err(&e), "change")?;
+                self.finish_action(primitive, target, detail, started, Err(&e), Kind::Change { shown, told: None })?;
                 Err(e)
             }
         }
@@ -555,20 +579,21 @@ impl Exec {
         detail: &str,
         started: Instant,
         outcome: std::result::Result<Outcome, &Error>,
-        kind: &str,
+        kind: Kind<'_>,
     ) -> Result<()> {
         let duration_ms = started.elapsed().as_millis() as u64;
         let (outcome, error) = match outcome {
             Ok(Outcome::Changed) => ("ok".to_string(), None),
-            Ok(Outcome::Unchanged) if kind == "read" => ("read".to_string(), None),
+            Ok(Outcome::Unchanged) if kind == Kind::Read => ("read".to_string(), None),
             Ok(Outcome::Unchanged) => ("unchanged".to_string(), None),
             Err(e) => ("failed".to_string(), Some(e)),
         };
-        if kind == "change" {
+        if let Kind::Change { shown, told } = kind {
             match error {
+                None if told.is_some() => tracing::info!("{primitive} {shown}: {}", told.unwrap_or_default()),
                 None => tracing::info!(
                     "{}{}",
-                    join_words(&[primitive, target, detail]),
+                    join_words(&[primitive, shown, detail]),
                     if outcome == "unchanged" { " (unchanged)" } else { "" }
                 ),
                 // The line names the primitive and its target already.
@@ -602,6 +627,17 @@ impl Exec {
         tracing::warn!("{message}");
         self.journal(Event::Log { level: "warn".to_string(), message: message.to_string() })
     }
+}
+
+/// What an action was, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind<'a> {
+    Read,
+    /// A change: its target as the log line names it, and what it did when it says so itself.
+    Change {
+        shown: &'a str,
+        told: Option<&'a str>,
+    },
 }
 
 fn join_words(words: &[&str]) -> String {

@@ -43,6 +43,7 @@ pub mod site;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod view;
 
 pub use app::main;
 pub use error::{Error, Result};

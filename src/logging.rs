@@ -1,5 +1,8 @@
 //! Logs through `tracing`: readable text on stderr by default, JSON on request, optionally a
 //! file too. Every sink writes through the redaction layer.
+//!
+//! On a terminal a run draws the live view ([`crate::view`]) instead: while it draws, the plain
+//! stderr lines are held back and the view's layer takes the events (the log file keeps them all).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -46,6 +49,37 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
     }
 }
 
+/// stderr, silent while the live view draws (it shows the same events its own way).
+#[derive(Clone, Copy)]
+struct PlainStderr;
+
+enum Plain {
+    Stderr(std::io::Stderr),
+    Held,
+}
+
+impl std::io::Write for Plain {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Plain::Stderr(s) => s.write(buf),
+            Plain::Held => Ok(buf.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Plain::Stderr(s) => s.flush(),
+            Plain::Held => Ok(()),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for PlainStderr {
+    type Writer = Plain;
+    fn make_writer(&'a self) -> Self::Writer {
+        if crate::view::is_active() { Plain::Held } else { Plain::Stderr(std::io::stderr()) }
+    }
+}
+
 #[derive(Clone)]
 struct SharedFile(Arc<Mutex<std::fs::File>>);
 
@@ -80,7 +114,10 @@ pub fn init(options: &LogOptions) -> Result<()> {
         ",kube_client::client::builder=off,kube=warn,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,tower=warn,h2=warn,azure_core=warn,typespec_client_core=warn"
     };
     let filter = || EnvFilter::new(format!("{level}{quiet_libs}"));
-    let stderr = Redacting(std::io::stderr);
+    let terminal = crate::view::Terminal::detect(options.format == LogFormat::Text, options.verbosity, !options.color);
+    crate::view::allow(terminal);
+    let view_layer = terminal.live().then(|| crate::view::ViewLayer.with_filter(filter()));
+    let stderr = Redacting(PlainStderr);
     let stderr_layer = match options.format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(stderr)
@@ -110,6 +147,6 @@ pub fn init(options: &LogOptions) -> Result<()> {
             })
         }
     };
-    let _ = tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init();
+    let _ = tracing_subscriber::registry().with(stderr_layer).with(view_layer).with(file_layer).try_init();
     Ok(())
 }

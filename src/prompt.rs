@@ -87,12 +87,16 @@ fn ask(
     if !prompting.interactive {
         return Err(Error::Stopped(format!("needs the operator but there is no terminal: {message} ({hint})")));
     }
-    let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "\n>>> {}\n{question}", crate::redact::redact(message));
-    let _ = stderr.flush();
-    drop(stderr);
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
+    // The live view steps aside: the question stands on its own until it is answered.
+    let (read, line) = crate::view::suspend(|| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\n>>> {}\n{question}", crate::redact::redact(message));
+        let _ = stderr.flush();
+        drop(stderr);
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line);
+        (read, line)
+    });
     match read {
         Ok(0) | Err(_) => Err(Error::Stopped(format!("no answer to: {message}"))),
         Ok(_) if accepted(line.trim().to_ascii_lowercase().as_str()) => Ok(Answer::Operator),

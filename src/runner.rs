@@ -271,6 +271,7 @@ fn execute(
         vars: options.vars.clone(),
         pid: std::process::id(),
     })?;
+    let screen = crate::view::Screen::start();
     tracing::info!(
         "run {run_id}{} of {}",
         if options.mode == Mode::Live { "" } else { " (dry run: nothing will be changed)" },
@@ -296,20 +297,30 @@ fn execute(
     let records = journal::read(&run_dir.join("journal.jsonl"))?;
     write_reports(&run_dir, &records)?;
     let report_path = run_dir.join("report.md");
+    // The plain log's last line; on a terminal the live view ends with the summary instead.
+    const PLAIN: &str = crate::view::PLAIN_ONLY;
     match &result {
-        Ok(()) => tracing::info!("run {run_id} finished in {seconds:.1}s; report: {}", report_path.display()),
+        Ok(()) => {
+            tracing::info!(target: PLAIN, "run {run_id} finished in {seconds:.1}s; report: {}", report_path.display())
+        }
         Err(e) if e.exit_code() == exit::STOPPED => tracing::warn!(
+            target: PLAIN,
             "run {run_id} stopped after {seconds:.1}s; continue with `drscript resume {run_id}`; report: {}",
             report_path.display()
         ),
-        Err(Error::Refused(_)) => {
-            tracing::warn!("run {run_id} refused the situation: nothing was changed; report: {}", report_path.display())
-        }
+        Err(Error::Refused(_)) => tracing::warn!(
+            target: PLAIN,
+            "run {run_id} refused the situation: nothing was changed; report: {}",
+            report_path.display()
+        ),
         Err(_) => tracing::error!(
+            target: PLAIN,
             "run {run_id} failed after {seconds:.1}s; fix the cause and continue with `drscript resume {run_id}`; report: {}",
             report_path.display()
         ),
     }
+    let summary = crate::view::Summary { run_id: &run_id, outcome, seconds, run_dir: &run_dir, records: &records };
+    screen.finish(&summary.lines());
     result?;
     Ok(RunOutcome {
         run_id: Some(run_id),

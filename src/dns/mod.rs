@@ -159,14 +159,16 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
     } else {
         format!("{} → {} (ttl {})", old_text(&old), spec.value, spec.ttl)
     };
-    exec.change(
+    // The log line names the record; the provider (a zone file's path, a server) is for -v.
+    exec.change_shown(
         "set_dns",
         &target,
+        &spec.target(),
         &detail,
         || change.clone(),
         || {
             if same {
-                return Ok((change.clone(), Outcome::Unchanged));
+                return Ok((change.clone(), Outcome::Unchanged, None));
             }
             exec.block_on(async {
                 provider.write(spec).await?;
@@ -184,7 +186,7 @@ pub fn set_dns(exec: &Exec, spec: &RecordSpec) -> Result<DnsChange> {
                     )),
                 }
             })?;
-            Ok((DnsChange { applied: true, ..change.clone() }, Outcome::Changed))
+            Ok((DnsChange { applied: true, ..change.clone() }, Outcome::Changed, None))
         },
     )
 }
@@ -282,7 +284,7 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
     let source = provider.describe();
     let target = format!("{record_type} {fqdn} = {expected} ({source})");
     let base = Lookup::empty(&fqdn, record_type, &source);
-    exec.query(
+    let waited = exec.query(
         "wait_dns",
         &target,
         || base.clone(),
@@ -312,9 +314,13 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
                         ),
                     ));
                 }
+                let answers = if result.values.is_empty() { "nothing".to_string() } else { result.values.join(", ") };
+                crate::view::waiting(format!("DNS {fqdn} answers {answers}, waiting for {expected}"));
                 exec.sleep(interval)?;
                 interval = (interval * 3 / 2).min(Duration::from_secs(2));
             }
         },
-    )
+    );
+    crate::view::Status::here().clear();
+    waited
 }

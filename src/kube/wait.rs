@@ -79,6 +79,7 @@ pub async fn until_ready<K: Scalable>(
                     errors = 0;
                     seen = true;
                     let view = o.view();
+                    crate::view::waiting(format!("{} {name} {}/{replicas} ready", cluster.env, view.ready));
                     let done = ready_for(&view, replicas);
                     last = Some(view.clone());
                     if done {
@@ -183,6 +184,14 @@ pub async fn until_gone(
             }
             if initialised && pods.is_empty() {
                 return Ok(());
+            }
+            if initialised {
+                let left = pods.len();
+                crate::view::waiting(format!(
+                    "{} {name} {left} pod{} left",
+                    cluster.env,
+                    if left == 1 { "" } else { "s" }
+                ));
             }
         }
         Err(Error::action("scale", cluster.target(kind, name), "the watch ended unexpectedly"))

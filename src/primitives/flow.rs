@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::exec::{Exec, Mode, Outcome};
 use crate::journal::Event;
 use crate::prompt;
+use crate::view::Finish;
 
 type RhaiResult<T = Dynamic> = Result<T, Box<EvalAltResult>>;
 
@@ -146,27 +147,36 @@ fn run_step(ctx: &NativeCallContext, title: &str, body: &FnPtr) -> RhaiResult {
         return Err(to_rhai(Error::Usage("step: the title must not be empty".into())));
     }
     let (frame, done) = exec.enter_step(title);
+    // The plain log's step lines; the live view draws the steps from the hooks instead.
+    const PLAIN: &str = crate::view::PLAIN_ONLY;
     if let Some(result) = done {
-        tracing::info!("↷ {} {} (finished in an earlier attempt)", frame.number, title);
+        tracing::info!(target: PLAIN, "↷ {} {} (finished in an earlier attempt)", frame.number, title);
+        crate::view::step_skipped(&frame);
         exec.note_skipped(&frame).map_err(to_rhai)?;
         return Ok(match result {
             Some(json) => rhai::serde::to_dynamic(json).unwrap_or(Dynamic::UNIT),
             None => Dynamic::UNIT,
         });
     }
-    if exec.mode() != Mode::Plan {
-        tracing::info!("▶ {} {}", frame.number, title);
+    let shown = exec.mode() != Mode::Plan;
+    if shown {
+        tracing::info!(target: PLAIN, "▶ {} {}", frame.number, title);
     }
     exec.push_step(&frame).map_err(to_rhai)?;
+    if shown {
+        crate::view::step_started(&frame);
+    }
     let started = Instant::now();
     let result = body.call_within_context::<Dynamic>(ctx, ());
-    let elapsed = started.elapsed().as_secs_f64();
+    let took = started.elapsed();
+    let elapsed = took.as_secs_f64();
     match &result {
         Ok(value) => {
             let json = serde_json::to_value(value).ok().filter(|v| !v.is_null());
             exec.pop_step(&frame, started, Ok(json)).map_err(to_rhai)?;
-            if exec.mode() != Mode::Plan {
-                tracing::info!("✓ {} {} ({elapsed:.1}s)", frame.number, title);
+            if shown {
+                crate::view::step_finished(&frame, Finish::Ok, took);
+                tracing::info!(target: PLAIN, "✓ {} {} ({elapsed:.1}s)", frame.number, title);
             }
         }
         Err(err) => {
@@ -175,12 +185,14 @@ fn run_step(ctx: &NativeCallContext, title: &str, body: &FnPtr) -> RhaiResult {
                 || failure_of(err).is_some_and(|e| matches!(*e, Error::Stopped(_)));
             let message = failure_of(err).map_or_else(|| err.to_string(), |e| e.to_string());
             exec.pop_step(&frame, started, Err((stopped, message))).map_err(to_rhai)?;
-            if exec.mode() == Mode::Plan {
+            if !shown {
                 // A rehearsal reports its findings once, as the run's error.
             } else if stopped {
-                tracing::warn!("■ {} {} stopped after {elapsed:.1}s", frame.number, title);
+                crate::view::step_finished(&frame, Finish::Stopped, took);
+                tracing::warn!(target: PLAIN, "■ {} {} stopped after {elapsed:.1}s", frame.number, title);
             } else {
-                tracing::error!("✗ {} {} failed after {elapsed:.1}s", frame.number, title);
+                crate::view::step_finished(&frame, Finish::Failed, took);
+                tracing::error!(target: PLAIN, "✗ {} {} failed after {elapsed:.1}s", frame.number, title);
             }
         }
     }

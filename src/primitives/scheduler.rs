@@ -66,10 +66,12 @@ fn run(exec: &Exec, env: Dynamic, action: Action) -> Result<Dynamic> {
         m.insert("planned".into(), Dynamic::TRUE);
         Dynamic::from(m)
     };
-    exec.change(action.primitive(), &target, &detail, described, || {
+    // The log line names the environment's gateway; its URL is for -v, the journal and errors.
+    let shown = format!("{} gateway", env.name);
+    exec.change_shown(action.primitive(), &target, &shown, &detail, described, || {
         let report = exec.block_on(set_scheduler(&env, &base, action))?;
         let outcome = if report.changed { Outcome::Changed } else { Outcome::Unchanged };
-        Ok((rhai::serde::to_dynamic(&report).unwrap_or(Dynamic::UNIT), outcome))
+        Ok((rhai::serde::to_dynamic(&report).unwrap_or(Dynamic::UNIT), outcome, None))
     })
 }
 

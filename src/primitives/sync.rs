@@ -12,6 +12,8 @@ use super::environment::ShareRef;
 use super::{exec_of, to_rhai};
 use crate::error::{Error, Result};
 use crate::exec::{Exec, Mode, Outcome};
+use crate::sync::progress::{Observer, SyncEvent};
+use crate::sync::summary::bytes;
 use crate::sync::{Compare, Endpoint, MaxDelete, Quiet, SyncMode, SyncOptions, SyncSummary};
 
 #[export_module]
@@ -97,10 +99,30 @@ fn side(v: &Dynamic) -> Result<Side> {
 }
 
 impl Side {
+    /// With the share's location (full path or URL): the journal and `-v`.
     fn describe(&self) -> String {
         match self {
             Side::Share(s) => s.describe(),
             Side::Text(t) => crate::redact::redacted(t),
+        }
+    }
+    /// As the config names it (`prod.shares.app/web/repository`): the action's log line.
+    fn name(&self) -> String {
+        match self {
+            Side::Share(s) if s.path.is_empty() => format!("{}.shares.{}", s.env, s.name),
+            Side::Share(s) => format!("{}.shares.{}/{}", s.env, s.name, s.path),
+            Side::Text(t) => crate::redact::redacted(crate::redact::strip_url_queries(t)),
+        }
+    }
+    /// The folder a status line names (`web/repository`).
+    fn label(&self) -> String {
+        match self {
+            Side::Share(s) if s.path.is_empty() => s.name.clone(),
+            Side::Share(s) => s.path.clone(),
+            Side::Text(t) => {
+                let t = crate::redact::strip_url_queries(t);
+                t.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string()
+            }
         }
     }
     fn endpoint(&self) -> Result<Endpoint> {
@@ -115,10 +137,34 @@ fn to_map(summary: &SyncSummary) -> Map {
     rhai::serde::to_dynamic(summary.to_json()).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default()
 }
 
+/// Shows a running sync's progress on its step's line: `copy web/repository 120/296 files,
+/// 1.2 MiB/4.0 MiB` (a `+` while the source is still being listed).
+struct StepProgress {
+    status: crate::view::Status,
+    label: String,
+}
+
+impl Observer for StepProgress {
+    fn on(&self, event: &SyncEvent) {
+        if let SyncEvent::Progress(s) = event {
+            self.status.set(format!(
+                "copy {} {}/{}{} files, {}/{}",
+                self.label,
+                s.copied,
+                s.planned_files,
+                if s.listing_done { "" } else { "+" },
+                bytes(s.copied_bytes),
+                bytes(s.planned_bytes)
+            ));
+        }
+    }
+}
+
 fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map> {
     let o = options(opts)?;
     let (src, dst) = (side(src)?, side(dst)?);
     let target = format!("{} → {}", src.describe(), dst.describe());
+    let shown = format!("{} → {}", src.name(), dst.name());
     let detail = if o.mirror {
         format!("mirror (max_delete {})", o.max_delete.describe())
     } else {
@@ -131,7 +177,10 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
     };
     let sync = |mode: SyncMode| -> Result<SyncSummary> {
         let (s, d) = (src.endpoint()?, dst.endpoint()?);
-        let summary = exec.block_on(crate::sync::sync_report(&s, &d, &o, mode, Arc::new(Quiet)))?;
+        let progress = StepProgress { status: crate::view::Status::here(), label: src.label() };
+        let summary = exec.block_on(crate::sync::sync_report(&s, &d, &o, mode, Arc::new(progress)));
+        crate::view::Status::here().clear();
+        let summary = summary?;
         let _ = exec.metric("sync_share", summary.to_json());
         Ok(summary)
     };
@@ -148,21 +197,20 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
             if !summary.ok() {
                 return Err(crate::sync::engine::failed(&summary));
             }
-            tracing::info!("{}", summary.render());
+            tracing::info!("sync_share {shown}: {}", summary.outcome());
             Ok(to_map(&summary))
         }),
-        Mode::Live => exec.change("sync_share", &target, &detail, placeholder, || {
+        Mode::Live => exec.change_shown("sync_share", &target, &shown, &detail, placeholder, || {
             let summary = sync(SyncMode::Live)?;
             if !summary.ok() {
                 return Err(crate::sync::engine::failed(&summary));
             }
-            tracing::info!("{}", summary.render());
             let outcome = if summary.copied + summary.deleted + summary.deleted_dirs > 0 {
                 Outcome::Changed
             } else {
                 Outcome::Unchanged
             };
-            Ok((to_map(&summary), outcome))
+            Ok((to_map(&summary), outcome, Some(summary.outcome())))
         }),
     }
 }

@@ -25,10 +25,16 @@ pub struct World {
 impl World {
     /// `drscript sandbox up --dir sbx` with short pod delays and `extra` flags.
     pub fn start(extra: &[&str]) -> World {
+        World::start_with_delays("0.05", "0.05", extra)
+    }
+
+    /// [`World::start`] with pods that take `start` seconds to become ready and `stop` seconds
+    /// to terminate (a wait long enough to be watched).
+    pub fn start_with_delays(start: &str, stop: &str, extra: &[&str]) -> World {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("sandbox.log");
         let sandbox = Command::new(BIN)
-            .args(["sandbox", "up", "--dir", "sbx", "--start-delay", "0.05", "--stop-delay", "0.05"])
+            .args(["sandbox", "up", "--dir", "sbx", "--start-delay", start, "--stop-delay", stop])
             .args(extra)
             .current_dir(dir.path())
             .stdout(Stdio::null())

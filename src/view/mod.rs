@@ -1,0 +1,124 @@
+//! The operator's screen during a run: on a terminal, a live tree of steps (what runs, what it
+//! waits for, what is done) instead of a log stream; everywhere else the plain log lines.
+//!
+//! There is at most one live view per process, started by the runner for a live or dry run and
+//! finished with the run's summary. Until then (and whenever it is not allowed, see
+//! [`Terminal`]) every hook here does nothing, so the primitives call them unconditionally.
+
+mod layer;
+mod live;
+pub mod status;
+mod summary;
+mod terminal;
+mod tree;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub use layer::{PLAIN_ONLY, ViewLayer};
+pub use status::{Status, waiting};
+pub use summary::Summary;
+pub use terminal::Terminal;
+pub use tree::Finish;
+
+use crate::exec::Frame;
+use live::Live;
+
+static ALLOWED: AtomicBool = AtomicBool::new(false);
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static LIVE: RwLock<Option<Arc<Live>>> = RwLock::new(None);
+
+/// Lets runs draw the live view (decided once, where logging is set up).
+pub fn allow(terminal: Terminal) {
+    ALLOWED.store(terminal.live(), Ordering::Relaxed);
+}
+
+/// Whether the live view draws now (the plain stderr log is silent meanwhile).
+pub fn is_active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+fn with_live(f: impl FnOnce(&Live)) {
+    if !is_active() {
+        return;
+    }
+    let live = LIVE.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(live) = live {
+        f(&live);
+    }
+}
+
+/// The live view of one run; dropping it without [`Screen::finish`] clears it all the same.
+pub struct Screen(Option<Arc<Live>>);
+
+impl Screen {
+    /// Starts the live view when allowed; otherwise a screen that does nothing.
+    pub fn start() -> Screen {
+        if !ALLOWED.load(Ordering::Relaxed) || is_active() {
+            return Screen(None);
+        }
+        let live = Live::start();
+        *LIVE.write().unwrap_or_else(|e| e.into_inner()) = Some(live.clone());
+        ACTIVE.store(true, Ordering::Relaxed);
+        Screen(Some(live))
+    }
+
+    /// Ends the live view: the remaining steps are printed for good, then `summary`.
+    pub fn finish(mut self, summary: &[String]) {
+        if self.stop() {
+            let mut stderr = crate::redact::RedactingWriter::new(std::io::stderr());
+            for line in summary {
+                let _ = std::io::Write::write_all(&mut stderr, format!("{line}\n").as_bytes());
+            }
+        }
+    }
+
+    fn stop(&mut self) -> bool {
+        let Some(live) = self.0.take() else { return false };
+        ACTIVE.store(false, Ordering::Relaxed);
+        LIVE.write().unwrap_or_else(|e| e.into_inner()).take();
+        live.finish();
+        true
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn step_started(frame: &Frame) {
+    with_live(|live| live.step_started(&frame.number, &frame.title));
+}
+
+pub fn step_finished(frame: &Frame, how: Finish, took: Duration) {
+    with_live(|live| live.step_finished(&frame.number, how, took));
+}
+
+pub fn step_skipped(frame: &Frame) {
+    with_live(|live| live.step_skipped(&frame.number, &frame.title));
+}
+
+/// A message of the program itself (Ctrl-C's "stopping at the next safe point"): above the live
+/// area while it draws, else straight to stderr.
+pub fn say(text: &str) {
+    let mut shown = false;
+    with_live(|live| {
+        live.say(text.trim());
+        shown = true;
+    });
+    if !shown {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{text}\n").as_bytes());
+    }
+}
+
+/// Runs `f` (a question to the operator) with the live view off the screen.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    let live = if is_active() { LIVE.read().unwrap_or_else(|e| e.into_inner()).clone() } else { None };
+    match live {
+        Some(live) => live.suspend(f),
+        None => f(),
+    }
+}
