@@ -71,7 +71,8 @@ pub fn wait(exec: &Exec, spec: &RecordSpec, resolvers: &[String], timeout: Durat
     let started = Instant::now();
     let mut interval = Duration::from_millis(100);
     let mut last_count = None;
-    loop {
+    let status = crate::view::Status::here();
+    let result = loop {
         let answers = exec.block_on(async {
             let asks = resolvers.iter().map(|r| ask(r, &name, spec.record_type, &spec.value));
             Ok(futures::future::join_all(asks).await)
@@ -88,14 +89,19 @@ pub fn wait(exec: &Exec, spec: &RecordSpec, resolvers: &[String], timeout: Durat
         };
         if last_count != Some(agreed) {
             tracing::info!("{}", agreement.describe());
+            status.set(agreement.describe());
             last_count = Some(agreed);
         }
         if agreed == agreement.total || !exec.is_live() || started.elapsed() >= timeout {
-            return Ok(agreement);
+            break Ok(agreement);
         }
-        exec.sleep(interval.min(timeout.saturating_sub(started.elapsed())))?;
+        if let Err(e) = exec.sleep(interval.min(timeout.saturating_sub(started.elapsed()))) {
+            break Err(e);
+        }
         interval = (interval * 3 / 2).min(Duration::from_secs(2));
-    }
+    };
+    status.clear();
+    result
 }
 
 /// One question to one resolver, recursion desired, over UDP.
