@@ -547,3 +547,37 @@ async fn the_cli_names_both_case_twins_and_copies_nothing() {
     assert!(!store.path().join(ACCOUNT).join("drshare/cli").exists(), "something was copied");
     emu.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_to_files_between_two_accounts_on_two_servers_copies_server_side() {
+    let (a, b, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let prod = emulator(a.path()).await;
+    const DR: &str = "dracct";
+    let dr_key = "ZHIta2V5LW9mLXRoZS1zZWNvbmQtZW11bGF0b3ItYWNjb3VudC0wMTIzNDU2Nzg5YWI=";
+    drscript::redact::register(dr_key);
+    let dr = azure_files::start(b.path(), &[(DR, dr_key)]).await.unwrap();
+    std::fs::create_dir_all(b.path().join(DR).join("drshare")).unwrap();
+    generate(s.path(), 40, 3);
+    let big: Vec<u8> = (0..9_000_000u32).map(|i| (i % 239) as u8).collect();
+    std::fs::write(s.path().join("big.bin"), &big).unwrap();
+    let source = files_url(&prod, "prod/app", &sas("rwdlacup"));
+    run(&local(s.path()), &source, &SyncOptions::default()).await.unwrap();
+
+    // The destination server reads each range from the other server with the source's SAS.
+    let dr_sas = account_sas(DR, dr_key, "rwdlacup", chrono::Utc::now() + chrono::Duration::hours(2));
+    let target = Endpoint::parse(&format!("files+http://{}/{DR}/drshare/app?{dr_sas}", dr.addr)).unwrap();
+    let sum = run(&source, &target, &SyncOptions::default()).await.unwrap();
+    assert_eq!((sum.copied, sum.server_side), (41, 41), "{sum:?}");
+    assert_eq!(tree(s.path()), tree(&b.path().join(DR).join("drshare/app")));
+
+    // A source SAS the other server refuses is the service's CannotVerifyCopySource, with the
+    // source's status: the sync engine then streams instead.
+    let Endpoint::Files(remote) = &target else { unreachable!() };
+    let client = FilesClient::new(remote.clone());
+    let forged = format!("http://{}/{ACCOUNT}/prod/app/big.bin?{}", prod.addr, sas("r").replace("sig=", "sig=AAAA"));
+    let e = client.copy_from_url("forged.bin", big.len() as u64, None, &forged).await.unwrap_err();
+    assert_eq!((e.status, e.code.as_deref()), (Some(403), Some("CannotVerifyCopySource")), "{e:?}");
+    assert!(e.message.contains("The copy source answered 403 AuthenticationFailed"), "{}", e.message);
+    prod.stop().await;
+    dr.stop().await;
+}

@@ -1,5 +1,7 @@
-//! Copies inside the emulator: Copy File, and the source of Put Range From URL. A source must
-//! be a file this emulator serves, authorised by its own SAS or (same account) Shared Key.
+//! Copies: Copy File, and the source of Put Range From URL. Copy File's source must be a file
+//! this emulator serves, authorised by its own SAS or (same account) Shared Key; Put Range From
+//! URL also reads a source on another server (another account) over HTTP with the URL's SAS, as
+//! the service does between accounts.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -27,9 +29,8 @@ pub(super) fn copy_source(req: &Req<'_>, source: &str) -> Result<PathBuf, Respon
         )
     };
     let url = url::Url::parse(source).map_err(|_| props::invalid_header("x-ms-copy-source", "(not a URL)"))?;
-    let same = url.host_str() == Some(&req.state.addr.ip().to_string()) && url.port() == Some(req.state.addr.port());
-    if !same {
-        return Err(cannot("this emulator copies only from files it serves itself"));
+    if !served_here(req, &url) {
+        return Err(cannot("this emulator's Copy File copies only from files it serves itself"));
     }
     let segs: Vec<String> = url.path().split('/').filter(|s| !s.is_empty()).map(decode).collect();
     if segs.len() < 3 {
@@ -73,7 +74,14 @@ pub(super) fn copy_source(req: &Req<'_>, source: &str) -> Result<PathBuf, Respon
 }
 
 /// Reads `[start, end]` of a file this emulator serves, named by a URL with its own SAS.
-pub(super) fn read_source(req: &Req<'_>, source: &str, start: u64, end: u64) -> Result<Vec<u8>, Response> {
+/// A source on another server (another storage account) is read over HTTP, as the service
+/// reads it: with the URL's own SAS, the range asked for, and the source's refusal passed on as
+/// `CannotVerifyCopySource` with its status.
+pub(super) async fn read_source(req: &Req<'_>, source: &str, start: u64, end: u64) -> Result<Vec<u8>, Response> {
+    let url = url::Url::parse(source).map_err(|_| props::invalid_header("x-ms-copy-source", "(not a URL)"))?;
+    if !served_here(req, &url) {
+        return read_remote(source, start, end).await;
+    }
     let p = copy_source(req, source)?;
     let mut f = std::fs::File::open(&p).map_err(|e| io_error(&e))?;
     let size = f.metadata().map_err(|e| io_error(&e))?.len();
@@ -89,6 +97,45 @@ pub(super) fn read_source(req: &Req<'_>, source: &str, start: u64, end: u64) -> 
     let mut buf = vec![0u8; (end - start + 1) as usize];
     f.read_exact(&mut buf).map_err(|e| io_error(&e))?;
     Ok(buf)
+}
+
+fn served_here(req: &Req<'_>, url: &url::Url) -> bool {
+    url.host_str() == Some(&req.state.addr.ip().to_string()) && url.port() == Some(req.state.addr.port())
+}
+
+async fn read_remote(source: &str, start: u64, end: u64) -> Result<Vec<u8>, Response> {
+    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().expect("an HTTP client")
+    });
+    let cannot = |status: StatusCode, why: String| error(status, "CannotVerifyCopySource", &why, None);
+    let answer = CLIENT
+        .get(source)
+        .header("x-ms-version", "2025-05-05")
+        .header("x-ms-range", format!("bytes={start}-{end}"))
+        .send()
+        .await
+        .map_err(|e| cannot(StatusCode::FORBIDDEN, format!("Could not reach the copy source: {}", e.without_url())))?;
+    let status = answer.status();
+    if !status.is_success() {
+        let code = answer.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        return Err(cannot(
+            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::FORBIDDEN),
+            format!("The copy source answered {} {code}", status.as_u16()),
+        ));
+    }
+    let bytes = answer
+        .bytes()
+        .await
+        .map_err(|e| cannot(StatusCode::FORBIDDEN, format!("The copy source broke off: {}", e.without_url())))?;
+    if bytes.len() as u64 != end - start + 1 {
+        return Err(error(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "InvalidSourceRange",
+            "The source range is beyond the end of the source.",
+            None,
+        ));
+    }
+    Ok(bytes.to_vec())
 }
 
 /// Copy File from a file on this emulator: done at once, so it answers `success` where the

@@ -267,7 +267,7 @@ pub(super) async fn put_range(req: &Req<'_>, body: Body) -> R {
                 "The source range and the destination range differ in length.",
             ));
         }
-        read_source(req, source, ss, se)?
+        read_source(req, source, ss, se).await?
     } else {
         let bytes = axum::body::to_bytes(body, MAX_RANGE as usize + 1).await.map_err(|_| {
             error(
