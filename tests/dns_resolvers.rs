@@ -130,3 +130,23 @@ fn a_resolver_that_is_no_address_is_a_config_error_naming_the_key() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr.contains("dns.resolvers") && stderr.contains("`not a host!`"), "{stderr}");
 }
+
+#[test]
+fn status_shows_a_resolver_that_tells_clients_otherwise_than_the_authority() {
+    let world = World::start(&["--dns-cache", "30"]);
+    let list = resolvers(&world);
+    assert!(dig(&list[0], &["+short"], "app.adeptia.sandbox", "A").contains("127.0.1.10"));
+    let (code, log) = run_script(&world, r#"set_dns("app", "dr");"#);
+    assert_eq!(code, 0, "{log}");
+    let out = world.drscript(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("resolver {} still answers 127.0.1.10 (TTL ", list[0])),
+        "the primed resolver still has PROD's address\n{text}"
+    );
+    assert!(!text.contains(&format!("resolver {}", list[1])), "the other one agrees with the authority\n{text}");
+    let out = world.drscript(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answers = json["dns"]["resolvers"].as_array().unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(answers.iter().map(|a| a["agrees"].as_bool().unwrap()).collect::<Vec<_>>(), [false, true]);
+}

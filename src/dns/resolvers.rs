@@ -51,32 +51,42 @@ impl Agreement {
 
     /// The resolvers that do not answer the new value, each with what it answers instead.
     pub fn laggards(&self) -> Vec<String> {
-        self.answers
-            .iter()
-            .filter(|a| !a.agrees)
-            .map(|a| match &a.error {
-                Some(e) => format!("{}: {e}", a.resolver),
-                None if a.values.is_empty() => format!("{} answers nothing", a.resolver),
-                None => format!("{} still answers {} (TTL {} s)", a.resolver, a.values.join(", "), a.ttl),
-            })
-            .collect()
+        self.answers.iter().filter(|a| !a.agrees).map(ResolverAnswer::lag).collect()
     }
+}
+
+impl ResolverAnswer {
+    /// `10.0.0.3 still answers 10.0.1.10 (TTL 42 s)`, `10.0.0.4: no answer within 1500 ms`.
+    pub fn lag(&self) -> String {
+        match &self.error {
+            Some(e) => format!("{}: {e}", self.resolver),
+            None if self.values.is_empty() => format!("{} answers nothing", self.resolver),
+            None => format!("{} still answers {} (TTL {} s)", self.resolver, self.values.join(", "), self.ttl),
+        }
+    }
+}
+
+/// Asks every resolver once, all at once, whether it answers `expected` for `fqdn`.
+pub async fn ask_all(
+    resolvers: &[String],
+    fqdn: &str,
+    record_type: RecordType,
+    expected: &str,
+) -> Result<Vec<ResolverAnswer>> {
+    let name = wire_name(fqdn)?;
+    Ok(futures::future::join_all(resolvers.iter().map(|r| ask(r, &name, record_type, expected))).await)
 }
 
 /// Asks every resolver in `resolvers` for `spec`'s name until all answer `spec.value` or
 /// `timeout` has passed; outside live runs it asks once. Progress is logged as the count changes.
 pub fn wait(exec: &Exec, spec: &RecordSpec, resolvers: &[String], timeout: Duration) -> Result<Agreement> {
     let fqdn = spec.fqdn();
-    let name = wire_name(&fqdn)?;
     let started = Instant::now();
     let mut interval = Duration::from_millis(100);
     let mut last_count = None;
     let status = crate::view::Status::here();
     let result = loop {
-        let answers = exec.block_on(async {
-            let asks = resolvers.iter().map(|r| ask(r, &name, spec.record_type, &spec.value));
-            Ok(futures::future::join_all(asks).await)
-        })?;
+        let answers = exec.block_on(ask_all(resolvers, &fqdn, spec.record_type, &spec.value))?;
         let agreed = answers.iter().filter(|a| a.agrees).count();
         let agreement = Agreement {
             name: fqdn.clone(),

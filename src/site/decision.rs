@@ -229,6 +229,7 @@ mod tests {
             values: vec![],
             points_at: Some(at.into()),
             error: None,
+            resolvers: vec![],
         })
     }
 

@@ -55,14 +55,31 @@ pub async fn read_dns(config: &Config, record: &str, budget: Budget) -> Option<D
     let spec = config.dns.as_ref()?.records.get(record)?;
     let zone = spec.zone.trim_end_matches('.').to_string();
     let fqdn = if spec.name == "@" || spec.name.is_empty() { zone.clone() } else { format!("{}.{zone}", spec.name) };
-    let mut facts = DnsFacts { record: record.to_string(), fqdn, values: Vec::new(), points_at: None, error: None };
+    let mut facts = DnsFacts {
+        record: record.to_string(),
+        fqdn: fqdn.clone(),
+        values: Vec::new(),
+        points_at: None,
+        error: None,
+        resolvers: Vec::new(),
+    };
+    let resolvers = &config.dns.as_ref()?.resolvers;
+    // The authority, then what the resolvers say against it.
     let read = async {
         let provider = crate::dns::Provider::from_config(config)?;
         let record_type = RecordType::parse(&spec.record_type)?;
-        provider.read("status", &zone, &spec.name, record_type).await
+        let state = provider.read("status", &zone, &spec.name, record_type).await?;
+        let answers = match state.as_ref().and_then(|s| s.values.first()) {
+            Some(value) if !resolvers.is_empty() => {
+                crate::dns::resolvers::ask_all(resolvers, &fqdn, record_type, value).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok::<_, crate::error::Error>((state, answers))
     };
     match tokio::time::timeout(budget.0, read).await {
-        Ok(Ok(state)) => {
+        Ok(Ok((state, answers))) => {
+            facts.resolvers = answers;
             facts.values = state.map(|s| s.values).unwrap_or_default();
             let held: Vec<String> = facts.values.iter().map(|v| normalize(v)).collect();
             facts.points_at =

@@ -42,6 +42,9 @@ pub struct DnsFacts {
     /// The environment whose target the record holds; `None` when it holds none of them.
     pub points_at: Option<String>,
     pub error: Option<String>,
+    /// What the resolvers clients use (`[dns] resolvers`) answer, each against the authority.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolvers: Vec<crate::dns::resolvers::ResolverAnswer>,
 }
 
 /// Everything `drscript status` shows and a switch decides on.
@@ -127,6 +130,9 @@ pub fn judge(
             (None, None) => {
                 reasons.push(format!("DNS {} holds {:?}: none of the configured targets", d.fqdn, d.values))
             }
+        }
+        for lag in d.resolvers.iter().filter(|r| !r.agrees) {
+            reasons.push(format!("DNS {}: resolver {}: its clients are told otherwise", d.fqdn, lag.lag()));
         }
     }
     let verdict = if let Some(run) = &unfinished {
