@@ -18,6 +18,8 @@ use crate::exec::Exec;
 
 /// How long one resolver may take to answer one question.
 const ANSWER_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Questions in a row a resolver leaves unanswered before the wait stops waiting for it.
+const SILENT_ROUNDS: u32 = 3;
 
 /// One resolver's answer.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -77,17 +79,25 @@ pub async fn ask_all(
     Ok(futures::future::join_all(resolvers.iter().map(|r| ask(r, &name, record_type, expected))).await)
 }
 
-/// Asks every resolver in `resolvers` for `spec`'s name until all answer `spec.value` or
+/// Asks every resolver in `resolvers` for `spec`'s name until all answer `spec.value` (or, for
+/// one that does not answer at all, until it stayed silent [`SILENT_ROUNDS`] times in a row) or
 /// `timeout` has passed; outside live runs it asks once. Progress is logged as the count changes.
 pub fn wait(exec: &Exec, spec: &RecordSpec, resolvers: &[String], timeout: Duration) -> Result<Agreement> {
     let fqdn = spec.fqdn();
     let started = Instant::now();
     let mut interval = Duration::from_millis(100);
     let mut last_count = None;
+    let mut silent = vec![0u32; resolvers.len()];
     let status = crate::view::Status::here();
     let result = loop {
         let answers = exec.block_on(ask_all(resolvers, &fqdn, spec.record_type, &spec.value))?;
         let agreed = answers.iter().filter(|a| a.agrees).count();
+        for (count, answer) in silent.iter_mut().zip(&answers) {
+            *count = if answer.error.is_some() { *count + 1 } else { 0 };
+        }
+        // A resolver that has not answered SILENT_ROUNDS times in a row is not waited for: no
+        // cache expiry will make it answer (it may be in the region that is down).
+        let settled = silent.iter().zip(&answers).all(|(n, a)| a.agrees || *n >= SILENT_ROUNDS);
         let agreement = Agreement {
             name: fqdn.clone(),
             record_type: spec.record_type,
@@ -102,7 +112,7 @@ pub fn wait(exec: &Exec, spec: &RecordSpec, resolvers: &[String], timeout: Durat
             status.set(agreement.describe());
             last_count = Some(agreed);
         }
-        if agreed == agreement.total || !exec.is_live() || started.elapsed() >= timeout {
+        if settled || !exec.is_live() || started.elapsed() >= timeout {
             break Ok(agreement);
         }
         if let Err(e) = exec.sleep(interval.min(timeout.saturating_sub(started.elapsed()))) {

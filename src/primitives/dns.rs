@@ -186,7 +186,9 @@ pub mod dns_api {
 
     /// Waits until every resolver of `[dns] resolvers` (the ones clients use) answers the
     /// record `record`'s target for `role`, asking them all at once with backoff, for at most
-    /// `[dns] resolver_wait_secs` (default the record's TTL plus 10 s). Resolvers that still
+    /// `[dns] resolver_wait_secs` (default the record's TTL plus 10 s); one that leaves three
+    /// questions in a row unanswered is not waited for (no cache expiry makes it answer: it may
+    /// be in the region that is down). Resolvers that still
     /// answer the old value then are a warning naming them, not a failure: the authority is
     /// switched and their caches expire by themselves. Returns `#{name, type, expected, agreed,
     /// total, answers, waited_ms}`; with no resolvers configured, `total` is 0 and nothing is
