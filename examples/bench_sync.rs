@@ -6,10 +6,11 @@
 //! Run with `scripts/bench-sync.sh` (release build). Environment:
 //! - `BENCH_SCALE` (default 1) scales the file counts;
 //! - `BENCH_ROUNDS` (default 5) local rounds, the tools' order alternating each round;
-//!   `BENCH_AZ_ROUNDS` (default 2) rounds on Azurite and on the Files emulator;
+//!   `BENCH_AZ_ROUNDS` rounds on Azurite (default 3; no-change as the median of 3 runs each)
+//!   and on the Files emulator (default 2);
 //! - `BENCH_LOCAL=0`, `BENCH_AZURITE=0`, `BENCH_FILES=0`, `BENCH_MEM=0` skip a part;
-//! - `BENCH_MEM_FILES` (default 1,000,000) and `BENCH_MEM_BLOBS` (default 200,000) size the
-//!   peak-memory runs.
+//! - `BENCH_MEM_FILES` (default 1,000,000) and `BENCH_MEM_BLOBS` (default 200,000; 0 skips it)
+//!   size the peak-memory runs (`BENCH_LOCAL=0 BENCH_FILES=0 BENCH_AZURITE=0` runs them alone).
 //!
 //! Every tool runs as a child process, timed the same way (`/usr/bin/time` for the peak RSS).
 //! `bench_sync drsync SRC DST [flags]` is drscript's sync command line (the `drscript sync` flags).
@@ -121,8 +122,10 @@ fn digest(root: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Runs a command, returns (seconds, peak RSS KiB from /usr/bin/time).
+/// Runs a command, returns (seconds, peak RSS KiB from /usr/bin/time). Dirty pages are written
+/// out first, so that no run pays for the writeback of the one before (or of the tree just made).
 fn timed(cmd: &[String], envs: &[(&str, &str)]) -> (f64, u64) {
+    let _ = Command::new("sync").status();
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-f")
@@ -348,17 +351,22 @@ async fn list_both(http: &reqwest::Client, shares: [String; 2], sas: &str, paral
     (start.elapsed().as_secs_f64(), x + y)
 }
 
+/// Samples of each Files measurement, so that the floor and drscript are both medians.
+const FILES_SAMPLES: usize = 3;
+
 /// The best floor over the useful parallelism levels (more requests in flight than the
-/// emulator can serve only queue).
+/// emulator can serve only queue): the median of [`FILES_SAMPLES`] runs at each level, the
+/// lowest of those medians.
 fn floor(rt: &tokio::runtime::Runtime, shares: [String; 2], sas: &str) -> (f64, usize) {
     let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
     let mut best = (f64::INFINITY, 0);
     for parallel in [4, 8, 16, 32, 64] {
-        let (secs, n) = rt.block_on(list_both(&http, shares.clone(), sas, parallel));
+        let runs: Vec<f64> =
+            (0..FILES_SAMPLES).map(|_| rt.block_on(list_both(&http, shares.clone(), sas, parallel)).0).collect();
+        let secs = median(&runs);
         if secs < best.0 {
             best = (secs, parallel);
         }
-        let _ = n;
     }
     best
 }
@@ -402,7 +410,7 @@ fn files_emulator(
             ];
             let (full, _) = timed(&cmd, &[]);
             assert_eq!(digest(&sdir), digest(&ddir), "drscript Files→Files full");
-            let (nochange, _) = timed(&cmd, &[]);
+            let nochange = median(&(0..FILES_SAMPLES).map(|_| timed(&cmd, &[]).0).collect::<Vec<_>>());
             let (f, p) = floor(rt, [url(&sname), url(&dname)], &sas);
             floor_nochange.push(f);
             best_parallel = p;
@@ -498,6 +506,14 @@ impl Azurite {
         format!("http://127.0.0.1:{}/{AZ_ACCOUNT}/{name}", self.port)
     }
 
+    /// Deletes a container: Azurite keeps every blob of every container in one collection and
+    /// scans it for each listing, so containers left behind would slow whoever runs later.
+    fn drop_container(&self, rt: &tokio::runtime::Runtime, name: &str) {
+        let url = format!("http://127.0.0.1:{}/{AZ_ACCOUNT}/{name}?restype=container&{}", self.port, self.sas);
+        let _ = rt
+            .block_on(async { reqwest::Client::new().delete(&url).header("x-ms-version", "2025-01-05").send().await });
+    }
+
     fn blob(&self, url: &str) -> String {
         format!("blob+{url}?{}", self.sas)
     }
@@ -525,7 +541,7 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
     let rclone_env = az.rclone_env();
     let env: Vec<(&str, &str)> = rclone_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let tools = ["drscript", "rclone --fast-list --checksum", "rclone (defaults)", "azcopy"];
-    let rounds = env_num("BENCH_AZ_ROUNDS", 2.0) as usize;
+    let rounds = env_num("BENCH_AZ_ROUNDS", 3.0) as usize;
     for (ti, t) in trees.iter().enumerate() {
         let mut tree_rows: Vec<Row> = tools.iter().map(|tool| Row::new("azurite blob→blob", t.name, tool)).collect();
         let mut failed = [false; 4];
@@ -586,8 +602,8 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
                 let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let (full, _) = timed(&cmd(k, &dst_name, &dst), &env);
                     check(&dst, &format!("{} full", tools[k]));
-                    let (nochange, _) = timed(&cmd(k, &dst_name, &dst), &env);
-                    (full, nochange)
+                    let runs: Vec<f64> = (0..3).map(|_| timed(&cmd(k, &dst_name, &dst), &env).0).collect();
+                    (full, median(&runs))
                 }));
                 match attempt {
                     Ok((full, nochange)) => {
@@ -617,7 +633,9 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
                         failed[k] = true;
                     }
                 }
+                az.drop_container(rt, dst_name);
             }
+            az.drop_container(rt, &src_name);
         }
         for (k, r) in tree_rows.into_iter().enumerate() {
             if failed[k] {
@@ -730,7 +748,7 @@ fn memory(me: &str, base: &Path, rt: &tokio::runtime::Runtime) {
     );
     let _ = std::fs::remove_dir_all(&dst);
     let blobs = env_num("BENCH_MEM_BLOBS", 200_000.0) as usize;
-    if blobs == 0 || !enabled("BENCH_AZURITE") {
+    if blobs == 0 {
         let _ = std::fs::remove_dir_all(&src);
         return;
     }

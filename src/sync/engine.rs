@@ -164,7 +164,9 @@ pub async fn sync_report(
     let dst = Store::open(dst_ep)?;
     let live = mode == SyncMode::Live;
 
-    match root_exists(&src, opts).await {
+    // Both roots at once: one round trip instead of two before the listing starts.
+    let (src_root, dst_root) = futures::join!(root_exists(&src, opts), root_exists(&dst, opts));
+    match src_root {
         Ok(true) => {}
         Ok(false) => {
             return Err(Error::Usage(format!("sync: the source {} does not exist", src_ep.location())));
@@ -185,8 +187,7 @@ pub async fn sync_report(
             )));
         }
     }
-    let dst_exists = root_exists(&dst, opts)
-        .await
+    let dst_exists = dst_root
         .map_err(|e| Error::action("sync_share", dst_ep.location(), format!("cannot read the destination: {e}")))?;
     if !dst_exists && live {
         dst.mkdir("").await.map_err(|e| {
