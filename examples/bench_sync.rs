@@ -600,15 +600,17 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
                 let dst_name = format!("d{ti}r{round}k{k}");
                 let dst = az.container(rt, &dst_name);
                 let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let (full, _) = timed(&cmd(k, &dst_name, &dst), &env);
+                    let (full, kb) = timed(&cmd(k, &dst_name, &dst), &env);
                     check(&dst, &format!("{} full", tools[k]));
-                    let runs: Vec<f64> = (0..3).map(|_| timed(&cmd(k, &dst_name, &dst), &env).0).collect();
-                    (full, median(&runs))
+                    let runs: Vec<(f64, u64)> = (0..3).map(|_| timed(&cmd(k, &dst_name, &dst), &env)).collect();
+                    let secs: Vec<f64> = runs.iter().map(|r| r.0).collect();
+                    (full, median(&secs), runs.iter().map(|r| r.1).fold(kb, u64::max))
                 }));
                 match attempt {
-                    Ok((full, nochange)) => {
+                    Ok((full, nochange, kb)) => {
                         tree_rows[k].full.push(full);
                         tree_rows[k].nochange.push(nochange);
+                        tree_rows[k].peak_kb = tree_rows[k].peak_kb.max(kb);
                         dsts.insert(k, (dst_name, dst));
                     }
                     Err(_) => {
@@ -622,12 +624,15 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
             for &k in &order {
                 let Some((dst_name, dst)) = dsts.get(&k) else { continue };
                 let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let (change, _) = timed(&cmd(k, dst_name, dst), &env);
+                    let (change, kb) = timed(&cmd(k, dst_name, dst), &env);
                     check(dst, &format!("{} after change", tools[k]));
-                    change
+                    (change, kb)
                 }));
                 match attempt {
-                    Ok(change) => tree_rows[k].change.push(change),
+                    Ok((change, kb)) => {
+                        tree_rows[k].change.push(change);
+                        tree_rows[k].peak_kb = tree_rows[k].peak_kb.max(kb);
+                    }
                     Err(_) => {
                         println!("azurite, {}: {} failed after the change; left out", t.name, tools[k]);
                         failed[k] = true;
