@@ -126,7 +126,7 @@ impl Default for SyncOptions {
             include: Vec::new(),
             exclude: Vec::new(),
             concurrency: 16,
-            list_concurrency: 8,
+            list_concurrency: 16,
             attempts: 4,
             retry_delay: Duration::from_millis(200),
             verify: false,
