@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The sync benchmark (issue 4 item 8), one command. Installs what it needs, builds in release,
+# The sync benchmark (issues 4 and 14), one command. Installs what it needs, builds in release,
 # runs every tool on the same trees, prints the table and the ratios.
 #   BENCH_SCALE=0.1 scripts/bench-sync.sh     # a tenth of the files, for a quick look
+#   (the other switches: the head of examples/bench_sync.rs)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 "$repo/tests/support/requirements-sync.sh" >/dev/null

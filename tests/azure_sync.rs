@@ -161,4 +161,16 @@ async fn hierarchical_namespace_folder_markers_are_folders_not_files() {
     let dst = Endpoint::parse(&az.url("lake/web")).unwrap();
     let dry = report(&local(back.path()), &dst, &mirror(), drscript::sync::SyncMode::DryRun).await;
     assert!(dry.planned_deletions.is_empty(), "{:?}", dry.planned_deletions);
+
+    // Blob→Blob: the first marker ("empty", after "a.txt" was already queued) hands the flat
+    // merge over to the folder walk, which counts every file once.
+    az.container("lake2").await;
+    let copy = Endpoint::parse(&az.url("lake2/web")).unwrap();
+    let paged = SyncOptions { list_page_size: 1, ..mirror() };
+    let dry = report(&src, &copy, &paged, drscript::sync::SyncMode::DryRun).await;
+    let planned: Vec<&str> = dry.planned_copies.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!((planned, dry.copied, dry.source_files), (vec!["a.txt", "sub/b.txt"], 2, 2), "{dry:?}");
+    let sum = run(&src, &copy, &paged).await.unwrap();
+    assert_eq!((sum.copied, sum.skipped, sum.source_files, sum.failures.len()), (2, 0, 2, 0), "{sum:?}");
+    assert_eq!(az.blobs("lake2").await, vec!["web/a.txt".to_string(), "web/sub/b.txt".to_string()]);
 }

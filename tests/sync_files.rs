@@ -581,3 +581,55 @@ async fn files_to_files_between_two_accounts_on_two_servers_copies_server_side()
     prod.stop().await;
     dr.stop().await;
 }
+
+/// A chain 12 folders deep beside 40 wide ones: the breadth-first pool lists it all, once.
+fn deep_and_wide(root: &Path) {
+    let mut deep = String::from("deep");
+    for level in 0..12 {
+        write_tree(root, &[(&format!("{deep}/f{level}.txt"), format!("level {level}").as_bytes())]);
+        deep.push_str(&format!("/l{level}"));
+    }
+    for w in 0..40 {
+        write_tree(root, &[(&format!("wide/w{w:02}/a.txt"), format!("w{w}").as_bytes())]);
+        write_tree(root, &[(&format!("wide/w{w:02}/x/b.txt"), b"b")]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_and_wide_tree_is_listed_in_parallel_and_a_deep_extra_tree_deleted_level_by_level() {
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    deep_and_wide(s.path());
+    let rw = sas("rwdlacup");
+    let prod = files_url(&emu, "prod/tree", &rw);
+    let sum = run(&local(s.path()), &prod, &SyncOptions::default()).await.unwrap();
+    assert_eq!(sum.copied, 12 + 80, "{sum:?}");
+
+    // An extra tree at the destination, 6 folders deep with files at every level.
+    let dst_dir = store.path().join(ACCOUNT).join("drshare/tree");
+    let mut extra = String::from("gone");
+    for level in 0..6 {
+        write_tree(
+            &dst_dir,
+            &[(&format!("{extra}/e{level}.txt"), b"e"), (&format!("{extra}/side{level}/s.txt"), b"s")],
+        );
+        extra.push_str(&format!("/g{level}"));
+    }
+    let dr = files_url(&emu, "drshare/tree", &rw);
+    for listings in [1, 32] {
+        let opts = SyncOptions {
+            list_concurrency: listings,
+            max_delete: drscript::sync::MaxDelete::parse("100%").unwrap(),
+            ..mirror()
+        };
+        let sum = run(&prod, &dr, &opts).await.unwrap();
+        if listings == 1 {
+            assert_eq!((sum.copied, sum.deleted, sum.deleted_dirs), (92, 12, 12), "{sum:?}");
+        } else {
+            assert_eq!((sum.copied, sum.skipped, sum.deleted), (0, 92, 0), "{sum:?}");
+        }
+        assert_eq!(contents(s.path()), contents(&dst_dir));
+        assert_eq!(dirs(s.path()), dirs(&dst_dir), "every folder, none left over");
+    }
+    emu.stop().await;
+}

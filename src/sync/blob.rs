@@ -1,9 +1,10 @@
 //! An Azure Blob prefix as a sync endpoint, over Azure's Rust SDK (`azure_storage_blob`).
 //!
-//! Blob has no directories: `a/b/c` is one name. The engine's per-directory walk maps onto
-//! List Blobs with `delimiter=/` (one "directory" per prefix). `azure_storage_blob` 1.1 offers
-//! only the flat listing (no `delimiter`), so that one call is made with reqwest against the
-//! documented REST operation; every transfer (download, Put Blob, Put Block/Put Block List,
+//! Blob has no directories: `a/b/c` is one name. Blob→Blob compares two flat listings
+//! (no delimiter, 5,000 names a page: [`super::flat`]); other pairs walk one directory at a time,
+//! which maps onto List Blobs with `delimiter=/` (one "directory" per prefix). Both listings are
+//! made with reqwest against the documented REST operation (`azure_storage_blob` 1.1 has no
+//! `delimiter`, and its pager gives no say over the page size); every transfer (download, Put Blob, Put Block/Put Block List,
 //! Put Blob From URL, Delete Blob, Get Blob Properties) goes through the SDK. The SDK
 //! authenticates with Entra ID or a SAS in the URL only; an account key is turned into a
 //! short-lived account SAS. The source's last-modified time is kept in the `mtime` metadata
@@ -159,6 +160,36 @@ fn is_folder_marker(b: &BlobNode) -> bool {
     })
 }
 
+/// A listed blob as a file entry: the source's mtime from the `mtime` metadata drscript (and
+/// rclone) write, else the blob's Last-Modified.
+fn file_entry(name: String, b: &BlobNode) -> Entry {
+    let mtime = b
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(MTIME))
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|d| d.with_timezone(&Utc))
+        .or_else(|| {
+            b.properties
+                .last_modified
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc2822(t).ok())
+                .map(|d| d.with_timezone(&Utc))
+        });
+    let mut e = Entry::file(name, b.properties.content_length.unwrap_or(0), mtime);
+    e.md5 = b.properties.content_md5.as_deref().and_then(b64_md5);
+    e
+}
+
+/// One item of a flat listing, named by its path below the endpoint.
+#[derive(Debug, Clone)]
+pub enum FlatItem {
+    File(String, Entry),
+    /// A hierarchical-namespace folder marker: such an account lists in a per-directory order,
+    /// not in name order (see [`super::flat`]).
+    Folder(String),
+}
+
 fn b64_md5(s: &str) -> Option<[u8; 16]> {
     use base64::Engine;
     let v = base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()?;
@@ -253,47 +284,70 @@ impl Blob {
         )))
     }
 
+    /// One page of List Blobs below `prefix`: one level (`delimiter=/`) or flat, `maxresults`
+    /// when given (the service's own default and ceiling is 5,000).
+    async fn list_page(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+        marker: &str,
+        max: Option<usize>,
+    ) -> OpResult<ListResults> {
+        let mut url = self.container_url.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("restype", "container").append_pair("comp", "list");
+            if delimiter {
+                q.append_pair("delimiter", "/");
+            }
+            q.append_pair("include", "metadata");
+            if let Some(n) = max {
+                q.append_pair("maxresults", &n.to_string());
+            }
+            if !prefix.is_empty() {
+                q.append_pair("prefix", prefix);
+            }
+            if !marker.is_empty() {
+                q.append_pair("marker", marker);
+            }
+        }
+        let what = format!("GET {} (list {prefix})", self.remote.location());
+        let resp = self
+            .http
+            .get(url)
+            .header("x-ms-version", "2025-01-05")
+            .send()
+            .await
+            .map_err(|e| OpError::new(format!("{what}: {}", crate::error::chain(&e.without_url())), true))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| OpError::new(format!("{what}: {}", crate::error::chain(&e.without_url())), true))?;
+        if !status.is_success() {
+            let code = text.split("<Code>").nth(1).and_then(|t| t.split("</Code>").next()).unwrap_or_default();
+            let s = status.as_u16();
+            let mut err = OpError::new(format!("{what}: {status} {code}"), s == 408 || s == 429 || s >= 500);
+            err.not_found = s == 404;
+            return Err(err);
+        }
+        quick_xml::de::from_str(&text)
+            .map_err(|e| OpError::new(format!("{what}: cannot parse the listing: {e}"), false))
+    }
+
+    /// The endpoint's prefix in the container (`path/`), empty at the container's root.
+    fn prefix_of(&self, rel: &str) -> String {
+        let dir = self.name(rel);
+        if dir.is_empty() { String::new() } else { format!("{dir}/") }
+    }
+
     /// One level below `rel`: blobs and prefixes, every page.
     pub async fn list(&self, rel: &str) -> OpResult<Option<Vec<Entry>>> {
-        let dir = self.name(rel);
-        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        let prefix = self.prefix_of(rel);
         let mut out = Vec::new();
         let mut marker = String::new();
         loop {
-            let mut url = self.container_url.clone();
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("restype", "container").append_pair("comp", "list").append_pair("delimiter", "/");
-                q.append_pair("include", "metadata");
-                if !prefix.is_empty() {
-                    q.append_pair("prefix", &prefix);
-                }
-                if !marker.is_empty() {
-                    q.append_pair("marker", &marker);
-                }
-            }
-            let what = format!("GET {} (list {prefix})", self.remote.location());
-            let resp = self
-                .http
-                .get(url)
-                .header("x-ms-version", "2025-01-05")
-                .send()
-                .await
-                .map_err(|e| OpError::new(format!("{what}: {}", crate::error::chain(&e.without_url())), true))?;
-            let status = resp.status();
-            let text = resp
-                .text()
-                .await
-                .map_err(|e| OpError::new(format!("{what}: {}", crate::error::chain(&e.without_url())), true))?;
-            if !status.is_success() {
-                let code = text.split("<Code>").nth(1).and_then(|t| t.split("</Code>").next()).unwrap_or_default();
-                let s = status.as_u16();
-                let mut err = OpError::new(format!("{what}: {status} {code}"), s == 408 || s == 429 || s >= 500);
-                err.not_found = s == 404;
-                return Err(err);
-            }
-            let page: ListResults = quick_xml::de::from_str(&text)
-                .map_err(|e| OpError::new(format!("{what}: cannot parse the listing: {e}"), false))?;
+            let page = self.list_page(&prefix, true, &marker, None).await?;
             for item in page.blobs.items {
                 match item {
                     BlobItem::BlobPrefix(p) => {
@@ -307,22 +361,7 @@ impl Blob {
                         if name.is_empty() || name.contains('/') || is_folder_marker(&b) {
                             continue;
                         }
-                        let mtime = b
-                            .metadata
-                            .as_ref()
-                            .and_then(|m| m.get(MTIME))
-                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                            .map(|d| d.with_timezone(&Utc))
-                            .or_else(|| {
-                                b.properties
-                                    .last_modified
-                                    .as_deref()
-                                    .and_then(|t| DateTime::parse_from_rfc2822(t).ok())
-                                    .map(|d| d.with_timezone(&Utc))
-                            });
-                        let mut e = Entry::file(name, b.properties.content_length.unwrap_or(0), mtime);
-                        e.md5 = b.properties.content_md5.as_deref().and_then(b64_md5);
-                        out.push(e);
+                        out.push(file_entry(name, &b));
                     }
                 }
             }
@@ -332,7 +371,27 @@ impl Blob {
             }
         }
         // A prefix with nothing under it is, for blobs, a folder that does not exist.
-        if out.is_empty() && !dir.is_empty() { Ok(None) } else { Ok(Some(out)) }
+        if out.is_empty() && !prefix.is_empty() { Ok(None) } else { Ok(Some(out)) }
+    }
+
+    /// One page of the flat listing of everything below the endpoint (no delimiter), in the
+    /// service's order; the marker of the next page, `None` after the last.
+    pub async fn list_flat_page(&self, marker: &str, max: usize) -> OpResult<(Vec<FlatItem>, Option<String>)> {
+        let prefix = self.prefix_of("");
+        let page = self.list_page(&prefix, false, marker, Some(max)).await?;
+        let mut out = Vec::with_capacity(page.blobs.items.len());
+        for item in page.blobs.items {
+            let BlobItem::Blob(b) = item else { continue };
+            let Some(rel) = b.name.strip_prefix(&prefix).filter(|r| !r.is_empty()) else { continue };
+            let rel = rel.to_string();
+            if is_folder_marker(&b) {
+                out.push(FlatItem::Folder(rel));
+            } else {
+                let entry = file_entry(rel.clone(), &b);
+                out.push(FlatItem::File(rel, entry));
+            }
+        }
+        Ok((out, page.next_marker.filter(|m| !m.is_empty())))
     }
 
     pub async fn read(&self, rel: &str) -> OpResult<ByteStream> {

@@ -41,6 +41,9 @@ pub struct SyncArgs {
     /// Transfers in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Directories listed at once (both sides of each; Blob→Blob lists flat and ignores it).
+    #[arg(long, default_value_t = SyncOptions::default().list_concurrency)]
+    pub list_concurrency: usize,
     /// Compare MD5 of every copied file afterwards.
     #[arg(long)]
     pub verify: bool,
@@ -65,6 +68,7 @@ impl SyncArgs {
             include: self.include.clone(),
             exclude: self.exclude.clone(),
             concurrency: self.concurrency,
+            list_concurrency: self.list_concurrency,
             verify: self.verify,
             server_side: !self.no_server_side,
             ..SyncOptions::default()

@@ -1,10 +1,16 @@
-//! The sync engine: a concurrent walk that lists both sides one directory at a time, merges the
-//! two sorted listings, and streams the files to copy into a bounded queue of transfers.
+//! The sync engine: lists both sides, merges the two sorted listings, and streams the files to
+//! copy into a bounded queue of transfers while the listing goes on.
 //!
-//! Memory stays bounded by the largest directory, the pending-directory queue (paths only) and
-//! the transfer queue; a tree of a million files is never held at once. The only list that grows
-//! with the tree is the mirror's deletion candidates, which must all be known before the guard
-//! (`max_delete`, empty source, any failure) can allow the first deletion.
+//! Blob→Blob merges two flat listings page by page ([`super::flat`]); every other pair is walked
+//! one directory at a time, breadth first, with a bounded pool of directory listings kept busy
+//! across the whole tree (Azure Files has no flat listing; its listing carries the times, so no
+//! file needs a request of its own).
+//!
+//! Memory stays bounded by the largest directory (or three listing pages a side), the
+//! pending-directory queue (paths only) and the transfer queue; a tree of a million files is
+//! never held at once. The only list that grows with the tree is the mirror's deletion
+//! candidates, which must all be known before the guard (`max_delete`, empty source, any
+//! failure) can allow the first deletion; the deletions then run as concurrently as copies.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -16,6 +22,7 @@ use super::azure_names;
 use super::endpoint::{self, Endpoint, Remote};
 use super::entry::{Entry, Kind, join};
 use super::filter::Filter;
+use super::flat;
 use super::op_error::OpError;
 use super::options::{Compare, SyncMode, SyncOptions};
 use super::progress::{Observer, Snapshot, SyncEvent};
@@ -49,6 +56,13 @@ struct Counters {
     not_attempted: AtomicU64,
     /// Transient failures that exhausted their retries since the last success.
     exhausted_in_a_row: std::sync::atomic::AtomicU32,
+    /// Jobs queued and finished: a flat merge handing over to the directory walk waits for both
+    /// to match before it recounts.
+    jobs_sent: AtomicU64,
+    jobs_done: AtomicU64,
+    /// Files copied by a flat merge that handed over: the directory walk finds them unchanged,
+    /// and they are not counted as skipped.
+    recounted: AtomicU64,
 }
 
 struct Job {
@@ -150,7 +164,9 @@ pub async fn sync_report(
     let dst = Store::open(dst_ep)?;
     let live = mode == SyncMode::Live;
 
-    match root_exists(&src, opts).await {
+    // Both roots at once: one round trip instead of two before the listing starts.
+    let (src_root, dst_root) = futures::join!(root_exists(&src, opts), root_exists(&dst, opts));
+    match src_root {
         Ok(true) => {}
         Ok(false) => {
             return Err(Error::Usage(format!("sync: the source {} does not exist", src_ep.location())));
@@ -171,8 +187,7 @@ pub async fn sync_report(
             )));
         }
     }
-    let dst_exists = root_exists(&dst, opts)
-        .await
+    let dst_exists = dst_root
         .map_err(|e| Error::action("sync_share", dst_ep.location(), format!("cannot read the destination: {e}")))?;
     if !dst_exists && live {
         dst.mkdir("").await.map_err(|e| {
@@ -209,7 +224,10 @@ pub async fn sync_report(
         let jobs = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|j| (j, rx)) });
         jobs.for_each_concurrent(run.opts.concurrency, move |job| {
             let run = run.clone();
-            async move { run.transfer(job).await }
+            async move {
+                run.transfer(job).await;
+                run.c.jobs_done.fetch_add(1, Relaxed);
+            }
         })
     };
     let ticker = {
@@ -243,7 +261,7 @@ pub async fn sync_report(
         copied: c.copied.load(Relaxed),
         copied_bytes: c.copied_bytes.load(Relaxed),
         server_side: c.server_side.load(Relaxed),
-        skipped: c.skipped.load(Relaxed),
+        skipped: c.skipped.load(Relaxed).saturating_sub(c.recounted.load(Relaxed)),
         deleted,
         deleted_bytes,
         deleted_dirs,
@@ -337,11 +355,22 @@ impl Run {
     }
 
     async fn walk(self: &Arc<Self>, tx: tokio::sync::mpsc::Sender<Job>, dst_missing: bool) {
-        let mut pending = vec![DirTask { rel: String::new(), dst_missing, extra: false }];
+        if matches!((&self.src, &self.dst), (Store::Blob(_), Store::Blob(_))) {
+            match self.walk_flat(&tx, dst_missing).await {
+                Ok(()) => return,
+                Err(why) => {
+                    tracing::info!("sync: comparing folder by folder instead of flat: {why}");
+                    self.recount().await;
+                }
+            }
+        }
+        // Breadth first: the pool of listings stays full across the tree instead of draining
+        // into one deep branch.
+        let mut pending = std::collections::VecDeque::from([DirTask { rel: String::new(), dst_missing, extra: false }]);
         let mut inflight = FuturesUnordered::new();
         loop {
             while inflight.len() < self.opts.list_concurrency
-                && let Some(task) = pending.pop()
+                && let Some(task) = pending.pop_front()
             {
                 let tx = tx.clone();
                 inflight.push(async move { self.dir(task, &tx).await });
@@ -349,6 +378,107 @@ impl Run {
             match inflight.next().await {
                 Some(more) => pending.extend(more),
                 None => break,
+            }
+        }
+    }
+
+    /// Blob→Blob: merges the two flat listings as their pages arrive. `Err`: the flat order
+    /// cannot be trusted (why); nothing has been deleted, and the caller walks folder by folder.
+    async fn walk_flat(&self, tx: &tokio::sync::mpsc::Sender<Job>, dst_missing: bool) -> Result<(), String> {
+        let (Store::Blob(src), Store::Blob(dst)) = (&self.src, &self.dst) else {
+            return Err("not two blob endpoints".into());
+        };
+        let note = |r: std::result::Result<(), &OpError>| {
+            self.c.listed_dirs.fetch_add(1, Relaxed);
+            self.note_result(r);
+        };
+        let paging = flat::Paging {
+            page_size: self.opts.list_page_size,
+            attempts: self.opts.attempts,
+            retry_delay: self.opts.retry_delay,
+            note: &note,
+        };
+        let (stx, srx) = tokio::sync::mpsc::channel(1);
+        let (dtx, drx) = tokio::sync::mpsc::channel(1);
+        let (_, _, merged) = futures::join!(
+            flat::produce(src, &paging, stx),
+            async {
+                if !dst_missing {
+                    flat::produce(dst, &paging, dtx).await;
+                }
+            },
+            self.merge_flat(flat::Pages::new(Some(srx)), flat::Pages::new((!dst_missing).then_some(drx)), tx)
+        );
+        merged
+    }
+
+    async fn merge_flat(
+        &self,
+        mut src: flat::Pages,
+        mut dst: flat::Pages,
+        tx: &tokio::sync::mpsc::Sender<Job>,
+    ) -> Result<(), String> {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let mut dirs = DirFilter::default();
+        let (mut s, mut d) = futures::join!(src.next(), dst.next());
+        loop {
+            if self.is_stopped() {
+                return Ok(());
+            }
+            for (head, side) in [(&s, "source"), (&d, "destination")] {
+                match head {
+                    flat::Next::Broken(why) => return Err(why.clone()),
+                    flat::Next::Failed(e) => {
+                        self.fail("", format!("cannot list the {side}: {e}"));
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+            }
+            let order = match (&s, &d) {
+                (flat::Next::File(a, _), flat::Next::File(b, _)) => flat::name_order(a, b),
+                (flat::Next::File(..), _) => Less,
+                (_, flat::Next::File(..)) => Greater,
+                _ => return Ok(()),
+            };
+            if order != Greater {
+                let flat::Next::File(rel, se) = std::mem::replace(&mut s, src.next().await) else { unreachable!() };
+                let de = if order == Equal {
+                    let flat::Next::File(_, de) = std::mem::replace(&mut d, dst.next().await) else { unreachable!() };
+                    Some(de)
+                } else {
+                    None
+                };
+                if dirs.allows(&self.filter, &rel) {
+                    self.source_entry("", se, de, tx).await;
+                }
+            } else {
+                let flat::Next::File(rel, de) = std::mem::replace(&mut d, dst.next().await) else { unreachable!() };
+                if dirs.allows(&self.filter, &rel) {
+                    self.extra_entry("", de);
+                }
+            }
+        }
+    }
+
+    /// After a flat merge handed over: waits for the copies it queued, then forgets what it
+    /// counted, so that the directory walk counts every file once. What it copied stays copied
+    /// (the walk finds those files unchanged); a dry run forgets its plan too.
+    async fn recount(&self) {
+        while self.c.jobs_done.load(Relaxed) < self.c.jobs_sent.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let c = &self.c;
+        for n in [&c.source_files, &c.destination_files, &c.skipped] {
+            n.store(0, Relaxed);
+        }
+        self.extras.lock().unwrap().clear();
+        if self.live {
+            c.recounted.store(c.copied.load(Relaxed), Relaxed);
+        } else {
+            self.planned.lock().unwrap().clear();
+            for n in [&c.copied, &c.copied_bytes, &c.planned_files, &c.planned_bytes] {
+                n.store(0, Relaxed);
             }
         }
     }
@@ -479,7 +609,10 @@ impl Run {
                 self.c.skipped.fetch_add(1, Relaxed);
             }
             Some(reason) => {
-                let _ = tx.send(Job { rel, entry: se, dst: de, reason }).await;
+                self.c.jobs_sent.fetch_add(1, Relaxed);
+                if tx.send(Job { rel, entry: se, dst: de, reason }).await.is_err() {
+                    self.c.jobs_done.fetch_add(1, Relaxed);
+                }
             }
         }
         None
@@ -725,13 +858,47 @@ impl Run {
                 }
             })
             .await;
-        let mut deleted_dirs = 0;
-        for d in &dirs {
-            match self.dst.delete_dir(d).await {
-                Ok(()) => deleted_dirs += 1,
-                Err(e) => self.fail(d, format!("cannot delete the folder: {e}")),
+        // Folders level by level, deepest first (each is empty when its turn comes), the folders
+        // of one level at once.
+        let deleted_dirs = AtomicU64::new(0);
+        for level in dirs.chunk_by(|a, b| a.matches('/').count() == b.matches('/').count()) {
+            futures::stream::iter(level)
+                .for_each_concurrent(self.opts.concurrency, |d| {
+                    let deleted_dirs = &deleted_dirs;
+                    async move {
+                        match self.dst.delete_dir(d).await {
+                            Ok(()) => {
+                                deleted_dirs.fetch_add(1, Relaxed);
+                            }
+                            Err(e) => self.fail(d, format!("cannot delete the folder: {e}")),
+                        }
+                    }
+                })
+                .await;
+        }
+        (deleted.into_inner(), deleted_bytes.into_inner(), deleted_dirs.into_inner(), None, Vec::new())
+    }
+}
+
+/// Whether a flat listing's file lies below folders the filter walks (an excluded folder prunes
+/// everything inside it, as in the directory walk); remembers the last folder, since a flat
+/// listing names the files of one folder in a row.
+#[derive(Default)]
+struct DirFilter {
+    last: Option<(String, bool)>,
+}
+
+impl DirFilter {
+    fn allows(&mut self, filter: &Filter, rel: &str) -> bool {
+        let Some((parent, _)) = rel.rsplit_once('/') else { return true };
+        match &self.last {
+            Some((last, allowed)) if last == parent => *allowed,
+            _ => {
+                let allowed =
+                    parent.match_indices('/').map(|(i, _)| &parent[..i]).chain([parent]).all(|d| filter.dir(d));
+                self.last = Some((parent.to_string(), allowed));
+                allowed
             }
         }
-        (deleted.into_inner(), deleted_bytes.into_inner(), deleted_dirs, None, Vec::new())
     }
 }

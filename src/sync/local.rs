@@ -124,15 +124,12 @@ impl Local {
     pub async fn write(&self, rel: &str, mtime: Option<DateTime<Utc>>, mut data: ByteStream) -> OpResult<u64> {
         let target = self.path(rel);
         let tmp = temp_path(&target);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| OpError::io(&format!("cannot create {}", parent.display()), &e))?;
-        }
         let result: OpResult<u64> = async {
-            let mut file = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(|e| OpError::io(&format!("cannot create {}", tmp.display()), &e))?;
+            let std_file = {
+                let (tmp, target) = (tmp.clone(), target.clone());
+                blocking(move || create_temp(&tmp, &target)).await?
+            };
+            let mut file = tokio::fs::File::from_std(std_file);
             let mut written = 0u64;
             while let Some(chunk) = data.next().await {
                 let chunk = chunk.map_err(|e| OpError::io(&format!("cannot read the source of {rel}"), &e))?;
@@ -156,24 +153,23 @@ impl Local {
         result
     }
 
-    /// Local to local: the kernel copies (copy_file_range/reflink where available).
+    /// Local to local: the kernel copies ([`kernel_copy`]) into a temporary file that is renamed
+    /// into place with the mtime and permissions set.
     pub async fn copy_from(&self, src: &Local, rel: &str, mtime: Option<DateTime<Utc>>) -> OpResult<u64> {
         let from = src.path(rel);
         let target = self.path(rel);
         blocking(move || {
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| OpError::io(&format!("cannot create {}", parent.display()), &e))?;
-            }
             let tmp = temp_path(&target);
             let result = (|| {
-                let n = std::fs::copy(&from, &tmp)
+                let input = std::fs::File::open(&from)
+                    .map_err(|e| OpError::io(&format!("cannot open {}", from.display()), &e))?;
+                let meta = input.metadata().map_err(|e| OpError::io(&format!("cannot stat {}", from.display()), &e))?;
+                let out = create_temp(&tmp, &target)?;
+                let n = kernel_copy(&input, &out, meta.len())
                     .map_err(|e| OpError::io(&format!("cannot copy {} to {}", from.display(), tmp.display()), &e))?;
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&tmp)
-                    .map_err(|e| OpError::io(&format!("cannot open {}", tmp.display()), &e))?;
-                finish(f, &tmp, &target, mtime)?;
+                out.set_permissions(meta.permissions())
+                    .map_err(|e| OpError::io(&format!("cannot set the permissions of {}", tmp.display()), &e))?;
+                finish(out, &tmp, &target, mtime)?;
                 Ok(n)
             })();
             if result.is_err() {
@@ -230,6 +226,85 @@ impl Local {
 
     pub fn kind_of(meta: &std::fs::Metadata) -> Kind {
         if meta.is_dir() { Kind::Dir } else { Kind::File }
+    }
+}
+
+/// Creates the temporary file of `target`. The engine creates a folder before the files inside
+/// it, so the parent normally exists: it is created here only when it does not (a folder
+/// removed meanwhile, or a writer that does not walk), which spares a lookup per file.
+fn create_temp(tmp: &Path, target: &Path) -> OpResult<std::fs::File> {
+    match std::fs::File::create_new(tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| OpError::io(&format!("cannot create {}", parent.display()), &e))?;
+            }
+            std::fs::File::create_new(tmp)
+        }
+        other => other,
+    }
+    .map_err(|e| OpError::io(&format!("cannot create {}", tmp.display()), &e))
+}
+
+/// Set once a clone was refused: the filesystem cannot share extents, and asking again for
+/// every file would only cost a system call each.
+static NO_REFLINK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Copies `input` into the empty `out` without the bytes passing through this process where
+/// the kernel allows: a reflink (FICLONE: Btrfs, XFS, bcachefs share the extents), else
+/// `copy_file_range` (in-kernel; server-side on NFS 4.2 and SMB), else a read/write loop (another
+/// filesystem, `EXDEV` on older kernels, or a kernel without it).
+#[cfg(target_os = "linux")]
+fn kernel_copy(input: &std::fs::File, out: &std::fs::File, len: u64) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (i, o) = (input.as_raw_fd(), out.as_raw_fd());
+    // SAFETY: both descriptors are open for the whole call; FICLONE takes the source fd.
+    if len > 0 && !NO_REFLINK.load(Relaxed) {
+        if unsafe { libc::ioctl(o, libc::FICLONE, i) } == 0 {
+            return Ok(len);
+        }
+        NO_REFLINK.store(true, Relaxed);
+    }
+    let mut copied = 0u64;
+    loop {
+        // SAFETY: null offsets use and advance the descriptors' own file positions.
+        let n = unsafe { libc::copy_file_range(i, std::ptr::null_mut(), o, std::ptr::null_mut(), 1 << 30, 0) };
+        if n > 0 {
+            copied += n as u64;
+            continue;
+        }
+        if n == 0 {
+            return Ok(copied);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL | libc::EPERM) if copied == 0 => {
+                return read_write(input, out);
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel_copy(input: &std::fs::File, out: &std::fs::File, _len: u64) -> std::io::Result<u64> {
+    read_write(input, out)
+}
+
+fn read_write(mut input: &std::fs::File, mut out: &std::fs::File) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut copied = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..n])?;
+        copied += n as u64;
     }
 }
 

@@ -113,6 +113,8 @@ pub struct SyncOptions {
     pub verify: bool,
     /// Copy server-side (from URL) where both endpoints allow it.
     pub server_side: bool,
+    /// Names per page of a flat Blob listing (1–5,000; smaller only to test paging).
+    pub list_page_size: usize,
 }
 
 impl Default for SyncOptions {
@@ -124,11 +126,12 @@ impl Default for SyncOptions {
             include: Vec::new(),
             exclude: Vec::new(),
             concurrency: 16,
-            list_concurrency: 8,
+            list_concurrency: 16,
             attempts: 4,
             retry_delay: Duration::from_millis(200),
             verify: false,
             server_side: true,
+            list_page_size: super::flat::PAGE,
         }
     }
 }
@@ -137,6 +140,9 @@ impl SyncOptions {
     pub fn validate(&self) -> Result<()> {
         if self.concurrency == 0 || self.list_concurrency == 0 {
             return Err(Error::Usage("sync: concurrency must be at least 1".to_string()));
+        }
+        if !(1..=super::flat::PAGE).contains(&self.list_page_size) {
+            return Err(Error::Usage(format!("sync: list_page_size must be 1 to {}", super::flat::PAGE)));
         }
         if self.attempts == 0 {
             return Err(Error::Usage("sync: attempts must be at least 1".to_string()));
