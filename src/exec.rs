@@ -232,17 +232,20 @@ impl Exec {
     }
 
     /// Runs a future to completion on the runtime, giving up when the run is cancelled. The
-    /// future belongs to the current step (what it waits for shows on the step's line).
+    /// future belongs to the current step: what it waits for shows on the step's line while it
+    /// runs, and nothing once it is over (ok or not).
     pub fn block_on<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let cancel = self.cancel.clone();
         let fut = crate::view::status::in_step(fut);
-        self.runtime.block_on(async move {
+        let result = self.runtime.block_on(async move {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => Err(interrupted()),
                 r = fut => r,
             }
-        })
+        });
+        crate::view::Status::here().clear();
+        result
     }
 
     /// Sleeps, waking early (with an error) when the run is cancelled.

@@ -284,7 +284,7 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
     let source = provider.describe();
     let target = format!("{record_type} {fqdn} = {expected} ({source})");
     let base = Lookup::empty(&fqdn, record_type, &source);
-    let waited = exec.query(
+    exec.query(
         "wait_dns",
         &target,
         || base.clone(),
@@ -303,24 +303,18 @@ pub fn wait_dns(exec: &Exec, name: &str, value: &str, opts: &LookupOptions) -> R
                     }
                     return Ok(result);
                 }
+                let answers = if result.values.is_empty() { "nothing".to_string() } else { result.values.join(", ") };
                 if started.elapsed() >= timeout {
                     return Err(Error::action(
                         "wait_dns",
                         &target,
-                        format!(
-                            "still answers {} after {} s",
-                            if result.values.is_empty() { "nothing".to_string() } else { result.values.join(", ") },
-                            timeout.as_secs()
-                        ),
+                        format!("still answers {answers} after {} s", timeout.as_secs()),
                     ));
                 }
-                let answers = if result.values.is_empty() { "nothing".to_string() } else { result.values.join(", ") };
                 crate::view::waiting(format!("DNS {fqdn} answers {answers}, waiting for {expected}"));
                 exec.sleep(interval)?;
                 interval = (interval * 3 / 2).min(Duration::from_secs(2));
             }
         },
-    );
-    crate::view::Status::here().clear();
-    waited
+    )
 }

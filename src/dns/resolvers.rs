@@ -88,8 +88,7 @@ pub fn wait(exec: &Exec, spec: &RecordSpec, resolvers: &[String], timeout: Durat
     let mut interval = Duration::from_millis(100);
     let mut last_count = None;
     let mut silent = vec![0u32; resolvers.len()];
-    let status = crate::view::Status::here();
-    let result = loop {
+    loop {
         let answers = exec.block_on(ask_all(resolvers, &fqdn, spec.record_type, &spec.value))?;
         let agreed = answers.iter().filter(|a| a.agrees).count();
         for (count, answer) in silent.iter_mut().zip(&answers) {
@@ -109,19 +108,16 @@ pub fn wait(exec: &Exec, spec: &RecordSpec, resolvers: &[String], timeout: Durat
         };
         if last_count != Some(agreed) {
             tracing::info!("{}", agreement.describe());
-            status.set(agreement.describe());
             last_count = Some(agreed);
         }
         if settled || !exec.is_live() || started.elapsed() >= timeout {
-            break Ok(agreement);
+            return Ok(agreement);
         }
-        if let Err(e) = exec.sleep(interval.min(timeout.saturating_sub(started.elapsed()))) {
-            break Err(e);
-        }
+        // Shown while it sleeps until the next question (the sleep clears it when it is over).
+        crate::view::waiting(agreement.describe());
+        exec.sleep(interval.min(timeout.saturating_sub(started.elapsed())))?;
         interval = (interval * 3 / 2).min(Duration::from_secs(2));
-    };
-    status.clear();
-    result
+    }
 }
 
 /// One question to one resolver, recursion desired, over UDP.

@@ -162,10 +162,7 @@ fn scale(exec: &Exec, env: Dynamic, kind: &str, name: &str, replicas: Dynamic, o
         let report = exec.block_on(async {
             let cluster = Cluster::connect(&env).await?;
             crate::kube::scale(&cluster, kind, name, replicas, &opts).await
-        });
-        // The wait is over: the step's line stops showing the last pod count.
-        crate::view::Status::here().clear();
-        let report = report?;
+        })?;
         let outcome = if report.changed { Outcome::Changed } else { Outcome::Unchanged };
         // Wait times are RTO evidence: the report can show how long each scale took.
         exec.metric("scale", serde_json::to_value(&report).unwrap_or_default())?;

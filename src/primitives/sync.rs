@@ -178,9 +178,7 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
     let sync = |mode: SyncMode| -> Result<SyncSummary> {
         let (s, d) = (src.endpoint()?, dst.endpoint()?);
         let progress = StepProgress { status: crate::view::Status::here(), label: src.label() };
-        let summary = exec.block_on(crate::sync::sync_report(&s, &d, &o, mode, Arc::new(progress)));
-        crate::view::Status::here().clear();
-        let summary = summary?;
+        let summary = exec.block_on(crate::sync::sync_report(&s, &d, &o, mode, Arc::new(progress)))?;
         let _ = exec.metric("sync_share", summary.to_json());
         Ok(summary)
     };
