@@ -29,10 +29,15 @@ impl Estimate {
     /// failback takes other steps): a refused run or a switch that found the work already done
     /// took none of the time the plan is about. `None` when there is no such run.
     pub fn last_finished(state_dir: &Path, runbook: &str, vars: &BTreeMap<String, String>) -> Result<Option<Estimate>> {
+        if !state_dir.join("runs").is_dir() {
+            return Ok(None);
+        }
         let state = StateDir::open(state_dir)?;
         let mut fallback = None;
-        for run in history::runs(state_dir)?.into_iter().filter(|r| is_measure(r, runbook)) {
-            let records = journal::read(&state.run_dir(&run.run_id).join("journal.jsonl"))?;
+        // Newest first, each journal read once.
+        for id in state.runs()?.into_iter().rev() {
+            let records = journal::read(&state.run_dir(&id).join("journal.jsonl"))?;
+            let Some(run) = history::summarise(&id, &records).filter(|r| is_measure(r, runbook)) else { continue };
             let same_vars = records.iter().any(|r| matches!(&r.event, Event::RunStarted { vars: v, .. } if v == vars));
             let estimate = Estimate::from_records(run, &records);
             if same_vars {

@@ -76,7 +76,8 @@ pub fn runs(state_dir: &Path) -> Result<Vec<RunSummary>> {
     Ok(out)
 }
 
-fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
+/// One run from its journal; `None` for an empty journal.
+pub fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
     let first = records.first()?;
     let mut s = RunSummary {
         run_id: run_id.to_string(),
