@@ -83,6 +83,12 @@ thread_local! {
     static RESERVED: RefCell<Option<(Option<String>, u32)>> = const { RefCell::new(None) };
 }
 
+/// A step number as the numbers it is made of (`1.2.10` → `[1, 2, 10]`): sorted, script order
+/// with parents before their children and `2` after `1.10`. `None` for what is not a step number.
+pub fn step_order(number: &str) -> Option<Vec<u32>> {
+    number.split('.').map(|part| part.parse().ok()).collect()
+}
+
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

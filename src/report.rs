@@ -105,13 +105,8 @@ pub fn summarize(records: &[Record]) -> Summary {
     }
     // Script order within each attempt: parallel branches start together, so the journal can
     // hold step 2's start between 1.1's and 1.2's.
-    s.steps.sort_by_key(|row| (row.attempt, script_order(&row.number)));
+    s.steps.sort_by_key(|row| (row.attempt, crate::exec::step_order(&row.number).unwrap_or_else(|| vec![u32::MAX])));
     s
-}
-
-/// A step number as the numbers it is made of, so that `2` sorts after `1.10` and `10` after `9`.
-fn script_order(number: &str) -> Vec<u32> {
-    number.split('.').map(|part| part.parse().unwrap_or(u32::MAX)).collect()
 }
 
 fn secs(ms: i64) -> String {

@@ -43,7 +43,7 @@ struct Node {
 type Key = Vec<u32>;
 
 fn key(number: &str) -> Option<Key> {
-    number.split('.').map(|p| p.parse().ok()).collect()
+    crate::exec::step_order(number)
 }
 
 #[derive(Default)]
