@@ -209,7 +209,7 @@ pub fn markdown(records: &[Record]) -> String {
 }
 
 /// From the `downtime` start metric to the end metric, when both are in the journal.
-fn downtime_ms(records: &[Record]) -> Option<i64> {
+pub fn downtime_ms(records: &[Record]) -> Option<i64> {
     let at = |what: &str| {
         records
             .iter()

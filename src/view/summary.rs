@@ -40,7 +40,7 @@ impl Summary<'_> {
         if let Some(rpo) = self.metric("rpo") {
             out.push(format!("  RPO       {}", rpo.as_str().map_or_else(|| rpo.to_string(), str::to_string)));
         }
-        if let Some(ms) = self.downtime_ms() {
+        if let Some(ms) = crate::report::downtime_ms(self.records).and_then(|ms| u64::try_from(ms).ok()) {
             out.push(format!("  downtime  {}", duration(Duration::from_millis(ms))));
         }
         out.push(format!("  report    {}", self.run_dir.join("report.html").display()));
@@ -53,16 +53,6 @@ impl Summary<'_> {
             Event::Metric { name, value } if name == wanted => Some(value),
             _ => None,
         })
-    }
-
-    fn downtime_ms(&self) -> Option<u64> {
-        let at = |what: &str| {
-            self.records.iter().find_map(|r| match &r.event {
-                Event::Metric { name, value } if name == "downtime" && value == what => Some(r.ts),
-                _ => None,
-            })
-        };
-        u64::try_from((at("end")? - at("start")?).num_milliseconds()).ok()
     }
 }
 
