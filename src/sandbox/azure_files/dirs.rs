@@ -107,8 +107,8 @@ pub(super) fn delete_dir(req: &Req<'_>) -> R {
     }
     match std::fs::remove_dir(&p) {
         Ok(()) => {
-            req.state.props.remove(&p);
-            req.state.names.removed(&p);
+            req.state.props.remove_dir(&p);
+            req.state.names.removed_dir(&p);
             Ok(empty(StatusCode::ACCEPTED))
         }
         Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {

@@ -186,8 +186,8 @@ pub(super) fn delete_file(req: &Req<'_>) -> R {
     let (p, _) = existing_file(req)?;
     lease::check(req, &p, true)?;
     std::fs::remove_file(&p).map_err(|e| io_error(&e))?;
-    req.state.props.remove(&p);
-    req.state.names.removed(&p);
+    req.state.props.remove_file(&p);
+    req.state.names.removed_file(&p);
     Ok(empty(StatusCode::ACCEPTED))
 }
 

@@ -154,9 +154,14 @@ impl Index {
         });
     }
 
-    /// `path` was just deleted by the emulator.
-    pub fn removed(&self, path: &Path) {
+    /// The file `path` was just deleted by the emulator (its parent's entry changes; no scan).
+    pub fn removed_file(&self, path: &Path) {
         self.update(path, |v, n| v.retain(|x| *x != n));
+    }
+
+    /// The folder `path` was just deleted by the emulator: its entries and those below it go.
+    pub fn removed_dir(&self, path: &Path) {
+        self.removed_file(path);
         self.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|d, _| !d.starts_with(path));
     }
 
@@ -238,7 +243,7 @@ mod tests {
         index.added(&d.path().join("Web/Repo/Other.txt"));
         assert_eq!(resolve(d.path(), "web/repo/OTHER.txt", &index), d.path().join("Web/Repo/Other.txt"));
         std::fs::remove_file(d.path().join("Web/Repo/Other.txt")).unwrap();
-        index.removed(&d.path().join("Web/Repo/Other.txt"));
+        index.removed_file(&d.path().join("Web/Repo/Other.txt"));
         assert_eq!(resolve(d.path(), "web/repo/OTHER.txt", &index), d.path().join("Web/Repo/OTHER.txt"));
     }
 }
