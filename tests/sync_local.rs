@@ -253,6 +253,32 @@ async fn a_killed_run_started_again_finishes_the_job() {
     assert!(!d.path().join("d1/.drsync-tmp-00000000deadbeef.f1.dat").exists());
 }
 
+/// A file the destination lacks is written under its own name, its mtime set last: what a kill
+/// can leave of it is a shorter file with a later mtime, which the next run copies again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_cut_short_by_a_kill_is_copied_again_with_its_mode_and_mtime() {
+    use std::os::unix::fs::PermissionsExt;
+    let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    write_tree(s.path(), &[("data.bin", &data), ("run.sh", b"#!/bin/sh\n")]);
+    std::fs::set_permissions(s.path().join("run.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    set_mtime(&s.path().join("data.bin"), 3600);
+    set_mtime(&s.path().join("run.sh"), 7200);
+    // What a killed copy of data.bin leaves: its first bytes, written just now.
+    write_tree(d.path(), &[("data.bin", &data[..40_000])]);
+
+    let sum = run(&local(s.path()), &local(d.path()), &SyncOptions::default()).await.unwrap();
+    assert_eq!((sum.copied, sum.skipped), (2, 0), "{sum:?}");
+    assert_eq!(tree(s.path()), tree(d.path()));
+    let mode = std::fs::metadata(d.path().join("run.sh")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o750);
+    let names: Vec<String> =
+        std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.starts_with(".drsync-tmp-")), "{names:?}");
+    let again = run(&local(s.path()), &local(d.path()), &SyncOptions::default()).await.unwrap();
+    assert_eq!((again.copied, again.skipped), (0, 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_before_anything_runs() {
     let (s, _d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

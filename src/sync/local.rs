@@ -3,6 +3,12 @@
 //! Writes go to a hidden temporary name in the target directory and are renamed into place
 //! with the source's mtime already set, so a killed run never leaves a file that looks complete.
 //! Stale temporaries of a killed run are removed when the directory is listed again.
+//!
+//! A local copy of a file the destination does not have yet is written under its own name
+//! instead (one directory change, not a create and a rename): there is no old copy to keep
+//! whole, and the source's mtime is set only after the last byte, so a killed copy leaves a
+//! file whose size differs from the source's (copied again) or a complete one with a later
+//! mtime (complete, so nothing is lost when the compare skips it).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -154,26 +160,40 @@ impl Local {
     }
 
     /// Local to local: the kernel copies ([`kernel_copy`]) into a temporary file that is renamed
-    /// into place with the mtime and permissions set.
-    pub async fn copy_from(&self, src: &Local, rel: &str, mtime: Option<DateTime<Utc>>) -> OpResult<u64> {
+    /// into place with the mtime and permissions set; a file the destination lacks (`fresh`) is
+    /// written under its own name, its mtime set last (see the module's head).
+    pub async fn copy_from(&self, src: &Local, rel: &str, mtime: Option<DateTime<Utc>>, fresh: bool) -> OpResult<u64> {
         let from = src.path(rel);
         let target = self.path(rel);
         blocking(move || {
-            let tmp = temp_path(&target);
+            let input =
+                std::fs::File::open(&from).map_err(|e| OpError::io(&format!("cannot open {}", from.display()), &e))?;
+            let meta = input.metadata().map_err(|e| OpError::io(&format!("cannot stat {}", from.display()), &e))?;
+            // O_EXCL: a file that appeared meanwhile is replaced through a temporary, like any.
+            let direct = if fresh { create_new(&target).ok() } else { None };
+            let (out, tmp) = match direct {
+                Some(out) => (out, None),
+                None => {
+                    let tmp = temp_path(&target);
+                    (create_temp(&tmp, &target)?, Some(tmp))
+                }
+            };
+            let written = tmp.as_deref().unwrap_or(&target);
             let result = (|| {
-                let input = std::fs::File::open(&from)
-                    .map_err(|e| OpError::io(&format!("cannot open {}", from.display()), &e))?;
-                let meta = input.metadata().map_err(|e| OpError::io(&format!("cannot stat {}", from.display()), &e))?;
-                let out = create_temp(&tmp, &target)?;
-                let n = kernel_copy(&input, &out, meta.len())
-                    .map_err(|e| OpError::io(&format!("cannot copy {} to {}", from.display(), tmp.display()), &e))?;
+                // Before the bytes: a killed copy that got them all has its permissions too.
                 out.set_permissions(meta.permissions())
-                    .map_err(|e| OpError::io(&format!("cannot set the permissions of {}", tmp.display()), &e))?;
-                finish(out, &tmp, &target, mtime)?;
+                    .map_err(|e| OpError::io(&format!("cannot set the permissions of {}", written.display()), &e))?;
+                let n = kernel_copy(&input, &out, meta.len()).map_err(|e| {
+                    OpError::io(&format!("cannot copy {} to {}", from.display(), written.display()), &e)
+                })?;
+                match &tmp {
+                    Some(tmp) => finish(out, tmp, &target, mtime)?,
+                    None => set_mtime(&out, &target, mtime)?,
+                }
                 Ok(n)
             })();
             if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
+                let _ = std::fs::remove_file(written);
             }
             result
         })
@@ -233,17 +253,25 @@ impl Local {
 /// it, so the parent normally exists: it is created here only when it does not (a folder
 /// removed meanwhile, or a writer that does not walk), which spares a lookup per file.
 fn create_temp(tmp: &Path, target: &Path) -> OpResult<std::fs::File> {
-    match std::fs::File::create_new(tmp) {
+    create_in(tmp, target).map_err(|e| OpError::io(&format!("cannot create {}", tmp.display()), &e))
+}
+
+/// Creates `target` itself, failing if it exists.
+fn create_new(target: &Path) -> std::io::Result<std::fs::File> {
+    create_in(target, target)
+}
+
+/// Creates the new file `path` in `target`'s folder, creating the folder when it is missing.
+fn create_in(path: &Path, target: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::File::create_new(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| OpError::io(&format!("cannot create {}", parent.display()), &e))?;
+                std::fs::create_dir_all(parent)?;
             }
-            std::fs::File::create_new(tmp)
+            std::fs::File::create_new(path)
         }
         other => other,
     }
-    .map_err(|e| OpError::io(&format!("cannot create {}", tmp.display()), &e))
 }
 
 /// Set once a clone was refused: the filesystem cannot share extents, and asking again for
@@ -308,14 +336,21 @@ fn read_write(mut input: &std::fs::File, mut out: &std::fs::File) -> std::io::Re
     }
 }
 
-fn finish(mut f: std::fs::File, tmp: &Path, target: &Path, mtime: Option<DateTime<Utc>>) -> OpResult<()> {
-    f.flush().map_err(|e| OpError::io(&format!("cannot write {}", tmp.display()), &e))?;
-    if let Some(t) = mtime {
-        f.set_modified(t.into()).map_err(|e| OpError::io(&format!("cannot set the mtime of {}", tmp.display()), &e))?;
-    }
+fn finish(f: std::fs::File, tmp: &Path, target: &Path, mtime: Option<DateTime<Utc>>) -> OpResult<()> {
+    set_mtime(&f, tmp, mtime)?;
     drop(f);
     std::fs::rename(tmp, target)
         .map_err(|e| OpError::io(&format!("cannot rename {} to {}", tmp.display(), target.display()), &e))
+}
+
+/// Flushes `f` (written as `path`) and sets its mtime.
+fn set_mtime(mut f: &std::fs::File, path: &Path, mtime: Option<DateTime<Utc>>) -> OpResult<()> {
+    f.flush().map_err(|e| OpError::io(&format!("cannot write {}", path.display()), &e))?;
+    if let Some(t) = mtime {
+        f.set_modified(t.into())
+            .map_err(|e| OpError::io(&format!("cannot set the mtime of {}", path.display()), &e))?;
+    }
+    Ok(())
 }
 
 /// A stream over one in-memory chunk (tests and small bodies).

@@ -70,9 +70,17 @@ impl Store {
 
     /// Copies without streaming through a generic reader when the pair allows it: kernel copy
     /// between local folders, server-side from URL between services. `None`: not possible here.
-    pub async fn copy_direct(&self, src: &Store, rel: &str, entry: &Entry, server_side: bool) -> Option<OpResult<u64>> {
+    /// `fresh`: the destination has no file of that name.
+    pub async fn copy_direct(
+        &self,
+        src: &Store,
+        rel: &str,
+        entry: &Entry,
+        fresh: bool,
+        server_side: bool,
+    ) -> Option<OpResult<u64>> {
         match (self, src) {
-            (Store::Local(d), Store::Local(s)) => Some(d.copy_from(s, rel, entry.mtime).await),
+            (Store::Local(d), Store::Local(s)) => Some(d.copy_from(s, rel, entry.mtime, fresh).await),
             (Store::Files(d), Store::Files(s)) if server_side => d.copy_from(s, rel, entry).await,
             (Store::Blob(d), Store::Blob(s)) if server_side => d.copy_from(s, rel, entry).await,
             _ => None,
