@@ -9,6 +9,8 @@
 //!   `BENCH_AZ_ROUNDS` rounds on Azurite (default 3; no-change as the median of 3 runs each)
 //!   and on the Files emulator (default 2);
 //! - `BENCH_LOCAL=0`, `BENCH_AZURITE=0`, `BENCH_FILES=0`, `BENCH_MEM=0` skip a part;
+//! - `BENCH_DIR` (default: the system's temporary folder) holds the trees: `/dev/shm` measures
+//!   the tools' own cost without the disk's latency;
 //! - `BENCH_MEM_FILES` (default 1,000,000) and `BENCH_MEM_BLOBS` (default 200,000; 0 skips it)
 //!   size the peak-memory runs (`BENCH_LOCAL=0 BENCH_FILES=0 BENCH_AZURITE=0` runs them alone).
 //!
@@ -199,7 +201,11 @@ fn rotated<T: Clone>(items: &[T], round: usize) -> Vec<T> {
 
 fn bench() {
     let me = std::env::current_exe().unwrap().display().to_string();
-    let base = tempfile::Builder::new().prefix("bench-sync-").tempdir().unwrap();
+    let base = match std::env::var_os("BENCH_DIR") {
+        Some(dir) => tempfile::Builder::new().prefix("bench-sync-").tempdir_in(dir),
+        None => tempfile::Builder::new().prefix("bench-sync-").tempdir(),
+    }
+    .unwrap();
     let trees = [
         Tree { name: "2k small", small: 2000, big: 0, tiny: false },
         Tree { name: "2k small + 16×8 MiB", small: 2000, big: 16, tiny: false },
@@ -212,7 +218,10 @@ fn bench() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut floors = Vec::new();
     if enabled("BENCH_FILES") {
-        files_emulator(&me, base.path(), &trees[..1], &rt, &mut rows, &mut floors);
+        // The small tree, where a run's fixed costs weigh most against the floor, and the tree of
+        // ten times the files in the same folders.
+        let files_trees = [&trees[0], &trees[2]];
+        files_emulator(&me, base.path(), &files_trees, &rt, &mut rows, &mut floors);
     }
     if enabled("BENCH_AZURITE") {
         azurite(&me, base.path(), &trees[..2], &rt, &mut rows);
@@ -381,7 +390,7 @@ fn floor(rt: &tokio::runtime::Runtime, shares: [String; 2], sas: &str) -> (f64, 
 fn files_emulator(
     me: &str,
     base: &Path,
-    trees: &[Tree],
+    trees: &[&Tree],
     rt: &tokio::runtime::Runtime,
     rows: &mut Vec<Row>,
     floors: &mut Vec<(&'static str, f64, f64, usize)>,
