@@ -743,20 +743,20 @@ impl Run {
 
     /// One attempt: copies, then verifies when asked. Ok(true) when done server-side.
     async fn copy_once(&self, job: &Job) -> Result<bool, OpError> {
-        let server_side =
-            match self.dst.copy_direct(&self.src, &job.rel, &job.entry, job.dst.is_none(), self.opts.server_side).await
-            {
-                Some(r) => {
-                    r?;
-                    // Asked after the copy: a service may have just said it cannot copy from URL.
-                    self.dst.server_side_from(&self.src, self.opts.server_side)
-                }
-                None => {
-                    let data = self.src.read(&job.rel).await?;
-                    self.dst.write(&job.rel, job.entry.size, job.entry.mtime, data).await?;
-                    false
-                }
-            };
+        let fresh = job.dst.is_none();
+        let direct = self.dst.copy_direct(&self.src, &job.rel, &job.entry, fresh, self.opts.server_side).await;
+        let server_side = match direct {
+            Some(r) => {
+                r?;
+                // Asked after the copy: a service may have just said it cannot copy from URL.
+                self.dst.server_side_from(&self.src, self.opts.server_side)
+            }
+            None => {
+                let data = self.src.read(&job.rel).await?;
+                self.dst.write(&job.rel, job.entry.size, job.entry.mtime, data).await?;
+                false
+            }
+        };
         if self.opts.verify {
             let (a, b) = futures::join!(self.src.md5(&job.rel, &job.entry), self.dst.content_md5(&job.rel));
             let (a, b) = (a?, b?);
