@@ -107,11 +107,16 @@ impl Pty {
         writer.flush().unwrap();
     }
 
-    /// Everything written to the terminal, escape codes included.
-    fn finish(mut self) -> String {
-        drop(self.master);
+    /// After the child exited: waits until its last output has reached the screen model (the
+    /// reader ends when the terminal's other side closes; at most 10 s), then returns everything
+    /// written to the terminal, escape codes included. The screen read before this may miss the
+    /// last frame.
+    fn finish(&mut self) -> String {
         if let Some(reading) = self.reading.take() {
-            let _ = reading.join();
+            let waited = Instant::now();
+            while !reading.is_finished() && waited.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned()
     }
@@ -151,9 +156,9 @@ fn a_failover_on_a_terminal_shows_what_runs_what_it_waits_for_and_how_it_ended()
         assert!(started.elapsed() < Duration::from_secs(180), "the failover did not finish");
         std::thread::sleep(Duration::from_millis(25));
     };
+    let raw = pty.finish();
     let rows = pty.rows();
     let screen = rows.join("\n");
-    let raw = pty.finish();
     assert!(ok, "the failover failed:\n{screen}");
 
     assert!(!seen.scale_waits.is_empty(), "no scale step showed its ready count; the screen at the end:\n{screen}");
@@ -258,9 +263,9 @@ step("After", || sleep(0.1));
         assert!(started.elapsed() < Duration::from_secs(30), "the run did not go on:\n{}", pty.rows().join("\n"));
         std::thread::sleep(Duration::from_millis(20));
     };
+    pty.finish();
     let rows = pty.rows();
     let screen = rows.join("\n");
-    pty.finish();
     assert!(ok, "{screen}");
     for step in [r"^✓ 1 Before +\d+\.\d s$", r"^✓ 2 Ask +\d+\.\d s$", r"^✓ 3 After +\d+\.\d s$"] {
         let step = Regex::new(step).unwrap();
