@@ -7,9 +7,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::journal::{self, Event, Record, StepOutcome};
+use crate::journal::{Event, Record, StepOutcome};
 use crate::site::history::{self, RunSummary};
-use crate::state::StateDir;
 
 /// The figures of one earlier run.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,15 +28,12 @@ impl Estimate {
     /// failback takes other steps): a refused run or a switch that found the work already done
     /// took none of the time the plan is about. `None` when there is no such run.
     pub fn last_finished(state_dir: &Path, runbook: &str, vars: &BTreeMap<String, String>) -> Result<Option<Estimate>> {
-        if !state_dir.join("runs").is_dir() {
-            return Ok(None);
-        }
-        let state = StateDir::open(state_dir)?;
         let mut fallback = None;
-        // Newest first, each journal read once.
-        for id in state.runs()?.into_iter().rev() {
-            let records = journal::read(&state.run_dir(&id).join("journal.jsonl"))?;
-            let Some(run) = history::summarise(&id, &records).filter(|r| is_measure(r, runbook)) else { continue };
+        for run in history::journals(state_dir)? {
+            let (run, records) = run?;
+            if !is_measure(&run, runbook) {
+                continue;
+            }
             let same_vars = records.iter().any(|r| matches!(&r.event, Event::RunStarted { vars: v, .. } if v == vars));
             let estimate = Estimate::from_records(run, &records);
             if same_vars {

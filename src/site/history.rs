@@ -62,22 +62,31 @@ pub const CHANGING: &[&str] = &["switch", "source_down", "keep_from", "keep_to",
 
 /// Every run of the state directory, newest first.
 pub fn runs(state_dir: &Path) -> Result<Vec<RunSummary>> {
-    if !state_dir.join("runs").is_dir() {
-        return Ok(Vec::new());
-    }
-    let state = StateDir::open(state_dir)?;
-    let mut out = Vec::new();
-    for id in state.runs()?.into_iter().rev() {
-        let records = journal::read(&state.run_dir(&id).join("journal.jsonl"))?;
-        if let Some(summary) = summarise(&id, &records) {
-            out.push(summary);
+    journals(state_dir)?.map(|run| run.map(|(summary, _)| summary)).collect()
+}
+
+/// Every run of the state directory with its journal, newest first; a journal is read only when
+/// the iteration reaches it, so a caller that stops early reads none older. Empty journals are
+/// left out.
+pub fn journals(state_dir: &Path) -> Result<impl Iterator<Item = Result<(RunSummary, Vec<journal::Record>)>>> {
+    let (state, ids) = if state_dir.join("runs").is_dir() {
+        let state = StateDir::open(state_dir)?;
+        let ids = state.runs()?;
+        (Some(state), ids)
+    } else {
+        (None, Vec::new())
+    };
+    Ok(ids.into_iter().rev().filter_map(move |id| {
+        let state = state.as_ref()?;
+        match journal::read(&state.run_dir(&id).join("journal.jsonl")) {
+            Ok(records) => summarise(&id, &records).map(|summary| Ok((summary, records))),
+            Err(e) => Some(Err(e)),
         }
-    }
-    Ok(out)
+    }))
 }
 
 /// One run from its journal; `None` for an empty journal.
-pub fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
+fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
     let first = records.first()?;
     let mut s = RunSummary {
         run_id: run_id.to_string(),
