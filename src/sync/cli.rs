@@ -112,7 +112,10 @@ pub fn run_cli(args: &SyncArgs, config: Option<&Config>) -> Result<SyncSummary> 
     let fut = engine::sync_report(&src, &dst, &opts, mode, observer);
     let summary = match tokio::runtime::Handle::try_current() {
         Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
-        Err(_) => tokio::runtime::Builder::new_multi_thread()
+        // One thread: the sync is one future whose work is waiting on I/O, and local file work
+        // goes to the blocking pool either way. On a worker pool every reply would be read by a
+        // worker and handed to the thread polling the sync: two context switches per request.
+        Err(_) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the async runtime", e))?
