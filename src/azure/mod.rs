@@ -1,9 +1,11 @@
-//! Azure Resource Manager: credentials, a small ARM client, and the storage account calls.
+//! Azure Resource Manager: credentials, a small ARM client, and the storage account calls;
+//! and the listing XML that Azure Storage's data services (Files, Blob) answer.
 //!
 //! Azure DNS record sets are written through the same client by `crate::dns`.
 
 pub mod arm_client;
 pub mod credential;
+pub mod listing_xml;
 pub mod storage;
 
 pub use arm_client::{ArmClient, ArmResponse, Attempt, LroStatus};

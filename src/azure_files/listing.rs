@@ -1,9 +1,6 @@
-//! The XML of List Directories and Files, read event by event: only the fields a sync needs
-//! are kept (names, sizes, times, the next marker), and nothing is built for the rest of each
-//! entry (ids, the other timestamps, attributes, permission keys). A page names thousands of
-//! entries and a walk reads one page per folder, so this reader is on the walk's hot path.
+//! The XML of List Directories and Files: the names, sizes and times a sync needs.
 
-use quick_xml::events::Event;
+use crate::azure::listing_xml::{self, Shape};
 
 #[derive(Debug, Default)]
 pub struct EnumerationResults {
@@ -35,121 +32,27 @@ pub struct Properties {
     pub last_modified: Option<String>,
 }
 
-/// Where the reader stands: the elements it keeps, and `Other` for everything it skips.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum At {
-    Root,
-    Entries,
-    NextMarker,
-    File,
-    Directory,
-    Name,
-    Properties,
-    ContentLength,
-    LastWriteTime,
-    LastModified,
-    Other,
-}
-
-impl At {
-    /// The element `name` opened inside `self`.
-    fn child(self, name: &[u8]) -> At {
-        match (self, name) {
-            (At::Root, b"Entries") => At::Entries,
-            (At::Root, b"NextMarker") => At::NextMarker,
-            (At::Entries, b"File") => At::File,
-            (At::Entries, b"Directory") => At::Directory,
-            (At::File | At::Directory, b"Name") => At::Name,
-            (At::File | At::Directory, b"Properties") => At::Properties,
-            (At::Properties, b"Content-Length") => At::ContentLength,
-            (At::Properties, b"LastWriteTime") => At::LastWriteTime,
-            (At::Properties, b"Last-Modified") => At::LastModified,
-            _ => At::Other,
-        }
-    }
-
-    /// Whether this element's text is kept.
-    fn has_text(self) -> bool {
-        matches!(self, At::NextMarker | At::Name | At::ContentLength | At::LastWriteTime | At::LastModified)
-    }
-}
+const SHAPE: Shape = Shape {
+    list: "Entries",
+    kinds: &["File", "Directory"],
+    properties: &["Content-Length", "LastWriteTime", "Last-Modified"],
+};
 
 pub fn parse(xml: &str) -> Result<EnumerationResults, String> {
-    let bad = |why: String| format!("cannot parse the listing: {why}");
-    let mut reader = quick_xml::Reader::from_str(xml);
-    let mut out = EnumerationResults::default();
-    let mut stack: Vec<At> = Vec::with_capacity(8);
-    let mut node = Node::default();
-    let mut text = String::new();
-    let mut seen_root = false;
-    loop {
-        let event = reader.read_event().map_err(|e| bad(format!("{e} at byte {}", reader.error_position())))?;
-        let (open, close) = match &event {
-            Event::Start(e) => (Some(e.name()), false),
-            Event::Empty(e) => (Some(e.name()), true),
-            Event::End(_) => (None, true),
-            Event::Text(t) if stack.last().is_some_and(|a| a.has_text()) => {
-                text.push_str(&t.decode().map_err(|e| bad(e.to_string()))?);
-                continue;
-            }
-            Event::CData(t) if stack.last().is_some_and(|a| a.has_text()) => {
-                text.push_str(&t.decode().map_err(|e| bad(e.to_string()))?);
-                continue;
-            }
-            Event::GeneralRef(r) if stack.last().is_some_and(|a| a.has_text()) => {
-                let name = r.decode().map_err(|e| bad(e.to_string()))?;
-                match r.resolve_char_ref().map_err(|e| bad(e.to_string()))? {
-                    Some(c) => text.push(c),
-                    None => match quick_xml::escape::resolve_xml_entity(&name) {
-                        Some(s) => text.push_str(s),
-                        None => return Err(bad(format!("unknown entity &{name};"))),
-                    },
-                }
-                continue;
-            }
-            Event::Eof => break,
-            _ => continue,
-        };
-        if let Some(name) = open {
-            let at = match stack.last() {
-                Some(parent) => parent.child(name.as_ref()),
-                None if seen_root => return Err(bad("a second root element".into())),
-                None if name.as_ref() == b"EnumerationResults" => At::Root,
-                None => {
-                    return Err(bad(format!("the root is <{}>", String::from_utf8_lossy(name.as_ref()))));
-                }
-            };
-            seen_root = true;
-            if matches!(at, At::File | At::Directory) {
-                node = Node::default();
-            }
-            text.clear();
-            stack.push(at);
-        }
-        if close {
-            let at = stack.pop().ok_or_else(|| bad("an end tag without its start".into()))?;
-            match at {
-                At::NextMarker => out.next_marker = Some(std::mem::take(&mut text)),
-                At::Name => node.name = std::mem::take(&mut text),
-                At::ContentLength => {
-                    let n = text.trim().parse().map_err(|_| bad(format!("Content-Length {text:?}")))?;
-                    node.properties.content_length = Some(n);
-                }
-                At::LastWriteTime => node.properties.last_write_time = Some(std::mem::take(&mut text)),
-                At::LastModified => node.properties.last_modified = Some(std::mem::take(&mut text)),
-                At::File => out.entries.items.push(Item::File(std::mem::take(&mut node))),
-                At::Directory => out.entries.items.push(Item::Directory(std::mem::take(&mut node))),
-                _ => {}
-            }
-        }
-    }
-    if !seen_root {
-        return Err(bad("no <EnumerationResults>".into()));
-    }
-    if !stack.is_empty() {
-        return Err(bad("the document ends inside an element".into()));
-    }
-    Ok(out)
+    let page = listing_xml::read(xml, &SHAPE)?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|it| {
+            let content_length = it.properties[0].is_some().then(|| it.length(0));
+            let [_, last_write_time, last_modified]: [Option<String>; 3] =
+                it.properties.try_into().expect("one value per property asked for");
+            let node =
+                Node { name: it.name, properties: Properties { content_length, last_write_time, last_modified } };
+            if it.kind == 0 { Item::File(node) } else { Item::Directory(node) }
+        })
+        .collect();
+    Ok(EnumerationResults { entries: Entries { items }, next_marker: page.next_marker })
 }
 
 #[cfg(test)]

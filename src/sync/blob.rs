@@ -31,8 +31,9 @@ use azure_storage_blob::{BlobClient, BlobContainerClient};
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde::Deserialize;
 use url::Url;
+
+use crate::azure::listing_xml::{self, Item as ListItem, Page, Shape};
 
 use super::endpoint::{Credential, Remote};
 use super::entry::Entry;
@@ -107,77 +108,35 @@ fn cannot_copy_from_url(e: &azure_core::Error) -> bool {
     status == Some(501) || code.as_deref() == Some("NotImplemented") || (status == Some(500) && code.is_none())
 }
 
-#[derive(Debug, Deserialize)]
-struct ListResults {
-    #[serde(rename = "Blobs", default)]
-    blobs: BlobItems,
-    #[serde(rename = "NextMarker", default)]
-    next_marker: Option<String>,
-}
+/// List Blobs: blobs and (with a delimiter) prefixes, with what a sync compares.
+const LISTING: Shape = Shape {
+    list: "Blobs",
+    kinds: &["Blob", "BlobPrefix"],
+    properties: &["Content-Length", "Last-Modified", "Content-MD5"],
+};
+const BLOB: usize = 0;
+const LENGTH: usize = 0;
+const LAST_MODIFIED: usize = 1;
+const CONTENT_MD5: usize = 2;
 
-#[derive(Debug, Default, Deserialize)]
-struct BlobItems {
-    #[serde(rename = "$value", default)]
-    items: Vec<BlobItem>,
-}
-
-#[derive(Debug, Deserialize)]
-enum BlobItem {
-    Blob(BlobNode),
-    BlobPrefix(PrefixNode),
-}
-
-#[derive(Debug, Deserialize)]
-struct BlobNode {
-    #[serde(rename = "Name")]
-    name: String,
-    #[serde(rename = "Properties", default)]
-    properties: BlobProps,
-    #[serde(rename = "Metadata", default)]
-    metadata: Option<HashMap<String, String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct BlobProps {
-    #[serde(rename = "Content-Length", default)]
-    content_length: Option<u64>,
-    #[serde(rename = "Last-Modified", default)]
-    last_modified: Option<String>,
-    #[serde(rename = "Content-MD5", default)]
-    content_md5: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PrefixNode {
-    #[serde(rename = "Name")]
-    name: String,
+fn metadata<'a>(b: &'a ListItem, key: &str) -> Option<&'a str> {
+    b.metadata.as_ref()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
 }
 
 /// A hierarchical-namespace directory marker (`hdi_isfolder=true`, any case).
-fn is_folder_marker(b: &BlobNode) -> bool {
-    b.metadata.as_ref().is_some_and(|m| {
-        m.iter().any(|(k, v)| k.eq_ignore_ascii_case("hdi_isfolder") && v.trim().eq_ignore_ascii_case("true"))
-    })
+fn is_folder_marker(b: &ListItem) -> bool {
+    metadata(b, "hdi_isfolder").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// A listed blob as a file entry: the source's mtime from the `mtime` metadata drscript (and
 /// rclone) write, else the blob's Last-Modified.
-fn file_entry(name: String, b: &BlobNode) -> Entry {
-    let mtime = b
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get(MTIME))
+fn file_entry(name: String, b: &ListItem) -> Entry {
+    let mtime = metadata(b, MTIME)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|d| d.with_timezone(&Utc))
-        .or_else(|| {
-            b.properties
-                .last_modified
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc2822(t).ok())
-                .map(|d| d.with_timezone(&Utc))
-        });
-    let mut e = Entry::file(name, b.properties.content_length.unwrap_or(0), mtime);
-    e.md5 = b.properties.content_md5.as_deref().and_then(b64_md5);
+        .or_else(|| b.properties[LAST_MODIFIED].as_deref().and_then(|t| DateTime::parse_from_rfc2822(t).ok()))
+        .map(|d| d.with_timezone(&Utc));
+    let mut e = Entry::file(name, b.length(LENGTH), mtime);
+    e.md5 = b.properties[CONTENT_MD5].as_deref().and_then(b64_md5);
     e
 }
 
@@ -286,13 +245,7 @@ impl Blob {
 
     /// One page of List Blobs below `prefix`: one level (`delimiter=/`) or flat, `maxresults`
     /// when given (the service's own default and ceiling is 5,000).
-    async fn list_page(
-        &self,
-        prefix: &str,
-        delimiter: bool,
-        marker: &str,
-        max: Option<usize>,
-    ) -> OpResult<ListResults> {
+    async fn list_page(&self, prefix: &str, delimiter: bool, marker: &str, max: Option<usize>) -> OpResult<Page> {
         let mut url = self.container_url.clone();
         {
             let mut q = url.query_pairs_mut();
@@ -331,8 +284,7 @@ impl Blob {
             err.not_found = s == 404;
             return Err(err);
         }
-        quick_xml::de::from_str(&text)
-            .map_err(|e| OpError::new(format!("{what}: cannot parse the listing: {e}"), false))
+        listing_xml::read(&text, &LISTING).map_err(|e| OpError::new(format!("{what}: {e}"), false))
     }
 
     /// The endpoint's prefix in the container (`path/`), empty at the container's root.
@@ -348,22 +300,19 @@ impl Blob {
         let mut marker = String::new();
         loop {
             let page = self.list_page(&prefix, true, &marker, None).await?;
-            for item in page.blobs.items {
-                match item {
-                    BlobItem::BlobPrefix(p) => {
-                        let name = p.name.strip_prefix(&prefix).unwrap_or(&p.name).trim_end_matches('/');
-                        if !name.is_empty() {
-                            out.push(Entry::dir(name));
-                        }
+            for item in page.items {
+                if item.kind != BLOB {
+                    let name = item.name.strip_prefix(&prefix).unwrap_or(&item.name).trim_end_matches('/');
+                    if !name.is_empty() {
+                        out.push(Entry::dir(name));
                     }
-                    BlobItem::Blob(b) => {
-                        let name = b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_string();
-                        if name.is_empty() || name.contains('/') || is_folder_marker(&b) {
-                            continue;
-                        }
-                        out.push(file_entry(name, &b));
-                    }
+                    continue;
                 }
+                let name = item.name.strip_prefix(&prefix).unwrap_or(&item.name).to_string();
+                if name.is_empty() || name.contains('/') || is_folder_marker(&item) {
+                    continue;
+                }
+                out.push(file_entry(name, &item));
             }
             match page.next_marker.filter(|m| !m.is_empty()) {
                 Some(m) => marker = m,
@@ -379,9 +328,8 @@ impl Blob {
     pub async fn list_flat_page(&self, marker: &str, max: usize) -> OpResult<(Vec<FlatItem>, Option<String>)> {
         let prefix = self.prefix_of("");
         let page = self.list_page(&prefix, false, marker, Some(max)).await?;
-        let mut out = Vec::with_capacity(page.blobs.items.len());
-        for item in page.blobs.items {
-            let BlobItem::Blob(b) = item else { continue };
+        let mut out = Vec::with_capacity(page.items.len());
+        for b in page.items.into_iter().filter(|b| b.kind == BLOB) {
             let Some(rel) = b.name.strip_prefix(&prefix).filter(|r| !r.is_empty()) else { continue };
             let rel = rel.to_string();
             if is_folder_marker(&b) {
