@@ -11,8 +11,10 @@
 //! - `BENCH_LOCAL=0`, `BENCH_AZURITE=0`, `BENCH_FILES=0`, `BENCH_MEM=0` skip a part;
 //! - `BENCH_DIR` (default: the system's temporary folder) holds the trees: `/dev/shm` measures
 //!   the tools' own cost without the disk's latency;
-//! - `BENCH_MEM_FILES` (default 1,000,000) and `BENCH_MEM_BLOBS` (default 200,000; 0 skips it)
-//!   size the peak-memory runs (`BENCH_LOCAL=0 BENCH_FILES=0 BENCH_AZURITE=0` runs them alone).
+//! - `BENCH_MEM_FILES` (default 1,000,000), `BENCH_MEM_LISTED_BLOBS` (default 1,000,000: a
+//!   no-change Blob→Blob sync against a served listing) and `BENCH_MEM_BLOBS` (default 20,000:
+//!   the same on Azurite, which must be filled first) size the peak-memory runs; 0 skips one
+//!   (`BENCH_LOCAL=0 BENCH_FILES=0 BENCH_AZURITE=0` runs them alone).
 //!
 //! Every tool runs as a child process, timed the same way (`/usr/bin/time` for the peak RSS).
 //! `bench_sync drsync SRC DST [flags]` is drscript's sync command line (the `drscript sync` flags).
@@ -753,8 +755,8 @@ fn print_table(rows: &[Row], floors: &[(&str, f64, f64, usize)]) {
     }
 }
 
-/// Peak RSS of drscript over a large local tree (full and no-change) and over a no-change
-/// Blob→Blob sync of two large containers on Azurite.
+/// Peak RSS of drscript over a large local tree (full and no-change), and over a no-change
+/// Blob→Blob sync of two large containers: served by [`listing_server`], and on Azurite.
 fn memory(me: &str, base: &Path, rt: &tokio::runtime::Runtime) {
     let n = env_num("BENCH_MEM_FILES", 1_000_000.0) as usize;
     let src = base.join("mem-src");
@@ -772,12 +774,29 @@ fn memory(me: &str, base: &Path, rt: &tokio::runtime::Runtime) {
         kb2 as f64 / 1024.0
     );
     let _ = std::fs::remove_dir_all(&dst);
-    let blobs = env_num("BENCH_MEM_BLOBS", 200_000.0) as usize;
+    let _ = std::fs::remove_dir_all(&src);
+    let listed = env_num("BENCH_MEM_LISTED_BLOBS", 1_000_000.0) as usize;
+    if listed > 0 {
+        let (addr, server) = rt.block_on(listing_server(listed));
+        let url = |c: &str| format!("blob+http://{addr}/{AZ_ACCOUNT}/{c}?{LISTING_SAS}");
+        let cmd = mirror_cmd(me, url("src"), url("dst"));
+        let (secs, kb) = timed(&cmd, &[]);
+        // The same run again for its summary: every blob compared, none copied or deleted.
+        let out = Command::new(&cmd[0]).args(&cmd[1..]).arg("--json").output().unwrap();
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the summary as JSON");
+        let counts = ["source_files", "skipped", "copied", "deleted"].map(|k| summary[k].as_u64().unwrap_or(u64::MAX));
+        assert_eq!(counts, [listed as u64, listed as u64, 0, 0], "source_files, skipped, copied, deleted");
+        server.abort();
+        println!(
+            "peak memory, blob→blob no-change against a served listing, {listed} blobs a side: {:.1} MiB in \
+             {secs:.1} s (goal ≤ 150 MiB)",
+            kb as f64 / 1024.0
+        );
+    }
+    let blobs = env_num("BENCH_MEM_BLOBS", 20_000.0) as usize;
     if blobs == 0 {
-        let _ = std::fs::remove_dir_all(&src);
         return;
     }
-    let _ = std::fs::remove_dir_all(&src);
     let few = base.join("mem-blobs");
     make_many(&few, blobs);
     let az = start_azurite();
@@ -793,6 +812,58 @@ fn memory(me: &str, base: &Path, rt: &tokio::runtime::Runtime) {
         kb as f64 / 1024.0
     );
     let _ = std::fs::remove_dir_all(&few);
+}
+
+/// A SAS-shaped query for [`listing_server`], which checks none.
+const LISTING_SAS: &str = "sv=2025-01-05&ss=b&srt=sco&sp=rwdlac&se=2099-01-01T00%3A00%3A00Z&sig=bm90LWNoZWNrZWQ%3D";
+
+/// Serves Get Container Properties and List Blobs for any container: `n` blobs named in the
+/// service's order, the same in every container (sizes, Last-Modified, `mtime` metadata), in
+/// pages of `maxresults` (at most 5,000) generated on request. It stands in for Azurite where
+/// Azurite cannot be filled in reasonable time (about 20 uploads/s past 40,000 blobs here): a
+/// no-change sync only lists, so drscript's memory is what this measures, and that depends on
+/// the pages it receives, not on who serves them.
+async fn listing_server(n: usize) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::extract::{Path as UrlPath, Query};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    async fn answer(
+        UrlPath((_account, container)): UrlPath<(String, String)>,
+        Query(q): Query<std::collections::HashMap<String, String>>,
+        axum::extract::State(n): axum::extract::State<usize>,
+    ) -> axum::response::Response {
+        let headers = [("x-ms-version", "2025-01-05"), ("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT")];
+        if q.get("comp").map(String::as_str) != Some("list") {
+            return (StatusCode::OK, [("etag", "\"0x1\""), headers[0], headers[1]]).into_response();
+        }
+        let start: usize = q.get("marker").and_then(|m| m.parse().ok()).unwrap_or(0);
+        let max: usize = q.get("maxresults").and_then(|m| m.parse().ok()).unwrap_or(5000).min(5000);
+        let end = (start + max).min(n);
+        let mut xml = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><EnumerationResults ServiceEndpoint=\"http://x/\" \
+             ContainerName=\"{container}\"><MaxResults>{max}</MaxResults><Blobs>"
+        );
+        for i in start..end {
+            xml.push_str(&format!(
+                "<Blob><Name>d{:05}/f{i:08}.dat</Name><Properties><Creation-Time>Tue, 01 Dec 2026 10:00:00 GMT\
+                 </Creation-Time><Last-Modified>Tue, 01 Dec 2026 10:00:00 GMT</Last-Modified><Etag>0x1</Etag>\
+                 <Content-Length>{}</Content-Length><Content-Type>application/octet-stream</Content-Type>\
+                 <BlobType>BlockBlob</BlobType><AccessTier>Hot</AccessTier><LeaseStatus>unlocked</LeaseStatus>\
+                 <LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties>\
+                 <Metadata><mtime>2026-11-30T10:00:00.000000000Z</mtime></Metadata></Blob>",
+                i / 100,
+                1 + i % 1000
+            ));
+        }
+        let next = if end < n { end.to_string() } else { String::new() };
+        xml.push_str(&format!("</Blobs><NextMarker>{next}</NextMarker></EnumerationResults>"));
+        (StatusCode::OK, [("content-type", "application/xml"), headers[0]], xml).into_response()
+    }
+    let app =
+        axum::Router::new().route("/{account}/{container}", axum::routing::get(answer).head(answer)).with_state(n);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (addr, tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }))
 }
 
 fn folders(n: usize) -> usize {
