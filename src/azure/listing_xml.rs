@@ -73,14 +73,17 @@ pub fn read(xml: &str, shape: &Shape) -> Result<Page, String> {
     let mut stack: Vec<At> = Vec::with_capacity(8);
     let mut item: Option<Item> = None;
     let mut meta_key = String::new();
+    // The service percent-encodes a name holding characters XML cannot carry (U+FFFE, U+FFFF),
+    // and says so with `Encoded="true"`.
+    let mut encoded = false;
     let mut text = String::new();
     let mut seen_root = false;
     loop {
         let event = reader.read_event().map_err(|e| bad(format!("{e} at byte {}", reader.error_position())))?;
         let keeps_text = stack.last().is_some_and(|a| a.has_text());
         let (open, close) = match &event {
-            Event::Start(e) => (Some(e.name()), false),
-            Event::Empty(e) => (Some(e.name()), true),
+            Event::Start(e) => (Some(e), false),
+            Event::Empty(e) => (Some(e), true),
             Event::End(_) => (None, true),
             Event::Text(t) if keeps_text => {
                 text.push_str(&t.decode().map_err(|e| bad(e.to_string()))?);
@@ -105,8 +108,9 @@ pub fn read(xml: &str, shape: &Shape) -> Result<Page, String> {
             Event::Eof => break,
             _ => continue,
         };
-        if let Some(name) = open {
-            let name = name.as_ref();
+        if let Some(start) = open {
+            let qname = start.name();
+            let name = qname.as_ref();
             let at = match stack.last().copied() {
                 None if seen_root => return Err(bad("a second root element".into())),
                 None if name == b"EnumerationResults" => At::Root,
@@ -125,7 +129,10 @@ pub fn read(xml: &str, shape: &Shape) -> Result<Page, String> {
                     }
                     None => At::Other,
                 },
-                Some(At::Item) if name == b"Name" => At::Name,
+                Some(At::Item) if name == b"Name" => {
+                    encoded = start.try_get_attribute("Encoded").ok().flatten().is_some_and(|a| &*a.value == b"true");
+                    At::Name
+                }
                 Some(At::Item) if name == b"Properties" => At::Properties,
                 Some(At::Item) if name == b"Metadata" => {
                     if let Some(it) = item.as_mut() {
@@ -149,6 +156,11 @@ pub fn read(xml: &str, shape: &Shape) -> Result<Page, String> {
             let mut value = || std::mem::take(&mut text);
             match (at, item.as_mut()) {
                 (At::NextMarker, _) => page.next_marker = Some(value()),
+                (At::Name, Some(it)) if encoded => {
+                    let v = value();
+                    let name = percent_encoding::percent_decode_str(&v).decode_utf8();
+                    it.name = name.map_err(|_| bad(format!("the encoded name {v:?} is not UTF-8")))?.into_owned();
+                }
                 (At::Name, Some(it)) => it.name = value(),
                 (At::Property(i), Some(it)) => {
                     let v = value();
@@ -215,5 +227,17 @@ mod tests {
         let empty = read("<EnumerationResults><Blobs/><NextMarker/></EnumerationResults>", &BLOBS).unwrap();
         assert!(empty.items.is_empty());
         assert_eq!(empty.next_marker.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn an_encoded_name_is_percent_decoded_and_only_that_one() {
+        let xml = "<EnumerationResults><Blobs><Blob><Name Encoded=\"true\">a%EF%BF%BEb%20c</Name></Blob>\
+                   <BlobPrefix><Name Encoded=\"false\">d%20e/</Name></BlobPrefix><Blob><Name>f%41</Name></Blob>\
+                   </Blobs></EnumerationResults>";
+        let names: Vec<String> = read(xml, &BLOBS).unwrap().items.into_iter().map(|i| i.name).collect();
+        assert_eq!(names, ["a\u{fffe}b c", "d%20e/", "f%41"]);
+        let bad =
+            "<EnumerationResults><Blobs><Blob><Name Encoded=\"true\">%FF</Name></Blob></Blobs></EnumerationResults>";
+        assert!(read(bad, &BLOBS).is_err());
     }
 }
