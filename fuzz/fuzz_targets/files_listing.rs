@@ -1,10 +1,16 @@
 #![no_main]
-//! The Azure Files listing parser (List Directories and Files XML): parsed or refused.
+//! The Azure Storage listing reader: Files' List Directories and Files, and the same XML read
+//! as Blob's List Blobs (with metadata): parsed or refused, never a panic.
 
+use drscript::azure::listing_xml::{self, Shape};
 use libfuzzer_sys::fuzz_target;
+
+const BLOBS: Shape =
+    Shape { list: "Blobs", kinds: &["Blob", "BlobPrefix"], properties: &["Content-Length", "Last-Modified", "Content-MD5"] };
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = drscript::azure_files::listing::parse(text);
+        let _ = listing_xml::read(text, &BLOBS);
     }
 });
