@@ -14,17 +14,18 @@
 //!    listener starting: 3 × 2 s plus the copy). Goal: within 15 %.
 //!
 //! Run: `cargo bench --bench bench_failover`.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a test or benchmark reports on its own terminal
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use drscript::exec::{Mode, Prompting};
-use drscript::journal::{self, Event, Record};
-use drscript::runner::{self, RunOptions};
-use drscript::sandbox::kube_api::Delays;
-use drscript::sandbox::outage::Part;
-use drscript::sandbox::{Sandbox, SandboxHandle, SandboxOptions};
+use drscript_core::exec::{Mode, Prompting};
+use drscript_core::journal::{self, Event, Record};
+use drscript_core::runner::{self, RunOptions};
+use drscript_sandbox::kube_api::Delays;
+use drscript_sandbox::outage::Part;
+use drscript_sandbox::{Sandbox, SandboxHandle, SandboxOptions};
 
 const DELAY: Duration = Duration::from_secs(2);
 const FILES: usize = 5_000;
@@ -42,7 +43,7 @@ fn secs(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> f
 }
 
 fn measure(records: &[Record]) -> Measured {
-    let summary = drscript::report::summarize(records);
+    let summary = drscript_core::report::summarize(records);
     let step = |prefix: &str| {
         summary.steps.iter().find(|s| s.title.starts_with(prefix)).and_then(|s| s.end.map(|e| secs(s.start, e)))
     };
@@ -80,7 +81,10 @@ fn big_share(sandbox: &SandboxHandle) {
         std::fs::write(dir.join(format!("f{i:05}.bin")), vec![byte; FILE_BYTES]).expect("bulk file");
     }
     // On disk before the clock starts: write-back of 500 MB must not be timed as the copy.
-    unsafe { libc::sync() };
+    #[allow(unsafe_code)] // sync(2) has no preconditions
+    unsafe {
+        libc::sync()
+    };
 }
 
 /// Rewrites 1 % of the bulk files once the pre-copy has finished (PROD still serves).

@@ -3,13 +3,14 @@
 //! delays. Goal: within 10 %.
 //!
 //! Run: `cargo bench --bench bench_scale` (add `--profile dev` to skip the release build).
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a test or benchmark reports on its own terminal
 
 use std::time::{Duration, Instant};
 
-use drscript::config::Config;
-use drscript::kube::{Cluster, Kind, ScaleOptions, scale};
-use drscript::sandbox::kube_api::Delays;
-use drscript::sandbox::{Sandbox, SandboxOptions};
+use drscript_core::config::Config;
+use drscript_core::kube::{Cluster, Kind, ScaleOptions, scale};
+use drscript_sandbox::kube_api::Delays;
+use drscript_sandbox::{Sandbox, SandboxOptions};
 
 const ROUNDS: u32 = 5;
 const DELAY: Duration = Duration::from_millis(500);

@@ -18,6 +18,7 @@
 //!
 //! Every tool runs as a child process, timed the same way (`/usr/bin/time` for the peak RSS).
 //! `bench_sync drsync SRC DST [flags]` is drscript's sync command line (the `drscript sync` flags).
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a test or benchmark reports on its own terminal
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -31,14 +32,14 @@ use md5::Digest;
 #[derive(Parser)]
 struct DrSync {
     #[command(flatten)]
-    args: drscript::sync::SyncArgs,
+    args: drscript::sync_cmd::SyncArgs,
 }
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("drsync") {
         let parsed = DrSync::parse_from(std::iter::once("drsync".to_string()).chain(argv[2..].iter().cloned()));
-        let code = match drscript::sync::run_cli(&parsed.args, None) {
+        let code = match drscript::sync_cmd::run_cli(&parsed.args, None) {
             Ok(_) => 0,
             Err(e) => {
                 eprintln!("{e}");
@@ -145,7 +146,11 @@ fn timed(cmd: &[String], envs: &[(&str, &str)]) -> (f64, u64) {
     if !out.status.success() {
         // The end of what it said: a failing tool may repeat one error for every file.
         let tail: String = err.chars().rev().take(1500).collect::<Vec<_>>().into_iter().rev().collect();
-        panic!("{} failed:\n…{}", drscript::redact::redacted(cmd.join(" ")), drscript::redact::redacted(&tail));
+        panic!(
+            "{} failed:\n…{}",
+            drscript_base::redact::redacted(cmd.join(" ")),
+            drscript_base::redact::redacted(&tail)
+        );
     }
     let kb = err
         .lines()
@@ -327,15 +332,15 @@ async fn list_both(http: &reqwest::Client, shares: [String; 2], sas: &str, paral
                         }
                         let body = http
                             .get(&u)
-                            .header("x-ms-version", drscript::azure_files::API_VERSION)
+                            .header("x-ms-version", drscript_sync::azure_files::API_VERSION)
                             .send()
                             .await
                             .and_then(|r| r.error_for_status())
-                            .unwrap_or_else(|e| panic!("list: {}", drscript::redact::redacted(e.to_string())));
-                        let page = drscript::azure_files::listing::parse(&body.text().await.unwrap()).unwrap();
+                            .unwrap_or_else(|e| panic!("list: {}", drscript_base::redact::redacted(e.to_string())));
+                        let page = drscript_sync::azure_files::listing::parse(&body.text().await.unwrap()).unwrap();
                         for item in page.entries.items {
                             n += 1;
-                            if let drscript::azure_files::listing::Item::Directory(d) = item {
+                            if let drscript_sync::azure_files::listing::Item::Directory(d) = item {
                                 subdirs.push(if dir.is_empty() { d.name } else { format!("{dir}/{}", d.name) });
                             }
                         }
@@ -401,8 +406,8 @@ fn files_emulator(
     floors: &mut Vec<(&'static str, f64, f64, usize)>,
 ) {
     let dir = base.join("files-emu");
-    let emu = rt.block_on(drscript::sandbox::azure_files::start(&dir, &[(FILES_ACCOUNT, FILES_KEY)])).unwrap();
-    let sas = drscript::azure_files::auth::account_sas(
+    let emu = rt.block_on(drscript_sandbox::azure_files::start(&dir, &[(FILES_ACCOUNT, FILES_KEY)])).unwrap();
+    let sas = drscript_sync::azure_files::auth::account_sas(
         FILES_ACCOUNT,
         FILES_KEY,
         "rwdlacup",
@@ -511,7 +516,7 @@ fn start_azurite() -> Azurite {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    let sas = drscript::azure_files::auth::account_sas(
+    let sas = drscript_sync::azure_files::auth::account_sas(
         AZ_ACCOUNT,
         AZ_KEY,
         "rwdlacup",
@@ -524,7 +529,7 @@ impl Azurite {
     fn container(&self, rt: &tokio::runtime::Runtime, name: &str) -> String {
         let url = format!("http://127.0.0.1:{}/{AZ_ACCOUNT}/{name}?restype=container&{}", self.port, self.sas);
         rt.block_on(async { reqwest::Client::new().put(&url).header("x-ms-version", "2025-01-05").send().await })
-            .unwrap_or_else(|e| panic!("create container {name}: {}", drscript::redact::redacted(e.to_string())));
+            .unwrap_or_else(|e| panic!("create container {name}: {}", drscript_base::redact::redacted(e.to_string())));
         format!("http://127.0.0.1:{}/{AZ_ACCOUNT}/{name}", self.port)
     }
 

@@ -2,7 +2,7 @@
 //! codes. The only place that prints errors.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,14 +11,14 @@ use clap::{CommandFactory, Parser};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{self, Cli, Command};
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::exec::{Mode, Prompting};
 use crate::logging::{self, LogOptions};
 use crate::output::out;
-use crate::prompt::Acks;
-use crate::runner::{self, RunOptions};
-use crate::{docs, redact, repl};
+use crate::{docs, output, repl};
+use drscript_base::error::{Error, Result};
+use drscript_core::config::Config;
+use drscript_core::exec::{Mode, Prompting};
+use drscript_core::prompt::Acks;
+use drscript_core::runner::{self, RunOptions};
 
 pub fn main() -> i32 {
     let args = cli::normalize_args(std::env::args_os().collect());
@@ -26,7 +26,7 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { crate::error::exit::BAD_INPUT } else { 0 };
+            return if e.use_stderr() { drscript_base::error::exit::BAD_INPUT } else { 0 };
         }
     };
     let color = !cli.global.no_color && std::io::stderr().is_terminal();
@@ -39,6 +39,7 @@ pub fn main() -> i32 {
     }) {
         return report_error(&e);
     }
+    drscript_core::observer::install(std::sync::Arc::new(crate::view::Observer::default()));
     if matches!(
         cli.command,
         Command::Run(_)
@@ -59,7 +60,7 @@ pub fn main() -> i32 {
 fn report_error(e: &Error) -> i32 {
     let text = e.to_string();
     let text = if text.starts_with("error:") { text } else { format!("error: {text}") };
-    let _ = writeln!(std::io::stderr(), "{}", redact::redact(&text));
+    output::err(&text);
     e.exit_code()
 }
 
@@ -130,7 +131,7 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
                 json: args.json,
                 watch: args.watch.map(|w| seconds(w.max(0.5), "--watch")).transpose()?,
                 openmetrics: args.openmetrics,
-                budget: crate::site::Budget(seconds(args.timeout, "--timeout")?),
+                budget: drscript_core::site::Budget(seconds(args.timeout, "--timeout")?),
                 color: !global.no_color && std::io::stdout().is_terminal(),
             };
             let state_dir = configured_state_dir(&config, &global.state_dir);
@@ -157,7 +158,7 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
         Command::Docs(args) => docs::run(&args, global.stdlib.clone()),
         Command::Sync(args) => {
             let config = runner::load_config(config.as_deref(), config_required)?;
-            crate::sync::run_cli(&args, config.as_deref()).map(drop)
+            crate::sync_cmd::run_cli(&args, config.as_deref()).map(drop)
         }
         Command::Sandbox(command) => sandbox(command),
         Command::Demo(args) => crate::demo::run(
@@ -195,14 +196,14 @@ fn seconds(value: f64, flag: &str) -> Result<std::time::Duration> {
 }
 
 fn sandbox(command: cli::SandboxCommand) -> Result<()> {
-    use crate::sandbox::{self, SandboxOptions};
+    use drscript_sandbox::SandboxOptions;
     match command {
         cli::SandboxCommand::Up(args) => {
             let mut options = SandboxOptions { databases: true, ..SandboxOptions::default() };
             options.delays.start = seconds(args.start_delay, "--start-delay")?;
             options.delays.terminate = seconds(args.stop_delay, "--stop-delay")?;
             if let Some(path) = &args.like {
-                let shape = crate::sandbox::like::Shape::of(&Config::load(path)?, args.active.as_deref())?;
+                let shape = crate::sandbox_like::shape_of(&Config::load(path)?, args.active.as_deref())?;
                 options.environments.clone_from(&shape.order);
                 options.like = Some(shape);
             }
@@ -219,23 +220,29 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
                 })?;
                 let mut list = Vec::new();
                 for part in parts.split(['+', ',']) {
-                    list.extend(crate::sandbox::outage::Part::parse_all(part)?);
+                    list.extend(drscript_sandbox::outage::Part::parse_all(part)?);
                 }
-                if list.contains(&crate::sandbox::outage::Part::Share) {
+                if list.contains(&drscript_sandbox::outage::Part::Share) {
                     options.remote_shares = true;
                 }
                 options.outages.push((env.to_string(), list));
             }
             options.stuck = args.stuck.iter().map(|s| s.parse()).collect::<Result<_>>()?;
             options.kube_tls = !args.insecure_http;
-            sandbox::cli_up(&args.dir.dir, options)
+            drscript_sandbox::cli_up(&args.dir.dir, options, output::err)
         }
-        cli::SandboxCommand::Status(args) => sandbox::cli_status(&args.dir.dir, args.json),
-        cli::SandboxCommand::Down(args) => sandbox::cli_down(&args.dir),
+        cli::SandboxCommand::Status(args) => {
+            output::out(&drscript_sandbox::cli_status(&args.dir.dir, args.json)?);
+            Ok(())
+        }
+        cli::SandboxCommand::Down(args) => drscript_sandbox::cli_down(&args.dir).map(|said| output::err(&said)),
         cli::SandboxCommand::Outage(args) => {
-            sandbox::cli_outage(&args.dir.dir, &args.env, &args.parts, args.hang, false)
+            drscript_sandbox::cli_outage(&args.dir.dir, &args.env, &args.parts, args.hang, false)
+                .map(|said| output::err(&said))
         }
-        cli::SandboxCommand::Restore(args) => sandbox::cli_outage(&args.dir.dir, &args.env, &[], false, true),
+        cli::SandboxCommand::Restore(args) => {
+            drscript_sandbox::cli_outage(&args.dir.dir, &args.env, &[], false, true).map(|said| output::err(&said))
+        }
     }
 }
 

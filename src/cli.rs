@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
-pub const DEFAULT_STATE_DIR: &str = ".drscript";
+pub use drscript_core::state::DEFAULT_DIR as DEFAULT_STATE_DIR;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -112,7 +112,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  drscript sync /data/export 'https://acct.file.core.windows.net/share/export?sv=...&sig=...'\n  drscript sync prod.shares.app/web/repository dr.shares.app/web/repository --dry-run\n  drscript sync prod.shares.rabbitmq dr.shares.rabbitmq --mirror --max-delete 10% --json"
     )]
-    Sync(crate::sync::SyncArgs),
+    Sync(crate::sync_cmd::SyncArgs),
     /// A local simulated PROD + DR pair (Kubernetes API, gateway, shares, DNS) on 127.0.0.1
     #[command(
         subcommand,

@@ -13,14 +13,14 @@ use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::exec::{Mode, Prompting};
-use crate::journal;
 use crate::output::out;
-use crate::prompt::Acks;
-use crate::runner::{self, RunOptions};
-use crate::sandbox::{Sandbox, SandboxHandle, SandboxOptions};
+use drscript_base::error::{Error, Result};
+use drscript_core::config::Config;
+use drscript_core::exec::{Mode, Prompting};
+use drscript_core::journal;
+use drscript_core::prompt::Acks;
+use drscript_core::runner::{self, RunOptions};
+use drscript_sandbox::{Sandbox, SandboxHandle, SandboxOptions};
 
 static RUNBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/runbooks");
 
@@ -136,7 +136,7 @@ pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
             name: "db failover".into(),
             outcome: format!(
                 "skipped: no PostgreSQL server binaries (install: {})",
-                crate::sandbox::databases::INSTALL_HINT
+                drscript_sandbox::databases::INSTALL_HINT
             ),
             seconds: None,
             report: None,
@@ -171,7 +171,7 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         }
         std::fs::remove_dir_all(dir).map_err(|e| Error::io(format!("cannot clear {}", dir.display()), e))?;
     }
-    crate::state::create_private_dir(dir)?;
+    drscript_core::state::create_private_dir(dir)?;
     std::fs::write(dir.join(MARKER), "made by drscript demo; removed by the next demo\n")
         .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))
 }
@@ -249,7 +249,7 @@ fn dns_problem(config: &Config, key: &str, role: &str) -> Option<String> {
     let record = dns.records.get(key)?;
     let zone_file = dns.zone_file.as_ref()?;
     let wanted = record.targets.get(role)?;
-    let zone = crate::sandbox::dns_zone::DnsZoneFile::new(zone_file.clone());
+    let zone = drscript_base::dns_zone::DnsZoneFile::new(zone_file.clone());
     match zone.get(&record.zone, &record.name, &record.record_type) {
         Ok(Some(r)) if r.values.iter().any(|v| v == wanted) => None,
         Ok(Some(r)) => Some(format!("{}.{} answers {:?}, expected {wanted}", record.name, record.zone, r.values)),
@@ -294,7 +294,7 @@ fn tree(root: &Path) -> std::result::Result<BTreeMap<String, String>, String> {
 /// Top-level steps of a run with their durations.
 fn step_timings(run_dir: &Path) -> Vec<(String, f64)> {
     let Ok(records) = journal::read(&run_dir.join("journal.jsonl")) else { return Vec::new() };
-    let summary = crate::report::summarize(&records);
+    let summary = drscript_core::report::summarize(&records);
     // The summary lists steps in script order (parallel ones may have started in any order).
     summary
         .steps

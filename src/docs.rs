@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cli::DocsArgs;
-use crate::engine::{self, EngineOptions};
-use crate::error::{Error, Result};
-use crate::exec::{Exec, Mode};
-use crate::lint::{self, Signature, pretty_type};
-use crate::modules::Sources;
 use crate::output::out;
+use drscript_base::error::{Error, Result};
+use drscript_core::engine::{self, EngineOptions};
+use drscript_core::exec::{Exec, Mode};
+use drscript_core::lint::{self, Signature, pretty_type};
+use drscript_core::modules::Sources;
 
 /// The primitives (drscript's own functions, not Rhai's standard library), by name.
 pub fn primitives(stdlib: Option<PathBuf>) -> Result<BTreeMap<String, Vec<Signature>>> {
@@ -27,7 +27,7 @@ pub fn primitives(stdlib: Option<PathBuf>) -> Result<BTreeMap<String, Vec<Signat
 }
 
 fn docs_engine(stdlib: Option<PathBuf>) -> Result<rhai::Engine> {
-    let runtime = crate::runner::runtime()?;
+    let runtime = drscript_core::runner::runtime()?;
     let exec = Exec::builder(Mode::Plan, runtime.handle().clone()).build();
     Ok(engine::build(exec, &EngineOptions { script_dir: None, stdlib_dir: stdlib }, Sources::default()))
 }

@@ -1,49 +1,23 @@
-//! drscript: disaster-recovery runbooks as editable, testable Rhai scripts.
+//! drscript: disaster-recovery runbooks as editable, testable Rhai scripts — the command line.
 //!
-//! The binary is a thin wrapper around [`main`]; everything lives here so that the tests and the
-//! binary share one path. Input flows one way: command line (`cli`) → validated options (`app`)
-//! → a prepared, linted script (`script`, `lint`) → a rehearsal and a run (`runner`) through one
-//! engine (`engine`) whose primitives consult one execution context (`exec`).
+//! The binary is a thin wrapper around [`main`]. This crate is the only one that talks to the
+//! terminal: it parses the command line (`cli`), validates it into options (`app`), and hands
+//! them to `drscript-core`, whose runs it shows through the live view (`view`, installed as
+//! core's run observer). It also holds the commands that are only a screen over another crate:
+//! the REPL, the demo, the docs, `status`/`runs`, `sync` and `sandbox`. Every crate of the
+//! workspace may be imported here; none imports this one.
 
 pub mod app;
-pub mod azure;
-pub mod azure_files;
 pub mod cli;
-pub mod config;
-pub mod db;
 pub mod demo;
-pub mod diagnostic;
-pub mod dns;
 pub mod docs;
-pub mod engine;
-pub mod error;
-pub mod estimate;
-pub mod exec;
-pub mod journal;
-pub mod kube;
-pub mod lint;
-pub mod lock;
 pub mod logging;
-pub mod modules;
 pub mod output;
-pub mod plan;
-pub mod primitives;
-pub mod prompt;
-pub mod redact;
 pub mod repl;
-pub mod report;
-pub mod report_html;
-pub mod runner;
-pub mod sandbox;
-pub mod scheduler;
-pub mod script;
-pub mod script_error;
-pub mod secret;
-pub mod site;
-pub mod state;
+pub mod sandbox_like;
 pub mod status;
-pub mod sync;
+pub mod sync_cmd;
 pub mod view;
 
 pub use app::main;
-pub use error::{Error, Result};
+pub use drscript_base::{Error, Result};

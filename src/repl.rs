@@ -15,15 +15,15 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper, Highlighter, Hinter};
 
 use crate::app::arm_cancel;
-use crate::engine::{self, EngineOptions};
-use crate::error::{Error, Result};
-use crate::exec::{Exec, Mode};
-use crate::lint;
-use crate::modules::Sources;
 use crate::output::out;
-use crate::redact;
-use crate::runner::{self, RunOptions};
-use crate::script_error;
+use drscript_base::error::{Error, Result};
+use drscript_base::redact;
+use drscript_core::engine::{self, EngineOptions};
+use drscript_core::exec::{Exec, Mode};
+use drscript_core::lint;
+use drscript_core::modules::Sources;
+use drscript_core::runner::{self, RunOptions};
+use drscript_core::script_error;
 
 const COMMANDS: &[&str] = &[":help", ":plan", ":vars", ":quit"];
 const KEYWORDS: &[&str] =
@@ -111,7 +111,7 @@ struct Session {
     imports: Vec<String>,
     sources: Sources,
     engine_options: EngineOptions,
-    config: Option<Arc<crate::config::Config>>,
+    config: Option<Arc<drscript_core::config::Config>>,
     options: RunOptions,
     runtime: tokio::runtime::Runtime,
     inputs: usize,
@@ -148,7 +148,7 @@ impl Session {
     fn engine(
         options: &RunOptions,
         runtime: &tokio::runtime::Runtime,
-        config: &Option<Arc<crate::config::Config>>,
+        config: &Option<Arc<drscript_core::config::Config>>,
         engine_options: &EngineOptions,
         sources: &Sources,
         mode: Mode,
@@ -204,7 +204,7 @@ impl Session {
         self.sources.insert(&label, input);
         let mut ast = self.engine.compile_with_scope(&self.scope, input).map_err(|e| {
             let pos = e.position();
-            crate::diagnostic::render(
+            drscript_base::diagnostic::render(
                 &label,
                 input,
                 pos.line().unwrap_or(1),
@@ -306,7 +306,10 @@ pub fn run(options: &RunOptions) -> Result<()> {
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
-    eprintln!("drscript repl — {} mode. :help for help, Ctrl-D to leave.", session.exec.mode().name());
+    crate::output::err(&format!(
+        "drscript repl — {} mode. :help for help, Ctrl-D to leave.",
+        session.exec.mode().name()
+    ));
     loop {
         let prompt = if session.exec.mode() == Mode::Live { "drscript> " } else { "drscript[plan]> " };
         match editor.readline(prompt) {
@@ -315,7 +318,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
                 match session.handle(&line) {
                     Ok(true) => {}
                     Ok(false) => break,
-                    Err(message) => eprintln!("{}", redact::redact(&message)),
+                    Err(message) => crate::output::err(&message),
                 }
             }
             Err(ReadlineError::Interrupted) => continue,
@@ -346,13 +349,13 @@ fn piped(session: &mut Session) -> Result<()> {
             Ok(false) => break,
             Err(message) => {
                 failures += 1;
-                eprintln!("{}", redact::redact(&message));
+                crate::output::err(&message);
             }
         }
     }
     if !buffer.trim().is_empty() {
         failures += 1;
-        eprintln!("error: the input ended inside an unfinished block");
+        crate::output::err("error: the input ended inside an unfinished block");
     }
     if failures > 0 {
         return Err(Error::Runtime { rendered: format!("error: {failures} input(s) failed") });

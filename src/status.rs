@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::output::out;
-use crate::site::{self, Budget};
+use drscript_base::error::{Error, Result};
+use drscript_core::config::Config;
+use drscript_core::site::{self, Budget};
 
 /// What `drscript status` was asked for.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub struct StatusOptions {
 /// Prints the situation; `Ok(true)` when one side is active and healthy (exit 0), `Ok(false)`
 /// otherwise (exit 1).
 pub fn status(config: &Config, state_dir: &Path, options: &StatusOptions) -> Result<bool> {
-    let runtime = crate::runner::runtime()?;
+    let runtime = drscript_core::runner::runtime()?;
     loop {
         let history = site::history::runs(state_dir)?;
         let situation = runtime.block_on(site::read(config, &[], options.budget, &history, None))?;

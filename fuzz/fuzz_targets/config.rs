@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = drscript::config::Config::parse(std::path::Path::new("fuzz.toml"), text);
+        let _ = drscript_core::config::Config::parse(std::path::Path::new("fuzz.toml"), text);
     }
 });

@@ -2,7 +2,7 @@
 //! The Azure Storage listing reader: Files' List Directories and Files, and the same XML read
 //! as Blob's List Blobs (with metadata): parsed or refused, never a panic.
 
-use drscript::azure::listing_xml::{self, Shape};
+use drscript_sync::listing_xml::{self, Shape};
 use libfuzzer_sys::fuzz_target;
 
 const BLOBS: Shape =
@@ -10,7 +10,7 @@ const BLOBS: Shape =
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = drscript::azure_files::listing::parse(text);
+        let _ = drscript_sync::azure_files::listing::parse(text);
         let _ = listing_xml::read(text, &BLOBS);
     }
 });

@@ -6,10 +6,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = drscript::sync::Endpoint::parse(text);
-        let sas = drscript::sync::sas::Sas::parse(text);
-        let _ = sas.check("source", "fuzz", &[drscript::sync::sas::READ], chrono::Utc::now());
-        let redacted = drscript::redact::redacted(text).to_ascii_lowercase();
+        let _ = drscript_sync::Endpoint::parse(text);
+        let sas = drscript_sync::sas::Sas::parse(text);
+        let _ = sas.check("source", "fuzz", &[drscript_sync::sas::READ], chrono::Utc::now());
+        let redacted = drscript_base::redact::redacted(text).to_ascii_lowercase();
         for separator in ["?sig=", "&sig=", ";sig="] {
             for (at, _) in redacted.match_indices(separator) {
                 let rest = &redacted[at + separator.len()..];

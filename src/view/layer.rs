@@ -8,9 +8,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 
-/// Events of this target are the plain log's own rendering of what the view draws anyway (step
-/// starts and ends, the run's last line): the view leaves them out.
-pub const PLAIN_ONLY: &str = "drscript::plain";
+pub use drscript_core::observer::PLAIN_ONLY;
 
 pub struct ViewLayer;
 
@@ -22,7 +20,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for ViewLayer {
         super::with_live(|live| {
             let mut text = Text::default();
             event.record(&mut text);
-            live.log(super::status::current_step().as_deref(), *event.metadata().level(), &text.0);
+            live.log(drscript_core::observer::current_step().as_deref(), *event.metadata().level(), &text.0);
         });
     }
 }

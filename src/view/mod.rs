@@ -7,22 +7,21 @@
 
 mod layer;
 mod live;
-pub mod status;
 mod summary;
 mod terminal;
 mod tree;
 
+use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use layer::{PLAIN_ONLY, ViewLayer};
-pub use status::{Status, waiting};
 pub use summary::Summary;
 pub use terminal::Terminal;
 pub use tree::Finish;
 
-use crate::exec::Frame;
+use drscript_core::observer::{RunEnd, RunObserver};
 use live::Live;
 
 static ALLOWED: AtomicBool = AtomicBool::new(false);
@@ -67,7 +66,7 @@ impl Screen {
     /// Ends the live view: the remaining steps are printed for good, then `summary`.
     pub fn finish(mut self, summary: &[String]) {
         if self.stop() {
-            let mut stderr = crate::redact::RedactingWriter::new(std::io::stderr());
+            let mut stderr = drscript_base::redact::RedactingWriter::new(std::io::stderr());
             for line in summary {
                 let _ = std::io::Write::write_all(&mut stderr, format!("{line}\n").as_bytes());
             }
@@ -89,16 +88,52 @@ impl Drop for Screen {
     }
 }
 
-pub fn step_started(frame: &Frame) {
-    with_live(|live| live.step_started(&frame.number, &frame.title));
+/// The live view as the run's observer: installed once by the command line, it draws only
+/// while a [`Screen`] is up (see [`allow`]).
+#[derive(Default)]
+pub struct Observer {
+    screen: std::sync::Mutex<Option<Screen>>,
 }
 
-pub fn step_finished(frame: &Frame, how: Finish, took: Duration) {
-    with_live(|live| live.step_finished(&frame.number, how, took));
-}
+impl RunObserver for Observer {
+    fn run_started(&self) {
+        *self.screen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Screen::start());
+    }
 
-pub fn step_skipped(frame: &Frame) {
-    with_live(|live| live.step_skipped(&frame.number, &frame.title));
+    fn run_finished(&self, end: Option<&RunEnd<'_>>) {
+        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (Some(screen), Some(end)) = (screen, end) {
+            screen.finish(&Summary(end).lines());
+        }
+    }
+
+    fn step_started(&self, number: &str, title: &str) {
+        with_live(|live| live.step_started(number, title));
+    }
+
+    fn step_finished(&self, number: &str, how: Finish, took: Duration) {
+        with_live(|live| live.step_finished(number, how, took));
+    }
+
+    fn step_skipped(&self, number: &str, title: &str) {
+        with_live(|live| live.step_skipped(number, title));
+    }
+
+    fn waiting(&self, step: &str, text: Option<String>) {
+        with_live(|live| live.waiting(step, text));
+    }
+
+    fn ask(&self, message: &str, question: &str) -> std::io::Result<Option<String>> {
+        suspend(|| {
+            let mut stderr = std::io::stderr().lock();
+            write!(stderr, "\n>>> {message}\n{question}")?;
+            stderr.flush()?;
+            drop(stderr);
+            let mut line = String::new();
+            let read = std::io::stdin().lock().read_line(&mut line)?;
+            Ok((read > 0).then_some(line))
+        })
+    }
 }
 
 /// A message of the program itself (Ctrl-C's "stopping at the next safe point"): above the live

@@ -2,27 +2,21 @@
 //! downtime when the runbook recorded them (`metric("rpo", ...)`, `metric("downtime", ...)`),
 //! what to do next, and where the report is (HTML first: the one to open).
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::journal::{Event, Record};
+use drscript_core::journal::Event;
+use drscript_core::observer::RunEnd;
 
 use super::tree::duration;
 
-pub struct Summary<'a> {
-    pub run_id: &'a str,
-    /// `ok`, `stopped`, `refused` or `failed` (as journaled).
-    pub outcome: &'a str,
-    pub seconds: f64,
-    pub run_dir: &'a Path,
-    pub records: &'a [Record],
-}
+/// How a run ended, as the live view shows it last.
+pub struct Summary<'a>(pub &'a RunEnd<'a>);
 
 impl Summary<'_> {
     pub fn lines(&self) -> Vec<String> {
-        let took = duration(Duration::from_secs_f64(self.seconds.max(0.0)));
-        let id = self.run_id;
-        let head = match self.outcome {
+        let took = duration(Duration::from_secs_f64(self.0.seconds.max(0.0)));
+        let id = self.0.run_id;
+        let head = match self.0.outcome {
             "ok" => format!("{} run {id} finished in {took}", console::style("✓").green()),
             "stopped" => format!(
                 "{} run {id} stopped after {took}; continue with `drscript resume {id}`",
@@ -40,16 +34,16 @@ impl Summary<'_> {
         if let Some(rpo) = self.metric("rpo") {
             out.push(format!("  RPO       {}", rpo.as_str().map_or_else(|| rpo.to_string(), str::to_string)));
         }
-        if let Some(ms) = crate::report::downtime_ms(self.records).and_then(|ms| u64::try_from(ms).ok()) {
+        if let Some(ms) = drscript_core::report::downtime_ms(self.0.records).and_then(|ms| u64::try_from(ms).ok()) {
             out.push(format!("  downtime  {}", duration(Duration::from_millis(ms))));
         }
-        out.push(format!("  report    {}", self.run_dir.join("report.html").display()));
-        out.push(format!("            {}", self.run_dir.join("report.md").display()));
+        out.push(format!("  report    {}", self.0.run_dir.join("report.html").display()));
+        out.push(format!("            {}", self.0.run_dir.join("report.md").display()));
         out
     }
 
     fn metric(&self, wanted: &str) -> Option<&serde_json::Value> {
-        self.records.iter().rev().find_map(|r| match &r.event {
+        self.0.records.iter().rev().find_map(|r| match &r.event {
             Event::Metric { name, value } if name == wanted => Some(value),
             _ => None,
         })
@@ -58,6 +52,10 @@ impl Summary<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use drscript_core::journal::Record;
+
     use super::*;
 
     fn record(seconds: i64, name: &str, value: serde_json::Value) -> Record {
@@ -74,9 +72,10 @@ mod tests {
             record(103, "rpo", "0 (every file copied after the source was quiesced)".into()),
             record(104, "downtime", "end".into()),
         ];
-        let summary =
-            Summary { run_id: "r1", outcome: "ok", seconds: 4.04, run_dir: Path::new("runs/r1"), records: &records };
-        let lines: Vec<String> = summary.lines().iter().map(|l| console::strip_ansi_codes(l).into_owned()).collect();
+        let end =
+            RunEnd { run_id: "r1", outcome: "ok", seconds: 4.04, run_dir: Path::new("runs/r1"), records: &records };
+        let lines: Vec<String> =
+            Summary(&end).lines().iter().map(|l| console::strip_ansi_codes(l).into_owned()).collect();
         assert_eq!(
             lines,
             [
@@ -88,8 +87,8 @@ mod tests {
                 "            runs/r1/report.md",
             ]
         );
-        let failed = Summary { outcome: "failed", records: &[], ..summary };
-        assert!(failed.lines()[1].contains("drscript resume r1"));
-        assert_eq!(failed.lines().len(), 4, "no RPO or downtime recorded, none shown");
+        let failed = RunEnd { outcome: "failed", records: &[], ..end };
+        assert!(Summary(&failed).lines()[1].contains("drscript resume r1"));
+        assert_eq!(Summary(&failed).lines().len(), 4, "no RPO or downtime recorded, none shown");
     }
 }

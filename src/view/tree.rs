@@ -7,18 +7,9 @@
 //! live area, in script order. The rest is redrawn: running steps with what they wait for,
 //! finished children of running steps collapsed to one line.
 
+pub use drscript_core::observer::Finish;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-/// How a step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finish {
-    Ok,
-    Failed,
-    Stopped,
-    /// Finished in an earlier attempt (`drscript resume`).
-    Skipped,
-}
 
 /// A warning or an error logged inside a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +34,7 @@ struct Node {
 type Key = Vec<u32>;
 
 fn key(number: &str) -> Option<Key> {
-    crate::exec::step_order(number)
+    drscript_core::exec::step_order(number)
 }
 
 #[derive(Default)]

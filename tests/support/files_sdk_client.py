@@ -1,6 +1,6 @@
 """Drives the Azure Files emulator with Microsoft's Python SDK (azure-storage-file-share), which
 signs its own Shared Key requests and SAS tokens. Prints what it saw as JSON for
-tests/sync_files.rs to assert on. Usage: files_sdk_client.py ACCOUNT_URL ACCOUNT (key on stdin)."""
+tests/sync/sync_files.rs to assert on. Usage: files_sdk_client.py ACCOUNT_URL ACCOUNT (key on stdin)."""
 
 import hashlib
 import json

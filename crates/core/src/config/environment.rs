@@ -1,0 +1,157 @@
+//! One environment (`[environments.NAME]`): a cluster, a gateway, replica counts and shares.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use drscript_base::error::{Error, Result};
+use drscript_base::secret::SecretRef;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Set from the table's name after parsing.
+    #[serde(skip)]
+    pub name: String,
+    /// The kubeconfig context; the kubeconfig's current context when absent.
+    pub kube_context: Option<String>,
+    /// A kubeconfig file; the standard search ($KUBECONFIG, ~/.kube/config) when absent.
+    pub kubeconfig: Option<PathBuf>,
+    pub namespace: String,
+    /// The Helm release name: workloads are `<release>-ac-runtime` and so on.
+    pub release: String,
+    /// Base URL of the web gateway (`https://host[:port]`), used for the scheduler.
+    pub gateway: String,
+    #[serde(default)]
+    pub gateway_auth: GatewayAuth,
+    /// PEM bundle of extra CA certificates for the gateway.
+    pub gateway_ca_file: Option<PathBuf>,
+    /// Turns TLS verification off for this gateway only; logged as a warning on every use.
+    #[serde(default)]
+    pub gateway_insecure: bool,
+    /// Replica counts restored when this environment becomes active.
+    #[serde(default)]
+    pub replicas: Replicas,
+    /// File shares by name (`app`, `rabbitmq`, ...).
+    #[serde(default)]
+    pub shares: BTreeMap<String, Share>,
+    /// The `[storage.NAME]` account that backs this environment's shares.
+    pub storage_account: Option<String>,
+    /// The gateway query that reads the scheduler's state back (`query=Status` by default). It
+    /// is not part of Adeptia's documented procedure: an assumption drscript makes, which a
+    /// customer's gateway may not share. `""` says the gateway has none: the state is then
+    /// `unknown`, taken from what Pause/Resume answer where they say.
+    #[serde(default = "default_status_query")]
+    pub scheduler_status_query: String,
+}
+
+fn default_status_query() -> String {
+    "Status".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replicas {
+    #[serde(default = "one")]
+    pub runtime: u32,
+    #[serde(default = "one")]
+    pub listener: u32,
+    #[serde(default = "one")]
+    pub rabbitmq: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Replicas { runtime: 1, listener: 1, rabbitmq: 1 }
+    }
+}
+
+/// How drscript authenticates to an environment's gateway.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GatewayAuth {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password_env: Option<String>,
+        password_file: Option<PathBuf>,
+    },
+    Bearer {
+        token_env: Option<String>,
+        token_file: Option<PathBuf>,
+    },
+    Header {
+        header: String,
+        value_env: Option<String>,
+        value_file: Option<PathBuf>,
+    },
+    /// Adeptia's API login: `POST /rest/login/user`, then the `ACCESS_TOKEN` response header.
+    AdeptiaLogin {
+        username: String,
+        password_env: Option<String>,
+        password_file: Option<PathBuf>,
+        #[serde(default = "default_login_path")]
+        login_path: String,
+    },
+}
+
+fn default_login_path() -> String {
+    "/rest/login/user".to_string()
+}
+
+/// A file share: a local folder or an Azure Files / Blob URL with its credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    /// A local folder.
+    pub path: Option<PathBuf>,
+    /// `https://ACCOUNT.file.core.windows.net/SHARE[/PATH]` or a blob container URL.
+    pub url: Option<String>,
+    pub sas_env: Option<String>,
+    pub sas_file: Option<PathBuf>,
+    pub account_key_env: Option<String>,
+    pub account_key_file: Option<PathBuf>,
+    /// Resolved after parsing from `sas_env`/`sas_file`.
+    #[serde(skip)]
+    pub sas: Option<SecretRef>,
+    /// Resolved after parsing from `account_key_env`/`account_key_file`.
+    #[serde(skip)]
+    pub account_key: Option<SecretRef>,
+}
+
+impl Share {
+    /// Where a sync reads or writes this share, with `sub` appended to its path; the SAS or the
+    /// account key is resolved here.
+    pub fn endpoint(&self, sub: &str) -> Result<drscript_sync::Endpoint> {
+        use drscript_sync::{Endpoint, StorageCredential};
+        if let Some(path) = &self.path {
+            return Ok(Endpoint::local_under(path, sub));
+        }
+        let Some(url) = &self.url else {
+            return Err(Error::Config { message: "share has neither `path` nor `url`".to_string() });
+        };
+        let credential = if let Some(sas) = &self.sas {
+            Some(StorageCredential::Sas(sas.resolve()?.trim_start_matches('?').to_string()))
+        } else if let Some(key) = &self.account_key {
+            Some(StorageCredential::SharedKey(key.resolve()?))
+        } else {
+            None
+        };
+        Endpoint::remote_under(url, credential, sub)
+    }
+
+    /// The location without credentials, for plans and logs.
+    pub fn location(&self) -> String {
+        match (&self.path, &self.url) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some(u)) => u.clone(),
+            (None, None) => String::new(),
+        }
+    }
+}

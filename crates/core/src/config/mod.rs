@@ -1,0 +1,571 @@
+//! `drscript.toml`: environments and the services around them.
+//!
+//! Parsing is strict: an unknown key, a missing key or a wrong type is an error that names the
+//! key, the file and the line. Secrets are never values in the file: a key ending in `_env` names
+//! an environment variable and one ending in `_file` names a file; a plain-text secret is rejected
+//! with a pointer to those forms. Nothing here touches the network or reads a secret's value.
+
+mod environment;
+mod services;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+pub use environment::{Environment, GatewayAuth, Replicas, Share};
+pub use services::{
+    Azure, AzureAuth, Database, Dns, DnsProvider, DnsRecord, Probe, StorageAccount, Webhook, WebhookKind,
+};
+
+use drscript_base::diagnostic;
+use drscript_base::error::{Error, Result};
+use drscript_base::secret::SecretRef;
+
+/// Keys whose value would be a secret written in plain text.
+const PLAIN_SECRET_KEYS: &[&str] =
+    &["password", "token", "secret", "sas", "client_secret", "account_key", "tsig_secret", "value", "api_key"];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// A folder of `.rhai` modules that replaces the stdlib compiled into the binary.
+    pub stdlib_dir: Option<PathBuf>,
+    /// Where runs, journals and reports are kept (`./.drscript` by default).
+    pub state_dir: Option<PathBuf>,
+    /// The environment that serves in normal times (failover goes from it, failback to it).
+    /// Default: `prod` when there is one, else the first environment by name.
+    pub primary: Option<String>,
+    /// The environment that takes over in a DR event. Default: `dr` when there is one, else the
+    /// other environment when there are exactly two.
+    pub standby: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub settings: Settings,
+    pub environments: BTreeMap<String, Environment>,
+    pub azure: Option<Azure>,
+    #[serde(default)]
+    pub storage: BTreeMap<String, StorageAccount>,
+    pub dns: Option<Dns>,
+    #[serde(default)]
+    pub databases: BTreeMap<String, Database>,
+    #[serde(default)]
+    pub notify: Vec<Webhook>,
+    #[serde(skip)]
+    pub path: PathBuf,
+    #[serde(skip)]
+    pub source: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let source = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            message: format!(
+                "cannot read config {}: {e}\nhint: pass --config FILE, set DRSCRIPT_CONFIG, or run `drscript sandbox up` to get one",
+                path.display()
+            ),
+        })?;
+        Self::parse(path, &source)
+    }
+
+    /// Parses and validates config text; `path` is used for messages and relative paths.
+    pub fn parse(path: &Path, source: &str) -> Result<Config> {
+        let doc = DeTable::parse(source).map_err(|e| toml_error(path, source, &e))?;
+        reject_plain_secrets(path, source, doc.get_ref(), &mut Vec::new())?;
+        let mut config: Config = toml::from_str(source).map_err(|e| {
+            // Name the key a value error is about (`databases.x.probe: must be one of ...`).
+            let key = e.span().and_then(|span| key_path_at(doc.get_ref(), span.start));
+            let message = match key {
+                Some(key) if !e.message().starts_with(&key) => format!("{key}: {}", e.message().trim()),
+                _ => e.message().trim().to_string(),
+            };
+            config_error(path, source, e.span(), &message)
+        })?;
+        config.path = path.to_path_buf();
+        config.source = source.to_string();
+        // Absolute, so that paths in the config mean the same wherever they are used from.
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base =
+            if base.is_absolute() { base } else { std::env::current_dir().map(|cwd| cwd.join(&base)).unwrap_or(base) };
+        config.validate(&base)?;
+        Ok(config)
+    }
+
+    /// The environment called `name`, or an error that lists the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment> {
+        self.environments.get(name).ok_or_else(|| Error::Config {
+            message: format!(
+                "unknown environment `{name}` (known: {}) in {}",
+                self.environments.keys().cloned().collect::<Vec<_>>().join(", "),
+                self.path.display()
+            ),
+        })
+    }
+
+    /// The primary environment (`[settings] primary`, else `prod`, else the first by name).
+    pub fn primary(&self) -> &str {
+        match &self.settings.primary {
+            Some(name) => name,
+            None if self.environments.contains_key("prod") => "prod",
+            None => self.environments.keys().next().map_or("", String::as_str),
+        }
+    }
+
+    /// The standby environment (`[settings] standby`, else `dr`, else the one that is not the
+    /// primary); `None` when the config cannot say.
+    pub fn standby(&self) -> Option<&str> {
+        if let Some(name) = &self.settings.standby {
+            return Some(name);
+        }
+        if self.environments.contains_key("dr") && self.primary() != "dr" {
+            return Some("dr");
+        }
+        let mut others = self.environments.keys().filter(|k| k.as_str() != self.primary());
+        match (others.next(), others.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    }
+
+    /// An error pointing at the key `path` of this file.
+    pub fn error_at(&self, key_path: &[&str], message: &str) -> Error {
+        let span = span_of(&self.source, key_path);
+        config_error(&self.path, &self.source, span, &format!("{}: {message}", key_path.join(".")))
+    }
+
+    fn validate(&mut self, base: &Path) -> Result<()> {
+        let names: Vec<String> = self.environments.keys().cloned().collect();
+        if names.is_empty() {
+            return Err(self.error_at(&["environments"], "at least one environment is required"));
+        }
+        let storage_names: Vec<String> = self.storage.keys().cloned().collect();
+        let (path, source) = (self.path.clone(), self.source.clone());
+        let err = |key: &[&str], msg: &str| {
+            config_error(&path, &source, span_of(&source, key), &format!("{}: {msg}", key.join(".")))
+        };
+        for (key, role) in [("primary", &self.settings.primary), ("standby", &self.settings.standby)] {
+            if let Some(name) = role
+                && !names.contains(name)
+            {
+                return Err(err(&["settings", key], &format!("no environment `{name}` (known: {})", names.join(", "))));
+            }
+        }
+        if self.settings.primary.is_some() && self.settings.primary == self.settings.standby {
+            return Err(err(&["settings", "standby"], "must name another environment than `primary`"));
+        }
+        for (name, env) in &mut self.environments {
+            validate_environment(&err, name, env, base, &storage_names)?;
+        }
+        if let Some(azure) = &mut self.azure {
+            validate_azure(&err, azure, base)?;
+        }
+        if let Some(dns) = &mut self.dns {
+            validate_dns(&err, dns, base)?;
+        }
+        for (db_name, db) in &mut self.databases {
+            validate_database(&err, db_name, db, base)?;
+        }
+        for (i, hook) in self.notify.iter_mut().enumerate() {
+            let idx = i.to_string();
+            let key = ["notify", idx.as_str()];
+            hook.url =
+                Some(required_secret(&key, "url", &hook.url_env, &hook.url_file, base).map_err(|m| err(&key, &m))?);
+        }
+        if let Some(p) = self.settings.stdlib_dir.as_mut() {
+            *p = base.join(&*p);
+        }
+        if let Some(p) = self.settings.state_dir.as_mut() {
+            *p = base.join(&*p);
+        }
+        Ok(())
+    }
+}
+
+/// `[environments.NAME]`: URLs, paths made absolute, the storage account known, the gateway's
+/// and the shares' secrets resolvable.
+fn validate_environment(
+    err: &impl Fn(&[&str], &str) -> Error,
+    name: &str,
+    env: &mut Environment,
+    base: &Path,
+    storage_names: &[String],
+) -> Result<()> {
+    env.name = name.to_string();
+    let at = |k: &'static str| vec!["environments", name, k];
+    check_url(&env.gateway).map_err(|m| err(&at("gateway"), &m))?;
+    if let Some(p) = env.kubeconfig.as_mut() {
+        *p = base.join(&*p);
+    }
+    if let Some(p) = env.gateway_ca_file.as_mut() {
+        *p = base.join(&*p);
+    }
+    if let Some(account) = &env.storage_account
+        && !storage_names.contains(account)
+    {
+        return Err(err(
+            &at("storage_account"),
+            &format!("no [storage.{account}] section (known: {})", storage_names.join(", ")),
+        ));
+    }
+    let auth_key = ["environments", name, "gateway_auth"];
+    match &env.gateway_auth {
+        GatewayAuth::None => {}
+        GatewayAuth::Basic { password_env, password_file, .. }
+        | GatewayAuth::AdeptiaLogin { password_env, password_file, .. } => {
+            required_secret(&auth_key, "password", password_env, password_file, base)
+                .map_err(|m| err(&auth_key, &m))?;
+        }
+        GatewayAuth::Bearer { token_env, token_file } => {
+            required_secret(&auth_key, "token", token_env, token_file, base).map_err(|m| err(&auth_key, &m))?;
+        }
+        GatewayAuth::Header { value_env, value_file, .. } => {
+            required_secret(&auth_key, "value", value_env, value_file, base).map_err(|m| err(&auth_key, &m))?;
+        }
+    }
+    // Secret files are relative to the config file, like every other path in it.
+    match &mut env.gateway_auth {
+        GatewayAuth::Basic { password_file: Some(p), .. }
+        | GatewayAuth::AdeptiaLogin { password_file: Some(p), .. }
+        | GatewayAuth::Bearer { token_file: Some(p), .. }
+        | GatewayAuth::Header { value_file: Some(p), .. } => *p = base.join(&*p),
+        _ => {}
+    }
+    for (share_name, share) in &mut env.shares {
+        let key = ["environments", name, "shares", share_name];
+        match (&mut share.path, &share.url) {
+            (Some(p), None) => *p = base.join(&*p),
+            (None, Some(u)) => {
+                // `blob+http://` / `files+http://` say which service an emulator URL is.
+                let plain = u
+                    .split_once('+')
+                    .filter(|(kind, _)| ["blob", "files"].contains(kind))
+                    .map_or(u.as_str(), |(_, rest)| rest);
+                check_url(plain).map_err(|m| err(&key, &m))?;
+                if u.contains("sig=") {
+                    return Err(err(
+                        &key,
+                        "the URL carries a SAS signature; a SAS is a secret: put it in sas_env or sas_file",
+                    ));
+                }
+            }
+            _ => return Err(err(&key, "needs exactly one of `path` or `url`")),
+        }
+        share.sas = optional_secret(&key, "sas", &share.sas_env, &share.sas_file, base).map_err(|m| err(&key, &m))?;
+        share.account_key = optional_secret(&key, "account_key", &share.account_key_env, &share.account_key_file, base)
+            .map_err(|m| err(&key, &m))?;
+    }
+    Ok(())
+}
+
+/// `[azure]`: its secrets resolvable, its Resource Manager a URL.
+fn validate_azure(err: &impl Fn(&[&str], &str) -> Error, azure: &mut Azure, base: &Path) -> Result<()> {
+    let key = ["azure"];
+    azure.client_secret =
+        optional_secret(&key, "client_secret", &azure.client_secret_env, &azure.client_secret_file, base)
+            .map_err(|m| err(&key, &m))?;
+    azure.token =
+        optional_secret(&key, "token", &azure.token_env, &azure.token_file, base).map_err(|m| err(&key, &m))?;
+    if let Some(url) = &azure.resource_manager {
+        check_url(url).map_err(|m| err(&["azure", "resource_manager"], &m))?;
+    }
+    Ok(())
+}
+
+/// `[dns]`: record types and targets, resolvers, and what the provider needs.
+fn validate_dns(err: &impl Fn(&[&str], &str) -> Error, dns: &mut Dns, base: &Path) -> Result<()> {
+    let key = ["dns"];
+    dns.tsig_secret = optional_secret(&key, "tsig_secret", &dns.tsig_secret_env, &dns.tsig_secret_file, base)
+        .map_err(|m| err(&key, &m))?;
+    if let Some(p) = dns.zone_file.as_mut() {
+        *p = base.join(&*p);
+    }
+    for (record_name, record) in &dns.records {
+        let key = ["dns", "records", record_name.as_str()];
+        if !["A", "AAAA", "CNAME"].contains(&record.record_type.as_str()) {
+            return Err(err(
+                &["dns", "records", record_name.as_str(), "type"],
+                &format!("`{}` is not supported (A, AAAA or CNAME)", record.record_type),
+            ));
+        }
+        if record.targets.is_empty() {
+            return Err(err(&key, "`targets` needs at least one role = value"));
+        }
+    }
+    if let Some(bad) = dns.resolvers.iter().find(|r| !crate::dns::resolvers::valid_form(r)) {
+        return Err(err(&["dns", "resolvers"], &format!("`{bad}` is not host, host:port, IP or IP:port")));
+    }
+    // Provider settings after the records: a record's own mistake is the more specific one.
+    let missing = match dns.provider {
+        DnsProvider::Rfc2136 if dns.server.is_none() => Some("server"),
+        DnsProvider::Sandbox if dns.zone_file.is_none() => Some("zone_file"),
+        DnsProvider::Azure | DnsProvider::AzurePrivate if dns.subscription.is_none() => Some("subscription"),
+        DnsProvider::Azure | DnsProvider::AzurePrivate if dns.resource_group.is_none() => Some("resource_group"),
+        _ => None,
+    };
+    if let Some(k) = missing {
+        return Err(err(&["dns"], &format!("provider `{}` needs `{k}`", dns.provider)));
+    }
+    if dns.tsig_key_name.is_some() != (dns.tsig_secret_env.is_some() || dns.tsig_secret_file.is_some()) {
+        return Err(err(&["dns"], "set both `tsig_key_name` and `tsig_secret_env`/`tsig_secret_file`, or neither"));
+    }
+    Ok(())
+}
+
+/// `[databases.NAME]`: a known scheme, no password in the URL, its secret and TLS settings.
+fn validate_database(
+    err: &impl Fn(&[&str], &str) -> Error,
+    db_name: &str,
+    db: &mut Database,
+    base: &Path,
+) -> Result<()> {
+    let key = ["databases", db_name];
+    let scheme = db.url.split("://").next().unwrap_or("");
+    if !["postgres", "postgresql", "mysql", "mariadb"].contains(&scheme) || !db.url.contains("://") {
+        return Err(err(
+            &["databases", db_name, "url"],
+            "must start with postgres://, postgresql://, mysql:// or mariadb://",
+        ));
+    }
+    if let Some(password) = crate::db::url_password(&db.url) {
+        // The message quotes the line: the password must not get out with it.
+        drscript_base::redact::register(&password);
+        return Err(err(
+            &["databases", db_name, "url"],
+            "the URL carries a password; a password is a secret: put it in password_env or password_file",
+        ));
+    }
+    db.password =
+        optional_secret(&key, "password", &db.password_env, &db.password_file, base).map_err(|m| err(&key, &m))?;
+    crate::db::settle(db_name, db, base).map_err(|(k, m)| err(&["databases", db_name, k], &m))?;
+    Ok(())
+}
+
+fn check_url(url: &str) -> std::result::Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if !["http", "https"].contains(&parsed.scheme()) {
+        return Err(format!("`{url}`: only http and https URLs are supported"));
+    }
+    Ok(())
+}
+
+fn optional_secret(
+    table: &[&str],
+    base_key: &str,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    dir: &Path,
+) -> std::result::Result<Option<SecretRef>, String> {
+    let key = format!("{}.{base_key}", table.join("."));
+    match (env, file) {
+        (Some(_), Some(_)) => Err(format!("set only one of `{base_key}_env` and `{base_key}_file`")),
+        (Some(var), None) if var.is_empty() => Err(format!("`{base_key}_env` is empty")),
+        (Some(var), None) => Ok(Some(SecretRef::Env { key, var: var.clone() })),
+        (None, Some(path)) => Ok(Some(SecretRef::File { key, path: dir.join(path) })),
+        (None, None) => Ok(None),
+    }
+}
+
+fn required_secret(
+    table: &[&str],
+    base_key: &str,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    dir: &Path,
+) -> std::result::Result<SecretRef, String> {
+    optional_secret(table, base_key, env, file, dir)?
+        .ok_or_else(|| format!("missing `{base_key}_env` or `{base_key}_file`"))
+}
+
+fn toml_error(path: &Path, source: &str, e: &toml::de::Error) -> Error {
+    config_error(path, source, e.span(), e.message().trim())
+}
+
+fn config_error(path: &Path, source: &str, span: Option<Range<usize>>, message: &str) -> Error {
+    let (line, col) = diagnostic::line_col(source, span.map_or(0, |s| s.start));
+    Error::Config {
+        message: diagnostic::render(
+            &path.display().to_string(),
+            source,
+            line,
+            col,
+            &format!("invalid config: {message}"),
+        ),
+    }
+}
+
+fn reject_plain_secrets(path: &Path, source: &str, table: &DeTable<'_>, at: &mut Vec<String>) -> Result<()> {
+    for (key, value) in table {
+        let name = key.get_ref().as_ref();
+        at.push(name.to_string());
+        if let (true, DeValue::String(plain)) = (PLAIN_SECRET_KEYS.contains(&name), value.get_ref()) {
+            // The message quotes the line; make sure the value itself never gets out.
+            drscript_base::redact::register(plain);
+            return Err(config_error(
+                path,
+                source,
+                Some(key.span()),
+                &format!(
+                    "`{}` holds a secret in plain text; write `{name}_env = \"VARIABLE\"` or `{name}_file = \"PATH\"` instead",
+                    at.join(".")
+                ),
+            ));
+        }
+        match value.get_ref() {
+            DeValue::Table(inner) => reject_plain_secrets(path, source, inner, at)?,
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        at.push(i.to_string());
+                        reject_plain_secrets(path, source, inner, at)?;
+                        at.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+        at.pop();
+    }
+    Ok(())
+}
+
+/// The dotted path of the key whose value holds the byte `offset` (array items by index).
+fn key_path_at(table: &DeTable<'_>, offset: usize) -> Option<String> {
+    for (key, value) in table {
+        let name = key.get_ref().as_ref();
+        let inner = match value.get_ref() {
+            DeValue::Table(inner) => key_path_at(inner, offset),
+            DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| match item.get_ref() {
+                DeValue::Table(inner) => key_path_at(inner, offset).map(|rest| format!("{i}.{rest}")),
+                _ => None,
+            }),
+            _ => None,
+        };
+        if let Some(rest) = inner {
+            return Some(format!("{name}.{rest}"));
+        }
+        if value.span().contains(&offset) && !matches!(value.get_ref(), DeValue::Table(_)) {
+            return Some(name.to_string());
+        }
+    }
+    None
+}
+
+/// The byte span of the key at `key_path` (array items by index), as far as it can be found.
+fn span_of(source: &str, key_path: &[&str]) -> Option<Range<usize>> {
+    let doc = DeTable::parse(source).ok()?;
+    let mut table: &DeTable<'_> = doc.get_ref();
+    let mut best = None;
+    let mut items = key_path.iter().peekable();
+    while let Some(part) = items.next() {
+        let (key, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
+        best = Some(key.span());
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            DeValue::Array(array) => {
+                let index: usize = items.next()?.parse().ok()?;
+                match array.get(index)?.get_ref() {
+                    DeValue::Table(inner) => {
+                        best = Some(array.get(index)?.span());
+                        table = inner;
+                    }
+                    _ => return best,
+                }
+            }
+            _ => return best,
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[environments.prod]
+namespace = "adeptia"
+release = "ac"
+gateway = "https://prod.example.com"
+"#;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("drscript.toml"), text)
+    }
+
+    #[test]
+    fn an_unknown_word_names_its_key_its_line_and_the_words_known() {
+        let text = format!("{MINIMAL}\n[[notify]]\nname = \"ops\"\nkind = \"pager\"\nurl_env = \"HOOK\"\n");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("notify.0.kind: must be one of generic, teams, slack (not `pager`)"), "{msg}");
+        assert!(msg.contains("drscript.toml:9:"), "{msg}");
+        let text = format!("{MINIMAL}[azure]\nauth = \"password\"\n");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(
+            msg.contains("azure.auth: must be one of cli, managed_identity, service_principal, static_token"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        let prod = c.environment("prod").unwrap();
+        assert_eq!(prod.name, "prod");
+        assert_eq!(prod.replicas.runtime, 1);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = MINIMAL.replace("release = \"ac\"", "release = \"ac\"\nnamspace = \"x\"");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("namspace"), "{msg}");
+        assert!(msg.contains("drscript.toml:5:"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let text = format!("{MINIMAL}[environments.prod.replicas]\nruntime = \"three\"\n");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("drscript.toml:7:"), "{msg}");
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let text = MINIMAL.replace("release = \"ac\"\n", "");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("release"), "{msg}");
+    }
+
+    #[test]
+    fn plain_text_secret_is_rejected_with_a_pointer() {
+        let text = format!(
+            "{MINIMAL}[environments.prod.gateway_auth]\ntype = \"basic\"\nusername = \"u\"\npassword = \"hunter22\"\n"
+        );
+        let msg = drscript_base::redact::redacted(parse(&text).unwrap_err().to_string());
+        assert!(msg.contains("password_env"), "{msg}");
+        assert!(!msg.contains("hunter22"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_environment_lists_known_ones() {
+        let c = parse(MINIMAL).unwrap();
+        let msg = c.environment("drr").unwrap_err().to_string();
+        assert!(msg.contains("known: prod"), "{msg}");
+    }
+
+    #[test]
+    fn share_url_with_signature_is_rejected() {
+        let text = format!(
+            "{MINIMAL}[environments.prod.shares]\napp = {{ url = \"https://a.file.core.windows.net/s?sv=1&sig=abc\" }}\n"
+        );
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("sas_env"), "{msg}");
+    }
+}

@@ -1,0 +1,187 @@
+//! `scale`, `replicas` and `workload`: through the scale subresource, with optimistic
+//! concurrency (read the Scale, replace it with its resourceVersion, re-read on conflict), the
+//! `current` precondition, and no write at all when the workload is already at the target.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec};
+use kube::api::PostParams;
+use serde::Serialize;
+
+use super::cluster::Cluster;
+use super::failure::{CallError, retrying};
+use super::kind::Kind;
+use super::observed::{Scalable, View, WorkloadInfo, info};
+use super::wait;
+use drscript_base::error::{Error, Result};
+
+/// Options of `scale(env, kind, name, replicas, opts)`.
+#[derive(Debug, Clone)]
+pub struct ScaleOptions {
+    /// Wait until the change is real (default true).
+    pub wait: bool,
+    /// How long to wait (default 5 minutes).
+    pub timeout: Duration,
+    /// Precondition: the current replica count must be this (`kubectl scale --current-replicas`).
+    pub current: Option<i32>,
+}
+
+impl Default for ScaleOptions {
+    fn default() -> Self {
+        ScaleOptions { wait: true, timeout: Duration::from_secs(300), current: None }
+    }
+}
+
+/// What a scale did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleReport {
+    pub target: String,
+    pub from: i32,
+    pub to: i32,
+    /// False when the workload was already at the target (nothing written).
+    pub changed: bool,
+    /// Whether the call waited for the pods.
+    pub waited: bool,
+    /// Ready replicas at the end (as far as observed).
+    pub ready: i32,
+    pub duration_ms: u64,
+}
+
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Checks a replica count from a script: an integer, not negative.
+pub fn check_replicas(replicas: i64) -> Result<i32> {
+    if replicas < 0 {
+        return Err(Error::Usage(format!("replicas must be 0 or more, got {replicas}")));
+    }
+    i32::try_from(replicas).map_err(|_| Error::Usage(format!("replicas {replicas} is too large")))
+}
+
+pub async fn scale(
+    cluster: &Cluster,
+    kind: Kind,
+    name: &str,
+    replicas: i32,
+    opts: &ScaleOptions,
+) -> Result<ScaleReport> {
+    match kind {
+        Kind::Deployment => scale_kind::<Deployment>(cluster, kind, name, replicas, opts).await,
+        Kind::StatefulSet => scale_kind::<StatefulSet>(cluster, kind, name, replicas, opts).await,
+    }
+}
+
+async fn scale_kind<K: Scalable>(
+    cluster: &Cluster,
+    kind: Kind,
+    name: &str,
+    replicas: i32,
+    opts: &ScaleOptions,
+) -> Result<ScaleReport> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let target = cluster.target(kind, name);
+    if replicas < 0 {
+        return Err(Error::Usage(format!("scale {target}: replicas must be 0 or more, got {replicas}")));
+    }
+    let api = cluster.api::<K>();
+    let write = async {
+        let mut conflicts = 0;
+        loop {
+            let current: Scale = retrying("scale", cluster, kind, name, || api.get_scale(name))
+                .await
+                .map_err(|e| e.into_error("scale", target.clone()))?;
+            let from = current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            if let Some(expected) = opts.current
+                && expected != from
+            {
+                return Err(Error::action(
+                    "scale",
+                    &target,
+                    format!("precondition failed: expected {expected} current replicas, found {from}; nothing changed"),
+                ));
+            }
+            if from == replicas {
+                return Ok((from, false));
+            }
+            let desired = Scale {
+                metadata: current.metadata.clone(),
+                spec: Some(ScaleSpec { replicas: Some(replicas) }),
+                status: None,
+            };
+            let post = PostParams::default();
+            match retrying("scale", cluster, kind, name, || api.replace_scale(name, &post, &desired)).await {
+                Ok(_) => return Ok((from, true)),
+                Err(CallError::Conflict) if conflicts + 1 < CONFLICT_ATTEMPTS => {
+                    conflicts += 1;
+                    tracing::debug!("scale {target}: conflict, re-reading (attempt {conflicts})");
+                }
+                Err(e) => return Err(e.into_error("scale", target.clone())),
+            }
+        }
+    };
+    // A server that accepts connections but never answers must not outlive the timeout either.
+    let (from, changed) = tokio::time::timeout_at(deadline, write).await.map_err(|_| {
+        Error::action(
+            "scale",
+            &target,
+            format!(
+                "timed out after {} before the scale was written: the API server {} did not answer",
+                wait::human(opts.timeout),
+                cluster.server
+            ),
+        )
+    })??;
+    let mut ready = -1;
+    if opts.wait {
+        if replicas == 0 {
+            let view = read_view::<K>(cluster, kind, name, "scale").await?;
+            wait::until_gone(cluster, kind, name, &view.selector, deadline, opts.timeout).await?;
+            ready = 0;
+        } else {
+            ready = wait::until_ready::<K>(cluster, kind, name, replicas, deadline, opts.timeout).await?.ready;
+        }
+    }
+    Ok(ScaleReport {
+        target,
+        from,
+        to: replicas,
+        changed,
+        waited: opts.wait,
+        ready,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+async fn read_view<K: Scalable>(cluster: &Cluster, kind: Kind, name: &str, primitive: &str) -> Result<View> {
+    let api = cluster.api::<K>();
+    let object: K = retrying(primitive, cluster, kind, name, || api.get(name))
+        .await
+        .map_err(|e| e.into_error(primitive, cluster.target(kind, name)))?;
+    Ok(object.view())
+}
+
+/// `spec.replicas` of the workload, read through the scale subresource.
+pub async fn replicas(cluster: &Cluster, kind: Kind, name: &str) -> Result<i32> {
+    let scale = match kind {
+        Kind::Deployment => {
+            let api = cluster.api::<Deployment>();
+            retrying("replicas", cluster, kind, name, || api.get_scale(name)).await
+        }
+        Kind::StatefulSet => {
+            let api = cluster.api::<StatefulSet>();
+            retrying("replicas", cluster, kind, name, || api.get_scale(name)).await
+        }
+    }
+    .map_err(|e| e.into_error("replicas", cluster.target(kind, name)))?;
+    Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(0))
+}
+
+/// Replicas, ready replicas, images and environment variables of the workload.
+pub async fn workload(cluster: &Cluster, kind: Kind, name: &str) -> Result<WorkloadInfo> {
+    let view = match kind {
+        Kind::Deployment => read_view::<Deployment>(cluster, kind, name, "workload").await?,
+        Kind::StatefulSet => read_view::<StatefulSet>(cluster, kind, name, "workload").await?,
+    };
+    Ok(info(kind.name(), name, &cluster.namespace, &view))
+}

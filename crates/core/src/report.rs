@@ -1,0 +1,316 @@
+//! The run report, rendered from the journal so that it covers every attempt of a resumed run:
+//! timeline, per-step durations, total time (RTO evidence), figures, failures and deviations.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::journal::{Event, Record, StepOutcome};
+use drscript_base::redact;
+
+/// One step as the report sees it.
+#[derive(Debug, Clone)]
+pub struct StepRow {
+    pub id: String,
+    pub number: String,
+    pub title: String,
+    pub lane: Option<String>,
+    /// The attempt (1, then one more per `drscript resume`) that ran it.
+    pub attempt: u32,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// Everything the report needs, derived from the journal.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub run_id: String,
+    pub script: String,
+    pub script_hash: String,
+    pub config: Option<String>,
+    pub mode: String,
+    pub attempts: u32,
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
+    pub active_ms: u64,
+    pub outcome: String,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub steps: Vec<StepRow>,
+    pub skipped: Vec<(String, String)>,
+    pub actions: Vec<Record>,
+    pub metrics: Vec<(String, serde_json::Value)>,
+    pub warnings: Vec<String>,
+}
+
+pub fn summarize(records: &[Record]) -> Summary {
+    let mut s = Summary { outcome: "unfinished".into(), ..Summary::default() };
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut attempt_start: Option<DateTime<Utc>> = None;
+    for record in records {
+        match &record.event {
+            Event::RunStarted { run_id, attempt, script, script_hash, config, mode, .. } => {
+                s.run_id.clone_from(run_id);
+                s.attempts = *attempt;
+                s.script.clone_from(script);
+                s.script_hash.clone_from(script_hash);
+                s.config.clone_from(config);
+                s.mode.clone_from(mode);
+                s.started.get_or_insert(record.ts);
+                attempt_start = Some(record.ts);
+            }
+            Event::StepStarted { id, number, title, lane, .. } => {
+                index.insert(id.clone(), s.steps.len());
+                s.steps.push(StepRow {
+                    id: id.clone(),
+                    number: number.clone(),
+                    title: title.clone(),
+                    lane: lane.clone(),
+                    attempt: s.attempts,
+                    start: record.ts,
+                    end: None,
+                    outcome: "unfinished".into(),
+                    error: None,
+                });
+            }
+            Event::StepFinished { id, outcome, error, .. } => {
+                if let Some(row) = index.get(id).and_then(|i| s.steps.get_mut(*i)) {
+                    row.end = Some(record.ts);
+                    row.outcome = match outcome {
+                        StepOutcome::Ok => "ok",
+                        StepOutcome::Failed => "failed",
+                        StepOutcome::Interrupted => "interrupted",
+                    }
+                    .into();
+                    row.error.clone_from(error);
+                }
+            }
+            Event::StepSkipped { number, title, .. } => s.skipped.push((number.clone(), title.clone())),
+            Event::Action { .. } => s.actions.push(record.clone()),
+            Event::Metric { name, value } => s.metrics.push((name.clone(), value.clone())),
+            Event::Log { level, message } if level == "warn" => s.warnings.push(message.clone()),
+            Event::Log { .. } => {}
+            Event::RunFinished { outcome, exit_code, error, .. } => {
+                s.outcome.clone_from(outcome);
+                s.exit_code = Some(*exit_code);
+                s.error.clone_from(error);
+                s.finished = Some(record.ts);
+                if let Some(start) = attempt_start.take() {
+                    s.active_ms += (record.ts - start).num_milliseconds().max(0) as u64;
+                }
+            }
+        }
+    }
+    // Script order within each attempt: parallel branches start together, so the journal can
+    // hold step 2's start between 1.1's and 1.2's.
+    s.steps.sort_by_key(|row| (row.attempt, crate::exec::step_order(&row.number).unwrap_or_else(|| vec![u32::MAX])));
+    s
+}
+
+fn secs(ms: i64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// The Markdown report.
+pub fn markdown(records: &[Record]) -> String {
+    let s = summarize(records);
+    let mut out = String::new();
+    let start = s.started.unwrap_or_else(Utc::now);
+    out.push_str(&format!("# drscript run {}\n\n", s.run_id));
+    out.push_str(&format!(
+        "| | |\n|---|---|\n| Script | `{}` (sha256 `{}`) |\n",
+        s.script,
+        &s.script_hash[..s.script_hash.len().min(12)]
+    ));
+    if let Some(c) = &s.config {
+        out.push_str(&format!("| Config | `{c}` |\n"));
+    }
+    out.push_str(&format!("| Mode | {} |\n", s.mode));
+    out.push_str(&format!(
+        "| Outcome | **{}**{} |\n",
+        s.outcome,
+        s.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()
+    ));
+    out.push_str(&format!("| Started | {} |\n", start.format("%Y-%m-%d %H:%M:%S%.3f UTC")));
+    if let Some(f) = s.finished {
+        out.push_str(&format!("| Finished | {} |\n", f.format("%Y-%m-%d %H:%M:%S%.3f UTC")));
+        out.push_str(&format!("| Wall-clock time | {} |\n", secs((f - start).num_milliseconds())));
+    }
+    out.push_str(&format!("| Time spent running (RTO evidence) | {} |\n", secs(s.active_ms as i64)));
+    out.push_str(&format!("| Attempts | {} |\n", s.attempts));
+    for line in situation_lines(&s.metrics) {
+        out.push_str(&line);
+    }
+    if let Some(ms) = downtime_ms(records) {
+        out.push_str(&format!("| Downtime (first quiescing change → DNS on the new side) | {} |\n", secs(ms)));
+    }
+    for (name, value) in s.metrics.iter().filter(|(n, _)| !SITUATION_METRICS.contains(&n.as_str())) {
+        out.push_str(&format!("| {name} | {} |\n", value.as_str().map_or_else(|| value.to_string(), str::to_string)));
+    }
+    out.push_str("\n## Timeline\n\n| # | Step | Lane | Start | Duration | Outcome |\n|---|---|---|---|---|---|\n");
+    for row in &s.steps {
+        let indent = "&nbsp;&nbsp;".repeat(row.number.matches('.').count());
+        let duration = row.end.map_or("—".to_string(), |e| secs((e - row.start).num_milliseconds()));
+        out.push_str(&format!(
+            "| {} | {indent}{} | {} | +{} | {duration} | {} |\n",
+            row.number,
+            row.title,
+            row.lane.as_deref().unwrap_or(""),
+            secs((row.start - start).num_milliseconds()),
+            row.outcome
+        ));
+    }
+    if !s.skipped.is_empty() {
+        out.push_str("\n## Skipped (finished in an earlier attempt)\n\n");
+        for (number, title) in &s.skipped {
+            out.push_str(&format!("- {number} {title}\n"));
+        }
+    }
+    out.push_str("\n## Actions\n\n| Time | Step | Action | Target | Detail | Outcome | Duration |\n|---|---|---|---|---|---|---|\n");
+    let numbers: HashMap<&str, &String> = s.steps.iter().map(|r| (r.id.as_str(), &r.number)).collect();
+    for record in &s.actions {
+        if let Event::Action { step, primitive, target, detail, outcome, duration_ms, error } = &record.event {
+            let outcome = match error {
+                Some(e) => format!("{outcome}: {}", e.replace('|', "\\|").replace('\n', " ")),
+                None => outcome.clone(),
+            };
+            out.push_str(&format!(
+                "| +{} | {} | {primitive} | {} | {} | {outcome} | {} |\n",
+                secs((record.ts - start).num_milliseconds()),
+                step.as_deref().and_then(|id| numbers.get(id)).map_or("", |n| n.as_str()),
+                target.replace('|', "\\|"),
+                detail.replace('|', "\\|"),
+                secs(*duration_ms as i64)
+            ));
+        }
+    }
+    let failures: Vec<&StepRow> = s.steps.iter().filter(|r| r.outcome != "ok").collect();
+    if !failures.is_empty() || !s.warnings.is_empty() || s.error.is_some() {
+        out.push_str("\n## Deviations\n\n");
+        for row in failures {
+            out.push_str(&format!(
+                "- step {} \"{}\": {}{}\n",
+                row.number,
+                row.title,
+                row.outcome,
+                row.error.as_deref().map(|e| format!(" — {}", e.lines().next().unwrap_or(""))).unwrap_or_default()
+            ));
+        }
+        for w in &s.warnings {
+            out.push_str(&format!("- warning: {w}\n"));
+        }
+        if let Some(e) = &s.error {
+            out.push_str(&format!("\n```\n{e}\n```\n"));
+        }
+    }
+    redact::redacted(out)
+}
+
+/// From the `downtime` start metric to the end metric, when both are in the journal.
+pub fn downtime_ms(records: &[Record]) -> Option<i64> {
+    let at = |what: &str| {
+        records
+            .iter()
+            .find(|r| matches!(&r.event, Event::Metric { name, value } if name == "downtime" && value == what))
+    };
+    Some((at("end")?.ts - at("start")?.ts).num_milliseconds())
+}
+
+/// Metrics a switch writes about the situation, shown as sentences rather than raw values.
+const SITUATION_METRICS: &[&str] = &["switch", "downtime", "fencing", "rpo", "precopy_bytes", "final_copy_bytes"];
+
+/// The switch's header lines: direction and decision, what could not be reached and fenced, the
+/// RPO.
+fn situation_lines(metrics: &[(String, serde_json::Value)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let last = |name: &str| metrics.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v);
+    if let Some(sw) = last("switch") {
+        let (from, to) = (sw["from"].as_str().unwrap_or("?"), sw["to"].as_str().unwrap_or("?"));
+        let decision = sw["decision"].as_str().unwrap_or("?");
+        let meaning = match decision {
+            "source_down" => format!("{from} was unreachable; the operator confirmed it lost"),
+            "done" => format!("already done: {to} served and {from} was quiesced; nothing changed"),
+            "refused" => "refused: nothing changed".to_string(),
+            "keep_from" => format!("split brain resolved keeping {from}'s data"),
+            "keep_to" => format!("{to} kept its own data"),
+            "fence_to" => format!("{to} returned unfenced and was fenced first"),
+            _ => format!("{from} served, {to} was idle"),
+        };
+        out.push(format!("| Switch | {from} → {to} ({decision}: {meaning}) |\n"));
+        if let Some(verdict) = sw["verdict"].as_str() {
+            out.push(format!("| Situation before | {verdict} |\n"));
+        }
+    }
+    if let Some(f) = last("fencing") {
+        let unfenced: Vec<&str> = f["unfenced"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+        let env = f["env"].as_str().unwrap_or("?");
+        out.push(if unfenced.is_empty() {
+            format!("| Fencing | {env}: everything quiesced |\n")
+        } else {
+            format!(
+                "| Fencing | {env}: NOT quiesced: {} — fence it when it returns (fence.rhai) |\n",
+                unfenced.join(", ")
+            )
+        });
+    }
+    let bytes = |v: &serde_json::Value| drscript_sync::summary::bytes(v.as_u64().unwrap_or(0));
+    if let Some(pre) = last("precopy_bytes") {
+        out.push(format!("| Copied while the source served (pre-copy) | {} |\n", bytes(pre)));
+    }
+    if let Some(fin) = last("final_copy_bytes") {
+        out.push(format!("| Copied inside the downtime | {} |\n", bytes(fin)));
+    }
+    if let Some(rpo) = last("rpo") {
+        out.push(format!("| RPO | {} |\n", rpo.as_str().map_or_else(|| rpo.to_string(), str::to_string)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64, event: Event) -> Record {
+        Record { ts: DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap(), event }
+    }
+
+    fn started(id: &str, number: &str) -> Event {
+        Event::StepStarted { id: id.into(), number: number.into(), title: id.into(), parent: None, lane: None }
+    }
+
+    fn run(attempt: u32) -> Event {
+        Event::RunStarted {
+            run_id: "r".into(),
+            attempt,
+            script: "s.rhai".into(),
+            script_hash: "h".into(),
+            config: None,
+            mode: "live".into(),
+            vars: Default::default(),
+            pid: 1,
+        }
+    }
+
+    #[test]
+    fn steps_are_in_script_order_within_each_attempt_whatever_order_they_started_in() {
+        let records = vec![
+            at(0, run(1)),
+            at(1, started("a", "1")),
+            at(2, started("b", "2")),
+            at(3, started("a1", "1.1")),
+            at(4, started("j", "10")),
+            at(5, started("a2", "1.2")),
+            at(6, started("i", "9")),
+            at(7, run(2)),
+            at(8, started("b again", "2")),
+            at(9, started("a1 again", "1.1")),
+        ];
+        let order: Vec<String> = summarize(&records).steps.into_iter().map(|s| s.number).collect();
+        assert_eq!(order, ["1", "1.1", "1.2", "2", "9", "10", "1.1", "2"]);
+        let html = crate::report_html::html(&records);
+        let positions: Vec<usize> = ["a1 again", "b again"].iter().map(|t| html.find(t).unwrap()).collect();
+        assert!(positions[0] < positions[1], "the HTML timeline follows the same order");
+    }
+}

@@ -1,0 +1,357 @@
+//! Running a runbook: rehearse it offline, then run it live (or as a dry run) under the lock,
+//! with a journal and a report; and resuming a run that stopped.
+//!
+//! The rehearsal is a plan-mode pass over the whole script before anything happens. It catches
+//! what static checks cannot (a wrong argument type computed at run time, an unknown environment,
+//! a missing secret, an unknown `--var`) while nothing has been touched, so that such mistakes
+//! exit 2 with "nothing was executed" instead of failing half-way through a failover.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::{self, EngineOptions};
+use crate::estimate::Estimate;
+use crate::exec::{Exec, Mode, Prompting, RunContext};
+use crate::journal::{self, Event, Journal, StepOutcome};
+use crate::lock::Lock;
+use crate::modules::{Resolver, Sources};
+use crate::report;
+use crate::script::Script;
+use crate::script_error;
+use crate::state::{self, StateDir};
+use drscript_base::error::{Error, Result, exit};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub script: PathBuf,
+    pub config: Option<PathBuf>,
+    pub config_required: bool,
+    pub mode: Mode,
+    pub prompting: Prompting,
+    pub vars: BTreeMap<String, String>,
+    pub state_dir: PathBuf,
+    pub stdlib_dir: Option<PathBuf>,
+    pub skip_rehearsal: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: Option<String>,
+    pub run_dir: Option<PathBuf>,
+    pub plan: Option<String>,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+/// Loads the config: an explicit path must exist; the default one is optional.
+pub fn load_config(path: Option<&Path>, required: bool) -> Result<Option<Arc<Config>>> {
+    match path {
+        Some(p) if required || p.exists() => Ok(Some(Arc::new(Config::load(p)?))),
+        _ => Ok(None),
+    }
+}
+
+/// What a compiled runbook needs to be run by any engine.
+pub struct Prepared {
+    pub script: Script,
+    pub config: Option<Arc<Config>>,
+    pub engine_options: EngineOptions,
+    pub ast: rhai::AST,
+    pub sources: Sources,
+}
+
+impl Prepared {
+    /// The execution context for one pass over the script.
+    fn exec(
+        &self,
+        options: &RunOptions,
+        mode: Mode,
+        runtime: &tokio::runtime::Handle,
+        journaled: Option<(Journal, RunContext)>,
+        finished: HashMap<String, Option<serde_json::Value>>,
+        cancel: CancellationToken,
+    ) -> Arc<Exec> {
+        let (journal, run) = journaled.unzip();
+        Exec::builder(mode, runtime.clone())
+            .config(self.config.clone())
+            .journal(journal)
+            .vars(options.vars.clone())
+            .prompting(options.prompting.clone())
+            .run(run)
+            .finished(finished)
+            .cancel(cancel)
+            .build()
+    }
+
+    /// Runs the script once under `exec`; errors come back as drscript errors.
+    fn evaluate(&self, exec: &Arc<Exec>, rehearsal: bool) -> Result<()> {
+        let engine = engine::build(exec.clone(), &self.engine_options, self.sources.clone());
+        engine
+            .run_ast(&self.ast)
+            .map_err(|e| script_error::convert(&e, &self.script.label, &self.sources, exec.failed_step(), rehearsal))
+    }
+}
+
+pub fn prepare(options: &RunOptions, runtime: &tokio::runtime::Handle) -> Result<Prepared> {
+    let script = Script::load(&options.script)?;
+    let config = load_config(options.config.as_deref(), options.config_required)?;
+    let engine_options = EngineOptions {
+        script_dir: script.dir(),
+        stdlib_dir: options.stdlib_dir.clone().or_else(|| config.as_ref().and_then(|c| c.settings.stdlib_dir.clone())),
+    };
+    let sources = Sources::default();
+    let exec = Exec::builder(Mode::Plan, runtime.clone()).config(config.clone()).build();
+    let engine = engine::build(exec, &engine_options, sources.clone());
+    let resolver = Resolver::new(engine_options.script_dir.clone(), engine_options.stdlib_dir.clone(), sources.clone());
+    let ast = script.compile(&engine, &resolver, &sources)?;
+    Ok(Prepared { script, config, engine_options, ast, sources })
+}
+
+/// Runs the script in plan mode; returns the exec holding the plan.
+pub fn rehearse(
+    prepared: &Prepared,
+    options: &RunOptions,
+    runtime: &tokio::runtime::Handle,
+    finished: HashMap<String, Option<serde_json::Value>>,
+    cancel: CancellationToken,
+) -> Result<Arc<Exec>> {
+    let exec = prepared.exec(options, Mode::Plan, runtime, None, finished, cancel);
+    prepared.evaluate(&exec, true)?;
+    let unused = exec.unused_vars();
+    if !unused.is_empty() {
+        return Err(Error::Usage(format!(
+            "unknown --var {}: the script never asks for {} (it reads variables with param(name, default))",
+            unused.join(", "),
+            if unused.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    Ok(exec)
+}
+
+/// `drscript plan`: the rehearsal's record, nothing else.
+pub fn plan(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcome> {
+    let runtime = runtime()?;
+    let prepared = prepare(options, runtime.handle())?;
+    let exec = rehearse(&prepared, options, runtime.handle(), HashMap::new(), cancel)?;
+    let mut text = format!(
+        "Plan for {}{}\n\n",
+        prepared.script.label,
+        prepared.config.as_ref().map(|c| format!(" with {}", c.path.display())).unwrap_or_default()
+    );
+    let runbook = prepared.script.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // A plan is wanted most when things are broken: an unreadable history costs the estimate only.
+    let expected =
+        Estimate::last_finished(&state_dir(options, &prepared), &runbook, &options.vars).unwrap_or_else(|e| {
+            tracing::warn!("no expected times: {e}");
+            None
+        });
+    text.push_str(&exec.plan().render(expected.as_ref()));
+    text.push_str(&format!(
+        "\n{} step(s), {} action(s); nothing was changed.\n",
+        exec.plan().step_count(),
+        exec.plan().action_count()
+    ));
+    text.push_str(&crate::plan::expectation(expected.as_ref(), &runbook));
+    Ok(RunOutcome { run_id: None, run_dir: None, plan: Some(text), steps: exec.plan().step_count(), seconds: 0.0 })
+}
+
+/// `drscript run`: rehearse, then run live or as a dry run, journaled.
+pub fn run(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcome> {
+    let runtime = runtime()?;
+    let prepared = prepare(options, runtime.handle())?;
+    if !options.skip_rehearsal {
+        rehearse(&prepared, options, runtime.handle(), HashMap::new(), cancel.clone())?;
+    }
+    let state = StateDir::open(&state_dir(options, &prepared))?;
+    let (run_id, run_dir) = state.new_run()?;
+    execute(options, &prepared, &runtime, &state, run_id, run_dir, HashMap::new(), 1, cancel)
+}
+
+/// `drscript resume`: continue the named (or last unfinished) run, skipping finished steps.
+pub fn resume(run_id: Option<&str>, base: &RunOptions, force: bool, cancel: CancellationToken) -> Result<RunOutcome> {
+    let state = StateDir::open(&base.state_dir)?;
+    let run_id = match run_id {
+        Some(id) => id.to_string(),
+        None => state.last_unfinished()?.ok_or_else(|| {
+            Error::Resume(format!("nothing to resume: no unfinished live run in {}", state.root().display()))
+        })?,
+    };
+    let run_dir = state.run_dir(&run_id);
+    let journal_path = run_dir.join("journal.jsonl");
+    if !journal_path.exists() {
+        let known = state.runs()?;
+        return Err(Error::Resume(format!(
+            "no run {run_id} in {} (runs: {})",
+            state.root().display(),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )));
+    }
+    let records = journal::read(&journal_path)?;
+    let Some((script, hash, config, mode, vars, attempt)) = records.iter().rev().find_map(|r| match &r.event {
+        Event::RunStarted { script, script_hash, config, mode, vars, attempt, .. } => {
+            Some((script.clone(), script_hash.clone(), config.clone(), mode.clone(), vars.clone(), *attempt))
+        }
+        _ => None,
+    }) else {
+        return Err(Error::Resume(format!("run {run_id}: the journal has no start record")));
+    };
+    if records.iter().rev().find_map(|r| match &r.event {
+        Event::RunFinished { exit_code, .. } => Some(*exit_code == exit::OK),
+        Event::RunStarted { .. } => Some(false),
+        _ => None,
+    }) == Some(true)
+    {
+        return Err(Error::Resume(format!("run {run_id} finished successfully; there is nothing to resume")));
+    }
+    if mode != "live" {
+        return Err(Error::Resume(format!("run {run_id} was a {mode} run; only live runs can be resumed")));
+    }
+    let mut options = base.clone();
+    options.script = PathBuf::from(&script);
+    options.config = config.map(PathBuf::from);
+    options.config_required = options.config.is_some();
+    options.vars = vars;
+    options.mode = Mode::Live;
+    let runtime = runtime()?;
+    let prepared = prepare(&options, runtime.handle())?;
+    if prepared.script.hash != hash {
+        if !force {
+            return Err(Error::Resume(format!(
+                "{script} changed since run {run_id} started (sha256 {} → {}); steps may no longer line up with the journal. Check the change, then rerun with --force to resume anyway",
+                &hash[..12],
+                &prepared.script.hash[..12]
+            )));
+        }
+        tracing::warn!("{script} changed since run {run_id} started; resuming anyway (--force)");
+    }
+    let finished: HashMap<String, Option<serde_json::Value>> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepFinished { id, outcome: StepOutcome::Ok, result, .. } => Some((id.clone(), result.clone())),
+            _ => None,
+        })
+        .collect();
+    if !options.skip_rehearsal {
+        rehearse(&prepared, &options, runtime.handle(), finished.clone(), cancel.clone())?;
+    }
+    tracing::info!("resuming run {run_id}: {} step(s) finished earlier will be skipped", finished.len());
+    execute(&options, &prepared, &runtime, &state, run_id, run_dir, finished, attempt + 1, cancel)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    options: &RunOptions,
+    prepared: &Prepared,
+    runtime: &tokio::runtime::Runtime,
+    state: &StateDir,
+    run_id: String,
+    run_dir: PathBuf,
+    finished: HashMap<String, Option<serde_json::Value>>,
+    attempt: u32,
+    cancel: CancellationToken,
+) -> Result<RunOutcome> {
+    let _lock = Lock::acquire(state.root(), &run_id)?;
+    let journal = Journal::open(&run_dir.join("journal.jsonl"))?;
+    journal.write(Event::RunStarted {
+        run_id: run_id.clone(),
+        attempt,
+        script: absolute(&prepared.script.path),
+        script_hash: prepared.script.hash.clone(),
+        config: prepared.config.as_ref().map(|c| absolute(&c.path)),
+        mode: match options.mode {
+            Mode::Live => "live",
+            _ => "dry-run",
+        }
+        .to_string(),
+        vars: options.vars.clone(),
+        pid: std::process::id(),
+    })?;
+    let screen = crate::observer::RunScreen::start();
+    tracing::info!(
+        "run {run_id}{} of {}",
+        if options.mode == Mode::Live { "" } else { " (dry run: nothing will be changed)" },
+        prepared.script.label
+    );
+    let run = RunContext { run_id: run_id.clone(), state_dir: state.root().to_path_buf() };
+    let exec = prepared.exec(options, options.mode, runtime.handle(), Some((journal, run)), finished, cancel);
+    let started = Instant::now();
+    let result = prepared.evaluate(&exec, false);
+    let seconds = started.elapsed().as_secs_f64();
+    let (outcome, code, error) = match &result {
+        Ok(()) => ("ok", exit::OK, None),
+        Err(e) if e.exit_code() == exit::STOPPED => ("stopped", exit::STOPPED, Some(e.to_string())),
+        Err(e @ Error::Refused(_)) => ("refused", e.exit_code(), Some(e.to_string())),
+        Err(e) => ("failed", e.exit_code(), Some(e.to_string())),
+    };
+    exec.journal(Event::RunFinished {
+        outcome: outcome.to_string(),
+        exit_code: code,
+        duration_ms: (seconds * 1000.0) as u64,
+        error,
+    })?;
+    let records = journal::read(&run_dir.join("journal.jsonl"))?;
+    write_reports(&run_dir, &records)?;
+    let report_path = run_dir.join("report.md");
+    // The plain log's last line; on a terminal the live view ends with the summary instead.
+    const PLAIN: &str = crate::observer::PLAIN_ONLY;
+    match &result {
+        Ok(()) => {
+            tracing::info!(target: PLAIN, "run {run_id} finished in {seconds:.1}s; report: {}", report_path.display())
+        }
+        Err(e) if e.exit_code() == exit::STOPPED => tracing::warn!(
+            target: PLAIN,
+            "run {run_id} stopped after {seconds:.1}s; continue with `drscript resume {run_id}`; report: {}",
+            report_path.display()
+        ),
+        Err(Error::Refused(_)) => tracing::warn!(
+            target: PLAIN,
+            "run {run_id} refused the situation: nothing was changed; report: {}",
+            report_path.display()
+        ),
+        Err(_) => tracing::error!(
+            target: PLAIN,
+            "run {run_id} failed after {seconds:.1}s; fix the cause and continue with `drscript resume {run_id}`; report: {}",
+            report_path.display()
+        ),
+    }
+    screen.finish(&crate::observer::RunEnd { run_id: &run_id, outcome, seconds, run_dir: &run_dir, records: &records });
+    result?;
+    Ok(RunOutcome {
+        run_id: Some(run_id),
+        run_dir: Some(run_dir),
+        plan: None,
+        steps: exec.plan().step_count(),
+        seconds,
+    })
+}
+
+/// Writes the reports of a run from its journal.
+pub fn write_reports(run_dir: &Path, records: &[journal::Record]) -> Result<()> {
+    state::write_private(&run_dir.join("report.md"), &report::markdown(records))?;
+    state::write_private(&run_dir.join("report.html"), &crate::report_html::html(records))
+}
+
+fn state_dir(options: &RunOptions, prepared: &Prepared) -> PathBuf {
+    prepared
+        .config
+        .as_ref()
+        .and_then(|c| c.settings.state_dir.clone())
+        .filter(|_| options.state_dir == Path::new(crate::state::DEFAULT_DIR))
+        .unwrap_or_else(|| options.state_dir.clone())
+}
+
+fn absolute(path: &Path) -> String {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", e))
+}

@@ -1,0 +1,280 @@
+//! The HTTP client of one environment's gateway: TLS verified by default (with an optional CA
+//! bundle, or `gateway_insecure` as a logged opt-out), timeouts, the configured authentication,
+//! retries of connection failures, 429 and 5xx, and errors that carry the status and a short,
+//! redacted excerpt of the body.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::config::{Environment, GatewayAuth};
+use drscript_base::error::{Error, Result};
+use drscript_base::redact::redacted;
+use drscript_base::secret::SecretRef;
+
+const ATTEMPTS: u32 = 3;
+const EXCERPT: usize = 200;
+
+/// A gateway and how to authenticate to it.
+pub struct Gateway {
+    env: String,
+    base: String,
+    http: reqwest::Client,
+    auth: Auth,
+    /// The `ACCESS_TOKEN` of an Adeptia API login, once logged in.
+    token: Option<String>,
+}
+
+/// Credentials resolved lazily, only when a call needs them.
+enum Auth {
+    None,
+    Basic { username: String, password: SecretRef },
+    Bearer(SecretRef),
+    Header { name: String, value: SecretRef },
+    Login { username: String, password: SecretRef, path: String },
+}
+
+fn secret(key: &str, env_var: &Option<String>, file: &Option<PathBuf>, base: &Path) -> Result<SecretRef> {
+    match (env_var, file) {
+        (Some(var), _) => Ok(SecretRef::Env { key: key.to_string(), var: var.clone() }),
+        (None, Some(path)) => Ok(SecretRef::File { key: key.to_string(), path: base.join(path) }),
+        (None, None) => Err(Error::Config { message: format!("`{key}`: missing `_env` or `_file`") }),
+    }
+}
+
+impl Gateway {
+    /// `base` is the config file's folder: `*_file` secrets of `gateway_auth` are relative to it.
+    pub fn new(env: &Environment, base: &Path) -> Result<Gateway> {
+        let key = |k: &str| format!("environments.{}.gateway_auth.{k}", env.name);
+        let auth = match &env.gateway_auth {
+            GatewayAuth::None => Auth::None,
+            GatewayAuth::Basic { username, password_env, password_file } => Auth::Basic {
+                username: username.clone(),
+                password: secret(&key("password"), password_env, password_file, base)?,
+            },
+            GatewayAuth::Bearer { token_env, token_file } => {
+                Auth::Bearer(secret(&key("token"), token_env, token_file, base)?)
+            }
+            GatewayAuth::Header { header, value_env, value_file } => {
+                Auth::Header { name: header.clone(), value: secret(&key("value"), value_env, value_file, base)? }
+            }
+            GatewayAuth::AdeptiaLogin { username, password_env, password_file, login_path } => Auth::Login {
+                username: username.clone(),
+                password: secret(&key("password"), password_env, password_file, base)?,
+                path: login_path.clone(),
+            },
+        };
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = &env.gateway_ca_file {
+            let pem = std::fs::read(ca).map_err(|e| Error::Config {
+                message: format!("environments.{}.gateway_ca_file: cannot read {}: {e}", env.name, ca.display()),
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Config {
+                message: format!(
+                    "environments.{}.gateway_ca_file: {} is not a PEM bundle: {e}",
+                    env.name,
+                    ca.display()
+                ),
+            })?;
+            if certs.is_empty() {
+                return Err(Error::Config {
+                    message: format!(
+                        "environments.{}.gateway_ca_file: {} holds no PEM certificate",
+                        env.name,
+                        ca.display()
+                    ),
+                });
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if env.gateway_insecure {
+            tracing::warn!(
+                "TLS verification is off for the gateway of `{}` ({}) because gateway_insecure = true",
+                env.name,
+                env.gateway
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::Other(format!("cannot build the HTTP client for {}: {e}", env.gateway)))?;
+        Ok(Gateway {
+            env: env.name.clone(),
+            base: env.gateway.trim_end_matches('/').to_string(),
+            http,
+            auth,
+            token: None,
+        })
+    }
+
+    /// The secret this gateway's authentication needs, if any (not read here).
+    pub fn secret(&self) -> Option<&SecretRef> {
+        match &self.auth {
+            Auth::None => None,
+            Auth::Basic { password, .. } | Auth::Login { password, .. } => Some(password),
+            Auth::Bearer(token) => Some(token),
+            Auth::Header { value, .. } => Some(value),
+        }
+    }
+
+    /// `prod gateway https://gw.example.com`, how actions and errors name the gateway.
+    pub fn target(&self) -> String {
+        format!("{} gateway {}", self.env, self.base)
+    }
+
+    /// A GET returning JSON, authenticated, retried on transient failures.
+    pub async fn get_json(&mut self, primitive: &str, path_and_query: &str) -> Result<Value> {
+        let url = format!("{}{path_and_query}", self.base);
+        let mut relogged = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = self.authorise(primitive, self.http.request(Method::GET, &url)).await?;
+            match request.header("Accept", "application/json").send().await {
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
+                Err(e) => {
+                    let detail = drscript_base::error::chain(&e);
+                    let hint = if detail.contains("certificate") {
+                        " (the gateway's certificate is not trusted: set gateway_ca_file to its CA bundle)"
+                    } else {
+                        ""
+                    };
+                    return Err(self.fail(primitive, format!("cannot reach {}: {detail}{hint}", self.base)));
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let html = is_html(&response);
+                    let body = response.text().await.unwrap_or_default();
+                    if status == StatusCode::UNAUTHORIZED && matches!(self.auth, Auth::Login { .. }) && !relogged {
+                        // The token may have expired: log in once more.
+                        self.token = None;
+                        relogged = true;
+                        continue;
+                    }
+                    if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < ATTEMPTS {
+                        tracing::debug!("{primitive} {}: {status}; retrying", self.target());
+                    } else if !status.is_success() {
+                        let hint = match status.as_u16() {
+                            401 | 403 => " (check gateway_auth and its secret)",
+                            _ => "",
+                        };
+                        return Err(self.fail(primitive, format!("{status}{hint}: {}", excerpt(&body))));
+                    } else if html || body.trim_start().starts_with('<') {
+                        return Err(self.fail(
+                            primitive,
+                            format!(
+                                "{status} but the gateway answered with an HTML page instead of JSON (a login page or a proxy? check the gateway URL and gateway_auth): {}",
+                                excerpt(&body)
+                            ),
+                        ));
+                    } else {
+                        return serde_json::from_str(&body).map_err(|e| {
+                            self.fail(
+                                primitive,
+                                format!("{status} but the reply is not JSON ({e}): {}", excerpt(&body)),
+                            )
+                        });
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+    }
+
+    async fn authorise(
+        &mut self,
+        primitive: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder> {
+        Ok(match &self.auth {
+            Auth::None => request,
+            Auth::Basic { username, password } => request.basic_auth(username, Some(password.resolve()?)),
+            Auth::Bearer(token) => request.bearer_auth(token.resolve()?),
+            Auth::Header { name, value } => request.header(name.as_str(), value.resolve()?),
+            Auth::Login { .. } => {
+                if self.token.is_none() {
+                    self.token = Some(self.login(primitive).await?);
+                }
+                request.header("ACCESS_TOKEN", self.token.clone().unwrap_or_default())
+            }
+        })
+    }
+
+    /// Adeptia's API login: `POST {login_path}` with JSON credentials; the token comes back in
+    /// the `ACCESS_TOKEN` response header.
+    async fn login(&self, primitive: &str) -> Result<String> {
+        let Auth::Login { username, password, path } = &self.auth else {
+            return Err(Error::Other("login without API login configured".to_string()));
+        };
+        let url = format!("{}{path}", self.base);
+        let body = json!({"username": username, "password": password.resolve()?});
+        // Logging in changes nothing on the gateway, so every transient failure is retried.
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            match self.http.post(&url).json(&body).send().await {
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
+                Err(e) => {
+                    return Err(self.fail(
+                        primitive,
+                        format!("cannot reach {url} to log in: {}", drscript_base::error::chain(&e)),
+                    ));
+                }
+                Ok(r)
+                    if attempt < ATTEMPTS
+                        && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
+                Ok(r) => break r,
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        };
+        let status = response.status();
+        let token = response.headers().get("ACCESS_TOKEN").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(self.fail(primitive, format!("login at {url} as `{username}`: {status}: {}", excerpt(&text))));
+        }
+        let token = token.ok_or_else(|| {
+            self.fail(primitive, format!("login at {url} answered {status} without an ACCESS_TOKEN header"))
+        })?;
+        drscript_base::redact::register(&token);
+        Ok(token)
+    }
+
+    fn fail(&self, primitive: &str, message: String) -> Error {
+        Error::action(primitive, self.target(), redacted(message))
+    }
+}
+
+/// A failure worth another try: no connection, a timeout, or a connection dropped mid-request
+/// (the scheduler calls are idempotent: a repeated Pause finds the scheduler paused).
+fn transient(e: &reqwest::Error) -> bool {
+    e.is_connect() || e.is_timeout() || e.is_request()
+}
+
+fn is_html(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("html"))
+}
+
+/// The first characters of a body, on one line, redacted.
+fn excerpt(body: &str) -> String {
+    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut cut: String = flat.chars().take(EXCERPT).collect();
+    if flat.chars().count() > EXCERPT {
+        cut.push('…');
+    }
+    if cut.is_empty() {
+        cut = "(empty body)".to_string();
+    }
+    redacted(cut)
+}

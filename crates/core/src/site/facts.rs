@@ -1,0 +1,411 @@
+//! What one environment looks like right now, read without changing anything: the cluster and
+//! the workloads, the gateway and the scheduler, the shares, the storage account. Every part is
+//! read at the same time and within a time budget, and a part that cannot be read is a fact
+//! (with its reason), never an error: an unreachable region is exactly what this must describe.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, Environment, Share};
+use crate::kube::{Cluster, Kind};
+use drscript_sync::sas::Sas;
+use drscript_sync::store::Store;
+
+/// The Adeptia components a switch moves, with their kind. The workload is
+/// `RELEASE-ac-COMPONENT` (as in the stdlib's `workload_name`).
+pub const COMPONENTS: [(&str, Kind); 3] =
+    [("runtime", Kind::Deployment), ("listener", Kind::Deployment), ("rabbitmq", Kind::StatefulSet)];
+
+/// Whether a service answered, and why not.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Reach {
+    pub reachable: bool,
+    pub error: Option<String>,
+}
+
+impl Reach {
+    fn ok() -> Reach {
+        Reach { reachable: true, error: None }
+    }
+    fn failed(error: impl Into<String>) -> Reach {
+        Reach { reachable: false, error: Some(drscript_base::redact::redacted(error.into())) }
+    }
+}
+
+/// One workload: `spec.replicas`, ready pods, and the count the config restores.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Workload {
+    pub name: String,
+    pub desired: i32,
+    pub ready: i32,
+    pub configured: i32,
+}
+
+/// Why a share cannot be read. Only `outage` is a reason a regional outage causes, and so a
+/// reason to fail a storage account over.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareProblem {
+    /// Connection refused or timed out, DNS failure, 5xx/503 from the service.
+    Outage,
+    /// 401/403: a bad or expired SAS, a firewall rule, a wrong key.
+    Denied,
+    /// The share or folder does not exist.
+    Missing,
+    /// Anything else (a local I/O error, a malformed answer).
+    Other,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ShareFacts {
+    pub name: String,
+    pub reachable: bool,
+    pub problem: Option<ShareProblem>,
+    pub error: Option<String>,
+    /// Whole days until the SAS expires (negative once expired).
+    pub sas_days_left: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StorageFacts {
+    pub account: String,
+    pub primary_location: Option<String>,
+    pub last_sync_time: Option<String>,
+    pub failover_in_progress: bool,
+    pub error: Option<String>,
+}
+
+/// The scheduler as the gateway reports it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheduler {
+    Running,
+    Paused,
+    /// The gateway answered but did not say (its `query=Status` is an assumption of drscript's,
+    /// not part of the documented procedure), or could not be asked.
+    Unknown,
+}
+
+/// One environment right now.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SiteState {
+    pub name: String,
+    pub cluster: Reach,
+    /// Keyed by component (`runtime`, `listener`, `rabbitmq`); empty when the cluster is unreachable.
+    pub workloads: BTreeMap<String, Workload>,
+    pub version: Option<String>,
+    pub gateway: Reach,
+    pub scheduler: Scheduler,
+    pub scheduler_note: Option<String>,
+    pub shares: BTreeMap<String, ShareFacts>,
+    pub storage: Option<StorageFacts>,
+}
+
+impl SiteState {
+    fn workload(&self, component: &str) -> Option<&Workload> {
+        self.workloads.get(component)
+    }
+
+    /// Something in it processes work: the runtime or listener wanted or running, or the
+    /// scheduler running. `None` when that cannot be known (cluster unreachable and the
+    /// scheduler not saying it runs).
+    pub fn processing(&self) -> Option<bool> {
+        let workers =
+            ["runtime", "listener"].iter().filter_map(|c| self.workload(c)).any(|w| w.desired > 0 || w.ready > 0);
+        let scheduler = self.scheduler == Scheduler::Running;
+        if workers || scheduler {
+            return Some(true);
+        }
+        if !self.cluster.reachable || self.workloads.is_empty() || self.scheduler == Scheduler::Unknown {
+            return None;
+        }
+        Some(false)
+    }
+
+    /// Runtime and listener at 0 with no pod left, scheduler paused (RabbitMQ may run).
+    pub fn quiesced(&self) -> bool {
+        self.processing() == Some(false)
+    }
+
+    /// Serving at the configured counts: every component ready, the scheduler running.
+    pub fn serving(&self) -> bool {
+        self.cluster.reachable
+            && self.scheduler == Scheduler::Running
+            && COMPONENTS
+                .iter()
+                .all(|(c, _)| self.workload(c).is_some_and(|w| w.ready >= w.configured && w.desired > 0))
+    }
+
+    /// Cluster and gateway both answer.
+    pub fn reachable(&self) -> bool {
+        self.cluster.reachable && self.gateway.reachable
+    }
+
+    /// What about it stands in the way of serving, for the verdict's reasons.
+    pub fn shortfalls(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.cluster.error {
+            out.push(format!("{}: cluster unreachable: {e}", self.name));
+        }
+        if let Some(e) = &self.gateway.error {
+            out.push(format!("{}: gateway unreachable: {e}", self.name));
+        }
+        for (c, _) in COMPONENTS {
+            if let Some(w) = self.workload(c)
+                && w.ready < w.configured
+            {
+                out.push(format!("{}: {c} {}/{} ready (wanted {})", self.name, w.ready, w.configured, w.desired));
+            }
+        }
+        if self.scheduler != Scheduler::Running {
+            out.push(format!("{}: scheduler {}", self.name, self.scheduler.name()));
+        }
+        out
+    }
+
+    /// The share problem that matters for the storage decision (the application share first).
+    pub fn share_problem(&self) -> Option<(&str, ShareProblem, &str)> {
+        let mut shares: Vec<&ShareFacts> = self.shares.values().collect();
+        shares.sort_by_key(|s| s.name != "app");
+        shares.into_iter().find_map(|s| Some((s.name.as_str(), s.problem?, s.error.as_deref().unwrap_or(""))))
+    }
+}
+
+impl Scheduler {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheduler::Running => "running",
+            Scheduler::Paused => "paused",
+            Scheduler::Unknown => "unknown",
+        }
+    }
+}
+
+/// The replicas of `component` that the config restores when `env` becomes active.
+pub fn configured(env: &Environment, component: &str) -> i32 {
+    let r = &env.replicas;
+    let n = match component {
+        "runtime" => r.runtime,
+        "listener" => r.listener,
+        _ => r.rabbitmq,
+    };
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// How long each part may take before it counts as unreachable ("timed out after …").
+#[derive(Debug, Clone, Copy)]
+pub struct Budget(pub Duration);
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget(Duration::from_secs(8))
+    }
+}
+
+async fn within<T>(budget: Budget, what: &str, f: impl Future<Output = crate::Result<T>>) -> Result<T, String> {
+    match tokio::time::timeout(budget.0, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("{what}: no answer within {:.0}s (timed out)", budget.0.as_secs_f64())),
+    }
+}
+
+/// Reads `env` (all parts at once).
+pub async fn read(config: &Config, env: &Environment, budget: Budget) -> SiteState {
+    let base = config.path.parent().unwrap_or(Path::new("."));
+    let (cluster, (gateway, scheduler, note), shares, storage) =
+        tokio::join!(read_cluster(env, budget), read_scheduler(env, base, budget), read_shares(env, budget), async {
+            match &env.storage_account {
+                Some(account) => Some(read_storage(config, account, budget).await),
+                None => None,
+            }
+        });
+    let (cluster, workloads, version) = cluster;
+    SiteState {
+        name: env.name.clone(),
+        cluster,
+        workloads,
+        version,
+        gateway,
+        scheduler,
+        scheduler_note: note,
+        shares,
+        storage,
+    }
+}
+
+async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<String, Workload>, Option<String>) {
+    let read = async {
+        let cluster = Cluster::connect(env).await?;
+        listening("the API server", &cluster.server).await.map_err(|e| {
+            crate::Error::action("site_state", format!("{} API server {}", env.name, cluster.server), e)
+        })?;
+        let reads = COMPONENTS.iter().map(|(component, kind)| {
+            let cluster = &cluster;
+            async move {
+                let name = format!("{}-ac-{component}", env.release);
+                crate::kube::workload(cluster, *kind, &name).await.map(|info| (*component, info))
+            }
+        });
+        futures::future::try_join_all(reads).await
+    };
+    match within(budget, "the API server", read).await {
+        Err(e) => (Reach::failed(e), BTreeMap::new(), None),
+        Ok(infos) => {
+            let version = infos.iter().find(|(c, _)| *c == "runtime").map(|(_, i)| i.version.clone());
+            let workloads = infos
+                .into_iter()
+                .map(|(c, info)| {
+                    let w = Workload {
+                        name: info.name,
+                        desired: info.replicas,
+                        ready: info.ready,
+                        configured: configured(env, c),
+                    };
+                    (c.to_string(), w)
+                })
+                .collect();
+            (Reach::ok(), workloads, version.filter(|v| !v.is_empty()))
+        }
+    }
+}
+
+/// Whether anything listens at the URL's host and port: a refused connection is an answer in
+/// milliseconds, where a client's retry budget for an unreachable server would take seconds.
+async fn listening(what: &str, url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = parsed.host_str().ok_or("no host")?.trim_matches(['[', ']']).to_string();
+    let port = parsed.port_or_known_default().ok_or("no port")?;
+    match tokio::net::TcpStream::connect((host.as_str(), port)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(format!("cannot reach {what}: connection refused ({host}:{port})"))
+        }
+        // Anything else (a slow network, a DNS hiccup) is for the real request to judge.
+        Err(_) => Ok(()),
+    }
+}
+
+async fn read_scheduler(env: &Environment, base: &Path, budget: Budget) -> (Reach, Scheduler, Option<String>) {
+    if let Err(e) = listening("the gateway", &env.gateway).await {
+        return (Reach::failed(format!("{} gateway {}: {e}", env.name, env.gateway)), Scheduler::Unknown, None);
+    }
+    match within(budget, "the gateway", crate::scheduler::read_scheduler(env, base)).await {
+        Ok(reading) => match reading.state.as_deref() {
+            Some("RUNNING") => (Reach::ok(), Scheduler::Running, None),
+            Some("PAUSED") => (Reach::ok(), Scheduler::Paused, None),
+            Some(other) => (Reach::ok(), Scheduler::Unknown, Some(format!("the gateway reports `{other}`"))),
+            None => (Reach::ok(), Scheduler::Unknown, reading.note),
+        },
+        Err(e) if e.contains("cannot reach") || e.contains("timed out") => (Reach::failed(e), Scheduler::Unknown, None),
+        // The gateway answered, just not with a state: `query=Status` is not in Adeptia's
+        // documented procedure, so a gateway that does not know it is not an outage.
+        Err(e) => (
+            Reach::ok(),
+            Scheduler::Unknown,
+            Some(format!("cannot read the scheduler state (query=Status is an assumption of drscript's): {e}")),
+        ),
+    }
+}
+
+async fn read_shares(env: &Environment, budget: Budget) -> BTreeMap<String, ShareFacts> {
+    let reads = env.shares.iter().map(|(name, share)| async move {
+        let facts = read_share(name, share, "", budget).await;
+        (name.clone(), facts)
+    });
+    futures::future::join_all(reads).await.into_iter().collect()
+}
+
+/// Whole days until the share's SAS expires, when it has one with an expiry.
+pub fn sas_days_left(share: &Share) -> Option<i64> {
+    let sas = share.sas.as_ref()?.resolve().ok()?;
+    Sas::parse(&sas).expiry.map(|expiry| (expiry - chrono::Utc::now()).num_days())
+}
+
+/// Can the share (or its folder `sub`) be listed, and if not, why: the test behind the storage
+/// decision.
+pub async fn read_share(name: &str, share: &Share, sub: &str, budget: Budget) -> ShareFacts {
+    let sas_days_left = sas_days_left(share);
+    let probe = async {
+        let endpoint = share.endpoint(sub).map_err(|e| (ShareProblem::Other, e.to_string()))?;
+        let store = Store::open(&endpoint).map_err(|e| (ShareProblem::Other, e.to_string()))?;
+        match store.root_exists().await {
+            Ok(true) => store.list("", false).await.map(drop).map_err(|e| classify(&e)),
+            Ok(false) => {
+                let path = if sub.is_empty() { String::new() } else { format!("/{sub}") };
+                Err((ShareProblem::Missing, format!("{}{path} does not exist", share.location().trim_end_matches('/'))))
+            }
+            Err(e) => Err(classify(&e)),
+        }
+    };
+    let outcome = match tokio::time::timeout(budget.0, probe).await {
+        Ok(r) => r,
+        Err(_) => Err((ShareProblem::Outage, format!("no answer within {:.0}s (timed out)", budget.0.as_secs_f64()))),
+    };
+    match outcome {
+        Ok(()) => ShareFacts { name: name.to_string(), reachable: true, problem: None, error: None, sas_days_left },
+        Err((problem, mut error)) => {
+            if problem == ShareProblem::Denied
+                && let Some(days) = sas_days_left.filter(|d| *d < 0)
+            {
+                error = format!("{error} (its SAS expired {} day(s) ago)", -days);
+            }
+            ShareFacts {
+                name: name.to_string(),
+                reachable: false,
+                problem: Some(problem),
+                error: Some(drscript_base::redact::redacted(error)),
+                sas_days_left,
+            }
+        }
+    }
+}
+
+/// The kind of problem behind a failed share operation.
+pub fn classify(e: &drscript_sync::op_error::OpError) -> (ShareProblem, String) {
+    let text = e.message.clone();
+    let problem = if e.not_found {
+        ShareProblem::Missing
+    } else if [" 401", " 403", "401 ", "403 ", "AuthenticationFailed", "AuthorizationFailure"]
+        .iter()
+        .any(|m| text.contains(m))
+    {
+        ShareProblem::Denied
+    } else if e.retryable
+        || ["refused", "timed out", "dns error", "failed to lookup", "Connection reset"]
+            .iter()
+            .any(|m| text.contains(m))
+    {
+        ShareProblem::Outage
+    } else {
+        ShareProblem::Other
+    };
+    (problem, text)
+}
+
+async fn read_storage(config: &Config, name: &str, budget: Budget) -> StorageFacts {
+    let read = async {
+        let account = crate::azure::storage::account(config, name)?.clone();
+        let client = crate::azure::ArmClient::from_config(config)?;
+        crate::azure::storage::fetch_status(&client, name, &account).await
+    };
+    match within(budget, "Azure Resource Manager", read).await {
+        Ok(s) => StorageFacts {
+            account: name.to_string(),
+            primary_location: Some(s.primary_location).filter(|l| !l.is_empty()),
+            last_sync_time: s.last_sync_time,
+            failover_in_progress: s.failover_in_progress,
+            error: None,
+        },
+        Err(e) => StorageFacts {
+            account: name.to_string(),
+            primary_location: None,
+            last_sync_time: None,
+            failover_in_progress: false,
+            error: Some(drscript_base::redact::redacted(e)),
+        },
+    }
+}

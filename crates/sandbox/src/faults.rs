@@ -1,0 +1,527 @@
+//! Fault injection for the sandbox's servers: the Kubernetes API servers answer 500/429/503,
+//! answer slowly or reset the connection; the gateway answers too late for its client; the Azure
+//! Files emulator tears range writes. A DR tool runs on the worst day, so its retries, guards and
+//! `resume` are tested against a world that fails the way real services do.
+//!
+//! The spec (`drscript sandbox up --faults SPEC`) is a `;`-separated list of `SERVICE=FAULT,...`:
+//!
+//! ```text
+//! kube=error:0.2,slow:200ms,reset:0.05;gateway=timeout:0.3,late:31s;files=range_error:0.1
+//! ```
+//!
+//! | fault           | services            | effect                                                        |
+//! |-----------------|---------------------|---------------------------------------------------------------|
+//! | `error:RATE`    | kube, gateway, files| answer 500, 429 or 503 (kube), 500/503 (others), nothing done  |
+//! | `slow:DURATION` | kube, gateway, files| delay every answer by a random time up to DURATION             |
+//! | `reset:RATE`    | kube, gateway       | close the connection without an answer, before or after acting|
+//! | `timeout:RATE`  | gateway             | act, then answer only after `late` (default 35 s, past the client's 30 s timeout) |
+//! | `late:DURATION` | gateway             | how late a `timeout` answers                                   |
+//! | `range_error:RATE` | files            | Put Range writes half its range, then answers 500 (a torn write) |
+//!
+//! RATE is a probability (`0.2`) or a percentage (`20%`); DURATION is `200ms`, `2s` or `1m`.
+//! Decisions come from a seeded RNG per server (the seed and the server's label), so a run is
+//! reproducible with `--seed N` as far as the order of requests is (concurrent clients of one
+//! server may interleave differently).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use drscript_base::error::{Error, Result};
+
+/// The simulated services faults apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    Kube,
+    Gateway,
+    Files,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Kube => "kube",
+            Service::Gateway => "gateway",
+            Service::Files => "files",
+        }
+    }
+
+    fn supported(self) -> &'static [&'static str] {
+        match self {
+            Service::Kube => &["error", "slow", "reset"],
+            Service::Gateway => &["error", "slow", "reset", "timeout", "late"],
+            Service::Files => &["error", "slow", "range_error"],
+        }
+    }
+}
+
+/// How late a gateway `timeout` answers by default: past the 30 s of drscript's gateway client.
+pub const DEFAULT_LATE: Duration = Duration::from_secs(35);
+
+/// The faults of one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceFaults {
+    pub error: f64,
+    pub slow: Option<Duration>,
+    pub reset: f64,
+    pub timeout: f64,
+    pub late: Duration,
+    pub range_error: f64,
+}
+
+impl Default for ServiceFaults {
+    fn default() -> Self {
+        ServiceFaults { error: 0.0, slow: None, reset: 0.0, timeout: 0.0, late: DEFAULT_LATE, range_error: 0.0 }
+    }
+}
+
+impl ServiceFaults {
+    pub fn is_empty(&self) -> bool {
+        self.error == 0.0 && self.slow.is_none() && self.reset == 0.0 && self.timeout == 0.0 && self.range_error == 0.0
+    }
+}
+
+/// A parsed `--faults` spec: per service, what to inject.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultSpec {
+    pub services: BTreeMap<Service, ServiceFaults>,
+}
+
+impl FaultSpec {
+    pub fn is_empty(&self) -> bool {
+        self.services.values().all(ServiceFaults::is_empty)
+    }
+
+    pub fn get(&self, service: Service) -> Option<&ServiceFaults> {
+        self.services.get(&service).filter(|f| !f.is_empty())
+    }
+
+    /// The injector of one server (`label` tells servers of one service apart, e.g. `prod`),
+    /// or `None` when the service has no faults.
+    pub fn injector(&self, service: Service, seed: u64, label: &str) -> Option<Arc<Injector>> {
+        self.get(service).map(|f| Arc::new(Injector::new(service, f.clone(), seed, label)))
+    }
+}
+
+fn usage(spec: &str, message: String) -> Error {
+    Error::Usage(format!(
+        "--faults {spec}: {message} (expected e.g. `kube=error:0.2,slow:200ms,reset:0.05;gateway=timeout:0.3;files=range_error:0.1`)"
+    ))
+}
+
+fn parse_rate(text: &str) -> std::result::Result<f64, String> {
+    let (number, scale) = match text.strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (text, 1.0),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a rate (use 0.2 or 20%)"))?;
+    let value = value / scale;
+    if !(0.0..=1.0).contains(&value) || value.is_nan() {
+        return Err(format!("rate `{text}` is outside 0..1 (0%..100%)"));
+    }
+    Ok(value)
+}
+
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration (use 200ms, 2s or 1m)");
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => return Err(bad()),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+impl FromStr for FaultSpec {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<FaultSpec> {
+        let mut out = FaultSpec::default();
+        for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (service, faults) =
+                part.split_once('=').ok_or_else(|| usage(spec, format!("`{part}` should be SERVICE=FAULT,...")))?;
+            let service = match service.trim() {
+                "kube" => Service::Kube,
+                "gateway" => Service::Gateway,
+                "files" => Service::Files,
+                other => return Err(usage(spec, format!("unknown service `{other}` (kube, gateway or files)"))),
+            };
+            if out.services.contains_key(&service) {
+                return Err(usage(spec, format!("`{}` is given twice", service.name())));
+            }
+            let mut f = ServiceFaults::default();
+            for fault in faults.split(',').map(str::trim) {
+                let (name, value) = fault
+                    .split_once(':')
+                    .ok_or_else(|| usage(spec, format!("`{fault}` should be NAME:VALUE (e.g. error:0.2)")))?;
+                if !service.supported().contains(&name) {
+                    return Err(usage(
+                        spec,
+                        format!(
+                            "{} has no fault `{name}` ({} faults: {})",
+                            service.name(),
+                            service.name(),
+                            service.supported().join(", ")
+                        ),
+                    ));
+                }
+                let at = |m: String| usage(spec, format!("{}={name}: {m}", service.name()));
+                match name {
+                    "error" => f.error = parse_rate(value).map_err(at)?,
+                    "reset" => f.reset = parse_rate(value).map_err(at)?,
+                    "timeout" => f.timeout = parse_rate(value).map_err(at)?,
+                    "range_error" => f.range_error = parse_rate(value).map_err(at)?,
+                    "slow" => f.slow = Some(parse_duration(value).map_err(at)?),
+                    "late" => f.late = parse_duration(value).map_err(at)?,
+                    _ => unreachable!("checked against supported()"),
+                }
+            }
+            out.services.insert(service, f);
+        }
+        if out.services.is_empty() {
+            return Err(usage(spec, "no service named".to_string()));
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        for (service, s) in &self.services {
+            let mut items = Vec::new();
+            for (name, rate) in
+                [("error", s.error), ("reset", s.reset), ("timeout", s.timeout), ("range_error", s.range_error)]
+            {
+                if rate > 0.0 {
+                    items.push(format!("{name}:{rate}"));
+                }
+            }
+            if let Some(d) = s.slow {
+                items.push(format!("slow:{}ms", d.as_millis()));
+            }
+            if s.timeout > 0.0 {
+                items.push(format!("late:{}ms", s.late.as_millis()));
+            }
+            parts.push(format!("{}={}", service.name(), items.join(",")));
+        }
+        write!(f, "{}", parts.join(";"))
+    }
+}
+
+/// What to do with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Pass,
+    /// Answer with this status without acting.
+    Error(u16),
+    /// Close the connection without an answer; `after`: once the request has been acted on.
+    Reset {
+        after: bool,
+    },
+    /// Act, then answer after the delay.
+    Late(Duration),
+    /// Write the first half of the range, then answer 500.
+    TornRange,
+}
+
+/// The faults of one running server, with its RNG and the count of what it injected.
+pub struct Injector {
+    service: Service,
+    faults: ServiceFaults,
+    rng: Mutex<StdRng>,
+    injected: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Injector {
+    pub fn new(service: Service, faults: ServiceFaults, seed: u64, label: &str) -> Injector {
+        let salt = super::hash::fnv(&format!("{}/{label}", service.name()));
+        Injector {
+            service,
+            faults,
+            rng: Mutex::new(StdRng::seed_from_u64(seed ^ salt)),
+            injected: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn count(&self, what: String) {
+        *self.injected.lock().unwrap_or_else(|e| e.into_inner()).entry(what).or_insert(0) += 1;
+    }
+
+    /// What was injected so far (`error 503`, `reset after`, `late`, `torn range`, `slow`).
+    pub fn injected(&self) -> BTreeMap<String, u64> {
+        self.injected.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The delay and the decision for one request; `range_write` marks a Put Range with data.
+    pub fn decide(&self, range_write: bool) -> (Duration, Decision) {
+        let f = &self.faults;
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let delay = f.slow.map_or(Duration::ZERO, |max| max.mul_f64(rng.random::<f64>()));
+        let decision = if rng.random_bool(f.error) {
+            let codes: &[u16] = if self.service == Service::Kube { &[500, 429, 503] } else { &[500, 503] };
+            Decision::Error(codes[rng.random_range(0..codes.len())])
+        } else if rng.random_bool(f.reset) {
+            Decision::Reset { after: rng.random_bool(0.5) }
+        } else if rng.random_bool(f.timeout) {
+            Decision::Late(f.late)
+        } else if range_write && rng.random_bool(f.range_error) {
+            Decision::TornRange
+        } else {
+            Decision::Pass
+        };
+        drop(rng);
+        if !delay.is_zero() {
+            self.count("slow".to_string());
+        }
+        match decision {
+            Decision::Pass => {}
+            Decision::Error(code) => self.count(format!("error {code}")),
+            Decision::Reset { after } => self.count(format!("reset {}", if after { "after" } else { "before" })),
+            Decision::Late(_) => self.count("late".to_string()),
+            Decision::TornRange => self.count("torn range".to_string()),
+        }
+        (delay, decision)
+    }
+
+    /// The reply of an injected error, in the service's own error format.
+    fn error_reply(&self, code: u16) -> Response {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = format!("injected fault: {code}");
+        match self.service {
+            Service::Kube => {
+                let reason = match code {
+                    429 => "TooManyRequests",
+                    503 => "ServiceUnavailable",
+                    _ => "InternalError",
+                };
+                let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": message, "reason": reason, "details": {"retryAfterSeconds": 1}, "code": code});
+                let mut r = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+                if code == 429 {
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                r
+            }
+            Service::Gateway => (status, [(header::CONTENT_TYPE, "text/plain")], message).into_response(),
+            Service::Files => {
+                let code_name = if code == 503 { "ServerBusy" } else { "InternalError" };
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code_name}</Code><Message>{message}</Message></Error>"
+                );
+                let mut r = (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response();
+                r.headers_mut().insert(
+                    "x-ms-error-code",
+                    HeaderValue::from_static(if code == 503 { "ServerBusy" } else { "InternalError" }),
+                );
+                r
+            }
+        }
+    }
+}
+
+/// Where a server keeps its injector: empty until faults are switched on; switched off (its
+/// counts kept) when the outage is declared over.
+#[derive(Default)]
+pub struct FaultSlot {
+    injector: RwLock<Option<Arc<Injector>>>,
+    off: std::sync::atomic::AtomicBool,
+}
+
+impl FaultSlot {
+    pub fn set(&self, injector: Option<Arc<Injector>>) {
+        *self.injector.write().unwrap_or_else(|e| e.into_inner()) = injector;
+        self.off.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops injecting; what was injected stays in the report.
+    pub fn switch_off(&self) {
+        self.off.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn injector(&self) -> Option<Arc<Injector>> {
+        self.injector.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The injector while faults are on.
+    pub fn get(&self) -> Option<Arc<Injector>> {
+        self.injector().filter(|_| !self.off.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// `{"service": ..., "active": bool, "injected": {...}}`, for `GET /_sandbox/faults`.
+    pub fn report(&self) -> Value {
+        match self.injector() {
+            Some(i) => json!({"service": i.service.name(), "active": self.get().is_some(), "injected": i.injected()}),
+            None => json!({"service": Value::Null, "active": false, "injected": {}}),
+        }
+    }
+}
+
+/// A reply whose body fails at once: hyper drops the connection, and the client sees it closed
+/// (or reset) without a complete answer.
+fn reset_reply() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+fn is_range_write(request: &Request) -> bool {
+    let query = request.uri().query().unwrap_or("");
+    request.method() == axum::http::Method::PUT
+        && query.split('&').any(|kv| kv.eq_ignore_ascii_case("comp=range"))
+        && request
+            .headers()
+            .get("x-ms-write")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("update"))
+}
+
+/// `start-end` of an `x-ms-range`/`x-ms-source-range` value (`bytes=0-99`).
+fn range_of(value: &str) -> Option<(u64, u64)> {
+    let (a, b) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Rewrites a Put Range so that it covers the first half of its range only (the torn write).
+async fn halve_range(request: Request) -> std::result::Result<Request, Response> {
+    let (mut parts, body) = request.into_parts();
+    let range_header = if parts.headers.contains_key("x-ms-range") { "x-ms-range" } else { "range" };
+    let Some((start, end)) = parts.headers.get(range_header).and_then(|v| v.to_str().ok()).and_then(range_of) else {
+        return Ok(Request::from_parts(parts, body));
+    };
+    let len = end.saturating_sub(start) + 1;
+    let half = len / 2;
+    if half == 0 {
+        return Ok(Request::from_parts(parts, body));
+    }
+    let set = |headers: &mut axum::http::HeaderMap, name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    set(&mut parts.headers, range_header, format!("bytes={start}-{}", start + half - 1));
+    parts.headers.remove("content-md5");
+    if let Some((ss, _)) = parts.headers.get("x-ms-source-range").and_then(|v| v.to_str().ok()).and_then(range_of) {
+        set(&mut parts.headers, "x-ms-source-range", format!("bytes={ss}-{}", ss + half - 1));
+        return Ok(Request::from_parts(parts, body));
+    }
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|_| StatusCode::BAD_REQUEST.into_response())?;
+    let kept = bytes.slice(..(half as usize).min(bytes.len()));
+    set(&mut parts.headers, "content-length", kept.len().to_string());
+    Ok(Request::from_parts(parts, Body::from(kept)))
+}
+
+/// The axum middleware every sandbox server runs behind: injects the faults of its slot, answers
+/// `GET /_sandbox/faults` with what it injected and `DELETE /_sandbox/faults` by switching the
+/// faults off. Other `/_sandbox/` endpoints are exempt.
+pub async fn layer(State(slot): State<Arc<FaultSlot>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/_sandbox/faults" {
+        // DELETE ends the outage: later requests are served normally (tests of recovery).
+        if request.method() == axum::http::Method::DELETE {
+            slot.switch_off();
+        }
+        return axum::Json(slot.report()).into_response();
+    }
+    let Some(injector) = slot.get().filter(|_| !path.starts_with("/_sandbox/")) else {
+        return next.run(request).await;
+    };
+    let (delay, decision) = injector.decide(is_range_write(&request));
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match decision {
+        Decision::Pass => next.run(request).await,
+        Decision::Error(code) => injector.error_reply(code),
+        Decision::Reset { after: false } => reset_reply(),
+        Decision::Reset { after: true } => {
+            let _ = next.run(request).await;
+            reset_reply()
+        }
+        Decision::Late(late) => {
+            let reply = next.run(request).await;
+            tokio::time::sleep(late).await;
+            reply
+        }
+        Decision::TornRange => match halve_range(request).await {
+            Ok(half) => {
+                let _ = next.run(half).await;
+                injector.error_reply(500)
+            }
+            Err(reply) => reply,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let spec: FaultSpec =
+            "kube=error:0.2,slow:200ms,reset:0.05;gateway=timeout:30%,late:31s;files=range_error:0.1".parse().unwrap();
+        let kube = spec.get(Service::Kube).unwrap();
+        assert_eq!((kube.error, kube.slow, kube.reset), (0.2, Some(Duration::from_millis(200)), 0.05));
+        let gateway = spec.get(Service::Gateway).unwrap();
+        assert_eq!((gateway.timeout, gateway.late), (0.3, Duration::from_secs(31)));
+        assert_eq!(spec.get(Service::Files).unwrap().range_error, 0.1);
+        let again: FaultSpec = spec.to_string().parse().unwrap();
+        assert_eq!(again, spec);
+    }
+
+    #[test]
+    fn bad_specs_are_usage_errors_naming_the_part() {
+        for (spec, needle) in [
+            ("kube=error:2", "outside 0..1"),
+            ("kube=error:x", "`x` is not a rate"),
+            ("db=error:0.1", "unknown service `db`"),
+            ("kube=timeout:0.1", "kube has no fault `timeout`"),
+            ("files=reset:0.1", "files has no fault `reset`"),
+            ("kube=slow:200", "`200` is not a duration"),
+            ("kube", "should be SERVICE=FAULT"),
+            ("kube=error", "should be NAME:VALUE"),
+            ("kube=error:0.1;kube=reset:0.1", "given twice"),
+            ("", "no service named"),
+        ] {
+            let e = spec.parse::<FaultSpec>().unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{spec}");
+            assert!(e.to_string().contains(needle), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_decisions() {
+        let spec: FaultSpec = "kube=error:0.3,reset:0.1".parse().unwrap();
+        let run = |seed, label| {
+            let i = spec.injector(Service::Kube, seed, label).unwrap();
+            (0..200).map(|_| i.decide(false).1).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7, "prod"), run(7, "prod"));
+        assert_ne!(run(7, "prod"), run(8, "prod"));
+        assert_ne!(run(7, "prod"), run(7, "dr"));
+        let errors = run(7, "prod").iter().filter(|d| matches!(d, Decision::Error(_))).count();
+        assert!((30..=90).contains(&errors), "{errors} errors in 200 at a rate of 0.3");
+    }
+}

@@ -1,0 +1,61 @@
+//! `sandbox up --like FILE`: the customer's config read here, in the CLI, and handed to the
+//! sandbox as a plain [`Shape`], so that the sandbox never links the configuration code of the
+//! client it is a stand-in for.
+
+use drscript_base::error::{Error, Result};
+use drscript_core::config::Config;
+use drscript_sandbox::databases::DbSpec;
+use drscript_sandbox::like::{DnsRecord, EnvShape, Shape};
+
+/// The shape of `config`; `active` names the environment that starts active (default: `prod` if
+/// there is one, else the first).
+pub fn shape_of(config: &Config, active: Option<&str>) -> Result<Shape> {
+    let active = match active {
+        Some(a) => config.environment(a)?.name.clone(),
+        None if config.environments.contains_key("prod") => "prod".to_string(),
+        None => config.environments.keys().next().cloned().unwrap_or_default(),
+    };
+    let mut order = vec![active.clone()];
+    order.extend(config.environments.keys().filter(|k| **k != active).cloned());
+    let replicas =
+        |n: u32| i32::try_from(n).map_err(|_| Error::Usage(format!("{n} replicas is too many for the sandbox")));
+    let environments = config
+        .environments
+        .iter()
+        .map(|(name, e)| {
+            let replicas =
+                [replicas(e.replicas.runtime)?, replicas(e.replicas.listener)?, replicas(e.replicas.rabbitmq)?];
+            Ok((name.clone(), EnvShape { namespace: e.namespace.clone(), release: e.release.clone(), replicas }))
+        })
+        .collect::<Result<_>>()?;
+    let records = config
+        .dns
+        .iter()
+        .flat_map(|d| &d.records)
+        .map(|(key, r)| {
+            let record = DnsRecord {
+                zone: r.zone.clone(),
+                name: r.name.clone(),
+                record_type: r.record_type.clone(),
+                ttl: r.ttl,
+                targets: r.targets.clone(),
+            };
+            (key.clone(), record)
+        })
+        .collect();
+    Ok(Shape { order, environments, records, databases: databases_of(config) })
+}
+
+/// The `[databases.NAME]` entries of the sandbox: the customer's names, roles and database
+/// names, each served by a sandbox PostgreSQL.
+fn databases_of(config: &Config) -> Vec<DbSpec> {
+    config
+        .databases
+        .iter()
+        .filter_map(|(name, db)| {
+            let target = drscript_core::db::Target::parse(&db.url).ok()?;
+            let database = if target.database.is_empty() { "postgres".to_string() } else { target.database };
+            Some(DbSpec { name: name.clone(), user: target.user, database })
+        })
+        .collect()
+}

@@ -1,0 +1,174 @@
+//! The sandbox's databases: two real PostgreSQL servers (primary and sync), TLS-only with the
+//! sandbox's CA, written into its config, rehearsed with the shipped database runbooks through
+//! the binary, stopped with the sandbox; a clear warning (and a working sandbox) without the
+//! server binaries; a customer's database names kept by `sandbox up --like`.
+
+use drscript_test_support::world;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use world::{BIN, RUNBOOKS, World};
+
+fn zone(world: &World) -> String {
+    std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap()
+}
+
+fn pid_alive(pid: i32) -> bool {
+    u32::try_from(pid).is_ok_and(drscript_base::sys::process_alive)
+}
+
+#[test]
+fn sandbox_databases_rehearse_db_failover_and_failback_then_stop_with_the_sandbox() {
+    let world = World::start(&[]);
+    let config = std::fs::read_to_string(world.path().join("sbx/drscript.toml")).unwrap();
+    for name in ["primary", "sync"] {
+        assert!(config.contains(&format!("[databases.{name}]")), "{config}");
+    }
+    assert!(config.contains("tls = \"verify-full\"") && config.contains("ca_file = \"databases-ca.pem\""), "{config}");
+    let status = world.status();
+    let servers = &status["components"]["databases"];
+    let pids: Vec<i32> = ["primary", "sync"].iter().map(|n| servers[n]["pid"].as_i64().unwrap() as i32).collect();
+    assert!(pids.iter().all(|p| pid_alive(*p)), "{servers}");
+
+    // TLS only, as on Azure: the server itself refuses a plain connection.
+    let port = servers["primary"]["port"].as_u64().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let plain = rt
+        .block_on(tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=app dbname=appdb password=x sslmode=disable"),
+            tokio_postgres::NoTls,
+        ))
+        .err()
+        .map(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default());
+    assert!(plain.as_deref().is_some_and(|m| m.contains("no encryption")), "{plain:?}");
+
+    // The shipped runbooks, as an operator runs them against the sandbox.
+    assert!(zone(&world).contains("pg-primary."));
+    let out = Command::new(&*BIN)
+        .arg("--config")
+        .arg(world.path().join("sbx/drscript.toml"))
+        .args(["run", &format!("{RUNBOOKS}/db_failover.rhai"), "--yes"])
+        .current_dir(world.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(zone(&world).contains("pg-sync.") && !zone(&world).contains("pg-primary."), "{}", zone(&world));
+    let password = std::fs::read_to_string(world.path().join("sbx/secrets/db-sync.password")).unwrap();
+    assert!(!stderr.contains(password.trim()), "the database password leaked");
+
+    // db_failback has a manual step (replicating back): acknowledged explicitly, as --yes does not.
+    world.run_ok("db_failback.rhai", &["--ack", "Replicate the sync database"]);
+    assert!(zone(&world).contains("pg-primary.") && !zone(&world).contains("pg-sync."), "{}", zone(&world));
+
+    // `sandbox down` stops the database servers too.
+    let down =
+        Command::new(&*BIN).args(["sandbox", "down", "--dir", "sbx"]).current_dir(world.path()).output().unwrap();
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    let started = Instant::now();
+    while pids.iter().any(|p| pid_alive(*p)) {
+        assert!(started.elapsed() < Duration::from_secs(5), "postgres still running after sandbox down");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn without_postgres_binaries_the_sandbox_warns_how_to_install_them_and_runs_without_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let log = dir.path().join("sandbox.log");
+    let mut sandbox = Command::new(&*BIN)
+        .args(["sandbox", "up", "--dir", "sbx", "--start-delay", "0.05", "--stop-delay", "0.05"])
+        .env("DRSCRIPT_POSTGRES_BIN", empty.path())
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !dir.path().join("sbx/sandbox.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "{}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("no PostgreSQL server binaries") && text.contains("apt-get install -y postgresql"), "{text}");
+    let config = dir.path().join("sbx/drscript.toml");
+    assert!(!std::fs::read_to_string(&config).unwrap().contains("[databases."));
+    // The rest of the sandbox works: the preflight passes against it.
+    let out = Command::new(&*BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["run", &format!("{RUNBOOKS}/preflight.rhai"), "--yes"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = Command::new(&*BIN).args(["sandbox", "down", "--dir", "sbx"]).current_dir(dir.path()).output();
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+}
+
+#[test]
+fn sandbox_like_a_customer_keeps_its_database_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let customer = dir.path().join("customer.toml");
+    std::fs::write(
+        &customer,
+        format!(
+            "{}\n[databases.orders_wus2]\nurl = \"postgres://connect_app@contoso-pg-wus2.postgres.database.azure.com/integration?sslmode=verify-full\"\npassword_env = \"CONTOSO_DB_PASSWORD\"\n",
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/contoso/drscript.toml")).unwrap()
+        ),
+    )
+    .unwrap();
+    let world = World::start(&["--like", customer.to_str().unwrap()]);
+    let config = std::fs::read_to_string(world.path().join("sbx/drscript.toml")).unwrap();
+    assert!(config.contains("[databases.orders_wus2]") && !config.contains("[databases.primary]"), "{config}");
+    assert!(config.contains("postgres://connect_app@127.0.0.1:") && config.contains("/integration\""), "{config}");
+    std::fs::write(
+        world.path().join("probe.rhai"),
+        "let p = db_probe(\"orders_wus2\");\nprint(`role=${p.role} wrote=${p.wrote} tls=${p.tls}`);\n",
+    )
+    .unwrap();
+    let out = world.drscript(&["run", "probe.rhai"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("role=primary wrote=true tls=verify-full"), "{text}");
+}
+
+/// The outage gate in front of a sandbox database: refused while down, the same data after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_behind_its_gate_goes_down_and_comes_back() {
+    use drscript_sandbox::databases::{Databases, DbSpec};
+    use drscript_sandbox::outage::GateMode;
+    let dir = tempfile::tempdir().unwrap();
+    let dbs = Databases::start(dir.path(), DbSpec::defaults()).await.unwrap().expect("PostgreSQL binaries");
+    let sections = drscript_sandbox::Component::config_sections(&dbs).concat();
+    std::fs::write(
+        dir.path().join("drscript.toml"),
+        format!(
+            "[environments.prod]\nnamespace = \"a\"\nrelease = \"ac\"\ngateway = \"https://x.example\"\n\n{sections}"
+        ),
+    )
+    .unwrap();
+    let config = drscript_core::config::Config::load(&dir.path().join("drscript.toml")).unwrap();
+    let primary = &config.databases["primary"];
+    assert!(drscript_core::db::probe("primary", primary).await.unwrap().wrote);
+
+    dbs.gate("primary").unwrap().set(GateMode::Refuse);
+    let e = drscript_core::db::probe("primary", primary).await.unwrap_err().to_string();
+    assert!(e.contains("cannot reach 127.0.0.1"), "{e}");
+    assert!(drscript_core::db::probe("sync", &config.databases["sync"]).await.unwrap().wrote, "sync stays up");
+
+    dbs.gate("primary").unwrap().set(GateMode::Open);
+    let started = Instant::now();
+    loop {
+        match drscript_core::db::probe("primary", primary).await {
+            Ok(r) => break assert!(r.wrote),
+            Err(e) => assert!(started.elapsed() < Duration::from_secs(10), "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,229 @@
+//! Every shipped runbook end to end against a sandbox running in its own process, the final state
+//! checked through `drscript sandbox status --json` and through the real kubectl; and a failover
+//! killed at step boundaries and finished with `drscript resume`.
+
+use drscript_test_support::world;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use world::{RUNBOOKS, World, assert_no_step_ran_twice, journal};
+
+/// The journal of the test's only run.
+fn the_journal(world: &World) -> Vec<serde_json::Value> {
+    journal(&world.the_run())
+}
+
+#[test]
+fn preflight_then_failover_then_failback() {
+    let world = World::start(&[]);
+    let plan = world.drscript(&["plan", &format!("{RUNBOOKS}/failover.rhai")]);
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.contains("no earlier run of failover.rhai"), "{plan}");
+    assert!(plan.contains("(pictured for the plan, nothing was read: `drscript status` reads it)"), "{plan}");
+    world.run_ok("preflight.rhai", &[]);
+    assert_serving_initially(&world);
+    let log = world.run_ok("failover.rhai", &[]);
+    assert!(log.contains("no storage account failover needed"), "{log}");
+    world.assert_serving_kubectl("dr", "prod");
+    world.run_ok("failback.rhai", &[]);
+    world.assert_serving_kubectl("prod", "dr");
+    // The plan of the next failover: every step with what it took last time, parallel ones marked.
+    let plan = world.drscript(&["plan", &format!("{RUNBOOKS}/failover.rhai")]);
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    let is_step = |l: &&str| {
+        let l = l.trim_start_matches(['‖', ' ']);
+        l.starts_with(char::is_numeric) && l.split_once(". ").is_some_and(|(n, _)| !n.contains(' '))
+    };
+    let steps: Vec<&str> = plan.lines().filter(is_step).collect();
+    assert!(steps.len() > 10, "{plan}");
+    assert!(steps.iter().all(|l| l.ends_with(" s")), "a step without an expected time:\n{plan}");
+    assert!(plan.contains("‖ at the same time: 2, 3\n‖ 2. Quiesce prod"), "{plan}");
+    assert!(plan.contains("Expected total: "), "{plan}");
+}
+
+fn assert_serving_initially(world: &World) {
+    let status = world.status();
+    assert_eq!(status["environments"]["dr"]["workloads"]["ac-ac-listener"]["replicas"], 0);
+    assert_eq!(status["environments"]["prod"]["workloads"]["ac-ac-runtime"]["replicas"], 2);
+}
+
+#[test]
+fn preflight_names_what_is_not_ready() {
+    let world = World::start(&[]);
+    world.kubectl("dr", &["scale", "deployment", "ac-ac-listener", "--replicas=1"]);
+    let out = world.drscript(&["run", &format!("{RUNBOOKS}/preflight.rhai"), "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("dr listener has 1 replicas; it must be 0"), "{stderr}");
+    assert!(stderr.contains("preflight check(s) failed"), "{stderr}");
+}
+
+#[test]
+fn drill_fails_over_and_back_with_checks() {
+    let world = World::start(&[]);
+    world.run_ok("drill.rhai", &[]);
+    world.assert_serving_kubectl("prod", "dr");
+    let j = the_journal(&world);
+    let titles: Vec<&str> = j
+        .iter()
+        .filter(|e| e["event"] == "step_finished" && e["outcome"] == "ok")
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(titles.iter().any(|t| t.starts_with("Verify DR serves")), "{titles:?}");
+}
+
+#[test]
+fn storage_failover_swaps_the_regions_and_reports_the_last_sync_time() {
+    let world = World::start(&[]);
+    let primary = || {
+        let out = world
+            .command(&["repl"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(b"storage_status(\"prod\").primary_location\n")?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(primary(), "=> \"eastus\"");
+    let log = world.run_ok("storage_failover.rhai", &[]);
+    assert!(log.contains("last sync"), "{log}");
+    assert_eq!(primary(), "=> \"westus\"", "the secondary region became the primary");
+    let report = std::fs::read_dir(world.path().join(".drscript/runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("report.md");
+    let report = std::fs::read_to_string(report).unwrap();
+    assert!(report.contains("storage_last_sync_time"), "{report}");
+}
+
+#[test]
+fn failover_fails_the_storage_over_when_told_to() {
+    let world = World::start(&[]);
+    let log = world.run_ok("failover.rhai", &["--var", "storage_failover=always"]);
+    assert!(log.contains("storage_failover"), "{log}");
+    assert!(!log.contains("no storage account failover needed"), "{log}");
+    world.assert_serving_kubectl("dr", "prod");
+}
+
+#[test]
+fn database_runbooks_switch_the_database_record_after_probing() {
+    // The sandbox's own primary and sync PostgreSQL servers (TLS, verify-full).
+    let world = World::start(&[]);
+    let password = std::fs::read_to_string(world.path().join("sbx/secrets/db-sync.password")).unwrap();
+    let log = world.run_ok("db_failover.rhai", &[]);
+    assert!(!log.contains(password.trim()), "the database password leaked");
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("pg-sync."), "{zone}");
+    // A second run finds the record already at the sync database and changes nothing.
+    let again = world.run_ok("db_failover.rhai", &[]);
+    assert!(again.contains("already points at the sync database: nothing to do"), "{again}");
+    assert!(!again.contains("set_dns"), "{again}");
+    assert_eq!(std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap(), zone);
+
+    // --yes does not acknowledge the manual replication: without a terminal the run stops there
+    // (exit 3) and the record still points at the sync database.
+    let script = format!("{RUNBOOKS}/db_failback.rhai");
+    let out = world.drscript(&["run", &script, "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("--yes does not acknowledge manual steps"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap(), zone, "DNS was touched");
+
+    // Acknowledged explicitly, the failback completes and the report records who acknowledged.
+    let log = world.run_ok("db_failback.rhai", &["--ack", "Replicate the sync database"]);
+    assert!(log.contains("acknowledged up front by --ack"), "{log}");
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("pg-primary.") && !zone.contains("pg-sync."), "{zone}");
+}
+
+/// Kills the failover with SIGKILL right after a given step finished, resumes it, and checks the
+/// end state and that no finished step ran twice.
+fn kill_after_and_resume(step_prefix: &str) {
+    let world = World::start(&[]);
+    let mut child = world
+        .command(&["run", &format!("{RUNBOOKS}/failover.rhai"), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let finished = |r: &serde_json::Value| {
+        r["event"] == "step_finished" && r["id"].as_str().is_some_and(|id| id.starts_with(step_prefix))
+    };
+    while !world.runs().iter().any(|run| journal(run).iter().any(finished)) {
+        assert!(child.try_wait().unwrap().is_none(), "the failover ended before {step_prefix}");
+        assert!(started.elapsed() < Duration::from_secs(120), "never reached {step_prefix}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drscript_base::sys::signal(child.id(), drscript_base::sys::Signal::Kill);
+    child.wait().unwrap();
+    let out = world.drscript(&["resume", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    world.assert_serving_kubectl("dr", "prod");
+    let j = the_journal(&world);
+    assert_eq!(assert_no_step_ran_twice(&j, step_prefix), 1, "one resume");
+    assert!(j.iter().any(|e| e["event"] == "step_skipped"), "resume skipped nothing");
+}
+
+#[test]
+fn failover_killed_after_quiescing_is_finished_by_resume() {
+    kill_after_and_resume("Quiesce prod");
+}
+
+#[test]
+fn failover_killed_after_copying_is_finished_by_resume() {
+    kill_after_and_resume("Copy state prod");
+}
+
+#[test]
+fn failover_killed_after_activating_is_finished_by_resume() {
+    kill_after_and_resume("Activate dr");
+}
+
+/// Runs a customer folder's runbook against a sandbox shaped like its config.
+fn run_example(customer: &str, extra_up: &[&str]) -> World {
+    let config = format!("{}/examples/{customer}/drscript.toml", env!("CARGO_MANIFEST_DIR"));
+    let mut up = vec!["--like", config.as_str()];
+    up.extend_from_slice(extra_up);
+    let world = World::start(&up);
+    let script = format!("{}/examples/{customer}/failover.rhai", env!("CARGO_MANIFEST_DIR"));
+    let out = world.drscript(&["run", &script, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    world
+}
+
+#[test]
+fn contoso_example_fails_over_with_its_own_names_and_counts() {
+    let world = run_example("contoso", &[]);
+    let status = world.status();
+    let dr = &status["environments"]["dr"];
+    assert_eq!(dr["namespace"], "integration");
+    assert_eq!(dr["workloads"]["connect-ac-runtime"]["ready"], 3, "{dr}");
+    assert_eq!(dr["workloads"]["connect-ac-listener"]["ready"], 2);
+    assert_eq!(status["environments"]["prod"]["workloads"]["connect-ac-runtime"]["replicas"], 0);
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("connect-eus2.contoso.com"), "{zone}");
+    let pods = world.kubectl_ns("dr", "integration", &["get", "pods", "-o", "name"]);
+    assert!(pods.lines().filter(|l| l.contains("connect-ac-runtime")).count() == 3, "{pods}");
+}
+
+#[test]
+fn fabrikam_example_switches_between_its_regions() {
+    let world = run_example("fabrikam", &["--active", "westeurope"]);
+    let status = world.status();
+    let neu = &status["environments"]["northeurope"];
+    assert_eq!(neu["namespace"], "adeptia-prod");
+    assert_eq!(neu["workloads"]["ac-ac-runtime"]["ready"], 1, "{neu}");
+    assert_eq!(status["environments"]["westeurope"]["workloads"]["ac-ac-listener"]["replicas"], 0);
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("10.30.1.40") && !zone.contains("10.20.1.40"), "{zone}");
+}

@@ -1,0 +1,718 @@
+//! Where service is, and switches that read it first: `drscript status` in every verdict, the
+//! interlocks of failover/failback (wrong direction, run twice, split brain, an unfinished switch),
+//! the RabbitMQ volume made identical, the storage decision, and the region-down failover with its
+//! return. Everything through the binary against the sandbox; the final state judged with kubectl,
+//! the shares' bytes, the DNS zone and the journal.
+
+use drscript_test_support::world;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use world::{BIN, RUNBOOKS, World, journal, tree};
+
+fn runbook(name: &str) -> String {
+    format!("{RUNBOOKS}/{name}")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Everything a switch could change: both sides' share bytes, the DNS zone, and per environment
+/// the workloads' replicas and the names of their pods (a restarted pod has a new name).
+fn snapshot(world: &World) -> (Value, String, Value) {
+    let shares = serde_json::to_value(tree(&world.path().join("sbx/shares"))).unwrap();
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    let status = world.status();
+    let mut kube = serde_json::Map::new();
+    for (env, e) in status["environments"].as_object().unwrap() {
+        let replicas: Value = e["workloads"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(w, v)| (w.clone(), v["replicas"].clone()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let mut pods: Vec<String> =
+            e["pods"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+        pods.sort();
+        kube.insert(env.clone(), serde_json::json!({"replicas": replicas, "pods": pods, "scheduler": e["scheduler"]}));
+    }
+    (shares, zone, Value::Object(kube))
+}
+
+fn status_json(world: &World) -> (Option<i32>, Value) {
+    status_json_with(world, &[])
+}
+
+/// `drscript status --json` with the default budget per part, or `extra` flags.
+fn status_json_with(world: &World, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["status", "--json"];
+    args.extend_from_slice(extra);
+    let out = world.drscript(&args);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    (out.status.code(), v)
+}
+
+fn env_of<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["environments"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap()
+}
+
+/// Runs a one-off script against the sandbox (to change its state the way an operator would).
+fn script(world: &World, text: &str) {
+    let path = world.path().join("adhoc.rhai");
+    std::fs::write(&path, text).unwrap();
+    let out = world.drscript(&["run", path.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+fn sandbox(world: &World, args: &[&str]) {
+    let out = Command::new(&*BIN)
+        .arg("sandbox")
+        .args(args)
+        .args(["--dir", "sbx"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sandbox {args:?}: {}", stderr(&out));
+}
+
+fn metric<'a>(records: &'a [Value], name: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["event"] == "metric" && r["name"] == name).map(|r| &r["value"]).collect()
+}
+
+#[test]
+fn failback_while_prod_serves_is_refused_and_changes_nothing() {
+    let world = World::start(&[]);
+    let before = snapshot(&world);
+    let out = world.drscript(&["run", &runbook("failback.rhai"), "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("prod already serves and dr is quiesced"), "{err}");
+    assert!(err.contains("Nothing was changed"), "{err}");
+    assert!(err.contains("Did you mean: to move service from prod to dr: drscript failover.rhai"), "{err}");
+    assert!(err.contains("ACTIVE prod"), "the state table is shown: {err}");
+    assert_eq!(snapshot(&world), before, "a refused failback changed something");
+    // A refused run is not something to resume.
+    let resume = world.drscript(&["resume", "--yes"]);
+    assert_eq!(resume.status.code(), Some(2), "{}", stderr(&resume));
+    assert!(stderr(&resume).contains("nothing to resume"), "{}", stderr(&resume));
+}
+
+#[test]
+fn a_failover_run_twice_does_nothing_the_second_time() {
+    let world = World::start(&[]);
+    world.run_ok("failover.rhai", &[]);
+    world.assert_serving_kubectl("dr", "prod");
+    let before = snapshot(&world);
+    let log = world.run_ok("failover.rhai", &[]);
+    assert!(log.contains("Nothing to do: run"), "{log}");
+    assert!(log.contains("already switched prod → dr"), "{log}");
+    assert!(!log.contains("▶"), "a step ran: {log}");
+    assert_eq!(snapshot(&world), before, "the second failover changed something");
+    let runs = world.drscript(&["runs", "--json"]);
+    let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(runs[0]["decision"], "done");
+    assert_eq!(runs[1]["decision"], "switch");
+    assert_eq!(runs[1]["from"], "prod");
+    assert_eq!(runs[1]["to"], "dr");
+    assert!(runs[1]["downtime_seconds"].as_f64().unwrap() > 0.0, "{runs}");
+    assert!(runs[1]["total_seconds"].as_f64().unwrap() >= runs[1]["downtime_seconds"].as_f64().unwrap());
+}
+
+#[test]
+fn a_split_brain_is_refused_until_the_side_to_keep_is_named() {
+    let world = World::start(&[]);
+    world.kubectl("dr", &["scale", "deployment", "ac-ac-runtime", "--replicas=2"]);
+    let before = snapshot(&world);
+    let out = world.drscript(&["run", &runbook("failover.rhai"), "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("SPLIT: both prod and dr process"), "{err}");
+    assert!(err.contains("--var keep=prod"), "{err}");
+    assert_eq!(snapshot(&world), before);
+    let (code, status) = status_json(&world);
+    assert_eq!(code, Some(1));
+    assert_eq!(status["verdict"]["kind"], "SPLIT");
+    assert_eq!(status["verdict"]["side"], serde_json::json!(["prod", "dr"]));
+
+    let log = world.run_ok("failover.rhai", &["--var", "keep=prod"]);
+    assert!(log.contains("Quiesce dr"), "dr is quiesced first: {log}");
+    world.assert_serving_kubectl("dr", "prod");
+}
+
+#[test]
+fn the_rabbitmq_volume_ends_identical_even_where_dr_has_a_newer_file_of_the_same_size() {
+    let world = World::start(&[]);
+    let prod = world.path().join("sbx/shares/prod/rabbitmq");
+    let dr = world.path().join("sbx/shares/dr/rabbitmq");
+    // A DR queue file with PROD's size, other bytes, and a newer time: DR's RabbitMQ ran.
+    let (name, bytes) = tree(&prod).into_iter().find(|(_, b)| b.len() > 16).unwrap();
+    let stale: Vec<u8> = bytes.iter().map(|b| b.wrapping_add(1)).collect();
+    let target = dr.join(&name);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::write(&target, &stale).unwrap();
+    let newer = std::fs::metadata(prod.join(&name)).unwrap().modified().unwrap() + Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&target).unwrap().set_modified(newer).unwrap();
+    world.run_ok("failover.rhai", &[]);
+    assert!(std::fs::read(&target).unwrap() == bytes, "{name}: DR's newer file was kept");
+    assert!(tree(&prod) == tree(&dr), "the two volumes differ");
+}
+
+#[test]
+fn a_share_with_an_expired_sas_proposes_no_storage_failover() {
+    let world = World::start(&["--remote-shares"]);
+    let sbx = world.path().join("sbx");
+    let key = std::fs::read_to_string(sbx.join("secrets/prod-files.key")).unwrap();
+    let expired = drscript_sync::azure_files::auth::account_sas(
+        "prod",
+        key.trim(),
+        "rl",
+        chrono::Utc::now() - chrono::Duration::days(3),
+    );
+    std::fs::write(sbx.join("secrets/prod-app.sas"), &expired).unwrap();
+    let config = std::fs::read_to_string(sbx.join("drscript.toml")).unwrap();
+    let edited: String = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("app = ") && l.contains("/prod/app") {
+                l.replace("account_key_file = \"secrets/prod-files.key\"", "sas_file = \"secrets/prod-app.sas\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(sbx.join("expired.toml"), edited).unwrap();
+    let before = snapshot(&world);
+    let out = Command::new(&*BIN)
+        .args(["--config", "sbx/expired.toml", "run", &runbook("failover.rhai"), "--yes"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("SAS expired 3 day(s) ago"), "{err}");
+    assert!(err.contains("no storage failover is proposed"), "{err}");
+    assert!(!err.contains("storage_failover"), "{err}");
+    let sig = expired.split('&').find_map(|kv| kv.strip_prefix("sig=")).unwrap();
+    assert!(!err.contains(sig), "the SAS signature leaked");
+    assert_eq!(snapshot(&world), before);
+    // status tells the same, as a denied share with its expiry, and shows no SAS field either.
+    let out = Command::new(&*BIN)
+        .args(["--config", "sbx/expired.toml", "status", "--json"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let app = &env_of(&status, "prod")["shares"]["app"];
+    assert_eq!(app["problem"], "denied", "{app}");
+    assert_eq!(app["sas_days_left"], -3, "{app}");
+    assert!(app["error"].as_str().unwrap().contains("SAS expired 3 day(s) ago"), "{app}");
+    for field in expired.split('&').filter_map(|kv| kv.split_once('=')).map(|(_, v)| v).filter(|v| v.len() > 4) {
+        assert!(!text.contains(field), "status printed a SAS field value {field}");
+    }
+    let arm = &world.status()["components"]["arm"];
+    assert_eq!(arm["storage_accounts"][0]["properties"]["failoverInProgress"], Value::Null, "{arm}");
+}
+
+/// Starts a failover and SIGKILLs it once the journal shows `step` finished.
+fn kill_failover_after(world: &World, step: &str) -> String {
+    let earlier = world.runs();
+    let log = world.path().join("killed.log");
+    let mut child = world
+        .command(&["run", &runbook("failover.rhai"), "--yes"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(run) = world.runs().difference(&earlier).next().cloned() {
+            let records = journal(&run);
+            let id =
+                records.iter().find(|r| r["event"] == "step_started" && r["title"] == step).map(|r| r["id"].clone());
+            if let Some(id) = id
+                && records.iter().any(|r| r["event"] == "step_finished" && r["id"] == id)
+            {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return run.file_name().unwrap().to_string_lossy().into_owned();
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the failover ended before {step}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "never reached {step}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn status_tells_each_situation_apart() {
+    let world = World::start(&[]);
+    // ACTIVE, healthy: exit 0.
+    let out = world.drscript(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("ACTIVE prod — healthy\n"), "{text}");
+    assert!(text.contains("DNS app.adeptia.sandbox points at prod"), "{text}");
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(0));
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "prod"}));
+    assert_eq!(s["healthy"], true);
+    assert_eq!(s["dns"]["points_at"], "prod");
+    let prod = env_of(&s, "prod");
+    assert_eq!(prod["serving"], true);
+    assert_eq!(prod["scheduler"], "running");
+    assert_eq!(
+        prod["workloads"]["runtime"],
+        serde_json::json!({"name": "ac-ac-runtime", "desired": 2, "ready": 2, "configured": 2})
+    );
+    assert_eq!(prod["version"], "4.2.1");
+    assert_eq!(prod["shares"]["app"]["reachable"], true);
+    assert_eq!(env_of(&s, "dr")["quiesced"], true);
+    assert_eq!(env_of(&s, "dr")["scheduler"], "paused");
+
+    // One environment unreachable: shown with its error, the command does not fail.
+    sandbox(&world, &["outage", "dr", "cluster"]);
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(1));
+    assert_eq!(s["verdict"]["kind"], "ACTIVE");
+    assert_eq!(s["healthy"], false);
+    let dr = env_of(&s, "dr");
+    assert_eq!(dr["cluster"]["reachable"], false);
+    assert!(dr["cluster"]["error"].as_str().unwrap().to_lowercase().contains("connection refused"), "{dr}");
+    assert_eq!(dr["gateway"]["reachable"], true);
+    let text = stdout(&world.drscript(&["status"]));
+    assert!(text.contains("dr cluster: ") && text.contains("DOWN"), "{text}");
+    sandbox(&world, &["outage", "dr", "cluster", "--hang"]);
+    let started = Instant::now();
+    let (_, s) = status_json_with(&world, &["--timeout", "3"]);
+    assert!(started.elapsed() < Duration::from_secs(10), "status waited {:?} on a hanging cluster", started.elapsed());
+    assert!(env_of(&s, "dr")["cluster"]["error"].as_str().unwrap().contains("timed out"), "{s}");
+    sandbox(&world, &["restore", "dr"]);
+
+    // DNS MISMATCH: the record points at a side that does not process.
+    script(&world, "set_dns(\"app\", \"dr\");");
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(1));
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "DNS_MISMATCH", "side": "dr"}));
+    assert!(stdout(&world.drscript(&["status"])).starts_with("DNS MISMATCH (points at dr)"));
+    script(&world, "set_dns(\"app\", \"prod\");");
+
+    // SPLIT: DR's runtime started by hand.
+    world.kubectl("dr", &["scale", "deployment", "ac-ac-runtime", "--replicas=1"]);
+    let (_, s) = status_json(&world);
+    assert_eq!(s["verdict"]["kind"], "SPLIT");
+    world.kubectl("dr", &["scale", "deployment", "ac-ac-runtime", "--replicas=0"]);
+
+    // NONE: PROD quiesced by hand.
+    script(
+        &world,
+        "let p = env(\"prod\"); scale(p, \"deployment\", \"ac-ac-runtime\", 0); scale(p, \"deployment\", \"ac-ac-listener\", 0); pause_scheduler(p);",
+    );
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(1));
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "NONE"}));
+    assert!(s["reasons"].as_array().unwrap().iter().any(|r| r == "prod is quiesced"), "{s}");
+    script(
+        &world,
+        "let p = env(\"prod\"); scale(p, \"deployment\", \"ac-ac-runtime\", 2); scale(p, \"deployment\", \"ac-ac-listener\", 1); resume_scheduler(p);",
+    );
+
+    // SWITCHING: a failover killed half-way; a new one is refused and points at resume.
+    let run = kill_failover_after(&world, "Quiesce prod");
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(1));
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "SWITCHING", "side": run}));
+    assert_eq!(s["unfinished_run"]["run_id"], run.as_str());
+    let text = stdout(&world.drscript(&["status"]));
+    assert!(text.contains(&format!("continue it with `drscript resume {run}`")), "{text}");
+    let again = world.drscript(&["run", &runbook("failover.rhai"), "--yes"]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains(&format!("drscript resume {run}")), "{}", stderr(&again));
+    let runs = stdout(&world.drscript(&["runs"]));
+    assert!(
+        runs.contains(&format!("unfinished: {run} (failover.rhai) — continue with `drscript resume {run}`")),
+        "{runs}"
+    );
+    let resumed = world.drscript(&["resume", "--yes"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    world.assert_serving_kubectl("dr", "prod");
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "dr"}));
+}
+
+#[test]
+fn status_writes_openmetrics_gauges() {
+    let world = World::start(&[]);
+    let file = world.path().join("drscript.prom");
+    let out = world.drscript(&["status", "--openmetrics", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    for line in [
+        "drscript_healthy 1",
+        "drscript_active{env=\"prod\"} 1",
+        "drscript_active{env=\"dr\"} 0",
+        "drscript_replicas_ready{env=\"prod\",component=\"runtime\"} 2",
+        "drscript_scheduler_running{env=\"dr\"} 0",
+        "drscript_share_reachable{env=\"dr\",share=\"rabbitmq\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+    }
+    assert!(text.contains("drscript_storage_last_sync_age_seconds{env=\"prod\",account=\"prod\"}"), "{text}");
+    assert!(text.ends_with("# EOF\n"));
+}
+
+fn assert_dr_serves_alone(world: &World) {
+    let runtime =
+        world.kubectl("dr", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.status.readyReplicas}"]);
+    assert_eq!(runtime, "2");
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("127.0.2.10") && !zone.contains("127.0.1.10"), "DNS does not point at dr: {zone}");
+    assert_eq!(world.status()["environments"]["dr"]["scheduler"], "RUNNING");
+}
+
+#[test]
+fn region_down_failover_fails_the_storage_over_and_prod_returns_fenced_by_failback() {
+    let world = World::start(&["--remote-shares"]);
+    sandbox(&world, &["outage", "prod", "region"]);
+    let status = world.status();
+    assert_eq!(
+        status["environments"]["prod"]["outage"],
+        serde_json::json!({"cluster": "refuse", "gateway": "refuse", "share": "refuse"})
+    );
+    let text = String::from_utf8_lossy(
+        &Command::new(&*BIN)
+            .args(["sandbox", "status", "--dir", "sbx"])
+            .current_dir(world.path())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(text.contains("OUTAGE: cluster (refuses connections)"), "{text}");
+
+    let log = world.run_ok("failover.rhai", &[]);
+    assert!(log.contains("does not answer (cluster, gateway): treat it as lost"), "{log}");
+    assert!(log.contains("Fail the storage account"), "{log}");
+    assert_dr_serves_alone(&world);
+    let arm = &world.status()["components"]["arm"]["storage_accounts"][0];
+    assert_eq!(arm["properties"]["primaryLocation"], "westus", "the storage account failed over: {arm}");
+    assert_eq!(
+        tree(&world.path().join("sbx/shares/dr/rabbitmq")),
+        tree(&world.path().join("sbx/shares/prod/rabbitmq"))
+    );
+    let run = world.the_run();
+    let records = journal(&run);
+    let fencing = metric(&records, "fencing");
+    assert_eq!(fencing[0]["unfenced"], serde_json::json!(["scheduler", "workloads"]));
+    let rpo = metric(&records, "rpo");
+    assert!(rpo[0].as_str().unwrap().starts_with("storage last sync "), "{rpo:?}");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("prod was unreachable"), "{report}");
+    assert!(report.contains("storage last sync"), "{report}");
+
+    // PROD comes back as it was, its pods wanting to run: fencing pending, a split brain.
+    sandbox(&world, &["restore", "prod"]);
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(1));
+    assert_eq!(s["verdict"]["kind"], "SPLIT");
+    assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]));
+    assert!(
+        s["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("came back and processes: run fence.rhai now")),
+        "{s}"
+    );
+
+    // Failback fences PROD first (scheduler paused before anything else), copies DR's data.
+    std::fs::write(world.path().join("sbx/shares/dr/app/recovery/written-on-dr.xml"), b"<dr/>").unwrap();
+    let log = world.run_ok("failback.rhai", &["--ack", "geo-redundancy"]);
+    let fence = log.find("▶ 1 Fence prod").expect(&log);
+    let pause = log.find("Pause prod scheduler").unwrap();
+    assert!(fence < pause && pause < log.find("Scale down prod runtime").unwrap(), "{log}");
+    world.assert_serving_kubectl("prod", "dr");
+    assert_eq!(std::fs::read(world.path().join("sbx/shares/prod/app/recovery/written-on-dr.xml")).unwrap(), b"<dr/>");
+    assert_eq!(
+        tree(&world.path().join("sbx/shares/prod/rabbitmq")),
+        tree(&world.path().join("sbx/shares/dr/rabbitmq"))
+    );
+    assert!(log.contains("acknowledged up front by --ack \"geo-redundancy\""), "{log}");
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["fencing_pending"], serde_json::json!([]));
+}
+
+#[test]
+fn cluster_down_gateway_up_pauses_the_scheduler_and_records_the_workloads_unfenced() {
+    let world = World::start(&[]);
+    sandbox(&world, &["outage", "prod", "cluster", "--hang"]);
+    let log = world.run_ok("failover.rhai", &["--var", "state_timeout=2"]);
+    assert!(log.contains("Pause prod scheduler"), "{log}");
+    assert_dr_serves_alone(&world);
+    assert_eq!(world.status()["environments"]["prod"]["scheduler"], "PAUSED");
+    let records = journal(&world.the_run());
+    assert_eq!(metric(&records, "fencing")[0]["unfenced"], serde_json::json!(["workloads"]));
+    // The workloads kept running behind the outage: status says what must still be fenced.
+    sandbox(&world, &["restore", "prod"]);
+    let (_, s) = status_json(&world);
+    assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]));
+    let out = world.drscript(&["run", &runbook("fence.rhai"), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "dr"}));
+    // Fencing the side that serves is refused.
+    let out = world.drscript(&["run", &runbook("fence.rhai"), "--yes", "--var", "env=dr"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_storage_outage_alone_fails_the_account_over_then_switches_as_usual() {
+    let world = World::start(&["--remote-shares"]);
+    sandbox(&world, &["outage", "prod", "share"]);
+    let log = world.run_ok("failover.rhai", &[]);
+    assert!(log.contains("does not answer"), "{log}");
+    assert!(log.contains("Quiesce prod"), "PROD answers: it is quiesced as usual: {log}");
+    world.assert_serving_kubectl("dr", "prod");
+    let arm = &world.status()["components"]["arm"]["storage_accounts"][0];
+    assert_eq!(arm["properties"]["primaryLocation"], "westus", "{arm}");
+}
+
+#[test]
+fn region_down_without_a_storage_account_needs_a_second_confirmation_naming_the_rpo() {
+    let world = World::start(&["--remote-shares"]);
+    let sbx = world.path().join("sbx");
+    let config = std::fs::read_to_string(sbx.join("drscript.toml")).unwrap();
+    let edited: String =
+        config.lines().filter(|l| !l.starts_with("storage_account")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(sbx.join("nostorage.toml"), edited).unwrap();
+    sandbox(&world, &["outage", "prod", "region"]);
+    let dr_before = tree(&sbx.join("shares/dr"));
+    let dr_kube = world.status()["environments"]["dr"]["workloads"].clone();
+    let run = |extra: &[&str]| {
+        Command::new(&*BIN)
+            .args(["--config", "sbx/nostorage.toml", "run", &runbook("failover.rhai")])
+            .args(extra)
+            .current_dir(world.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(tree(&sbx.join("shares/dr")), dr_before);
+    assert_eq!(world.status()["environments"]["dr"]["workloads"], dr_kube, "DR changed");
+    let out = run(&["--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("SECOND CONFIRMATION"), "{err}");
+    assert!(err.contains("RPO: never copied by drscript in this state directory"), "{err}");
+    assert!(err.contains("was not copied"), "{err}");
+    assert_dr_serves_alone(&world);
+    let after = tree(&sbx.join("shares/dr"));
+    assert!(
+        dr_before.iter().filter(|(k, _)| k.starts_with("app/")).all(|(k, v)| after.get(k) == Some(v)),
+        "DR kept its own data"
+    );
+}
+
+#[test]
+fn an_outage_in_the_middle_of_the_copy_is_resumed_down_the_region_down_branch() {
+    let world = World::start(&["--remote-shares"]);
+    // Enough files that the copy over HTTP takes a while.
+    let bulk = world.path().join("sbx/shares/prod/app/web/repository/bulk");
+    std::fs::create_dir_all(&bulk).unwrap();
+    for i in 0..1500 {
+        std::fs::write(bulk.join(format!("f{i:04}.xml")), format!("<f n=\"{i}\"/>").repeat(20)).unwrap();
+    }
+    // Without the pre-copy, the whole copy happens inside the downtime, where the outage lands.
+    let mut child =
+        world.command(&["run", &runbook("failover.rhai"), "--yes", "--var", "precopy=false"]).spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(run) = world.runs().into_iter().next()
+            && journal(&run).iter().any(|r| r["event"] == "step_started" && r["title"] == "Copy state prod → dr")
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the failover ended before the copy");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    sandbox(&world, &["outage", "prod", "region"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let run = world.the_run();
+    let resumed = world.drscript(&["resume", "--yes"]);
+    let err = stderr(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{err}");
+    assert!(err.contains("treat it as lost"), "{err}");
+    assert!(err.contains("prod was quiesced by an earlier attempt of this run"), "{err}");
+    assert_dr_serves_alone(&world);
+    let records = journal(&run);
+    world::assert_no_step_ran_twice(&records, "outage mid-copy");
+    let bulk_dr = tree(&world.path().join("sbx/shares/dr/app/web/repository/bulk"));
+    assert_eq!(bulk_dr.len(), 1500, "the copy finished from the failed-over storage");
+}
+
+#[test]
+fn a_plan_with_prod_marked_down_shows_the_region_down_branch() {
+    let world = World::start(&[]);
+    let out = world.drscript(&["plan", &runbook("failover.rhai"), "--var", "down=prod"]);
+    let plan = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(plan.contains("Quiesce what answers of prod"), "{plan}");
+    assert!(!plan.contains("Scale down prod runtime"), "{plan}");
+    let normal = stdout(&world.drscript(&["plan", &runbook("failover.rhai")]));
+    assert!(normal.contains("Scale down prod runtime") && !normal.contains("Quiesce what answers"), "{normal}");
+}
+
+/// Writes `n` small files into PROD's web/repository, so that a copy over HTTP takes a while.
+fn bulk(world: &World, n: usize) {
+    let dir = world.path().join("sbx/shares/prod/app/web/repository/bulk");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        std::fs::write(dir.join(format!("f{i:04}.xml")), format!("<f n=\"{i}\"/>").repeat(20)).unwrap();
+    }
+}
+
+/// Waits until the newest run's journal shows the step titled `title` finished.
+fn wait_for_step(
+    world: &World,
+    earlier: &std::collections::BTreeSet<std::path::PathBuf>,
+    title: &str,
+    child: &mut std::process::Child,
+) -> std::path::PathBuf {
+    let started = Instant::now();
+    loop {
+        if let Some(run) = world.runs().difference(earlier).next().cloned() {
+            let records = journal(&run);
+            let id =
+                records.iter().find(|r| r["event"] == "step_started" && r["title"] == title).map(|r| r["id"].clone());
+            if let Some(id) = id
+                && records.iter().any(|r| r["event"] == "step_finished" && r["id"] == id)
+            {
+                return run;
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before {title}");
+        assert!(started.elapsed() < Duration::from_secs(90), "never reached {title}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_planned_failover_precopies_while_prod_serves_and_moves_only_the_delta_inside_the_downtime() {
+    let world = World::start(&["--remote-shares"]);
+    bulk(&world, 600);
+    let prod = world.path().join("sbx/shares/prod");
+    let dr = world.path().join("sbx/shares/dr");
+    let rabbit_file = tree(&prod.join("rabbitmq"))
+        .into_keys()
+        .find(|k| k.contains("msg_store"))
+        .unwrap_or_else(|| tree(&prod.join("rabbitmq")).into_keys().next().unwrap());
+    let earlier = world.runs();
+    let mut child = world.command(&["run", &runbook("failover.rhai"), "--yes"]).spawn().unwrap();
+    let run = wait_for_step(&world, &earlier, "Pre-copy state prod → dr while prod serves", &mut child);
+    // PROD still serves: it changes, adds and deletes files before it is quiesced.
+    std::fs::write(prod.join("app/recovery/changed-after-precopy.xml"), b"<late/>").unwrap();
+    std::fs::write(prod.join("app/web/repository/bulk/f0001.xml"), b"<rewritten-after-precopy/>").unwrap();
+    std::fs::remove_file(prod.join("app/web/repository/bulk/f0002.xml")).unwrap();
+    std::fs::remove_file(prod.join("rabbitmq").join(&rabbit_file)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    world.assert_serving_kubectl("dr", "prod");
+    assert_eq!(std::fs::read(dr.join("app/recovery/changed-after-precopy.xml")).unwrap(), b"<late/>");
+    assert_eq!(std::fs::read(dr.join("app/web/repository/bulk/f0001.xml")).unwrap(), b"<rewritten-after-precopy/>");
+    assert!(dr.join("app/web/repository/bulk/f0002.xml").exists(), "application folders are not mirrored");
+    assert!(!dr.join("rabbitmq").join(&rabbit_file).exists(), "the final mirror deletes on the RabbitMQ volume");
+    assert!(tree(&prod.join("rabbitmq")) == tree(&dr.join("rabbitmq")), "the RabbitMQ volumes differ");
+
+    let records = journal(&run);
+    let pre = metric(&records, "precopy_bytes")[0].as_i64().unwrap();
+    let last = metric(&records, "final_copy_bytes")[0].as_i64().unwrap();
+    assert!(pre > 100_000, "pre-copy moved {pre} bytes");
+    assert!(last > 0 && last * 10 < pre, "the copy inside the downtime moved {last} bytes after a pre-copy of {pre}");
+    let started =
+        |title: &str| records.iter().position(|r| r["event"] == "step_started" && r["title"] == title).unwrap();
+    assert!(started("Pre-copy state prod → dr while prod serves") < started("Quiesce prod"));
+    let runs: Value = serde_json::from_slice(&world.drscript(&["runs", "--json"]).stdout).unwrap();
+    let (total, downtime) = (runs[0]["total_seconds"].as_f64().unwrap(), runs[0]["downtime_seconds"].as_f64().unwrap());
+    assert!(downtime < total, "downtime {downtime} s, total {total} s");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("Copied while the source served (pre-copy)"), "{report}");
+    assert!(report.contains("Downtime (first quiescing change"), "{report}");
+
+    let plan = stdout(&world.drscript(&["plan", &runbook("failback.rhai")]));
+    assert!(
+        plan.contains("Pre-copy state dr → prod while dr serves") && plan.contains("Copy state dr → prod"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_failover_killed_during_the_precopy_resumes_in_the_precopy_and_stops_prod_once() {
+    let world = World::start(&["--remote-shares"]);
+    bulk(&world, 600);
+    let earlier = world.runs();
+    let mut child = world
+        .command(&["run", &runbook("failover.rhai"), "--yes"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = wait_for_step(&world, &earlier, "Pre-copy RabbitMQ volume prod → dr", &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let records = journal(&run);
+    assert!(!records.iter().any(|r| r["title"] == "Quiesce prod"), "PROD was touched before the kill");
+    let (_, s) = status_json(&world);
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "prod"}), "nothing was stopped yet");
+    let resumed = world.drscript(&["resume", "--yes"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    world.assert_serving_kubectl("dr", "prod");
+    let records = journal(&run);
+    world::assert_no_step_ran_twice(&records, "killed in the pre-copy");
+    let quiesced = records.iter().filter(|r| r["event"] == "step_started" && r["title"] == "Quiesce prod").count();
+    assert_eq!(quiesced, 1, "PROD stopped once");
+}
+
+#[test]
+fn precopy_false_skips_the_precopy_and_says_so() {
+    let world = World::start(&[]);
+    let log = world.run_ok("failover.rhai", &["--var", "precopy=false"]);
+    assert!(log.contains("no pre-copy: --var precopy=false"), "{log}");
+    assert!(!log.contains("Pre-copy"), "{log}");
+    world.assert_serving_kubectl("dr", "prod");
+}
+
+#[test]
+fn with_the_primary_database_down_db_failover_switches_to_the_sync_database() {
+    let world = World::start(&[]);
+    sandbox(&world, &["outage", "primary", "database"]);
+    let probe = world.path().join("probe.rhai");
+    std::fs::write(&probe, "db_probe(\"primary\");").unwrap();
+    let out = world.drscript(&["run", probe.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+    world.run_ok("db_failover.rhai", &[]);
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("pg-sync."), "{zone}");
+    sandbox(&world, &["restore", "primary"]);
+    let out = world.drscript(&["run", probe.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
