@@ -97,7 +97,10 @@ pub struct Observer {
 
 impl RunObserver for Observer {
     fn run_started(&self) {
-        *self.screen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Screen::start());
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        if screen.is_none() {
+            *screen = Some(Screen::start());
+        }
     }
 
     fn run_finished(&self, end: Option<&RunEnd<'_>>) {
