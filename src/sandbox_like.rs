@@ -7,16 +7,15 @@ use drscript_core::config::Config;
 use drscript_sandbox::databases::DbSpec;
 use drscript_sandbox::like::{DnsRecord, EnvShape, Shape};
 
-/// The shape of `config`; `active` names the environment that starts active (default: `prod` if
-/// there is one, else the first).
+/// The shape of `config`; `active` names the environment that starts active (default: the
+/// config's primary — `[settings] primary`, else `prod`, else the first the file lists).
 pub fn shape_of(config: &Config, active: Option<&str>) -> Result<Shape> {
     let active = match active {
         Some(a) => config.environment(a)?.name.clone(),
-        None if config.environments.contains_key("prod") => "prod".to_string(),
-        None => config.environments.keys().next().cloned().unwrap_or_default(),
+        None => config.primary().to_string(),
     };
     let mut order = vec![active.clone()];
-    order.extend(config.environments.keys().filter(|k| **k != active).cloned());
+    order.extend(config.order.iter().filter(|k| **k != active).cloned());
     let replicas =
         |n: u32| i32::try_from(n).map_err(|_| Error::Usage(format!("{n} replicas is too many for the sandbox")));
     let environments = config

@@ -156,7 +156,8 @@ fn env_exposes_config_fields() {
             let dr = env("dr");
             if dr.replicas.runtime != 3 || dr.replicas.listener != 1 { fail("replicas") }
             if dr.namespace != "adeptia" || dr.kube_context != "dr" { fail("fields") }
-            if environments() != ["dr", "prod"] { fail("names") }
+            // In the order the file lists them, not by name.
+            if environments() != ["prod", "dr"] { fail("names") }
             print(`${dr}`);
             "#,
         )

@@ -4,10 +4,10 @@
 
 use drscript_test_support::world;
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use world::{RUNBOOKS, World, assert_no_step_ran_twice, journal};
+use world::{BIN, RUNBOOKS, World, assert_no_step_ran_twice, journal};
 
 /// The journal of the test's only run.
 fn the_journal(world: &World) -> Vec<serde_json::Value> {
@@ -59,6 +59,42 @@ fn preflight_names_what_is_not_ready() {
     assert!(stderr.contains("preflight check(s) failed"), "{stderr}");
 }
 
+/// Each region pulls from its own registry: the same tag is the same version; another tag is not.
+#[test]
+fn preflight_compares_versions_by_tag_not_by_registry() {
+    let world = World::start(&[]);
+    let image = world.kubectl(
+        "dr",
+        &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.template.spec.containers[0].image}"],
+    );
+    let (_, tag) = image.rsplit_once(':').expect("a tagged image");
+    let preflight = || world.drscript(&["run", &format!("{RUNBOOKS}/preflight.rhai"), "--yes"]);
+    let regional = format!("northeurope.azurecr.io/adeptia/runtime:{tag}");
+    world.kubectl("dr", &["set", "image", "deployment/ac-ac-runtime", &format!("ac-runtime={regional}")]);
+    let out = preflight();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "the same tag from another registry is the same version:\n{stderr}");
+    world.kubectl(
+        "dr",
+        &["set", "image", "deployment/ac-ac-runtime", "ac-runtime=northeurope.azurecr.io/adeptia/runtime:0.0.1"],
+    );
+    let out = preflight();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("application versions differ"), "{stderr}");
+}
+
+#[test]
+fn preflight_fails_when_a_gateway_refuses_the_credentials() {
+    let world = World::start(&[]);
+    std::fs::write(world.path().join("sbx/secrets/dr-gateway.password"), "Wr0ngGatewayPassw0rd").unwrap();
+    let out = world.drscript(&["run", &format!("{RUNBOOKS}/preflight.rhai"), "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the gateway of dr refuses drscript's credentials"), "{stderr}");
+    assert!(!stderr.contains("Wr0ngGatewayPassw0rd"), "{stderr}");
+}
+
 #[test]
 fn drill_fails_over_and_back_with_checks() {
     let world = World::start(&[]);
@@ -74,8 +110,8 @@ fn drill_fails_over_and_back_with_checks() {
 }
 
 #[test]
-fn storage_failover_swaps_the_regions_and_reports_the_last_sync_time() {
-    let world = World::start(&[]);
+fn storage_failover_swaps_the_regions_only_when_the_shares_are_down_and_reports_the_last_sync_time() {
+    let world = World::start(&["--remote-shares"]);
     let primary = || {
         let out = world
             .command(&["repl"])
@@ -91,18 +127,38 @@ fn storage_failover_swaps_the_regions_and_reports_the_last_sync_time() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(primary(), "=> \"eastus\"");
-    let log = world.run_ok("storage_failover.rhai", &[]);
+    let run = |vars: &[&str]| {
+        let script = format!("{RUNBOOKS}/storage_failover.rhai");
+        let mut args = vec!["run", script.as_str(), "--yes"];
+        for v in vars {
+            args.extend(["--var", v]);
+        }
+        let out = world.drscript(&args);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // No default environment: the operator names it.
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--var env=prod (account prod)"), "{err}");
+    // PROD's shares answer: an irreversible failover would cure nothing.
+    let (code, err) = run(&["env=prod"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("prod's share app answers") && err.contains("--var force=true"), "{err}");
+    assert_eq!(primary(), "=> \"eastus\"", "a refused failover changed nothing");
+    // The shares go down with the region's storage: now it fails over.
+    let out = Command::new(&*BIN)
+        .args(["sandbox", "outage", "prod", "share", "--dir", "sbx"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, log) = run(&["env=prod"]);
+    assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("last sync"), "{log}");
+    assert!(log.contains("of writes"), "the data-loss window is shown before the failover: {log}");
     assert_eq!(primary(), "=> \"westus\"", "the secondary region became the primary");
-    let report = std::fs::read_dir(world.path().join(".drscript/runs"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path()
-        .join("report.md");
-    let report = std::fs::read_to_string(report).unwrap();
-    assert!(report.contains("storage_last_sync_time"), "{report}");
+    let report = world.runs().into_iter().map(|r| r.join("report.md")).filter_map(|r| std::fs::read_to_string(r).ok());
+    assert!(report.into_iter().any(|r| r.contains("storage_last_sync_time")), "the last sync time is in a report");
 }
 
 #[test]

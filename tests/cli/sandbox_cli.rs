@@ -38,7 +38,9 @@ fn up_in_the_foreground_then_status_kubectl_a_runbook_and_down_from_other_proces
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["environments"]["dr"]["scheduler"], "PAUSED");
-    assert_eq!(status["environments"]["dr"]["workloads"]["ac-ac-runtime"]["replicas"], 0);
+    // DR as the document deploys it: the runtime up, the listener at 0.
+    assert_eq!(status["environments"]["dr"]["workloads"]["ac-ac-runtime"]["replicas"], 2);
+    assert_eq!(status["environments"]["dr"]["workloads"]["ac-ac-listener"]["replicas"], 0);
     let text = drscript(&["sandbox", "status", "--dir", sb]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("QUARTZ_STATUS_ONBOOTUP=pause"));
 

@@ -105,6 +105,136 @@ fn failback_while_prod_serves_is_refused_and_changes_nothing() {
     assert!(stderr(&resume).contains("nothing to resume"), "{}", stderr(&resume));
 }
 
+/// DR's RabbitMQ volume holds many files PROD's lacks: the mirror's deletion guard refuses before
+/// PROD is touched, with the real count and the option that raises it; that option then works.
+#[test]
+fn the_rabbitmq_guard_refuses_before_prod_is_touched_and_names_the_option_that_raises_it() {
+    let world = World::start(&[]);
+    let extra = world.path().join("sbx/shares/dr/rabbitmq/mnesia/stale");
+    std::fs::create_dir_all(&extra).unwrap();
+    for i in 0..300 {
+        std::fs::write(extra.join(format!("{i}.rdq")), format!("old message {i}")).unwrap();
+    }
+    // What a mirror deletes: DR's files that PROD lacks.
+    let prod = tree(&world.path().join("sbx/shares/prod/rabbitmq"));
+    let extras = tree(&world.path().join("sbx/shares/dr/rabbitmq")).keys().filter(|k| !prod.contains_key(*k)).count();
+    assert!(extras >= 300, "{extras}");
+    let before = snapshot(&world);
+    let out = world.drscript(&["run", &runbook("failover.rhai"), "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("would delete {extras} of dr's")), "the guard's real count: {err}");
+    assert!(err.contains(&format!("--var max_delete={extras}")), "the option that raises it: {err}");
+    assert_eq!(snapshot(&world), before, "a refused failover changed something");
+    let replicas = world.kubectl("prod", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "2", "kubectl sees PROD's runtime untouched");
+    let runs_before = world.runs();
+    world.run_ok("failover.rhai", &["--var", &format!("max_delete={extras}")]);
+    let run = world.runs().difference(&runs_before).next().cloned().expect("the run's folder");
+    let confirmed = journal(&run).iter().any(|r| r.to_string().contains(&format!("guard: max_delete {extras}")));
+    assert!(confirmed, "the confirmation shows the guard's figure");
+    world.assert_serving_kubectl("dr", "prod");
+    assert!(!extra.exists() || std::fs::read_dir(&extra).unwrap().next().is_none(), "the mirror deleted them");
+}
+
+/// A wrong gateway password is found before PROD is stopped, not at "Pause" with PROD down.
+#[test]
+fn a_wrong_gateway_password_is_refused_before_anything_changes() {
+    let world = World::start(&[]);
+    let secret = world.path().join("sbx/secrets/prod-gateway.password");
+    let right = std::fs::read_to_string(&secret).unwrap();
+    std::fs::write(&secret, "Wr0ngGatewayPassw0rd").unwrap();
+    let before = snapshot(&world);
+    let out = world.drscript(&["run", &runbook("failover.rhai"), "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the gateway of prod refuses drscript's credentials"), "{err}");
+    assert!(err.contains("fix environments.prod.gateway_auth"), "{err}");
+    assert!(!err.contains("Wr0ngGatewayPassw0rd"), "the password is masked: {err}");
+    assert_eq!(snapshot(&world), before, "a refused failover changed something");
+    let replicas = world.kubectl("prod", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "2", "kubectl sees PROD's runtime untouched");
+    let status = stdout(&world.drscript(&["status"]));
+    assert!(status.contains("prod: the gateway refuses drscript's credentials"), "{status}");
+    // With the right password the same command switches.
+    std::fs::write(&secret, right).unwrap();
+    world.run_ok("failover.rhai", &[]);
+    world.assert_serving_kubectl("dr", "prod");
+}
+
+/// A region outage needs remote shares; without them it is refused whole: the cluster and the
+/// gateway stay up, not half of the region.
+#[test]
+fn a_partial_outage_is_all_or_nothing() {
+    let world = World::start(&[]);
+    let out = Command::new(&*BIN)
+        .args(["sandbox", "outage", "prod", "region", "--dir", "sbx"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--remote-shares") && stderr(&out).contains("nothing was taken down"),
+        "{}",
+        stderr(&out)
+    );
+    let status = world.status();
+    assert_eq!(status["environments"]["prod"]["outage"]["cluster"], "open", "{status}");
+    assert_eq!(status["environments"]["prod"]["outage"]["gateway"], "open", "{status}");
+    let (code, s) = status_json(&world);
+    assert_eq!((code, &s["verdict"]["kind"]), (Some(0), &serde_json::json!("ACTIVE")), "{s}");
+}
+
+/// A failover stopped at its confirmation changed nothing: it is nothing to resume, and resumed by
+/// name after another operator switched it decides afresh instead of quiescing the side that now
+/// serves and mirroring PROD's old RabbitMQ volume over it.
+#[test]
+fn a_stale_run_stopped_at_its_confirmation_is_never_replayed_over_the_serving_side() {
+    let world = World::start(&[]);
+    // No terminal and no --yes: it stops at the confirmation (exit 3) having changed nothing.
+    let out = world.drscript(&["run", &runbook("failover.rhai")]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let stale = world.the_run();
+    // Another operator, another state folder, fails over; DR takes new messages.
+    let out = world.drscript(&["--state-dir", "elsewhere", "run", &runbook("failover.rhai"), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let message = world.path().join("sbx/shares/dr/rabbitmq/new-message.rdq");
+    std::fs::write(&message, "taken by DR after the switch").unwrap();
+    let before = snapshot(&world);
+    let resume = world.drscript(&["resume", "--yes"]);
+    assert_eq!(resume.status.code(), Some(2), "{}", stderr(&resume));
+    assert!(stderr(&resume).contains("nothing to resume"), "{}", stderr(&resume));
+    let id = stale.file_name().unwrap().to_str().unwrap();
+    let resume = world.drscript(&["resume", id, "--yes"]);
+    let err = stderr(&resume);
+    assert_eq!(resume.status.code(), Some(2), "decided afresh, the stale failover is refused: {err}");
+    assert!(err.contains("dr already serves and prod is quiesced"), "{err}");
+    assert_eq!(snapshot(&world), before, "the stale resume changed something");
+    assert_eq!(std::fs::read_to_string(&message).unwrap(), "taken by DR after the switch");
+    let runtime =
+        |env: &str| world.kubectl(env, &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!((runtime("dr").as_str(), runtime("prod").as_str()), ("2", "0"), "kubectl: DR still serves alone");
+}
+
+/// A dry run of a normal failover rehearses it to the end: what it scaled and resumed is pictured
+/// as done, so "Check dr serves" checks the picture; it exits 0, changes nothing, and is not a
+/// failed or unfinished run.
+#[test]
+fn a_dry_run_of_a_failover_rehearses_to_the_end_and_changes_nothing() {
+    let world = World::start(&[]);
+    let before = snapshot(&world);
+    let out = world.drscript(&["run", &runbook("failover.rhai"), "--dry-run", "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("Check dr serves"), "{err}");
+    assert_eq!(snapshot(&world), before, "a dry run changed something");
+    let runs = world.drscript(&["runs", "--json"]);
+    let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(runs[0]["outcome"], "ok", "{runs}");
+    let resume = world.drscript(&["resume", "--yes"]);
+    assert!(stderr(&resume).contains("nothing to resume"), "{}", stderr(&resume));
+}
+
 #[test]
 fn a_failover_run_twice_does_nothing_the_second_time() {
     let world = World::start(&[]);
@@ -129,7 +259,8 @@ fn a_failover_run_twice_does_nothing_the_second_time() {
 #[test]
 fn a_split_brain_is_refused_until_the_side_to_keep_is_named() {
     let world = World::start(&[]);
-    world.kubectl("dr", &["scale", "deployment", "ac-ac-runtime", "--replicas=2"]);
+    // DR's listener started by hand: DR takes work in too.
+    world.kubectl("dr", &["scale", "deployment", "ac-ac-listener", "--replicas=1"]);
     let before = snapshot(&world);
     let out = world.drscript(&["run", &runbook("failover.rhai"), "--yes"]);
     let err = stderr(&out);
@@ -256,6 +387,34 @@ fn kill_failover_after(world: &World, step: &str) -> String {
     }
 }
 
+/// The DR document's prerequisites deploy the standby with only its listener at 0 and its
+/// scheduler paused at boot; its runtime runs (failback step 1 scales it down). That standby is a
+/// standby, not a split brain: it fails over and back.
+#[test]
+fn the_documents_standby_with_its_runtime_running_fails_over_and_back() {
+    let world = World::start(&[]);
+    let replicas = |env: &str, workload: &str| {
+        world.kubectl(env, &["get", "deployment", workload, "-o", "jsonpath={.spec.replicas}"])
+    };
+    assert_eq!(replicas("dr", "ac-ac-runtime"), "2", "the sandbox seeds DR as the document deploys it");
+    assert_eq!(replicas("dr", "ac-ac-listener"), "0");
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "prod"}), "{s}");
+    assert_eq!(env_of(&s, "dr")["quiesced"], true, "{s}");
+    world.run_ok("failover.rhai", &[]);
+    world.assert_serving_kubectl("dr", "prod");
+    let (code, s) = status_json(&world);
+    assert_eq!((code, &s["verdict"]), (Some(0), &serde_json::json!({"kind": "ACTIVE", "side": "dr"})), "{s}");
+    world.run_ok("failback.rhai", &[]);
+    world.assert_serving_kubectl("prod", "dr");
+    // Started by hand, DR's listener makes it process: now that is a split brain.
+    world.kubectl("dr", &["scale", "deployment", "ac-ac-listener", "--replicas=1"]);
+    let (code, s) = status_json(&world);
+    assert_ne!(code, Some(0));
+    assert_eq!(s["verdict"]["kind"], "SPLIT", "{s}");
+}
+
 #[test]
 fn status_tells_each_situation_apart() {
     let world = World::start(&[]);
@@ -309,11 +468,11 @@ fn status_tells_each_situation_apart() {
     assert!(stdout(&world.drscript(&["status"])).starts_with("DNS MISMATCH (points at dr)"));
     script(&world, "set_dns(\"app\", \"prod\");");
 
-    // SPLIT: DR's runtime started by hand.
-    world.kubectl("dr", &["scale", "deployment", "ac-ac-runtime", "--replicas=1"]);
+    // SPLIT: DR's listener started by hand (its runtime runs anyway, as the document deploys it).
+    world.kubectl("dr", &["scale", "deployment", "ac-ac-listener", "--replicas=1"]);
     let (_, s) = status_json(&world);
     assert_eq!(s["verdict"]["kind"], "SPLIT");
-    world.kubectl("dr", &["scale", "deployment", "ac-ac-runtime", "--replicas=0"]);
+    world.kubectl("dr", &["scale", "deployment", "ac-ac-listener", "--replicas=0"]);
 
     // NONE: PROD quiesced by hand.
     script(

@@ -65,6 +65,10 @@ fn runtime_pods(sb: &SandboxHandle, env: &str, prefix: &str) -> Vec<Value> {
 async fn pods_go_pending_creating_running_then_ready_and_kubectl_sees_it() {
     let dir = tempfile::tempdir().unwrap();
     let (sb, config) = start(dir.path(), Duration::from_millis(900)).await;
+    // DR starts as the document deploys it, its runtime up: take it down first, as a failback
+    // leaves it, so that the pods below are new ones.
+    let dr = Cluster::connect(config.environment("dr").unwrap()).await.unwrap();
+    scale(&dr, Kind::Deployment, "ac-ac-runtime", 0, &ScaleOptions::default()).await.unwrap();
     let sb = std::sync::Arc::new(sb);
     let watcher = {
         let sb = sb.clone();
@@ -93,7 +97,6 @@ async fn pods_go_pending_creating_running_then_ready_and_kubectl_sees_it() {
             seen
         })
     };
-    let dr = Cluster::connect(config.environment("dr").unwrap()).await.unwrap();
     let report = scale(&dr, Kind::Deployment, "ac-ac-runtime", 1, &ScaleOptions::default()).await.unwrap();
     assert_eq!(report.ready, 1);
     let seen = watcher.await.unwrap();
@@ -269,7 +272,8 @@ async fn a_stuck_dr_start_fails_the_run_naming_workload_ready_count_and_crash_lo
     let script = dir.path().join("activate.rhai");
     std::fs::write(
         &script,
-        "step(\"Scale up DR runtime\", || scale(env(\"dr\"), \"deployment\", \"ac-ac-runtime\", 2, #{timeout: 2}));\n",
+        // DR's runtime runs from the start (as the document deploys it): down first, then up.
+        "step(\"Scale down DR runtime\", || scale(env(\"dr\"), \"deployment\", \"ac-ac-runtime\", 0));\nstep(\"Scale up DR runtime\", || scale(env(\"dr\"), \"deployment\", \"ac-ac-runtime\", 2, #{timeout: 2}));\n",
     )
     .unwrap();
     let config = sandbox.join("drscript.toml");

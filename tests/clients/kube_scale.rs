@@ -140,8 +140,11 @@ async fn workload_reports_counts_images_and_env() {
     assert_eq!(event.images, vec!["adeptia/ac-event:4.3.0".to_string()]);
     assert_eq!(event.version, "4.3.0");
     assert_eq!((event.replicas, event.ready), (1, 1));
+    // DR as the document deploys it: the runtime up, the listener at 0.
     let runtime = workload(&dr, Kind::Deployment, RUNTIME).await.unwrap();
-    assert_eq!((runtime.replicas, runtime.ready), (0, 0));
+    assert_eq!((runtime.replicas, runtime.ready), (2, 2));
+    let listener = workload(&dr, Kind::Deployment, "ac-ac-listener").await.unwrap();
+    assert_eq!((listener.replicas, listener.ready), (0, 0));
     let prod = cluster(&config, "prod").await;
     let prod_event = workload(&prod, Kind::Deployment, "ac-ac-event").await.unwrap();
     assert_eq!(prod_event.env.get("QUARTZ_STATUS_ONBOOTUP").map(String::as_str), Some("run"));

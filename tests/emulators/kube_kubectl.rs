@@ -84,11 +84,12 @@ async fn kubectl_and_drscript_see_the_same_deployments_and_statefulsets() {
             sts["items"][0]["spec"]["replicas"].as_i64().unwrap()
         );
     }
-    // The DR model as kubectl sees it: runtime and listener at 0 on DR.
+    // The DR model as kubectl sees it: the listener at 0 on DR, the runtime up.
     let (ok, table, err) = kubectl_async(&sb, "dr", &["get", "deployments"]).await;
     assert!(ok, "{err}");
-    let runtime_line = table.lines().find(|l| l.starts_with("ac-ac-runtime ")).unwrap_or_default().to_string();
-    assert!(runtime_line.contains("0/0"), "{table}");
+    let line = |name: &str| table.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default().to_string();
+    assert!(line("ac-ac-listener").contains("0/0"), "{table}");
+    assert!(line("ac-ac-runtime").contains("2/2"), "{table}");
     assert!(table.lines().next().unwrap().contains("READY"), "{table}");
 }
 

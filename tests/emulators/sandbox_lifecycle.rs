@@ -15,7 +15,8 @@ fn check_dr_model(status: &Value) {
     assert_eq!(dr["scheduler"], "PAUSED", "{dr}");
     assert_eq!(prod["workloads"]["ac-ac-runtime"]["ready"], 2, "{prod}");
     assert_eq!(prod["workloads"]["ac-ac-listener"]["ready"], 1, "{prod}");
-    assert_eq!(dr["workloads"]["ac-ac-runtime"]["replicas"], 0, "{dr}");
+    // The document's DR prerequisites: only the listener at 0; the runtime runs.
+    assert_eq!(dr["workloads"]["ac-ac-runtime"]["replicas"], 2, "{dr}");
     assert_eq!(dr["workloads"]["ac-ac-listener"]["replicas"], 0, "{dr}");
     assert_eq!(dr["workloads"]["ac-ac-event"]["env"]["QUARTZ_STATUS_ONBOOTUP"], "pause", "{dr}");
     assert_eq!(prod["workloads"]["ac-ac-event"]["env"]["QUARTZ_STATUS_ONBOOTUP"], "run", "{prod}");

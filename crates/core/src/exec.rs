@@ -114,6 +114,18 @@ pub struct Exec {
     /// The innermost step that failed first, for the error message, with its error.
     failed_step: Mutex<Option<(Frame, String)>>,
     groups: AtomicU32,
+    pictured: Mutex<Pictured>,
+}
+
+/// What a dry run described but did not do. Later reads of the same things show it done, so that
+/// a rehearsal of "scale DR up, resume its scheduler, check that DR serves" checks the picture
+/// (as a plan does) instead of failing on the untouched estate.
+#[derive(Debug, Default, Clone)]
+pub struct Pictured {
+    /// (environment, workload) → replicas.
+    pub replicas: HashMap<(String, String), i32>,
+    /// environment → `RUNNING` or `PAUSED`.
+    pub schedulers: HashMap<String, String>,
 }
 
 pub struct ExecBuilder {
@@ -174,6 +186,7 @@ impl ExecBuilder {
             plan: PlanRecorder::default(),
             failed_step: Mutex::default(),
             groups: AtomicU32::new(0),
+            pictured: Mutex::new(Pictured::default()),
         })
     }
 }
@@ -231,6 +244,18 @@ impl Exec {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// Records, in a dry run, a change that was only described (see [`Pictured`]).
+    pub fn picture(&self, record: impl FnOnce(&mut Pictured)) {
+        if self.mode() == Mode::DryRun {
+            record(&mut self.pictured.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    /// What this dry run pictured so far (empty in every other mode).
+    pub fn pictured(&self) -> Pictured {
+        self.pictured.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn check_cancelled(&self) -> Result<()> {

@@ -72,11 +72,34 @@ impl StateDir {
                 // A refused run changed nothing: look further back.
                 Some(true) if refused(&records) => continue,
                 Some(true) => return Ok(None),
+                // Stopped before its first change (at its first confirmation, say): there is
+                // nothing to continue, and resuming it later would act on a stale decision.
+                Some(false) if stopped(&records) && !changed_something(&records) => continue,
                 _ => return Ok(Some(id)),
             }
         }
         Ok(None)
     }
+}
+
+/// Primitives whose success changes nothing outside drscript: answered questions, messages.
+const NOT_CHANGES: &[&str] = &["confirm", "manual", "notify"];
+
+/// Whether any attempt of the run may have changed something: a change that succeeded, or one
+/// that failed or was interrupted part-way (a scale whose patch went out before Ctrl-C).
+pub fn changed_something(records: &[journal::Record]) -> bool {
+    records.iter().any(|r| {
+        matches!(&r.event, Event::Action { primitive, outcome, .. }
+            if matches!(outcome.as_str(), "ok" | "failed") && !NOT_CHANGES.contains(&primitive.as_str()))
+    })
+}
+
+/// Whether the run's last attempt was stopped by the operator (or for want of one: exit 3).
+fn stopped(records: &[journal::Record]) -> bool {
+    records.iter().rev().find_map(|r| match &r.event {
+        Event::RunFinished { outcome, .. } => Some(outcome == "stopped"),
+        _ => None,
+    }) == Some(true)
 }
 
 /// Whether the run's last attempt was refused (nothing changed).

@@ -4,7 +4,8 @@
 //! folders, and writes `kubeconfig`, `drscript.toml` and `sandbox.json` into its folder so that
 //! the shipped runbooks, kubectl and other drscript processes find it.
 //!
-//! The initial state is the document's DR model: PROD active; DR with runtime and listener at 0,
+//! The initial state is the document's DR model: PROD active; DR deployed as its prerequisites
+//! say — the listener at 0, the runtime and RabbitMQ at their counts,
 //! the event service booting with `QUARTZ_STATUS_ONBOOTUP=pause`, and its scheduler paused.
 //!
 //! It runs in-process ([`Sandbox::start`]) or in the foreground of `drscript sandbox up`
@@ -245,7 +246,7 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
     let seed = if active {
         active_seed.clone()
     } else {
-        Seed { runtime: 0, listener: 0, ..Seed::standby(namespace, release, &options.version) }
+        Seed { runtime: active_seed.runtime, ..Seed::standby(namespace, release, &options.version) }
             .with_rabbitmq(active_seed.rabbitmq)
     };
     let (security, kube_files) = kube_security(dir, name, options)?;

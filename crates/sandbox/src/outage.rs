@@ -205,17 +205,23 @@ impl EnvGates {
         }
     }
 
-    /// Takes `parts` down (`hang`: accept and never answer instead of refusing).
+    /// Takes `parts` down (`hang`: accept and never answer instead of refusing), all or none: a
+    /// part this environment does not have refuses the whole outage before any gate closes.
     pub fn outage(&self, env: &str, parts: &[Part], hang: bool) -> Result<()> {
-        for part in parts {
-            let gate = self.gate(*part).ok_or_else(|| {
-                Error::Usage(match part {
-                    Part::Share => format!(
-                        "{env}'s shares are local folders in this sandbox: start it with `sandbox up --remote-shares` to rehearse a storage outage"
-                    ),
-                    _ => format!("{env} has no {} to take down", part.name()),
+        let gates = parts
+            .iter()
+            .map(|part| {
+                self.gate(*part).ok_or_else(|| {
+                    Error::Usage(match part {
+                        Part::Share => format!(
+                            "{env}'s shares are local folders in this sandbox: start it with `sandbox up --remote-shares` to rehearse a storage outage (nothing was taken down)"
+                        ),
+                        _ => format!("{env} has no {} to take down (nothing was taken down)", part.name()),
+                    })
                 })
-            })?;
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for gate in gates {
             gate.set(if hang { GateMode::Hang } else { GateMode::Refuse });
         }
         Ok(())

@@ -153,6 +153,12 @@ fn check_secrets(exec: &Exec, config: &Config) -> Result<()> {
 /// What an operator must know before a failover starts.
 pub fn failover_warning(status: &StorageStatus, planned: bool) -> String {
     let sync = status.last_sync_time.clone().unwrap_or_else(|| "unknown".to_string());
+    let window = status
+        .last_sync_time
+        .as_deref()
+        .and_then(|t| loss_window(t, chrono::Utc::now()))
+        .map(|w| format!(" — about the last {w} of writes"))
+        .unwrap_or_default();
     if planned {
         format!(
             "Planned failover of storage account {}: {} and {} swap roles; geo-replication is kept. Last sync time: {sync}.",
@@ -160,10 +166,22 @@ pub fn failover_warning(status: &StorageStatus, planned: bool) -> String {
         )
     } else {
         format!(
-            "Unplanned failover of storage account {}: {} becomes the primary and the account is converted to locally redundant storage (LRS); writes made after the last sync time {sync} may be lost.",
+            "Unplanned failover of storage account {}: {} becomes the primary and the account is converted to locally redundant storage (LRS); writes made after the last sync time {sync} may be lost{window}.",
             status.account, status.secondary_location
         )
     }
+}
+
+/// How long before `now` the last sync time `last_sync` (RFC 3339) was: the writes an unplanned
+/// failover may lose, as `4 min 12 s`.
+pub fn loss_window(last_sync: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let at = chrono::DateTime::parse_from_rfc3339(last_sync).ok()?;
+    let secs = (now - at.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    Some(match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    })
 }
 
 /// Starts an account failover and follows it to its end.
@@ -485,5 +503,19 @@ fn placeholder_status(name: &str, account: &StorageAccount) -> StorageStatus {
         failover_in_progress: false,
         post_failover_redundancy: "(plan)".into(),
         last_geo_failover_time: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loss_window;
+
+    #[test]
+    fn the_loss_window_is_the_time_since_the_last_sync() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z").unwrap().to_utc();
+        assert_eq!(loss_window("2026-12-06T09:59:48Z", now).as_deref(), Some("12 s"));
+        assert_eq!(loss_window("2026-12-06T09:55:48+00:00", now).as_deref(), Some("4 min 12 s"));
+        assert_eq!(loss_window("2026-12-06T07:30:00Z", now).as_deref(), Some("2 h 30 min"));
+        assert_eq!(loss_window("yesterday", now), None);
     }
 }

@@ -61,6 +61,9 @@ pub struct Config {
     pub path: PathBuf,
     #[serde(skip)]
     pub source: String,
+    /// The environments' names in the order the file lists them (the map above sorts them).
+    #[serde(skip)]
+    pub order: Vec<String>,
 }
 
 impl Config {
@@ -90,6 +93,8 @@ impl Config {
         })?;
         config.path = path.to_path_buf();
         config.source = source.to_string();
+        config.order = config.environments.keys().cloned().collect();
+        config.order.sort_by_key(|name| span_of(source, &["environments", name]).map_or(usize::MAX, |s| s.start));
         // Absolute, so that paths in the config mean the same wherever they are used from.
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base =
@@ -109,12 +114,12 @@ impl Config {
         })
     }
 
-    /// The primary environment (`[settings] primary`, else `prod`, else the first by name).
+    /// The primary environment (`[settings] primary`, else `prod`, else the first the file lists).
     pub fn primary(&self) -> &str {
         match &self.settings.primary {
             Some(name) => name,
             None if self.environments.contains_key("prod") => "prod",
-            None => self.environments.keys().next().map_or("", String::as_str),
+            None => self.order.first().map_or("", String::as_str),
         }
     }
 
@@ -127,7 +132,7 @@ impl Config {
         if self.environments.contains_key("dr") && self.primary() != "dr" {
             return Some("dr");
         }
-        let mut others = self.environments.keys().filter(|k| k.as_str() != self.primary());
+        let mut others = self.order.iter().filter(|k| k.as_str() != self.primary());
         match (others.next(), others.next()) {
             (Some(one), None) => Some(one),
             _ => None,
@@ -497,6 +502,18 @@ gateway = "https://prod.example.com"
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(Path::new("drscript.toml"), text)
+    }
+
+    #[test]
+    fn without_settings_the_primary_is_the_first_environment_the_file_lists_not_the_first_by_name() {
+        let env = |name: &str| {
+            format!(
+                "[environments.{name}]\nnamespace = \"a\"\nrelease = \"ac\"\ngateway = \"https://{name}.example\"\n"
+            )
+        };
+        let config = parse(&format!("{}{}", env("westeurope"), env("northeurope"))).unwrap();
+        assert_eq!(config.order, ["westeurope", "northeurope"]);
+        assert_eq!((config.primary(), config.standby()), ("westeurope", Some("northeurope")));
     }
 
     #[test]

@@ -113,7 +113,10 @@ pub struct WorkloadInfo {
     pub ready: i32,
     pub available: i32,
     pub images: Vec<String>,
-    /// The tag of the first image (`4.2.1`), the application version.
+    /// Each image's version without the registry it was pulled from ([`image_version`]): the
+    /// same release pulled from two regional registries compares equal.
+    pub versions: Vec<String>,
+    /// The version of the first image (`4.2.1`), the application version.
     pub version: String,
     /// Environment variables of all containers; a value taken from a secret or config map reads
     /// `<from secret NAME>` / `<from configMap NAME>`.
@@ -126,12 +129,21 @@ fn looks_secret(name: &str) -> bool {
     ["PASSWORD", "SECRET", "TOKEN", "CREDENTIAL", "_KEY", "APIKEY"].iter().any(|s| n.contains(s))
 }
 
+/// What identifies an image's build wherever it was pulled from: its digest (`sha256:…`) when it
+/// is pinned by one, else its tag (`4.2.1`), else `latest` (what a registry serves for no tag).
+/// The registry host and the repository path are left out.
+pub fn image_version(image: &str) -> String {
+    if let Some((_, digest)) = image.split_once('@') {
+        return digest.to_string();
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.split_once(':').map_or_else(|| "latest".to_string(), |(_, tag)| tag.to_string())
+}
+
 pub fn info(kind: &str, name: &str, namespace: &str, view: &View) -> WorkloadInfo {
     let images: Vec<String> = view.containers.iter().filter_map(|c| c.image.clone()).collect();
-    let version = images
-        .first()
-        .and_then(|i| i.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map(|(_, t)| t.to_string()))
-        .unwrap_or_default();
+    let versions: Vec<String> = images.iter().map(|i| image_version(i)).collect();
+    let version = versions.first().cloned().unwrap_or_default();
     let mut env = BTreeMap::new();
     for var in view.containers.iter().flat_map(|c| c.env.iter().flatten()) {
         let value = match (&var.value, &var.value_from) {
@@ -158,7 +170,22 @@ pub fn info(kind: &str, name: &str, namespace: &str, view: &View) -> WorkloadInf
         ready: view.ready,
         available: view.available,
         images,
+        versions,
         version,
         env,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_version;
+
+    #[test]
+    fn an_image_version_is_its_digest_or_tag_whatever_the_registry() {
+        assert_eq!(image_version("westeurope.azurecr.io/adeptia/runtime:4.2.1"), "4.2.1");
+        assert_eq!(image_version("northeurope.azurecr.io/adeptia/runtime:4.2.1"), "4.2.1");
+        assert_eq!(image_version("registry:5000/adeptia/runtime:4.2.1"), "4.2.1");
+        assert_eq!(image_version("registry:5000/adeptia/runtime"), "latest");
+        assert_eq!(image_version("adeptia/runtime:4.2.1@sha256:abc"), "sha256:abc");
     }
 }

@@ -44,12 +44,12 @@ pub mod environment_api {
         Ok(Env(Arc::new(environment.clone())))
     }
 
-    /// The names of all environments in the config.
+    /// The names of all environments in the config, in the order the file lists them.
     #[rhai_fn(return_raw)]
     pub fn environments(ctx: NativeCallContext) -> Result<rhai::Array, Box<EvalAltResult>> {
         let exec = exec_of(&ctx);
         let config = exec.config().map_err(to_rhai)?;
-        Ok(config.environments.keys().map(|k| Dynamic::from(k.clone())).collect())
+        Ok(config.order.iter().map(|k| Dynamic::from(k.clone())).collect())
     }
 
     /// The DNS record `name` of `[dns.records]`: `#{zone, name, fqdn, type, ttl, targets}`,

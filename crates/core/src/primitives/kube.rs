@@ -59,7 +59,8 @@ pub mod kube_api {
     }
 
     /// A workload's state: `#{kind, name, namespace, replicas, ready, available, images,
-    /// version, env}` — `version` is the tag of the first image, `env` the containers'
+    /// versions, version, env}` — `versions` are the images' tags or digests without their
+    /// registry (compare these across regions), `version` the first of them, `env` the containers'
     /// environment variables (e.g. `QUARTZ_STATUS_ONBOOTUP`). In a plan: zeros and empties, so
     /// read variables with `w.env.get("NAME")` (`()` when absent) rather than `w.env.NAME`.
     ///
@@ -158,6 +159,9 @@ fn scale(exec: &Exec, env: Dynamic, kind: &str, name: &str, replicas: Dynamic, o
         m.insert("planned".into(), Dynamic::TRUE);
         Dynamic::from(m)
     };
+    exec.picture(|p| {
+        p.replicas.insert((env.name.clone(), name.to_string()), replicas);
+    });
     exec.change("scale", &target, &detail, described, || {
         let report = exec.block_on(async {
             let cluster = Cluster::connect(&env).await?;
@@ -204,6 +208,7 @@ fn workload(exec: &Exec, env: Dynamic, kind: &str, name: &str) -> Result<Map> {
             m.insert(key.into(), Dynamic::from(0_i64));
         }
         m.insert("images".into(), Dynamic::from(rhai::Array::new()));
+        m.insert("versions".into(), Dynamic::from(rhai::Array::new()));
         m.insert("version".into(), "".into());
         m.insert("env".into(), Dynamic::from(Map::new()));
         m

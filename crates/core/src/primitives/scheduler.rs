@@ -66,6 +66,10 @@ fn run(exec: &Exec, env: Dynamic, action: Action) -> Result<Dynamic> {
         m.insert("planned".into(), Dynamic::TRUE);
         Dynamic::from(m)
     };
+    exec.picture(|p| {
+        let state = if action == Action::Pause { "PAUSED" } else { "RUNNING" };
+        p.schedulers.insert(env.name.clone(), state.to_string());
+    });
     // The log line names the environment's gateway; its URL is for -v, the journal and errors.
     let shown = format!("{} gateway", env.name);
     exec.change_shown(action.primitive(), &target, &shown, &detail, described, || {

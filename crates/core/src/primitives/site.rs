@@ -65,8 +65,9 @@ pub mod site_api {
 
     /// What `sync_share(src, dst, opts)` would do, read-only in every mode but a plan: `copied`
     /// and `copied_bytes` (new and changed files), `overwritten` and `overwritten_bytes` (of those,
-    /// files that exist at the destination), `deleted` and `deleted_bytes` (with `mirror`), and a
-    /// few `examples`.
+    /// files that exist at the destination), `deleted` and `deleted_bytes` (with `mirror`: what it
+    /// would delete), `destination_files`, `max_delete`, `deletion_refused` (why the mirror's
+    /// guard would delete nothing, else `()`), and a few `examples`.
     #[rhai_fn(return_raw)]
     pub fn sync_preview(ctx: NativeCallContext, src: Dynamic, dst: Dynamic, opts: Map) -> RhaiResult<Map> {
         let exec = exec_of(&ctx);
@@ -163,6 +164,7 @@ fn placeholder(exec: &Exec, e: &crate::config::Environment, serving: bool) -> si
             Scheduler::Paused
         },
         scheduler_note: None,
+        credentials_refused: None,
         shares: e
             .shares
             .keys()
@@ -190,12 +192,13 @@ fn site_state(exec: &Arc<Exec>, e: &Env) -> Result<Map> {
     let config = exec.config()?.clone();
     let env = config.environment(&e.0.name)?.clone();
     let b = budget(exec);
-    let state = exec.query(
+    let mut state = exec.query(
         "site_state",
         &e.0.name,
         || placeholder(exec, &env, env.name == config.primary()),
         || exec.block_on(async { Ok(site::facts::read(&config, &env, b).await) }),
     )?;
+    state.picture(&exec.pictured());
     Ok(to_map(site::render::state_json(&state)))
 }
 
@@ -217,7 +220,12 @@ fn read_situation(exec: &Arc<Exec>, names: &[String], history: &[site::RunSummar
 fn situation(exec: &Arc<Exec>) -> Result<Map> {
     let config = exec.config()?.clone();
     let placeholder = || {
-        let envs = config.environments.values().map(|e| placeholder(exec, e, e.name == config.primary())).collect();
+        let envs = config
+            .order
+            .iter()
+            .filter_map(|name| config.environments.get(name))
+            .map(|e| placeholder(exec, e, e.name == config.primary()))
+            .collect();
         site::judge(envs, None, &[], None)
     };
     let s =
@@ -244,9 +252,12 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
     })?;
     let this_run = exec.run_context().map(|r| r.run_id.as_str());
     let (history, current): (Vec<_>, Vec<_>) = all_runs.into_iter().partition(|r| Some(r.run_id.as_str()) != this_run);
+    // Only an earlier attempt that changed something makes this a continuation: one stopped at
+    // its confirmation decided on a situation that may be long gone, and is decided afresh.
     let resuming = current.iter().any(|r| {
         r.from.as_deref() == Some(f.as_str())
             && r.to.as_deref() == Some(t.as_str())
+            && r.started_changes
             && r.decision.as_deref().is_some_and(|d| site::history::CHANGING.contains(&d))
     });
     // DR's own last copy: when a switch into `to` last finished (the RPO when `from` is lost).

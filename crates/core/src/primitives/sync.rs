@@ -224,9 +224,19 @@ pub fn preview(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Re
     let target = format!("{} → {}", src.describe(), dst.describe());
     let empty = || {
         let mut m = Map::new();
-        for key in ["copied", "copied_bytes", "overwritten", "overwritten_bytes", "deleted", "deleted_bytes"] {
+        for key in [
+            "copied",
+            "copied_bytes",
+            "overwritten",
+            "overwritten_bytes",
+            "deleted",
+            "deleted_bytes",
+            "destination_files",
+        ] {
             m.insert(key.into(), Dynamic::from(0_i64));
         }
+        m.insert("max_delete".into(), o.max_delete.describe().into());
+        m.insert("deletion_refused".into(), Dynamic::UNIT);
         m.insert("examples".into(), Dynamic::from(rhai::Array::new()));
         m.insert("planned".into(), true.into());
         m
@@ -234,7 +244,9 @@ pub fn preview(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Re
     exec.query("sync_preview", &target, empty, || {
         let (s, d) = (src.endpoint()?, dst.endpoint()?);
         let summary = exec.block_on(drscript_sync::sync_report(&s, &d, &o, SyncMode::DryRun, Arc::new(Quiet)))?;
-        if !summary.ok() {
+        // A refused deletion is an answer, not a failure: the caller decides (and says which
+        // option raises the guard); a failed listing or copy is a failure.
+        if !summary.failures.is_empty() || summary.stopped.is_some() {
             return Err(drscript_sync::engine::failed(&summary));
         }
         let overwritten: Vec<_> = summary.planned_copies.iter().filter(|i| i.reason != "missing").collect();
@@ -244,8 +256,16 @@ pub fn preview(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Re
         m.insert("copied_bytes".into(), n(summary.copied_bytes));
         m.insert("overwritten".into(), n(overwritten.len() as u64));
         m.insert("overwritten_bytes".into(), n(overwritten.iter().map(|i| i.size).sum()));
-        m.insert("deleted".into(), n(summary.deleted));
-        m.insert("deleted_bytes".into(), n(summary.deleted_bytes));
+        // What the mirror would delete, whether or not its guard lets it.
+        let files: Vec<_> = summary.planned_deletions.iter().filter(|i| i.reason != "extra-dir").collect();
+        m.insert("deleted".into(), n(files.len() as u64));
+        m.insert("deleted_bytes".into(), n(files.iter().map(|i| i.size).sum()));
+        m.insert("destination_files".into(), n(summary.destination_files));
+        m.insert("max_delete".into(), o.max_delete.describe().into());
+        m.insert(
+            "deletion_refused".into(),
+            summary.deletion_refused.clone().map_or(Dynamic::UNIT, |why| drscript_base::redact::redacted(why).into()),
+        );
         let examples: rhai::Array = overwritten
             .iter()
             .map(|i| format!("overwrite {}", i.path))

@@ -156,6 +156,15 @@ pub struct SchedulerReading {
     pub state: Option<String>,
     /// Why it is unknown, naming the assumption.
     pub note: Option<String>,
+    /// The gateway refused drscript's credentials ([`credentials_refused`]): the state is unknown
+    /// because drscript is not let in, not because the query is unknown.
+    pub denied: Option<String>,
+}
+
+/// Whether a scheduler client error says the gateway refused drscript's credentials: a failed
+/// API login, a 401/403, or a login page where JSON was expected.
+pub fn credentials_refused(error: &str) -> bool {
+    error.contains("check gateway_auth") || error.contains("login at ") || error.contains("HTML page instead of JSON")
 }
 
 /// Reads the scheduler state of `env` with its `scheduler_status_query` (`Status` by default).
@@ -166,19 +175,20 @@ pub async fn read_scheduler(env: &Environment, config_dir: &Path) -> Result<Sche
     let query = env.scheduler_status_query.as_str();
     if query.is_empty() {
         let note = format!("{}: scheduler_status_query = \"\" (the gateway has no status query)", env.name);
-        return Ok(SchedulerReading { state: None, note: Some(note) });
+        return Ok(SchedulerReading { state: None, note: Some(note), denied: None });
     }
     let mut gateway = Gateway::new(env, config_dir)?;
     let target = gateway.target();
     let unknown = |why: String| SchedulerReading {
         state: None,
+        denied: credentials_refused(&why).then(|| why.clone()),
         note: Some(format!(
             "{target} does not tell the scheduler state with query={query} ({why}); that query is an assumption of drscript's, set scheduler_status_query for this gateway"
         )),
     };
     match gateway.get_json("scheduler_state", &scheduler_path(query)).await {
         Ok(reply) => Ok(match state_of(&reply) {
-            Some(state) => SchedulerReading { state: Some(state), note: None },
+            Some(state) => SchedulerReading { state: Some(state), note: None, denied: None },
             None => unknown("its reply names no state".to_string()),
         }),
         Err(e) if e.to_string().contains("cannot reach") => Err(e),

@@ -83,9 +83,22 @@ pub fn decide(
             ),
         };
     }
+    // A side this switch will touch must let drscript in before anything changes: a wrong
+    // gateway password found at "Pause" would leave the source stopped and the switch half done.
+    if let Some((side, why)) =
+        [from, to].into_iter().find_map(|s| s.credentials_refused.as_ref().map(|why| (s.name.as_str(), why)))
+    {
+        return Decision::Refuse {
+            why: format!("the gateway of {side} refuses drscript's credentials: {why}"),
+            meant: format!(
+                "fix environments.{side}.gateway_auth (the user, or the secret its password_env/password_file names) and run again; `drscript status` shows the answer"
+            ),
+        };
+    }
     let dns = situation.dns_points_at();
     let dns_at_to = dns.is_none_or(|d| d == t);
-    let last_switch = history.iter().find(|r| r.is_finished_switch());
+    // The run that switched, not a later no-op that found the switch done.
+    let last_switch = history.iter().find(|r| r.is_finished_switch() && r.decision.as_deref() != Some("done"));
     let finished_this_way = last_switch.is_some_and(|r| r.from.as_deref() == Some(f) && r.to.as_deref() == Some(t));
     if !from.reachable() {
         if to.serving() && dns_at_to {
@@ -105,13 +118,20 @@ pub fn decide(
     // Reachable but scheduler state unknown: only the workloads tell.
     let pf = from.processing().unwrap_or(false);
     let pt = to.processing().unwrap_or(false);
-    if pt && situation.fencing_pending.iter().any(|n| n == t) {
-        return Decision::FenceTo;
-    }
     if intent.resuming && !(pf && pt) {
+        // Done meanwhile, by this run's earlier attempt or by anyone: a resume must not quiesce
+        // or fence the side that now serves.
+        if to.serving() && dns_at_to && from.quiesced() {
+            return Decision::Done {
+                why: format!("the switch {f} → {t} is already done: {t} serves and {f} is quiesced"),
+            };
+        }
         // The earlier attempt quiesced, copied or started things: carry on, its finished steps
-        // are skipped and the rest are idempotent.
+        // are skipped and the rest are idempotent. (It brought `to` up on purpose: no fencing.)
         return Decision::Switch;
+    }
+    if pt && !intent.resuming && situation.fencing_pending.iter().any(|n| n == t) {
+        return Decision::FenceTo;
     }
     let keep = intent.keep.as_deref();
     if let Some(k) = keep
@@ -174,9 +194,10 @@ pub fn decide(
                     why: format!(
                         "neither side processes and DNS points at {t}: {t} served last, its data may be the newest"
                     ),
+                    // Both hints are this same command with a `keep`: the reverse switch would move
+                    // service to {f}, the opposite of bringing {t} back.
                     meant: format!(
-                        "to bring {t} back with its own data: {}; to switch {f} → {t} anyway (overwriting {t}'s folders with {f}'s): --var keep={f}",
-                        intent.reverse_command
+                        "to bring {t} back with its own data (nothing copied): this command with --var keep={t}; to switch {f} → {t} anyway (overwriting {t}'s folders with {f}'s): this command with --var keep={f}"
                     ),
                 };
             }
@@ -191,7 +212,7 @@ mod tests {
 
     use super::*;
     use crate::site::facts::{Reach, Scheduler, Workload};
-    use crate::site::verdict::{DnsFacts, judge};
+    use crate::site::verdict::{DnsFacts, Verdict, judge};
 
     fn env(name: &str, serving: bool, reachable: bool) -> SiteState {
         let n = |c: i32| if serving { c } else { 0 };
@@ -217,6 +238,7 @@ mod tests {
                 Scheduler::Paused
             },
             scheduler_note: None,
+            credentials_refused: None,
             shares: BTreeMap::new(),
             storage: None,
         }
@@ -267,10 +289,34 @@ mod tests {
     }
 
     #[test]
+    fn the_documents_standby_with_its_runtime_running_is_a_standby_not_a_split() {
+        let mut dr = env("dr", false, true);
+        let runtime = dr.workloads.get_mut("runtime").unwrap();
+        (runtime.desired, runtime.ready) = (2, 2);
+        assert_eq!(dr.processing(), Some(false));
+        let s = judge(vec![env("prod", true, true), dr.clone()], dns("prod"), &[], None);
+        assert_eq!(s.verdict, Verdict::Active("prod".into()), "{:?}", s.reasons);
+        assert!(s.reasons.iter().any(|r| r == "dr is quiesced"), "{:?}", s.reasons);
+        assert_eq!(decide_in(env("prod", true, true), dr.clone(), "prod", &[], None), Decision::Switch);
+        // Its listener started (or its scheduler resumed) by hand: now it processes.
+        let mut listening = dr.clone();
+        listening.workloads.get_mut("listener").unwrap().desired = 1;
+        assert_eq!(listening.processing(), Some(true));
+        let mut scheduling = dr;
+        scheduling.scheduler = Scheduler::Running;
+        let s = judge(vec![env("prod", true, true), scheduling], dns("prod"), &[], None);
+        assert!(matches!(s.verdict, Verdict::Split(_)), "{:?}", s.verdict);
+    }
+
+    #[test]
     fn the_same_switch_finished_earlier_is_done_and_without_that_run_it_is_a_wrong_direction() {
         let (prod, dr) = (env("prod", false, true), env("dr", true, true));
         let done = decide_in(prod.clone(), dr.clone(), "dr", &[switch("prod", "dr", "switch")], None);
         assert!(matches!(done, Decision::Done { .. }), "{done:?}");
+        // A later no-op run is not the run that switched: the switch is cited.
+        let noop = RunSummary { run_id: "r2".into(), ..switch("prod", "dr", "done") };
+        let done = decide_in(prod.clone(), dr.clone(), "dr", &[noop, switch("prod", "dr", "switch")], None);
+        assert!(matches!(&done, Decision::Done { why } if why.contains("run r1 already switched")), "{done:?}");
         let wrong = decide_in(prod, dr, "dr", &[], None);
         assert!(matches!(&wrong, Decision::Refuse { meant, .. } if meant.contains("drscript back")), "{wrong:?}");
     }
@@ -295,9 +341,34 @@ mod tests {
     #[test]
     fn neither_side_processing_with_dns_at_the_target_is_refused_unless_the_source_is_kept() {
         let (prod, dr) = (env("prod", false, true), env("dr", false, true));
-        assert!(matches!(decide_in(prod.clone(), dr.clone(), "dr", &[], None), Decision::Refuse { .. }));
+        // The hint that brings DR back is this command with keep=dr, not the reverse switch
+        // (which would move service to PROD).
+        let d = decide_in(prod.clone(), dr.clone(), "dr", &[], None);
+        assert!(
+            matches!(&d, Decision::Refuse { meant, .. } if meant.contains("with --var keep=dr") && !meant.contains("drscript back")),
+            "{d:?}"
+        );
+        assert_eq!(decide_in(prod.clone(), dr.clone(), "dr", &[], Some("dr")), Decision::KeepTo);
         assert_eq!(decide_in(prod.clone(), dr.clone(), "dr", &[], Some("prod")), Decision::Switch);
         assert_eq!(decide_in(prod, dr, "prod", &[], None), Decision::Switch);
+    }
+
+    #[test]
+    fn a_side_whose_gateway_refuses_the_credentials_is_refused_before_anything_changes() {
+        for refused_side in ["prod", "dr"] {
+            let (mut prod, mut dr) = (env("prod", true, true), env("dr", false, true));
+            let side = if refused_side == "prod" { &mut prod } else { &mut dr };
+            side.scheduler = Scheduler::Unknown;
+            side.credentials_refused = Some("login at http://gw/login as `drscript`: 401 Unauthorized".into());
+            let d = decide_in(prod, dr, "prod", &[], None);
+            assert!(
+                matches!(&d, Decision::Refuse { why, meant } if why.contains(&format!("gateway of {refused_side}")) && meant.contains("gateway_auth")),
+                "{d:?}"
+            );
+        }
+        assert!(crate::scheduler::credentials_refused("login at http://gw/x as `u`: 401 Unauthorized: nope"));
+        assert!(crate::scheduler::credentials_refused("403 Forbidden (check gateway_auth and its secret): no"));
+        assert!(!crate::scheduler::credentials_refused("404 Not Found: query=Status unknown"));
     }
 
     #[test]
@@ -307,6 +378,45 @@ mod tests {
         run.resume = Some("drscript resume r1".into());
         let d = decide_in(env("prod", true, true), env("dr", false, true), "prod", &[run], None);
         assert!(matches!(&d, Decision::Refuse { meant, .. } if meant.contains("drscript resume r1")), "{d:?}");
+    }
+
+    fn resume_in(prod: SiteState, dr: SiteState, at: &str, history: &[RunSummary], from_dr: bool) -> Decision {
+        let s = judge(vec![prod.clone(), dr.clone()], dns(at), history, None);
+        let intent = Intent { resuming: true, reverse_command: "drscript back".into(), ..Default::default() };
+        if from_dr { decide(&s, &dr, &prod, history, &intent) } else { decide(&s, &prod, &dr, history, &intent) }
+    }
+
+    #[test]
+    fn a_resume_whose_switch_is_already_done_by_anyone_is_a_no_op() {
+        let d = resume_in(env("prod", false, true), env("dr", true, true), "dr", &[], false);
+        assert!(matches!(&d, Decision::Done { why } if why.contains("already done")), "{d:?}");
+        // Half done (DR runs, DNS still at PROD): carry on.
+        assert_eq!(resume_in(env("prod", false, true), env("dr", true, true), "prod", &[], false), Decision::Switch);
+    }
+
+    #[test]
+    fn a_resumed_failback_never_fences_the_side_it_brought_back() {
+        // The region-down failover left PROD unfenced; the failback (this run) started PROD again
+        // and stopped at a manual step with DNS at PROD.
+        let mut failover = switch("prod", "dr", "source_down");
+        failover.unfenced = vec!["prod".into()];
+        let (prod, dr) = (env("prod", true, true), env("dr", false, true));
+        assert_eq!(
+            resume_in(prod.clone(), dr.clone(), "prod", &[failover.clone()], true),
+            Decision::Done { why: "the switch dr → prod is already done: prod serves and dr is quiesced".into() }
+        );
+        // Half done (PROD started, DNS still at DR): carry on, no fencing.
+        assert_eq!(resume_in(prod.clone(), dr.clone(), "dr", &[failover.clone()], true), Decision::Switch);
+        // Someone restarted DR meanwhile: a split brain to settle, never PROD fenced.
+        let mut split = dr.clone();
+        split.scheduler = Scheduler::Running;
+        let d = resume_in(prod.clone(), split, "prod", &[failover.clone()], true);
+        assert!(matches!(&d, Decision::Refuse { why, .. } if why.contains("SPLIT")), "{d:?}");
+        // `status` meanwhile: the unfinished failback to PROD discharged the obligation.
+        let mut failback = switch("dr", "prod", "switch");
+        failback.outcome = "stopped".into();
+        let s = judge(vec![prod, dr], dns("prod"), &[failback, failover], None);
+        assert!(s.fencing_pending.is_empty(), "{:?}", s.reasons);
     }
 
     #[test]

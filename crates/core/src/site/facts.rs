@@ -100,6 +100,10 @@ pub struct SiteState {
     pub gateway: Reach,
     pub scheduler: Scheduler,
     pub scheduler_note: Option<String>,
+    /// The gateway answered but refused drscript's credentials (or answered a login page): the
+    /// scheduler could not be paused or resumed, so a switch touching this side is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_refused: Option<String>,
     pub shares: BTreeMap<String, ShareFacts>,
     pub storage: Option<StorageFacts>,
 }
@@ -109,23 +113,25 @@ impl SiteState {
         self.workloads.get(component)
     }
 
-    /// Something in it processes work: the runtime or listener wanted or running, or the
-    /// scheduler running. `None` when that cannot be known (cluster unreachable and the
-    /// scheduler not saying it runs).
+    /// Something in it takes work in: the listener wanted or running, or the scheduler running.
+    /// The runtime does not count: it only executes what the listener and the scheduler hand it,
+    /// and the DR document deploys the standby with its runtime up (only the listener at 0 and
+    /// the scheduler paused at boot). `None` when that cannot be known (the listener cannot be
+    /// read, or it is at 0 and the scheduler state is unknown).
     pub fn processing(&self) -> Option<bool> {
-        let workers =
-            ["runtime", "listener"].iter().filter_map(|c| self.workload(c)).any(|w| w.desired > 0 || w.ready > 0);
-        let scheduler = self.scheduler == Scheduler::Running;
-        if workers || scheduler {
+        let listener = self.workload("listener");
+        let listening = listener.is_some_and(|w| w.desired > 0 || w.ready > 0);
+        if listening || self.scheduler == Scheduler::Running {
             return Some(true);
         }
-        if !self.cluster.reachable || self.workloads.is_empty() || self.scheduler == Scheduler::Unknown {
+        if !self.cluster.reachable || listener.is_none() || self.scheduler == Scheduler::Unknown {
             return None;
         }
         Some(false)
     }
 
-    /// Runtime and listener at 0 with no pod left, scheduler paused (RabbitMQ may run).
+    /// A standby: the listener at 0 with no pod left and the scheduler paused (the runtime and
+    /// RabbitMQ may run, as the document deploys DR).
     pub fn quiesced(&self) -> bool {
         self.processing() == Some(false)
     }
@@ -164,6 +170,21 @@ impl SiteState {
             out.push(format!("{}: scheduler {}", self.name, self.scheduler.name()));
         }
         out
+    }
+
+    /// This state as a dry run pictures it: workloads it scaled at their new counts and ready,
+    /// schedulers it paused or resumed in their new state (nothing changes outside a dry run).
+    pub fn picture(&mut self, pictured: &crate::exec::Pictured) {
+        for w in self.workloads.values_mut() {
+            if let Some(&n) = pictured.replicas.get(&(self.name.clone(), w.name.clone())) {
+                (w.desired, w.ready) = (n, n);
+            }
+        }
+        match pictured.schedulers.get(&self.name).map(String::as_str) {
+            Some("RUNNING") => self.scheduler = Scheduler::Running,
+            Some("PAUSED") => self.scheduler = Scheduler::Paused,
+            _ => {}
+        }
     }
 
     /// The share problem that matters for the storage decision (the application share first).
@@ -216,7 +237,7 @@ async fn within<T>(budget: Budget, what: &str, f: impl Future<Output = crate::Re
 /// Reads `env` (all parts at once).
 pub async fn read(config: &Config, env: &Environment, budget: Budget) -> SiteState {
     let base = config.path.parent().unwrap_or(Path::new("."));
-    let (cluster, (gateway, scheduler, note), shares, storage) =
+    let (cluster, (gateway, scheduler, note, credentials_refused), shares, storage) =
         tokio::join!(read_cluster(env, budget), read_scheduler(env, base, budget), read_shares(env, budget), async {
             match &env.storage_account {
                 Some(account) => Some(read_storage(config, account, budget).await),
@@ -232,6 +253,7 @@ pub async fn read(config: &Config, env: &Environment, budget: Budget) -> SiteSta
         gateway,
         scheduler,
         scheduler_note: note,
+        credentials_refused,
         shares,
         storage,
     }
@@ -289,24 +311,34 @@ async fn listening(what: &str, url: &str) -> Result<(), String> {
     }
 }
 
-async fn read_scheduler(env: &Environment, base: &Path, budget: Budget) -> (Reach, Scheduler, Option<String>) {
+/// What the gateway says of the scheduler: whether it answers, the state, a note on an unknown
+/// state, and a refusal of drscript's credentials.
+type SchedulerReading = (Reach, Scheduler, Option<String>, Option<String>);
+
+async fn read_scheduler(env: &Environment, base: &Path, budget: Budget) -> SchedulerReading {
     if let Err(e) = listening("the gateway", &env.gateway).await {
-        return (Reach::failed(format!("{} gateway {}: {e}", env.name, env.gateway)), Scheduler::Unknown, None);
+        return (Reach::failed(format!("{} gateway {}: {e}", env.name, env.gateway)), Scheduler::Unknown, None, None);
     }
     match within(budget, "the gateway", crate::scheduler::read_scheduler(env, base)).await {
         Ok(reading) => match reading.state.as_deref() {
-            Some("RUNNING") => (Reach::ok(), Scheduler::Running, None),
-            Some("PAUSED") => (Reach::ok(), Scheduler::Paused, None),
-            Some(other) => (Reach::ok(), Scheduler::Unknown, Some(format!("the gateway reports `{other}`"))),
-            None => (Reach::ok(), Scheduler::Unknown, reading.note),
+            Some("RUNNING") => (Reach::ok(), Scheduler::Running, None, None),
+            Some("PAUSED") => (Reach::ok(), Scheduler::Paused, None, None),
+            Some(other) => (Reach::ok(), Scheduler::Unknown, Some(format!("the gateway reports `{other}`")), None),
+            None => (Reach::ok(), Scheduler::Unknown, reading.note, reading.denied),
         },
-        Err(e) if e.contains("cannot reach") || e.contains("timed out") => (Reach::failed(e), Scheduler::Unknown, None),
+        Err(e) if e.contains("cannot reach") || e.contains("timed out") => {
+            (Reach::failed(e), Scheduler::Unknown, None, None)
+        }
+        Err(e) if crate::scheduler::credentials_refused(&e) => {
+            (Reach::ok(), Scheduler::Unknown, Some(format!("drscript is not let in: {e}")), Some(e))
+        }
         // The gateway answered, just not with a state: `query=Status` is not in Adeptia's
         // documented procedure, so a gateway that does not know it is not an outage.
         Err(e) => (
             Reach::ok(),
             Scheduler::Unknown,
             Some(format!("cannot read the scheduler state (query=Status is an assumption of drscript's): {e}")),
+            None,
         ),
     }
 }

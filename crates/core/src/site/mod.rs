@@ -33,9 +33,9 @@ pub async fn read(
     current_run: Option<&str>,
 ) -> crate::Result<Situation> {
     let names: Vec<String> = if names.is_empty() {
-        // The primary first, then the standby: the order people think in.
-        let mut all: Vec<String> = config.environments.keys().cloned().collect();
-        all.sort_by_key(|n| (n != config.primary(), Some(n.as_str()) != config.standby(), n.clone()));
+        // The primary first, then the standby, then the file's order: the order people think in.
+        let mut all = config.order.clone();
+        all.sort_by_key(|n| (n != config.primary(), Some(n.as_str()) != config.standby()));
         all
     } else {
         names.to_vec()

@@ -1,5 +1,9 @@
 //! Where service is, over all environments: one verdict with its reasons.
 //!
+//! A side *processes* when its listener runs or its scheduler runs; it is a *standby* (quiesced)
+//! when its listener is at 0 and its scheduler paused, whatever its runtime does (the DR
+//! document deploys the standby's runtime running). See `docs/decisions.md` #22.
+//!
 //! `ACTIVE x` — one side processes, the others are quiesced; `SWITCHING` — a switch in this state
 //! directory started changing things and did not finish; `SPLIT` — more than one side processes;
 //! `NONE` — no side processes; `DNS MISMATCH` — the application record points at a side that
@@ -95,22 +99,31 @@ pub fn judge(
                 reasons.push(format!("{} is unreachable: cannot tell whether it processes", e.name))
             }
             None => reasons.push(format!(
-                "{}: runtime and listener at 0 but the scheduler state is unknown{}",
+                "{}: listener at 0 but the scheduler state is unknown{}",
                 e.name,
                 e.scheduler_note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
             )),
         }
     }
+    for e in &environments {
+        if let Some(why) = &e.credentials_refused {
+            reasons.push(format!("{}: the gateway refuses drscript's credentials: {why}", e.name));
+        }
+    }
     let relevant = history.iter().filter(|r| Some(r.run_id.as_str()) != current_run);
     let last_switch = relevant.clone().find(|r| r.is_unfinished_switch() || r.is_finished_switch()).cloned();
     let unfinished = last_switch.clone().filter(RunSummary::is_unfinished_switch);
-    // Fencing: what the last finished region-down switch could not quiesce, until it is quiesced.
+    // Fencing: what the last finished region-down switch could not quiesce, until it is quiesced
+    // — or until a later switch (that started changing things) moved service back to it on
+    // purpose, a failback above all: then the side processes because it serves.
+    let newer_than_last_switch: Vec<&RunSummary> = relevant.clone().take_while(|r| !r.is_finished_switch()).collect();
     let fencing_pending: Vec<String> = relevant
         .clone()
         .find(|r| r.is_finished_switch())
         .map(|r| r.unfenced.clone())
         .unwrap_or_default()
         .into_iter()
+        .filter(|name| !newer_than_last_switch.iter().any(|r| r.started_changes && r.to.as_deref() == Some(name)))
         .filter(|name| environments.iter().find(|e| &e.name == name).is_none_or(|e| !e.quiesced()))
         .collect();
     for name in &fencing_pending {
@@ -178,12 +191,11 @@ pub fn judge(
     }
 }
 
+/// What makes a side process (see [`SiteState::processing`]): its listener and its scheduler.
 fn activity(e: &SiteState) -> String {
     let mut parts = Vec::new();
-    for c in ["runtime", "listener"] {
-        if let Some(w) = e.workloads.get(c).filter(|w| w.desired > 0 || w.ready > 0) {
-            parts.push(format!("{c} {}/{}", w.ready, w.desired));
-        }
+    if let Some(w) = e.workloads.get("listener").filter(|w| w.desired > 0 || w.ready > 0) {
+        parts.push(format!("listener {}/{}", w.ready, w.desired));
     }
     if e.scheduler == super::facts::Scheduler::Running {
         parts.push("scheduler running".to_string());

@@ -47,14 +47,11 @@ impl Seed {
         self
     }
 
-    /// The DR model's standby: runtime and listener at 0, scheduler paused on boot.
+    /// The DR model's standby as its prerequisites deploy it: the listener at 0 and the
+    /// scheduler paused on boot (`QUARTZ_STATUS_ONBOOTUP=pause`); the runtime and RabbitMQ at
+    /// their normal counts.
     pub fn standby(namespace: &str, release: &str, version: &str) -> Seed {
-        Seed {
-            runtime: 0,
-            listener: 0,
-            quartz_on_boot: "pause".to_string(),
-            ..Seed::active(namespace, release, version)
-        }
+        Seed { listener: 0, quartz_on_boot: "pause".to_string(), ..Seed::active(namespace, release, version) }
     }
 
     pub fn objects(&self) -> Vec<(Res, Value)> {
