@@ -24,7 +24,7 @@ fn steps_run_in_order_and_are_journaled_and_reported() {
     assert!(report.contains("| 2.1 |"), "{report}");
     let html = std::fs::read_to_string(ran.runs().pop().unwrap().join("report.html")).unwrap();
     assert_eq!(html.matches("<rect ").count(), 3, "one bar per step");
-    assert!(html.contains("Total time (RTO evidence)"), "{html}");
+    assert!(html.contains("RTO (time running)"), "{html}");
     assert!(report.contains("**ok** (exit 0)"), "{report}");
 }
 

@@ -816,6 +816,9 @@ fn a_planned_failover_precopies_while_prod_serves_and_moves_only_the_delta_insid
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(report.contains("Copied while the source served (pre-copy)"), "{report}");
     assert!(report.contains("Downtime (first quiescing change"), "{report}");
+    // Figures read as sentences, not JSON.
+    assert!(report.contains("deployment/ac-ac-runtime: 2 → 0 in "), "{report}");
+    assert!(report.contains("| sync_share | ") && report.contains(" copied, "), "{report}");
 
     let plan = stdout(&world.drscript(&["plan", &runbook("failback.rhai")]));
     assert!(

@@ -109,7 +109,7 @@ pub fn summarize(records: &[Record]) -> Summary {
     s
 }
 
-fn secs(ms: i64) -> String {
+pub(crate) fn secs(ms: i64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
 
@@ -139,6 +139,14 @@ pub fn markdown(records: &[Record]) -> String {
         out.push_str(&format!("| Wall-clock time | {} |\n", secs((f - start).num_milliseconds())));
     }
     out.push_str(&format!("| Time spent running (RTO evidence) | {} |\n", secs(s.active_ms as i64)));
+    let waiting = operator_ms(records);
+    if waiting > 0 {
+        out.push_str(&format!(
+            "| RTO without the operator's answers | {} ({} waiting for confirmations and manual steps) |\n",
+            secs((s.active_ms as i64 - waiting).max(0)),
+            secs(waiting)
+        ));
+    }
     out.push_str(&format!("| Attempts | {} |\n", s.attempts));
     for line in situation_lines(&s.metrics) {
         out.push_str(&line);
@@ -147,7 +155,7 @@ pub fn markdown(records: &[Record]) -> String {
         out.push_str(&format!("| Downtime (first quiescing change → DNS on the new side) | {} |\n", secs(ms)));
     }
     for (name, value) in s.metrics.iter().filter(|(n, _)| !SITUATION_METRICS.contains(&n.as_str())) {
-        out.push_str(&format!("| {name} | {} |\n", value.as_str().map_or_else(|| value.to_string(), str::to_string)));
+        out.push_str(&format!("| {name} | {} |\n", metric_phrase(name, value)));
     }
     out.push_str("\n## Timeline\n\n| # | Step | Lane | Start | Duration | Outcome |\n|---|---|---|---|---|---|\n");
     for row in &s.steps {
@@ -208,6 +216,66 @@ pub fn markdown(records: &[Record]) -> String {
     redact::redacted(out)
 }
 
+/// A metric as an auditor reads it: `prod deployment/ac-ac-runtime: 2 → 0 in 4.1 s` for a scale,
+/// `… → …: 1203 files (2.1 GiB) copied, 3 deleted, 38.0 s` for a sync; any other as written. The
+/// raw figures stay in the journal.
+fn metric_phrase(name: &str, v: &serde_json::Value) -> String {
+    let n = |key: &str| v[key].as_u64().unwrap_or(0);
+    match name {
+        "scale" if v["target"].is_string() => format!(
+            "{}: {} → {} in {}{}",
+            v["target"].as_str().unwrap_or_default(),
+            v["from"],
+            v["to"],
+            secs(i64::try_from(n("duration_ms")).unwrap_or(i64::MAX)),
+            if v["changed"] == false { " (already there)" } else { "" }
+        ),
+        "sync_share" if v["source"].is_string() => format!(
+            "{} → {}: {} file(s) ({}) copied, {} deleted, {:.1} s",
+            v["source"].as_str().unwrap_or_default(),
+            v["destination"].as_str().unwrap_or_default(),
+            n("copied"),
+            drscript_sync::summary::bytes(n("copied_bytes")),
+            n("deleted"),
+            v["seconds"].as_f64().unwrap_or(0.0)
+        ),
+        _ => v.as_str().map_or_else(|| v.to_string(), str::to_string),
+    }
+}
+
+/// The last value of the metric `name`, as text.
+pub(crate) fn last_metric(metrics: &[(String, serde_json::Value)], name: &str) -> Option<String> {
+    metrics.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+}
+
+/// Primitives that wait for a person: their time is the operator's think-time, not the procedure's.
+const OPERATOR_PRIMITIVES: &[&str] = &["confirm", "manual"];
+
+/// Milliseconds the run spent waiting for the operator's answers (confirmations, manual steps).
+pub fn operator_ms(records: &[Record]) -> i64 {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Action { primitive, duration_ms, .. } if OPERATOR_PRIMITIVES.contains(&primitive.as_str()) => {
+                i64::try_from(*duration_ms).ok()
+            }
+            _ => None,
+        })
+        .sum()
+}
+
+/// The switch's direction, decision and the situation it read first, from its `switch` metric:
+/// `("prod → dr", "switch", Some("ACTIVE prod"))`.
+pub fn switch_of(metrics: &[(String, serde_json::Value)]) -> Option<(String, String, Option<String>)> {
+    let sw = metrics.iter().rev().find(|(n, _)| n == "switch").map(|(_, v)| v)?;
+    let (from, to) = (sw["from"].as_str().unwrap_or("?"), sw["to"].as_str().unwrap_or("?"));
+    Some((
+        format!("{from} → {to}"),
+        sw["decision"].as_str().unwrap_or("?").to_string(),
+        sw["verdict"].as_str().map(str::to_string),
+    ))
+}
+
 /// From the `downtime` start metric to the end metric, when both are in the journal.
 pub fn downtime_ms(records: &[Record]) -> Option<i64> {
     let at = |what: &str| {
@@ -262,8 +330,8 @@ fn situation_lines(metrics: &[(String, serde_json::Value)]) -> Vec<String> {
     if let Some(fin) = last("final_copy_bytes") {
         out.push(format!("| Copied inside the downtime | {} |\n", bytes(fin)));
     }
-    if let Some(rpo) = last("rpo") {
-        out.push(format!("| RPO | {} |\n", rpo.as_str().map_or_else(|| rpo.to_string(), str::to_string)));
+    if let Some(rpo) = last_metric(metrics, "rpo") {
+        out.push(format!("| RPO | {rpo} |\n"));
     }
     out
 }
@@ -291,6 +359,62 @@ mod tests {
             vars: Default::default(),
             pid: 1,
         }
+    }
+
+    fn metric(name: &str, value: serde_json::Value) -> Event {
+        Event::Metric { name: name.into(), value }
+    }
+
+    #[test]
+    fn the_header_tells_direction_downtime_the_runs_rpo_and_the_rto_without_think_time() {
+        let confirm = Event::Action {
+            step: None,
+            primitive: "confirm".into(),
+            target: "\"Switch?\"".into(),
+            detail: String::new(),
+            outcome: "ok".into(),
+            duration_ms: 5_000,
+            error: None,
+        };
+        let records = vec![
+            at(0, run(1)),
+            at(
+                10,
+                metric(
+                    "switch",
+                    serde_json::json!({"from": "prod", "to": "dr", "decision": "switch", "verdict": "ACTIVE prod"}),
+                ),
+            ),
+            at(5_010, confirm),
+            at(6_000, metric("downtime", serde_json::json!("start"))),
+            at(6_100, metric("storage_last_sync_time", serde_json::json!("prod 2026-12-06T09:00:00Z"))),
+            at(9_000, metric("rpo", serde_json::json!("0 (every file copied after the source was quiesced)"))),
+            at(10_000, metric("downtime", serde_json::json!("end"))),
+            at(10_000, Event::RunFinished { outcome: "ok".into(), exit_code: 0, duration_ms: 10_000, error: None }),
+        ];
+        let html = crate::report_html::html(&records);
+        assert!(html.contains("prod → dr (switch)") && html.contains("ACTIVE prod"), "{html}");
+        assert!(html.contains("<td>Downtime</td><td class=\"big\">4.0 s</td>"), "{html}");
+        assert!(
+            html.contains("<td>RPO</td><td class=\"big\">0 (every file copied"),
+            "the run's RPO, not the account's: {html}"
+        );
+        assert!(html.contains("<td>Storage last sync time</td><td>prod 2026-12-06T09:00:00Z</td>"), "{html}");
+        assert!(html.contains("without 5.0 s of operator answers)</td><td class=\"big\">5.0 s</td>"), "{html}");
+        let md = markdown(&records);
+        assert!(md.contains("| RTO without the operator's answers | 5.0 s (5.0 s waiting"), "{md}");
+    }
+
+    #[test]
+    fn scale_and_sync_figures_read_as_sentences() {
+        let scale = serde_json::json!({"target": "prod deployment/ac-ac-runtime", "from": 2, "to": 0, "changed": true, "waited": true, "ready": 0, "duration_ms": 4100});
+        assert_eq!(metric_phrase("scale", &scale), "prod deployment/ac-ac-runtime: 2 → 0 in 4.1 s");
+        let sync = serde_json::json!({"source": "prod/app/web/repository", "destination": "dr/app/web/repository", "copied": 1203, "copied_bytes": 2_254_857_830_u64, "deleted": 3, "seconds": 38.0});
+        assert_eq!(
+            metric_phrase("sync_share", &sync),
+            "prod/app/web/repository → dr/app/web/repository: 1203 file(s) (2.1 GiB) copied, 3 deleted, 38.0 s"
+        );
+        assert_eq!(metric_phrase("rpo", &serde_json::json!("0")), "0");
     }
 
     #[test]

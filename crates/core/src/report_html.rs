@@ -3,15 +3,11 @@
 //! picture an auditor wants. Self-contained: inline CSS and SVG, no scripts, no external assets.
 
 use crate::journal::{Event, Record};
-use crate::report::{StepRow, summarize};
+use crate::report::{StepRow, last_metric, secs, summarize};
 use drscript_base::redact;
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn secs(ms: i64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
 }
 
 pub fn html(records: &[Record]) -> String {
@@ -19,12 +15,7 @@ pub fn html(records: &[Record]) -> String {
     let start = s.started.unwrap_or_default();
     let end = s.finished.or_else(|| s.steps.iter().filter_map(|r| r.end).max()).unwrap_or(start);
     let total_ms = (end - start).num_milliseconds().max(1);
-    let last_sync = s
-        .metrics
-        .iter()
-        .rev()
-        .find(|(n, _)| n == "storage_last_sync_time")
-        .map(|(_, v)| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    let last_sync = last_metric(&s.metrics, "storage_last_sync_time");
 
     let mut out = String::new();
     out.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
@@ -33,14 +24,36 @@ pub fn html(records: &[Record]) -> String {
     out.push_str(&format!("<h1>drscript run {}</h1>\n", esc(&s.run_id)));
     out.push_str("<table class=\"figs\">");
     out.push_str(&format!("<tr><td>Outcome</td><td class=\"big {}\">{}</td></tr>", esc(&s.outcome), esc(&s.outcome)));
+    if let Some((direction, decision, before)) = crate::report::switch_of(&s.metrics) {
+        out.push_str(&format!(
+            "<tr><td>Switch</td><td class=\"big\">{} ({})</td></tr>",
+            esc(&direction),
+            esc(&decision)
+        ));
+        if let Some(before) = before {
+            out.push_str(&format!("<tr><td>Situation before</td><td>{}</td></tr>", esc(&before)));
+        }
+    }
+    if let Some(ms) = crate::report::downtime_ms(records) {
+        out.push_str(&format!("<tr><td>Downtime</td><td class=\"big\">{}</td></tr>", secs(ms)));
+    }
+    let waiting = crate::report::operator_ms(records);
+    let rto = (s.active_ms.max(1) as i64 - waiting).max(0);
     out.push_str(&format!(
-        "<tr><td>Total time (RTO evidence)</td><td class=\"big\">{}</td></tr>",
-        secs(s.active_ms.max(1) as i64)
+        "<tr><td>RTO (time running{})</td><td class=\"big\">{}</td></tr>",
+        if waiting > 0 { format!(", without {} of operator answers", secs(waiting)) } else { String::new() },
+        secs(rto)
     ));
+    // The run's own RPO (what the switch could lose) first; the account's last sync time is a
+    // different figure, shown under its own name.
+    let rpo = last_metric(&s.metrics, "rpo");
     out.push_str(&format!(
-        "<tr><td>Storage last sync time (RPO)</td><td class=\"big\">{}</td></tr>",
-        last_sync.as_deref().map_or_else(|| "not measured in this run".to_string(), esc)
+        "<tr><td>RPO</td><td class=\"big\">{}</td></tr>",
+        rpo.as_deref().map_or_else(|| "not measured in this run".to_string(), esc)
     ));
+    if let Some(sync) = &last_sync {
+        out.push_str(&format!("<tr><td>Storage last sync time</td><td>{}</td></tr>", esc(sync)));
+    }
     out.push_str(&format!("<tr><td>Script</td><td><code>{}</code></td></tr>", esc(&s.script)));
     out.push_str(&format!(
         "<tr><td>Started</td><td>{}</td></tr><tr><td>Attempts</td><td>{}</td></tr></table>\n",
