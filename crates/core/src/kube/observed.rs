@@ -113,7 +113,7 @@ pub struct WorkloadInfo {
     pub ready: i32,
     pub available: i32,
     pub images: Vec<String>,
-    /// Each image's version without the registry it was pulled from ([`image_version`]): the
+    /// Each image's version without the registry it was pulled from (`image_version`): the
     /// same release pulled from two regional registries compares equal.
     pub versions: Vec<String>,
     /// The version of the first image (`4.2.1`), the application version.
