@@ -615,6 +615,37 @@ fn region_down_failover_fails_the_storage_over_and_prod_returns_fenced_by_failba
     assert_eq!(s["fencing_pending"], serde_json::json!([]));
 }
 
+/// The region-down failover, PROD back and fenced, then a failback stopped at its manual step
+/// after PROD serves again: the fencing obligation is discharged by the failback, and its resume
+/// finishes without fencing the PROD it brought back (which once left nothing serving, exit 0).
+#[test]
+fn a_resumed_failback_after_a_region_loss_never_fences_the_prod_it_brought_back() {
+    let world = World::start(&["--remote-shares"]);
+    sandbox(&world, &["outage", "prod", "region"]);
+    world.run_ok("failover.rhai", &[]);
+    sandbox(&world, &["restore", "prod"]);
+    world.run_ok("fence.rhai", &[]);
+    let (_, s) = status_json(&world);
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "dr"}), "{s}");
+    // No --ack: the failback stops at "Re-enable geo-redundancy", after DNS points at PROD.
+    let out = world.drscript(&["run", &runbook("failback.rhai"), "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let (_, s) = status_json(&world);
+    assert_eq!(s["fencing_pending"], serde_json::json!([]), "the failback discharged it: {s}");
+    assert!(!s.to_string().contains("run fence.rhai now"), "{s}");
+    let resume = world.drscript(&["resume", "--yes", "--ack", "geo-redundancy"]);
+    let err = stderr(&resume);
+    assert_eq!(resume.status.code(), Some(0), "{err}");
+    assert!(!err.contains("Fence prod"), "the resume fenced the PROD it brought back: {err}");
+    let runtime =
+        |env: &str| world.kubectl(env, &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!((runtime("prod").as_str(), runtime("dr").as_str()), ("2", "0"), "kubectl: PROD serves, DR is quiesced");
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    assert!(zone.contains("127.0.1.10") && !zone.contains("127.0.2.10"), "DNS points at PROD: {zone}");
+    let (code, s) = status_json(&world);
+    assert_eq!((code, &s["verdict"]), (Some(0), &serde_json::json!({"kind": "ACTIVE", "side": "prod"})), "{s}");
+}
+
 #[test]
 fn cluster_down_gateway_up_pauses_the_scheduler_and_records_the_workloads_unfenced() {
     let world = World::start(&[]);
