@@ -46,7 +46,7 @@ fn status_reports_regions_last_sync_time_and_can_failover() {
     assert_eq!((status.primary_location.as_str(), status.secondary_location.as_str()), ("eastus", "westus"));
     assert_eq!(status.sku, "Standard_RAGRS");
     assert_eq!(status.geo_replication_status, "Live");
-    assert!(status.can_failover && status.can_planned_failover && !status.failover_in_progress);
+    assert!(status.can_failover == Some(true) && status.can_planned_failover && !status.failover_in_progress);
     let sync = chrono::DateTime::parse_from_rfc3339(status.last_sync_time.as_deref().unwrap()).unwrap();
     let lag = chrono::Utc::now().signed_duration_since(sync);
     assert!(lag > chrono::Duration::seconds(60) && lag < chrono::Duration::seconds(600), "lag {lag}");
@@ -76,7 +76,7 @@ fn unplanned_failover_follows_the_async_operation_and_converts_to_lrs() {
     assert_eq!(after.primary_location, "westus");
     assert_eq!(after.sku, "Standard_LRS");
     assert_eq!(after.secondary_location, "");
-    assert!(!after.can_failover);
+    assert_eq!(after.can_failover, Some(false));
 
     let requests = emu.requests();
     let post = requests.iter().find(|r| r.starts_with("POST ")).unwrap();
@@ -276,7 +276,7 @@ fn a_failover_already_running_is_a_409_and_a_timeout_says_it_may_still_complete(
     assert!(e.contains("did not finish within") && e.contains("may still complete"), "{e}");
 
     let status = storage::storage_status(&h.exec, "prod").unwrap();
-    assert!(status.failover_in_progress && !status.can_failover);
+    assert!(status.failover_in_progress && status.can_failover == Some(false));
 
     // The raw 409 from ARM, as another tool or a race would meet it.
     let client = ArmClient::new(

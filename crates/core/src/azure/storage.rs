@@ -35,7 +35,10 @@ pub struct StorageStatus {
     pub geo_replication_status: String,
     /// RFC 3339; absent when Azure does not know it (secondary offline, bootstrap, LRS).
     pub last_sync_time: Option<String>,
-    pub can_failover: bool,
+    /// `geoReplicationStats.canFailover`; `None` when Azure's answer leaves it out (it is an
+    /// optional field): then Azure itself decides when asked, rather than drscript refusing on a
+    /// guess.
+    pub can_failover: Option<bool>,
     pub can_planned_failover: bool,
     pub failover_in_progress: bool,
     pub post_failover_redundancy: String,
@@ -116,7 +119,7 @@ fn parse_status(name: &str, account: &StorageAccount, body: &Value) -> StorageSt
         status_of_secondary: text(&props["statusOfSecondary"]),
         geo_replication_status: text(&geo["status"]),
         last_sync_time: geo["lastSyncTime"].as_str().map(str::to_string),
-        can_failover: geo["canFailover"].as_bool().unwrap_or(false),
+        can_failover: geo["canFailover"].as_bool(),
         can_planned_failover: geo["canPlannedFailover"].as_bool().unwrap_or(false),
         failover_in_progress: props["failoverInProgress"].as_bool().unwrap_or(false),
         post_failover_redundancy: text(&geo["postFailoverRedundancy"]),
@@ -394,7 +397,7 @@ pub fn storage_failover_from(
                 "Azure reports that a planned failover is not possible now (canPlannedFailover = false)",
             ));
         }
-        if !options.planned && !before.can_failover {
+        if !options.planned && before.can_failover == Some(false) {
             let last =
                 before.last_geo_failover_time.as_deref().map(|t| format!("; last failover {t}")).unwrap_or_default();
             return Err(Error::action(
@@ -498,7 +501,7 @@ fn placeholder_status(name: &str, account: &StorageAccount) -> StorageStatus {
         status_of_secondary: "(plan)".into(),
         geo_replication_status: "(plan)".into(),
         last_sync_time: None,
-        can_failover: true,
+        can_failover: Some(true),
         can_planned_failover: true,
         failover_in_progress: false,
         post_failover_redundancy: "(plan)".into(),
@@ -508,7 +511,20 @@ fn placeholder_status(name: &str, account: &StorageAccount) -> StorageStatus {
 
 #[cfg(test)]
 mod tests {
-    use super::loss_window;
+    use super::{loss_window, parse_status};
+
+    #[test]
+    fn a_missing_can_failover_is_unknown_not_false() {
+        let account = crate::config::StorageAccount {
+            subscription: "s".into(),
+            resource_group: "rg".into(),
+            account: "a".into(),
+        };
+        let body = serde_json::json!({"sku": {"name": "Standard_GRS"}, "properties": {"geoReplicationStats": {"status": "Live"}}});
+        assert_eq!(parse_status("prod", &account, &body).can_failover, None);
+        let body = serde_json::json!({"properties": {"geoReplicationStats": {"canFailover": false}}});
+        assert_eq!(parse_status("prod", &account, &body).can_failover, Some(false));
+    }
 
     #[test]
     fn the_loss_window_is_the_time_since_the_last_sync() {

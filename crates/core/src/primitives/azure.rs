@@ -37,7 +37,8 @@ pub mod azure_api {
     /// Status of the storage account `account` of `[storage]`: `primary_location`,
     /// `secondary_location`, `status_of_primary`, `status_of_secondary`, `sku`,
     /// `geo_replication_status`, `last_sync_time` (writes before it are in the secondary region;
-    /// recorded in the report), `can_failover`, `can_planned_failover`, `failover_in_progress`.
+    /// recorded in the report), `can_failover` (`()` when Azure's answer leaves it out),
+    /// `can_planned_failover`, `failover_in_progress`.
     #[rhai_fn(return_raw)]
     pub fn storage_status(ctx: NativeCallContext, account: &str) -> RhaiResult {
         let exec = exec_of(&ctx);

@@ -161,10 +161,13 @@ pub struct SchedulerReading {
     pub denied: Option<String>,
 }
 
-/// Whether a scheduler client error says the gateway refused drscript's credentials: a failed
-/// API login, a 401/403, or a login page where JSON was expected.
+/// Whether a scheduler client error says the gateway refused drscript's credentials: an API login
+/// answered 401/403, any other call answered 401/403 (the client then says "check
+/// gateway_auth"), or a login page where JSON was expected. A 5xx or a lost connection, at the
+/// login or elsewhere, is the gateway's trouble, not a wrong password.
 pub fn credentials_refused(error: &str) -> bool {
-    error.contains("check gateway_auth") || error.contains("login at ") || error.contains("HTML page instead of JSON")
+    let login_refused = error.contains("login at ") && [": 401 ", ": 403 "].iter().any(|s| error.contains(s));
+    login_refused || error.contains("check gateway_auth") || error.contains("HTML page instead of JSON")
 }
 
 /// Reads the scheduler state of `env` with its `scheduler_status_query` (`Status` by default).

@@ -369,6 +369,11 @@ mod tests {
         assert!(crate::scheduler::credentials_refused("login at http://gw/x as `u`: 401 Unauthorized: nope"));
         assert!(crate::scheduler::credentials_refused("403 Forbidden (check gateway_auth and its secret): no"));
         assert!(!crate::scheduler::credentials_refused("404 Not Found: query=Status unknown"));
+        // A gateway in trouble is not a wrong password.
+        assert!(!crate::scheduler::credentials_refused("login at http://gw/x as `u`: 500 Internal Server Error: boom"));
+        assert!(!crate::scheduler::credentials_refused(
+            "login at http://gw/x answered 200 OK without an ACCESS_TOKEN header"
+        ));
     }
 
     #[test]
