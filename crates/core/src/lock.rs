@@ -34,7 +34,7 @@ impl Lock {
                     let pid: Option<u32> = parts.next().and_then(|p| p.parse().ok());
                     let holder = parts.next().unwrap_or("?").to_string();
                     match pid {
-                        Some(pid) if process_alive(pid) => {
+                        Some(pid) if drscript_base::sys::process_alive(pid) => {
                             return Err(Error::LockHeld(format!(
                                 "another drscript run ({holder}, pid {pid}) holds the lock {}; wait for it to finish",
                                 path.display()
@@ -63,10 +63,6 @@ impl Drop for Lock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn process_alive(pid: u32) -> bool {
-    drscript_base::sys::process_alive(pid)
 }
 
 #[cfg(test)]

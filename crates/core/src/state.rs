@@ -64,17 +64,18 @@ impl StateDir {
             if !live {
                 continue;
             }
-            let finished_ok = records.iter().rev().find_map(|r| match &r.event {
-                Event::RunFinished { exit_code, outcome, .. } => Some(*exit_code == 0 || outcome == "refused"),
+            // How the last attempt ended, if it did.
+            let end = records.iter().rev().find_map(|r| match &r.event {
+                Event::RunFinished { exit_code, outcome, .. } => Some((*exit_code, outcome.as_str())),
                 _ => None,
             });
-            match finished_ok {
+            match end {
                 // A refused run changed nothing: look further back.
-                Some(true) if refused(&records) => continue,
-                Some(true) => return Ok(None),
+                Some((_, "refused")) => continue,
+                Some((0, _)) => return Ok(None),
                 // Stopped before its first change (at its first confirmation, say): there is
                 // nothing to continue, and resuming it later would act on a stale decision.
-                Some(false) if stopped(&records) && !changed_something(&records) => continue,
+                Some((_, "stopped")) if !changed_something(&records) => continue,
                 _ => return Ok(Some(id)),
             }
         }
@@ -92,22 +93,6 @@ pub fn changed_something(records: &[journal::Record]) -> bool {
         matches!(&r.event, Event::Action { primitive, outcome, .. }
             if matches!(outcome.as_str(), "ok" | "failed") && !NOT_CHANGES.contains(&primitive.as_str()))
     })
-}
-
-/// Whether the run's last attempt was stopped by the operator (or for want of one: exit 3).
-fn stopped(records: &[journal::Record]) -> bool {
-    records.iter().rev().find_map(|r| match &r.event {
-        Event::RunFinished { outcome, .. } => Some(outcome == "stopped"),
-        _ => None,
-    }) == Some(true)
-}
-
-/// Whether the run's last attempt was refused (nothing changed).
-fn refused(records: &[journal::Record]) -> bool {
-    records.iter().rev().find_map(|r| match &r.event {
-        Event::RunFinished { outcome, .. } => Some(outcome == "refused"),
-        _ => None,
-    }) == Some(true)
 }
 
 /// The `ts` of a journal's first record, read without reading the whole journal.

@@ -569,7 +569,7 @@ fn on_runtime<T: Send + 'static>(f: impl std::future::Future<Output = Result<T>>
 /// what the operator should read goes to `say`, line by line.
 pub fn cli_up(dir: &Path, options: SandboxOptions, say: impl Fn(&str) + Send + 'static) -> Result<()> {
     if let Ok(existing) = folder::read_sandbox_file(dir)
-        && process_alive(existing.pid)
+        && drscript_base::sys::process_alive(existing.pid)
     {
         return Err(Error::Usage(format!(
             "a sandbox is already running in {} (pid {}); stop it with `drscript sandbox down --dir {}`",
@@ -638,14 +638,10 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     }
 }
 
-fn process_alive(pid: u32) -> bool {
-    drscript_base::sys::process_alive(pid)
-}
-
 /// The state of the sandbox running in `dir`, read from its servers.
 pub fn status_of(dir: &Path) -> Result<Value> {
     let file = folder::read_sandbox_file(dir)?;
-    if !process_alive(file.pid) {
+    if !drscript_base::sys::process_alive(file.pid) {
         return Err(Error::Usage(format!(
             "the sandbox of {} (pid {}) is not running any more; start it with `drscript sandbox up --dir {}`",
             dir.display(),
@@ -717,7 +713,7 @@ pub fn cli_status(dir: &Path, json: bool) -> Result<String> {
 pub fn cli_down(dir: &Path) -> Result<String> {
     let file = folder::read_sandbox_file(dir)?;
     let sandbox_file = dir.join(folder::SANDBOX_FILE);
-    if !process_alive(file.pid) {
+    if !drscript_base::sys::process_alive(file.pid) {
         let _ = std::fs::remove_file(&sandbox_file);
         return Ok(format!(
             "the sandbox of {} was not running (stale {} removed)",
@@ -728,7 +724,7 @@ pub fn cli_down(dir: &Path) -> Result<String> {
     drscript_base::sys::signal(file.pid, drscript_base::sys::Signal::Terminate);
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut pause = Duration::from_millis(10);
-    while process_alive(file.pid) && sandbox_file.exists() {
+    while drscript_base::sys::process_alive(file.pid) && sandbox_file.exists() {
         if std::time::Instant::now() > deadline {
             return Err(Error::Other(format!("the sandbox (pid {}) did not stop within 15 s", file.pid)));
         }
@@ -763,7 +759,7 @@ async fn remote_shares(
 /// is now out.
 pub fn cli_outage(dir: &Path, env: &str, parts: &[String], hang: bool, restore: bool) -> Result<String> {
     let file = folder::read_sandbox_file(dir)?;
-    if !process_alive(file.pid) {
+    if !drscript_base::sys::process_alive(file.pid) {
         return Err(Error::Usage(format!("the sandbox of {} is not running", dir.display())));
     }
     let control = file.control.clone().ok_or_else(|| {
