@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -21,8 +20,6 @@ use drscript_core::journal;
 use drscript_core::prompt::Acks;
 use drscript_core::runner::{self, RunOptions};
 use drscript_sandbox::{Sandbox, SandboxHandle, SandboxOptions};
-
-static RUNBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/runbooks");
 
 const MARKER: &str = ".drscript-demo";
 
@@ -178,9 +175,9 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 
 fn write_runbooks(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    for file in RUNBOOKS.files() {
-        let path = dir.join(file.path());
-        std::fs::write(&path, file.contents()).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    for (file, text) in drscript_core::modules::embedded_runbooks() {
+        let path = dir.join(file);
+        std::fs::write(&path, text).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     }
     Ok(())
 }

@@ -29,14 +29,17 @@ pub fn status(config: &Config, state_dir: &Path, options: &StatusOptions) -> Res
         if let Some(path) = &options.openmetrics {
             write_atomically(path, &site::render::openmetrics(&situation))?;
         }
+        let next = site::next::steps(config, &situation);
         if options.json {
-            let v = site::render::json(&situation);
+            let mut v = site::render::json(&situation);
+            v["next"] = serde_json::to_value(&next).unwrap_or_default();
             out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
         } else {
             if options.watch.is_some() && options.color {
                 out("\x1b[2J\x1b[H");
             }
             out(&site::render::text(&situation, options.color));
+            out(&site::next::text(&next));
         }
         let Some(every) = options.watch else { return Ok(situation.healthy) };
         std::thread::sleep(every);

@@ -87,22 +87,27 @@ fn metric<'a>(records: &'a [Value], name: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["event"] == "metric" && r["name"] == name).map(|r| &r["value"]).collect()
 }
 
+/// A failback typed while PROD serves (in a fresh state folder: nothing records a switch): the
+/// state a failback asks for holds, so nothing changes and it exits 0, naming the command that
+/// moves service the other way — a command that is then accepted as typed.
 #[test]
-fn failback_while_prod_serves_is_refused_and_changes_nothing() {
+fn failback_while_prod_serves_changes_nothing_and_names_the_switch_the_other_way() {
     let world = World::start(&[]);
     let before = snapshot(&world);
     let out = world.drscript(&["run", &runbook("failback.rhai"), "--yes"]);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("prod already serves and dr is quiesced"), "{err}");
-    assert!(err.contains("Nothing was changed"), "{err}");
-    assert!(err.contains("Did you mean: to move service from prod to dr: drscript failover.rhai"), "{err}");
-    assert!(err.contains("ACTIVE prod"), "the state table is shown: {err}");
-    assert_eq!(snapshot(&world), before, "a refused failback changed something");
-    // A refused run is not something to resume.
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("Nothing to do: prod already serves and dr is quiesced"), "{err}");
+    assert!(err.contains("no switch dr → prod is recorded"), "{err}");
+    assert!(err.contains("to move service from prod to dr instead: drscript failover.rhai"), "{err}");
+    assert_eq!(snapshot(&world), before, "a failback with nothing to do changed something");
+    // Nothing to resume after it.
     let resume = world.drscript(&["resume", "--yes"]);
     assert_eq!(resume.status.code(), Some(2), "{}", stderr(&resume));
     assert!(stderr(&resume).contains("nothing to resume"), "{}", stderr(&resume));
+    // `status` names the same command as its next step.
+    let (_, s) = status_json(&world);
+    assert_eq!(s["next"][0]["command"], "drscript failover.rhai", "{s}");
 }
 
 /// DR's RabbitMQ volume holds many files PROD's lacks: the mirror's deletion guard refuses before
@@ -207,8 +212,8 @@ fn a_stale_run_stopped_at_its_confirmation_is_never_replayed_over_the_serving_si
     let id = stale.file_name().unwrap().to_str().unwrap();
     let resume = world.drscript(&["resume", id, "--yes"]);
     let err = stderr(&resume);
-    assert_eq!(resume.status.code(), Some(2), "decided afresh, the stale failover is refused: {err}");
-    assert!(err.contains("dr already serves and prod is quiesced"), "{err}");
+    assert_eq!(resume.status.code(), Some(0), "decided afresh, the stale failover finds it done: {err}");
+    assert!(err.contains("Nothing to do: dr already serves and prod is quiesced"), "{err}");
     assert_eq!(snapshot(&world), before, "the stale resume changed something");
     assert_eq!(std::fs::read_to_string(&message).unwrap(), "taken by DR after the switch");
     let runtime =
@@ -242,7 +247,7 @@ fn a_failover_run_twice_does_nothing_the_second_time() {
     world.assert_serving_kubectl("dr", "prod");
     let before = snapshot(&world);
     let log = world.run_ok("failover.rhai", &[]);
-    assert!(log.contains("Nothing to do: run"), "{log}");
+    assert!(log.contains("Nothing to do: dr already serves and prod is quiesced (run"), "{log}");
     assert!(log.contains("already switched prod → dr"), "{log}");
     assert!(!log.contains("▶"), "a step ran: {log}");
     assert_eq!(snapshot(&world), before, "the second failover changed something");
@@ -589,11 +594,10 @@ fn region_down_failover_fails_the_storage_over_and_prod_returns_fenced_by_failba
     assert_eq!(s["verdict"]["kind"], "SPLIT");
     assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]));
     assert!(
-        s["reasons"]
-            .as_array()
+        s["reasons"].as_array().unwrap().iter().any(|r| r
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|r| r.as_str().unwrap().contains("came back and processes: run fence.rhai now")),
+            .contains("came back and processes: quiesce it now: drscript fence.rhai --var env=prod")),
         "{s}"
     );
 
@@ -632,7 +636,7 @@ fn a_resumed_failback_after_a_region_loss_never_fences_the_prod_it_brought_back(
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let (_, s) = status_json(&world);
     assert_eq!(s["fencing_pending"], serde_json::json!([]), "the failback discharged it: {s}");
-    assert!(!s.to_string().contains("run fence.rhai now"), "{s}");
+    assert!(!s.to_string().contains("fence.rhai --var env=prod"), "{s}");
     let resume = world.drscript(&["resume", "--yes", "--ack", "geo-redundancy"]);
     let err = stderr(&resume);
     assert_eq!(resume.status.code(), Some(0), "{err}");
@@ -680,6 +684,36 @@ fn a_storage_outage_alone_fails_the_account_over_then_switches_as_usual() {
     world.assert_serving_kubectl("dr", "prod");
     let arm = &world.status()["components"]["arm"]["storage_accounts"][0];
     assert_eq!(arm["properties"]["primaryLocation"], "westus", "{arm}");
+}
+
+/// The account failed over earlier (storage_failover.rhai) and its shares are down again: no
+/// second failover is possible, which is read once before anything changes, and the operator
+/// is asked about the real alternative (DR's own data) instead of a wait that cannot succeed.
+#[test]
+fn an_account_that_already_failed_over_is_recognised_once_before_anything_changes() {
+    let world = World::start(&["--remote-shares"]);
+    sandbox(&world, &["outage", "prod", "share"]);
+    world.run_ok("storage_failover.rhai", &["--var", "env=prod"]);
+    let arm = &world.status()["components"]["arm"]["storage_accounts"][0];
+    assert_eq!(arm["sku"]["name"], "Standard_LRS", "{arm}");
+    sandbox(&world, &["outage", "prod", "share"]);
+    // Without a terminal the run stops at the question, before PROD is touched.
+    let prod_runtime =
+        || world.kubectl("prod", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    let out = world.drscript(&["run", &runbook("failover.rhai")]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(prod_runtime(), "2", "PROD untouched while the storage question is open");
+    let started = Instant::now();
+    let log = world.run_ok("failover.rhai", &[]);
+    assert!(started.elapsed() < Duration::from_secs(120), "no wait for a share that cannot come back: {log}");
+    let mentions: Vec<&str> = log.lines().filter(|l| l.contains("already failed over")).collect();
+    assert!(!mentions.is_empty(), "{log}");
+    assert!(mentions.iter().all(|l| l.contains("SECOND CONFIRMATION")), "said in the question only: {mentions:#?}");
+    let second = log.find("SECOND CONFIRMATION").expect(&log);
+    assert!(second < log.find("Scale down prod runtime").expect(&log), "asked before PROD is quiesced: {log}");
+    assert!(!log.contains("Fail the storage"), "no second failover: {log}");
+    assert_eq!(prod_runtime(), "0");
+    assert_dr_serves_alone(&world);
 }
 
 #[test]
@@ -908,4 +942,74 @@ fn with_the_primary_database_down_db_failover_switches_to_the_sync_database() {
     sandbox(&world, &["restore", "primary"]);
     let out = world.drscript(&["run", probe.to_str().unwrap(), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Runs a hint exactly as drscript printed it (`drscript failover.rhai --var ...`) from the
+/// world's folder, which has no runbooks of its own: the built-in ones answer, as for an
+/// operator who installed only the binary.
+fn follow(world: &World, hint: &str) -> Output {
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"drscript"), "a hint is a drscript command: {hint}");
+    let mut args = words[1..].to_vec();
+    args.push("--yes");
+    world.drscript(&args)
+}
+
+fn listeners(world: &World, env: &str) -> String {
+    world.kubectl_ns(env, "adeptia-prod", &["get", "deployment", "ac-ac-listener", "-o", "jsonpath={.spec.replicas}"])
+}
+
+/// Fabrikam's config declares no primary: `failover.rhai` takes the direction from the side that
+/// serves (northeurope here, although the file lists westeurope first), refuses when no side
+/// serves alone, and every "next" line of `status` — typed as shown — is accepted and does what
+/// it says. Judged with kubectl.
+#[test]
+fn without_declared_roles_the_serving_side_is_the_source_and_every_hint_works_as_typed() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fabrikam/drscript.toml");
+    let world = World::start(&["--like", config, "--active", "northeurope"]);
+    let (_, s) = status_json(&world);
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "northeurope"}), "{s}");
+    assert_eq!(s["next"][0]["command"], "drscript failover.rhai --var from=northeurope --var to=westeurope");
+    let out = world.drscript(&["failover.rhai", "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("northeurope serves (no [settings] primary/standby"), "{err}");
+    assert_eq!((listeners(&world, "westeurope").as_str(), listeners(&world, "northeurope").as_str()), ("1", "0"));
+
+    // Back, by the hint as typed.
+    let (_, s) = status_json(&world);
+    let hint = s["next"][0]["command"].as_str().unwrap().to_string();
+    assert_eq!(hint, "drscript failover.rhai --var from=westeurope --var to=northeurope");
+    let out = follow(&world, &hint);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!((listeners(&world, "westeurope").as_str(), listeners(&world, "northeurope").as_str()), ("0", "1"));
+
+    // Someone starts westeurope's listener by hand: a split brain. No direction can be read.
+    world.kubectl_ns("westeurope", "adeptia-prod", &["scale", "deployment", "ac-ac-listener", "--replicas=1"]);
+    let out = world.drscript(&["failover.rhai", "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("which way?") && err.contains("--var from=westeurope --var to=northeurope"), "{err}");
+    // The refusal of the explicit switch and `status` propose the same commands; each is accepted.
+    let out = world.drscript(&["failover.rhai", "--var", "from=westeurope", "--var", "to=northeurope", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--var keep=northeurope"), "{}", stderr(&out));
+    let (_, s) = status_json(&world);
+    assert_eq!(s["verdict"]["kind"], "SPLIT", "{s}");
+    let keep_north = s["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["what"].as_str().unwrap().starts_with("to keep northeurope"))
+        .unwrap_or_else(|| panic!("{s}"))["command"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(stderr(&out).contains(&keep_north), "the refusal names the same command: {}", stderr(&out));
+    let out = follow(&world, &keep_north);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!((listeners(&world, "westeurope").as_str(), listeners(&world, "northeurope").as_str()), ("0", "1"));
+    let (code, s) = status_json(&world);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "northeurope"}), "{s}");
 }

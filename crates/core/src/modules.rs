@@ -13,6 +13,20 @@ use include_dir::{Dir, include_dir};
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../stdlib");
+static RUNBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../runbooks");
+
+/// The label under which embedded runbooks appear in messages and journals.
+pub const EMBEDDED_RUNBOOKS: &str = "<embedded>/runbooks/";
+
+/// The runbooks compiled into the binary: (file name, text).
+pub fn embedded_runbooks() -> Vec<(String, &'static str)> {
+    RUNBOOKS.files().filter_map(|f| Some((f.path().to_str()?.to_string(), f.contents_utf8()?))).collect()
+}
+
+/// One embedded runbook by file name (`failover.rhai`).
+pub fn embedded_runbook(file: &str) -> Option<&'static str> {
+    RUNBOOKS.get_file(file)?.contents_utf8()
+}
 
 /// The label under which embedded modules appear in messages.
 pub const EMBEDDED_PREFIX: &str = "<embedded>/stdlib/";

@@ -98,7 +98,7 @@ impl Prepared {
 }
 
 pub fn prepare(options: &RunOptions, runtime: &tokio::runtime::Handle) -> Result<Prepared> {
-    let script = Script::load(&options.script)?;
+    let script = Script::find(&options.script)?;
     let config = load_config(options.config.as_deref(), options.config_required)?;
     let engine_options = EngineOptions {
         script_dir: script.dir(),

@@ -31,6 +31,37 @@ impl Script {
         Self::from_bytes(path, &label, &bytes)
     }
 
+    /// Finds the runbook an operator named: `path` as given when it exists; for a bare name
+    /// (`failover.rhai`, `failover`) that is not a file here, `runbooks/NAME` here, then the
+    /// runbook compiled into the binary — and says which, so that a shadowing copy is never
+    /// silent.
+    pub fn find(path: &Path) -> Result<Script> {
+        let bare = path.components().count() == 1 && !path.exists();
+        if !bare {
+            return Self::load(path);
+        }
+        let name = path.display().to_string();
+        let file = if name.ends_with(".rhai") { name.clone() } else { format!("{name}.rhai") };
+        let local = Path::new("runbooks").join(&file);
+        if local.exists() {
+            tracing::info!("{name}: using {} (no ./{file})", local.display());
+            return Self::load(&local);
+        }
+        match crate::modules::embedded_runbook(&file) {
+            Some(text) => {
+                let label = format!("{}{file}", crate::modules::EMBEDDED_RUNBOOKS);
+                tracing::info!("{name}: using the runbook built into drscript (no ./{file}, no ./runbooks/{file})");
+                Self::from_bytes(Path::new(&label), &label, text.as_bytes())
+            }
+            None => Self::load(path),
+        }
+    }
+
+    /// Whether this script is one compiled into the binary (it has no folder of its own).
+    pub fn is_embedded(&self) -> bool {
+        self.label.starts_with(crate::modules::EMBEDDED_RUNBOOKS)
+    }
+
     pub fn from_bytes(path: &Path, label: &str, bytes: &[u8]) -> Result<Script> {
         let bad = |message: &str| Error::Compile { rendered: format!("error: {label}: {message}") };
         if bytes.contains(&0) {
@@ -47,6 +78,9 @@ impl Script {
     }
 
     pub fn dir(&self) -> Option<PathBuf> {
+        if self.is_embedded() {
+            return None;
+        }
         self.path.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
     }
 

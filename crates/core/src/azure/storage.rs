@@ -232,6 +232,29 @@ pub fn already(status: &StorageStatus, planned: bool) -> Option<Already> {
     })
 }
 
+/// Why an unplanned failover of the account cannot be started now, read once from its status:
+/// it already failed over (no secondary left), it is not geo-redundant, or Azure says so.
+/// `None` when it can, or when one is running (that one is followed).
+pub fn cannot_fail_over(status: &StorageStatus) -> Option<String> {
+    match already(status, false) {
+        Some(Already::Running) => return None,
+        Some(Already::Done(why)) => return Some(why),
+        None => {}
+    }
+    if status.secondary_location.is_empty() {
+        return Some(format!(
+            "storage account {} has no secondary region ({}): there is nothing to fail over to",
+            status.account, status.sku
+        ));
+    }
+    (status.can_failover == Some(false)).then(|| {
+        format!(
+            "Azure reports that storage account {} cannot fail over now (canFailover = false; geo-replication `{}`)",
+            status.account, status.geo_replication_status
+        )
+    })
+}
+
 /// Whether the account failed over between two readings.
 fn failed_over(before: &StorageStatus, now: &StorageStatus) -> bool {
     now.primary_location != before.primary_location || now.last_geo_failover_time != before.last_geo_failover_time
@@ -432,7 +455,7 @@ pub fn storage_failover_from(
         || described.clone(),
         || {
             if let Some(Already::Done(why)) = &found {
-                tracing::info!("{why}");
+                // Said once, by the change line (with "unchanged").
                 let result = FailoverResult { after: Some(before.clone()), note: Some(why.clone()), ..described.clone() };
                 return Ok((result, Outcome::Unchanged));
             }

@@ -114,6 +114,13 @@ impl Config {
         })
     }
 
+    /// Whether the config says which side is the primary: `[settings] primary`/`standby`, or
+    /// the document's names (`prod`). Without declared roles, `failover.rhai` and `failback.rhai`
+    /// take the direction from the live state (the side that serves is the source).
+    pub fn roles_declared(&self) -> bool {
+        self.settings.primary.is_some() || self.settings.standby.is_some() || self.environments.contains_key("prod")
+    }
+
     /// The primary environment (`[settings] primary`, else `prod`, else the first the file lists).
     pub fn primary(&self) -> &str {
         match &self.settings.primary {

@@ -87,15 +87,10 @@ fn failover(ctx: &NativeCallContext, account: &str, options: &Map) -> RhaiResult
     let warning = failover_warning(&before, planned);
     if let Some(found) = storage::already(&before, planned) {
         // Nothing will be started: following a running failover or reporting a finished one
-        // needs no consent.
-        tracing::info!(
-            "{}",
-            match found {
-                storage::Already::Running =>
-                    format!("storage account {}: a failover is already running", before.account),
-                storage::Already::Done(why) => why,
-            }
-        );
+        // needs no consent (a finished one is said by the change line).
+        if found == storage::Already::Running {
+            tracing::info!("storage account {}: a failover is already running", before.account);
+        }
     } else if planned {
         tracing::info!("{warning}");
     } else {

@@ -94,6 +94,18 @@ pub mod site_api {
         Err(to_rhai(Error::Refused(message.to_string())))
     }
 
+    /// The environments of a switch, `[from, to]`: `--var from=`/`--var to=` when given (one of
+    /// them names the other side of a pair); else, where the config declares the roles
+    /// (`[settings]`, or an environment called `prod`), primary → standby (`failback`: the other
+    /// way); else from the live state: the side that serves alone is the source. With nothing
+    /// serving alone and no declared roles the run is refused (exit 2), asking for the direction.
+    #[rhai_fn(return_raw)]
+    pub fn switch_direction(ctx: NativeCallContext, failback: bool) -> RhaiResult<rhai::Array> {
+        let exec = exec_of(&ctx);
+        let (from, to) = super::direction(&exec, failback).map_err(to_rhai)?;
+        Ok(vec![from.into(), to.into()])
+    }
+
     /// The primary environment of the config (`[settings] primary`, else `prod`, else the first).
     #[rhai_fn(return_raw)]
     pub fn primary(ctx: NativeCallContext) -> RhaiResult<String> {
@@ -203,6 +215,75 @@ fn site_state(exec: &Arc<Exec>, e: &Env) -> Result<Map> {
 }
 
 /// The runs of this run's state directory, newest first (none outside a journaled run).
+fn direction(exec: &Arc<Exec>, failback: bool) -> Result<(String, String)> {
+    let config = exec.config()?.clone();
+    let commands = site::next::Commands::new(&config);
+    let pair = |one: &str| {
+        commands.other(one).map(str::to_string).ok_or_else(|| {
+            Error::Usage(format!(
+                "--var from/to: {} environments in the config, name both sides of the switch",
+                config.order.len()
+            ))
+        })
+    };
+    match (exec.var("from").cloned(), exec.var("to").cloned()) {
+        (Some(f), Some(t)) => return Ok((f, t)),
+        (Some(f), None) if !config.roles_declared() => return Ok((f.clone(), pair(&f)?)),
+        (None, Some(t)) if !config.roles_declared() => return Ok((pair(&t)?, t)),
+        _ => {}
+    }
+    if config.roles_declared() {
+        let (primary, standby) = (config.primary().to_string(), config.standby().map(str::to_string));
+        let standby = standby.ok_or_else(|| Error::Config {
+            message: format!(
+                "{}: cannot tell which environment is the standby: set [settings] standby = \"NAME\"",
+                config.path.display()
+            ),
+        })?;
+        let (f, t) = if failback { (standby, primary) } else { (primary, standby) };
+        return Ok(match (exec.var("from").cloned(), exec.var("to").cloned()) {
+            // `--var from=dr` on a failover: the other side of the pair, not dr → dr.
+            (Some(f), None) if f == t => (f.clone(), pair(&f)?),
+            (None, Some(t)) if t == f => (pair(&t)?, t),
+            (from, to) => (from.unwrap_or(f), to.unwrap_or(t)),
+        });
+    }
+    // No declared roles: "failover" and "failback" both move service away from the side that
+    // serves; a plan pictures the file's order (it reads nothing).
+    if exec.mode() == Mode::Plan {
+        let first = config.order.first().cloned().unwrap_or_default();
+        return Ok((first.clone(), pair(&first)?));
+    }
+    let situation = read_situation(exec, &[], &run_history(exec)?)?;
+    let serving = match &situation.verdict {
+        site::Verdict::Active(side) => Some(side.clone()),
+        // The routed side does not answer and nothing else processes: the region-down branch.
+        site::Verdict::None => {
+            situation.dns_points_at().filter(|at| situation.env(at).is_some_and(|e| !e.reachable())).map(str::to_string)
+        }
+        _ => None,
+    };
+    match serving {
+        Some(from) => {
+            let to = pair(&from)?;
+            tracing::info!(
+                "direction {from} → {to}: {from} serves (no [settings] primary/standby: the side that serves is the source)"
+            );
+            Ok((from, to))
+        }
+        None => {
+            let example = match config.order.as_slice() {
+                [a, b] => format!("{}\n  or: {}", commands.switch(a, b), commands.switch(b, a)),
+                _ => "drscript failover.rhai --var from=NAME --var to=NAME".to_string(),
+            };
+            Err(Error::Refused(format!(
+                "which way? The config declares no primary ([settings] primary/standby) and no side serves alone ({}), so the direction cannot be read from the live state. Nothing was changed.\nName it: {example}\n(`drscript status` shows the situation and what each command would do)",
+                situation.summary
+            )))
+        }
+    }
+}
+
 fn run_history(exec: &Exec) -> Result<Vec<site::RunSummary>> {
     match exec.run_context() {
         Some(run) => site::history::runs(&run.state_dir),
@@ -273,7 +354,8 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
     let intent = Intent {
         keep: exec.var("keep").filter(|v| !v.is_empty()).cloned(),
         ignore_unfinished: exec.var("ignore_unfinished").cloned(),
-        reverse_command: site::switch_command(&config, &t, &f),
+        command: site::next::Commands::new(&config).switch(&f, &t),
+        reverse_command: site::next::Commands::new(&config).switch(&t, &f),
         resuming,
     };
     let decision = site::decide(&situation, fs, ts, &history, &intent);

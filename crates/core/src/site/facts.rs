@@ -75,6 +75,10 @@ pub struct StorageFacts {
     pub primary_location: Option<String>,
     pub last_sync_time: Option<String>,
     pub failover_in_progress: bool,
+    /// Why the account cannot be failed over now (it already failed over and has no secondary
+    /// left, it is not geo-redundant, Azure says `canFailover = false`); `None` when it can, or
+    /// when a failover is running (it is followed).
+    pub cannot_fail_over: Option<String>,
     pub error: Option<String>,
 }
 
@@ -426,6 +430,7 @@ async fn read_storage(config: &Config, name: &str, budget: Budget) -> StorageFac
     };
     match within(budget, "Azure Resource Manager", read).await {
         Ok(s) => StorageFacts {
+            cannot_fail_over: crate::azure::storage::cannot_fail_over(&s),
             account: name.to_string(),
             primary_location: Some(s.primary_location).filter(|l| !l.is_empty()),
             last_sync_time: s.last_sync_time,
@@ -437,6 +442,7 @@ async fn read_storage(config: &Config, name: &str, budget: Budget) -> StorageFac
             primary_location: None,
             last_sync_time: None,
             failover_in_progress: false,
+            cannot_fail_over: None,
             error: Some(drscript_base::redact::redacted(e)),
         },
     }

@@ -8,6 +8,7 @@
 pub mod decision;
 pub mod facts;
 pub mod history;
+pub mod next;
 pub mod render;
 pub mod verdict;
 
@@ -89,19 +90,4 @@ pub async fn read_dns(config: &Config, record: &str, budget: Budget) -> Option<D
         Err(_) => facts.error = Some(format!("no answer within {:.0}s (timed out)", budget.0.as_secs_f64())),
     }
     Some(facts)
-}
-
-/// The command that switches `from` → `to` with the shipped runbooks: `failover.rhai` when
-/// `from` is the primary, `failback.rhai` when `to` is, `failover.rhai --var from= --var to=`
-/// otherwise.
-pub fn switch_command(config: &Config, from: &str, to: &str) -> String {
-    let primary = config.primary();
-    let standby = config.standby();
-    if from == primary && Some(to) == standby {
-        "drscript failover.rhai".to_string()
-    } else if to == primary && Some(from) == standby {
-        "drscript failback.rhai".to_string()
-    } else {
-        format!("drscript failover.rhai --var from={from} --var to={to}")
-    }
 }

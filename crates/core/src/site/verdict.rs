@@ -129,9 +129,13 @@ pub fn judge(
     for name in &fencing_pending {
         let state = environments.iter().find(|e| &e.name == name);
         let what = match state {
-            Some(e) if !e.reachable() => "still unreachable; quiesce it (fence.rhai) as soon as it returns",
-            Some(e) if e.processing() == Some(true) => "came back and processes: run fence.rhai now",
-            _ => "not confirmed quiesced: run fence.rhai",
+            Some(e) if !e.reachable() => {
+                format!("still unreachable; quiesce it as soon as it returns: {}", super::next::fence_command(name))
+            }
+            Some(e) if e.processing() == Some(true) => {
+                format!("came back and processes: quiesce it now: {}", super::next::fence_command(name))
+            }
+            _ => format!("not confirmed quiesced: {}", super::next::fence_command(name)),
         };
         reasons.push(format!("fencing pending: {name} could not be quiesced when it was unreachable; {what}"));
     }
