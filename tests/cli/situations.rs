@@ -167,6 +167,47 @@ fn a_wrong_gateway_password_is_refused_before_anything_changes() {
     world.assert_serving_kubectl("dr", "prod");
 }
 
+/// DR's cluster identity may read but not scale (a viewer's RBAC): the switch asks the API server
+/// (a SelfSubjectAccessReview) before its first change and is refused, naming the identity, the
+/// right and the fix; kubectl sees nothing changed on either side. Preflight fails on it too.
+#[test]
+fn a_cluster_identity_that_may_not_scale_is_refused_before_anything_changes() {
+    let world = World::start(&[]);
+    let sbx = world.path().join("sbx");
+    let config = std::fs::read_to_string(sbx.join("drscript.toml")).unwrap();
+    assert!(config.contains("kube_context = \"dr\""), "{config}");
+    std::fs::write(sbx.join("viewer.toml"), config.replace("kube_context = \"dr\"", "kube_context = \"dr-viewer\""))
+        .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(&*BIN)
+            .args(["--config", "sbx/viewer.toml"])
+            .args(args)
+            .current_dir(world.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let before = snapshot(&world);
+    let out = run(&["run", &runbook("failover.rhai"), "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the cluster of dr refuses drscript's credentials"), "{err}");
+    assert!(err.contains("may not update deployments/scale, statefulsets/scale (RBAC:"), "{err}");
+    assert!(err.contains("in namespace adeptia"), "{err}");
+    assert!(err.contains("kubectl auth can-i update deployments/scale"), "the fix: {err}");
+    assert_eq!(snapshot(&world), before, "a refused failover changed something");
+    for env in ["prod", "dr"] {
+        let listener = world.kubectl(env, &["get", "deployment", "ac-ac-listener", "-o", "jsonpath={.spec.replicas}"]);
+        assert_eq!(listener, if env == "prod" { "1" } else { "0" }, "kubectl: {env} untouched");
+    }
+    let out = run(&["run", &runbook("preflight.rhai"), "--yes"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the cluster of dr: the identity of context dr-viewer may not"), "{}", stderr(&out));
+    // With the admin context the same command switches.
+    world.run_ok("failover.rhai", &[]);
+    world.assert_serving_kubectl("dr", "prod");
+}
+
 /// A region outage needs remote shares; without them it is refused whole: the cluster and the
 /// gateway stay up, not half of the region.
 #[test]

@@ -101,6 +101,54 @@ impl Cluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    /// What this identity may not do of what a switch does here, asked the API server with a
+    /// `SelfSubjectAccessReview` per right (`kubectl auth can-i update deployments/scale`):
+    /// `update` on `deployments/scale` and `statefulsets/scale` (a scale is a PUT of the scale
+    /// subresource). Empty when everything is allowed, else one line naming what is not.
+    pub async fn missing_scale_rights(&self) -> Result<Vec<String>> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let mut missing = Vec::new();
+        for resource in ["deployments", "statefulsets"] {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        group: Some("apps".into()),
+                        resource: Some(resource.into()),
+                        subresource: Some("scale".into()),
+                        verb: Some("update".into()),
+                        namespace: Some(self.namespace.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let answer = api.create(&kube::api::PostParams::default(), &review).await.map_err(|e| {
+                Error::action("kube", format!("{} (ctx {})", self.env, self.context), redacted(e.to_string()))
+            })?;
+            if !answer.status.as_ref().is_some_and(|s| s.allowed) {
+                let why = answer.status.and_then(|s| s.reason).filter(|r| !r.is_empty());
+                missing.push((format!("{resource}/scale"), why));
+            }
+        }
+        // `update deployments/scale, statefulsets/scale (RBAC: ...)`: one reason said once.
+        let mut reasons: Vec<&str> = missing.iter().filter_map(|(_, r)| r.as_deref()).collect();
+        reasons.dedup();
+        let resources: Vec<&str> = missing.iter().map(|(r, _)| r.as_str()).collect();
+        Ok(if missing.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "update {}{}",
+                resources.join(", "),
+                if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) }
+            )]
+        })
+    }
+
     /// `prod (ctx prod, ns adeptia) deployment/ac-ac-runtime`.
     pub fn target(&self, kind: Kind, name: &str) -> String {
         format!("{} (ctx {}, ns {}) {kind}/{name}", self.env, self.context, self.namespace)

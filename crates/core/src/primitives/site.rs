@@ -177,6 +177,7 @@ fn placeholder(exec: &Exec, e: &crate::config::Environment, serving: bool) -> si
         },
         scheduler_note: None,
         credentials_refused: None,
+        cluster_refused: None,
         shares: e
             .shares
             .keys()

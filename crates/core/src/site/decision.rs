@@ -88,14 +88,23 @@ pub fn decide(
     }
     // A side this switch will touch must let drscript in before anything changes: a wrong
     // gateway password found at "Pause" would leave the source stopped and the switch half done.
-    if let Some((side, why)) =
-        [from, to].into_iter().find_map(|s| s.credentials_refused.as_ref().map(|why| (s.name.as_str(), why)))
+    if let Some((side, (what, why, fix))) =
+        [from, to].into_iter().find_map(|s| s.refusals().into_iter().next().map(|r| (s.name.as_str(), r)))
     {
         return Decision::Refuse {
-            why: format!("the gateway of {side} refuses drscript's credentials: {why}"),
-            meant: format!(
-                "fix environments.{side}.gateway_auth (the user, or the secret its password_env/password_file names) and run again; `drscript status` shows the answer"
-            ),
+            why: format!("{what} of {side} refuses drscript's credentials: {why}"),
+            meant: format!("{fix}, and run again; `drscript status` shows the answer"),
+        };
+    }
+    // The switch ends by repointing the application record: a provider that refuses the
+    // credentials now would leave the target serving with nobody routed to it.
+    if let Some(d) = &situation.dns
+        && let Some(error) = &d.error
+        && dns_credentials_refused(error)
+    {
+        return Decision::Refuse {
+            why: format!("the DNS provider refuses drscript's credentials for {}: {error}", d.fqdn),
+            meant: "fix the [dns] credentials (the token or TSIG key it names), and run again; `drscript status` shows the answer".to_string(),
         };
     }
     let dns = situation.dns_points_at();
@@ -213,6 +222,14 @@ pub fn decide(
     }
 }
 
+/// Whether a DNS read failed on the credentials (HTTP 401/403 from Azure DNS, a TSIG the
+/// server does not accept), not on an outage.
+pub fn dns_credentials_refused(error: &str) -> bool {
+    ["401 Unauthorized", "403 Forbidden", "AuthorizationFailed", "AuthenticationFailed", "NOTAUTH", "BADKEY", "BADSIG"]
+        .iter()
+        .any(|m| error.contains(m))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -246,6 +263,7 @@ mod tests {
             },
             scheduler_note: None,
             credentials_refused: None,
+            cluster_refused: None,
             shares: BTreeMap::new(),
             storage: None,
         }
@@ -389,6 +407,24 @@ mod tests {
         assert!(!crate::scheduler::credentials_refused(
             "login at http://gw/x answered 200 OK without an ACCESS_TOKEN header"
         ));
+    }
+
+    #[test]
+    fn a_dns_provider_that_refuses_the_credentials_refuses_the_switch_and_an_outage_does_not() {
+        let (prod, dr) = (env("prod", true, true), env("dr", false, true));
+        let with_error = |error: &str| {
+            let mut d = dns("prod").unwrap();
+            (d.points_at, d.error) = (None, Some(error.to_string()));
+            let s = judge(vec![prod.clone(), dr.clone()], Some(d), &[], None);
+            decide(&s, &prod, &dr, &[], &Intent::default())
+        };
+        let d = with_error("azure_dns GET https://management.azure.com/...: 403 Forbidden: AuthorizationFailed");
+        assert!(
+            matches!(&d, Decision::Refuse { why, meant } if why.contains("DNS provider") && meant.contains("[dns]")),
+            "{d:?}"
+        );
+        assert!(matches!(with_error("update refused: NOTAUTH (TSIG BADKEY)"), Decision::Refuse { .. }));
+        assert_eq!(with_error("no answer within 8s (timed out)"), Decision::Switch);
     }
 
     #[test]

@@ -108,11 +108,42 @@ pub struct SiteState {
     /// scheduler could not be paused or resumed, so a switch touching this side is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials_refused: Option<String>,
+    /// The API server answered but the identity may not scale here (a `SelfSubjectAccessReview`
+    /// said no): a switch touching this side is refused before anything changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_refused: Option<String>,
     pub shares: BTreeMap<String, ShareFacts>,
     pub storage: Option<StorageFacts>,
 }
 
 impl SiteState {
+    /// What refuses drscript's credentials on this side, with the config key that fixes it:
+    /// (what, why, fix). A switch touching this side is refused while any is there.
+    pub fn refusals(&self) -> Vec<(&'static str, &str, String)> {
+        let mut out = Vec::new();
+        if let Some(why) = &self.credentials_refused {
+            out.push((
+                "the gateway",
+                why.as_str(),
+                format!(
+                    "fix environments.{}.gateway_auth (the user, or the secret its password_env/password_file names)",
+                    self.name
+                ),
+            ));
+        }
+        if let Some(why) = &self.cluster_refused {
+            out.push((
+                "the cluster",
+                why.as_str(),
+                format!(
+                    "grant that identity `update` on deployments/scale and statefulsets/scale in the namespace (a Role and RoleBinding), or point environments.{}.kube_context at one that has it; `kubectl auth can-i update deployments/scale -n NAMESPACE` checks",
+                    self.name
+                ),
+            ));
+        }
+        out
+    }
+
     fn workload(&self, component: &str) -> Option<&Workload> {
         self.workloads.get(component)
     }
@@ -248,7 +279,7 @@ pub async fn read(config: &Config, env: &Environment, budget: Budget) -> SiteSta
                 None => None,
             }
         });
-    let (cluster, workloads, version) = cluster;
+    let (cluster, workloads, version, cluster_refused) = cluster;
     SiteState {
         name: env.name.clone(),
         cluster,
@@ -258,12 +289,15 @@ pub async fn read(config: &Config, env: &Environment, budget: Budget) -> SiteSta
         scheduler,
         scheduler_note: note,
         credentials_refused,
+        cluster_refused,
         shares,
         storage,
     }
 }
 
-async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<String, Workload>, Option<String>) {
+type ClusterReading = (Reach, BTreeMap<String, Workload>, Option<String>, Option<String>);
+
+async fn read_cluster(env: &Environment, budget: Budget) -> ClusterReading {
     let read = async {
         let cluster = Cluster::connect(env).await?;
         listening("the API server", &cluster.server).await.map_err(|e| {
@@ -276,11 +310,26 @@ async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<Str
                 crate::kube::workload(cluster, *kind, &name).await.map(|info| (*component, info))
             }
         });
-        futures::future::try_join_all(reads).await
+        let (infos, rights) = tokio::join!(futures::future::try_join_all(reads), cluster.missing_scale_rights());
+        let refused = match rights {
+            Ok(missing) if missing.is_empty() => None,
+            Ok(missing) => Some(format!(
+                "the identity of context {} may not {} in namespace {} (SelfSubjectAccessReview)",
+                cluster.context,
+                missing.join(", "),
+                cluster.namespace
+            )),
+            // Not an answer about rights (an old server, a lost reply): the scale itself will say.
+            Err(e) => {
+                tracing::debug!("{}: cannot ask the API server what drscript may do: {e}", env.name);
+                None
+            }
+        };
+        Ok((infos?, refused))
     };
     match within(budget, "the API server", read).await {
-        Err(e) => (Reach::failed(e), BTreeMap::new(), None),
-        Ok(infos) => {
+        Err(e) => (Reach::failed(e), BTreeMap::new(), None, None),
+        Ok((infos, refused)) => {
             let version = infos.iter().find(|(c, _)| *c == "runtime").map(|(_, i)| i.version.clone());
             let workloads = infos
                 .into_iter()
@@ -294,7 +343,7 @@ async fn read_cluster(env: &Environment, budget: Budget) -> (Reach, BTreeMap<Str
                     (c.to_string(), w)
                 })
                 .collect();
-            (Reach::ok(), workloads, version.filter(|v| !v.is_empty()))
+            (Reach::ok(), workloads, version.filter(|v| !v.is_empty()), refused)
         }
     }
 }
@@ -323,16 +372,29 @@ async fn read_scheduler(env: &Environment, base: &Path, budget: Budget) -> Sched
     if let Err(e) = listening("the gateway", &env.gateway).await {
         return (Reach::failed(format!("{} gateway {}: {e}", env.name, env.gateway)), Scheduler::Unknown, None, None);
     }
-    match within(budget, "the gateway", crate::scheduler::read_scheduler(env, base)).await {
+    // The gateway accepts connections: an answer lost on the way (a reset, a slow reply) is
+    // asked again while the budget lasts, so that one lost packet never reads as a region down
+    // (and sends a switch down the region-down branch). A black hole eats the budget at once.
+    let started = std::time::Instant::now();
+    let mut read = within(budget, "the gateway", crate::scheduler::read_scheduler(env, base)).await;
+    for _ in 0..2 {
+        let left = budget.0.saturating_sub(started.elapsed());
+        match &read {
+            Err(e) if gateway_unreachable(e) && left > Duration::from_millis(500) => {
+                tracing::debug!("{} gateway: {e}; asking again", env.name);
+                read = within(Budget(left), "the gateway", crate::scheduler::read_scheduler(env, base)).await;
+            }
+            _ => break,
+        }
+    }
+    match read {
         Ok(reading) => match reading.state.as_deref() {
             Some("RUNNING") => (Reach::ok(), Scheduler::Running, None, None),
             Some("PAUSED") => (Reach::ok(), Scheduler::Paused, None, None),
             Some(other) => (Reach::ok(), Scheduler::Unknown, Some(format!("the gateway reports `{other}`")), None),
             None => (Reach::ok(), Scheduler::Unknown, reading.note, reading.denied),
         },
-        Err(e) if e.contains("cannot reach") || e.contains("timed out") => {
-            (Reach::failed(e), Scheduler::Unknown, None, None)
-        }
+        Err(e) if gateway_unreachable(&e) => (Reach::failed(e), Scheduler::Unknown, None, None),
         Err(e) if crate::scheduler::credentials_refused(&e) => {
             (Reach::ok(), Scheduler::Unknown, Some(format!("drscript is not let in: {e}")), Some(e))
         }
@@ -345,6 +407,10 @@ async fn read_scheduler(env: &Environment, base: &Path, budget: Budget) -> Sched
             None,
         ),
     }
+}
+
+fn gateway_unreachable(error: &str) -> bool {
+    error.contains("cannot reach") || error.contains("timed out")
 }
 
 async fn read_shares(env: &Environment, budget: Budget) -> BTreeMap<String, ShareFacts> {

@@ -106,8 +106,8 @@ pub fn judge(
         }
     }
     for e in &environments {
-        if let Some(why) = &e.credentials_refused {
-            reasons.push(format!("{}: the gateway refuses drscript's credentials: {why}", e.name));
+        for (what, why, _) in e.refusals() {
+            reasons.push(format!("{}: {what} refuses drscript's credentials: {why}", e.name));
         }
     }
     let relevant = history.iter().filter(|r| Some(r.run_id.as_str()) != current_run);
