@@ -118,9 +118,131 @@ pub struct WorkloadInfo {
     pub versions: Vec<String>,
     /// The version of the first image (`4.2.1`), the application version.
     pub version: String,
-    /// Environment variables of all containers; a value taken from a secret or config map reads
-    /// `<from secret NAME>` / `<from configMap NAME>`.
+    /// Environment variables of all containers, as the pods see them: literal `value`s,
+    /// `valueFrom` references to a ConfigMap or Secret key and `envFrom` ConfigMaps and Secrets
+    /// (with their prefix) resolved by reading those objects; `env` wins over `envFrom`, a later
+    /// `envFrom` source over an earlier one, as in the kubelet. A reference that cannot be read
+    /// reads `<from secret NAME: ERROR>`; a field reference `<from field>`.
     pub env: BTreeMap<String, String>,
+    /// Where each variable that is not a literal came from (`configMap quartz key
+    /// QUARTZ_STATUS_ONBOOTUP`, `secret event-env (envFrom)`). A runbook never prints a value
+    /// whose source is a Secret (`preflight.rhai` shows `***`).
+    pub env_source: BTreeMap<String, String>,
+}
+
+/// A reference in a pod template that the API server must be asked about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EnvRef {
+    ConfigMap(String),
+    Secret(String),
+}
+
+/// The ConfigMaps and Secrets the containers' environment refers to.
+pub fn env_refs(view: &View) -> Vec<EnvRef> {
+    let mut refs = Vec::new();
+    for c in &view.containers {
+        for var in c.env.iter().flatten() {
+            if let Some(from) = &var.value_from {
+                if let Some(s) = &from.secret_key_ref {
+                    refs.push(EnvRef::Secret(s.name.clone()));
+                }
+                if let Some(m) = &from.config_map_key_ref {
+                    refs.push(EnvRef::ConfigMap(m.name.clone()));
+                }
+            }
+        }
+        for source in c.env_from.iter().flatten() {
+            if let Some(s) = &source.secret_ref {
+                refs.push(EnvRef::Secret(s.name.clone()));
+            }
+            if let Some(m) = &source.config_map_ref {
+                refs.push(EnvRef::ConfigMap(m.name.clone()));
+            }
+        }
+    }
+    refs.sort();
+    refs.dedup();
+    refs
+}
+
+/// The data of the referenced objects (string values; a Secret's decoded), or why it could not
+/// be read.
+pub type EnvObjects = BTreeMap<EnvRef, Result<BTreeMap<String, String>, String>>;
+
+/// Resolves the containers' environment against `objects`: (values, sources).
+fn resolve_env(view: &View, objects: &EnvObjects) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut env = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    let lookup = |r: &EnvRef, key: Option<&str>| -> Result<Option<String>, String> {
+        match objects.get(r) {
+            Some(Ok(data)) => Ok(key.and_then(|k| data.get(k).cloned())),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not read".to_string()),
+        }
+    };
+    let register = |name: &str, value: &str, from_secret: bool| {
+        // A short value from a Secret (`pause`) would blank every log line it appears in: only
+        // credentials-looking names and long values are masked everywhere; drscript's own
+        // messages never print a Secret's value (`shown`).
+        if looks_secret(name) || (from_secret && value.len() >= 8) {
+            drscript_base::redact::register(value);
+        }
+    };
+    for c in &view.containers {
+        // envFrom first: `env` entries override them.
+        for source in c.env_from.iter().flatten() {
+            let prefix = source.prefix.clone().unwrap_or_default();
+            let (r, what) = match (&source.config_map_ref, &source.secret_ref) {
+                (Some(m), _) => (EnvRef::ConfigMap(m.name.clone()), format!("configMap {} (envFrom)", m.name)),
+                (_, Some(s)) => (EnvRef::Secret(s.name.clone()), format!("secret {} (envFrom)", s.name)),
+                _ => continue,
+            };
+            if let Some(Ok(data)) = objects.get(&r) {
+                for (k, v) in data {
+                    let name = format!("{prefix}{k}");
+                    register(&name, v, matches!(r, EnvRef::Secret(_)));
+                    env.insert(name.clone(), v.clone());
+                    sources.insert(name, what.clone());
+                }
+            }
+        }
+        for var in c.env.iter().flatten() {
+            let (value, source) = match (&var.value, &var.value_from) {
+                (Some(v), _) => {
+                    register(&var.name, v, false);
+                    (v.clone(), None)
+                }
+                (None, Some(from)) => {
+                    let keyed = match (&from.config_map_key_ref, &from.secret_key_ref) {
+                        (Some(m), _) => Some((EnvRef::ConfigMap(m.name.clone()), "configMap", &m.name, &m.key)),
+                        (_, Some(s)) => Some((EnvRef::Secret(s.name.clone()), "secret", &s.name, &s.key)),
+                        _ => None,
+                    };
+                    match keyed {
+                        Some((r, kind, object, key)) => {
+                            let source = format!("{kind} {object} key {key}");
+                            match lookup(&r, Some(key)) {
+                                Ok(Some(v)) => {
+                                    register(&var.name, &v, kind == "secret");
+                                    (v, Some(source))
+                                }
+                                Ok(None) => (format!("<from {kind} {object}: no key {key}>"), Some(source)),
+                                Err(e) => (format!("<from {kind} {object}: {e}>"), Some(source)),
+                            }
+                        }
+                        None => ("<from field>".to_string(), Some("a field of the pod".to_string())),
+                    }
+                }
+                (None, None) => (String::new(), None),
+            };
+            env.insert(var.name.clone(), value);
+            match source {
+                Some(s) => sources.insert(var.name.clone(), s),
+                None => sources.remove(&var.name),
+            };
+        }
+    }
+    (env, sources)
 }
 
 /// Names whose values are credentials: registered for redaction when read.
@@ -140,28 +262,11 @@ pub fn image_version(image: &str) -> String {
     last.split_once(':').map_or_else(|| "latest".to_string(), |(_, tag)| tag.to_string())
 }
 
-pub fn info(kind: &str, name: &str, namespace: &str, view: &View) -> WorkloadInfo {
+pub fn info(kind: &str, name: &str, namespace: &str, view: &View, objects: &EnvObjects) -> WorkloadInfo {
     let images: Vec<String> = view.containers.iter().filter_map(|c| c.image.clone()).collect();
     let versions: Vec<String> = images.iter().map(|i| image_version(i)).collect();
     let version = versions.first().cloned().unwrap_or_default();
-    let mut env = BTreeMap::new();
-    for var in view.containers.iter().flat_map(|c| c.env.iter().flatten()) {
-        let value = match (&var.value, &var.value_from) {
-            (Some(v), _) => {
-                if looks_secret(&var.name) {
-                    drscript_base::redact::register(v);
-                }
-                v.clone()
-            }
-            (None, Some(from)) => match (&from.secret_key_ref, &from.config_map_key_ref) {
-                (Some(s), _) => format!("<from secret {}>", s.name),
-                (_, Some(c)) => format!("<from configMap {}>", c.name),
-                _ => "<from field>".to_string(),
-            },
-            (None, None) => String::new(),
-        };
-        env.insert(var.name.clone(), value);
-    }
+    let (env, env_source) = resolve_env(view, objects);
     WorkloadInfo {
         kind: kind.to_string(),
         name: name.to_string(),
@@ -173,12 +278,81 @@ pub fn info(kind: &str, name: &str, namespace: &str, view: &View) -> WorkloadInf
         versions,
         version,
         env,
+        env_source,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::image_version;
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource,
+    };
+
+    #[test]
+    fn the_environment_is_resolved_through_config_maps_and_secrets_as_the_kubelet_does() {
+        let var = |name: &str, value: Option<&str>, from: Option<EnvVarSource>| EnvVar {
+            name: name.into(),
+            value: value.map(str::to_string),
+            value_from: from,
+        };
+        let container = Container {
+            name: "event".into(),
+            env_from: Some(vec![
+                EnvFromSource {
+                    config_map_ref: Some(ConfigMapEnvSource { name: "defaults".into(), ..Default::default() }),
+                    ..Default::default()
+                },
+                EnvFromSource {
+                    prefix: Some("DB_".into()),
+                    secret_ref: Some(SecretEnvSource { name: "db".into(), ..Default::default() }),
+                    ..Default::default()
+                },
+            ]),
+            env: Some(vec![
+                var(
+                    "QUARTZ_STATUS_ONBOOTUP",
+                    None,
+                    Some(EnvVarSource {
+                        config_map_key_ref: Some(ConfigMapKeySelector {
+                            name: "quartz".into(),
+                            key: "boot".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+                var("MODE", Some("literal"), None),
+            ]),
+            ..Default::default()
+        };
+        let view = View { containers: vec![container], ..Default::default() };
+        assert_eq!(
+            env_refs(&view),
+            [EnvRef::ConfigMap("defaults".into()), EnvRef::ConfigMap("quartz".into()), EnvRef::Secret("db".into())]
+        );
+        let data = |pairs: &[(&str, &str)]| Ok(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        let objects: EnvObjects = [
+            (EnvRef::ConfigMap("defaults".into()), data(&[("MODE", "from-envfrom"), ("REGION", "weu")])),
+            (EnvRef::ConfigMap("quartz".into()), data(&[("boot", "pause")])),
+            (EnvRef::Secret("db".into()), data(&[("PASSWORD", "S3cretDbPassw0rd")])),
+        ]
+        .into_iter()
+        .collect();
+        let (env, sources) = resolve_env(&view, &objects);
+        assert_eq!(env["QUARTZ_STATUS_ONBOOTUP"], "pause");
+        assert_eq!(sources["QUARTZ_STATUS_ONBOOTUP"], "configMap quartz key boot");
+        assert_eq!(env["MODE"], "literal", "env wins over envFrom");
+        assert!(!sources.contains_key("MODE"));
+        assert_eq!(env["REGION"], "weu");
+        assert_eq!(sources["DB_PASSWORD"], "secret db (envFrom)");
+        assert_eq!(drscript_base::redact::redacted("pw S3cretDbPassw0rd"), "pw ***", "a secret's value is masked");
+        // A reference that cannot be read says why instead of passing for a value.
+        let forbidden: EnvObjects =
+            [(EnvRef::ConfigMap("quartz".into()), Err("403 Forbidden".to_string()))].into_iter().collect();
+        let (env, _) = resolve_env(&view, &forbidden);
+        assert_eq!(env["QUARTZ_STATUS_ONBOOTUP"], "<from configMap quartz: 403 Forbidden>");
+    }
 
     #[test]
     fn an_image_version_is_its_digest_or_tag_whatever_the_registry() {

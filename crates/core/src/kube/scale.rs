@@ -183,5 +183,44 @@ pub async fn workload(cluster: &Cluster, kind: Kind, name: &str) -> Result<Workl
         Kind::Deployment => read_view::<Deployment>(cluster, kind, name, "workload").await?,
         Kind::StatefulSet => read_view::<StatefulSet>(cluster, kind, name, "workload").await?,
     };
-    Ok(info(kind.name(), name, &cluster.namespace, &view))
+    let objects = env_objects(cluster, &view).await;
+    Ok(info(kind.name(), name, &cluster.namespace, &view, &objects))
+}
+
+/// Reads the ConfigMaps and Secrets the workload's environment refers to, at the same time;
+/// one that cannot be read is kept with its error (the variable then says why).
+async fn env_objects(cluster: &Cluster, view: &super::observed::View) -> super::observed::EnvObjects {
+    use super::observed::EnvRef;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let reads = super::observed::env_refs(view).into_iter().map(|r| async move {
+        let data = match &r {
+            EnvRef::ConfigMap(name) => cluster
+                .api::<ConfigMap>()
+                .get(name)
+                .await
+                .map(|m| m.data.unwrap_or_default())
+                .map_err(|e| short_error(&e)),
+            EnvRef::Secret(name) => cluster
+                .api::<Secret>()
+                .get(name)
+                .await
+                .map(|s| {
+                    s.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                        .collect()
+                })
+                .map_err(|e| short_error(&e)),
+        };
+        (r, data)
+    });
+    futures::future::join_all(reads).await.into_iter().collect()
+}
+
+fn short_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
+        other => drscript_base::redact::redacted(other.to_string()),
+    }
 }

@@ -59,9 +59,12 @@ pub mod kube_api {
     }
 
     /// A workload's state: `#{kind, name, namespace, replicas, ready, available, images,
-    /// versions, version, env}` — `versions` are the images' tags or digests without their
-    /// registry (compare these across regions), `version` the first of them, `env` the containers'
-    /// environment variables (e.g. `QUARTZ_STATUS_ONBOOTUP`). In a plan: zeros and empties, so
+    /// versions, version, env, env_source}` — `versions` are the images' tags or digests without
+    /// their registry (compare these across regions), `version` the first of them, `env` the
+    /// containers' environment variables as the pods see them (e.g. `QUARTZ_STATUS_ONBOOTUP`,
+    /// followed through `valueFrom` and `envFrom` ConfigMaps and Secrets), `env_source` where
+    /// each one that is not a literal came from (never print a value whose source is a secret).
+    /// In a plan: zeros and empties, so
     /// read variables with `w.env.get("NAME")` (`()` when absent) rather than `w.env.NAME`.
     ///
     /// ```rhai
@@ -211,6 +214,7 @@ fn workload(exec: &Exec, env: Dynamic, kind: &str, name: &str) -> Result<Map> {
         m.insert("versions".into(), Dynamic::from(rhai::Array::new()));
         m.insert("version".into(), "".into());
         m.insert("env".into(), Dynamic::from(Map::new()));
+        m.insert("env_source".into(), Dynamic::from(Map::new()));
         m
     };
     exec.query("workload", &target, placeholder, || {
