@@ -342,6 +342,70 @@ fn the_rabbitmq_volume_ends_identical_even_where_dr_has_a_newer_file_of_the_same
     assert!(tree(&prod) == tree(&dr), "the two volumes differ");
 }
 
+/// Writes a config where `env`'s `share` uses a SAS (permissions `sp`, expiring at `expiry`)
+/// instead of the account key; returns the config's file name under `sbx/`.
+fn config_with_sas(world: &World, env: &str, share: &str, sp: &str, expiry: chrono::DateTime<chrono::Utc>) -> String {
+    let sbx = world.path().join("sbx");
+    let key = std::fs::read_to_string(sbx.join(format!("secrets/{env}-files.key"))).unwrap();
+    let sas = drscript_sync::azure_files::auth::account_sas(env, key.trim(), sp, expiry);
+    std::fs::write(sbx.join(format!("secrets/{env}-{share}.sas")), &sas).unwrap();
+    let config = std::fs::read_to_string(sbx.join("drscript.toml")).unwrap();
+    let edited: String = config
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("{share} = ")) && l.contains(&format!("/{env}/{share}")) {
+                l.replace(
+                    &format!("account_key_file = \"secrets/{env}-files.key\""),
+                    &format!("sas_file = \"secrets/{env}-{share}.sas\""),
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(edited, config, "the share line was found");
+    let name = format!("{env}-{share}-{sp}.toml");
+    std::fs::write(sbx.join(&name), edited).unwrap();
+    name
+}
+
+/// What would fail inside the downtime is refused before it: a SAS that expires before the
+/// switch can end, a destination share whose SAS cannot write. Nothing changes on either side.
+#[test]
+fn a_sas_expiring_during_the_switch_or_a_read_only_destination_is_refused_before_anything_changes() {
+    let world = World::start(&["--remote-shares"]);
+    let run = |config: &str| {
+        Command::new(&*BIN)
+            .args(["--config", &format!("sbx/{config}"), "run", &runbook("failover.rhai"), "--yes"])
+            .current_dir(world.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let before = snapshot(&world);
+    let soon = config_with_sas(&world, "prod", "app", "rl", chrono::Utc::now() + chrono::Duration::minutes(20));
+    let out = run(&soon);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("prod's share app: its SAS expires in 19 min")
+            || err.contains("prod's share app: its SAS expires in 20 min"),
+        "{err}"
+    );
+    assert!(err.contains("--var sas_margin=SECONDS"), "{err}");
+    assert_eq!(snapshot(&world), before, "a refused failover changed something");
+    let read_only = config_with_sas(&world, "dr", "app", "rl", chrono::Utc::now() + chrono::Duration::days(30));
+    let out = run(&read_only);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("dr's share app is read-only for drscript: its SAS grants sp=rl"), "{err}");
+    assert!(err.contains("(lacks wdc)"), "{err}");
+    assert_eq!(snapshot(&world), before, "a refused failover changed something");
+    let listener = world.kubectl("prod", &["get", "deployment", "ac-ac-listener", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(listener, "1", "kubectl: PROD untouched");
+}
+
 #[test]
 fn a_share_with_an_expired_sas_proposes_no_storage_failover() {
     let world = World::start(&["--remote-shares"]);

@@ -3,6 +3,7 @@
 //! Rhai wrapper (`primitives::kube`) only converts arguments and goes through `Exec`.
 
 mod cluster;
+pub mod controllers;
 mod failure;
 mod kind;
 mod observed;

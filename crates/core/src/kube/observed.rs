@@ -25,6 +25,10 @@ pub struct View {
     /// A deployment's `Progressing` condition when it is not plainly true
     /// (`Progressing=False ProgressDeadlineExceeded: ...`), for messages.
     pub progress: Option<String>,
+    /// Who last wrote `spec.replicas` and when (`managedFields`).
+    pub replicas_manager: Option<(String, String)>,
+    /// The GitOps controller that owns the object, from its labels and annotations.
+    pub gitops: Option<super::controllers::GitOps>,
 }
 
 /// A kind that can be scaled and waited for.
@@ -56,6 +60,11 @@ impl Scalable for Deployment {
             available: status.available_replicas.unwrap_or(0),
             selector: selector_string(&self.spec.selector),
             containers: containers(&self.spec.template),
+            replicas_manager: super::controllers::replicas_manager(&self.metadata),
+            gitops: super::controllers::gitops_of(
+                &self.metadata,
+                self.metadata.namespace.as_deref().unwrap_or_default(),
+            ),
             progress: status
                 .conditions
                 .iter()
@@ -82,6 +91,11 @@ impl Scalable for StatefulSet {
             available: status.available_replicas.unwrap_or(0),
             selector: selector_string(&self.spec.selector),
             containers: containers(&self.spec.template),
+            replicas_manager: super::controllers::replicas_manager(&self.metadata),
+            gitops: super::controllers::gitops_of(
+                &self.metadata,
+                self.metadata.namespace.as_deref().unwrap_or_default(),
+            ),
             progress: None,
         }
     }
@@ -128,6 +142,9 @@ pub struct WorkloadInfo {
     /// QUARTZ_STATUS_ONBOOTUP`, `secret event-env (envFrom)`). A runbook never prints a value
     /// whose source is a Secret (`preflight.rhai` shows `***`).
     pub env_source: BTreeMap<String, String>,
+    /// The GitOps controller that owns the object (Argo CD, Flux), with the command that pauses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<super::controllers::GitOps>,
 }
 
 /// A reference in a pod template that the API server must be asked about.
@@ -279,6 +296,7 @@ pub fn info(kind: &str, name: &str, namespace: &str, view: &View, objects: &EnvO
         version,
         env,
         env_source,
+        gitops: view.gitops.clone(),
     }
 }
 

@@ -25,11 +25,14 @@ pub struct ScaleOptions {
     pub timeout: Duration,
     /// Precondition: the current replica count must be this (`kubectl scale --current-replicas`).
     pub current: Option<i32>,
+    /// When an HPA's bounds exclude the count: raise them (and restore them when the workload
+    /// is next scaled to 0) instead of scaling to the count the HPA keeps.
+    pub raise_hpa: bool,
 }
 
 impl Default for ScaleOptions {
     fn default() -> Self {
-        ScaleOptions { wait: true, timeout: Duration::from_secs(300), current: None }
+        ScaleOptions { wait: true, timeout: Duration::from_secs(300), current: None, raise_hpa: false }
     }
 }
 
@@ -46,6 +49,12 @@ pub struct ScaleReport {
     /// Ready replicas at the end (as far as observed).
     pub ready: i32,
     pub duration_ms: u64,
+    /// The count asked for, when an HPA keeps another one (`to` is what it keeps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asked: Option<i32>,
+    /// What the HPA of the workload made of the scale, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<String>,
 }
 
 const CONFLICT_ATTEMPTS: u32 = 5;
@@ -84,6 +93,31 @@ async fn scale_kind<K: Scalable>(
     if replicas < 0 {
         return Err(Error::Usage(format!("scale {target}: replicas must be 0 or more, got {replicas}")));
     }
+    // An HPA keeps the workload within its bounds: scale to what it keeps, or raise its bounds
+    // when asked; at 0 it leaves the workload alone (and bounds drscript raised are put back).
+    // (Asked before a scale up; after a scale to 0, which an HPA leaves alone, see below.)
+    let hpa = if replicas > 0 { hpa_of(cluster, kind, name, &target).await } else { None };
+    let (asked, replicas, mut hpa_note) = match &hpa {
+        Some(h) if h.keeps(replicas) != replicas && opts.raise_hpa => {
+            super::controllers::raise(cluster, h, replicas).await?;
+            let note = format!(
+                "HPA {}: bounds {}..{} raised to keep {replicas} (put back when {name} is next scaled to 0)",
+                h.name, h.min, h.max
+            );
+            tracing::warn!("{target}: {note}");
+            (replicas, replicas, Some(note))
+        }
+        Some(h) if h.keeps(replicas) != replicas => {
+            let keeps = h.keeps(replicas);
+            let note = format!(
+                "HPA {} keeps {name} between {} and {}: scaled to {keeps} instead of {replicas} (the scale option raise_hpa, or --var raise_hpa=true in the runbooks, raises its bounds)",
+                h.name, h.min, h.max
+            );
+            tracing::warn!("{target}: {note}");
+            (replicas, keeps, Some(note))
+        }
+        _ => (replicas, replicas, None),
+    };
     let api = cluster.api::<K>();
     let write = async {
         let mut conflicts = 0;
@@ -109,7 +143,8 @@ async fn scale_kind<K: Scalable>(
                 spec: Some(ScaleSpec { replicas: Some(replicas) }),
                 status: None,
             };
-            let post = PostParams::default();
+            let post =
+                PostParams { field_manager: Some(super::controllers::FIELD_MANAGER.into()), ..Default::default() };
             match retrying("scale", cluster, kind, name, || api.replace_scale(name, &post, &desired)).await {
                 Ok(_) => return Ok((from, true)),
                 Err(CallError::Conflict) if conflicts + 1 < CONFLICT_ATTEMPTS => {
@@ -134,13 +169,40 @@ async fn scale_kind<K: Scalable>(
     })??;
     let mut ready = -1;
     if opts.wait {
-        if replicas == 0 {
-            let view = read_view::<K>(cluster, kind, name, "scale").await?;
-            wait::until_gone(cluster, kind, name, &view.selector, deadline, opts.timeout).await?;
-            ready = 0;
-        } else {
-            ready = wait::until_ready::<K>(cluster, kind, name, replicas, deadline, opts.timeout).await?.ready;
-        }
+        let wait = async {
+            if replicas == 0 {
+                let view = read_view::<K>(cluster, kind, name, "scale").await?;
+                wait::until_gone(cluster, kind, name, &view.selector, deadline, opts.timeout).await?;
+                Ok(0)
+            } else {
+                Ok(wait::until_ready::<K>(cluster, kind, name, replicas, deadline, opts.timeout).await?.ready)
+            }
+        };
+        // A scale undone while it is awaited (a GitOps controller, a person) ends the wait at
+        // once, naming who undid it, instead of at the timeout.
+        let undone = async {
+            let mut pause = Duration::from_millis(200);
+            loop {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                if let Ok(view) = read_view::<K>(cluster, kind, name, "scale").await
+                    && view.desired != replicas
+                {
+                    return Err::<i32, Error>(Error::action("scale", &target, wait::changed_back(&view, replicas)));
+                }
+            }
+        };
+        ready = tokio::select! {
+            r = wait => r?,
+            r = undone => r?,
+        };
+    }
+    if replicas == 0
+        && let Some(h) = hpa_of(cluster, kind, name, &target).await.filter(|h| h.raised_from.is_some())
+    {
+        super::controllers::restore(cluster, &h).await?;
+        let (min, max) = h.raised_from.unwrap_or_default();
+        hpa_note = Some(format!("HPA {}: bounds {}..{} put back to {min}..{max}", h.name, h.min, h.max));
     }
     Ok(ScaleReport {
         target,
@@ -150,6 +212,8 @@ async fn scale_kind<K: Scalable>(
         waited: opts.wait,
         ready,
         duration_ms: started.elapsed().as_millis() as u64,
+        asked: (asked != replicas).then_some(asked),
+        hpa: hpa_note,
     })
 }
 
@@ -216,6 +280,18 @@ async fn env_objects(cluster: &Cluster, view: &super::observed::View) -> super::
         (r, data)
     });
     futures::future::join_all(reads).await.into_iter().collect()
+}
+
+/// The HPA that targets the workload; none when the HPAs cannot be listed (the scale then
+/// goes as asked, and its wait names whoever undoes it).
+async fn hpa_of(cluster: &Cluster, kind: Kind, name: &str, target: &str) -> Option<super::controllers::Hpa> {
+    match super::controllers::hpas(cluster).await {
+        Ok(list) => super::controllers::hpa_for(&list, kind, name),
+        Err(e) => {
+            tracing::debug!("{target}: cannot list the HPAs ({e}); scaling as asked");
+            None
+        }
+    }
 }
 
 fn short_error(e: &kube::Error) -> String {

@@ -85,6 +85,11 @@ pub async fn until_ready<K: Scalable>(
                     if done {
                         return Ok(view);
                     }
+                    // Someone set the replicas back (a GitOps controller, an HPA, a person): the
+                    // wait cannot end well, and the operator needs to know who, now.
+                    if view.desired != replicas {
+                        return Err(Error::action("scale", cluster.target(kind, name), changed_back(&view, replicas)));
+                    }
                 }
                 Ok(Event::InitDone) if !seen => {
                     return Err(Error::action(
@@ -134,6 +139,21 @@ pub async fn until_ready<K: Scalable>(
             ))
         }
     }
+}
+
+/// "spec.replicas was set back to 2 by argocd-controller at ... (managedFields)", with the
+/// command that pauses the controller when the object names one.
+pub fn changed_back(view: &View, replicas: i32) -> String {
+    let by = match &view.replicas_manager {
+        Some((manager, at)) => format!(" by {manager} at {at} (managedFields)"),
+        None => String::new(),
+    };
+    let mut message =
+        format!("while waiting for {replicas} ready replicas, spec.replicas was set to {}{by}", view.desired);
+    if let Some(g) = &view.gitops {
+        message.push_str(&format!("; the object is owned by {}: pause it first: {}", g.owner, g.pause));
+    }
+    message
 }
 
 /// Waits until no pod matches `selector` in the namespace, terminating ones included.

@@ -119,8 +119,15 @@ fn options(map: &Map) -> Result<ScaleOptions> {
             }
             "timeout" => opts.timeout = seconds("timeout", value)?,
             "current" => opts.current = Some(replicas_arg(value)?),
+            "raise_hpa" => {
+                opts.raise_hpa = value
+                    .as_bool()
+                    .map_err(|t| Error::Usage(format!("scale option `raise_hpa` must be true or false, got {t}")))?;
+            }
             other => {
-                return Err(Error::Usage(format!("unknown scale option `{other}` (known: wait, timeout, current)")));
+                return Err(Error::Usage(format!(
+                    "unknown scale option `{other}` (known: wait, timeout, current, raise_hpa)"
+                )));
             }
         }
     }

@@ -153,7 +153,7 @@ fn placeholder(exec: &Exec, e: &crate::config::Environment, serving: bool) -> si
                 let configured = site::facts::configured(e, c);
                 let n = if serving || *c == "rabbitmq" { configured } else { 0 };
                 let name = format!("{}-ac-{c}", e.release);
-                (c.to_string(), Workload { name, desired: n, ready: n, configured })
+                (c.to_string(), Workload { name, desired: n, ready: n, configured, hpa: None, undone_by: None })
             })
             .collect()
     };
@@ -188,6 +188,8 @@ fn placeholder(exec: &Exec, e: &crate::config::Environment, serving: bool) -> si
                     problem: down.then_some(site::facts::ShareProblem::Outage),
                     error: down.then(|| "pictured down by --var down (plan)".to_string()),
                     sas_days_left: None,
+                    sas_seconds_left: None,
+                    sas_permissions: None,
                 };
                 (name.clone(), facts)
             })
@@ -357,6 +359,7 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
         ignore_unfinished: exec.var("ignore_unfinished").cloned(),
         command: site::next::Commands::new(&config).switch(&f, &t),
         reverse_command: site::next::Commands::new(&config).switch(&t, &f),
+        ack_controllers: exec.var("ack_controllers").is_some_and(|v| v == "true"),
         resuming,
     };
     let decision = site::decide(&situation, fs, ts, &history, &intent);
@@ -418,6 +421,8 @@ fn share_check(exec: &Arc<Exec>, share: &ShareRef) -> Result<Map> {
             problem: None,
             error: None,
             sas_days_left: None,
+            sas_seconds_left: None,
+            sas_permissions: None,
         },
         || exec.block_on(async { Ok(site::facts::read_share(&share.name, &share.share, &share.path, b).await) }),
     )?;

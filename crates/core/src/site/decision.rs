@@ -56,6 +56,9 @@ pub struct Intent {
     pub reverse_command: String,
     /// This run is a resumed attempt of this switch: a half-finished state is its own doing.
     pub resuming: bool,
+    /// `--var ack_controllers=true`: the operator knows a GitOps controller or KEDA manages
+    /// workloads the switch scales (and paused it, or accepts the risk).
+    pub ack_controllers: bool,
 }
 
 /// Decides the switch `from` → `to` in `situation`; `history` is newest first, without the
@@ -94,6 +97,21 @@ pub fn decide(
         return Decision::Refuse {
             why: format!("{what} of {side} refuses drscript's credentials: {why}"),
             meant: format!("{fix}, and run again; `drscript status` shows the answer"),
+        };
+    }
+    // A controller that sets the replicas back (Argo CD self-heal, Flux, KEDA) would undo the
+    // switch half way: stopped source restarted, or the target scaled back down.
+    if !intent.ack_controllers
+        && let Some((side, component, by)) = [from, to]
+            .into_iter()
+            .find_map(|s| s.controllers().into_iter().next().map(|(c, g)| (s.name.as_str(), c, g)))
+    {
+        return Decision::Refuse {
+            why: format!("{side}'s {component} is managed by {}, which would undo the switch's scale", by.owner),
+            meant: format!(
+                "pause it first: {}\nthen run again acknowledging it: {} --var ack_controllers=true",
+                by.pause, intent.command
+            ),
         };
     }
     // The switch ends by repointing the application record: a provider that refuses the
@@ -244,7 +262,17 @@ mod tests {
             .into_iter()
             .map(|(c, k)| {
                 let count = if c == "rabbitmq" { k } else { n(k) };
-                (c.to_string(), Workload { name: c.to_string(), desired: count, ready: count, configured: k })
+                (
+                    c.to_string(),
+                    Workload {
+                        name: c.to_string(),
+                        desired: count,
+                        ready: count,
+                        configured: k,
+                        hpa: None,
+                        undone_by: None,
+                    },
+                )
             })
             .collect();
         let reach = Reach { reachable, error: (!reachable).then(|| "refused".to_string()) };
@@ -425,6 +453,26 @@ mod tests {
         );
         assert!(matches!(with_error("update refused: NOTAUTH (TSIG BADKEY)"), Decision::Refuse { .. }));
         assert_eq!(with_error("no answer within 8s (timed out)"), Decision::Switch);
+    }
+
+    #[test]
+    fn a_gitops_owned_workload_refuses_the_switch_until_acknowledged() {
+        let (prod, mut dr) = (env("prod", true, true), env("dr", false, true));
+        dr.workloads.get_mut("listener").unwrap().undone_by = Some(crate::kube::controllers::GitOps {
+            owner: "Argo CD application adeptia".into(),
+            pause: "argocd app set adeptia --sync-policy none".into(),
+        });
+        let s = judge(vec![prod.clone(), dr.clone()], dns("prod"), &[], None);
+        let intent = Intent { command: "drscript failover.rhai".into(), ..Default::default() };
+        let d = decide(&s, &prod, &dr, &[], &intent);
+        assert!(
+            matches!(&d, Decision::Refuse { why, meant } if why.contains("dr's listener is managed by Argo CD application adeptia")
+                && meant.contains("argocd app set adeptia --sync-policy none")
+                && meant.contains("drscript failover.rhai --var ack_controllers=true")),
+            "{d:?}"
+        );
+        let acked = Intent { ack_controllers: true, ..intent };
+        assert_eq!(decide(&s, &prod, &dr, &[], &acked), Decision::Switch);
     }
 
     #[test]

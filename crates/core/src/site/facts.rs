@@ -41,7 +41,15 @@ pub struct Workload {
     pub name: String,
     pub desired: i32,
     pub ready: i32,
+    /// The count this side serves at: the config's, or what the workload's HPA keeps of it.
     pub configured: i32,
+    /// The workload's HorizontalPodAutoscaler.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<crate::kube::controllers::Hpa>,
+    /// A controller that would undo a scale (a GitOps owner, KEDA): who, and the command that
+    /// pauses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undone_by: Option<crate::kube::controllers::GitOps>,
 }
 
 /// Why a share cannot be read. Only `outage` is a reason a regional outage causes, and so a
@@ -67,6 +75,11 @@ pub struct ShareFacts {
     pub error: Option<String>,
     /// Whole days until the SAS expires (negative once expired).
     pub sas_days_left: Option<i64>,
+    /// Seconds until the SAS expires (negative once expired): a switch refuses a SAS that
+    /// expires before it can end.
+    pub sas_seconds_left: Option<i64>,
+    /// The SAS's permission letters (`sp`), when it says: a copy into the share needs `rwdlc`.
+    pub sas_permissions: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -178,6 +191,11 @@ impl SiteState {
             && COMPONENTS
                 .iter()
                 .all(|(c, _)| self.workload(c).is_some_and(|w| w.ready >= w.configured && w.desired > 0))
+    }
+
+    /// Controllers that would undo a switch's scales here: (component, who, how to pause it).
+    pub fn controllers(&self) -> Vec<(&str, &crate::kube::controllers::GitOps)> {
+        self.workloads.iter().filter_map(|(c, w)| w.undone_by.as_ref().map(|g| (c.as_str(), g))).collect()
     }
 
     /// Cluster and gateway both answer.
@@ -310,7 +328,15 @@ async fn read_cluster(env: &Environment, budget: Budget) -> ClusterReading {
                 crate::kube::workload(cluster, *kind, &name).await.map(|info| (*component, info))
             }
         });
-        let (infos, rights) = tokio::join!(futures::future::try_join_all(reads), cluster.missing_scale_rights());
+        let (infos, rights, hpas) = tokio::join!(
+            futures::future::try_join_all(reads),
+            cluster.missing_scale_rights(),
+            crate::kube::controllers::hpas(&cluster)
+        );
+        let hpas = hpas.unwrap_or_else(|e| {
+            tracing::debug!("{}: cannot list the HPAs: {e}", env.name);
+            Vec::new()
+        });
         let refused = match rights {
             Ok(missing) if missing.is_empty() => None,
             Ok(missing) => Some(format!(
@@ -325,20 +351,42 @@ async fn read_cluster(env: &Environment, budget: Budget) -> ClusterReading {
                 None
             }
         };
-        Ok((infos?, refused))
+        let infos = infos?
+            .into_iter()
+            .map(|(c, info)| {
+                let kind = COMPONENTS.iter().find(|(name, _)| *name == c).map_or(Kind::Deployment, |(_, k)| *k);
+                let hpa = crate::kube::controllers::hpa_for(&hpas, kind, &info.name);
+                (c, info, hpa)
+            })
+            .collect::<Vec<_>>();
+        Ok((infos, refused))
     };
     match within(budget, "the API server", read).await {
         Err(e) => (Reach::failed(e), BTreeMap::new(), None, None),
         Ok((infos, refused)) => {
-            let version = infos.iter().find(|(c, _)| *c == "runtime").map(|(_, i)| i.version.clone());
+            let version = infos.iter().find(|(c, _, _)| *c == "runtime").map(|(_, i, _)| i.version.clone());
             let workloads = infos
                 .into_iter()
-                .map(|(c, info)| {
+                .map(|(c, info, hpa)| {
+                    let configured = configured(env, c);
+                    let undone_by = info.gitops.clone().or_else(|| {
+                        let h = hpa.as_ref()?;
+                        let owner = h.keda.as_ref()?;
+                        Some(crate::kube::controllers::GitOps {
+                            owner: format!("KEDA ScaledObject {owner} (through HPA {})", h.name),
+                            pause: format!(
+                                "kubectl -n {} annotate scaledobject {owner} autoscaling.keda.sh/paused=true",
+                                env.namespace
+                            ),
+                        })
+                    });
                     let w = Workload {
                         name: info.name,
                         desired: info.replicas,
                         ready: info.ready,
-                        configured: configured(env, c),
+                        configured: hpa.as_ref().map_or(configured, |h| h.keeps(configured)),
+                        hpa,
+                        undone_by,
                     };
                     (c.to_string(), w)
                 })
@@ -423,8 +471,19 @@ async fn read_shares(env: &Environment, budget: Budget) -> BTreeMap<String, Shar
 
 /// Whole days until the share's SAS expires, when it has one with an expiry.
 pub fn sas_days_left(share: &Share) -> Option<i64> {
+    sas_seconds_left(share).map(|s| s / 86_400)
+}
+
+/// Seconds until the share's SAS expires, when it has one with an expiry.
+pub fn sas_seconds_left(share: &Share) -> Option<i64> {
     let sas = share.sas.as_ref()?.resolve().ok()?;
-    Sas::parse(&sas).expiry.map(|expiry| (expiry - chrono::Utc::now()).num_days())
+    Sas::parse(&sas).expiry.map(|expiry| (expiry - chrono::Utc::now()).num_seconds())
+}
+
+/// The share's SAS permission letters (`sp`), when it has a SAS that says.
+pub fn sas_permissions(share: &Share) -> Option<String> {
+    let sas = share.sas.as_ref()?.resolve().ok()?;
+    Sas::parse(&sas).permissions
 }
 
 /// Can the share (or its folder `sub`) be listed, and if not, why: the test behind the storage
@@ -448,7 +507,15 @@ pub async fn read_share(name: &str, share: &Share, sub: &str, budget: Budget) ->
         Err(_) => Err((ShareProblem::Outage, format!("no answer within {:.0}s (timed out)", budget.0.as_secs_f64()))),
     };
     match outcome {
-        Ok(()) => ShareFacts { name: name.to_string(), reachable: true, problem: None, error: None, sas_days_left },
+        Ok(()) => ShareFacts {
+            name: name.to_string(),
+            reachable: true,
+            problem: None,
+            error: None,
+            sas_days_left,
+            sas_seconds_left: sas_seconds_left(share),
+            sas_permissions: sas_permissions(share),
+        },
         Err((problem, mut error)) => {
             if problem == ShareProblem::Denied
                 && let Some(days) = sas_days_left.filter(|d| *d < 0)
@@ -461,6 +528,8 @@ pub async fn read_share(name: &str, share: &Share, sub: &str, budget: Budget) ->
                 problem: Some(problem),
                 error: Some(drscript_base::redact::redacted(error)),
                 sas_days_left,
+                sas_seconds_left: sas_seconds_left(share),
+                sas_permissions: sas_permissions(share),
             }
         }
     }
