@@ -106,6 +106,42 @@ async fn a_500_is_an_error_with_status_and_excerpt() {
     assert!(server.calls().iter().filter(|c| *c == "Pause").count() >= 2, "{:?}", server.calls());
 }
 
+/// A servlet container's form login: the session comes back as a cookie and is sent with every
+/// call; a session the gateway forgot (a restart) is a redirect to the login page, which logs in
+/// again once; a wrong password is the login page again, named as refused credentials, never read
+/// as a scheduler state.
+#[tokio::test]
+async fn a_form_login_keeps_its_session_cookie_logs_in_again_when_sent_to_the_login_page_and_names_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = GatewayServer::start(
+        0,
+        GatewayAuthMode::FormLogin { username: "ops".into(), password: SECRET.into() },
+        SchedulerState::Running,
+    )
+    .await
+    .unwrap();
+    let auth =
+        "[environments.prod.gateway_auth]\ntype = \"form_login\"\nusername = \"ops\"\npassword_file = \"secret.txt\"\n";
+    let env = env_for(dir.path(), &server.url(), auth);
+    pause_then_resume(&server, &env, dir.path()).await;
+    let logins = server.calls().iter().filter(|c| *c == "login").count();
+    assert!(logins >= 1, "{:?}", server.calls());
+    // The sandbox forgets every session (as a restarted gateway): sent to the login page, the
+    // client logs in again and the call goes through.
+    server.forget_sessions();
+    let report = set_scheduler(&env, dir.path(), Action::Pause).await.unwrap();
+    assert!(report.changed, "{report:?}");
+    assert_eq!(server.state(), SchedulerState::Paused);
+    // A wrong password: the login form again, a refusal of the credentials.
+    std::fs::write(dir.path().join("secret.txt"), "Wr0ngFormPassw0rd\n").unwrap();
+    let err = set_scheduler(&env, dir.path(), Action::Resume).await.unwrap_err().to_string();
+    assert!(err.contains("login at") && err.contains("the form login was refused"), "{err}");
+    assert!(err.contains("/login.jsp?error=true"), "{err}");
+    assert!(drscript_core::scheduler::credentials_refused(&err), "{err}");
+    assert!(!err.contains("Wr0ngFormPassw0rd"), "{err}");
+    assert_eq!(server.state(), SchedulerState::Paused, "nothing was resumed");
+}
+
 #[tokio::test]
 async fn an_html_page_instead_of_json_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

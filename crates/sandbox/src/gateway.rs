@@ -1,7 +1,9 @@
 //! The Adeptia web gateway emulation of one environment: the scheduler service the document
 //! calls (`GET /event/schedulerservice?_dc=..&query=Pause|Resume&page=1&start=0&limit=25`), with
-//! the scheduler's state and the configured authentication, including Adeptia's API login
-//! (`POST /rest/login/user`, token in the `ACCESS_TOKEN` response header).
+//! the scheduler's state and the configured authentication: HTTP Basic, a bearer token, a header,
+//! Adeptia's API login (`POST /rest/login/user`, token in the `ACCESS_TOKEN` response header),
+//! and a servlet container's form login (`POST /j_security_check`, session in a `JSESSIONID`
+//! cookie, requests without a session redirected to `/login.jsp`).
 //!
 //! Assumptions of this emulation (the document shows only the call, not the reply):
 //! - the reply is ExtJS-store JSON: `{"success": true, "message": ..., "status": "PAUSED"|"RUNNING",
@@ -50,10 +52,28 @@ impl SchedulerState {
 #[derive(Debug, Clone)]
 pub enum GatewayAuthMode {
     None,
-    Basic { username: String, password: String },
-    Bearer { token: String },
-    Header { name: String, value: String },
-    AdeptiaLogin { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+    Header {
+        name: String,
+        value: String,
+    },
+    AdeptiaLogin {
+        username: String,
+        password: String,
+    },
+    /// A Java servlet container's form login: `POST /j_security_check` with `j_username` and
+    /// `j_password` sets a `JSESSIONID` cookie; a request without a valid session is redirected
+    /// (302) to `/login.jsp`, a refused login to `/login.jsp?error=true`.
+    FormLogin {
+        username: String,
+        password: String,
+    },
 }
 
 /// A fault to answer every scheduler call with, until cleared.
@@ -100,6 +120,8 @@ impl GatewayServer {
         let router = Router::new()
             .route("/event/schedulerservice", get(scheduler))
             .route("/rest/login/user", post(login))
+            .route("/j_security_check", post(form_login))
+            .route("/login.jsp", get(login_page))
             .route("/_sandbox/state", get(state))
             .with_state(Arc::clone(&gateway));
         let faults = Arc::new(crate::faults::FaultSlot::default());
@@ -133,6 +155,11 @@ impl GatewayServer {
     /// Switches random faults on (or off with `None`) for the requests from now on.
     pub fn set_random_faults(&self, injector: Option<Arc<crate::faults::Injector>>) {
         self.faults.set(injector);
+    }
+
+    /// Forgets every token and session handed out, as a restarted gateway does.
+    pub fn forget_sessions(&self) {
+        lock(&self.gateway.tokens).clear();
     }
 
     /// The scheduler calls served so far (`Pause`, `Resume`, `Status`, `login`).
@@ -182,7 +209,44 @@ fn authorised(gateway: &Gateway, headers: &HeaderMap) -> bool {
             let token = header_value("access_token");
             !token.is_empty() && lock(&gateway.tokens).contains(&token)
         }
+        GatewayAuthMode::FormLogin { .. } => {
+            let cookies = header_value("cookie");
+            let tokens = lock(&gateway.tokens);
+            cookies
+                .split(';')
+                .filter_map(|c| c.trim().strip_prefix("JSESSIONID="))
+                .any(|s| tokens.iter().any(|t| t == s))
+        }
     }
+}
+
+fn redirect(to: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, to)], "").into_response()
+}
+
+async fn login_page() -> Response {
+    html(StatusCode::OK)
+}
+
+/// `POST /j_security_check`: a form login; the session is a cookie.
+async fn form_login(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
+    lock(&gateway.calls).push("login".to_string());
+    let GatewayAuthMode::FormLogin { username, password } = &gateway.auth else {
+        return redirect("/login.jsp?error=true");
+    };
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let given = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if given("j_username") != username || given("j_password") != password {
+        return redirect("/login.jsp?error=true");
+    }
+    let session = {
+        let mut tokens = lock(&gateway.tokens);
+        let session = format!("{:016X}{:04X}", fnv(&format!("{username}{}", tokens.len())), tokens.len());
+        tokens.push(session.clone());
+        session
+    };
+    let cookie = format!("JSESSIONID={session}; Path=/; HttpOnly");
+    (StatusCode::FOUND, [(header::LOCATION, "/".to_string()), (header::SET_COOKIE, cookie)], "").into_response()
 }
 
 fn html(code: StatusCode) -> Response {
@@ -195,6 +259,9 @@ async fn scheduler(
     headers: HeaderMap,
 ) -> Response {
     if !authorised(&gateway, &headers) {
+        if matches!(gateway.auth, GatewayAuthMode::FormLogin { .. }) {
+            return redirect("/login.jsp");
+        }
         return html(StatusCode::UNAUTHORIZED);
     }
     let action = query.get("query").cloned().unwrap_or_default();

@@ -99,10 +99,36 @@ pub enum GatewayAuth {
         #[serde(default = "default_login_path")]
         login_path: String,
     },
+    /// A web form login, as a Java servlet container (`j_security_check`) or a Spring login page
+    /// does it: the credentials are POSTed as a form, the session comes back as a cookie, and a
+    /// request without a valid session is redirected to the login page.
+    FormLogin {
+        username: String,
+        password_env: Option<String>,
+        password_file: Option<PathBuf>,
+        #[serde(default = "default_form_path")]
+        login_path: String,
+        #[serde(default = "default_username_field")]
+        username_field: String,
+        #[serde(default = "default_password_field")]
+        password_field: String,
+    },
 }
 
 fn default_login_path() -> String {
     "/rest/login/user".to_string()
+}
+
+fn default_form_path() -> String {
+    "/j_security_check".to_string()
+}
+
+fn default_username_field() -> String {
+    "j_username".to_string()
+}
+
+fn default_password_field() -> String {
+    "j_password".to_string()
 }
 
 /// A file share: a local folder or an Azure Files / Blob URL with its credentials.

@@ -230,7 +230,8 @@ fn validate_environment(
     match &env.gateway_auth {
         GatewayAuth::None => {}
         GatewayAuth::Basic { password_env, password_file, .. }
-        | GatewayAuth::AdeptiaLogin { password_env, password_file, .. } => {
+        | GatewayAuth::AdeptiaLogin { password_env, password_file, .. }
+        | GatewayAuth::FormLogin { password_env, password_file, .. } => {
             required_secret(&auth_key, "password", password_env, password_file, base)
                 .map_err(|m| err(&auth_key, &m))?;
         }

@@ -23,7 +23,8 @@ pub struct Gateway {
     base: String,
     http: reqwest::Client,
     auth: Auth,
-    /// The `ACCESS_TOKEN` of an Adeptia API login, once logged in.
+    /// The `ACCESS_TOKEN` of an Adeptia API login, or the session cookie(s) of a form login
+    /// (`JSESSIONID=...`), once logged in.
     token: Option<String>,
 }
 
@@ -34,6 +35,7 @@ enum Auth {
     Bearer(SecretRef),
     Header { name: String, value: SecretRef },
     Login { username: String, password: SecretRef, path: String },
+    Form { username: String, password: SecretRef, path: String, fields: (String, String) },
 }
 
 fn secret(key: &str, env_var: &Option<String>, file: &Option<PathBuf>, base: &Path) -> Result<SecretRef> {
@@ -64,6 +66,19 @@ impl Gateway {
                 username: username.clone(),
                 password: secret(&key("password"), password_env, password_file, base)?,
                 path: login_path.clone(),
+            },
+            GatewayAuth::FormLogin {
+                username,
+                password_env,
+                password_file,
+                login_path,
+                username_field,
+                password_field,
+            } => Auth::Form {
+                username: username.clone(),
+                password: secret(&key("password"), password_env, password_file, base)?,
+                path: login_path.clone(),
+                fields: (username_field.clone(), password_field.clone()),
             },
         };
         let mut builder = reqwest::Client::builder()
@@ -118,7 +133,7 @@ impl Gateway {
     pub fn secret(&self) -> Option<&SecretRef> {
         match &self.auth {
             Auth::None => None,
-            Auth::Basic { password, .. } | Auth::Login { password, .. } => Some(password),
+            Auth::Basic { password, .. } | Auth::Login { password, .. } | Auth::Form { password, .. } => Some(password),
             Auth::Bearer(token) => Some(token),
             Auth::Header { value, .. } => Some(value),
         }
@@ -151,12 +166,37 @@ impl Gateway {
                 Ok(response) => {
                     let status = response.status();
                     let html = is_html(&response);
+                    let location = location(&response);
                     let body = response.text().await.unwrap_or_default();
-                    if status == StatusCode::UNAUTHORIZED && matches!(self.auth, Auth::Login { .. }) && !relogged {
-                        // The token may have expired: log in once more.
+                    // Sent to the login page: not logged in (a session or token that expired),
+                    // never an answer about the scheduler.
+                    let to_login = status.is_redirection() && location.as_deref().is_some_and(looks_like_login)
+                        || status.is_success() && html && looks_like_login_page(&body);
+                    let logs_in = matches!(self.auth, Auth::Login { .. } | Auth::Form { .. });
+                    if (status == StatusCode::UNAUTHORIZED || to_login) && logs_in && !relogged {
+                        // The token or session may have expired: log in once more.
                         self.token = None;
                         relogged = true;
                         continue;
+                    }
+                    if to_login {
+                        let what = match &location {
+                            Some(l) if status.is_redirection() => format!("a redirect to the login page {l}"),
+                            _ => "an HTML page".to_string(),
+                        };
+                        return Err(self.fail(
+                            primitive,
+                            format!(
+                                "{status}: the gateway answered with {what} instead of JSON: a login form, drscript is not logged in (check gateway_auth and its secret): {}",
+                                excerpt(&body)
+                            ),
+                        ));
+                    }
+                    if status.is_redirection() {
+                        return Err(self.fail(
+                            primitive,
+                            format!("{status}: redirected to {} (check the gateway URL)", location.unwrap_or_default()),
+                        ));
                     }
                     if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < ATTEMPTS {
                         tracing::debug!("{primitive} {}: {status}; retrying", self.target());
@@ -204,7 +244,89 @@ impl Gateway {
                 }
                 request.header("ACCESS_TOKEN", self.token.clone().unwrap_or_default())
             }
+            Auth::Form { .. } => {
+                if self.token.is_none() {
+                    self.token = Some(self.form_login(primitive).await?);
+                }
+                request.header(reqwest::header::COOKIE, self.token.clone().unwrap_or_default())
+            }
         })
+    }
+
+    /// A form login: POST the credentials as `application/x-www-form-urlencoded` to
+    /// `{login_path}`; the session comes back in `Set-Cookie`. Refused when the server sends the
+    /// browser back to a login or error page, or sets no cookie.
+    async fn form_login(&self, primitive: &str) -> Result<String> {
+        let Auth::Form { username, password, path, fields } = &self.auth else {
+            return Err(Error::Other("form login without form login configured".to_string()));
+        };
+        let url = format!("{}{path}", self.base);
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair(&fields.0, username)
+            .append_pair(&fields.1, &password.resolve()?)
+            .finish();
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            let request = self
+                .http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body.clone());
+            match request.send().await {
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
+                Err(e) => {
+                    return Err(self.fail(
+                        primitive,
+                        format!("cannot reach {url} to log in: {}", drscript_base::error::chain(&e)),
+                    ));
+                }
+                Ok(r)
+                    if attempt < ATTEMPTS
+                        && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
+                Ok(r) => break r,
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        };
+        let status = response.status();
+        let landing = location(&response);
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .map(|c| c.trim().to_string())
+            .filter(|c| c.contains('='))
+            .collect();
+        let html = is_html(&response);
+        let text = response.text().await.unwrap_or_default();
+        let refused = status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::FORBIDDEN
+            || landing.as_deref().is_some_and(|l| looks_like_login(l) || l.contains("error"))
+            || (status.is_success() && html && looks_like_login_page(&text));
+        if refused {
+            return Err(self.fail(
+                primitive,
+                format!(
+                    "login at {url} as `{username}`: the form login was refused ({status}{}); check gateway_auth and its secret",
+                    landing.map(|l| format!(", sent to {l}")).unwrap_or_default()
+                ),
+            ));
+        }
+        if !(status.is_success() || status.is_redirection()) {
+            return Err(self.fail(primitive, format!("login at {url} as `{username}`: {status}: {}", excerpt(&text))));
+        }
+        if cookies.is_empty() {
+            return Err(self.fail(primitive, format!("login at {url} answered {status} without a session cookie")));
+        }
+        let session = cookies.join("; ");
+        for c in &cookies {
+            if let Some((_, value)) = c.split_once('=') {
+                drscript_base::redact::register(value);
+            }
+        }
+        Ok(session)
     }
 
     /// Adeptia's API login: `POST {login_path}` with JSON credentials; the token comes back in
@@ -256,6 +378,23 @@ impl Gateway {
 /// (the scheduler calls are idempotent: a repeated Pause finds the scheduler paused).
 fn transient(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || e.is_request()
+}
+
+/// The `Location` of a redirect.
+fn location(response: &reqwest::Response) -> Option<String> {
+    response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// A URL of a login page (`/login`, `/login.jsp?error`, `/j_security_check`, `/signin`).
+fn looks_like_login(url: &str) -> bool {
+    let url = url.to_ascii_lowercase();
+    ["login", "signin", "sign-in", "j_security_check", "logon"].iter().any(|w| url.contains(w))
+}
+
+/// An HTML page with a password field: a login form, whatever its URL.
+fn looks_like_login_page(body: &str) -> bool {
+    let body = body.to_ascii_lowercase();
+    body.contains("type=\"password\"") || body.contains("type='password'") || body.contains("j_password")
 }
 
 fn is_html(response: &reqwest::Response) -> bool {
