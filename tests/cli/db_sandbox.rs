@@ -74,6 +74,95 @@ fn sandbox_databases_rehearse_db_failover_and_failback_then_stop_with_the_sandbo
     }
 }
 
+/// db_failback while the application writes to the sync database: the side that serves stops
+/// writing before the replication step, so no write lands on the sync database after it (none
+/// would be copied back); the primary is checked again right before DNS moves back; the side
+/// starts again. Judged with psql (the rows' server-side times), kubectl and the zone.
+#[test]
+fn db_failback_stops_the_writers_before_the_replication_so_no_write_is_left_behind() {
+    use std::io::{BufRead, Write};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let world = World::start(&[]);
+    world.run_ok("db_failover.rhai", &[]);
+    let port = world.status()["components"]["databases"]["sync"]["port"].as_u64().unwrap();
+    let password = std::fs::read_to_string(world.path().join("sbx/secrets/db-sync.password")).unwrap();
+    let ca = world.path().join("sbx/databases-ca.pem");
+    let mut psql = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=app dbname=appdb sslmode=verify-full sslrootcert={}",
+            ca.display()
+        ))
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .env("PGPASSWORD", password.trim())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql (postgresql-client) is installed by the test setup");
+    let mut sql = psql.stdin.take().unwrap();
+    writeln!(sql, "CREATE TEMPORARY TABLE w (at timestamptz NOT NULL DEFAULT clock_timestamp());").unwrap();
+    // The application: it writes to the sync database while DNS points at it and PROD's runtime
+    // has pods (once DNS points back at the primary, its writes go there).
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let written = std::sync::Arc::new(AtomicUsize::new(0));
+    let sbx = world.path().join("sbx");
+    let app = {
+        let (stop, written) = (stop.clone(), written.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let zone = std::fs::read_to_string(sbx.join("dns-zone.json")).unwrap_or_default();
+                if !zone.contains("pg-sync.") {
+                    break;
+                }
+                let out =
+                    Command::new(&*BIN).args(["sandbox", "status", "--json", "--dir"]).arg(&sbx).output().unwrap();
+                let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                let runs = status["environments"]["prod"]["pods"]
+                    .as_array()
+                    .is_some_and(|pods| pods.iter().any(|p| p["name"].as_str().unwrap_or("").contains("runtime")));
+                if runs {
+                    writeln!(sql, "INSERT INTO w DEFAULT VALUES;").unwrap();
+                    written.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            sql
+        })
+    };
+    while written.load(Ordering::Relaxed) < 3 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let runs_before = world.runs();
+    let log = world.run_ok("db_failback.rhai", &["--ack", "Replicate the sync database"]);
+    stop.store(true, Ordering::Relaxed);
+    let mut sql = app.join().unwrap();
+    let run = world.runs().difference(&runs_before).next().cloned().unwrap();
+    let replication = world::journal(&run)
+        .into_iter()
+        .find(|r| r["event"] == "step_started" && r["title"] == "Replicate the sync database back to the primary")
+        .unwrap_or_else(|| panic!("{log}"))["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    writeln!(sql, "SELECT count(*) FROM w;").unwrap();
+    writeln!(sql, "SELECT count(*) FROM w WHERE at >= '{replication}';").unwrap();
+    drop(sql);
+    let out = psql.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let counts: Vec<u64> = out.stdout.lines().map(|l| l.unwrap().trim().parse().unwrap()).collect();
+    assert!(counts[0] >= 3, "the application wrote before the failback: {counts:?}");
+    assert_eq!(counts[1], 0, "writes landed on the sync database after the replication started: {counts:?}\n{log}");
+    // The order of the steps, and the application back.
+    let at = |text: &str| log.find(text).unwrap_or_else(|| panic!("{text}: {log}"));
+    assert!(at("Stop prod's writers") < at("Replicate the sync database back"), "{log}");
+    assert!(at("Check the primary database again") < at("Point database DNS at the primary"), "{log}");
+    assert!(at("Point database DNS at the primary") < at("Start prod's writers"), "{log}");
+    assert!(log.contains("resolvers may answer the old address for up to"), "{log}");
+    assert!(zone(&world).contains("pg-primary.") && !zone(&world).contains("pg-sync."), "{}", zone(&world));
+    let runtime = world.kubectl("prod", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(runtime, "2", "kubectl: PROD's runtime started again");
+}
+
 #[test]
 fn without_postgres_binaries_the_sandbox_warns_how_to_install_them_and_runs_without_databases() {
     let dir = tempfile::tempdir().unwrap();
