@@ -151,8 +151,12 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             runner::resume(args.run_id.as_deref(), &options, args.force, cancel).map(drop)
         }
         Command::Repl(args) => {
-            let options =
-                base(PathBuf::new(), if args.plan { Mode::Plan } else { Mode::Live }, args.yes, BTreeMap::new());
+            let mode = match (args.plan, args.live) {
+                (true, _) => Mode::Plan,
+                (_, true) => Mode::Live,
+                _ => Mode::DryRun,
+            };
+            let options = base(PathBuf::new(), mode, args.yes, BTreeMap::new());
             repl::run(&options)
         }
         Command::Docs(args) => docs::run(&args, global.stdlib.clone()),

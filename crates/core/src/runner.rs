@@ -331,6 +331,59 @@ fn execute(
 }
 
 /// Writes the reports of a run from its journal.
+/// A live interactive session (the REPL with `--live`): it holds the state directory's lock for
+/// as long as it lives, journals every change under a run id of its own (mode `repl`, never
+/// resumed: a person typed it), and is listed by `drscript runs` with its report.
+pub struct Interactive {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    state_dir: PathBuf,
+    _lock: Lock,
+    started: Instant,
+}
+
+impl Interactive {
+    pub fn open(state_dir: &Path, config: Option<&crate::config::Config>) -> Result<Interactive> {
+        let state = StateDir::open(state_dir)?;
+        let (run_id, run_dir) = state.new_run()?;
+        let lock = Lock::acquire(state.root(), &run_id)?;
+        Journal::open(&run_dir.join("journal.jsonl"))?.write(Event::RunStarted {
+            run_id: run_id.clone(),
+            attempt: 1,
+            script: "<repl>".to_string(),
+            script_hash: String::new(),
+            config: config.map(|c| absolute(&c.path)),
+            mode: "repl".to_string(),
+            vars: Default::default(),
+            pid: std::process::id(),
+        })?;
+        Ok(Interactive { run_id, run_dir, state_dir: state.root().to_path_buf(), _lock: lock, started: Instant::now() })
+    }
+
+    /// A journal handle and run context for an engine of this session (several may follow one
+    /// another: each appends to the same journal).
+    pub fn journaled(&self) -> Result<(Journal, RunContext)> {
+        Ok((
+            Journal::open(&self.run_dir.join("journal.jsonl"))?,
+            RunContext { run_id: self.run_id.clone(), state_dir: self.state_dir.clone() },
+        ))
+    }
+
+    /// Ends the session: its last record and its report; returns the report's path.
+    pub fn finish(self) -> Result<PathBuf> {
+        let journal = Journal::open(&self.run_dir.join("journal.jsonl"))?;
+        journal.write(Event::RunFinished {
+            outcome: "ok".to_string(),
+            exit_code: exit::OK,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            error: None,
+        })?;
+        let records = journal::read(&self.run_dir.join("journal.jsonl"))?;
+        write_reports(&self.run_dir, &records)?;
+        Ok(self.run_dir.join("report.md"))
+    }
+}
+
 pub fn write_reports(run_dir: &Path, records: &[journal::Record]) -> Result<()> {
     state::write_private(&run_dir.join("report.md"), &report::markdown(records))?;
     state::write_private(&run_dir.join("report.html"), &crate::report_html::html(records))
