@@ -122,6 +122,7 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             out(&outcome.plan.unwrap_or_default());
             Ok(())
         }
+        Command::Init(args) => crate::init::run(&args.dir, args.force),
         Command::Check(args) => check(&args.scripts, global.config.as_deref(), global.stdlib.clone()),
         Command::Status(args) => {
             let config = runner::load_config(config.as_deref(), true)?.ok_or_else(|| Error::Config {

@@ -86,6 +86,11 @@ pub enum Command {
         after_help = "Examples:\n  drscript check runbooks/*.rhai stdlib/*.rhai\n  drscript check --config drscript.toml"
     )]
     Check(CheckArgs),
+    /// Write the runbooks, the stdlib and an annotated starter config for a new customer
+    #[command(
+        after_help = "Examples:\n  drscript init fabrikam\n  cd fabrikam && drscript check --config drscript.toml && drscript plan failover"
+    )]
+    Init(InitArgs),
     /// Where service is: the verdict (ACTIVE, SWITCHING, SPLIT, NONE, DNS MISMATCH) and a table per
     /// environment; exit 0 only when one side is active and healthy. Read-only
     #[command(
@@ -224,6 +229,16 @@ pub struct ReplArgs {
     /// Answer yes to every confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The customer's folder (created if missing)
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite files that exist (without it, nothing is written when one does)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod demo;
 pub mod docs;
+pub mod init;
 pub mod logging;
 pub mod output;
 pub mod repl;

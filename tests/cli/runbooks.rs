@@ -283,3 +283,69 @@ fn fabrikam_example_switches_between_its_regions() {
     let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
     assert!(zone.contains("10.30.1.40") && !zone.contains("10.20.1.40"), "{zone}");
 }
+
+/// A new customer with only the binary: `drscript init` writes the runbooks, the stdlib and a
+/// starter config that `check` accepts; it never overwrites without `--force`; `plan failover`
+/// (a name, no path) uses the folder's runbook and says so; an edited stdlib is named as
+/// shadowing the built-in one; the folder's runbook runs against the sandbox (judged with kubectl).
+#[test]
+fn init_writes_a_customer_folder_that_plans_and_runs_and_names_an_edited_stdlib() {
+    let world = World::start(&[]);
+    let dir = world.path().join("customer");
+    let init = |extra: &[&str]| {
+        let mut args = vec!["init", "customer"];
+        args.extend_from_slice(extra);
+        Command::new(&*BIN).args(&args).current_dir(world.path()).output().unwrap()
+    };
+    let out = init(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for file in ["drscript.toml", "runbooks/failover.rhai", "runbooks/failback.rhai", "stdlib/adeptia.rhai"] {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("runbooks/failover.rhai")).unwrap(),
+        std::fs::read_to_string(format!("{RUNBOOKS}/failover.rhai")).unwrap()
+    );
+    // Never overwritten without --force: an edit survives.
+    std::fs::write(dir.join("drscript.toml"), "# edited\n").unwrap();
+    let out = init(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was written"));
+    assert_eq!(std::fs::read_to_string(dir.join("drscript.toml")).unwrap(), "# edited\n");
+    let out = init(&["--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The secrets the starter config names (a plan checks that they are set).
+    let secrets: Vec<(&str, &str)> = ["PROD_APP_SAS", "PROD_RABBITMQ_SAS", "DR_APP_SAS", "DR_RABBITMQ_SAS"]
+        .map(|v| (v, "sv=2022-11-02&sp=rwdlc&sig=placeholder"))
+        .into_iter()
+        .chain(["PROD_GATEWAY_PASSWORD", "DR_GATEWAY_PASSWORD"].map(|v| (v, "placeholder")))
+        .collect();
+    let in_dir = |args: &[&str]| {
+        Command::new(&*BIN).args(args).current_dir(&dir).env("NO_COLOR", "1").envs(secrets.clone()).output().unwrap()
+    };
+    let out = in_dir(&["check", "--config", "drscript.toml"]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = in_dir(&["--config", "drscript.toml", "plan", "failover"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("failover: using runbooks/failover.rhai"), "{err}");
+    assert!(!err.contains("differs from the one built into"), "an unedited stdlib is not a shadow: {err}");
+    // An edited stdlib is named at the start of every run.
+    let stdlib = dir.join("stdlib/adeptia.rhai");
+    let text = std::fs::read_to_string(&stdlib).unwrap();
+    std::fs::write(&stdlib, format!("// Fabrikam's edit\n{text}")).unwrap();
+    let out = in_dir(&["--config", "drscript.toml", "plan", "failover"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("module adeptia.rhai comes from ")
+            && err.contains("customer/stdlib/adeptia.rhai")
+            && err.contains("first difference at line 1"),
+        "{err}"
+    );
+    // The folder's runbook against the sandbox.
+    let config = world.path().join("sbx/drscript.toml");
+    let out = in_dir(&["--config", config.to_str().unwrap(), "run", "failover", "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    world.assert_serving_kubectl("dr", "prod");
+}

@@ -95,6 +95,29 @@ impl Resolver {
     }
 }
 
+/// Says once per process when a module loaded from a file shadows the one built into the
+/// binary with other text: later fixes to the built-in module do not reach that copy.
+fn warn_if_shadowing(label: &str, text: &str) {
+    static WARNED: std::sync::OnceLock<Mutex<std::collections::HashSet<String>>> = std::sync::OnceLock::new();
+    if label.starts_with(EMBEDDED_PREFIX) {
+        return;
+    }
+    let Some(file) = Path::new(label).file_name().and_then(|f| f.to_str()) else { return };
+    let Some(built_in) = Resolver::embedded(file) else { return };
+    if built_in == text || !WARNED.get_or_init(Mutex::default).lock().unwrap().insert(label.to_string()) {
+        return;
+    }
+    let line = built_in
+        .lines()
+        .zip(text.lines())
+        .position(|(a, b)| a != b)
+        .map_or_else(|| built_in.lines().count().min(text.lines().count()) + 1, |i| i + 1);
+    tracing::warn!(
+        "module {file} comes from {label}, which differs from the one built into drscript {} (first difference at line {line}): fixes shipped with newer versions of drscript do not reach this copy",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
 impl ModuleResolver for Resolver {
     fn resolve(
         &self,
@@ -110,6 +133,7 @@ impl ModuleResolver for Resolver {
             return Ok(module.clone());
         }
         self.sources.insert(&label, &text);
+        warn_if_shadowing(&label, &text);
         let mut ast = engine
             .compile(&text)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(label.clone(), Box::new(e.into()), pos)))?;
