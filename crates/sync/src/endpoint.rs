@@ -1,8 +1,10 @@
 //! Where a sync reads or writes: a local folder, an Azure Files directory or a Blob prefix, parsed
 //! from what an operator types or from a share the caller resolved (the config is not read here).
 //!
-//! Azure URLs are recognised by their host (`ACCOUNT.file.core.windows.net`,
-//! `ACCOUNT.blob.core.windows.net`, and the sovereign-cloud suffixes). An emulator on loopback is
+//! Azure URLs are recognised by their host, by one rule (`azure_service`): `ACCOUNT.file.core.windows.net`,
+//! `ACCOUNT.blob.core.windows.net`, the sovereign-cloud suffixes, private endpoints and the Azure
+//! DNS zone endpoints (`ACCOUNT.zNN.file.storage.azure.net`); a custom domain names its service
+//! with the scheme (`files+https://`, `blob+https://`). An emulator on loopback is
 //! addressed path-style (`http://127.0.0.1:PORT/ACCOUNT/SHARE/PATH`, as Azurite does); since its
 //! host says nothing about the service, the scheme may name it: `files+http://…` or `blob+http://…`;
 //! a plain `http://127.0.0.1:PORT/…` is taken as Azure Files, the emulator drscript ships.
@@ -79,10 +81,32 @@ pub enum Endpoint {
     Blob(Remote),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     Files,
     Blob,
+}
+
+/// The storage service an Azure host names, by one rule for every form Azure hands out:
+/// `ACCOUNT.{file|blob}.core.SUFFIX` (public and sovereign clouds: `windows.net`,
+/// `chinacloudapi.cn`, `usgovcloudapi.net`, ...), `ACCOUNT.privatelink.{file|blob}.core.SUFFIX`
+/// (private endpoints), and the Azure DNS zone endpoints `ACCOUNT.zNN.{file|blob}.storage.azure.net`.
+/// Other hosts (custom domains) name their service with the scheme: `files+https://`, `blob+https://`.
+fn azure_service(host: &str) -> Option<Service> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let service = |label: &str| match label {
+        "file" => Some(Service::Files),
+        "blob" => Some(Service::Blob),
+        _ => None,
+    };
+    let zone =
+        |label: &str| label.len() >= 2 && label.starts_with('z') && label[1..].chars().all(|c| c.is_ascii_digit());
+    match labels.as_slice() {
+        [_, "privatelink", s, "core", _, ..] => service(s),
+        [_, z, s, "storage", "azure", "net"] if zone(z) => service(s),
+        [_, s, "core", _, ..] => service(s),
+        _ => None,
+    }
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -179,17 +203,11 @@ impl Endpoint {
         let credential =
             credential.or_else(|| query.map(StorageCredential::Sas)).unwrap_or(StorageCredential::Anonymous);
 
-        let by_host = if host.contains(".file.core.") {
-            Some(Service::Files)
-        } else if host.contains(".blob.core.") {
-            Some(Service::Blob)
-        } else {
-            None
-        };
-        let (service, path_style) = match (by_host, hint) {
+        let (service, path_style) = match (azure_service(&host), hint) {
             (Some(s), _) => (s, false),
             (None, Some(s)) if is_loopback(&host) => (s, true),
-            (None, Some(_)) => return Err(bad("files+/blob+ URLs are for emulators on loopback")),
+            // A custom domain in front of an account: the scheme names the service.
+            (None, Some(s)) => (s, false),
             // The emulator drscript ships (and its sandbox serves) is Azure Files; Azurite's blob
             // endpoint must be named `blob+http://`.
             (None, None) if is_loopback(&host) => (Service::Files, true),
@@ -333,6 +351,34 @@ mod tests {
         assert_eq!((r.account.as_str(), r.root.as_str(), r.path.as_str()), ("devacct", "share", "a/b"));
         assert_eq!(r.location(), "http://127.0.0.1:8123/devacct/share/a/b");
         assert!(matches!(Endpoint::parse("http://127.0.0.1:8123/devacct/share").unwrap(), Endpoint::Files(_)));
+    }
+
+    #[test]
+    fn every_azure_storage_host_form_is_recognised_by_one_rule_and_a_custom_domain_by_its_scheme() {
+        for (host, service) in [
+            ("acct.file.core.windows.net", Some(Service::Files)),
+            ("acct.blob.core.chinacloudapi.cn", Some(Service::Blob)),
+            ("acct.file.core.usgovcloudapi.net", Some(Service::Files)),
+            ("acct.z12.blob.storage.azure.net", Some(Service::Blob)),
+            ("acct.z3.file.storage.azure.net", Some(Service::Files)),
+            ("acct.privatelink.file.core.windows.net", Some(Service::Files)),
+            ("acct.queue.core.windows.net", None),
+            ("acct.zx.file.storage.azure.net", None),
+            ("acct.file.example.com", None),
+            ("example.com", None),
+        ] {
+            assert_eq!(azure_service(host), service, "{host}");
+        }
+        let Endpoint::Files(r) = Endpoint::parse("https://acct.z7.file.storage.azure.net/pvc/web?sig=1").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((r.account.as_str(), r.root.as_str(), r.path.as_str()), ("acct", "pvc", "web"));
+        let Endpoint::Blob(r) = Endpoint::parse("blob+https://files.example.com/backups/x?sig=1").unwrap() else {
+            panic!()
+        };
+        assert_eq!((r.root.as_str(), r.path.as_str()), ("backups", "x"));
+        assert_eq!(r.location(), "https://files.example.com/backups/x");
     }
 
     #[test]
