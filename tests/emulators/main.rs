@@ -6,4 +6,5 @@ mod azure_sdk_crosscheck;
 mod kube_api_protocol;
 mod kube_auth;
 mod kube_kubectl;
+mod kube_more;
 mod sandbox_lifecycle;

@@ -1,7 +1,10 @@
 //! Fault injection for the sandbox's servers: the Kubernetes API servers answer 500/429/503,
 //! answer slowly or reset the connection; the gateway answers too late for its client; the Azure
 //! Files emulator tears range writes. A DR tool runs on the worst day, so its retries, guards and
-//! `resume` are tested against a world that fails the way real services do.
+//! `resume` are tested against a world that fails the way real services do. One kube fault is not
+//! about requests but about the cluster: `gitops:revert` puts the workloads under a GitOps
+//! controller with self-heal (Argo CD), which sets any `spec.replicas` change back within a
+//! second (`kube_api::gitops`).
 //!
 //! The spec (`drscript sandbox up --faults SPEC`) is a `;`-separated list of `SERVICE=FAULT,...`:
 //!
@@ -17,6 +20,7 @@
 //! | `timeout:RATE`  | gateway             | act, then answer only after `late` (default 35 s, past the client's 30 s timeout) |
 //! | `late:DURATION` | gateway             | how late a `timeout` answers                                   |
 //! | `range_error:RATE` | files            | Put Range writes half its range, then answers 500 (a torn write) |
+//! | `gitops:revert[@ENV[+ENV]]` | kube       | Argo CD with self-heal manages every deployment and statefulset (of every environment, or of those named) and reverts their replica counts |
 //!
 //! RATE is a probability (`0.2`) or a percentage (`20%`); DURATION is `200ms`, `2s` or `1m`.
 //! Decisions come from a seeded RNG per server (the seed and the server's label), so a run is
@@ -59,7 +63,7 @@ impl Service {
 
     fn supported(self) -> &'static [&'static str] {
         match self {
-            Service::Kube => &["error", "slow", "reset"],
+            Service::Kube => &["error", "slow", "reset", "gitops"],
             Service::Gateway => &["error", "slow", "reset", "timeout", "late"],
             Service::Files => &["error", "slow", "range_error"],
         }
@@ -68,6 +72,43 @@ impl Service {
 
 /// How late a gateway `timeout` answers by default: past the 30 s of drscript's gateway client.
 pub const DEFAULT_LATE: Duration = Duration::from_secs(35);
+
+/// `gitops:revert`: which environments' clusters a GitOps controller with self-heal manages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GitopsFault {
+    /// The environments (`prod`, `dr`); empty: all of them.
+    pub envs: Vec<String>,
+}
+
+impl GitopsFault {
+    /// Whether the cluster of `env` is under GitOps.
+    pub fn covers(&self, env: &str) -> bool {
+        self.envs.is_empty() || self.envs.iter().any(|e| e == env)
+    }
+
+    fn parse(value: &str) -> std::result::Result<GitopsFault, String> {
+        let (mode, envs) = match value.split_once('@') {
+            Some((mode, envs)) => (mode, envs.split('+').map(str::trim).map(str::to_string).collect::<Vec<_>>()),
+            None => (value, Vec::new()),
+        };
+        if mode != "revert" {
+            return Err(format!("`{value}` is not a GitOps mode (use revert or revert@ENV[+ENV])"));
+        }
+        if envs.iter().any(String::is_empty) {
+            return Err(format!("`{value}` names an empty environment"));
+        }
+        Ok(GitopsFault { envs })
+    }
+}
+
+impl fmt::Display for GitopsFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.envs.as_slice() {
+            [] => f.write_str("revert"),
+            envs => write!(f, "revert@{}", envs.join("+")),
+        }
+    }
+}
 
 /// The faults of one service.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,17 +119,32 @@ pub struct ServiceFaults {
     pub timeout: f64,
     pub late: Duration,
     pub range_error: f64,
+    /// Kube only: a GitOps controller reverting replica changes.
+    pub gitops: Option<GitopsFault>,
 }
 
 impl Default for ServiceFaults {
     fn default() -> Self {
-        ServiceFaults { error: 0.0, slow: None, reset: 0.0, timeout: 0.0, late: DEFAULT_LATE, range_error: 0.0 }
+        ServiceFaults {
+            error: 0.0,
+            slow: None,
+            reset: 0.0,
+            timeout: 0.0,
+            late: DEFAULT_LATE,
+            range_error: 0.0,
+            gitops: None,
+        }
     }
 }
 
 impl ServiceFaults {
     pub fn is_empty(&self) -> bool {
-        self.error == 0.0 && self.slow.is_none() && self.reset == 0.0 && self.timeout == 0.0 && self.range_error == 0.0
+        !self.on_requests() && self.gitops.is_none()
+    }
+
+    /// Whether any fault acts on requests (what needs an [`Injector`]).
+    pub fn on_requests(&self) -> bool {
+        self.error > 0.0 || self.slow.is_some() || self.reset > 0.0 || self.timeout > 0.0 || self.range_error > 0.0
     }
 }
 
@@ -108,15 +164,20 @@ impl FaultSpec {
     }
 
     /// The injector of one server (`label` tells servers of one service apart, e.g. `prod`),
-    /// or `None` when the service has no faults.
+    /// or `None` when the service has no faults on requests.
     pub fn injector(&self, service: Service, seed: u64, label: &str) -> Option<Arc<Injector>> {
-        self.get(service).map(|f| Arc::new(Injector::new(service, f.clone(), seed, label)))
+        self.get(service).filter(|f| f.on_requests()).map(|f| Arc::new(Injector::new(service, f.clone(), seed, label)))
+    }
+
+    /// Whether the cluster of `env` runs under a GitOps controller with self-heal (`gitops:revert`).
+    pub fn gitops(&self, env: &str) -> bool {
+        self.services.get(&Service::Kube).and_then(|k| k.gitops.as_ref()).is_some_and(|g| g.covers(env))
     }
 }
 
 fn usage(spec: &str, message: String) -> Error {
     Error::Usage(format!(
-        "--faults {spec}: {message} (expected e.g. `kube=error:0.2,slow:200ms,reset:0.05;gateway=timeout:0.3;files=range_error:0.1`)"
+        "--faults {spec}: {message} (expected e.g. `kube=error:0.2,slow:200ms,reset:0.05,gitops:revert;gateway=timeout:0.3;files=range_error:0.1`)"
     ))
 }
 
@@ -190,6 +251,7 @@ impl FromStr for FaultSpec {
                     "range_error" => f.range_error = parse_rate(value).map_err(at)?,
                     "slow" => f.slow = Some(parse_duration(value).map_err(at)?),
                     "late" => f.late = parse_duration(value).map_err(at)?,
+                    "gitops" => f.gitops = Some(GitopsFault::parse(value).map_err(at)?),
                     _ => unreachable!("checked against supported()"),
                 }
             }
@@ -219,6 +281,9 @@ impl fmt::Display for FaultSpec {
             }
             if s.timeout > 0.0 {
                 items.push(format!("late:{}ms", s.late.as_millis()));
+            }
+            if let Some(g) = &s.gitops {
+                items.push(format!("gitops:{g}"));
             }
             parts.push(format!("{}={}", service.name(), items.join(",")));
         }
@@ -489,6 +554,28 @@ mod tests {
         assert_eq!(spec.get(Service::Files).unwrap().range_error, 0.1);
         let again: FaultSpec = spec.to_string().parse().unwrap();
         assert_eq!(again, spec);
+    }
+
+    #[test]
+    fn gitops_revert_is_a_kube_fault_of_all_or_some_environments() {
+        let spec: FaultSpec = "kube=gitops:revert".parse().unwrap();
+        assert!(spec.gitops("prod") && spec.gitops("dr"));
+        assert!(spec.injector(Service::Kube, 0, "prod").is_none(), "no fault on requests");
+        assert!(!spec.is_empty());
+        let spec: FaultSpec = "kube=error:0.1,gitops:revert@dr".parse().unwrap();
+        assert!(spec.gitops("dr") && !spec.gitops("prod"));
+        assert!(spec.injector(Service::Kube, 0, "prod").is_some());
+        assert_eq!(spec.to_string().parse::<FaultSpec>().unwrap(), spec);
+        assert_eq!(
+            "kube=gitops:revert@dr+prod".parse::<FaultSpec>().unwrap().to_string(),
+            "kube=gitops:revert@dr+prod"
+        );
+        for (bad, needle) in
+            [("kube=gitops:sync", "not a GitOps mode"), ("gateway=gitops:revert", "gateway has no fault")]
+        {
+            let e = bad.parse::<FaultSpec>().unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
     }
 
     #[test]

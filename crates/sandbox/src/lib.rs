@@ -7,6 +7,9 @@
 //! The initial state is the document's DR model: PROD active; DR deployed as its prerequisites
 //! say — the listener at 0, the runtime and RabbitMQ at their counts,
 //! the event service booting with `QUARTZ_STATUS_ONBOOTUP=pause`, and its scheduler paused.
+//! Options add what a customer's cluster may have besides: HorizontalPodAutoscalers on workloads
+//! ([`SandboxOptions::hpa`]) and, as the `gitops:revert` kube fault, Argo CD reverting replica
+//! changes ([`faults::GitopsFault`]).
 //!
 //! It runs in-process ([`Sandbox::start`]) or in the foreground of `drscript sandbox up`
 //! ([`cli_up`]); [`cli_status`] and [`cli_down`] reach a running one through `sandbox.json`.
@@ -81,6 +84,10 @@ pub struct SandboxOptions {
     pub outages: Vec<(String, Vec<outage::Part>)>,
     /// Workloads whose pods never become ready (`sandbox up --stuck`).
     pub stuck: Vec<kube_api::StuckWorkload>,
+    /// HorizontalPodAutoscalers on workloads at start (`ENV/WORKLOAD=MIN:MAX`, named after the
+    /// workload, 80% CPU): the HPA controller keeps their `spec.replicas` within the bounds, and
+    /// leaves a workload scaled to 0 alone.
+    pub hpa: Vec<kube_api::HpaSeed>,
     /// Start real PostgreSQL servers for `[databases]` (`sandbox up` and the demo do; off by
     /// default so that embedding the sandbox costs no database servers).
     pub databases: bool,
@@ -106,6 +113,7 @@ impl Default for SandboxOptions {
             remote_shares: false,
             outages: Vec::new(),
             stuck: Vec::new(),
+            hpa: Vec::new(),
             databases: false,
         }
     }
@@ -170,6 +178,13 @@ impl Sandbox {
         let mut environments = BTreeMap::new();
         for (index, name) in options.environments.iter().enumerate() {
             environments.insert(name.clone(), start_environment(&dir, &options, index, name).await?);
+        }
+        if let Some(h) = options.hpa.iter().find(|h| !environments.contains_key(&h.env)) {
+            return Err(Error::Usage(format!(
+                "--hpa {h}: no environment `{}` in the sandbox (environments: {})",
+                h.env,
+                options.environments.join(", ")
+            )));
         }
         if let Some(s) = options.stuck.iter().find(|s| !environments.contains_key(&s.env)) {
             return Err(Error::Usage(format!(
@@ -255,6 +270,13 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
     kube.set_jitter(kube_api::Jitter { seed: options.seed, ..kube_api::Jitter::default() });
     for s in options.stuck.iter().filter(|s| &s.env == name) {
         kube.set_stuck_checked(namespace, &s.workload, s.reason)?;
+    }
+    for h in options.hpa.iter().filter(|h| &h.env == name) {
+        kube.create_hpa(namespace, &h.workload, h.min, h.max)?;
+    }
+    if options.faults.as_ref().is_some_and(|f| f.gitops(name)) {
+        // The Argo CD Application is named after the Helm release it deploys.
+        kube.start_gitops(release, Some(namespace));
     }
     let password = fresh_secret(&format!("{name}-gateway"));
     drscript_base::redact::register(&password);
@@ -443,6 +465,16 @@ fn summarise(dir: &Path, endpoints: &EnvEndpoints, kube_state: &Value, gateway_s
     let objects = kube_state["objects"].as_array().cloned().unwrap_or_default();
     let mut workloads = serde_json::Map::new();
     let mut pods = Vec::new();
+    // What keeps a workload's replicas: an HPA targeting it, a GitOps controller owning it.
+    let hpas: BTreeMap<String, Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "HorizontalPodAutoscaler")
+        .filter_map(|h| {
+            let target = h["spec"]["scaleTargetRef"]["name"].as_str()?.to_string();
+            let (min, max) = (&h["spec"]["minReplicas"], &h["spec"]["maxReplicas"]);
+            Some((target, json!({"name": h["metadata"]["name"], "min": min, "max": max})))
+        })
+        .collect();
     for o in &objects {
         let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
         match o["kind"].as_str() {
@@ -454,18 +486,22 @@ fn summarise(dir: &Path, endpoints: &EnvEndpoints, kube_state: &Value, gateway_s
                     .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
                     .map(|v| (v["name"].as_str().unwrap_or_default().to_string(), v["value"].clone()))
                     .collect();
-                workloads.insert(
-                    name,
-                    json!({
-                        "kind": kind.to_lowercase(),
-                        "replicas": o["spec"]["replicas"],
-                        "ready": o["status"]["readyReplicas"].as_i64().unwrap_or(0),
-                        "generation": o["metadata"]["generation"],
-                        "observedGeneration": o["status"]["observedGeneration"],
-                        "images": images,
-                        "env": env,
-                    }),
-                );
+                let mut workload = json!({
+                    "kind": kind.to_lowercase(),
+                    "replicas": o["spec"]["replicas"],
+                    "ready": o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    "generation": o["metadata"]["generation"],
+                    "observedGeneration": o["status"]["observedGeneration"],
+                    "images": images,
+                    "env": env,
+                });
+                if let Some(hpa) = hpas.get(&name) {
+                    workload["hpa"] = hpa.clone();
+                }
+                if let Some(tracking) = o["metadata"]["annotations"][kube_api::gitops::TRACKING_ANNOTATION].as_str() {
+                    workload["gitops"] = json!(tracking.split(':').next().unwrap_or_default());
+                }
+                workloads.insert(name, workload);
             }
             Some("Pod") => {
                 let ready = o["status"]["conditions"]
@@ -528,8 +564,15 @@ fn render(status: &Value) -> String {
                 .as_str()
                 .map(|q| format!("  QUARTZ_STATUS_ONBOOTUP={q}"))
                 .unwrap_or_default();
+            let mut kept = String::new();
+            if !v["hpa"].is_null() {
+                kept.push_str(&format!("  hpa {}..{}", v["hpa"]["min"], v["hpa"]["max"]));
+            }
+            if let Some(app) = v["gitops"].as_str() {
+                kept.push_str(&format!("  gitops (Argo CD app {app}, self-heal)"));
+            }
             out.push_str(&format!(
-                "  {:<12} {:<28} {}/{}  {image}{quartz}\n",
+                "  {:<12} {:<28} {}/{}  {image}{quartz}{kept}\n",
                 v["kind"].as_str().unwrap_or(""),
                 w,
                 v["ready"],
@@ -596,6 +639,19 @@ pub fn cli_up(dir: &Path, options: SandboxOptions, say: impl Fn(&str) + Send + '
         }
         for s in &options.stuck {
             say(&format!("stuck: the pods of {}/{} will never become ready ({})", s.env, s.workload, s.reason));
+        }
+        for h in &options.hpa {
+            say(&format!(
+                "hpa: {}/{} is kept within {}..{} replicas by a HorizontalPodAutoscaler (left alone at 0)",
+                h.env, h.workload, h.min, h.max
+            ));
+        }
+        if let Some(spec) = options.faults.as_ref() {
+            for env in options.environments.iter().filter(|e| spec.gitops(e)) {
+                say(&format!(
+                    "gitops: Argo CD (self-heal) manages the workloads of {env}: a change of their replicas is reverted within a second"
+                ));
+            }
         }
         let handle = Sandbox::start(&dir, options).await?;
         say(render(&handle.status()).trim_end());

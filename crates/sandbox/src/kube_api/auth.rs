@@ -1,6 +1,6 @@
 //! Who is calling, and what they may do. Bearer tokens map to identities: the sandbox's admin
 //! (what `az aks get-credentials` gives an operator: everything) and a restricted identity whose
-//! RBAC allows reading only (get, list, watch). Tokens may expire; a rotating token is re-minted
+//! RBAC is the built-in `view` ClusterRole's: get, list and watch on everything but secrets. Tokens may expire; a rotating token is re-minted
 //! before it expires and written as an `ExecCredential` for the kubeconfig's `exec` plugin, as
 //! `kubelogin` hands out Entra tokens on AKS. A refusal is the API server's 403 `Status`, naming
 //! the user, the verb, the resource and the namespace; a missing, unknown or expired token is 401.
@@ -21,7 +21,7 @@ use drscript_base::error::{Error, Result};
 pub enum Access {
     /// Every verb on every resource (`system:masters`).
     Admin,
-    /// `get`, `list`, `watch` only.
+    /// `get`, `list`, `watch` on everything but secrets, as the built-in `view` ClusterRole.
     ReadOnly,
 }
 
@@ -57,7 +57,11 @@ impl Identity {
         );
         match self.access {
             Access::Admin => true,
-            Access::ReadOnly => review || matches!(verb, "get" | "list" | "watch"),
+            // The built-in `view` ClusterRole: reads everything but secrets (which would let a
+            // viewer read service account tokens and credentials).
+            Access::ReadOnly => {
+                review || (matches!(verb, "get" | "list" | "watch") && !(group.is_empty() && resource == "secrets"))
+            }
         }
     }
 }
@@ -203,6 +207,8 @@ mod tests {
         assert!(viewer.may("list", "apps", "deployments"));
         assert!(!viewer.may("patch", "apps", "deployments/scale"));
         assert!(viewer.may("create", "authorization.k8s.io", "selfsubjectaccessreviews"));
+        assert!(viewer.may("watch", "", "configmaps") && viewer.may("list", "autoscaling", "horizontalpodautoscalers"));
+        assert!(!viewer.may("get", "", "secrets") && !viewer.may("list", "", "secrets"));
         assert_eq!(
             forbidden_message("u", "patch", "apps", "deployments/scale", Some("ns")),
             "User \"u\" cannot patch resource \"deployments/scale\" in API group \"apps\" in the namespace \"ns\""

@@ -1,5 +1,5 @@
 //! The events the emulated kubelet and controllers record (`Scheduled`, `Started`, `BackOff`,
-//! `ScalingReplicaSet`, ...), so that `kubectl get events` and `kubectl describe` show what a
+//! `ScalingReplicaSet`, the HPA controller's `SuccessfulRescale`, ...), so that `kubectl get events` and `kubectl describe` show what a
 //! stuck start looks like. Read-only through the API, as far as this emulation goes; the oldest
 //! are dropped beyond a bound per namespace (the real server drops them after an hour).
 
@@ -12,9 +12,12 @@ use super::store::{Res, Store, now};
 
 const KEEP_PER_NAMESPACE: usize = 500;
 
+/// The suffix of event names, shared by every recorder (the workload controllers' and the HPA
+/// controller's write events about objects of the same name).
+static COUNTER: AtomicU64 = AtomicU64::new(0x17a0_0000);
+
 pub struct Recorder {
     store: Arc<Store>,
-    counter: AtomicU64,
 }
 
 /// `Normal` or `Warning`, the two event types.
@@ -26,7 +29,7 @@ pub enum Level {
 
 impl Recorder {
     pub fn new(store: Arc<Store>) -> Recorder {
-        Recorder { store, counter: AtomicU64::new(0x17a0_0000) }
+        Recorder { store }
     }
 
     /// Records one event about `object` (a stored object: its kind, name, uid are read from it).
@@ -34,7 +37,7 @@ impl Recorder {
         let meta = &object["metadata"];
         let ns = meta["namespace"].as_str().unwrap_or("default");
         let name = meta["name"].as_str().unwrap_or_default();
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let at = now();
         let event = json!({
             "metadata": {"name": format!("{name}.{n:x}"), "namespace": ns},

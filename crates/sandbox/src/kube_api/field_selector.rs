@@ -1,7 +1,7 @@
 //! Field selectors (`?fieldSelector=`) with the fields the API server indexes per resource:
 //! `metadata.name` and `metadata.namespace` everywhere, plus `status.phase`, `spec.nodeName` and
-//! `status.podIP` on pods (how "pods still running" is asked) and the `involvedObject.*`, `reason`
-//! and `type` fields on events (what `kubectl describe` asks). Any other field is refused as the
+//! `status.podIP` on pods (how "pods still running" is asked), the `involvedObject.*`, `reason`
+//! and `type` fields on events (what `kubectl describe` asks) and `type` on secrets. Any other field is refused as the
 //! API server refuses it (400 `field label not supported`), never ignored.
 
 use serde_json::Value;
@@ -35,6 +35,7 @@ fn supported(res: Res) -> &'static [&'static str] {
             "reason",
             "type",
         ],
+        Res::Secret => &["metadata.name", "metadata.namespace", "type"],
         _ => &["metadata.name", "metadata.namespace"],
     }
 }

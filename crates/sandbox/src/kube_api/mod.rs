@@ -1,19 +1,28 @@
 //! A Kubernetes API server emulation over real HTTP/JSON on 127.0.0.1: discovery, deployments,
 //! statefulsets, their scale subresource, pods that take a simulated time to start and to
-//! terminate, and the read-only replicasets and events the controllers write. Enough of the real
-//! protocol for kubectl, the Python client and kube-rs (paged lists, JSON-lines watches from a
-//! resourceVersion, merge/strategic/JSON patches, optimistic concurrency, server-side dry run),
+//! terminate, the read-only replicasets and events the controllers write, and config maps,
+//! secrets and HorizontalPodAutoscalers (`autoscaling/v2`, and `v1` by conversion) that clients
+//! create, replace, patch and delete. Enough of the real protocol for kubectl, the Python client
+//! and kube-rs (paged lists, JSON-lines watches from a resourceVersion, merge/strategic/JSON
+//! patches, optimistic concurrency, server-side dry run, `managedFields` of Update operations),
 //! refusing what the API server refuses (malformed selectors, immutable selectors, a name that
-//! differs from the URL, bad continue tokens). Served over HTTPS with a private CA and bearer
-//! tokens (an admin whose token rotates through an `exec` credential, a read-only identity whose
-//! writes are 403) or, as an option, over plain HTTP. Deliberately no persistence, admission
-//! webhooks or server-side apply. docs/sandbox-kubernetes.md lists the rest.
+//! differs from the URL, bad continue tokens, invalid HPAs and secrets). Served over HTTPS with a
+//! private CA and bearer tokens (an admin whose token rotates through an `exec` credential, a
+//! read-only identity with the `view` role: 403 on writes and on secrets) or, as an option, over
+//! plain HTTP. Besides the workload controllers, an HPA controller ([`hpa`]) keeps HPA targets in
+//! their bounds, and a GitOps controller ([`gitops`], Argo CD with self-heal) can be started to
+//! revert replica changes. Deliberately no persistence, admission webhooks or server-side apply.
+//! docs/sandbox-kubernetes.md lists the rest.
 
 mod auth;
 mod controller;
 mod discovery;
 mod events;
 mod field_selector;
+pub mod gitops;
+pub mod hpa;
+mod managed;
+mod objects;
 mod paging;
 mod patch;
 mod protobuf;
@@ -36,6 +45,7 @@ use serde_json::Value;
 
 pub use auth::{Identity, Rotation};
 pub use controller::{Delays, Jitter};
+pub use hpa::HpaSeed;
 pub use seed::Seed;
 pub use store::Res;
 pub use stuck::{Stuck, StuckWorkload};
@@ -66,6 +76,8 @@ pub struct KubeApiServer {
     api: Arc<Api>,
     faults: Arc<crate::faults::FaultSlot>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The GitOps controller, while one runs.
+    gitops: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl KubeApiServer {
@@ -94,7 +106,9 @@ impl KubeApiServer {
             pages: Mutex::new(paging::Snapshots::default()),
         });
         for s in seed {
-            for (res, object) in s.objects() {
+            for (res, mut object) in s.objects() {
+                // What Helm's install leaves: its own entry in managedFields.
+                managed::record(res, res.api_version(), None, &mut object, &managed::Writer::update("helm"));
                 let created = store.create(res, object).map_err(|e| Error::Other(format!("sandbox seed: {e:?}")))?;
                 let name = created["metadata"]["name"].as_str().unwrap_or_default();
                 controller.enqueue(res, &s.namespace, name);
@@ -116,7 +130,8 @@ impl KubeApiServer {
                 let _ = axum::serve(listener, router).await;
             }),
         };
-        let mut tasks = vec![control_task, serve_task];
+        let hpa_task = hpa::HpaController::spawn(Arc::clone(&store), Arc::clone(&controller));
+        let mut tasks = vec![control_task, serve_task, hpa_task];
         if let Some(token) = &security.admin_token {
             api.auth.add(token, Identity::admin(), None);
         }
@@ -136,7 +151,7 @@ impl KubeApiServer {
                 }
             }));
         }
-        let server = KubeApiServer { addr, tls: security.tls.clone(), api, faults, tasks };
+        let server = KubeApiServer { addr, tls: security.tls.clone(), api, faults, tasks, gitops: Mutex::new(None) };
         server.settle().await?;
         controller.set_delays(delays);
         Ok(server)
@@ -202,22 +217,7 @@ impl KubeApiServer {
     /// `set_stuck` for a workload that must exist (a typo in `sandbox up --stuck` is an error
     /// naming the workloads there are, not a fault that never fires).
     pub fn set_stuck_checked(&self, namespace: &str, workload: &str, reason: Stuck) -> Result<()> {
-        let exists =
-            [Res::Deployment, Res::StatefulSet].iter().any(|r| self.api.store.get(*r, namespace, workload).is_some());
-        if !exists {
-            let known: Vec<String> = self
-                .api
-                .store
-                .all()
-                .into_iter()
-                .filter(|((r, n, _), _)| r.is_workload() && n == namespace)
-                .map(|((_, _, name), _)| name)
-                .collect();
-            return Err(Error::Usage(format!(
-                "--stuck: no deployment or statefulset `{workload}` in namespace `{namespace}` (there are: {})",
-                known.join(", ")
-            )));
-        }
+        self.workload_checked(namespace, workload, "--stuck")?;
         self.set_stuck(namespace, workload, Some(reason));
         Ok(())
     }
@@ -252,9 +252,78 @@ impl KubeApiServer {
         self.api.store.list(Res::Pod, Some(namespace)).0
     }
 
-    /// Every object but events, for the sandbox's status.
+    /// Every object but events and secrets, for the sandbox's status.
     pub fn objects(&self) -> Vec<Value> {
-        self.api.store.all().into_iter().filter(|((r, _, _), _)| *r != Res::Event).map(|(_, v)| v).collect()
+        self.api
+            .store
+            .all()
+            .into_iter()
+            .filter(|((r, _, _), _)| !matches!(r, Res::Event | Res::Secret))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// The deployment or statefulset `name` of `namespace`, or a usage error naming those there are.
+    fn workload_checked(&self, namespace: &str, name: &str, flag: &str) -> Result<Res> {
+        if let Some(res) =
+            [Res::Deployment, Res::StatefulSet].into_iter().find(|r| self.api.store.get(*r, namespace, name).is_some())
+        {
+            return Ok(res);
+        }
+        let known: Vec<String> = self
+            .api
+            .store
+            .all()
+            .into_iter()
+            .filter(|((r, n, _), _)| r.is_workload() && n == namespace)
+            .map(|((_, _, name), _)| name)
+            .collect();
+        Err(Error::Usage(format!(
+            "{flag}: no deployment or statefulset `{name}` in namespace `{namespace}` (there are: {})",
+            known.join(", ")
+        )))
+    }
+
+    /// Creates an HPA named after `workload` (a deployment or statefulset of `namespace`) keeping
+    /// it within `min..=max`, as `kubectl autoscale` does; the HPA controller acts on it within
+    /// a fraction of a second. A workload that does not exist or bounds the API server refuses
+    /// are errors. Returns the HPA as stored.
+    pub fn create_hpa(&self, namespace: &str, workload: &str, min: i32, max: i32) -> Result<Value> {
+        let res = self.workload_checked(namespace, workload, "--hpa")?;
+        let mut object = hpa::object(namespace, res.kind(), workload, min, max);
+        hpa::validate(workload, &object).map_err(|r| Error::Usage(format!("--hpa: {}", r.message)))?;
+        managed::record(
+            Res::HorizontalPodAutoscaler,
+            "autoscaling/v2",
+            None,
+            &mut object,
+            &managed::Writer::update("kubectl-autoscale"),
+        );
+        self.api
+            .store
+            .create(Res::HorizontalPodAutoscaler, object)
+            .map_err(|e| Error::Other(format!("--hpa {namespace}/{workload}: {e:?}")))
+    }
+
+    /// Starts a GitOps controller with self-heal (Argo CD) for Application `app`: it labels and
+    /// annotates the deployments and statefulsets of `namespace` (all when `None`) as its own and
+    /// sets their `spec.replicas` back to the present values whenever they change (see
+    /// [`gitops`]). Replaces a controller already running. Returns the workloads adopted, as
+    /// `(resource, namespace, name)`.
+    pub fn start_gitops(&self, app: &str, namespace: Option<&str>) -> Vec<(Res, String, String)> {
+        let (adopted, task) =
+            gitops::start(Arc::clone(&self.api.store), Arc::clone(&self.api.controller), app, namespace);
+        if let Some(old) = self.gitops.lock().unwrap_or_else(|e| e.into_inner()).replace(task) {
+            old.abort();
+        }
+        adopted
+    }
+
+    /// Stops the GitOps controller (self-heal off); its labels stay.
+    pub fn stop_gitops(&self) {
+        if let Some(task) = self.gitops.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
     }
 
     /// Events of a namespace, oldest first.
@@ -270,5 +339,6 @@ impl Drop for KubeApiServer {
         for t in &self.tasks {
             t.abort();
         }
+        self.stop_gitops();
     }
 }

@@ -1,8 +1,13 @@
 //! The HTTP side of the Kubernetes API emulation: routing by path as the API server does
-//! (`/api/v1/namespaces/NS/pods`, `/apis/apps/v1/namespaces/NS/deployments/NAME/scale`, ...),
-//! bearer-token authentication, `Status` error replies, paged lists, JSON-lines watches, patches,
-//! server-side dry run and the scale subresource; replicasets and events are read-only. Two sandbox-only endpoints under `/_sandbox/` serve the whole state and
-//! the request log (for `drscript sandbox status` and for tests); they are not Kubernetes API.
+//! (`/api/v1/namespaces/NS/pods`, `/apis/apps/v1/namespaces/NS/deployments/NAME/scale`,
+//! `/apis/autoscaling/v2/...`), bearer-token authentication and RBAC per verb, `Status` error
+//! replies, paged lists, JSON-lines watches, patches, server-side dry run and the scale
+//! subresource; config maps, secrets and HPAs are also created (201, 409 `AlreadyExists`),
+//! replaced, deleted one by one or as a collection (`deletecollection`), and an HPA's `status`
+//! subresource is served. Writes record `managedFields` (`managed.rs`) under the request's
+//! `fieldManager` or User-Agent. Replicasets and events are read-only; pods are only deleted.
+//! Two sandbox-only endpoints under `/_sandbox/` serve the whole state (secrets left out) and the
+//! request log (for `drscript sandbox status` and for tests); they are not Kubernetes API.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -20,6 +25,8 @@ use super::auth::{self, Auth, Identity};
 use super::controller::Controller;
 use super::discovery;
 use super::field_selector::FieldSelector;
+use super::managed::{self, Writer};
+use super::objects;
 use super::paging::{self, Snapshots};
 use super::patch::{self, PatchError};
 use super::selector::{Selector, selector_string};
@@ -101,11 +108,23 @@ fn store_error(res: Res, name: &str, e: StoreError) -> Response {
     match e {
         StoreError::NotFound => not_found(res, name),
         StoreError::Conflict => conflict(res, name),
-        StoreError::AlreadyExists => {
-            status(409, "AlreadyExists", &format!("{} \"{name}\" already exists", res.qualified()), json!({}))
-        }
+        StoreError::AlreadyExists => status(
+            409,
+            "AlreadyExists",
+            &format!("{} \"{name}\" already exists", res.qualified()),
+            group_details(res, name),
+        ),
         StoreError::Invalid(m) => invalid(res, name, "metadata", &m),
     }
+}
+
+/// `details` of a Status about one object: its name, group (when not core) and resource.
+fn group_details(res: Res, name: &str) -> Value {
+    let mut details = json!({"name": name, "kind": res.plural()});
+    if !res.group().is_empty() {
+        details["group"] = json!(res.group());
+    }
+    details
 }
 
 fn bad_request(message: &str) -> Response {
@@ -150,9 +169,16 @@ pub async fn handle(
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let protobuf = content_type.starts_with("application/vnd.kubernetes.protobuf");
     let review = segments.as_slice() == ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"];
     let self_review = segments.as_slice() == ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"];
+    // kubectl's typed clients send config maps, secrets and HPAs as protobuf: read as JSON.
+    let decoded = if protobuf { protobuf_object(&segments, &body) } else { None };
+    let (body, content_type, protobuf) = match decoded {
+        Some(json) => (Bytes::from(json.to_string()), "application/json".to_string(), false),
+        None => (body, content_type, protobuf),
+    };
     if protobuf && !review && !self_review {
         // What an API server without protobuf for a type answers; client-go then sends JSON.
         return status(
@@ -172,6 +198,7 @@ pub async fn handle(
         query: &query,
         accept: &accept,
         content_type: &content_type,
+        user_agent: &user_agent,
         body: &body,
     };
     match segments.as_slice() {
@@ -181,9 +208,14 @@ pub async fn handle(
         ["apis"] if get && discovery::wants_aggregated(&accept) => aggregated(false),
         ["api"] if get => json_reply(StatusCode::OK, &discovery::api_versions(&address)),
         ["apis"] if get => json_reply(StatusCode::OK, &discovery::api_group_list()),
-        ["apis", "apps"] if get => json_reply(StatusCode::OK, &discovery::api_group()),
-        ["api", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("")),
-        ["apis", "apps", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("apps")),
+        ["apis", group] if get => match discovery::api_group(group) {
+            Some(g) => json_reply(StatusCode::OK, &g),
+            None => status(404, "NotFound", "the server could not find the requested resource", json!({})),
+        },
+        ["api", "v1"] if get => json_reply(StatusCode::OK, &discovery::resource_list("", "v1")),
+        ["apis", group, version] if get && discovery::is_group_version(group, version) => {
+            json_reply(StatusCode::OK, &discovery::resource_list(group, version))
+        }
         ["openapi", ..] => status(
             404,
             "NotFound",
@@ -206,10 +238,22 @@ pub async fn handle(
         ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] if method == Method::POST => {
             json_reply(StatusCode::CREATED, &auth::self_review(&identity))
         }
-        ["api", "v1", rest @ ..] => resource(&api, "", rest, &request()),
-        ["apis", "apps", "v1", rest @ ..] => resource(&api, "apps", rest, &request()),
+        ["api", "v1", rest @ ..] => resource(&api, ("", "v1"), rest, &request()),
+        ["apis", group, version, rest @ ..] if discovery::is_group_version(group, version) => {
+            resource(&api, (group, version), rest, &request())
+        }
         _ => status(404, "NotFound", "the server could not find the requested resource", json!({})),
     }
+}
+
+/// A protobuf body of a config map, secret or HPA write, as JSON.
+fn protobuf_object(segments: &[&str], body: &[u8]) -> Option<Value> {
+    let (version, plural) = match segments {
+        ["api", "v1", "namespaces", _, plural, ..] => ("v1", *plural),
+        ["apis", "autoscaling", version, "namespaces", _, plural, ..] => (*version, *plural),
+        _ => return None,
+    };
+    super::protobuf::object(plural, version, body)
 }
 
 fn aggregated(core: bool) -> Response {
@@ -220,8 +264,14 @@ fn aggregated(core: bool) -> Response {
 fn sandbox_endpoint(api: &Api, what: &str) -> Response {
     match what {
         "state" => {
-            let objects: Vec<Value> =
-                api.store.all().into_iter().filter(|((r, _, _), _)| *r != Res::Event).map(|(_, v)| v).collect();
+            // Secrets are not shown on this endpoint, which asks for no token.
+            let objects: Vec<Value> = api
+                .store
+                .all()
+                .into_iter()
+                .filter(|((r, _, _), _)| !matches!(r, Res::Event | Res::Secret))
+                .map(|(_, v)| v)
+                .collect();
             json_reply(
                 StatusCode::OK,
                 &json!({
@@ -264,7 +314,15 @@ struct Request<'a> {
     query: &'a HashMap<String, String>,
     accept: &'a str,
     content_type: &'a str,
+    user_agent: &'a str,
     body: &'a [u8],
+}
+
+impl Request<'_> {
+    /// Who the write is recorded as in `managedFields`.
+    fn writer(&self) -> Writer {
+        Writer::of_request(self.query.get("fieldManager").map(String::as_str), self.user_agent)
+    }
 }
 
 /// The RBAC verb of a request: `get`/`list`/`watch` for reads, `patch`, `update`, `delete`, `create`.
@@ -275,13 +333,14 @@ fn verb(method: &Method, named: bool, watch: bool) -> &'static str {
         "GET" => "list",
         "PATCH" => "patch",
         "PUT" => "update",
-        "DELETE" => "delete",
+        "DELETE" if named => "delete",
+        "DELETE" => "deletecollection",
         _ => "create",
     }
 }
 
-fn resource(api: &Arc<Api>, group: &str, rest: &[&str], request: &Request) -> Response {
-    let Request { identity, method, query, accept, content_type, body } = *request;
+fn resource(api: &Arc<Api>, (group, version): (&str, &str), rest: &[&str], request: &Request) -> Response {
+    let Request { identity, method, query, accept, content_type, body, .. } = *request;
     let (ns, plural, name, sub) = match rest {
         [plural] => (None, *plural, None, None),
         ["namespaces", ns, plural] => (Some(*ns), *plural, None, None),
@@ -289,7 +348,7 @@ fn resource(api: &Arc<Api>, group: &str, rest: &[&str], request: &Request) -> Re
         ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
         _ => return status(404, "NotFound", "the server could not find the requested resource", json!({})),
     };
-    let Some(res) = Res::from_plural(plural).filter(|r| r.group() == group) else {
+    let Some(res) = Res::from_plural(plural).filter(|_| discovery::serves(group, version, plural)) else {
         return status(404, "NotFound", "the server could not find the requested resource", json!({}));
     };
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
@@ -336,17 +395,32 @@ fn resource(api: &Arc<Api>, group: &str, rest: &[&str], request: &Request) -> Re
             Err(r) => return refuse(r),
         }
     };
+    let write = Write { method, content_type, body, dry_run };
     match (method.as_str(), name, sub) {
-        ("GET", None, None) if watching => watch(api, res, ns, query, table::wants_table(accept)),
-        ("GET", None, None) => list(api, res, ns, query, accept),
+        ("GET", None, None) if watching => watch(api, (res, version), ns, query, table::wants_table(accept)),
+        ("GET", None, None) => list(api, (res, version), ns, query, accept),
         (_, Some(_), _) if ns.is_none() => bad_request("a namespace is required"),
-        ("GET", Some(name), None) => match api.store.get(res, ns.unwrap_or_default(), name) {
-            Some(o) if table::wants_table(accept) => {
-                json_reply(StatusCode::OK, &table::table(res, &[o], api.store.resource_version()))
+        ("GET", Some(name), None | Some("status")) if sub.is_none() || res == Res::HorizontalPodAutoscaler => {
+            match api.store.get(res, ns.unwrap_or_default(), name) {
+                Some(o) if table::wants_table(accept) => {
+                    json_reply(StatusCode::OK, &table::table(res, &[o], api.store.resource_version()))
+                }
+                Some(o) => json_reply(StatusCode::OK, &objects::present(res, version, &o)),
+                None => not_found(res, name),
             }
-            Some(o) => json_reply(StatusCode::OK, &o),
-            None => not_found(res, name),
+        }
+        ("POST", None, None) if res.is_object() => match ns {
+            Some(ns) => create(api, (res, version), ns, request, &write),
+            None => bad_request("a namespace is required"),
         },
+        ("PUT" | "PATCH", Some(name), None) if res.is_object() => {
+            replace(api, (res, version), ns.unwrap_or_default(), name, request, &write)
+        }
+        ("PUT" | "PATCH", Some(name), Some("status")) if res == Res::HorizontalPodAutoscaler => {
+            replace_status(api, version, ns.unwrap_or_default(), name, &write)
+        }
+        ("DELETE", Some(name), None) if res.is_object() => delete(api, res, ns.unwrap_or_default(), name, &write),
+        ("DELETE", None, None) if res.is_object() => delete_collection(api, (res, version), ns, query, dry_run),
         ("DELETE", Some(name), None) if res == Res::Pod => {
             let ns = ns.unwrap_or_default();
             match api.store.get(res, ns, name) {
@@ -359,12 +433,10 @@ fn resource(api: &Arc<Api>, group: &str, rest: &[&str], request: &Request) -> Re
             }
         }
         ("PATCH" | "PUT", Some(name), None) if res.is_workload() => {
-            let write = Write { method, content_type, body, dry_run };
-            write_workload(api, res, ns.unwrap_or_default(), name, &write)
+            write_workload(api, res, ns.unwrap_or_default(), name, &write, &request.writer())
         }
         (_, Some(name), Some("scale")) if res.is_workload() => {
-            let write = Write { method, content_type, body, dry_run };
-            scale(api, res, ns.unwrap_or_default(), name, &write)
+            scale(api, res, ns.unwrap_or_default(), name, &write, &request.writer().on("scale"))
         }
         _ => status(
             405,
@@ -423,7 +495,18 @@ fn expired_continue() -> Response {
     )
 }
 
-fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, accept: &str) -> Response {
+/// `v1`, `apps/v1`, `autoscaling/v1`: what a client of `version` of `res`'s group is answered in.
+fn api_version_of(res: Res, version: &str) -> String {
+    if res.group().is_empty() { version.to_string() } else { format!("{}/{version}", res.group()) }
+}
+
+fn list(
+    api: &Api,
+    (res, version): (Res, &str),
+    ns: Option<&str>,
+    query: &HashMap<String, String>,
+    accept: &str,
+) -> Response {
     let (labels, fields) = match selectors(res, query) {
         Ok(s) => s,
         Err(r) => return r,
@@ -461,7 +544,7 @@ fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, 
         Some(n) if remaining_all.len() > n => (&remaining_all[..n], remaining_all.len() - n),
         _ => (&remaining_all[..], 0),
     };
-    let items: Vec<Value> = page.iter().map(|o| (*o).clone()).collect();
+    let items: Vec<Value> = page.iter().map(|o| objects::present(res, version, o)).collect();
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if more > 0 {
         api.pages.lock().unwrap_or_else(|e| e.into_inner()).keep(rv, res, ns, &all);
@@ -481,7 +564,7 @@ fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, 
     json_reply(
         StatusCode::OK,
         &json!({
-            "kind": format!("{}List", res.kind()), "apiVersion": res.api_version(),
+            "kind": format!("{}List", res.kind()), "apiVersion": api_version_of(res, version),
             "metadata": metadata, "items": items
         }),
     )
@@ -489,7 +572,13 @@ fn list(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, 
 
 /// `as_table`: each event carries a one-row Table (what `kubectl get -w` asks for); the column
 /// definitions come with the first event only, as from a real server.
-fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>, as_table: bool) -> Response {
+fn watch(
+    api: &Api,
+    (res, version): (Res, &str),
+    ns: Option<&str>,
+    query: &HashMap<String, String>,
+    as_table: bool,
+) -> Response {
     let (labels, fields) = match selectors(res, query) {
         Ok(s) => s,
         Err(r) => return r,
@@ -514,6 +603,7 @@ fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>,
             && fields.matches(&e.object)
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let version = version.to_string();
     tokio::spawn(async move {
         let mut first = true;
         let mut line = move |e: &WatchEvent| {
@@ -524,7 +614,7 @@ fn watch(api: &Api, res: Res, ns: Option<&str>, query: &HashMap<String, String>,
                 }
                 t
             } else {
-                (*e.object).clone()
+                objects::present(res, &version, &e.object)
             };
             Bytes::from(format!("{}\n", json!({"type": e.kind.name(), "object": object})))
         };
@@ -594,7 +684,17 @@ fn rv_of(object: &Value) -> Option<String> {
     object["metadata"]["resourceVersion"].as_str().map(str::to_string)
 }
 
-fn write_workload(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
+/// The resourceVersion a write must find: a PUT's, or the one a patch sets (a patch that leaves
+/// it alone applies to whatever is stored, as the API server retries it on a conflict).
+fn precondition(write: &Write, current: &Value, desired: &Value) -> Option<String> {
+    let wanted = rv_of(desired);
+    match write.method.as_str() {
+        "PATCH" if wanted == rv_of(current) => None,
+        _ => wanted,
+    }
+}
+
+fn write_workload(api: &Api, res: Res, ns: &str, name: &str, write: &Write, writer: &Writer) -> Response {
     let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
     let desired = match write.desired(&current) {
         Ok(d) => d,
@@ -614,12 +714,14 @@ fn write_workload(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> R
     if let Err(r) = validate::workload_update(res, name, &current, &next) {
         return refuse(r);
     }
-    let expected = rv_of(&desired);
+    let expected = precondition(write, &current, &desired);
     let change = |o: &mut Value| {
+        let before = o.clone();
         o["spec"] = next["spec"].clone();
         for field in ["labels", "annotations"] {
             o["metadata"][field] = desired["metadata"][field].clone();
         }
+        managed::record(res, res.api_version(), Some(&before), o, writer);
         Ok(())
     };
     let result = if write.dry_run {
@@ -654,7 +756,7 @@ fn scale_of(workload: &Value) -> Value {
     })
 }
 
-fn scale(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
+fn scale(api: &Api, res: Res, ns: &str, name: &str, write: &Write, writer: &Writer) -> Response {
     let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
     let current_scale = scale_of(&current);
     if *write.method == Method::GET {
@@ -671,9 +773,11 @@ fn scale(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
         Ok(n) => n,
         Err(r) => return r,
     };
-    let expected = rv_of(&desired);
+    let expected = precondition(write, &current_scale, &desired);
     let change = |o: &mut Value| {
+        let before = o.clone();
         o["spec"]["replicas"] = json!(replicas);
+        managed::record(res, res.api_version(), Some(&before), o, writer);
         Ok(())
     };
     let result = if write.dry_run {
@@ -690,4 +794,237 @@ fn scale(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
         }
         Err(e) => store_error(res, name, e),
     }
+}
+
+/// A reply with `Warning` headers (`299 - "unknown field \"x\""`), as the API server sends them.
+fn with_warnings(mut reply: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("299 - {w:?}")) {
+            reply.headers_mut().append("Warning", v);
+        }
+    }
+    reply
+}
+
+/// A name for `generateName`: the prefix and five characters, as the API server makes it.
+fn generated_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let suffix: String = (0..5).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect();
+    format!("{prefix}{suffix}")
+}
+
+/// POST of a config map, secret or HPA: 201 with the stored object, 409 `AlreadyExists`.
+fn create(api: &Api, (res, version): (Res, &str), ns: &str, request: &Request, write: &Write) -> Response {
+    // The emulation has no Namespace objects: a namespace exists while something is in it.
+    if !api.store.all().iter().any(|((_, n, _), _)| n == ns) {
+        return status(
+            404,
+            "NotFound",
+            &format!("namespaces \"{ns}\" not found"),
+            json!({"name": ns, "kind": "namespaces"}),
+        );
+    }
+    let mut body: Value = match serde_json::from_slice(write.body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(&format!("the body of the request could not be decoded as JSON: {e}")),
+    };
+    let warnings = match objects::field_validation(res, request.query.get("fieldValidation").map(String::as_str), &body)
+    {
+        Ok(w) => w,
+        Err(r) => return refuse(r),
+    };
+    if body["metadata"]["name"].as_str().is_none_or(str::is_empty)
+        && let Some(prefix) = body["metadata"]["generateName"].as_str().filter(|p| !p.is_empty())
+    {
+        body["metadata"]["name"] = json!(generated_name(prefix));
+    }
+    let mut object = match objects::prepare(res, version, ns, body, None) {
+        Ok(o) => o,
+        Err(r) => return refuse(r),
+    };
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    // Field sets are recorded in the stored version's terms (a v1 HPA write too).
+    managed::record(res, res.api_version(), None, &mut object, &request.writer());
+    let created = if write.dry_run {
+        match api.store.get(res, ns, &name) {
+            Some(_) => Err(StoreError::AlreadyExists),
+            None => {
+                object["apiVersion"] = json!(res.api_version());
+                object["kind"] = json!(res.kind());
+                object["metadata"]["creationTimestamp"] = json!(super::store::now());
+                Ok(object)
+            }
+        }
+    } else {
+        api.store.create(res, object)
+    };
+    match created {
+        Ok(o) => with_warnings(json_reply(StatusCode::CREATED, &objects::present(res, version, &o)), &warnings),
+        Err(e) => store_error(res, &name, e),
+    }
+}
+
+/// PUT or PATCH of a config map, secret or HPA: the whole object but its status.
+fn replace(api: &Api, (res, version): (Res, &str), ns: &str, name: &str, request: &Request, write: &Write) -> Response {
+    let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
+    let shown = objects::present(res, version, &current);
+    let desired = match write.desired(&shown) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let warnings = if *write.method == Method::PUT {
+        match objects::field_validation(res, request.query.get("fieldValidation").map(String::as_str), &desired) {
+            Ok(w) => w,
+            Err(r) => return refuse(r),
+        }
+    } else {
+        Vec::new()
+    };
+    if let Err(r) = validate::same_object(ns, name, &desired) {
+        return refuse(r);
+    }
+    let expected = precondition(write, &shown, &desired);
+    let next = match objects::prepare(res, version, ns, desired, Some(&current)) {
+        Ok(o) => o,
+        Err(r) => return refuse(r),
+    };
+    let writer = request.writer();
+    let change = |o: &mut Value| {
+        let before = o.clone();
+        *o = next.clone();
+        managed::record(res, res.api_version(), Some(&before), o, &writer);
+        Ok(())
+    };
+    let result = if write.dry_run {
+        api.store.preview(res, ns, name, expected.as_deref(), change)
+    } else {
+        api.store.update(res, ns, name, expected.as_deref(), change)
+    };
+    match result {
+        Ok(o) => with_warnings(json_reply(StatusCode::OK, &objects::present(res, version, &o)), &warnings),
+        Err(e) => store_error(res, name, e),
+    }
+}
+
+/// PUT or PATCH of an HPA's `status` subresource: the status only.
+fn replace_status(api: &Api, version: &str, ns: &str, name: &str, write: &Write) -> Response {
+    let res = Res::HorizontalPodAutoscaler;
+    let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
+    let shown = objects::present(res, version, &current);
+    let desired = match write.desired(&shown) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if let Err(r) = validate::same_object(ns, name, &desired) {
+        return refuse(r);
+    }
+    let expected = precondition(write, &shown, &desired);
+    // A v1 status carries no conditions: those stay as stored.
+    let status = if version == "v1" {
+        let mut s = current["status"].clone();
+        for field in ["currentReplicas", "desiredReplicas", "lastScaleTime", "observedGeneration"] {
+            s[field] = desired["status"][field].clone();
+        }
+        s
+    } else {
+        desired["status"].clone()
+    };
+    let change = |o: &mut Value| {
+        o["status"] = status.clone();
+        Ok(())
+    };
+    let result = if write.dry_run {
+        api.store.preview(res, ns, name, expected.as_deref(), change)
+    } else {
+        api.store.update(res, ns, name, expected.as_deref(), change)
+    };
+    match result {
+        Ok(o) => json_reply(StatusCode::OK, &objects::present(res, version, &o)),
+        Err(e) => store_error(res, name, e),
+    }
+}
+
+/// The `preconditions` of a DELETE's `DeleteOptions` body.
+#[allow(clippy::result_large_err)]
+fn delete_preconditions(res: Res, name: &str, body: &[u8], stored: &Value) -> Result<(), Response> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    let options: Value =
+        serde_json::from_slice(body).map_err(|e| bad_request(&format!("invalid DeleteOptions body: {e}")))?;
+    let wanted = &options["preconditions"];
+    let failed = |what: &str, wanted: &str, actual: &str| {
+        status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}",
+                res.qualified()
+            ),
+            group_details(res, name),
+        )
+    };
+    for (field, what) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+        if let Some(w) = wanted[field].as_str().filter(|w| !w.is_empty()) {
+            let actual = stored["metadata"][field].as_str().unwrap_or_default();
+            if w != actual {
+                return Err(failed(what, w, actual));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// DELETE of a config map, secret or HPA: a `Status` of success naming what went, as the API
+/// server answers for objects deleted at once.
+fn delete(api: &Api, res: Res, ns: &str, name: &str, write: &Write) -> Response {
+    let Some(current) = api.store.get(res, ns, name) else { return not_found(res, name) };
+    if let Err(r) = delete_preconditions(res, name, write.body, &current) {
+        return r;
+    }
+    let deleted = if write.dry_run { Ok(current) } else { api.store.delete(res, ns, name) };
+    match deleted {
+        Ok(o) => {
+            let mut details = group_details(res, name);
+            details["uid"] = o["metadata"]["uid"].clone();
+            json_reply(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+            )
+        }
+        Err(e) => store_error(res, name, e),
+    }
+}
+
+/// DELETE of a collection (`deletecollection`): every selected object goes; the answer lists them.
+fn delete_collection(
+    api: &Api,
+    (res, version): (Res, &str),
+    ns: Option<&str>,
+    query: &HashMap<String, String>,
+    dry_run: bool,
+) -> Response {
+    let (labels, fields) = match selectors(res, query) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (items, _) = api.store.list(res, ns);
+    let mut deleted = Vec::new();
+    for o in items.iter().filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o)) {
+        let (ns, name) = (
+            o["metadata"]["namespace"].as_str().unwrap_or_default(),
+            o["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        let gone = if dry_run { Ok(o.clone()) } else { api.store.delete(res, ns, name) };
+        if let Ok(gone) = gone {
+            deleted.push(objects::present(res, version, &gone));
+        }
+    }
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", res.kind()), "apiVersion": api_version_of(res, version),
+            "metadata": {"resourceVersion": api.store.resource_version().to_string()}, "items": deleted
+        }),
+    )
 }

@@ -19,6 +19,11 @@ pub enum Res {
     ReplicaSet,
     /// Read-only through the API: written by the controllers (`kubectl get events`).
     Event,
+    ConfigMap,
+    /// `data` holds base64 values; `stringData` is folded into it on write, as the API server does.
+    Secret,
+    /// `autoscaling/v2`, the storage version; `autoscaling/v1` is served by conversion (`hpa.rs`).
+    HorizontalPodAutoscaler,
 }
 
 impl Res {
@@ -29,6 +34,9 @@ impl Res {
             Res::Pod => "pods",
             Res::ReplicaSet => "replicasets",
             Res::Event => "events",
+            Res::ConfigMap => "configmaps",
+            Res::Secret => "secrets",
+            Res::HorizontalPodAutoscaler => "horizontalpodautoscalers",
         }
     }
 
@@ -39,13 +47,19 @@ impl Res {
             Res::Pod => "Pod",
             Res::ReplicaSet => "ReplicaSet",
             Res::Event => "Event",
+            Res::ConfigMap => "ConfigMap",
+            Res::Secret => "Secret",
+            Res::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
         }
     }
 
+    /// The version objects are stored and written in (and served in, but for HPAs asked for as
+    /// `autoscaling/v1`).
     pub fn api_version(self) -> &'static str {
         match self {
-            Res::Pod | Res::Event => "v1",
-            _ => "apps/v1",
+            Res::Pod | Res::Event | Res::ConfigMap | Res::Secret => "v1",
+            Res::HorizontalPodAutoscaler => "autoscaling/v2",
+            Res::Deployment | Res::StatefulSet | Res::ReplicaSet => "apps/v1",
         }
     }
 
@@ -57,6 +71,9 @@ impl Res {
             Res::Pod => "pods",
             Res::ReplicaSet => "replicasets.apps",
             Res::Event => "events",
+            Res::ConfigMap => "configmaps",
+            Res::Secret => "secrets",
+            Res::HorizontalPodAutoscaler => "horizontalpodautoscalers.autoscaling",
         }
     }
 
@@ -75,8 +92,17 @@ impl Res {
             "pods" => Some(Res::Pod),
             "replicasets" => Some(Res::ReplicaSet),
             "events" => Some(Res::Event),
+            "configmaps" => Some(Res::ConfigMap),
+            "secrets" => Some(Res::Secret),
+            "horizontalpodautoscalers" => Some(Res::HorizontalPodAutoscaler),
             _ => None,
         }
+    }
+
+    /// What clients create, replace and delete through the API (the rest is seeded or written by
+    /// the controllers).
+    pub fn is_object(self) -> bool {
+        matches!(self, Res::ConfigMap | Res::Secret | Res::HorizontalPodAutoscaler)
     }
 
     /// Deployments and statefulsets: what has a scale subresource and a controller.
@@ -262,7 +288,12 @@ impl Store {
         change(&mut new)?;
         // Identity fields are the server's, whatever the caller sent.
         for field in ["uid", "name", "namespace", "creationTimestamp", "generation"] {
-            new["metadata"][field] = old["metadata"][field].clone();
+            match old["metadata"].get(field) {
+                Some(v) => new["metadata"][field] = v.clone(),
+                None => {
+                    new["metadata"].as_object_mut().map(|m| m.remove(field));
+                }
+            }
         }
         new["metadata"]["resourceVersion"] = json!(current_rv);
         new["apiVersion"] = json!(res.api_version());
@@ -338,7 +369,7 @@ impl Store {
 
 /// Objects whose spec changes bump `metadata.generation`.
 fn has_generation(res: Res) -> bool {
-    res.is_workload() || res == Res::ReplicaSet
+    res.is_workload() || matches!(res, Res::ReplicaSet | Res::HorizontalPodAutoscaler)
 }
 
 fn key_of(object: &Value) -> Result<(String, String), StoreError> {

@@ -3,7 +3,9 @@
 //! field is immutable in apps/v1), a statefulset spec change outside the fields that may change
 //! (422 Forbidden), a selector that is empty, unparsable or does not select the pod template's
 //! labels (422), and a `dryRun` value other than `All` (422 on the options object). The checks
-//! are written from the API server's validation rules, not from drscript's client.
+//! are written from the API server's validation rules, not from drscript's client. [`FieldError`]
+//! and [`Refusal::invalid_all`] build the 422 of several causes (`is invalid: [a, b]`) that the
+//! checks of config maps, secrets and HPAs (`objects.rs`, `hpa.rs`) answer with.
 
 use serde_json::{Value, json};
 
@@ -36,6 +38,71 @@ impl Refusal {
                 "name": name, "group": res.group(), "kind": res.kind(),
                 "causes": [{"reason": cause_reason, "message": detail, "field": field}]
             }),
+        }
+    }
+}
+
+/// One field's error, as `field.Error` renders it: the field, the cause reason and the detail
+/// (`Invalid value: 0: must be greater than 0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl FieldError {
+    /// `Invalid value: VALUE: MESSAGE`; a string value is quoted, as Go's `%q` does.
+    pub fn invalid(field: &str, value: &Value, message: &str) -> FieldError {
+        let shown = match value {
+            Value::String(s) => format!("{s:?}"),
+            other => other.to_string(),
+        };
+        FieldError {
+            field: field.to_string(),
+            reason: "FieldValueInvalid",
+            detail: format!("Invalid value: {shown}: {message}"),
+        }
+    }
+
+    /// `Required value` (with `: MESSAGE` when there is one).
+    pub fn required(field: &str, message: &str) -> FieldError {
+        let detail =
+            if message.is_empty() { "Required value".to_string() } else { format!("Required value: {message}") };
+        FieldError { field: field.to_string(), reason: "FieldValueRequired", detail }
+    }
+
+    /// `Forbidden: MESSAGE`.
+    pub fn forbidden(field: &str, message: &str) -> FieldError {
+        FieldError { field: field.to_string(), reason: "FieldValueForbidden", detail: format!("Forbidden: {message}") }
+    }
+
+    /// `Unsupported value: "X": supported values: "A", "B"`.
+    pub fn not_supported(field: &str, value: &str, supported: &[&str]) -> FieldError {
+        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        FieldError {
+            field: field.to_string(),
+            reason: "FieldValueNotSupported",
+            detail: format!("Unsupported value: {value:?}: supported values: {}", list.join(", ")),
+        }
+    }
+}
+
+impl Refusal {
+    /// 422 Invalid with every cause, as `errors.NewInvalid` builds it: one error inline, several
+    /// between brackets.
+    pub fn invalid_all(res: Res, name: &str, errors: &[FieldError]) -> Refusal {
+        let qualified =
+            if res.group().is_empty() { res.kind().to_string() } else { format!("{}.{}", res.kind(), res.group()) };
+        let shown: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect();
+        let list = if shown.len() == 1 { shown[0].clone() } else { format!("[{}]", shown.join(", ")) };
+        let causes: Vec<Value> =
+            errors.iter().map(|e| json!({"reason": e.reason, "message": e.detail, "field": e.field})).collect();
+        Refusal {
+            code: 422,
+            reason: "Invalid",
+            message: format!("{qualified} \"{name}\" is invalid: {list}"),
+            details: json!({"name": name, "group": res.group(), "kind": res.kind(), "causes": causes}),
         }
     }
 }
