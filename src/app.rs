@@ -233,6 +233,7 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
                 options.outages.push((env.to_string(), list));
             }
             options.stuck = args.stuck.iter().map(|s| s.parse()).collect::<Result<_>>()?;
+            options.hpa = args.hpa.iter().map(|s| s.parse()).collect::<Result<_>>()?;
             options.kube_tls = !args.insecure_http;
             drscript_sandbox::cli_up(&args.dir.dir, options, output::err)
         }

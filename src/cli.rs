@@ -348,6 +348,11 @@ pub struct SandboxUpArgs {
     /// (or `ImagePullBackOff`): what a stuck DR start looks like. Repeatable
     #[arg(long, value_name = "ENV/WORKLOAD=REASON")]
     pub stuck: Vec<String>,
+    /// ENV/WORKLOAD=MIN:MAX: a HorizontalPodAutoscaler on that workload (e.g.
+    /// `dr/ac-ac-runtime=1:1`, as Adeptia's chart deploys autoscaling), kept by the sandbox's HPA
+    /// controller. Repeatable
+    #[arg(long, value_name = "ENV/WORKLOAD=MIN:MAX")]
+    pub hpa: Vec<String>,
     /// Serve the Kubernetes APIs over plain HTTP without authentication, instead of HTTPS with a
     /// private CA, a rotating admin token (kubeconfig `exec` plugin) and a read-only `ENV-viewer`
     #[arg(long)]

@@ -1118,3 +1118,89 @@ fn without_declared_roles_the_serving_side_is_the_source_and_every_hint_works_as
     assert_eq!(code, Some(0), "{s}");
     assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "northeurope"}), "{s}");
 }
+
+fn hpa_of(world: &World, env: &str) -> Value {
+    let text = world.kubectl(env, &["get", "hpa", "ac-ac-runtime", "-o", "json"]);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Autoscaling as Adeptia's chart deploys it: an HPA with max 1 on DR's runtime, a config asking
+/// for 2. By default the failover scales to what the HPA keeps and says so (DR then serves at 1,
+/// healthy); with `--var raise_hpa=true` the HPA's bounds are raised to 2 (remembered on the HPA)
+/// and put back when the failback scales DR's runtime to 0. Judged with kubectl.
+#[test]
+fn an_hpa_on_the_runtime_bounds_the_scale_or_is_raised_and_put_back() {
+    let world = World::start(&["--hpa", "dr/ac-ac-runtime=1:1"]);
+    let runtime =
+        |env: &str| world.kubectl(env, &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    let log = world.run_ok("failover.rhai", &[]);
+    assert!(log.contains("keeps ac-ac-runtime between 1 and 1: scaled to 1 instead of 2"), "{log}");
+    assert_eq!(runtime("dr"), "1");
+    let (code, s) = status_json(&world);
+    assert_eq!((code, &s["verdict"]["kind"]), (Some(0), &serde_json::json!("ACTIVE")), "{s}");
+    world.run_ok("failback.rhai", &["--ack-all-manual"]);
+    assert_eq!(runtime("dr"), "0", "the HPA leaves a workload at 0 alone");
+    // Raised on request, and put back on the way back.
+    let log = world.run_ok("failover.rhai", &["--var", "raise_hpa=true"]);
+    assert!(log.contains("bounds 1..1 raised to keep 2"), "{log}");
+    let hpa = hpa_of(&world, "dr");
+    assert_eq!(hpa["spec"]["maxReplicas"], 2, "{hpa}");
+    assert_eq!(hpa["metadata"]["annotations"]["drscript.io/raised-from"], "1,1", "{hpa}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(runtime("dr"), "2", "the raised HPA keeps 2");
+    world.run_ok("failback.rhai", &["--ack-all-manual"]);
+    let hpa = hpa_of(&world, "dr");
+    assert_eq!(hpa["spec"]["maxReplicas"], 1, "put back: {hpa}");
+    assert!(hpa["metadata"]["annotations"].get("drscript.io/raised-from").is_none(), "{hpa}");
+    world.assert_serving_kubectl("prod", "dr");
+}
+
+/// DR's workloads are owned by an Argo CD application with self-heal (the sandbox's gitops fault):
+/// the failover is refused before any change with the command that pauses it; acknowledged, the
+/// scale Argo CD undoes ends the wait at once, naming the manager that set the replicas back.
+#[test]
+fn a_gitops_owner_refuses_the_switch_and_a_revert_is_named_with_its_manager() {
+    let world = World::start(&["--faults", "kube=gitops:revert@dr"]);
+    let before = snapshot(&world);
+    let out = world.drscript(&["run", &runbook("failover.rhai"), "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is managed by Argo CD application ac"), "{err}");
+    assert!(err.contains("argocd app set ac --sync-policy none"), "{err}");
+    assert!(err.contains("--var ack_controllers=true"), "{err}");
+    assert_eq!(snapshot(&world), before, "a refused failover changed something");
+    let started = Instant::now();
+    let out = world.drscript(&["run", &runbook("failover.rhai"), "--yes", "--var", "ack_controllers=true"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("spec.replicas was set to") && err.contains("by argocd-controller"), "{err}");
+    assert!(err.contains("(managedFields)"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(120), "named at once, not at the scale timeout");
+}
+
+/// The DR document's `QUARTZ_STATUS_ONBOOTUP=pause`, set the way `kubectl set env
+/// --from=configmap/NAME` writes it: preflight follows the reference to the ConfigMap's value,
+/// and fails when the ConfigMap says otherwise, naming where the value came from.
+#[test]
+fn preflight_follows_quartz_status_onbootup_into_a_config_map() {
+    let world = World::start(&[]);
+    world.kubectl("dr", &["create", "configmap", "quartz", "--from-literal=QUARTZ_STATUS_ONBOOTUP=pause"]);
+    world.kubectl("dr", &["set", "env", "deployment/ac-ac-event", "QUARTZ_STATUS_ONBOOTUP-"]);
+    world.kubectl("dr", &["set", "env", "deployment/ac-ac-event", "--from=configmap/quartz"]);
+    let env = world
+        .kubectl("dr", &["get", "deployment", "ac-ac-event", "-o", "jsonpath={.spec.template.spec.containers[0].env}"]);
+    assert!(env.contains("{\"name\":\"QUARTZ_STATUS_ONBOOTUP\",\"valueFrom\":{\"configMapKeyRef\""), "{env}");
+    let log = world.run_ok("preflight.rhai", &[]);
+    assert!(log.contains("QUARTZ_STATUS_ONBOOTUP=pause from configMap quartz key QUARTZ_STATUS_ONBOOTUP"), "{log}");
+    world.kubectl(
+        "dr",
+        &["patch", "configmap", "quartz", "--type", "merge", "-p", "{\"data\":{\"QUARTZ_STATUS_ONBOOTUP\":\"start\"}}"],
+    );
+    let out = world.drscript(&["run", &runbook("preflight.rhai"), "--yes"]);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("QUARTZ_STATUS_ONBOOTUP=start (from configMap quartz key QUARTZ_STATUS_ONBOOTUP), expected pause"),
+        "{err}"
+    );
+}
