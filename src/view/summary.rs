@@ -60,6 +60,7 @@ mod tests {
 
     fn record(seconds: i64, name: &str, value: serde_json::Value) -> Record {
         Record {
+            by: None,
             ts: chrono::DateTime::from_timestamp(seconds, 0).unwrap(),
             event: Event::Metric { name: name.to_string(), value },
         }

@@ -42,6 +42,12 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The effective user id of this process.
+pub fn uid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
 /// Takes an exclusive `flock` on `file`, waiting for it; released when the file is closed.
 pub fn lock_exclusive(file: &File) -> std::io::Result<()> {
     // SAFETY: flock on a descriptor that `file` keeps open for the whole call.

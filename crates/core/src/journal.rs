@@ -27,6 +27,9 @@ pub enum Event {
         mode: String,
         vars: BTreeMap<String, String>,
         pid: u32,
+        /// The drscript version that ran this attempt.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        version: String,
     },
     StepStarted {
         id: String,
@@ -92,6 +95,9 @@ pub enum StepOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
     pub ts: DateTime<Utc>,
+    /// Who wrote it: `user@host` (see `identity`); absent in journals of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     #[serde(flatten)]
     pub event: Event,
 }
@@ -119,7 +125,7 @@ impl Journal {
     /// Appends one event. A journal that cannot be written stops the run: without it, resume
     /// could repeat a destructive step.
     pub fn write(&self, event: Event) -> Result<()> {
-        let record = Record { ts: Utc::now(), event };
+        let record = Record { ts: Utc::now(), by: Some(crate::identity::by().to_string()), event };
         let durable = matches!(record.event, Event::StepFinished { .. } | Event::RunFinished { .. });
         let line = serde_json::to_string(&record).expect("journal events serialize");
         let mut line = redact::redacted(line);

@@ -128,6 +128,21 @@ pub fn markdown(records: &[Record]) -> String {
         out.push_str(&format!("| Config | `{c}` |\n"));
     }
     out.push_str(&format!("| Mode | {} |\n", s.mode));
+    let mut runners: Vec<String> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::RunStarted { version, .. } => Some(format!(
+                "{}{}",
+                r.by.as_deref().unwrap_or("(not recorded)"),
+                if version.is_empty() { String::new() } else { format!(" (drscript {version})") }
+            )),
+            _ => None,
+        })
+        .collect();
+    runners.dedup();
+    if !runners.is_empty() {
+        out.push_str(&format!("| Run by | {} |\n", runners.join(", then ")));
+    }
     out.push_str(&format!(
         "| Outcome | **{}**{} |\n",
         s.outcome,
@@ -341,7 +356,7 @@ mod tests {
     use super::*;
 
     fn at(ms: i64, event: Event) -> Record {
-        Record { ts: DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap(), event }
+        Record { ts: DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap(), by: None, event }
     }
 
     fn started(id: &str, number: &str) -> Event {
@@ -358,6 +373,7 @@ mod tests {
             mode: "live".into(),
             vars: Default::default(),
             pid: 1,
+            version: String::new(),
         }
     }
 

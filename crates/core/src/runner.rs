@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -270,6 +270,7 @@ fn execute(
         .to_string(),
         vars: options.vars.clone(),
         pid: std::process::id(),
+        version: crate::identity::VERSION.to_string(),
     })?;
     let screen = crate::observer::RunScreen::start();
     tracing::info!(
@@ -278,6 +279,33 @@ fn execute(
         prepared.script.label
     );
     let run = RunContext { run_id: run_id.clone(), state_dir: state.root().to_path_buf() };
+    let runbook = prepared.script.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let resume_command = format!("drscript --state-dir {} resume {run_id}", absolute(state.root()));
+    let announce = |event: crate::notify::RunEvent| {
+        if options.mode == Mode::Live
+            && let Some(config) = &prepared.config
+        {
+            crate::notify::announce(config, event);
+        }
+    };
+    let event = |event: &'static str, text: String| crate::notify::RunEvent {
+        event,
+        run_id: run_id.clone(),
+        runbook: runbook.clone(),
+        text,
+        step: None,
+        error: None,
+        resume: None,
+        downtime_seconds: None,
+    };
+    announce(event(
+        "started",
+        format!(
+            "drscript: {runbook} started by {} (run {run_id}{})",
+            crate::identity::by(),
+            if attempt > 1 { format!(", attempt {attempt}") } else { String::new() }
+        ),
+    ));
     let exec = prepared.exec(options, options.mode, runtime.handle(), Some((journal, run)), finished, cancel);
     let started = Instant::now();
     let result = prepared.evaluate(&exec, false);
@@ -297,6 +325,46 @@ fn execute(
     let records = journal::read(&run_dir.join("journal.jsonl"))?;
     write_reports(&run_dir, &records)?;
     let report_path = run_dir.join("report.md");
+    let step = exec.failed_step().map(|f| format!("{} {}", f.number, f.title));
+    let first_line = |e: &Error| e.to_string().lines().next().unwrap_or_default().to_string();
+    let notice = match &result {
+        Ok(()) => {
+            let downtime = crate::report::downtime_ms(&records).map(|ms| ms as f64 / 1000.0);
+            crate::notify::RunEvent {
+                downtime_seconds: downtime,
+                ..event(
+                    "finished",
+                    format!(
+                        "drscript: {runbook} finished in {seconds:.1} s{} (run {run_id}, by {})",
+                        downtime.map(|d| format!(", downtime {d:.1} s")).unwrap_or_default(),
+                        crate::identity::by()
+                    ),
+                )
+            }
+        }
+        Err(e @ Error::Refused(_)) => crate::notify::RunEvent {
+            error: Some(first_line(e)),
+            ..event("refused", format!("drscript: {runbook} refused, nothing changed: {}", first_line(e)))
+        },
+        Err(e) => {
+            let kind = if e.exit_code() == exit::STOPPED { "stopped" } else { "failed" };
+            crate::notify::RunEvent {
+                step: step.clone(),
+                error: Some(first_line(e)),
+                resume: Some(resume_command.clone()),
+                ..event(
+                    kind,
+                    format!(
+                        "drscript: {runbook} {kind}{}: {} — continue with: {resume_command}",
+                        step.as_ref().map(|s| format!(" at step {s}")).unwrap_or_default(),
+                        first_line(e)
+                    ),
+                )
+            }
+        }
+    };
+    announce(notice);
+    crate::notify::flush(Duration::from_secs(5));
     // The plain log's last line; on a terminal the live view ends with the summary instead.
     const PLAIN: &str = crate::observer::PLAIN_ONLY;
     match &result {
@@ -356,6 +424,7 @@ impl Interactive {
             mode: "repl".to_string(),
             vars: Default::default(),
             pid: std::process::id(),
+            version: crate::identity::VERSION.to_string(),
         })?;
         Ok(Interactive { run_id, run_dir, state_dir: state.root().to_path_buf(), _lock: lock, started: Instant::now() })
     }

@@ -189,6 +189,14 @@ impl Config {
             let key = ["notify", idx.as_str()];
             hook.url =
                 Some(required_secret(&key, "url", &hook.url_env, &hook.url_file, base).map_err(|m| err(&key, &m))?);
+            if let Some(unknown) =
+                hook.events.iter().flatten().find(|e| !crate::notify::RUN_EVENTS.contains(&e.as_str()))
+            {
+                return Err(err(
+                    &["notify", idx.as_str(), "events"],
+                    &format!("unknown event `{unknown}` (known: {})", crate::notify::RUN_EVENTS.join(", ")),
+                ));
+            }
         }
         if let Some(p) = self.settings.stdlib_dir.as_mut() {
             *p = base.join(&*p);

@@ -306,6 +306,9 @@ fn ask(
         || true,
         || {
             let title = Exec::current_step().map(|f| f.title);
+            if primitive == "manual" {
+                announce_manual(&exec, title.as_deref(), message);
+            }
             let answer = question(exec.prompting(), title.as_deref(), message)?;
             // The whole question is in the action's line (and the journal); a long one once.
             let first = message.lines().next().unwrap_or_default();
@@ -319,6 +322,38 @@ fn ask(
         },
     )
     .map_err(to_rhai)
+}
+
+/// A live run about to wait for a person at a manual step: the webhooks hear of it (a run
+/// without a terminal stops instead, and says so when it ends).
+fn announce_manual(exec: &Exec, title: Option<&str>, message: &str) {
+    let prompting = exec.prompting();
+    if exec.mode() != crate::exec::Mode::Live
+        || !prompting.interactive
+        || prompting.acks.covering(title, message).is_some()
+    {
+        return;
+    }
+    let (Ok(config), Some(run)) = (exec.config(), exec.run_context()) else { return };
+    let step = Exec::current_step().map(|f| format!("{} {}", f.number, f.title));
+    crate::notify::announce(
+        config,
+        crate::notify::RunEvent {
+            event: "manual",
+            run_id: run.run_id.clone(),
+            runbook: String::new(),
+            text: format!(
+                "drscript: run {} waits for a person at {}: {}",
+                run.run_id,
+                step.as_deref().unwrap_or("a manual step"),
+                message.lines().next().unwrap_or_default()
+            ),
+            step,
+            error: None,
+            resume: None,
+            downtime_seconds: None,
+        },
+    );
 }
 
 fn wait_until(ctx: &NativeCallContext, condition: &FnPtr, options: &Map) -> RhaiResult<()> {

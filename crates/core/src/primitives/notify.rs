@@ -2,18 +2,13 @@
 //! config (generic JSON, Microsoft Teams, Slack). A notification that cannot be delivered is a
 //! warning, never a failed DR step: the failover matters more than the message about it.
 
-use std::time::Duration;
-
 use rhai::plugin::*;
 use rhai::{EvalAltResult, Map, NativeCallContext};
 
 use super::{exec_of, to_rhai};
-use crate::config::{Webhook, WebhookKind};
 use crate::exec::{Exec, Outcome};
+use crate::notify::{body, post};
 use drscript_base::error::{Error, Result};
-
-const ATTEMPTS: u32 = 3;
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[export_module]
 pub mod notify_api {
@@ -79,45 +74,4 @@ fn notify(exec: &Exec, message: &str, options: &Map) -> Result<i64> {
         delivered += result;
     }
     Ok(delivered)
-}
-
-/// The JSON each kind of webhook accepts.
-pub fn body(hook: &Webhook, message: &str, level: &str) -> serde_json::Value {
-    match hook.kind {
-        WebhookKind::Teams => serde_json::json!({
-            "@type": "MessageCard",
-            "@context": "https://schema.org/extensions",
-            "summary": message,
-            "themeColor": match level { "error" => "C62828", "warning" => "FF9800", _ => "1A7F37" },
-            "title": "drscript",
-            "text": message,
-        }),
-        WebhookKind::Slack => serde_json::json!({ "text": message }),
-        _ => serde_json::json!({ "source": "drscript", "level": level, "text": message }),
-    }
-}
-
-async fn post(url: &str, body: &serde_json::Value) -> Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| Error::Other(format!("cannot build an HTTP client: {e}")))?;
-    let mut last = String::new();
-    for attempt in 1..=ATTEMPTS {
-        match client.post(url).json(body).send().await {
-            Ok(response) if response.status().is_success() => return Ok(()),
-            Ok(response) => {
-                let status = response.status();
-                last = format!("HTTP {status}");
-                if !(status.is_server_error() || status.as_u16() == 429) {
-                    break;
-                }
-            }
-            Err(e) => last = drscript_base::redact::redacted(e.to_string()),
-        }
-        if attempt < ATTEMPTS {
-            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
-        }
-    }
-    Err(Error::Other(format!("{last} after {ATTEMPTS} attempt(s)")))
 }
