@@ -111,14 +111,17 @@ fn db_failback_stops_the_writers_before_the_replication_so_no_write_is_left_behi
     let app = {
         let (stop, written) = (stop.clone(), written.clone());
         std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let zone = std::fs::read_to_string(sbx.join("dns-zone.json")).unwrap_or_default();
-                if !zone.contains("pg-sync.") {
-                    break;
-                }
+            let at_sync =
+                || std::fs::read_to_string(sbx.join("dns-zone.json")).unwrap_or_default().contains("pg-sync.");
+            while !stop.load(Ordering::Relaxed) && at_sync() {
                 let alive = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
                 let out =
                     Command::new(&*BIN).args(["sandbox", "status", "--json", "--dir"]).arg(&sbx).output().unwrap();
+                // Read after the pods: DNS still at the sync database means the pods seen are
+                // the ones from before the switch back (the runbook starts new ones after it).
+                if !at_sync() {
+                    break;
+                }
                 let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
                 let runs = status["environments"]["prod"]["pods"]
                     .as_array()

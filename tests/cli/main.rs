@@ -31,3 +31,4 @@ mod security;
 mod situations;
 mod sync_script;
 mod terminal_view;
+mod walk;

@@ -6,7 +6,7 @@
 
 use drscript_test_support::world;
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -1203,4 +1203,91 @@ fn preflight_follows_quartz_status_onbootup_into_a_config_map() {
         err.contains("QUARTZ_STATUS_ONBOOTUP=start (from configMap quartz key QUARTZ_STATUS_ONBOOTUP), expected pause"),
         "{err}"
     );
+}
+
+/// Kills `runbook` once `step` finished (see [`kill_failover_after`]); returns the run id.
+fn kill_run_after(world: &World, runbook_name: &str, extra: &[&str], step: &str) -> String {
+    let earlier = world.runs();
+    let mut args = vec!["run".to_string(), runbook(runbook_name), "--yes".to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = world.command(&args).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(run) = world.runs().difference(&earlier).next().cloned() {
+            let records = journal(&run);
+            let id =
+                records.iter().find(|r| r["event"] == "step_started" && r["title"] == step).map(|r| r["id"].clone());
+            if let Some(id) = id
+                && records.iter().any(|r| r["event"] == "step_finished" && r["id"] == id)
+            {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return run.file_name().unwrap().to_string_lossy().into_owned();
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{runbook_name} ended before {step}");
+        assert!(started.elapsed() < Duration::from_secs(60), "never reached {step}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A failback killed after it quiesced DR, then PROD's region is lost: the resume cannot complete
+/// (PROD does not answer) and is refused without forgetting the unfinished switch; `status`
+/// proposes bringing DR back with its own data, and that command — typed as shown — does so: no
+/// storage failover, nothing of PROD's older data copied over DR's. Judged with kubectl, the
+/// zone and the shares' bytes.
+#[test]
+fn a_failback_cut_short_by_the_loss_of_prod_brings_dr_back_with_its_own_data() {
+    let world = World::start(&["--remote-shares"]);
+    world.run_ok("failover.rhai", &[]);
+    let marker = world.path().join("sbx/shares/dr/app/recovery/written-on-dr.xml");
+    std::fs::write(&marker, b"<dr after the failover/>").unwrap();
+    let queue = world.path().join("sbx/shares/dr/rabbitmq/taken-by-dr.rdq");
+    std::fs::write(&queue, b"a message DR took").unwrap();
+    let run = kill_run_after(&world, "failback.rhai", &["--ack-all-manual"], "Quiesce dr");
+    sandbox(&world, &["outage", "prod", "region"]);
+    let out = world.drscript(&["resume", &run, "--yes", "--ack-all-manual"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("prod does not answer"), "{err}");
+    // The refused resume did not make the switch look finished.
+    let (_, s) = status_json(&world);
+    assert_eq!(s["verdict"]["kind"], "SWITCHING", "{s}");
+    let hint = s["next"][0]["command"].as_str().unwrap().to_string();
+    assert_eq!(hint, format!("drscript failover.rhai --var ignore_unfinished={run}"), "{s}");
+    let out = follow(&world, &hint);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("dr served last: it keeps its own data"), "{err}");
+    assert!(!err.contains("Fail the storage"), "{err}");
+    assert_eq!(std::fs::read(&marker).unwrap(), b"<dr after the failover/>");
+    assert_eq!(std::fs::read(&queue).unwrap(), b"a message DR took");
+    let arm = &world.status()["components"]["arm"]["storage_accounts"][0];
+    assert_eq!(arm["properties"]["primaryLocation"], "eastus", "no storage failover: {arm}");
+    assert_dr_serves_alone(&world);
+    let (_, s) = status_json(&world);
+    assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]), "{s}");
+}
+
+/// After a region-down failover, a second failover finds the switch done: it neither records nor
+/// discharges the obligation to fence PROD, which `status` still shows; when PROD returns the
+/// first hint is the fence, not a switch that would bring PROD back on its stale data.
+#[test]
+fn a_no_op_after_a_region_down_failover_keeps_the_fencing_obligation() {
+    let world = World::start(&["--remote-shares"]);
+    sandbox(&world, &["outage", "prod", "region"]);
+    world.run_ok("failover.rhai", &[]);
+    let log = world.run_ok("failover.rhai", &[]);
+    assert!(log.contains("Nothing to do"), "{log}");
+    let (_, s) = status_json(&world);
+    assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]), "{s}");
+    sandbox(&world, &["restore", "prod"]);
+    let (_, s) = status_json(&world);
+    assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]), "{s}");
+    let hint = s["next"][0]["command"].as_str().unwrap().to_string();
+    assert_eq!(hint, "drscript fence.rhai --var env=prod", "{s}");
+    let out = follow(&world, &hint);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_dr_serves_alone(&world);
 }

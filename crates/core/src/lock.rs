@@ -1,6 +1,7 @@
 //! One run per state directory at a time.
 //!
-//! The lock is a file created with `O_EXCL` holding the owner's pid and run id. A lock whose
+//! The lock is a file created with `O_EXCL` holding the owner's pid, run id, who (`user@host`)
+//! and when it started, so that a second run is refused naming its holder. A lock whose
 //! process is gone (crash, SIGKILL, reboot) is taken over with a warning, so that `resume` after
 //! a kill never needs manual clean-up.
 
@@ -24,8 +25,14 @@ impl Lock {
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             match options.open(&path) {
                 Ok(mut file) => {
-                    writeln!(file, "{} {run_id}", std::process::id())
-                        .map_err(|e| Error::io(format!("cannot write lock {}", path.display()), e))?;
+                    writeln!(
+                        file,
+                        "{} {run_id} {} {}",
+                        std::process::id(),
+                        crate::identity::by(),
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                    .map_err(|e| Error::io(format!("cannot write lock {}", path.display()), e))?;
                     return Ok(Lock { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -33,10 +40,12 @@ impl Lock {
                     let mut parts = text.split_whitespace();
                     let pid: Option<u32> = parts.next().and_then(|p| p.parse().ok());
                     let holder = parts.next().unwrap_or("?").to_string();
+                    let by = parts.next().map(|b| format!(" by {b}")).unwrap_or_default();
+                    let since = parts.next().map(|t| format!(", started {t}")).unwrap_or_default();
                     match pid {
                         Some(pid) if drscript_base::sys::process_alive(pid) => {
                             return Err(Error::LockHeld(format!(
-                                "another drscript run ({holder}, pid {pid}) holds the lock {}; wait for it to finish",
+                                "another drscript run ({holder}{by}{since}, pid {pid}) holds the lock {}; wait for it to finish",
                                 path.display()
                             )));
                         }
@@ -76,6 +85,7 @@ mod tests {
         let err = Lock::acquire(dir.path(), "run-b").err().unwrap();
         assert_eq!(err.exit_code(), drscript_base::error::exit::LOCKED);
         assert!(err.to_string().contains("run-a"));
+        assert!(err.to_string().contains(&format!("by {}", crate::identity::by())), "{err}");
         drop(first);
         Lock::acquire(dir.path(), "run-c").unwrap();
     }

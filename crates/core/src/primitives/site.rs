@@ -338,6 +338,7 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
     let (history, current): (Vec<_>, Vec<_>) = all_runs.into_iter().partition(|r| Some(r.run_id.as_str()) != this_run);
     // Only an earlier attempt that changed something makes this a continuation: one stopped at
     // its confirmation decided on a situation that may be long gone, and is decided afresh.
+    let resumed_decision = current.first().and_then(|r| r.decision.clone());
     let resuming = current.iter().any(|r| {
         r.from.as_deref() == Some(f.as_str())
             && r.to.as_deref() == Some(t.as_str())
@@ -360,6 +361,8 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
         command: site::next::Commands::new(&config).switch(&f, &t),
         reverse_command: site::next::Commands::new(&config).switch(&t, &f),
         ack_controllers: exec.var("ack_controllers").is_some_and(|v| v == "true"),
+        resumed_decision: resumed_decision.filter(|_| resuming),
+        run_id: this_run.map(str::to_string),
         resuming,
     };
     let decision = site::decide(&situation, fs, ts, &history, &intent);
@@ -390,6 +393,7 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
         "to": site::render::state_json(ts),
         "dns_points_at": situation.dns_points_at(),
         "parts": [],
+        "keep_target": false,
         "why": "",
         "last_copy": last_copy,
         "storage_last_sync": fs.storage.as_ref().and_then(|st| st.last_sync_time.clone()),
@@ -397,7 +401,10 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
     });
     match &decision {
         Decision::Done { why } => out["why"] = Value::String(why.clone()),
-        Decision::SourceDown { parts } => out["parts"] = json!(parts),
+        Decision::SourceDown { parts, keep_target } => {
+            out["parts"] = json!(parts);
+            out["keep_target"] = json!(keep_target);
+        }
         _ => {}
     }
     Ok(to_map(out))

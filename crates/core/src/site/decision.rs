@@ -15,8 +15,10 @@ pub enum Decision {
     Switch,
     /// `to` already serves and `from` is quiesced, as a finished run of this switch left it.
     Done { why: String },
-    /// `from` (partly) does not answer: the region-down branch. `parts` are what cannot be reached.
-    SourceDown { parts: Vec<String> },
+    /// `from` (partly) does not answer: the region-down branch. `parts` are what cannot be reached;
+    /// `keep_target`: `to` served last (DNS points at it) or the operator kept it, so its own data
+    /// stays — nothing of `from`'s (older) data is copied over it.
+    SourceDown { parts: Vec<String>, keep_target: bool },
     /// Both sides process; the operator keeps `from`: `to` is quiesced first, then the switch.
     KeepFrom,
     /// `to` processes and its data wins: `from` is quiesced, nothing is copied to `to`.
@@ -56,6 +58,10 @@ pub struct Intent {
     pub reverse_command: String,
     /// This run is a resumed attempt of this switch: a half-finished state is its own doing.
     pub resuming: bool,
+    /// What the resumed run decided at its first attempt (`switch`, `source_down`, ...).
+    pub resumed_decision: Option<String>,
+    /// The run being resumed, for the hints that start anew instead.
+    pub run_id: Option<String>,
     /// `--var ack_controllers=true`: the operator knows a GitOps controller or KEDA manages
     /// workloads the switch scales (and paused it, or accepts the risk).
     pub ack_controllers: bool,
@@ -130,20 +136,60 @@ pub fn decide(
     // The run that switched, not a later no-op that found the switch done.
     let last_switch = history.iter().find(|r| r.is_finished_switch() && r.decision.as_deref() != Some("done"));
     let finished_this_way = last_switch.is_some_and(|r| r.from.as_deref() == Some(f) && r.to.as_deref() == Some(t));
+    let keep = intent.keep.as_deref();
+    let down_parts = |s: &SiteState| {
+        let mut parts = Vec::new();
+        if !s.cluster.reachable {
+            parts.push("cluster".to_string());
+        }
+        if !s.gateway.reachable {
+            parts.push("gateway".to_string());
+        }
+        parts
+    };
+    if !to.reachable() {
+        // Nothing can be started there: refused before anything is stopped here.
+        let meant = match (&intent.run_id, intent.resuming) {
+            (Some(run), true) => format!(
+                "wait until {t} answers (`drscript status` shows it); to bring {f} back with its own data instead: {} --var ignore_unfinished={run}",
+                intent.reverse_command
+            ),
+            _ => format!("wait until {t} answers (`drscript status` shows it); {f} is left as it is"),
+        };
+        return Decision::Refuse {
+            why: format!("{t} does not answer ({}): a switch to it cannot complete", down_parts(to).join(", ")),
+            meant,
+        };
+    }
     if !from.reachable() {
         if to.serving() && dns_at_to {
             return Decision::Done {
                 why: format!("{t} already serves and DNS points at it; {f} does not answer (fence it when it returns)"),
             };
         }
-        let mut parts = Vec::new();
-        if !from.cluster.reachable {
-            parts.push("cluster".to_string());
+        // The target served last (a switch to the source was interrupted, then the source's
+        // region went down) or was kept: the source's data is the older one.
+        let keep_target = dns == Some(t) || keep == Some(t);
+        return Decision::SourceDown { parts: down_parts(from), keep_target };
+    }
+    // A resumed region-down switch whose source came back meanwhile: carry on down the same
+    // branch (what it could not quiesce is recorded and fenced afterwards), never a new decision.
+    if intent.resuming && intent.resumed_decision.as_deref() == Some("source_down") {
+        // Unless traffic never left it: then it took new work since it came back, and the data
+        // this switch copied while it was gone is older than its own.
+        if dns == Some(f) && from.processing() == Some(true) {
+            let run = intent.run_id.clone().unwrap_or_default();
+            return Decision::Refuse {
+                why: format!(
+                    "{f} came back and serves again (DNS still points at it): the region-down switch {run} never moved traffic, and {f} has taken work since"
+                ),
+                meant: format!(
+                    "switch anew from {f}, keeping its newest data (the switch quiesces {t} first): {} --var ignore_unfinished={run} --var keep={f}",
+                    intent.command
+                ),
+            };
         }
-        if !from.gateway.reachable {
-            parts.push("gateway".to_string());
-        }
-        return Decision::SourceDown { parts };
+        return Decision::SourceDown { parts: Vec::new(), keep_target: dns == Some(t) || keep == Some(t) };
     }
     // Reachable but scheduler state unknown: only the workloads tell.
     let pf = from.processing().unwrap_or(false);
@@ -163,7 +209,6 @@ pub fn decide(
     if pt && !intent.resuming && situation.fencing_pending.iter().any(|n| n == t) {
         return Decision::FenceTo;
     }
-    let keep = intent.keep.as_deref();
     if let Some(k) = keep
         && k != f
         && k != t
@@ -394,7 +439,13 @@ mod tests {
     #[test]
     fn an_unreachable_source_is_the_region_down_branch_unless_the_target_already_serves() {
         let down = decide_in(env("prod", false, false), env("dr", false, true), "prod", &[], None);
-        assert_eq!(down, Decision::SourceDown { parts: vec!["cluster".into(), "gateway".into()] });
+        assert_eq!(down, Decision::SourceDown { parts: vec!["cluster".into(), "gateway".into()], keep_target: false });
+        // DR served last (a failback interrupted, then PROD's region lost): DR keeps its data.
+        let back = decide_in(env("prod", false, false), env("dr", false, true), "dr", &[], None);
+        assert_eq!(back, Decision::SourceDown { parts: vec!["cluster".into(), "gateway".into()], keep_target: true });
+        // A switch to a side that does not answer is refused before anything stops.
+        let d = decide_in(env("dr", true, true), env("prod", false, false), "dr", &[], None);
+        assert!(matches!(&d, Decision::Refuse { why, .. } if why.contains("prod does not answer")), "{d:?}");
         let done = decide_in(env("prod", false, false), env("dr", true, true), "dr", &[], None);
         assert!(matches!(done, Decision::Done { .. }), "{done:?}");
     }

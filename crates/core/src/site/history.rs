@@ -126,9 +126,15 @@ fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
             }
             Event::Metric { name, value } if name == SWITCH_METRIC => {
                 let text = |k: &str| value[k].as_str().map(str::to_string);
-                s.from = text("from");
-                s.to = text("to");
-                s.decision = text("decision");
+                // A later attempt that was refused (or found nothing to do) does not undo what an
+                // earlier attempt of the same run changed: the switch stays unfinished.
+                let changing = |d: &Option<String>| d.as_deref().is_some_and(|d| CHANGING.contains(&d));
+                let decision = text("decision");
+                if !(s.started_changes && changing(&s.decision) && !changing(&decision)) {
+                    s.from = text("from");
+                    s.to = text("to");
+                    s.decision = decision;
+                }
             }
             // What a region-down switch could not quiesce (`{env, unfenced: [parts]}`).
             Event::Metric { name, value } if name == "fencing" => {
@@ -156,7 +162,8 @@ fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
         let last = records.last().map_or(start, |r| r.ts);
         s.total_seconds += (last - start).num_milliseconds().max(0) as f64 / 1000.0;
     }
-    if s.mode == "live" && s.outcome != "ok" && s.outcome != "refused" {
+    // A refused attempt changed nothing, but an earlier attempt of the same run may have.
+    if s.mode == "live" && s.outcome != "ok" && (s.outcome != "refused" || s.started_changes) {
         s.resume = Some(format!("drscript resume {run_id}"));
     }
     Some(s)

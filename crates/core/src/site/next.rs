@@ -85,11 +85,38 @@ impl Step {
 pub fn steps(config: &Config, s: &Situation) -> Vec<Step> {
     let c = Commands::new(config);
     let mut out = Vec::new();
+    let reachable = |n: &str| s.env(n).is_some_and(|e| e.reachable());
     if let Some(run) = &s.unfinished_run {
-        out.push(Step::new(
-            format!("continue the unfinished switch {} (finished steps are skipped)", run.run_id),
-            format!("drscript resume {}", run.run_id),
-        ));
+        let region_down = run.decision.as_deref() == Some("source_down");
+        match (run.from.as_deref(), run.to.as_deref()) {
+            // A region-down switch whose source came back with traffic still on it: switch anew
+            // from it, keeping its newest data (see `decide`).
+            (Some(from), Some(to))
+                if region_down
+                    && s.dns_points_at() == Some(from)
+                    && s.env(from).is_some_and(|e| e.processing() == Some(true)) =>
+            {
+                out.push(Step::new(
+                    format!(
+                        "{from} came back and still has the traffic: switch anew from it, keeping its newest data ({to} is quiesced first)"
+                    ),
+                    format!("{} --var ignore_unfinished={} --var keep={from}", c.switch(from, to), run.run_id),
+                ))
+            }
+            // Its target does not answer: the resume would be refused; the side it came from
+            // can take service back with its own data.
+            (Some(from), Some(to)) if !reachable(to) && reachable(from) => out.push(Step::new(
+                format!(
+                    "{to} does not answer, so the unfinished switch {} cannot complete: to bring {from} back with its own data",
+                    run.run_id
+                ),
+                format!("{} --var ignore_unfinished={}", c.switch(to, from), run.run_id),
+            )),
+            _ => out.push(Step::new(
+                format!("continue the unfinished switch {} (finished steps are skipped)", run.run_id),
+                format!("drscript resume {}", run.run_id),
+            )),
+        }
         return out;
     }
     for env in &s.fencing_pending {
@@ -103,10 +130,9 @@ pub fn steps(config: &Config, s: &Situation) -> Vec<Step> {
     if !out.is_empty() {
         return out;
     }
-    let reachable = |n: &str| s.env(n).is_some_and(|e| e.reachable());
     match &s.verdict {
         Verdict::Active(side) => {
-            if let Some(other) = c.other(side) {
+            if let Some(other) = c.other(side).filter(|o| reachable(o)) {
                 out.push(Step::new(format!("to move service from {side} to {other}"), c.switch(side, other)));
             }
         }

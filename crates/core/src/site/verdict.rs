@@ -116,10 +116,13 @@ pub fn judge(
     // Fencing: what the last finished region-down switch could not quiesce, until it is quiesced
     // — or until a later switch (that started changing things) moved service back to it on
     // purpose, a failback above all: then the side processes because it serves.
-    let newer_than_last_switch: Vec<&RunSummary> = relevant.clone().take_while(|r| !r.is_finished_switch()).collect();
+    // (A later run that found the switch done — a "nothing to do" — neither records nor
+    // discharges an obligation.)
+    let switched = |r: &&RunSummary| r.is_finished_switch() && r.decision.as_deref() != Some("done");
+    let newer_than_last_switch: Vec<&RunSummary> = relevant.clone().take_while(|r| !switched(r)).collect();
     let fencing_pending: Vec<String> = relevant
         .clone()
-        .find(|r| r.is_finished_switch())
+        .find(switched)
         .map(|r| r.unfenced.clone())
         .unwrap_or_default()
         .into_iter()
