@@ -29,7 +29,7 @@ pub fn status(config: &Config, state_dir: &Path, options: &StatusOptions) -> Res
         if let Some(path) = &options.openmetrics {
             write_atomically(path, &site::render::openmetrics(&situation))?;
         }
-        let next = site::next::steps(config, &situation);
+        let next = site::next::steps(config, &situation, state_dir);
         if options.json {
             let mut v = site::render::json(&situation);
             v["next"] = serde_json::to_value(&next).unwrap_or_default();

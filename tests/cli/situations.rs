@@ -1160,7 +1160,8 @@ fn an_hpa_on_the_runtime_bounds_the_scale_or_is_raised_and_put_back() {
 /// scale Argo CD undoes ends the wait at once, naming the manager that set the replicas back.
 #[test]
 fn a_gitops_owner_refuses_the_switch_and_a_revert_is_named_with_its_manager() {
-    let world = World::start(&["--faults", "kube=gitops:revert@dr"]);
+    // Pods that take a second to start: the revert (within 250 ms) lands while the scale waits.
+    let world = World::start_with_delays("1", "0.05", &["--faults", "kube=gitops:revert@dr"]);
     let before = snapshot(&world);
     let out = world.drscript(&["run", &runbook("failover.rhai"), "--yes"]);
     let err = stderr(&out);

@@ -62,6 +62,8 @@ pub struct Intent {
     pub resumed_decision: Option<String>,
     /// The run being resumed, for the hints that start anew instead.
     pub run_id: Option<String>,
+    /// The resumed run already copied the source's data (its copy steps are skipped now).
+    pub copied: bool,
     /// `--var ack_controllers=true`: the operator knows a GitOps controller or KEDA manages
     /// workloads the switch scales (and paused it, or accepts the risk).
     pub ack_controllers: bool,
@@ -147,8 +149,10 @@ pub fn decide(
         }
         parts
     };
-    if !to.reachable() {
-        // Nothing can be started there: refused before anything is stopped here.
+    if !to.cluster.reachable && !to.gateway.reachable {
+        // The target's region does not answer at all: nothing can be started there, so the
+        // switch is refused before anything is stopped here. (A part that answers errors — a busy
+        // API server — is the switch's steps to retry and report, resumably.)
         let meant = match (&intent.run_id, intent.resuming) {
             (Some(run), true) => format!(
                 "wait until {t} answers (`drscript status` shows it); to bring {f} back with its own data instead: {} --var ignore_unfinished={run}",
@@ -175,9 +179,9 @@ pub fn decide(
     // A resumed region-down switch whose source came back meanwhile: carry on down the same
     // branch (what it could not quiesce is recorded and fenced afterwards), never a new decision.
     if intent.resuming && intent.resumed_decision.as_deref() == Some("source_down") {
-        // Unless traffic never left it: then it took new work since it came back, and the data
-        // this switch copied while it was gone is older than its own.
-        if dns == Some(f) && from.processing() == Some(true) {
+        // Unless traffic never left it and its data was already copied: then it took new work
+        // since it came back, which the copy (skipped on resume) does not hold.
+        if intent.copied && dns == Some(f) && from.processing() == Some(true) {
             let run = intent.run_id.clone().unwrap_or_default();
             return Decision::Refuse {
                 why: format!(

@@ -316,6 +316,30 @@ pub async fn read(config: &Config, env: &Environment, budget: Budget) -> SiteSta
 type ClusterReading = (Reach, BTreeMap<String, Workload>, Option<String>, Option<String>);
 
 async fn read_cluster(env: &Environment, budget: Budget) -> ClusterReading {
+    // An API server that listens but answered errors (a busy or flaky server, not a lost region)
+    // is asked again while the budget lasts, as the gateway is: one bad answer must not read as
+    // a region down. A server that does not listen, or never answers, is down at once.
+    let started = std::time::Instant::now();
+    let mut reading = read_cluster_once(env, budget).await;
+    for _ in 0..2 {
+        let left = budget.0.saturating_sub(started.elapsed());
+        if reading.0.reachable || left < Duration::from_millis(500) {
+            break;
+        }
+        let listens = match Cluster::connect(env).await {
+            Ok(c) => listening("the API server", &c.server).await.is_ok(),
+            Err(_) => false,
+        };
+        if !listens {
+            break;
+        }
+        tracing::debug!("{}: the API server answered errors; asking again", env.name);
+        reading = read_cluster_once(env, Budget(left)).await;
+    }
+    reading
+}
+
+async fn read_cluster_once(env: &Environment, budget: Budget) -> ClusterReading {
     let read = async {
         let cluster = Cluster::connect(env).await?;
         listening("the API server", &cluster.server).await.map_err(|e| {

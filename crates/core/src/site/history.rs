@@ -169,6 +169,15 @@ fn summarise(run_id: &str, records: &[journal::Record]) -> Option<RunSummary> {
     Some(s)
 }
 
+/// Whether run `run_id` already copied the source's data to the target (its journal holds the
+/// final copy's figure): a resume must then not let the source take new work unseen.
+pub fn copied(state_dir: &Path, run_id: &str) -> bool {
+    let Ok(state) = StateDir::open(state_dir) else { return false };
+    journal::read(&state.run_dir(run_id).join("journal.jsonl")).is_ok_and(|records| {
+        records.iter().any(|r| matches!(&r.event, Event::Metric { name, .. } if name == "final_copy_bytes"))
+    })
+}
+
 /// The text table of `drscript runs`.
 pub fn render(runs: &[RunSummary]) -> String {
     if runs.is_empty() {

@@ -81,8 +81,11 @@ impl Step {
     }
 }
 
-/// The moves the situation allows, the one the situation calls for first.
-pub fn steps(config: &Config, s: &Situation) -> Vec<Step> {
+/// The moves the situation allows, the one the situation calls for first; `state_dir` holds
+/// the runs the situation was judged with.
+pub fn steps(config: &Config, s: &Situation, state_dir: &std::path::Path) -> Vec<Step> {
+    // Whether the unfinished run already copied its source's data (see `decide`).
+    let copied = |run: &super::history::RunSummary| super::history::copied(state_dir, &run.run_id);
     let c = Commands::new(config);
     let mut out = Vec::new();
     let reachable = |n: &str| s.env(n).is_some_and(|e| e.reachable());
@@ -93,6 +96,7 @@ pub fn steps(config: &Config, s: &Situation) -> Vec<Step> {
             // from it, keeping its newest data (see `decide`).
             (Some(from), Some(to))
                 if region_down
+                    && copied(run)
                     && s.dns_points_at() == Some(from)
                     && s.env(from).is_some_and(|e| e.processing() == Some(true)) =>
             {
