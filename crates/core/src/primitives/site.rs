@@ -363,8 +363,7 @@ fn switch_check(exec: &Arc<Exec>, from: &Env, to: &Env) -> Result<Map> {
         ack_controllers: exec.var("ack_controllers").is_some_and(|v| v == "true"),
         resumed_decision: resumed_decision.filter(|_| resuming),
         run_id: this_run.map(str::to_string),
-        copied: resuming
-            && exec.run_context().is_some_and(|r| site::history::copied(&r.state_dir, &r.run_id)),
+        copied: resuming && exec.run_context().is_some_and(|r| site::history::copied(&r.state_dir, &r.run_id)),
         resuming,
     };
     let decision = site::decide(&situation, fs, ts, &history, &intent);
