@@ -72,17 +72,6 @@ fn script(world: &World, text: &str) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
-fn sandbox(world: &World, args: &[&str]) {
-    let out = Command::new(&*BIN)
-        .arg("sandbox")
-        .args(args)
-        .args(["--dir", "sbx"])
-        .current_dir(world.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "sandbox {args:?}: {}", stderr(&out));
-}
-
 fn metric<'a>(records: &'a [Value], name: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["event"] == "metric" && r["name"] == name).map(|r| &r["value"]).collect()
 }
@@ -464,39 +453,6 @@ fn a_share_with_an_expired_sas_proposes_no_storage_failover() {
     assert_eq!(arm["storage_accounts"][0]["properties"]["failoverInProgress"], Value::Null, "{arm}");
 }
 
-/// Starts a failover and SIGKILLs it once the journal shows `step` finished.
-fn kill_failover_after(world: &World, step: &str) -> String {
-    let earlier = world.runs();
-    let log = world.path().join("killed.log");
-    let mut child = world
-        .command(&["run", &runbook("failover.rhai"), "--yes"])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if let Some(run) = world.runs().difference(&earlier).next().cloned() {
-            let records = journal(&run);
-            let id =
-                records.iter().find(|r| r["event"] == "step_started" && r["title"] == step).map(|r| r["id"].clone());
-            if let Some(id) = id
-                && records.iter().any(|r| r["event"] == "step_finished" && r["id"] == id)
-            {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                return run.file_name().unwrap().to_string_lossy().into_owned();
-            }
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the failover ended before {step}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        assert!(started.elapsed() < Duration::from_secs(60), "never reached {step}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// The DR document's prerequisites deploy the standby with only its listener at 0 and its
 /// scheduler paused at boot; its runtime runs (failback step 1 scales it down). That standby is a
 /// standby, not a split brain: it fails over and back.
@@ -552,7 +508,7 @@ fn status_tells_each_situation_apart() {
     assert_eq!(env_of(&s, "dr")["scheduler"], "paused");
 
     // One environment unreachable: shown with its error, the command does not fail.
-    sandbox(&world, &["outage", "dr", "cluster"]);
+    world.sandbox(&["outage", "dr", "cluster"]);
     let (code, s) = status_json(&world);
     assert_eq!(code, Some(1));
     assert_eq!(s["verdict"]["kind"], "ACTIVE");
@@ -563,12 +519,12 @@ fn status_tells_each_situation_apart() {
     assert_eq!(dr["gateway"]["reachable"], true);
     let text = stdout(&world.drscript(&["status"]));
     assert!(text.contains("dr cluster: ") && text.contains("DOWN"), "{text}");
-    sandbox(&world, &["outage", "dr", "cluster", "--hang"]);
+    world.sandbox(&["outage", "dr", "cluster", "--hang"]);
     let started = Instant::now();
     let (_, s) = status_json_with(&world, &["--timeout", "3"]);
     assert!(started.elapsed() < Duration::from_secs(10), "status waited {:?} on a hanging cluster", started.elapsed());
     assert!(env_of(&s, "dr")["cluster"]["error"].as_str().unwrap().contains("timed out"), "{s}");
-    sandbox(&world, &["restore", "dr"]);
+    world.sandbox(&["restore", "dr"]);
 
     // DNS MISMATCH: the record points at a side that does not process.
     script(&world, "set_dns(\"app\", \"dr\");");
@@ -599,7 +555,7 @@ fn status_tells_each_situation_apart() {
     );
 
     // SWITCHING: a failover killed half-way; a new one is refused and points at resume.
-    let run = kill_failover_after(&world, "Quiesce prod");
+    let run = kill_run_after(&world, "failover.rhai", &[], "Quiesce prod");
     let (code, s) = status_json(&world);
     assert_eq!(code, Some(1));
     assert_eq!(s["verdict"], serde_json::json!({"kind": "SWITCHING", "side": run}));
@@ -655,7 +611,7 @@ fn assert_dr_serves_alone(world: &World) {
 #[test]
 fn region_down_failover_fails_the_storage_over_and_prod_returns_fenced_by_failback() {
     let world = World::start(&["--remote-shares"]);
-    sandbox(&world, &["outage", "prod", "region"]);
+    world.sandbox(&["outage", "prod", "region"]);
     let status = world.status();
     assert_eq!(
         status["environments"]["prod"]["outage"],
@@ -693,7 +649,7 @@ fn region_down_failover_fails_the_storage_over_and_prod_returns_fenced_by_failba
     assert!(report.contains("storage last sync"), "{report}");
 
     // PROD comes back as it was, its pods wanting to run: fencing pending, a split brain.
-    sandbox(&world, &["restore", "prod"]);
+    world.sandbox(&["restore", "prod"]);
     let (code, s) = status_json(&world);
     assert_eq!(code, Some(1));
     assert_eq!(s["verdict"]["kind"], "SPLIT");
@@ -730,9 +686,9 @@ fn region_down_failover_fails_the_storage_over_and_prod_returns_fenced_by_failba
 #[test]
 fn a_resumed_failback_after_a_region_loss_never_fences_the_prod_it_brought_back() {
     let world = World::start(&["--remote-shares"]);
-    sandbox(&world, &["outage", "prod", "region"]);
+    world.sandbox(&["outage", "prod", "region"]);
     world.run_ok("failover.rhai", &[]);
-    sandbox(&world, &["restore", "prod"]);
+    world.sandbox(&["restore", "prod"]);
     world.run_ok("fence.rhai", &[]);
     let (_, s) = status_json(&world);
     assert_eq!(s["verdict"], serde_json::json!({"kind": "ACTIVE", "side": "dr"}), "{s}");
@@ -758,7 +714,7 @@ fn a_resumed_failback_after_a_region_loss_never_fences_the_prod_it_brought_back(
 #[test]
 fn cluster_down_gateway_up_pauses_the_scheduler_and_records_the_workloads_unfenced() {
     let world = World::start(&[]);
-    sandbox(&world, &["outage", "prod", "cluster", "--hang"]);
+    world.sandbox(&["outage", "prod", "cluster", "--hang"]);
     let log = world.run_ok("failover.rhai", &["--var", "state_timeout=2"]);
     assert!(log.contains("Pause prod scheduler"), "{log}");
     assert_dr_serves_alone(&world);
@@ -766,7 +722,7 @@ fn cluster_down_gateway_up_pauses_the_scheduler_and_records_the_workloads_unfenc
     let records = journal(&world.the_run());
     assert_eq!(metric(&records, "fencing")[0]["unfenced"], serde_json::json!(["workloads"]));
     // The workloads kept running behind the outage: status says what must still be fenced.
-    sandbox(&world, &["restore", "prod"]);
+    world.sandbox(&["restore", "prod"]);
     let (_, s) = status_json(&world);
     assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]));
     let out = world.drscript(&["run", &runbook("fence.rhai"), "--yes"]);
@@ -782,7 +738,7 @@ fn cluster_down_gateway_up_pauses_the_scheduler_and_records_the_workloads_unfenc
 #[test]
 fn a_storage_outage_alone_fails_the_account_over_then_switches_as_usual() {
     let world = World::start(&["--remote-shares"]);
-    sandbox(&world, &["outage", "prod", "share"]);
+    world.sandbox(&["outage", "prod", "share"]);
     let log = world.run_ok("failover.rhai", &[]);
     assert!(log.contains("does not answer"), "{log}");
     assert!(log.contains("Quiesce prod"), "PROD answers: it is quiesced as usual: {log}");
@@ -797,11 +753,11 @@ fn a_storage_outage_alone_fails_the_account_over_then_switches_as_usual() {
 #[test]
 fn an_account_that_already_failed_over_is_recognised_once_before_anything_changes() {
     let world = World::start(&["--remote-shares"]);
-    sandbox(&world, &["outage", "prod", "share"]);
+    world.sandbox(&["outage", "prod", "share"]);
     world.run_ok("storage_failover.rhai", &["--var", "env=prod"]);
     let arm = &world.status()["components"]["arm"]["storage_accounts"][0];
     assert_eq!(arm["sku"]["name"], "Standard_LRS", "{arm}");
-    sandbox(&world, &["outage", "prod", "share"]);
+    world.sandbox(&["outage", "prod", "share"]);
     // Without a terminal the run stops at the question, before PROD is touched.
     let prod_runtime =
         || world.kubectl("prod", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
@@ -829,7 +785,7 @@ fn region_down_without_a_storage_account_needs_a_second_confirmation_naming_the_
     let edited: String =
         config.lines().filter(|l| !l.starts_with("storage_account")).map(|l| format!("{l}\n")).collect();
     std::fs::write(sbx.join("nostorage.toml"), edited).unwrap();
-    sandbox(&world, &["outage", "prod", "region"]);
+    world.sandbox(&["outage", "prod", "region"]);
     let dr_before = tree(&sbx.join("shares/dr"));
     let dr_kube = world.status()["environments"]["dr"]["workloads"].clone();
     let run = |extra: &[&str]| {
@@ -882,7 +838,7 @@ fn an_outage_in_the_middle_of_the_copy_is_resumed_down_the_region_down_branch() 
         assert!(started.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(5));
     }
-    sandbox(&world, &["outage", "prod", "region"]);
+    world.sandbox(&["outage", "prod", "region"]);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let run = world.the_run();
@@ -1035,7 +991,7 @@ fn precopy_false_skips_the_precopy_and_says_so() {
 #[test]
 fn with_the_primary_database_down_db_failover_switches_to_the_sync_database() {
     let world = World::start(&[]);
-    sandbox(&world, &["outage", "primary", "database"]);
+    world.sandbox(&["outage", "primary", "database"]);
     let probe = world.path().join("probe.rhai");
     std::fs::write(&probe, "db_probe(\"primary\");").unwrap();
     let out = world.drscript(&["run", probe.to_str().unwrap(), "--yes"]);
@@ -1044,7 +1000,7 @@ fn with_the_primary_database_down_db_failover_switches_to_the_sync_database() {
     world.run_ok("db_failover.rhai", &[]);
     let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
     assert!(zone.contains("pg-sync."), "{zone}");
-    sandbox(&world, &["restore", "primary"]);
+    world.sandbox(&["restore", "primary"]);
     let out = world.drscript(&["run", probe.to_str().unwrap(), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
@@ -1206,31 +1162,18 @@ fn preflight_follows_quartz_status_onbootup_into_a_config_map() {
     );
 }
 
-/// Kills `runbook` once `step` finished (see [`kill_failover_after`]); returns the run id.
+/// Starts `runbook_name` and SIGKILLs it once the journal shows `step` finished; returns the
+/// run id.
 fn kill_run_after(world: &World, runbook_name: &str, extra: &[&str], step: &str) -> String {
     let earlier = world.runs();
     let mut args = vec!["run".to_string(), runbook(runbook_name), "--yes".to_string()];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = world.command(&args).stderr(Stdio::null()).spawn().unwrap();
-    let started = Instant::now();
-    loop {
-        if let Some(run) = world.runs().difference(&earlier).next().cloned() {
-            let records = journal(&run);
-            let id =
-                records.iter().find(|r| r["event"] == "step_started" && r["title"] == step).map(|r| r["id"].clone());
-            if let Some(id) = id
-                && records.iter().any(|r| r["event"] == "step_finished" && r["id"] == id)
-            {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                return run.file_name().unwrap().to_string_lossy().into_owned();
-            }
-        }
-        assert!(child.try_wait().unwrap().is_none(), "{runbook_name} ended before {step}");
-        assert!(started.elapsed() < Duration::from_secs(60), "never reached {step}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let run = wait_for_step(world, &earlier, step, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    run.file_name().unwrap().to_string_lossy().into_owned()
 }
 
 /// A failback killed after it quiesced DR, then PROD's region is lost: the resume cannot complete
@@ -1247,7 +1190,7 @@ fn a_failback_cut_short_by_the_loss_of_prod_brings_dr_back_with_its_own_data() {
     let queue = world.path().join("sbx/shares/dr/rabbitmq/taken-by-dr.rdq");
     std::fs::write(&queue, b"a message DR took").unwrap();
     let run = kill_run_after(&world, "failback.rhai", &["--ack-all-manual"], "Quiesce dr");
-    sandbox(&world, &["outage", "prod", "region"]);
+    world.sandbox(&["outage", "prod", "region"]);
     let out = world.drscript(&["resume", &run, "--yes", "--ack-all-manual"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -1277,13 +1220,13 @@ fn a_failback_cut_short_by_the_loss_of_prod_brings_dr_back_with_its_own_data() {
 #[test]
 fn a_no_op_after_a_region_down_failover_keeps_the_fencing_obligation() {
     let world = World::start(&["--remote-shares"]);
-    sandbox(&world, &["outage", "prod", "region"]);
+    world.sandbox(&["outage", "prod", "region"]);
     world.run_ok("failover.rhai", &[]);
     let log = world.run_ok("failover.rhai", &[]);
     assert!(log.contains("Nothing to do"), "{log}");
     let (_, s) = status_json(&world);
     assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]), "{s}");
-    sandbox(&world, &["restore", "prod"]);
+    world.sandbox(&["restore", "prod"]);
     let (_, s) = status_json(&world);
     assert_eq!(s["fencing_pending"], serde_json::json!(["prod"]), "{s}");
     let hint = s["next"][0]["command"].as_str().unwrap().to_string();

@@ -30,11 +30,11 @@ use drscript_test_support::world;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use world::{BIN, RUNBOOKS, World, journal, tree};
+use world::{RUNBOOKS, World, journal, tree};
 
 const WALKS: u64 = 2;
 /// Where the markers are written, in a side's share folder (a folder every switch copies).
@@ -225,17 +225,6 @@ struct Walk<'w> {
 fn stderr_tail(stderr: &str, lines: usize) -> String {
     let all: Vec<&str> = stderr.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn sandbox(world: &World, args: &[&str]) {
-    let out = Command::new(&*BIN)
-        .arg("sandbox")
-        .args(args)
-        .args(["--dir", "sbx"])
-        .current_dir(world.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "sandbox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `[dns.records.app] targets = { prod = "…", dr = "…" }` of the sandbox's config, as target → name.
@@ -521,7 +510,7 @@ impl<'w> Walk<'w> {
                 } else {
                     (["restore", "prod"].as_slice(), false)
                 };
-                sandbox(self.world, args);
+                self.world.sandbox(args);
                 self.prod_down = down;
                 println!("{} op {}: {op}: sandbox {}", self.name, self.ops, args.join(" "));
                 self.done.push(format!("{op}"));

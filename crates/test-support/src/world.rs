@@ -96,6 +96,18 @@ impl World {
         stderr
     }
 
+    /// `drscript sandbox ARGS --dir sbx` (an outage, a restore), which must succeed.
+    pub fn sandbox(&self, args: &[&str]) {
+        let out = Command::new(&*BIN)
+            .arg("sandbox")
+            .args(args)
+            .args(["--dir", "sbx"])
+            .current_dir(self.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sandbox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// `drscript sandbox status --json`.
     pub fn status(&self) -> Value {
         let out = Command::new(&*BIN)

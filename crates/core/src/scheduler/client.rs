@@ -265,29 +265,14 @@ impl Gateway {
             .append_pair(&fields.0, username)
             .append_pair(&fields.1, &password.resolve()?)
             .finish();
-        let mut attempt = 0;
-        let response = loop {
-            attempt += 1;
-            let request = self
-                .http
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(body.clone());
-            match request.send().await {
-                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
-                Err(e) => {
-                    return Err(self.fail(
-                        primitive,
-                        format!("cannot reach {url} to log in: {}", drscript_base::error::chain(&e)),
-                    ));
-                }
-                Ok(r)
-                    if attempt < ATTEMPTS
-                        && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
-                Ok(r) => break r,
-            }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-        };
+        let response = self
+            .post_login(primitive, &url, || {
+                self.http
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body.clone())
+            })
+            .await?;
         let status = response.status();
         let landing = location(&response);
         let cookies: Vec<String> = response
@@ -337,25 +322,7 @@ impl Gateway {
         };
         let url = format!("{}{path}", self.base);
         let body = json!({"username": username, "password": password.resolve()?});
-        // Logging in changes nothing on the gateway, so every transient failure is retried.
-        let mut attempt = 0;
-        let response = loop {
-            attempt += 1;
-            match self.http.post(&url).json(&body).send().await {
-                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
-                Err(e) => {
-                    return Err(self.fail(
-                        primitive,
-                        format!("cannot reach {url} to log in: {}", drscript_base::error::chain(&e)),
-                    ));
-                }
-                Ok(r)
-                    if attempt < ATTEMPTS
-                        && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
-                Ok(r) => break r,
-            }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-        };
+        let response = self.post_login(primitive, &url, || self.http.post(&url).json(&body)).await?;
         let status = response.status();
         let token = response.headers().get("ACCESS_TOKEN").and_then(|v| v.to_str().ok()).map(str::to_string);
         let text = response.text().await.unwrap_or_default();
@@ -367,6 +334,34 @@ impl Gateway {
         })?;
         drscript_base::redact::register(&token);
         Ok(token)
+    }
+
+    /// Sends a login request built by `request`. Logging in changes nothing on the gateway, so
+    /// every transient failure (no connection, 429, 5xx) is retried; the last answer is returned.
+    async fn post_login(
+        &self,
+        primitive: &str,
+        url: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match request().send().await {
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
+                Err(e) => {
+                    return Err(self.fail(
+                        primitive,
+                        format!("cannot reach {url} to log in: {}", drscript_base::error::chain(&e)),
+                    ));
+                }
+                Ok(r)
+                    if attempt < ATTEMPTS
+                        && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
+                Ok(r) => return Ok(r),
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
     }
 
     fn fail(&self, primitive: &str, message: String) -> Error {
