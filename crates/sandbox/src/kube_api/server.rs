@@ -724,11 +724,7 @@ fn write_workload(api: &Api, res: Res, ns: &str, name: &str, write: &Write, writ
         managed::record(res, res.api_version(), Some(&before), o, writer);
         Ok(())
     };
-    let result = if write.dry_run {
-        api.store.preview(res, ns, name, expected.as_deref(), change)
-    } else {
-        api.store.update(res, ns, name, expected.as_deref(), change)
-    };
+    let result = api.store.apply(write.dry_run, res, ns, name, expected.as_deref(), change);
     match result {
         Ok(updated) => {
             if !write.dry_run {
@@ -780,11 +776,7 @@ fn scale(api: &Api, res: Res, ns: &str, name: &str, write: &Write, writer: &Writ
         managed::record(res, res.api_version(), Some(&before), o, writer);
         Ok(())
     };
-    let result = if write.dry_run {
-        api.store.preview(res, ns, name, expected.as_deref(), change)
-    } else {
-        api.store.update(res, ns, name, expected.as_deref(), change)
-    };
+    let result = api.store.apply(write.dry_run, res, ns, name, expected.as_deref(), change);
     match result {
         Ok(updated) => {
             if !write.dry_run {
@@ -895,11 +887,7 @@ fn replace(api: &Api, (res, version): (Res, &str), ns: &str, name: &str, request
         managed::record(res, res.api_version(), Some(&before), o, &writer);
         Ok(())
     };
-    let result = if write.dry_run {
-        api.store.preview(res, ns, name, expected.as_deref(), change)
-    } else {
-        api.store.update(res, ns, name, expected.as_deref(), change)
-    };
+    let result = api.store.apply(write.dry_run, res, ns, name, expected.as_deref(), change);
     match result {
         Ok(o) => with_warnings(json_reply(StatusCode::OK, &objects::present(res, version, &o)), &warnings),
         Err(e) => store_error(res, name, e),
@@ -933,11 +921,7 @@ fn replace_status(api: &Api, version: &str, ns: &str, name: &str, write: &Write)
         o["status"] = status.clone();
         Ok(())
     };
-    let result = if write.dry_run {
-        api.store.preview(res, ns, name, expected.as_deref(), change)
-    } else {
-        api.store.update(res, ns, name, expected.as_deref(), change)
-    };
+    let result = api.store.apply(write.dry_run, res, ns, name, expected.as_deref(), change);
     match result {
         Ok(o) => json_reply(StatusCode::OK, &objects::present(res, version, &o)),
         Err(e) => store_error(res, name, e),

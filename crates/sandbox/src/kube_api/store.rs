@@ -253,17 +253,18 @@ impl Store {
         self.write(res, ns, name, expected_rv, true, change)
     }
 
-    /// What `update` would store, checked the same way, with nothing stored and no event: a
-    /// server-side dry run. The resourceVersion stays the current one.
-    pub fn preview(
+    /// `update`, or with `dry_run` what it would store, checked the same way, with nothing
+    /// stored and no event (a server-side dry run; the resourceVersion stays the current one).
+    pub fn apply(
         &self,
+        dry_run: bool,
         res: Res,
         ns: &str,
         name: &str,
         expected_rv: Option<&str>,
         change: impl FnOnce(&mut Value) -> Result<(), StoreError>,
     ) -> Result<Value, StoreError> {
-        self.write(res, ns, name, expected_rv, false, change)
+        self.write(res, ns, name, expected_rv, !dry_run, change)
     }
 
     fn write(
