@@ -179,8 +179,13 @@ async fn scale_kind<K: Scalable>(
             }
         };
         // A scale undone while it is awaited (a GitOps controller, a person) ends the wait at
-        // once, naming who undid it, instead of at the timeout.
+        // once, naming who undid it, instead of at the timeout. `until_ready` watches the
+        // workload itself and sees that; the wait for a scale to 0 watches pods, so only then is
+        // the workload read beside it.
         let undone = async {
+            if replicas > 0 {
+                return std::future::pending().await;
+            }
             let mut pause = Duration::from_millis(200);
             loop {
                 tokio::time::sleep(pause).await;
