@@ -630,6 +630,10 @@ fn region_down_failover_fails_the_storage_over_and_prod_returns_fenced_by_failba
 
     let log = world.run_ok("failover.rhai", &[]);
     assert!(log.contains("does not answer (cluster, gateway): treat it as lost"), "{log}");
+    assert!(
+        log.contains("prod is treated as lost: its gateway, cluster and shares are not checked"),
+        "the lost side is skipped and said so: {log}"
+    );
     assert!(log.contains("Fail the storage account"), "{log}");
     assert_dr_serves_alone(&world);
     let arm = &world.status()["components"]["arm"]["storage_accounts"][0];
@@ -1234,4 +1238,70 @@ fn a_no_op_after_a_region_down_failover_keeps_the_fencing_obligation() {
     let out = follow(&world, &hint);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_dr_serves_alone(&world);
+}
+
+/// Sets a share's quota with Microsoft's Python SDK (an independent client of the Files
+/// emulator) and returns what the SDK then reads back: `[quota GiB, usage bytes]`.
+fn set_share_quota(world: &World, env: &str, share: &str, gib: u64) -> Value {
+    let sbx = world.path().join("sbx");
+    let key = std::fs::read_to_string(sbx.join(format!("secrets/{env}-files.key"))).unwrap();
+    let config = std::fs::read_to_string(sbx.join("drscript.toml")).unwrap();
+    let url = config
+        .lines()
+        .filter_map(|l| l.split_once("\"files+").map(|(_, rest)| rest.split('"').next().unwrap().to_string()))
+        .find(|u| u.ends_with(&format!("/{env}/{share}")))
+        .expect("the share's URL in the sandbox config");
+    let account_url = url.trim_end_matches(&format!("/{share}")).to_string();
+    let code = format!(
+        "import json, sys\n\
+         from azure.storage.fileshare import ShareClient\n\
+         c = ShareClient(account_url={account_url:?}, share_name={share:?}, credential={{'account_name': {env:?}, 'account_key': sys.stdin.readline().strip()}})\n\
+         c.set_share_quota({gib})\n\
+         print(json.dumps([c.get_share_properties().quota, c.get_share_stats()]))\n"
+    );
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv-files/bin/python");
+    let mut child =
+        Command::new(python).args(["-c", &code]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the Python SDK failed: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// DR's application share is nearly full (its quota, set with Microsoft's SDK, less what it
+/// holds): the copy would not fit, so the failover refuses before PROD is touched, with the room
+/// left and the copy's size; raised, the same failover runs.
+#[test]
+fn a_copy_that_would_not_fit_the_destination_quota_is_refused_before_prod_is_touched() {
+    let world = World::start(&["--remote-shares"]);
+    let shares = world.path().join("sbx/shares");
+    // What DR's share holds: a file that leaves 64 KiB of a 1 GiB quota (sparse: no disk used).
+    let filler = std::fs::File::create(shares.join("dr/app/filler.bin")).unwrap();
+    filler.set_len((1 << 30) - (64 << 10)).unwrap();
+    drop(filler);
+    std::fs::write(shares.join("prod/app/web/repository/new-solution.zip"), vec![7u8; 512 << 10]).unwrap();
+    let seen = set_share_quota(&world, "dr", "app", 1);
+    assert_eq!(seen[0], 1, "the SDK reads the quota back: {seen}");
+    let used = seen[1].as_u64().unwrap();
+    assert!(used >= (1 << 30) - (64 << 10), "Get Share Stats counts every file: {seen}");
+    let zone = std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap();
+    let dr_repository = tree(&shares.join("dr/app/web/repository"));
+
+    let out = world.drscript(&["run", &runbook("failover.rhai"), "--yes"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("dr's share app has room for"), "{err}");
+    assert!(err.contains("quota 1 GiB"), "the limit is named: {err}");
+    assert!(err.contains("--quota"), "how to raise it: {err}");
+    let replicas = world.kubectl("prod", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "2", "kubectl sees PROD's runtime untouched");
+    assert_eq!(world.status()["environments"]["prod"]["scheduler"], "RUNNING");
+    assert_eq!(tree(&shares.join("dr/app/web/repository")), dr_repository, "nothing copied");
+    assert_eq!(std::fs::read_to_string(world.path().join("sbx/dns-zone.json")).unwrap(), zone);
+
+    set_share_quota(&world, "dr", "app", 2);
+    let log = world.run_ok("failover.rhai", &[]);
+    world.assert_serving_kubectl("dr", "prod");
+    assert!(shares.join("dr/app/web/repository/new-solution.zip").exists(), "{log}");
 }

@@ -75,3 +75,22 @@ pub fn copy_file_range(input: &File, out: &File, len: usize) -> std::io::Result<
     };
     if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
 }
+
+/// Bytes an unprivileged process can still write on the filesystem holding `path` (`statvfs`:
+/// available blocks × fragment size).
+#[cfg(unix)]
+pub fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path alive for the call; `st` is written by a successful
+    // call before it is read.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}

@@ -631,7 +631,7 @@ impl Run {
         }
         self.c.destination_files.fetch_add(1, Relaxed);
         if self.opts.mirror {
-            self.extras.lock().unwrap().push(Item { path: rel, size: de.size, reason: "extra".into() });
+            self.extras.lock().unwrap().push(Item { path: rel, size: de.size, reason: "extra".into(), replaces: 0 });
         }
         None
     }
@@ -707,7 +707,12 @@ impl Run {
         self.c.planned_bytes.fetch_add(size, Relaxed);
         self.observer.on(&SyncEvent::Copy { path: job.rel.clone(), size, reason: job.reason, done: false });
         if !self.live {
-            self.planned.lock().unwrap().push(Item { path: job.rel, size, reason: job.reason.into() });
+            self.planned.lock().unwrap().push(Item {
+                path: job.rel,
+                size,
+                reason: job.reason.into(),
+                replaces: job.dst.as_ref().map_or(0, |d| d.size),
+            });
             self.c.copied.fetch_add(1, Relaxed);
             self.c.copied_bytes.fetch_add(size, Relaxed);
             return;
@@ -820,7 +825,12 @@ impl Run {
         let planned: Vec<Item> = extras
             .iter()
             .cloned()
-            .chain(dirs.iter().map(|d| Item { path: format!("{d}/"), size: 0, reason: "extra-dir".into() }))
+            .chain(dirs.iter().map(|d| Item {
+                path: format!("{d}/"),
+                size: 0,
+                reason: "extra-dir".into(),
+                replaces: 0,
+            }))
             .collect();
         for item in &planned {
             self.observer.on(&SyncEvent::Delete {

@@ -33,6 +33,16 @@ impl std::fmt::Debug for Files {
 }
 
 impl Files {
+    /// The share's quota less its usage.
+    pub async fn space(&self) -> OpResult<super::store::Space> {
+        let (quota_gib, used) = self.client.share_space().await.map_err(op)?;
+        let quota = quota_gib.saturating_mul(1 << 30);
+        Ok(super::store::Space {
+            free_bytes: quota.saturating_sub(used),
+            limit: format!("quota {quota_gib} GiB, {:.1} GiB used", used as f64 / (1u64 << 30) as f64),
+        })
+    }
+
     pub async fn root_exists(&self) -> OpResult<bool> {
         self.client.dir_exists("").await.map_err(op)
     }

@@ -65,6 +65,19 @@ impl Local {
         if rel.is_empty() { self.root.clone() } else { self.root.join(rel) }
     }
 
+    /// The free space of the filesystem that holds the root (or, before it is created, its
+    /// nearest existing parent).
+    pub async fn space(&self) -> OpResult<super::store::Space> {
+        let root = self.root.clone();
+        blocking(move || {
+            let at = root.ancestors().find(|p| p.exists()).unwrap_or(&root).to_path_buf();
+            let free = drscript_base::sys::free_bytes(&at)
+                .map_err(|e| OpError::io(&format!("cannot read the free space of {}", at.display()), &e))?;
+            Ok(super::store::Space { free_bytes: free, limit: format!("free space of {}", at.display()) })
+        })
+        .await
+    }
+
     /// Whether the root exists and is a directory.
     pub async fn root_state(&self) -> OpResult<bool> {
         let root = self.root.clone();

@@ -17,6 +17,16 @@ use super::op_error::{OpError, OpResult};
 /// File content on its way from one endpoint to another, in chunks; never a whole file.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// Room left at an endpoint for a copy into it: the share's quota less its usage (Azure Files),
+/// the free space of the filesystem (a local folder).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Space {
+    /// Bytes that can still be written.
+    pub free_bytes: u64,
+    /// What limits it, for messages: `quota 100 GiB, 93.1 GiB used`, `free space of /srv/dr`.
+    pub limit: String,
+}
+
 #[derive(Debug, Clone)]
 pub enum Store {
     Local(Local),
@@ -40,6 +50,16 @@ impl Store {
             Store::Local(l) => l.root_state().await,
             Store::Files(f) => f.root_exists().await,
             Store::Blob(b) => b.root_exists().await,
+        }
+    }
+
+    /// How much can still be written to the endpoint; `None` where nothing limits it that can be
+    /// read (a Blob container: an account holds petabytes).
+    pub async fn space(&self) -> OpResult<Option<Space>> {
+        match self {
+            Store::Local(l) => l.space().await.map(Some),
+            Store::Files(f) => f.space().await.map(Some),
+            Store::Blob(_) => Ok(None),
         }
     }
 

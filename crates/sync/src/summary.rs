@@ -11,6 +11,14 @@ pub struct Item {
     pub size: u64,
     /// Why it is copied (`missing`, `size`, `newer`, `hash`) or deleted (`extra`, `extra-dir`).
     pub reason: String,
+    /// For a copy over an existing file: that file's size, which the copy frees (what the
+    /// destination grows by is `size - replaces`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replaces: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -63,11 +63,23 @@ pub mod site_api {
         super::share_check(&exec, &share).map_err(to_rhai)
     }
 
+    /// How much can still be written to a share: `#{free_bytes, limit}` (`limit` says what
+    /// bounds it: the Azure Files share's quota and usage, a local folder's free space), or `()`
+    /// when nothing that can be read bounds it (a Blob container) and in a plan. A share whose
+    /// quota this credential cannot read (a share SAS: Azure serves the quota to the account
+    /// owner) is `#{free_bytes: (), limit: "..."}` saying so, never a failure.
+    #[rhai_fn(return_raw)]
+    pub fn share_space(ctx: NativeCallContext, share: ShareRef) -> RhaiResult {
+        let exec = exec_of(&ctx);
+        super::share_space(&exec, &share).map_err(to_rhai)
+    }
+
     /// What `sync_share(src, dst, opts)` would do, read-only in every mode but a plan: `copied`
     /// and `copied_bytes` (new and changed files), `overwritten` and `overwritten_bytes` (of those,
     /// files that exist at the destination), `deleted` and `deleted_bytes` (with `mirror`: what it
-    /// would delete), `destination_files`, `max_delete`, `deletion_refused` (why the mirror's
-    /// guard would delete nothing, else `()`), and a few `examples`.
+    /// would delete), `grows_bytes` (what the destination grows by: copies less the files they
+    /// replace, less deletions), `destination_files`, `max_delete`, `deletion_refused` (why the
+    /// mirror's guard would delete nothing, else `()`), and a few `examples`.
     #[rhai_fn(return_raw)]
     pub fn sync_preview(ctx: NativeCallContext, src: Dynamic, dst: Dynamic, opts: Map) -> RhaiResult<Map> {
         let exec = exec_of(&ctx);
@@ -435,6 +447,46 @@ fn share_check(exec: &Arc<Exec>, share: &ShareRef) -> Result<Map> {
         || exec.block_on(async { Ok(site::facts::read_share(&share.name, &share.share, &share.path, b).await) }),
     )?;
     Ok(to_map(serde_json::to_value(facts).unwrap_or(Value::Null)))
+}
+
+fn share_space(exec: &Arc<Exec>, share: &ShareRef) -> Result<Dynamic> {
+    let endpoint = share.share.endpoint("")?;
+    let b = budget(exec);
+    let space = exec.query(
+        "share_space",
+        &share.describe(),
+        || None,
+        || {
+            exec.block_on(async {
+                let read = async {
+                    let store = drscript_sync::store::Store::open(&endpoint)?;
+                    store.space().await.map_err(|e| Error::action("share_space", share.describe(), e.message))
+                };
+                match tokio::time::timeout(b.0, read).await {
+                    Ok(Ok(Some(space))) => Ok(Some((Some(space.free_bytes), space.limit))),
+                    Ok(Ok(None)) => Ok(None),
+                    // The owner's operations refused to this credential: unknown, said so.
+                    Ok(Err(e)) if [" 403", "AuthorizationFailure", "AuthorizationPermissionMismatch"]
+                        .iter()
+                        .any(|m| e.to_string().contains(m)) =>
+                    {
+                        Ok(Some((None, "the quota cannot be read with this credential (a share SAS; Shared Key or an account SAS can)".to_string())))
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Ok(Some((None, format!("the quota did not answer within {:.0} s", b.0.as_secs_f64())))),
+                }
+            })
+        },
+    )?;
+    Ok(match space {
+        None => Dynamic::UNIT,
+        Some((free, limit)) => {
+            let mut m = Map::new();
+            m.insert("free_bytes".into(), free.map_or(Dynamic::UNIT, |f| Dynamic::from(f as i64)));
+            m.insert("limit".into(), limit.into());
+            m.into()
+        }
+    })
 }
 
 fn dns_role(exec: &Arc<Exec>, record: &str) -> Result<Dynamic> {

@@ -232,6 +232,7 @@ pub fn preview(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Re
             "deleted",
             "deleted_bytes",
             "destination_files",
+            "grows_bytes",
         ] {
             m.insert(key.into(), Dynamic::from(0_i64));
         }
@@ -261,6 +262,12 @@ pub fn preview(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Re
         m.insert("deleted".into(), n(files.len() as u64));
         m.insert("deleted_bytes".into(), n(files.iter().map(|i| i.size).sum()));
         m.insert("destination_files".into(), n(summary.destination_files));
+        // What the destination grows by: the copies less the files they replace, less the
+        // deletions when the guard lets them happen (negative when it shrinks).
+        let deleting = if summary.deletion_refused.is_some() { 0 } else { files.iter().map(|i| i.size).sum::<u64>() };
+        let grows =
+            summary.planned_copies.iter().map(|i| i.size as i64 - i.replaces as i64).sum::<i64>() - deleting as i64;
+        m.insert("grows_bytes".into(), Dynamic::from(grows));
         m.insert("max_delete".into(), o.max_delete.describe().into());
         m.insert(
             "deletion_refused".into(),

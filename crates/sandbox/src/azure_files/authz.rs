@@ -157,6 +157,20 @@ pub fn check_sas(
     Ok(())
 }
 
+/// Operations Azure serves to the account owner only (Get Share Stats, Set Share Properties):
+/// Shared Key or an account SAS, never a share or file SAS.
+pub fn owner_only(query: &[(String, String)]) -> Result<(), Response> {
+    match SasToken::from_query(query) {
+        Some(token) if !token.is_account_sas() => Err(error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailure",
+            "This request is not authorized to perform this operation.",
+            None,
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -21,10 +21,59 @@ pub(super) fn create_share(req: &Req<'_>) -> R {
     Ok(empty(StatusCode::CREATED))
 }
 
+/// A standard file share's quota when none was set: 5 TiB (100 TiB with large file shares).
+const DEFAULT_QUOTA_GIB: u64 = 5120;
+
+fn quota_of(req: &Req<'_>) -> u64 {
+    let quotas = req.state.quotas.lock().unwrap_or_else(|e| e.into_inner());
+    quotas.get(&req.share_dir()).copied().unwrap_or(DEFAULT_QUOTA_GIB)
+}
+
 pub(super) fn share_props(req: &Req<'_>) -> R {
     req.authorize('r', 'c')?;
     need_share(req)?;
+    let mut r = empty(StatusCode::OK);
+    r.headers_mut().insert("x-ms-share-quota", HeaderValue::from(quota_of(req)));
+    Ok(r)
+}
+
+/// Set Share Properties: the quota (`x-ms-share-quota`, 1–102400 GiB).
+pub(super) fn set_share_props(req: &Req<'_>) -> R {
+    req.authorize_owner('w', 'c')?;
+    need_share(req)?;
+    if let Some(v) = req.h("x-ms-share-quota") {
+        match v.trim().parse::<u64>() {
+            Ok(q) if (1..=102_400).contains(&q) => {
+                let mut quotas = req.state.quotas.lock().unwrap_or_else(|e| e.into_inner());
+                quotas.insert(req.share_dir(), q);
+            }
+            _ => return Err(props::invalid_header("x-ms-share-quota", v)),
+        }
+    }
     Ok(empty(StatusCode::OK))
+}
+
+/// Get Share Stats: `ShareUsageBytes`, the size of every file in the share.
+pub(super) fn share_stats(req: &Req<'_>) -> R {
+    req.authorize_owner('r', 'c')?;
+    need_share(req)?;
+    fn usage(dir: &std::path::Path) -> u64 {
+        let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+        rd.flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => usage(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><ShareStats><ShareUsageBytes>{}</ShareUsageBytes></ShareStats>",
+        usage(&req.share_dir())
+    );
+    let mut r = base(StatusCode::OK, Body::from(body));
+    r.headers_mut().insert("content-type", HeaderValue::from_static("application/xml"));
+    Ok(r)
 }
 
 pub(super) fn dir_props(req: &Req<'_>) -> R {

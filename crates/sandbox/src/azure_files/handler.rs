@@ -54,6 +54,12 @@ impl Req<'_> {
         self.state.props.get(p)
     }
 
+    /// [`Req::authorize`] for an operation that Azure serves to the account owner only.
+    pub(super) fn authorize_owner(&self, permission: char, resource_type: char) -> Result<(), Response> {
+        self.authorize(permission, resource_type)?;
+        authz::owner_only(&self.query)
+    }
+
     pub(super) fn authorize(&self, permission: char, resource_type: char) -> Result<(), Response> {
         let incoming = Incoming {
             method: self.method.as_str(),
@@ -205,6 +211,8 @@ async fn route(
     match (req.method.clone(), restype.as_deref(), comp.as_deref()) {
         (Method::PUT, Some("share"), None) => dirs::create_share(&req),
         (Method::GET | Method::HEAD, Some("share"), None) => dirs::share_props(&req),
+        (Method::PUT, Some("share"), Some("properties")) => dirs::set_share_props(&req),
+        (Method::GET, Some("share"), Some("stats")) => dirs::share_stats(&req),
         (Method::GET, Some("directory"), Some("list")) => dirs::list(&req),
         (Method::GET | Method::HEAD, Some("directory"), None) => dirs::dir_props(&req),
         (Method::PUT, Some("directory"), None) => dirs::create_dir(&req),

@@ -84,6 +84,9 @@ pub(crate) struct State {
     pub props: props::Table,
     /// Each folder's names by case-insensitive key (lookups of names in another case).
     pub names: names::Index,
+    /// Share quotas in GiB set with Set Share Properties, by share folder; a share without one
+    /// has the service's default.
+    pub quotas: std::sync::Mutex<HashMap<PathBuf, u64>>,
 }
 
 /// Serves `accounts` (name → base64 key) from `dir` on an ephemeral loopback port. Shares are the
@@ -118,6 +121,7 @@ pub async fn start_with_faults(
         content_reads: Default::default(),
         props: Default::default(),
         names: Default::default(),
+        quotas: Default::default(),
     });
     let slot = Arc::new(crate::faults::FaultSlot::default());
     slot.set(faults);

@@ -254,6 +254,31 @@ impl FilesClient {
         Err(FilesError::new(message, Some(status.as_u16()), code))
     }
 
+    /// The share's quota in GiB (Get Share Properties, `x-ms-share-quota`) and the bytes it
+    /// holds (Get Share Stats, `ShareUsageBytes`), whatever folder of it the endpoint names. Both
+    /// are share-level operations that Azure serves to the account owner (Shared Key, an account
+    /// SAS), not to a share SAS.
+    pub async fn share_space(&self) -> FResult<(u64, u64)> {
+        let share = FilesClient { remote: Remote { path: String::new(), ..self.remote.clone() }, ..self.clone() };
+        let what = format!("GET {}?restype=share", share.shown(""));
+        let resp = share.send(Method::GET, "", &[("restype", "share")], vec![], None, &[StatusCode::OK]).await?;
+        let quota = resp
+            .headers()
+            .get("x-ms-share-quota")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| FilesError::new(format!("{what}: no x-ms-share-quota in the answer"), None, None))?;
+        let what = format!("GET {}?restype=share&comp=stats", share.shown(""));
+        let resp = share
+            .send(Method::GET, "", &[("restype", "share"), ("comp", "stats")], vec![], None, &[StatusCode::OK])
+            .await?;
+        let text = resp.text().await.map_err(|e| FilesError::transport(&what, e))?;
+        let used = between(&text, "<ShareUsageBytes>", "</ShareUsageBytes>")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| FilesError::new(format!("{what}: no ShareUsageBytes in the answer"), None, None))?;
+        Ok((quota, used))
+    }
+
     /// Get Directory Properties: whether the directory exists.
     pub async fn dir_exists(&self, rel: &str) -> FResult<bool> {
         match self.send(Method::GET, rel, &[("restype", "directory")], vec![], None, &[StatusCode::OK]).await {
