@@ -295,7 +295,12 @@ fn check(scripts: &[PathBuf], config: Option<&Path>, stdlib: Option<PathBuf>) ->
             skip_rehearsal: true,
         };
         match runner::prepare(&options, runtime.handle()) {
-            Ok(_) => out(&format!("ok  {}\n", script.display())),
+            Ok(prepared) => {
+                for warning in prepared.switch_warnings() {
+                    out(&format!("{warning}\n"));
+                }
+                out(&format!("ok  {}\n", script.display()));
+            }
             Err(e) => failures.push(e.to_string()),
         }
     }

@@ -192,12 +192,9 @@ pub fn verify(sandbox: &SandboxHandle, config: &Config, active: &str, quiesced: 
             continue;
         };
         let state = &status["environments"][env_name];
-        for (component, wanted) in [
-            ("runtime", env.replicas.runtime),
-            ("listener", env.replicas.listener),
-            ("rabbitmq", env.replicas.rabbitmq),
-        ] {
-            let name = format!("{}-ac-{component}", env.release);
+        for component in ["runtime", "listener", "rabbitmq"] {
+            let wanted = env.replicas_of(component).unwrap_or(1);
+            let name = env.workload_name(component);
             let w = &state["workloads"][&name];
             let wanted = if serving { i64::from(wanted) } else { 0 };
             let (replicas, ready) = (w["replicas"].as_i64().unwrap_or(-1), w["ready"].as_i64().unwrap_or(-1));

@@ -16,15 +16,38 @@ pub fn shape_of(config: &Config, active: Option<&str>) -> Result<Shape> {
     };
     let mut order = vec![active.clone()];
     order.extend(config.order.iter().filter(|k| **k != active).cloned());
-    let replicas =
-        |n: u32| i32::try_from(n).map_err(|_| Error::Usage(format!("{n} replicas is too many for the sandbox")));
+    // The sandbox runs each side at the counts it serves at; a count the config omits is a
+    // mistake the rehearsal must show, not a 1 it assumes.
+    let count = |e: &drscript_core::config::Environment, c: &str| {
+        let n = e.replicas_of(c).ok_or_else(|| Error::Config {
+            message: format!(
+                "environments.{}.replicas.{c}: missing (the count {} runs {c} at when it serves)",
+                e.name, e.name
+            ),
+        })?;
+        i32::try_from(n).map_err(|_| Error::Usage(format!("{n} replicas is too many for the sandbox")))
+    };
     let environments = config
         .environments
         .iter()
         .map(|(name, e)| {
-            let replicas =
-                [replicas(e.replicas.runtime)?, replicas(e.replicas.listener)?, replicas(e.replicas.rabbitmq)?];
-            Ok((name.clone(), EnvShape { namespace: e.namespace.clone(), release: e.release.clone(), replicas }))
+            let replicas = [count(e, "runtime")?, count(e, "listener")?, count(e, "rabbitmq")?];
+            let core = ["runtime", "listener", "rabbitmq"];
+            let extra = e
+                .replicas
+                .keys()
+                .filter(|c| !core.contains(&c.as_str()))
+                .map(|c| Ok((c.clone(), e.kind_of(c).to_string(), count(e, c)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let names = core
+                .iter()
+                .map(|c| c.to_string())
+                .chain(extra.iter().map(|(c, _, _)| c.clone()))
+                .map(|c| (e.workload_name(&c), c))
+                .map(|(name, c)| (c, name))
+                .collect();
+            let shape = EnvShape { namespace: e.namespace.clone(), release: e.release.clone(), replicas, names, extra };
+            Ok((name.clone(), shape))
         })
         .collect::<Result<_>>()?;
     let records = config

@@ -38,7 +38,9 @@ fn preflight_then_failover_then_failback() {
     let steps: Vec<&str> = plan.lines().filter(is_step).collect();
     assert!(steps.len() > 10, "{plan}");
     assert!(steps.iter().all(|l| l.ends_with(" s")), "a step without an expected time:\n{plan}");
-    assert!(plan.contains("‖ at the same time: 2, 3\n‖ 2. Quiesce prod"), "{plan}");
+    assert!(plan.contains("2. Quiesce prod"), "{plan}");
+    assert!(plan.contains("‖ at the same time: 2.1, 2.2"), "{plan}");
+    assert!(plan.contains("2.1. Scale down the runtime and listener of prod (step 1)"), "{plan}");
     assert!(plan.contains("Expected total: "), "{plan}");
 }
 
@@ -242,7 +244,7 @@ fn failover_killed_after_copying_is_finished_by_resume() {
 
 #[test]
 fn failover_killed_after_activating_is_finished_by_resume() {
-    kill_after_and_resume("Activate dr");
+    kill_after_and_resume("Scale up the runtime and listener of dr");
 }
 
 /// Runs a customer folder's runbook against a sandbox shaped like its config.

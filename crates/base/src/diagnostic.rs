@@ -2,13 +2,18 @@
 
 /// Renders `message` as pointing at `line`:`col` (both 1-based) of `source`.
 pub fn render(path: &str, source: &str, line: usize, col: usize, message: &str) -> String {
+    render_as("error", path, source, line, col, message)
+}
+
+/// [`render`] with another severity (`warning`).
+pub fn render_as(severity: &str, path: &str, source: &str, line: usize, col: usize, message: &str) -> String {
     let text = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
     let gutter = line.to_string().len();
     let pad = " ".repeat(gutter);
     let caret_col = col.max(1);
     // Keep tabs in the caret line so that it lines up under the source line.
     let lead: String = text.chars().take(caret_col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-    format!("error: {message}\n{pad}--> {path}:{line}:{caret_col}\n{pad} |\n{line} | {text}\n{pad} | {lead}^",)
+    format!("{severity}: {message}\n{pad}--> {path}:{line}:{caret_col}\n{pad} |\n{line} | {text}\n{pad} | {lead}^",)
 }
 
 /// 1-based line and column of a byte offset.

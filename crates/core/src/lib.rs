@@ -37,5 +37,6 @@ pub mod script;
 pub mod script_error;
 pub mod site;
 pub mod state;
+pub mod steps;
 
 pub use drscript_base::{Error, Result};

@@ -106,6 +106,7 @@ pub fn check(engine: &Engine, resolver: &Resolver, ast: &AST, label: &str, sourc
     });
 
     let mut module_fns: HashMap<String, Result<HashMap<String, HashSet<usize>>, String>> = HashMap::new();
+    let mut broken_modules: HashSet<String> = HashSet::new();
     let mut problems = Vec::new();
     let mut report = |pos: Position, message: String| {
         problems.push(diagnostic::render(
@@ -131,7 +132,10 @@ pub fn check(engine: &Engine, resolver: &Resolver, ast: &AST, label: &str, sourc
             let fns = match fns {
                 Ok(fns) => fns,
                 Err(problem) => {
-                    report(pos, format!("module \"{module}\" (imported as {alias}) {problem}"));
+                    // Once per module: every later call of it has the same cause.
+                    if broken_modules.insert(alias.clone()) {
+                        report(pos, format!("module \"{module}\" (imported as {alias}) {problem}"));
+                    }
                     continue;
                 }
             };
@@ -221,6 +225,89 @@ fn module_functions(
         }
     }
     Ok(fns)
+}
+
+/// The functions that run a switch from a list of steps, and where the list is among their
+/// arguments.
+const SWITCHES: &[(&str, usize, usize)] = &[("failover", 1, 0), ("failback", 1, 0), ("switch_between", 3, 2)];
+
+/// What the DR document requires of the steps a script hands to `failover`, `failback` or
+/// `switch_between` (see [`crate::steps`]), read from the script's text: warnings pointing at
+/// the call, for `drscript check`. Steps built elsewhere than in the call's list literal are
+/// not seen (the run says the same at its start).
+pub fn switch_warnings(ast: &AST, label: &str, source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        let call = match path.last() {
+            Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) | Some(ASTNode::Expr(Expr::FnCall(call, pos))) => {
+                Some((call, *pos))
+            }
+            _ => None,
+        };
+        if let Some((call, pos)) = call
+            && let Some((_, _, at)) =
+                SWITCHES.iter().find(|(name, arity, _)| call.name.as_str() == *name && call.args.len() == *arity)
+            && let Expr::Array(items, _) = &call.args[*at]
+        {
+            let steps: Vec<_> = items.iter().filter_map(step_shape).collect();
+            for problem in crate::steps::requirements(&steps) {
+                let message = problem.replace("{source}", "the source").replace("{target}", "the target");
+                out.push(diagnostic::render_as(
+                    "warning",
+                    label,
+                    source,
+                    pos.line().unwrap_or(1),
+                    pos.position().unwrap_or(1),
+                    &message,
+                ));
+            }
+        }
+        true
+    });
+    out
+}
+
+/// A call of a step builder (`ac::scale_down("...", "source", ["runtime"])`) as the rules see
+/// it; `None` for anything else.
+fn step_shape(expr: &Expr) -> Option<crate::steps::Shape> {
+    let Expr::FnCall(call, _) = expr else { return None };
+    let kind = call.name.as_str();
+    if !crate::steps::BUILDERS.contains(&kind) {
+        return None;
+    }
+    let text = |i: usize| match call.args.get(i) {
+        Some(Expr::StringConstant(s, _)) => s.to_string(),
+        _ => String::new(),
+    };
+    let children = |i: usize| match call.args.get(i) {
+        Some(Expr::Array(items, _)) => items.iter().filter_map(step_shape).collect(),
+        _ => Vec::new(),
+    };
+    let sided = ["scale_down", "scale_up", "pause", "resume"].contains(&kind);
+    Some(crate::steps::Shape {
+        kind: kind.to_string(),
+        name: text(0),
+        side: if sided { text(1) } else { String::new() },
+        components: match call.args.get(2) {
+            Some(Expr::Array(items, _)) => items
+                .iter()
+                .filter_map(|e| match e {
+                    Expr::StringConstant(s, _) => Some(s.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            // An array of literals, folded into one constant by the optimizer.
+            Some(Expr::DynamicConstant(v, _)) => v
+                .clone()
+                .try_cast::<rhai::Array>()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| c.into_string().ok())
+                .collect(),
+            _ => Vec::new(),
+        },
+        children: if kind == "together" { children(1) } else { Vec::new() },
+    })
 }
 
 fn is_identifier(name: &str) -> bool {

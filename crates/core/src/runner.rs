@@ -66,6 +66,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// What the DR document requires of the script's switch steps that its text does not keep
+    /// ([`crate::lint::switch_warnings`]), rendered as warnings.
+    pub fn switch_warnings(&self) -> Vec<String> {
+        crate::lint::switch_warnings(&self.ast, &self.script.label, &self.script.source)
+    }
+
     /// The execution context for one pass over the script.
     fn exec(
         &self,

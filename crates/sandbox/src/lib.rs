@@ -257,12 +257,29 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
     let mut active_seed = Seed::active(namespace, release, &options.version);
     if let Some(shape) = shape {
         [active_seed.runtime, active_seed.listener, active_seed.rabbitmq] = shape.replicas;
+        active_seed.names = shape.names.clone();
+        active_seed.extra = shape
+            .extra
+            .iter()
+            .map(|(component, kind, replicas)| kube_api::seed::ExtraWorkload {
+                component: component.clone(),
+                kind: kind.clone(),
+                replicas: *replicas,
+            })
+            .collect();
     }
     let seed = if active {
         active_seed.clone()
     } else {
-        Seed { runtime: active_seed.runtime, ..Seed::standby(namespace, release, &options.version) }
-            .with_rabbitmq(active_seed.rabbitmq)
+        let extra =
+            active_seed.extra.iter().map(|x| kube_api::seed::ExtraWorkload { replicas: 0, ..x.clone() }).collect();
+        Seed {
+            runtime: active_seed.runtime,
+            names: active_seed.names.clone(),
+            extra,
+            ..Seed::standby(namespace, release, &options.version)
+        }
+        .with_rabbitmq(active_seed.rabbitmq)
     };
     let (security, kube_files) = kube_security(dir, name, options)?;
     let kube_token = security.admin_token.clone();

@@ -13,6 +13,10 @@ pub struct EnvShape {
     pub release: String,
     /// runtime, listener, rabbitmq.
     pub replicas: [i32; 3],
+    /// Workload names by component (runtime, listener, rabbitmq and the extra ones).
+    pub names: BTreeMap<String, String>,
+    /// The customer's own components: name, kind (`deployment`, `statefulset`), count.
+    pub extra: Vec<(String, String, i32)>,
 }
 
 /// A DNS record of the customer's `[dns.records]`, one target per role.

@@ -73,7 +73,8 @@ impl Local {
             let at = root.ancestors().find(|p| p.exists()).unwrap_or(&root).to_path_buf();
             let free = drscript_base::sys::free_bytes(&at)
                 .map_err(|e| OpError::io(&format!("cannot read the free space of {}", at.display()), &e))?;
-            Ok(super::store::Space { free_bytes: free, limit: format!("free space of {}", at.display()) })
+            // The path stays out of messages: they name shares as the config does.
+            Ok(super::store::Space { free_bytes: free, limit: "free space of its filesystem".to_string() })
         })
         .await
     }

@@ -23,7 +23,7 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>
 pub struct Space {
     /// Bytes that can still be written.
     pub free_bytes: u64,
-    /// What limits it, for messages: `quota 100 GiB, 93.1 GiB used`, `free space of /srv/dr`.
+    /// What limits it, for messages: `quota 100 GiB, 93.1 GiB used`, `free space of its filesystem`.
     pub limit: String,
 }
 

@@ -21,6 +21,20 @@ pub struct Environment {
     pub namespace: String,
     /// The Helm release name: workloads are `<release>-ac-runtime` and so on.
     pub release: String,
+    /// How workloads are named: a pattern with `{release}` and `{component}` (default
+    /// `{release}-ac-{component}`, as Adeptia's chart names them).
+    pub workload_names: Option<String>,
+    /// Workload names per component that the pattern does not give (`webrunner = "web-runner"`).
+    #[serde(default)]
+    pub workloads: BTreeMap<String, String>,
+    /// The Kubernetes kind of a component that is not the default (`rabbitmq` is a
+    /// `statefulset`, every other component a `deployment`).
+    #[serde(default)]
+    pub kinds: BTreeMap<String, String>,
+    /// URLs that must answer 2xx before traffic is sent to this environment (a customer's own
+    /// health endpoints), checked by `check_serving` after the scheduler is resumed.
+    #[serde(default)]
+    pub health_urls: Vec<String>,
     /// Base URL of the web gateway (`https://host[:port]`), used for the scheduler.
     pub gateway: String,
     #[serde(default)]
@@ -30,9 +44,11 @@ pub struct Environment {
     /// Turns TLS verification off for this gateway only; logged as a warning on every use.
     #[serde(default)]
     pub gateway_insecure: bool,
-    /// Replica counts restored when this environment becomes active.
+    /// Replica counts restored when this environment becomes active, by component (`runtime`,
+    /// `listener`, `rabbitmq`, and any extra component a runbook scales). A count the config
+    /// omits is never assumed: see [`Environment::replicas_of`].
     #[serde(default)]
-    pub replicas: Replicas,
+    pub replicas: BTreeMap<String, u32>,
     /// File shares by name (`app`, `rabbitmq`, ...).
     #[serde(default)]
     pub shares: BTreeMap<String, Share>,
@@ -50,24 +66,88 @@ fn default_status_query() -> String {
     "Status".to_string()
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Replicas {
-    #[serde(default = "one")]
-    pub runtime: u32,
-    #[serde(default = "one")]
-    pub listener: u32,
-    #[serde(default = "one")]
-    pub rabbitmq: u32,
-}
+/// The pattern of workload names in Adeptia's chart.
+pub const DEFAULT_WORKLOAD_NAMES: &str = "{release}-ac-{component}";
 
-fn one() -> u32 {
-    1
-}
+/// The Kubernetes kinds a component can be.
+pub const KINDS: &[&str] = &["deployment", "statefulset"];
 
-impl Default for Replicas {
-    fn default() -> Self {
-        Replicas { runtime: 1, listener: 1, rabbitmq: 1 }
+impl Environment {
+    /// The workload of `component` (`runtime`, `listener`, `rabbitmq`, ...): its explicit name
+    /// in `[environments.NAME.workloads]`, else `workload_names` with `{release}` and
+    /// `{component}` filled in.
+    pub fn workload_name(&self, component: &str) -> String {
+        if let Some(name) = self.workloads.get(component) {
+            return name.clone();
+        }
+        self.workload_names
+            .as_deref()
+            .unwrap_or(DEFAULT_WORKLOAD_NAMES)
+            .replace("{release}", &self.release)
+            .replace("{component}", component)
+    }
+
+    /// The replica count `component` is restored to when this environment serves, when the
+    /// config gives one. Callers read a missing count from the live side or refuse; never 1.
+    pub fn replicas_of(&self, component: &str) -> Option<u32> {
+        self.replicas.get(component).copied()
+    }
+
+    /// The kind of `component`: `[environments.NAME.kinds]`, else `statefulset` for RabbitMQ and
+    /// `deployment` for the rest.
+    pub fn kind_of(&self, component: &str) -> &str {
+        match self.kinds.get(component) {
+            Some(k) => k,
+            None if component == "rabbitmq" => "statefulset",
+            None => "deployment",
+        }
+    }
+
+    /// Checks what serde cannot: the pattern names a component, kinds are known, health URLs
+    /// are HTTP(S). Errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        let key = |k: &str| format!("environments.{}.{k}", self.name);
+        if let Some(p) = &self.workload_names
+            && !p.contains("{component}")
+            && self.workloads.is_empty()
+        {
+            return Err(Error::Config {
+                message: format!(
+                    "{}: \"{p}\" names every workload the same; include {{component}}",
+                    key("workload_names")
+                ),
+            });
+        }
+        for (component, kind) in &self.kinds {
+            if !KINDS.contains(&kind.as_str()) {
+                return Err(Error::Config {
+                    message: format!(
+                        "{}: \"{kind}\" is not a kind drscript scales; use deployment or statefulset",
+                        key(&format!("kinds.{component}"))
+                    ),
+                });
+            }
+        }
+        for url in &self.health_urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::Config {
+                    message: format!("{}: \"{url}\" is not an http(s) URL", key("health_urls")),
+                });
+            }
+        }
+        for (name, share) in &self.shares {
+            for folder in share.folders.iter().flatten() {
+                if folder.is_empty() || folder.starts_with('/') || folder.split('/').any(|s| s == "..") {
+                    return Err(Error::Config {
+                        message: format!(
+                            "{}: \"{folder}\" must be a relative folder of the share",
+                            key(&format!("shares.{name}.folders"))
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -139,6 +219,9 @@ pub struct Share {
     pub path: Option<PathBuf>,
     /// `https://ACCOUNT.file.core.windows.net/SHARE[/PATH]` or a blob container URL.
     pub url: Option<String>,
+    /// The folders of this share that a switch copies (the application share's; by default the
+    /// document's `web/repository`, `recovery`, `reprocessing`).
+    pub folders: Option<Vec<String>>,
     pub sas_env: Option<String>,
     pub sas_file: Option<PathBuf>,
     pub account_key_env: Option<String>,

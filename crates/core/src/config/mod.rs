@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
-pub use environment::{Environment, GatewayAuth, Replicas, Share};
+pub use environment::{Environment, GatewayAuth, Share};
 pub use services::{
     Azure, AzureAuth, Database, Dns, DnsProvider, DnsRecord, Probe, StorageAccount, Webhook, WebhookKind,
 };
@@ -218,6 +218,7 @@ fn validate_environment(
     storage_names: &[String],
 ) -> Result<()> {
     env.name = name.to_string();
+    env.validate()?;
     let at = |k: &'static str| vec!["environments", name, k];
     check_url(&env.gateway).map_err(|m| err(&at("gateway"), &m))?;
     if let Some(p) = env.kubeconfig.as_mut() {
@@ -551,7 +552,10 @@ gateway = "https://prod.example.com"
         let c = parse(MINIMAL).unwrap();
         let prod = c.environment("prod").unwrap();
         assert_eq!(prod.name, "prod");
-        assert_eq!(prod.replicas.runtime, 1);
+        // A count the config omits is not assumed.
+        assert_eq!(prod.replicas_of("runtime"), None);
+        assert_eq!(prod.workload_name("runtime"), "ac-ac-runtime");
+        assert_eq!(prod.kind_of("rabbitmq"), "statefulset");
     }
 
     #[test]

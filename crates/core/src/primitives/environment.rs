@@ -106,14 +106,26 @@ pub mod environment_api {
     pub fn storage_account(e: &mut Env) -> Dynamic {
         e.0.storage_account.clone().map_or(Dynamic::UNIT, Dynamic::from)
     }
+    /// The replica counts of `[environments.NAME.replicas]`, by component; a component the
+    /// config omits is absent (never a default of 1).
     #[rhai_fn(get = "replicas", pure)]
     pub fn replicas(e: &mut Env) -> Map {
-        let r = &e.0.replicas;
-        let mut m = Map::new();
-        m.insert("runtime".into(), Dynamic::from(i64::from(r.runtime)));
-        m.insert("listener".into(), Dynamic::from(i64::from(r.listener)));
-        m.insert("rabbitmq".into(), Dynamic::from(i64::from(r.rabbitmq)));
-        m
+        e.0.replicas.iter().map(|(c, n)| (c.as_str().into(), Dynamic::from(i64::from(*n)))).collect()
+    }
+    /// The Kubernetes kinds of `[environments.NAME.kinds]`, by component.
+    #[rhai_fn(get = "kinds", pure)]
+    pub fn kinds(e: &mut Env) -> Map {
+        e.0.kinds.iter().map(|(c, k)| (c.as_str().into(), Dynamic::from(k.clone()))).collect()
+    }
+    /// The URLs of `health_urls` that must answer 2xx before traffic moves here.
+    #[rhai_fn(get = "health_urls", pure)]
+    pub fn health_urls(e: &mut Env) -> rhai::Array {
+        e.0.health_urls.iter().cloned().map(Dynamic::from).collect()
+    }
+    /// The workload of `component` in `e`: `[environments.NAME.workloads]`, else the pattern
+    /// `workload_names` (default `{release}-ac-{component}`, as in `ac-ac-runtime`).
+    pub fn workload_of(e: Env, component: &str) -> String {
+        e.0.workload_name(component)
     }
     #[rhai_fn(get = "shares", pure)]
     pub fn shares(e: &mut Env) -> Map {
@@ -171,6 +183,15 @@ pub mod environment_api {
     #[rhai_fn(get = "path", pure)]
     pub fn share_path(s: &mut ShareRef) -> String {
         s.path.clone()
+    }
+    /// The folders of the share that a switch copies (`folders` in its config), `()` when the
+    /// config does not list them.
+    #[rhai_fn(get = "folders", pure)]
+    pub fn share_folders(s: &mut ShareRef) -> Dynamic {
+        s.share
+            .folders
+            .as_ref()
+            .map_or(Dynamic::UNIT, |f| Dynamic::from(f.iter().cloned().map(Dynamic::from).collect::<rhai::Array>()))
     }
     #[rhai_fn(get = "location", pure)]
     pub fn share_location(s: &mut ShareRef) -> String {

@@ -63,6 +63,27 @@ pub mod site_api {
         super::share_check(&exec, &share).map_err(to_rhai)
     }
 
+    /// What the DR document requires of a switch's `steps` that they do not keep (the source
+    /// quiesced before the copy, both brokers stopped before the volume is mirrored, the target
+    /// started after the copy, DNS moved last), one sentence each naming `from` and `to`; empty
+    /// when they keep every rule. `drscript check` says the same from the script's text.
+    pub fn switch_requirements(steps: rhai::Array, from: Env, to: Env) -> rhai::Array {
+        let shapes: Vec<_> = steps.iter().map(shape_of).collect();
+        crate::steps::requirements(&shapes)
+            .into_iter()
+            .map(|p| p.replace("{source}", &from.0.name).replace("{target}", &to.0.name).into())
+            .collect()
+    }
+
+    /// Fails unless `url` answers a GET with 2xx within the part budget (a customer's health
+    /// endpoint, checked before traffic moves). The error names the URL (secrets masked) and the
+    /// status. In a plan: noted only.
+    #[rhai_fn(return_raw)]
+    pub fn http_check(ctx: NativeCallContext, url: &str) -> RhaiResult<()> {
+        let exec = exec_of(&ctx);
+        super::http_check(&exec, url).map_err(to_rhai)
+    }
+
     /// How much can still be written to a share: `#{free_bytes, limit}` (`limit` says what
     /// bounds it: the Azure Files share's quota and usage, a local folder's free space), or `()`
     /// when nothing that can be read bounds it (a Blob container) and in a plan. A share whose
@@ -162,9 +183,9 @@ fn placeholder(exec: &Exec, e: &crate::config::Environment, serving: bool) -> si
         COMPONENTS
             .iter()
             .map(|(c, _)| {
-                let configured = site::facts::configured(e, c);
+                let configured = site::facts::configured(e, c).unwrap_or(1);
                 let n = if serving || *c == "rabbitmq" { configured } else { 0 };
-                let name = format!("{}-ac-{c}", e.release);
+                let name = e.workload_name(c);
                 (c.to_string(), Workload { name, desired: n, ready: n, configured, hpa: None, undone_by: None })
             })
             .collect()
@@ -447,6 +468,47 @@ fn share_check(exec: &Arc<Exec>, share: &ShareRef) -> Result<Map> {
         || exec.block_on(async { Ok(site::facts::read_share(&share.name, &share.share, &share.path, b).await) }),
     )?;
     Ok(to_map(serde_json::to_value(facts).unwrap_or(Value::Null)))
+}
+
+/// A step map of the stdlib's builders as the rules of [`crate::steps`] see it.
+fn shape_of(step: &Dynamic) -> crate::steps::Shape {
+    let map = step.clone().try_cast::<Map>().unwrap_or_default();
+    let text = |k: &str| map.get(k).and_then(|v| v.clone().into_string().ok()).unwrap_or_default();
+    let list = |k: &str| map.get(k).and_then(|v| v.clone().try_cast::<rhai::Array>()).unwrap_or_default();
+    crate::steps::Shape {
+        kind: text("kind"),
+        name: text("name"),
+        side: text("side"),
+        components: list("components").into_iter().filter_map(|c| c.into_string().ok()).collect(),
+        children: list("steps").iter().map(shape_of).collect(),
+    }
+}
+
+fn http_check(exec: &Arc<Exec>, url: &str) -> Result<()> {
+    let shown = drscript_base::redact::for_error(url);
+    let b = budget(exec);
+    exec.query(
+        "http_check",
+        &shown,
+        || (),
+        || {
+            exec.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(b.0)
+                    .build()
+                    .map_err(|e| Error::action("http_check", shown.clone(), e.to_string()))?;
+                let resp = client.get(url).send().await.map_err(|e| {
+                    Error::action("http_check", shown.clone(), drscript_base::redact::for_error(e.to_string()))
+                })?;
+                let status = resp.status();
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(Error::action("http_check", shown.clone(), format!("answered {status}, not 2xx")))
+                }
+            })
+        },
+    )
 }
 
 fn share_space(exec: &Arc<Exec>, share: &ShareRef) -> Result<Dynamic> {

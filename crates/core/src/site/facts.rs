@@ -258,15 +258,10 @@ impl Scheduler {
     }
 }
 
-/// The replicas of `component` that the config restores when `env` becomes active.
-pub fn configured(env: &Environment, component: &str) -> i32 {
-    let r = &env.replicas;
-    let n = match component {
-        "runtime" => r.runtime,
-        "listener" => r.listener,
-        _ => r.rabbitmq,
-    };
-    i32::try_from(n).unwrap_or(i32::MAX)
+/// The replicas of `component` that the config restores when `env` becomes active; `None` when
+/// the config omits it (then the live count stands in: see [`Workload::configured`]).
+pub fn configured(env: &Environment, component: &str) -> Option<i32> {
+    env.replicas_of(component).map(|n| i32::try_from(n).unwrap_or(i32::MAX))
 }
 
 /// How long each part may take before it counts as unreachable ("timed out after …").
@@ -348,7 +343,7 @@ async fn read_cluster_once(env: &Environment, budget: Budget) -> ClusterReading 
         let reads = COMPONENTS.iter().map(|(component, kind)| {
             let cluster = &cluster;
             async move {
-                let name = format!("{}-ac-{component}", env.release);
+                let name = env.workload_name(component);
                 crate::kube::workload(cluster, *kind, &name).await.map(|info| (*component, info))
             }
         });
@@ -392,7 +387,8 @@ async fn read_cluster_once(env: &Environment, budget: Budget) -> ClusterReading 
             let workloads = infos
                 .into_iter()
                 .map(|(c, info, hpa)| {
-                    let configured = configured(env, c);
+                    // A count the config omits: what the workload runs now stands in for it.
+                    let configured = configured(env, c).unwrap_or(info.replicas);
                     let undone_by = info.gitops.clone().or_else(|| {
                         let h = hpa.as_ref()?;
                         let owner = h.keda.as_ref()?;

@@ -27,7 +27,7 @@ mod paging;
 mod patch;
 mod protobuf;
 mod rollout;
-mod seed;
+pub mod seed;
 mod selector;
 mod server;
 mod store;

@@ -26,6 +26,23 @@ pub struct Seed {
     pub rabbitmq: i32,
     /// `QUARTZ_STATUS_ONBOOTUP` of the event service: `run` or `pause`.
     pub quartz_on_boot: String,
+    /// Workload names by component where the customer's differ from the chart's
+    /// `RELEASE-ac-COMPONENT`.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+    /// The customer's own components beside Adeptia's (a web runner): at their counts on the
+    /// active side, at 0 on a standby.
+    #[serde(default)]
+    pub extra: Vec<ExtraWorkload>,
+}
+
+/// A component of the customer's own that a runbook scales.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraWorkload {
+    pub component: String,
+    /// `deployment` or `statefulset`.
+    pub kind: String,
+    pub replicas: i32,
 }
 
 impl Seed {
@@ -38,6 +55,8 @@ impl Seed {
             listener: 1,
             rabbitmq: 1,
             quartz_on_boot: "run".to_string(),
+            names: BTreeMap::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -52,6 +71,11 @@ impl Seed {
     /// their normal counts.
     pub fn standby(namespace: &str, release: &str, version: &str) -> Seed {
         Seed { listener: 0, quartz_on_boot: "pause".to_string(), ..Seed::active(namespace, release, version) }
+    }
+
+    /// The workload of `component`: the customer's name, else the chart's.
+    pub fn name_of(&self, component: &str) -> String {
+        self.names.get(component).cloned().unwrap_or_else(|| format!("{}-ac-{component}", self.release))
     }
 
     pub fn objects(&self) -> Vec<(Res, Value)> {
@@ -72,7 +96,9 @@ impl Seed {
             ("runtime", self.runtime, 8080, env(&[common[0], common[1], ("RUNTIME_MAX_THREADS", "40")])),
             ("listener", self.listener, 9091, env(&common)),
         ];
-        for (component, replicas, port, env) in deployments {
+        let extra_deployments = self.extra.iter().filter(|x| x.kind == "deployment");
+        let extra_deployments = extra_deployments.map(|x| (x.component.as_str(), x.replicas, 8080, env(&common)));
+        for (component, replicas, port, env) in deployments.into_iter().chain(extra_deployments) {
             let (meta, selector, template) = self.parts(component, port, env);
             let d = Deployment {
                 metadata: meta,
@@ -81,29 +107,36 @@ impl Seed {
             };
             out.push((Res::Deployment, serde_json::to_value(d).unwrap_or_default()));
         }
-        let (meta, selector, template) = self.parts(
+        let rabbitmq = (
             "rabbitmq",
+            self.rabbitmq,
             5672,
             env(&[("RABBITMQ_DEFAULT_VHOST", "/"), ("RABBITMQ_MNESIA_BASE", "/bitnami/rabbitmq/mnesia")]),
         );
-        let s = StatefulSet {
-            metadata: meta,
-            spec: StatefulSetSpec {
-                replicas: Some(self.rabbitmq),
-                selector,
-                template,
-                service_name: Some(format!("{}-ac-rabbitmq-headless", self.release)),
-                pod_management_policy: Some("Parallel".to_string()),
-                ..Default::default()
-            },
-            status: None,
-        };
-        out.push((Res::StatefulSet, serde_json::to_value(s).unwrap_or_default()));
+        let extra_sets = self.extra.iter().filter(|x| x.kind == "statefulset");
+        for (component, replicas, port, env) in
+            std::iter::once(rabbitmq).chain(extra_sets.map(|x| (x.component.as_str(), x.replicas, 8080, env(&common))))
+        {
+            let (meta, selector, template) = self.parts(component, port, env);
+            let s = StatefulSet {
+                metadata: meta,
+                spec: StatefulSetSpec {
+                    replicas: Some(replicas),
+                    selector,
+                    template,
+                    service_name: Some(format!("{}-headless", self.name_of(component))),
+                    pod_management_policy: Some("Parallel".to_string()),
+                    ..Default::default()
+                },
+                status: None,
+            };
+            out.push((Res::StatefulSet, serde_json::to_value(s).unwrap_or_default()));
+        }
         out
     }
 
     fn parts(&self, component: &str, port: u16, env: Vec<EnvVar>) -> (ObjectMeta, LabelSelector, PodTemplateSpec) {
-        let name = format!("{}-ac-{component}", self.release);
+        let name = self.name_of(component);
         let labels: BTreeMap<String, String> = [
             ("app.kubernetes.io/name".to_string(), format!("ac-{component}")),
             ("app.kubernetes.io/instance".to_string(), self.release.clone()),
