@@ -46,7 +46,15 @@ pub fn shape_of(config: &Config, active: Option<&str>) -> Result<Shape> {
                 .map(|c| (e.workload_name(&c), c))
                 .map(|(name, c)| (c, name))
                 .collect();
-            let shape = EnvShape { namespace: e.namespace.clone(), release: e.release.clone(), replicas, names, extra };
+            let app_folders = e.shares.get("app").and_then(|s| s.folders.clone());
+            let shape = EnvShape {
+                namespace: e.namespace.clone(),
+                release: e.release.clone(),
+                replicas,
+                names,
+                extra,
+                app_folders,
+            };
             Ok((name.clone(), shape))
         })
         .collect::<Result<_>>()?;

@@ -59,6 +59,40 @@ fn every_shipped_script_checks() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    // The shipped switches keep the document's order: no warning about their steps.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("warning:"), "{stdout}");
+}
+
+/// A customer's copy of failover.rhai with the scheduler's pause removed and the copy moved
+/// before the quiesce: `check` warns about each, pointing at the call, and still accepts the
+/// script (a customer may have a reason); the run says the same at its start.
+#[test]
+fn check_warns_when_an_edit_breaks_the_documents_order() {
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/failover.rhai")).unwrap();
+    let copy = "ac::together(\"Copy state {source} → {target}\", [";
+    let edited = shipped.lines().filter(|l| !l.contains("ac::pause(")).collect::<Vec<_>>().join("\n").replacen(
+        "ac::failover([",
+        &format!("ac::failover([\n    {copy}ac::copy_folders(\"early copy\")]),"),
+        1,
+    );
+    assert!(edited.contains("early copy"), "{edited}");
+    Test::new()
+        .file("failover.rhai", &edited)
+        .args(&["check", "failover.rhai"])
+        .stdout_has("warning: a copy starts before the runtime of the source scaled down (document step 1)")
+        .stdout_has("warning: no step has the scheduler of the source paused (document step 2)")
+        .stdout_has("--> failover.rhai:")
+        .stdout_has("ok  failover.rhai")
+        .stdout_lacks("no update_dns step")
+        .run();
+    let world = drscript_test_support::world::World::start(&[]);
+    std::fs::write(world.path().join("failover.rhai"), &edited).unwrap();
+    let out = world.drscript(&["plan", "failover.rhai"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("this switch's steps: no step has the scheduler of prod paused (document step 2)"), "{text}");
 }
 
 fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -351,3 +351,81 @@ fn init_writes_a_customer_folder_that_plans_and_runs_and_names_an_edited_stdlib(
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     world.assert_serving_kubectl("dr", "prod");
 }
+
+/// Northwind's folder, made with `drscript init` and edited: its own workload names
+/// (`nw-{component}`), a component of its own (a web runner, scaled with the runtime and
+/// listener), a folder of its own in the config (`archive`), a step added (its job ledger) and
+/// one removed (the storage account failover). Against a sandbox shaped like its config, the
+/// edited failover is refused with nothing changed in a split brain; then it runs in its own
+/// order, is killed after the copy and finished by `resume` with no step run twice; the extra
+/// folder and component moved with it (judged with kubectl and the shares' bytes).
+#[test]
+fn northwind_edited_failover_keeps_the_interlocks_runs_in_its_order_and_resumes() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config = format!("{root}/examples/northwind/drscript.toml");
+    let script = format!("{root}/examples/northwind/runbooks/failover.rhai");
+    let world = World::start(&["--like", &config]);
+    let replicas = |env: &str, workload: &str| {
+        world.kubectl_ns(env, "adeptia", &["get", "deployment", workload, "-o", "jsonpath={.spec.replicas}"])
+    };
+    assert_eq!(replicas("prod", "nw-webrunner"), "2", "the sandbox runs the customer's own component");
+    assert_eq!(replicas("dr", "nw-webrunner"), "0");
+    let archive = |env: &str| world::tree(&world.path().join(format!("sbx/shares/{env}/app/archive")));
+    assert_eq!(archive("prod").len(), 5, "the sandbox seeds the customer's own folder");
+    assert!(archive("dr").is_empty());
+
+    // A split brain: DR's listener started by hand. Refused, nothing changed.
+    world.kubectl_ns("dr", "adeptia", &["scale", "deployment", "nw-listener", "--replicas=1"]);
+    let out = world.drscript(&["run", &script, "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("SPLIT"), "{err}");
+    assert_eq!(replicas("prod", "nw-runtime"), "2", "PROD untouched");
+    assert_eq!(replicas("prod", "nw-webrunner"), "2");
+    assert!(archive("dr").is_empty(), "nothing copied");
+    world.kubectl_ns("dr", "adeptia", &["scale", "deployment", "nw-listener", "--replicas=0"]);
+
+    // The edited failover, killed once the copy finished, then resumed.
+    let mut child =
+        world.command(&["run", &script, "--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    let copied = |r: &serde_json::Value| {
+        r["event"] == "step_finished" && r["id"].as_str().is_some_and(|id| id.starts_with("Copy state prod"))
+    };
+    while !world.runs().iter().any(|run| journal(run).iter().any(copied)) {
+        assert!(child.try_wait().unwrap().is_none(), "the failover ended before the copy finished");
+        assert!(started.elapsed() < Duration::from_secs(120), "never reached the copy");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = world.drscript(&["resume", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // (The refused run has a folder of its own, with nothing changed in it.)
+    let run = world.runs().into_iter().find(|run| journal(run).iter().any(copied)).unwrap();
+    let records = journal(&run);
+    assert_no_step_ran_twice(&records, "northwind");
+    // The top-level steps, in the order the edited list gives them.
+    let mut order: Vec<String> = Vec::new();
+    for r in records.iter().filter(|r| r["event"] == "step_started") {
+        let top = r["id"].as_str().unwrap().split('/').next().unwrap().to_string();
+        if !order.contains(&top) {
+            order.push(top);
+        }
+    }
+    let at = |title: &str| {
+        order.iter().position(|t| t.starts_with(title)).unwrap_or_else(|| panic!("no {title}: {order:?}"))
+    };
+    assert!(at("Quiesce prod") < at("Copy state prod"), "{order:?}");
+    assert!(at("Check dr serves") < at("Stamp the job ledger of dr"), "{order:?}");
+    assert!(at("Stamp the job ledger of dr") < at("Update DNS to route all requests to dr"), "{order:?}");
+    assert!(!order.iter().any(|t| t.contains("Storage account failover")), "the removed step ran: {order:?}");
+    assert!(err.contains("job ledger: switched prod → dr"), "{err}");
+    // What moved, judged with kubectl and the shares' bytes.
+    assert_eq!(replicas("dr", "nw-webrunner"), "2");
+    assert_eq!(replicas("prod", "nw-webrunner"), "0");
+    assert_eq!(replicas("dr", "nw-runtime"), "2");
+    assert_eq!(replicas("prod", "nw-listener"), "0");
+    assert_eq!(archive("dr"), archive("prod"), "the folder named only in the config was copied");
+}

@@ -51,6 +51,15 @@ pub struct EnvEndpoints {
     pub share_urls: BTreeMap<String, String>,
     #[serde(default)]
     pub share_key_file: Option<PathBuf>,
+    /// Workload names that differ from the chart's `RELEASE-ac-COMPONENT`, by component.
+    #[serde(default)]
+    pub workload_names: BTreeMap<String, String>,
+    /// The customer's own components: name, kind, count when active.
+    #[serde(default)]
+    pub extra: Vec<(String, String, i32)>,
+    /// The folders of the application share a switch copies, when not the document's.
+    #[serde(default)]
+    pub app_folders: Option<Vec<String>>,
 }
 
 /// `DIR/sandbox.json`.
@@ -212,14 +221,41 @@ pub fn config(envs: &BTreeMap<String, EnvEndpoints>, extra: &[String]) -> String
             "\n[environments.{name}.replicas]\nruntime = {}\nlistener = {}\nrabbitmq = {}\n",
             e.replicas[0], e.replicas[1], e.replicas[2]
         );
+        for (component, _, replicas) in &e.extra {
+            let _ = writeln!(out, "{component} = {replicas}");
+        }
+        let kinds: Vec<_> = e.extra.iter().filter(|(_, kind, _)| kind != "deployment").collect();
+        if !kinds.is_empty() {
+            let _ = writeln!(out, "\n[environments.{name}.kinds]");
+            for (component, kind, _) in kinds {
+                let _ = writeln!(out, "{component} = \"{kind}\"");
+            }
+        }
+        if !e.workload_names.is_empty() {
+            let _ = writeln!(out, "\n[environments.{name}.workloads]");
+            for (component, workload) in &e.workload_names {
+                let _ = writeln!(out, "{component} = \"{workload}\"");
+            }
+        }
+        let folders = |share: &str| match (&e.app_folders, share) {
+            (Some(f), "app") => {
+                format!(", folders = [{}]", f.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", "))
+            }
+            _ => String::new(),
+        };
         let _ = write!(out, "\n[environments.{name}.shares]\n");
         for (share, path) in &e.shares {
             match (e.share_urls.get(share), &e.share_key_file) {
                 (Some(url), Some(key)) => {
-                    let _ = writeln!(out, "{share} = {{ url = \"{url}\", account_key_file = \"{}\" }}", key.display());
+                    let _ = writeln!(
+                        out,
+                        "{share} = {{ url = \"{url}\", account_key_file = \"{}\"{} }}",
+                        key.display(),
+                        folders(share)
+                    );
                 }
                 _ => {
-                    let _ = writeln!(out, "{share} = {{ path = \"{}\" }}", path.display());
+                    let _ = writeln!(out, "{share} = {{ path = \"{}\"{} }}", path.display(), folders(share));
                 }
             }
         }

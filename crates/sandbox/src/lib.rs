@@ -311,6 +311,10 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
         let relative = PathBuf::from(format!("shares/{name}/{share}"));
         if options.shares {
             shares::seed(&dir.join(&relative), share, active)?;
+            if share == "app" {
+                let folders = shape.and_then(|s| s.app_folders.as_deref()).unwrap_or_default();
+                shares::seed_folders(&dir.join(&relative), folders, active)?;
+            }
         } else {
             std::fs::create_dir_all(dir.join(&relative))
                 .map_err(|e| Error::io(format!("cannot create {}", relative.display()), e))?;
@@ -353,6 +357,18 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
         gateway_user: user,
         replicas: [active_seed.runtime, active_seed.listener, active_seed.rabbitmq],
         storage_account: None,
+        // Only the names the chart's pattern does not give.
+        workload_names: shape
+            .map(|s| {
+                s.names
+                    .iter()
+                    .filter(|(c, n)| **n != format!("{release}-ac-{c}"))
+                    .map(|(c, n)| (c.clone(), n.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        extra: shape.map(|s| s.extra.clone()).unwrap_or_default(),
+        app_folders: shape.and_then(|s| s.app_folders.clone()),
     };
     Ok(EnvSandbox { name: name.clone(), kube, gateway, endpoints, gates, files })
 }

@@ -17,6 +17,9 @@ pub struct EnvShape {
     pub names: BTreeMap<String, String>,
     /// The customer's own components: name, kind (`deployment`, `statefulset`), count.
     pub extra: Vec<(String, String, i32)>,
+    /// The folders of the application share a switch copies, when the config lists them: the
+    /// sandbox seeds those the document does not name.
+    pub app_folders: Option<Vec<String>>,
 }
 
 /// A DNS record of the customer's `[dns.records]`, one target per role.

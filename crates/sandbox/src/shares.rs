@@ -183,6 +183,34 @@ pub fn seed(root: &Path, kind: &str, full: bool) -> Result<()> {
     Ok(())
 }
 
+/// The document's folders of the application share, which [`seed`] fills.
+const DOCUMENT_FOLDERS: &[&str] = &["web/repository", "recovery", "reprocessing", "web/reprocessing"];
+
+/// Seeds the customer's own folders of the application share (an `archive/` beside
+/// `web/repository`) with a few files: on the active side (`full`) all of them, on a standby
+/// none, so that a switch has something to copy. Folders that exist are left as they are.
+pub fn seed_folders(root: &Path, folders: &[String], full: bool) -> Result<()> {
+    for folder in folders.iter().filter(|f| !DOCUMENT_FOLDERS.contains(&f.as_str())) {
+        let dir = root.join(folder);
+        if dir.exists() {
+            continue;
+        }
+        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        if !full {
+            continue;
+        }
+        for n in 0..5u64 {
+            let file = File {
+                path: PathBuf::from(format!("{folder}/item{n}.dat")),
+                size: 1024 + n as usize * 100,
+                seed: n + 31,
+            };
+            write_file(root, &file, 0, PROD_AGE)?;
+        }
+    }
+    Ok(())
+}
+
 pub fn stats(root: &Path) -> ShareStats {
     let mut stats = ShareStats::default();
     let mut stack = vec![root.to_path_buf()];

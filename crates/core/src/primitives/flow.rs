@@ -424,6 +424,10 @@ fn param(ctx: &NativeCallContext, name: &str, default: Dynamic) -> RhaiResult {
 fn log(ctx: &NativeCallContext, level: &str, message: &str) -> RhaiResult<()> {
     let exec = exec_of(ctx);
     if exec.mode() == Mode::Plan {
+        // A warning belongs in the plan: the operator reads it before anything runs.
+        if level == "warn" {
+            note_in_plan(&exec, format!("warning: {message}"));
+        }
         tracing::debug!(target: "script", "{message}");
         return Ok(());
     }
