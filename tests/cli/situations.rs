@@ -1306,3 +1306,37 @@ fn a_copy_that_would_not_fit_the_destination_quota_is_refused_before_prod_is_tou
     world.assert_serving_kubectl("dr", "prod");
     assert!(shares.join("dr/app/web/repository/new-solution.zip").exists(), "{log}");
 }
+
+/// DR's listener count left out of the config: the failover would have to guess it, so it is
+/// refused before anything changes, naming the key to add (never a silent 1); `status` reads the
+/// live count in its place.
+#[test]
+fn a_replica_count_missing_from_the_config_is_refused_before_anything_changes() {
+    let world = World::start(&[]);
+    let sbx = world.path().join("sbx");
+    let config = std::fs::read_to_string(sbx.join("drscript.toml")).unwrap();
+    let dr_replicas = config.find("[environments.dr.replicas]").unwrap();
+    let listener = dr_replicas + config[dr_replicas..].find("listener = ").unwrap();
+    let end = listener + config[listener..].find('\n').unwrap() + 1;
+    let edited = format!("{}{}", &config[..listener], &config[end..]);
+    std::fs::write(sbx.join("no-count.toml"), edited).unwrap();
+    let before = snapshot(&world);
+    let out = Command::new(&*BIN)
+        .args(["--config", "sbx/no-count.toml", "run", &runbook("failover.rhai"), "--yes"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("[environments.dr.replicas] has no count for listener"), "{err}");
+    assert!(err.contains("Nothing was changed"), "{err}");
+    assert_eq!(snapshot(&world), before, "a refused failover changed something");
+    let out = Command::new(&*BIN)
+        .args(["--config", "sbx/no-count.toml", "status", "--json"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listener = &env_of(&status, "dr")["workloads"]["listener"];
+    assert_eq!(listener["configured"], 0, "the live count stands in: {listener}");
+}
