@@ -351,3 +351,60 @@ fn a_backend_lost_mid_run_stops_before_the_next_change_and_loses_no_journal_even
     assert_eq!(shared, std::fs::read_to_string(alice.dir.join("runs").join(&run).join("journal.jsonl")).unwrap());
     assert_no_step_ran_twice(&alice.journal_of(&run), "resume after the backend came back");
 }
+
+/// A journal in the container that this version cannot read (another drscript version wrote an
+/// event it does not know) is named with that version, copied beside the state directory, and
+/// never overwritten or dropped.
+#[test]
+fn a_journal_of_another_version_is_named_kept_and_never_overwritten() {
+    let az = Azurite::start(false);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(az.container("drstate"));
+    let run = "20261201-000000-abcd";
+    let foreign = [
+        r#"{"ts":"2026-12-01T00:00:00Z","by":"carol@laptop3","event":"run_started","run_id":"20261201-000000-abcd","attempt":1,"script":"/x/failover.rhai","script_hash":"00","config":null,"mode":"live","vars":{},"pid":1,"version":"9.0.0"}"#,
+        r#"{"ts":"2026-12-01T00:00:01Z","by":"carol@laptop3","event":"quorum_vote","voters":3}"#,
+        r#"{"ts":"2026-12-01T00:00:02Z","by":"carol@laptop3","event":"log","level":"info","message":"after"}"#,
+    ]
+    .join("\n")
+        + "\n";
+    let url =
+        format!("http://127.0.0.1:{}/{}/drstate/runs/{run}/journal.jsonl?{}", az.port, azurite::ACCOUNT, az.sas());
+    runtime.block_on(async {
+        let r = reqwest::Client::new()
+            .put(&url)
+            .header("x-ms-version", "2021-12-02")
+            .header("x-ms-blob-type", "BlockBlob")
+            .body(foreign.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("drscript.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://prod.example.com\"\n\n{}",
+            state_config(az.port, 15)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(&*drscript_test_support::BIN)
+        .args(["--config", config.to_str().unwrap(), "--state-dir", "st", "runs"])
+        .current_dir(dir.path())
+        .env(KEY_VAR, azurite::KEY)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_no_secret(&out);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains(&format!("run {run} was journaled by drscript 9.0.0")), "{said}");
+    assert!(said.contains("shared-unreadable"), "{said}");
+    let kept = std::fs::read_to_string(dir.path().join(format!("st/shared-unreadable/{run}.jsonl"))).unwrap();
+    assert_eq!(kept, foreign, "the copy is whole");
+    assert!(!dir.path().join(format!("st/runs/{run}")).exists(), "not taken for a run of this version");
+    assert_eq!(blob_journal(&az, run), foreign, "the container's journal is untouched");
+}

@@ -599,6 +599,29 @@ gateway = "https://prod.example.com"
     }
 
     #[test]
+    fn a_shared_state_needs_a_url_without_a_sas_a_credential_reference_and_a_lease_azure_accepts() {
+        let state = |body: &str| parse(&format!("{MINIMAL}\n[state]\nbackend = \"azure-blob\"\n{body}"));
+        let ok = state("url = \"https://acct.blob.core.windows.net/drscript\"\nsas_env = \"STATE_SAS\"\n").unwrap();
+        let shared = ok.state.unwrap();
+        assert_eq!(shared.backend, StateBackend::AzureBlob);
+        assert_eq!(shared.sas.unwrap().describe(), "$STATE_SAS");
+        let msg = |body: &str| state(body).unwrap_err().to_string();
+        assert!(msg("sas_env = \"S\"\n").contains("needs `url`"));
+        assert!(msg("url = \"https://acct.blob.core.windows.net/c\"\n").contains("needs a credential"));
+        assert!(
+            msg("url = \"https://acct.blob.core.windows.net/c?sv=1&sig=abc\"\nsas_env = \"S\"\n")
+                .contains("SAS is a secret")
+        );
+        assert!(
+            msg("url = \"https://acct.blob.core.windows.net/c\"\nsas_env = \"S\"\nlease_seconds = 90\n")
+                .contains("15 to 60")
+        );
+        assert!(msg("url = \"https://acct.blob.core.windows.net/c\"\nsas = \"sv=1\"\n").contains("sas_env"));
+        let local = parse(&format!("{MINIMAL}\n[state]\nbackend = \"local\"\n")).unwrap();
+        assert_eq!(local.state.unwrap().backend, StateBackend::Local);
+    }
+
+    #[test]
     fn an_unknown_word_names_its_key_its_line_and_the_words_known() {
         let text = format!("{MINIMAL}\n[[notify]]\nname = \"ops\"\nkind = \"pager\"\nurl_env = \"HOOK\"\n");
         let msg = parse(&text).unwrap_err().to_string();
