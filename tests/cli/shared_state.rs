@@ -408,3 +408,52 @@ fn a_journal_of_another_version_is_named_kept_and_never_overwritten() {
     assert!(!dir.path().join(format!("st/runs/{run}")).exists(), "not taken for a run of this version");
     assert_eq!(blob_journal(&az, run), foreign, "the container's journal is untouched");
 }
+
+/// A live REPL session holds the shared lock as a run does: another laptop's run is refused
+/// naming the session, and runs once the session ends.
+#[test]
+fn a_live_repl_session_holds_the_shared_lock() {
+    let az = Azurite::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("drscript.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://prod.example.com\"\n\n{}",
+            state_config(az.port, 15)
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("hello.rhai"), "step(\"hello\", || info(\"hello\"));\n").unwrap();
+    let drscript = |user: &str, args: &[&str]| {
+        let mut c = Command::new(&*drscript_test_support::BIN);
+        c.args(["--config", config.to_str().unwrap(), "--state-dir", &format!("st-{user}")])
+            .args(args)
+            .current_dir(dir.path())
+            .env("USER", user)
+            .env(KEY_VAR, azurite::KEY)
+            .env("NO_COLOR", "1");
+        c
+    };
+    let mut session = drscript("alice", &["repl", "--live"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let refused = loop {
+        let out = drscript("bob", &["run", "hello.rhai", "--yes"]).stdin(Stdio::null()).output().unwrap();
+        assert_no_secret(&out);
+        if out.status.code() == Some(4) {
+            break text(&out);
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the session never took the lock: {}", text(&out));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(refused.contains("of <repl> by alice@"), "{refused}");
+    drop(session.stdin.take());
+    assert!(session.wait().unwrap().success());
+    let out = drscript("bob", &["run", "hello.rhai", "--yes"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

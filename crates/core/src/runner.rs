@@ -176,16 +176,16 @@ pub fn run(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcome
         rehearse(&prepared, options, runtime.handle(), HashMap::new(), cancel.clone())?;
     }
     let state = StateDir::open(&state_dir(options, &prepared))?;
-    let shared = connect_shared(options, prepared.config.as_deref(), &state)?;
+    let shared = connect_shared(options.local_state, prepared.config.as_deref(), &state)?;
     let (run_id, run_dir) = state.new_run()?;
     execute(options, &prepared, &runtime, &state, shared.as_ref(), run_id, run_dir, HashMap::new(), 1, cancel)
 }
 
 /// The shared state of the config, reconciled with `state` before a run; `None` when there is
 /// none or `--state local` keeps to this machine (a warning).
-fn connect_shared(options: &RunOptions, config: Option<&Config>, state: &StateDir) -> Result<Option<Shared>> {
+fn connect_shared(local_state: bool, config: Option<&Config>, state: &StateDir) -> Result<Option<Shared>> {
     let Some(shared) = config.map(Shared::open).transpose()?.flatten() else { return Ok(None) };
-    if options.local_state {
+    if local_state {
         tracing::warn!(
             "--state local: this run uses {} alone, not the shared state {} (no shared lock: make sure nobody else runs); the next run that reaches the shared state uploads it",
             state.root().display(),
@@ -202,7 +202,7 @@ pub fn resume(run_id: Option<&str>, base: &RunOptions, force: bool, cancel: Canc
     let state = StateDir::open(&base.state_dir)?;
     // The shared state first: the run to resume may have been started on another machine.
     let base_config = load_config(base.config.as_deref(), base.config_required)?;
-    let shared = connect_shared(base, base_config.as_deref(), &state)?;
+    let shared = connect_shared(base.local_state, base_config.as_deref(), &state)?;
     let run_id = match run_id {
         Some(id) => id.to_string(),
         None => state.last_unfinished()?.ok_or_else(|| {
@@ -466,45 +466,69 @@ fn execute(
 /// A live interactive session (the REPL with `--live`): it holds the state directory's lock for
 /// as long as it lives, journals every change under a run id of its own (mode `repl`, never
 /// resumed: a person typed it), and is listed by `drscript runs` with its report.
+/// With a shared state (`[state]`), the session holds the shared lock too and its journal is
+/// mirrored, as a run's.
 pub struct Interactive {
     pub run_id: String,
     pub run_dir: PathBuf,
     state_dir: PathBuf,
+    // Dropped in this order: the last upload, the shared lock, the local lock.
+    mirror: Option<Mirror>,
+    shared_lock: Option<SharedLock>,
     _lock: Lock,
     started: Instant,
 }
 
 impl Interactive {
-    pub fn open(state_dir: &Path, config: Option<&crate::config::Config>) -> Result<Interactive> {
+    /// `local_state`: `--state local` (see [`RunOptions::local_state`]).
+    pub fn open(state_dir: &Path, config: Option<&crate::config::Config>, local_state: bool) -> Result<Interactive> {
         let state = StateDir::open(state_dir)?;
+        let shared = connect_shared(local_state, config, &state)?;
         let (run_id, run_dir) = state.new_run()?;
         let lock = Lock::acquire(state.root(), &run_id)?;
-        Journal::open(&run_dir.join("journal.jsonl"))?.write(Event::RunStarted {
-            run_id: run_id.clone(),
-            attempt: 1,
-            script: "<repl>".to_string(),
-            script_hash: String::new(),
-            config: config.map(|c| absolute(&c.path)),
-            mode: "repl".to_string(),
-            vars: Default::default(),
-            pid: std::process::id(),
-            version: crate::identity::VERSION.to_string(),
-        })?;
-        Ok(Interactive { run_id, run_dir, state_dir: state.root().to_path_buf(), _lock: lock, started: Instant::now() })
+        let shared_lock = shared.as_ref().map(|s| s.lock(&run_id, "<repl>", &BTreeMap::new())).transpose()?;
+        let mirror = shared.as_ref().map(|s| s.mirror(&run_id, &run_dir.join("journal.jsonl")));
+        Journal::open(&run_dir.join("journal.jsonl"))?.after_write(mirror.as_ref().map(Mirror::hook)).write(
+            Event::RunStarted {
+                run_id: run_id.clone(),
+                attempt: 1,
+                script: "<repl>".to_string(),
+                script_hash: String::new(),
+                config: config.map(|c| absolute(&c.path)),
+                mode: "repl".to_string(),
+                vars: Default::default(),
+                pid: std::process::id(),
+                version: crate::identity::VERSION.to_string(),
+            },
+        )?;
+        Ok(Interactive {
+            run_id,
+            run_dir,
+            state_dir: state.root().to_path_buf(),
+            mirror,
+            shared_lock,
+            _lock: lock,
+            started: Instant::now(),
+        })
+    }
+
+    /// The shared lock's "lease lost" flag, for the session's engines.
+    pub fn lease_lost(&self) -> Option<Arc<AtomicBool>> {
+        self.shared_lock.as_ref().map(SharedLock::lost_flag)
     }
 
     /// A journal handle and run context for an engine of this session (several may follow one
     /// another: each appends to the same journal).
     pub fn journaled(&self) -> Result<(Journal, RunContext)> {
         Ok((
-            Journal::open(&self.run_dir.join("journal.jsonl"))?,
+            Journal::open(&self.run_dir.join("journal.jsonl"))?.after_write(self.mirror.as_ref().map(Mirror::hook)),
             RunContext { run_id: self.run_id.clone(), state_dir: self.state_dir.clone() },
         ))
     }
 
     /// Ends the session: its last record and its report; returns the report's path.
     pub fn finish(self) -> Result<PathBuf> {
-        let journal = Journal::open(&self.run_dir.join("journal.jsonl"))?;
+        let (journal, _) = self.journaled()?;
         journal.write(Event::RunFinished {
             outcome: "ok".to_string(),
             exit_code: exit::OK,
