@@ -457,3 +457,60 @@ fn a_live_repl_session_holds_the_shared_lock() {
     let out = drscript("bob", &["run", "hello.rhai", "--yes"]).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// `sandbox up` in a folder where Azurite is installed (`node_modules/.bin/azurite-blob`) serves
+/// the shared state and writes `[state]`: a run there shares its lock and journal; `sandbox down`
+/// stops Azurite with the rest.
+#[test]
+fn the_sandbox_serves_the_shared_state_when_azurite_is_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        format!("{}/.tools/npm/node_modules", drscript_test_support::REPO),
+        dir.path().join("node_modules"),
+    )
+    .unwrap();
+    let mut sandbox = Command::new(&*drscript_test_support::BIN)
+        .args(["sandbox", "up", "--dir", "sbx"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !dir.path().join("sbx/sandbox.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(90), "the sandbox did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let config = std::fs::read_to_string(dir.path().join("sbx/drscript.toml")).unwrap();
+    assert!(config.contains("[state]\nbackend = \"azure-blob\""), "{config}");
+    std::fs::write(dir.path().join("hello.rhai"), "step(\"hello\", || info(\"hello\"));\n").unwrap();
+    let drscript = |args: &[&str]| {
+        Command::new(&*drscript_test_support::BIN)
+            .args(["--config", "sbx/drscript.toml"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = drscript(&["run", "hello.rhai", "--yes"]);
+    assert_no_secret(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Another laptop (another state directory) sees the run.
+    let out = drscript(&["--state-dir", "elsewhere", "runs", "--json"]);
+    assert_no_secret(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(v["shared"]["error"].is_null(), "{v}");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["runs"][0]["runbook"], "hello.rhai", "{v}");
+    let down = Command::new(&*drscript_test_support::BIN)
+        .args(["sandbox", "down", "--dir", "sbx"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(sandbox.wait().unwrap().success());
+    let port = config.split("blob+http://127.0.0.1:").nth(1).unwrap().split('/').next().unwrap().to_string();
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(), "Azurite outlived the sandbox");
+}
