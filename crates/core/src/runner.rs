@@ -181,6 +181,23 @@ pub fn run(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcome
     execute(options, &prepared, &runtime, &state, shared.as_ref(), run_id, run_dir, HashMap::new(), 1, cancel)
 }
 
+/// The direction the shared lock names (`from`, `to`): `--var from/to`, else, for the two switch
+/// runbooks, the declared roles (`failover.rhai` goes from the primary to the standby). A switch
+/// that takes its direction from the live state names none.
+fn direction(options: &RunOptions, config: Option<&Config>, runbook: &str) -> BTreeMap<String, String> {
+    let roles =
+        config.filter(|c| c.roles_declared()).and_then(|c| Some((c.primary().to_string(), c.standby()?.to_string())));
+    let (from, to) = match (runbook, roles) {
+        ("failover.rhai", Some((primary, standby))) => (Some(primary), Some(standby)),
+        ("failback.rhai", Some((primary, standby))) => (Some(standby), Some(primary)),
+        _ => (None, None),
+    };
+    [("from", from), ("to", to)]
+        .into_iter()
+        .filter_map(|(key, default)| options.vars.get(key).cloned().or(default).map(|v| (key.to_string(), v)))
+        .collect()
+}
+
 /// The shared state of the config, reconciled with `state` before a run; `None` when there is
 /// none or `--state local` keeps to this machine (a warning).
 fn connect_shared(local_state: bool, config: Option<&Config>, state: &StateDir) -> Result<Option<Shared>> {
@@ -293,7 +310,8 @@ fn execute(
 ) -> Result<RunOutcome> {
     let _lock = Lock::acquire(state.root(), &run_id)?;
     let runbook = prepared.script.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let shared_lock = shared.map(|s| s.lock(&run_id, &runbook, &options.vars)).transpose()?;
+    let direction = direction(options, prepared.config.as_deref(), &runbook);
+    let shared_lock = shared.map(|s| s.lock(&run_id, &runbook, &direction)).transpose()?;
     // After the lock: dropped first, so that its last upload happens while the lock is held.
     let mirror = shared.map(|s| s.mirror(&run_id, &run_dir.join("journal.jsonl")));
     let journal = Journal::open(&run_dir.join("journal.jsonl"))?.after_write(mirror.as_ref().map(Mirror::hook));

@@ -207,7 +207,7 @@ impl Shared {
     /// The refusal of a run whose shared state does not answer (exit 2).
     pub fn unreachable(&self, e: &BlobError) -> Error {
         Error::Refused(format!(
-            "the shared state {} does not answer: {e}; nothing was changed. Retry when it answers, or run on this machine's state alone with --state local (recorded in the journal, and uploaded by the next run that reaches the shared state)",
+            "the shared state {} cannot be used: {e}; nothing was changed. Retry when it answers, or run on this machine's state alone with --state local (recorded in the journal, and uploaded by the next run that reaches the shared state)",
             self.location()
         ))
     }
