@@ -309,6 +309,18 @@ fn an_unreachable_shared_state_refuses_the_run_and_state_local_is_uploaded_later
         "the journal records the choice"
     );
 
+    // `status` and `runs` still answer, from this laptop's runs, and say why.
+    let status = alice.drscript(&["status"]);
+    let said = text(&status);
+    assert_eq!(status.status.code(), Some(0), "{said}");
+    assert!(said.contains("ACTIVE dr") && said.contains("not reachable"), "{said}");
+    let runs = alice.drscript(&["runs"]);
+    assert!(
+        text(&runs).contains("showing this machine's runs only") && text(&runs).contains(&ids[0]),
+        "{}",
+        text(&runs)
+    );
+
     az.restart();
     let back = alice.drscript(&["run", &format!("{RUNBOOKS}/failback.rhai"), "--yes"]);
     assert_eq!(back.status.code(), Some(0), "{}", text(&back));
