@@ -291,6 +291,12 @@ pub fn resume(run_id: Option<&str>, base: &RunOptions, force: bool, cancel: Canc
     if !options.skip_rehearsal {
         rehearse(&prepared, &options, runtime.handle(), finished.clone(), cancel.clone())?;
     }
+    // Resumed without a config of its own (`drscript --state-dir DIR resume RUN` pasted from a
+    // page): the shared state of the run's config.
+    let shared = match shared {
+        Some(shared) => Some(shared),
+        None => connect_shared(options.local_state, prepared.config.as_deref(), &state)?,
+    };
     tracing::info!("resuming run {run_id}: {} step(s) finished earlier will be skipped", finished.len());
     execute(&options, &prepared, &runtime, &state, shared.as_ref(), run_id, run_dir, finished, attempt + 1, cancel)
 }
