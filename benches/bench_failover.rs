@@ -131,6 +131,7 @@ fn failover(
         state_dir: dir.path().join("state"),
         stdlib_dir: None,
         skip_rehearsal: false,
+        local_state: false,
     };
     let outcome = runner::run(&run, drscript::app::arm_cancel()).expect("failover");
     let records = journal::read(&outcome.run_dir.expect("run dir").join("journal.jsonl")).expect("journal");

@@ -107,6 +107,7 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
         state_dir: global.state_dir.clone(),
         stdlib_dir: global.stdlib.clone(),
         skip_rehearsal: false,
+        local_state: global.state == cli::StateChoice::Local,
     };
     match cli.command {
         Command::Run(args) => {
@@ -136,7 +137,22 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
                 color: !global.no_color && std::io::stdout().is_terminal(),
             };
             let state_dir = configured_state_dir(&config, &global.state_dir);
-            if crate::status::status(&config, &state_dir, &options)? { Ok(()) } else { Err(Error::Unhealthy) }
+            let shared = shared_state(Some(&config), global.state)?;
+            if crate::status::status(&config, &state_dir, shared.as_ref(), &options)? {
+                Ok(())
+            } else {
+                Err(Error::Unhealthy)
+            }
+        }
+        Command::Unlock(args) => {
+            let config = runner::load_config(config.as_deref(), true)?;
+            let shared = shared_state(config.as_deref(), cli::StateChoice::Shared)?.ok_or_else(|| {
+                Error::Usage(
+                    "unlock breaks the shared lock of `[state]`, and the config names no shared state; a local lock whose process is gone is taken over by the next run".to_string(),
+                )
+            })?;
+            out(&format!("{}\n", shared.unlock(args.force)?));
+            Ok(())
         }
         Command::Runs(args) => {
             let config = runner::load_config(config.as_deref(), config_required)?;
@@ -144,7 +160,8 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
                 Some(c) => configured_state_dir(c, &global.state_dir),
                 None => global.state_dir.clone(),
             };
-            crate::status::runs(&state_dir, args.json)
+            let shared = shared_state(config.as_deref(), global.state)?;
+            crate::status::runs(&state_dir, shared.as_ref(), args.json)
         }
         Command::Resume(args) => {
             let mut options = base(PathBuf::new(), Mode::Live, args.yes, BTreeMap::new());
@@ -181,6 +198,14 @@ fn dispatch(cli: Cli, cancel: CancellationToken) -> Result<()> {
             out(&String::from_utf8_lossy(&buffer));
             Ok(())
         }
+    }
+}
+
+/// The config's shared state, unless `--state local`.
+fn shared_state(config: Option<&Config>, choice: cli::StateChoice) -> Result<Option<drscript_core::shared::Shared>> {
+    match (config, choice) {
+        (Some(config), cli::StateChoice::Shared) => drscript_core::shared::Shared::open(config),
+        _ => Ok(None),
     }
 }
 
@@ -293,6 +318,7 @@ fn check(scripts: &[PathBuf], config: Option<&Path>, stdlib: Option<PathBuf>) ->
             state_dir: PathBuf::from(cli::DEFAULT_STATE_DIR),
             stdlib_dir: stdlib.clone(),
             skip_rehearsal: true,
+            local_state: true,
         };
         match runner::prepare(&options, runtime.handle()) {
             Ok(prepared) => {

@@ -64,9 +64,22 @@ pub struct Global {
     /// Where runs, journals, reports and the lock are kept
     #[arg(long, global = true, default_value = DEFAULT_STATE_DIR, value_name = "DIR")]
     pub state_dir: PathBuf,
+    /// `local`: use the state directory alone even when the config's `[state]` names a shared
+    /// state (when it does not answer); recorded, and uploaded by the next run that reaches it
+    #[arg(long = "state", global = true, value_enum, default_value = "shared", value_name = "WHERE")]
+    pub state: StateChoice,
     /// A folder of .rhai modules that overrides the stdlib compiled into the binary
     #[arg(long, global = true, value_name = "DIR")]
     pub stdlib: Option<PathBuf>,
+}
+
+/// Where a run keeps its lock and journal: see `[state]` in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateChoice {
+    /// The config's `[state]` (the state directory alone when it names none)
+    Shared,
+    /// The state directory alone
+    Local,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +113,11 @@ pub enum Command {
     /// The runs of the state directory, newest first: runbook, direction, outcome, RTO, RPO
     #[command(after_help = "Examples:\n  drscript runs\n  drscript runs --json")]
     Runs(RunsArgs),
+    /// Break the shared lock of a run whose holder is gone (recorded: who broke whose lock)
+    #[command(
+        after_help = "Examples:\n  drscript unlock            # says who holds the lock\n  drscript unlock --force    # breaks it\n\nExit codes: 0 unlocked or free; 4 held (without --force); 2 no shared state or it does not answer"
+    )]
+    Unlock(UnlockArgs),
     /// Continue the last (or named) unfinished run; finished steps are skipped
     #[command(after_help = "Examples:\n  drscript resume\n  drscript resume 20261125-031502-1a2b --yes")]
     Resume(ResumeArgs),
@@ -208,6 +226,13 @@ pub struct StatusArgs {
     /// unreachable
     #[arg(long, default_value_t = 8.0, value_name = "SECONDS")]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Break the lock even though its lease is alive (its holder must be gone: check who it is)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -396,7 +421,7 @@ pub fn is_subcommand(name: &str) -> bool {
 }
 
 /// Global options that take a value (so that `drscript --config x failover.rhai` is understood).
-const VALUE_OPTIONS: &[&str] = &["--config", "--log-format", "--log-file", "--state-dir", "--stdlib"];
+const VALUE_OPTIONS: &[&str] = &["--config", "--log-format", "--log-file", "--state-dir", "--state", "--stdlib"];
 
 /// Rewrites `drscript [GLOBALS] SCRIPT ARGS` into `drscript [GLOBALS] run SCRIPT ARGS`.
 pub fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {

@@ -68,6 +68,7 @@ pub fn run(options: &DemoOptions, cancel: CancellationToken) -> Result<()> {
             state_dir: state_dir.clone(),
             stdlib_dir: None,
             skip_rehearsal: false,
+            local_state: false,
         };
         match runner::run(&run_options, cancel.clone()) {
             Ok(outcome) => {

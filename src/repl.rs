@@ -134,7 +134,7 @@ impl Session {
         let sources = Sources::default();
         // Live: the lock (no switch can run meanwhile) and a journal of every change.
         let interactive = match options.mode {
-            Mode::Live => Some(runner::Interactive::open(&options.state_dir, config.as_deref())?),
+            Mode::Live => Some(runner::Interactive::open(&options.state_dir, config.as_deref(), options.local_state)?),
             _ => None,
         };
         let (exec, engine) =
@@ -184,6 +184,7 @@ impl Session {
             .journal(journal)
             .run(run)
             .cancel(arm_cancel())
+            .lease_lost(interactive.and_then(runner::Interactive::lease_lost))
             .build();
         let engine = engine::build(exec.clone(), engine_options, sources.clone());
         Ok((exec, engine))

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::output::out;
 use drscript_base::error::{Error, Result};
 use drscript_core::config::Config;
+use drscript_core::shared::Shared;
 use drscript_core::site::{self, Budget};
 
 /// What `drscript status` was asked for.
@@ -21,9 +22,11 @@ pub struct StatusOptions {
 
 /// Prints the situation; `Ok(true)` when one side is active and healthy (exit 0), `Ok(false)`
 /// otherwise (exit 1).
-pub fn status(config: &Config, state_dir: &Path, options: &StatusOptions) -> Result<bool> {
+pub fn status(config: &Config, state_dir: &Path, shared: Option<&Shared>, options: &StatusOptions) -> Result<bool> {
     let runtime = drscript_core::runner::runtime()?;
     loop {
+        // First: pulls the runs of every operator into the state directory.
+        let view = shared.map(|s| s.view(state_dir));
         let history = site::history::runs(state_dir)?;
         let situation = runtime.block_on(site::read(config, &[], options.budget, &history, None))?;
         if let Some(path) = &options.openmetrics {
@@ -33,12 +36,18 @@ pub fn status(config: &Config, state_dir: &Path, options: &StatusOptions) -> Res
         if options.json {
             let mut v = site::render::json(&situation);
             v["next"] = serde_json::to_value(&next).unwrap_or_default();
+            if let Some(view) = &view {
+                v["shared"] = serde_json::to_value(view).unwrap_or_default();
+            }
             out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
         } else {
             if options.watch.is_some() && options.color {
                 out("\x1b[2J\x1b[H");
             }
             out(&site::render::text(&situation, options.color));
+            if let Some(view) = &view {
+                out(&view.text());
+            }
             out(&site::next::text(&next));
         }
         let Some(every) = options.watch else { return Ok(situation.healthy) };
@@ -54,12 +63,20 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
 }
 
 /// `drscript runs`.
-pub fn runs(state_dir: &Path, json: bool) -> Result<()> {
+pub fn runs(state_dir: &Path, shared: Option<&Shared>, json: bool) -> Result<()> {
+    let view = shared.map(|s| s.view(state_dir));
     let runs = site::history::runs(state_dir)?;
     if json {
-        out(&format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()));
+        let mut v = serde_json::to_value(&runs).unwrap_or_default();
+        if let Some(view) = &view {
+            v = serde_json::json!({ "runs": v, "shared": view });
+        }
+        out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
     } else {
         out(&site::history::render(&runs));
+        if let Some(view) = &view {
+            out(&view.text());
+        }
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ mod runbooks;
 mod sandbox_cli;
 mod secrets;
 mod security;
+mod shared_state;
 mod situations;
 mod sync_script;
 mod terminal_view;

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,8 @@ pub struct Exec {
     failed_step: Mutex<Option<(Frame, String)>>,
     groups: AtomicU32,
     pictured: Mutex<Pictured>,
+    /// Raised when the shared lock's lease is lost: no change after it (see `crate::shared`).
+    lease_lost: Option<Arc<AtomicBool>>,
 }
 
 /// What a dry run described but did not do. Later reads of the same things show it done, so that
@@ -138,9 +140,15 @@ pub struct ExecBuilder {
     vars: BTreeMap<String, String>,
     finished: HashMap<String, Option<serde_json::Value>>,
     cancel: CancellationToken,
+    lease_lost: Option<Arc<AtomicBool>>,
 }
 
 impl ExecBuilder {
+    /// The shared lock's "lease lost" flag: once raised, every change is refused.
+    pub fn lease_lost(mut self, flag: Option<Arc<AtomicBool>>) -> Self {
+        self.lease_lost = flag;
+        self
+    }
     pub fn config(mut self, config: Option<Arc<Config>>) -> Self {
         self.config = config;
         self
@@ -187,6 +195,7 @@ impl ExecBuilder {
             failed_step: Mutex::default(),
             groups: AtomicU32::new(0),
             pictured: Mutex::new(Pictured::default()),
+            lease_lost: self.lease_lost,
         })
     }
 }
@@ -203,6 +212,7 @@ impl Exec {
             vars: BTreeMap::new(),
             finished: HashMap::new(),
             cancel: CancellationToken::new(),
+            lease_lost: None,
         }
     }
 
@@ -581,6 +591,11 @@ impl Exec {
                 error: None,
             })?;
             return Ok(described());
+        }
+        if self.lease_lost.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            return Err(Error::Stopped(format!(
+                "the shared lock was lost (its lease could not be renewed): stopped before {primitive} {target}, so that no other run changes things at the same time; check `drscript status`, then resume this run"
+            )));
         }
         let started = Instant::now();
         match apply() {

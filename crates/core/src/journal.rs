@@ -102,10 +102,15 @@ pub struct Record {
     pub event: Event,
 }
 
+/// Told after every record written, with whether it was a durable one (a step or the run
+/// finished): the shared state's mirror uploads it.
+pub type AfterWrite = Box<dyn Fn(bool) + Send + Sync>;
+
 /// An open journal, shared by every thread of a run.
 pub struct Journal {
     path: PathBuf,
     file: Mutex<File>,
+    after_write: Option<AfterWrite>,
 }
 
 impl Journal {
@@ -115,7 +120,13 @@ impl Journal {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let file = options.open(path).map_err(|e| Error::io(format!("cannot open journal {}", path.display()), e))?;
-        Ok(Journal { path: path.to_path_buf(), file: Mutex::new(file) })
+        Ok(Journal { path: path.to_path_buf(), file: Mutex::new(file), after_write: None })
+    }
+
+    /// Calls `hook` after every record written (see [`AfterWrite`]).
+    pub fn after_write(mut self, hook: Option<AfterWrite>) -> Journal {
+        self.after_write = hook;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -130,10 +141,16 @@ impl Journal {
         let line = serde_json::to_string(&record).expect("journal events serialize");
         let mut line = redact::redacted(line);
         line.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(line.as_bytes())
-            .and_then(|()| if durable { file.sync_data() } else { Ok(()) })
-            .map_err(|e| Error::io(format!("cannot write journal {}", self.path.display()), e))
+        {
+            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            file.write_all(line.as_bytes())
+                .and_then(|()| if durable { file.sync_data() } else { Ok(()) })
+                .map_err(|e| Error::io(format!("cannot write journal {}", self.path.display()), e))?;
+        }
+        if let Some(hook) = &self.after_write {
+            hook(durable);
+        }
+        Ok(())
     }
 }
 

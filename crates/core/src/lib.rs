@@ -35,6 +35,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod script;
 pub mod script_error;
+pub mod shared;
 pub mod site;
 pub mod state;
 pub mod steps;

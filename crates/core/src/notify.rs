@@ -1,5 +1,6 @@
 //! Webhooks (`[[notify]]`): what `notify()` posts from a script, and what the engine itself
-//! posts about every live run — started, waiting on a manual step, stopped, failed (with the step,
+//! posts about every live run — started, waiting on a manual step, stopped, interrupted (Ctrl-C,
+//! SIGTERM), failed (with the step,
 //! the error and the exact `resume` command), refused, finished (with the downtime) — so that a run
 //! that fails at 3 a.m. pages someone. A webhook that cannot be reached is a warning, never a
 //! failed run: the engine's posts go out on their own threads and the run waits for them at its
@@ -15,7 +16,7 @@ const ATTEMPTS: u32 = 3;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The events the engine posts; a webhook's `events` (default: all) picks among them.
-pub const RUN_EVENTS: &[&str] = &["started", "manual", "stopped", "failed", "refused", "finished"];
+pub const RUN_EVENTS: &[&str] = &["started", "manual", "stopped", "interrupted", "failed", "refused", "finished"];
 
 /// One thing that happened to a run, as the webhooks receive it.
 pub struct RunEvent {
@@ -37,7 +38,7 @@ impl RunEvent {
     fn level(&self) -> &'static str {
         match self.event {
             "failed" => "error",
-            "stopped" | "refused" | "manual" => "warning",
+            "stopped" | "interrupted" | "refused" | "manual" => "warning",
             _ => "info",
         }
     }

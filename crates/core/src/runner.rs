@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use crate::modules::{Resolver, Sources};
 use crate::report;
 use crate::script::Script;
 use crate::script_error;
+use crate::shared::{Mirror, Shared, SharedLock};
 use crate::state::{self, StateDir};
 use drscript_base::error::{Error, Result, exit};
 
@@ -37,6 +39,9 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     pub stdlib_dir: Option<PathBuf>,
     pub skip_rehearsal: bool,
+    /// `--state local`: keep to the state directory even when the config names a shared state
+    /// (recorded in the journal; the next run that reaches the shared state uploads the run).
+    pub local_state: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +78,7 @@ impl Prepared {
     }
 
     /// The execution context for one pass over the script.
+    #[allow(clippy::too_many_arguments)]
     fn exec(
         &self,
         options: &RunOptions,
@@ -81,6 +87,7 @@ impl Prepared {
         journaled: Option<(Journal, RunContext)>,
         finished: HashMap<String, Option<serde_json::Value>>,
         cancel: CancellationToken,
+        lease_lost: Option<Arc<AtomicBool>>,
     ) -> Arc<Exec> {
         let (journal, run) = journaled.unzip();
         Exec::builder(mode, runtime.clone())
@@ -91,6 +98,7 @@ impl Prepared {
             .run(run)
             .finished(finished)
             .cancel(cancel)
+            .lease_lost(lease_lost)
             .build()
     }
 
@@ -126,7 +134,7 @@ pub fn rehearse(
     finished: HashMap<String, Option<serde_json::Value>>,
     cancel: CancellationToken,
 ) -> Result<Arc<Exec>> {
-    let exec = prepared.exec(options, Mode::Plan, runtime, None, finished, cancel);
+    let exec = prepared.exec(options, Mode::Plan, runtime, None, finished, cancel, None);
     prepared.evaluate(&exec, true)?;
     let unused = exec.unused_vars();
     if !unused.is_empty() {
@@ -174,13 +182,50 @@ pub fn run(options: &RunOptions, cancel: CancellationToken) -> Result<RunOutcome
         rehearse(&prepared, options, runtime.handle(), HashMap::new(), cancel.clone())?;
     }
     let state = StateDir::open(&state_dir(options, &prepared))?;
+    let shared = connect_shared(options.local_state, prepared.config.as_deref(), &state)?;
     let (run_id, run_dir) = state.new_run()?;
-    execute(options, &prepared, &runtime, &state, run_id, run_dir, HashMap::new(), 1, cancel)
+    execute(options, &prepared, &runtime, &state, shared.as_ref(), run_id, run_dir, HashMap::new(), 1, cancel)
+}
+
+/// The direction the shared lock names (`from`, `to`): `--var from/to`, else, for the two switch
+/// runbooks, the declared roles (`failover.rhai` goes from the primary to the standby). A switch
+/// that takes its direction from the live state names none.
+fn direction(options: &RunOptions, config: Option<&Config>, runbook: &str) -> BTreeMap<String, String> {
+    let roles =
+        config.filter(|c| c.roles_declared()).and_then(|c| Some((c.primary().to_string(), c.standby()?.to_string())));
+    let (from, to) = match (runbook, roles) {
+        ("failover.rhai", Some((primary, standby))) => (Some(primary), Some(standby)),
+        ("failback.rhai", Some((primary, standby))) => (Some(standby), Some(primary)),
+        _ => (None, None),
+    };
+    [("from", from), ("to", to)]
+        .into_iter()
+        .filter_map(|(key, default)| options.vars.get(key).cloned().or(default).map(|v| (key.to_string(), v)))
+        .collect()
+}
+
+/// The shared state of the config, reconciled with `state` before a run; `None` when there is
+/// none or `--state local` keeps to this machine (a warning).
+fn connect_shared(local_state: bool, config: Option<&Config>, state: &StateDir) -> Result<Option<Shared>> {
+    let Some(shared) = config.map(Shared::open).transpose()?.flatten() else { return Ok(None) };
+    if local_state {
+        tracing::warn!(
+            "--state local: this run uses {} alone, not the shared state {} (no shared lock: make sure nobody else runs); the next run that reaches the shared state uploads it",
+            state.root().display(),
+            shared.location()
+        );
+        return Ok(None);
+    }
+    shared.connect(state)?;
+    Ok(Some(shared))
 }
 
 /// `drscript resume`: continue the named (or last unfinished) run, skipping finished steps.
 pub fn resume(run_id: Option<&str>, base: &RunOptions, force: bool, cancel: CancellationToken) -> Result<RunOutcome> {
     let state = StateDir::open(&base.state_dir)?;
+    // The shared state first: the run to resume may have been started on another machine.
+    let base_config = load_config(base.config.as_deref(), base.config_required)?;
+    let shared = connect_shared(base.local_state, base_config.as_deref(), &state)?;
     let run_id = match run_id {
         Some(id) => id.to_string(),
         None => state.last_unfinished()?.ok_or_else(|| {
@@ -220,6 +265,13 @@ pub fn resume(run_id: Option<&str>, base: &RunOptions, force: bool, cancel: Canc
     let mut options = base.clone();
     options.script = PathBuf::from(&script);
     options.config = config.map(PathBuf::from);
+    // A run started on another machine names that machine's config: this one's stands in.
+    if let (Some(theirs), Some(ours)) = (&options.config, &base_config)
+        && !theirs.exists()
+    {
+        tracing::warn!("{} (where run {run_id} started) is not here: using {}", theirs.display(), ours.path.display());
+        options.config = Some(ours.path.clone());
+    }
     options.config_required = options.config.is_some();
     options.vars = vars;
     options.mode = Mode::Live;
@@ -245,8 +297,14 @@ pub fn resume(run_id: Option<&str>, base: &RunOptions, force: bool, cancel: Canc
     if !options.skip_rehearsal {
         rehearse(&prepared, &options, runtime.handle(), finished.clone(), cancel.clone())?;
     }
+    // Resumed without a config of its own (`drscript --state-dir DIR resume RUN` pasted from a
+    // page): the shared state of the run's config.
+    let shared = match shared {
+        Some(shared) => Some(shared),
+        None => connect_shared(options.local_state, prepared.config.as_deref(), &state)?,
+    };
     tracing::info!("resuming run {run_id}: {} step(s) finished earlier will be skipped", finished.len());
-    execute(&options, &prepared, &runtime, &state, run_id, run_dir, finished, attempt + 1, cancel)
+    execute(&options, &prepared, &runtime, &state, shared.as_ref(), run_id, run_dir, finished, attempt + 1, cancel)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -255,6 +313,7 @@ fn execute(
     prepared: &Prepared,
     runtime: &tokio::runtime::Runtime,
     state: &StateDir,
+    shared: Option<&Shared>,
     run_id: String,
     run_dir: PathBuf,
     finished: HashMap<String, Option<serde_json::Value>>,
@@ -262,7 +321,12 @@ fn execute(
     cancel: CancellationToken,
 ) -> Result<RunOutcome> {
     let _lock = Lock::acquire(state.root(), &run_id)?;
-    let journal = Journal::open(&run_dir.join("journal.jsonl"))?;
+    let runbook = prepared.script.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let direction = direction(options, prepared.config.as_deref(), &runbook);
+    let shared_lock = shared.map(|s| s.lock(&run_id, &runbook, &direction)).transpose()?;
+    // After the lock: dropped first, so that its last upload happens while the lock is held.
+    let mirror = shared.map(|s| s.mirror(&run_id, &run_dir.join("journal.jsonl")));
+    let journal = Journal::open(&run_dir.join("journal.jsonl"))?.after_write(mirror.as_ref().map(Mirror::hook));
     journal.write(Event::RunStarted {
         run_id: run_id.clone(),
         attempt,
@@ -278,6 +342,17 @@ fn execute(
         pid: std::process::id(),
         version: crate::identity::VERSION.to_string(),
     })?;
+    if options.local_state
+        && let Some(shared) = prepared.config.as_deref().map(Shared::open).transpose()?.flatten()
+    {
+        journal.write(Event::Log {
+            level: "warn".to_string(),
+            message: format!(
+                "--state local: run on this machine's state alone, without the shared lock of {}; uploaded by the next run that reaches it",
+                shared.location()
+            ),
+        })?;
+    }
     let screen = crate::observer::RunScreen::start();
     tracing::info!(
         "run {run_id}{} of {}",
@@ -285,7 +360,6 @@ fn execute(
         prepared.script.label
     );
     let run = RunContext { run_id: run_id.clone(), state_dir: state.root().to_path_buf() };
-    let runbook = prepared.script.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let resume_command = format!("drscript --state-dir {} resume {run_id}", absolute(state.root()));
     let announce = |event: crate::notify::RunEvent| {
         if options.mode == Mode::Live
@@ -312,7 +386,16 @@ fn execute(
             if attempt > 1 { format!(", attempt {attempt}") } else { String::new() }
         ),
     ));
-    let exec = prepared.exec(options, options.mode, runtime.handle(), Some((journal, run)), finished, cancel);
+    let interrupted = cancel.clone();
+    let exec = prepared.exec(
+        options,
+        options.mode,
+        runtime.handle(),
+        Some((journal, run)),
+        finished,
+        cancel,
+        shared_lock.as_ref().map(SharedLock::lost_flag),
+    );
     let started = Instant::now();
     let result = prepared.evaluate(&exec, false);
     let seconds = started.elapsed().as_secs_f64();
@@ -353,7 +436,12 @@ fn execute(
             ..event("refused", format!("drscript: {runbook} refused, nothing changed: {}", first_line(e)))
         },
         Err(e) => {
-            let kind = if e.exit_code() == exit::STOPPED { "stopped" } else { "failed" };
+            let kind = match e.exit_code() {
+                // Ctrl-C or SIGTERM: the operator (or the system) stopped it mid-run.
+                exit::STOPPED if interrupted.is_cancelled() => "interrupted",
+                exit::STOPPED => "stopped",
+                _ => "failed",
+            };
             crate::notify::RunEvent {
                 step: step.clone(),
                 error: Some(first_line(e)),
@@ -408,45 +496,69 @@ fn execute(
 /// A live interactive session (the REPL with `--live`): it holds the state directory's lock for
 /// as long as it lives, journals every change under a run id of its own (mode `repl`, never
 /// resumed: a person typed it), and is listed by `drscript runs` with its report.
+/// With a shared state (`[state]`), the session holds the shared lock too and its journal is
+/// mirrored, as a run's.
 pub struct Interactive {
     pub run_id: String,
     pub run_dir: PathBuf,
     state_dir: PathBuf,
+    // Dropped in this order: the last upload, the shared lock, the local lock.
+    mirror: Option<Mirror>,
+    shared_lock: Option<SharedLock>,
     _lock: Lock,
     started: Instant,
 }
 
 impl Interactive {
-    pub fn open(state_dir: &Path, config: Option<&crate::config::Config>) -> Result<Interactive> {
+    /// `local_state`: `--state local` (see [`RunOptions::local_state`]).
+    pub fn open(state_dir: &Path, config: Option<&crate::config::Config>, local_state: bool) -> Result<Interactive> {
         let state = StateDir::open(state_dir)?;
+        let shared = connect_shared(local_state, config, &state)?;
         let (run_id, run_dir) = state.new_run()?;
         let lock = Lock::acquire(state.root(), &run_id)?;
-        Journal::open(&run_dir.join("journal.jsonl"))?.write(Event::RunStarted {
-            run_id: run_id.clone(),
-            attempt: 1,
-            script: "<repl>".to_string(),
-            script_hash: String::new(),
-            config: config.map(|c| absolute(&c.path)),
-            mode: "repl".to_string(),
-            vars: Default::default(),
-            pid: std::process::id(),
-            version: crate::identity::VERSION.to_string(),
-        })?;
-        Ok(Interactive { run_id, run_dir, state_dir: state.root().to_path_buf(), _lock: lock, started: Instant::now() })
+        let shared_lock = shared.as_ref().map(|s| s.lock(&run_id, "<repl>", &BTreeMap::new())).transpose()?;
+        let mirror = shared.as_ref().map(|s| s.mirror(&run_id, &run_dir.join("journal.jsonl")));
+        Journal::open(&run_dir.join("journal.jsonl"))?.after_write(mirror.as_ref().map(Mirror::hook)).write(
+            Event::RunStarted {
+                run_id: run_id.clone(),
+                attempt: 1,
+                script: "<repl>".to_string(),
+                script_hash: String::new(),
+                config: config.map(|c| absolute(&c.path)),
+                mode: "repl".to_string(),
+                vars: Default::default(),
+                pid: std::process::id(),
+                version: crate::identity::VERSION.to_string(),
+            },
+        )?;
+        Ok(Interactive {
+            run_id,
+            run_dir,
+            state_dir: state.root().to_path_buf(),
+            mirror,
+            shared_lock,
+            _lock: lock,
+            started: Instant::now(),
+        })
+    }
+
+    /// The shared lock's "lease lost" flag, for the session's engines.
+    pub fn lease_lost(&self) -> Option<Arc<AtomicBool>> {
+        self.shared_lock.as_ref().map(SharedLock::lost_flag)
     }
 
     /// A journal handle and run context for an engine of this session (several may follow one
     /// another: each appends to the same journal).
     pub fn journaled(&self) -> Result<(Journal, RunContext)> {
         Ok((
-            Journal::open(&self.run_dir.join("journal.jsonl"))?,
+            Journal::open(&self.run_dir.join("journal.jsonl"))?.after_write(self.mirror.as_ref().map(Mirror::hook)),
             RunContext { run_id: self.run_id.clone(), state_dir: self.state_dir.clone() },
         ))
     }
 
     /// Ends the session: its last record and its report; returns the report's path.
     pub fn finish(self) -> Result<PathBuf> {
-        let journal = Journal::open(&self.run_dir.join("journal.jsonl"))?;
+        let (journal, _) = self.journaled()?;
         journal.write(Event::RunFinished {
             outcome: "ok".to_string(),
             exit_code: exit::OK,

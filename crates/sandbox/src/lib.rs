@@ -28,6 +28,7 @@ mod hash;
 pub mod kube_api;
 pub mod like;
 pub mod outage;
+pub mod shared_state;
 pub mod shares;
 pub mod zone;
 
@@ -208,6 +209,9 @@ impl Sandbox {
             e.endpoints.storage_account = Some(arm.account_name().to_string());
         }
         components.push(Box::new(arm));
+        if let Some(azurite) = shared_state::installed() {
+            components.push(Box::new(shared_state::SharedStateAzurite::start(&dir, &azurite)?));
+        }
         if let Some(spec) = options.faults.as_ref().filter(|s| s.get(faults::Service::Files).is_some()) {
             let injector = spec.injector(faults::Service::Files, options.seed, "sandbox");
             components.push(Box::new(crate::azure_files::FilesComponent::start(&dir, injector).await?));

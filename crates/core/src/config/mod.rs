@@ -43,6 +43,37 @@ pub struct Settings {
     pub standby: Option<String>,
 }
 
+/// Where the state is kept: this machine's state directory alone (`local`, the default) or, in
+/// addition, a Blob container every operator's drscript reads and writes (`azure-blob`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateBackend {
+    #[default]
+    Local,
+    AzureBlob,
+}
+
+/// `[state]`: the shared lock, journals and run history (see `crate::shared`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedState {
+    #[serde(default)]
+    pub backend: StateBackend,
+    /// `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]`; an account that survives the
+    /// loss of either region (RA-GZRS, or one in a third region).
+    pub url: Option<String>,
+    pub sas_env: Option<String>,
+    pub sas_file: Option<PathBuf>,
+    pub account_key_env: Option<String>,
+    pub account_key_file: Option<PathBuf>,
+    /// How long the lock's lease lasts without renewal (15–60, default 60).
+    pub lease_seconds: Option<u32>,
+    #[serde(skip)]
+    pub sas: Option<SecretRef>,
+    #[serde(skip)]
+    pub account_key: Option<SecretRef>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -57,6 +88,8 @@ pub struct Config {
     pub databases: BTreeMap<String, Database>,
     #[serde(default)]
     pub notify: Vec<Webhook>,
+    /// `[state]`: where the lock, the journals and the run history are shared.
+    pub state: Option<SharedState>,
     #[serde(skip)]
     pub path: PathBuf,
     #[serde(skip)]
@@ -178,6 +211,9 @@ impl Config {
         if let Some(azure) = &mut self.azure {
             validate_azure(&err, azure, base)?;
         }
+        if let Some(state) = &mut self.state {
+            validate_state(&err, state, base)?;
+        }
         if let Some(dns) = &mut self.dns {
             validate_dns(&err, dns, base)?;
         }
@@ -282,6 +318,36 @@ fn validate_environment(
         share.sas = optional_secret(&key, "sas", &share.sas_env, &share.sas_file, base).map_err(|m| err(&key, &m))?;
         share.account_key = optional_secret(&key, "account_key", &share.account_key_env, &share.account_key_file, base)
             .map_err(|m| err(&key, &m))?;
+    }
+    Ok(())
+}
+
+/// `[state]`: a container URL without a SAS in it, its credential a reference, a lease the
+/// service accepts.
+fn validate_state(err: &impl Fn(&[&str], &str) -> Error, state: &mut SharedState, base: &Path) -> Result<()> {
+    let key = ["state"];
+    match state.backend {
+        StateBackend::Local => return Ok(()),
+        StateBackend::AzureBlob => {}
+    }
+    let Some(url) = &state.url else {
+        return Err(err(&key, "backend \"azure-blob\" needs `url` (https://ACCOUNT.blob.core.windows.net/CONTAINER)"));
+    };
+    if url.contains("sig=") {
+        return Err(err(&key, "the URL carries a SAS signature; a SAS is a secret: put it in sas_env or sas_file"));
+    }
+    let plain = url.strip_prefix("blob+").unwrap_or(url);
+    check_url(plain).map_err(|m| err(&key, &m))?;
+    if let Some(seconds) = state.lease_seconds
+        && !(15..=60).contains(&seconds)
+    {
+        return Err(err(&key, &format!("lease_seconds = {seconds}: Azure accepts leases of 15 to 60 seconds")));
+    }
+    state.sas = optional_secret(&key, "sas", &state.sas_env, &state.sas_file, base).map_err(|m| err(&key, &m))?;
+    state.account_key = optional_secret(&key, "account_key", &state.account_key_env, &state.account_key_file, base)
+        .map_err(|m| err(&key, &m))?;
+    if state.sas.is_none() && state.account_key.is_none() {
+        return Err(err(&key, "needs a credential: sas_env, sas_file, account_key_env or account_key_file"));
     }
     Ok(())
 }
@@ -531,6 +597,29 @@ gateway = "https://prod.example.com"
         let config = parse(&format!("{}{}", env("westeurope"), env("northeurope"))).unwrap();
         assert_eq!(config.order, ["westeurope", "northeurope"]);
         assert_eq!((config.primary(), config.standby()), ("westeurope", Some("northeurope")));
+    }
+
+    #[test]
+    fn a_shared_state_needs_a_url_without_a_sas_a_credential_reference_and_a_lease_azure_accepts() {
+        let state = |body: &str| parse(&format!("{MINIMAL}\n[state]\nbackend = \"azure-blob\"\n{body}"));
+        let ok = state("url = \"https://acct.blob.core.windows.net/drscript\"\nsas_env = \"STATE_SAS\"\n").unwrap();
+        let shared = ok.state.unwrap();
+        assert_eq!(shared.backend, StateBackend::AzureBlob);
+        assert_eq!(shared.sas.unwrap().describe(), "$STATE_SAS");
+        let msg = |body: &str| state(body).unwrap_err().to_string();
+        assert!(msg("sas_env = \"S\"\n").contains("needs `url`"));
+        assert!(msg("url = \"https://acct.blob.core.windows.net/c\"\n").contains("needs a credential"));
+        assert!(
+            msg("url = \"https://acct.blob.core.windows.net/c?sv=1&sig=abc\"\nsas_env = \"S\"\n")
+                .contains("SAS is a secret")
+        );
+        assert!(
+            msg("url = \"https://acct.blob.core.windows.net/c\"\nsas_env = \"S\"\nlease_seconds = 90\n")
+                .contains("15 to 60")
+        );
+        assert!(msg("url = \"https://acct.blob.core.windows.net/c\"\nsas = \"sv=1\"\n").contains("sas_env"));
+        let local = parse(&format!("{MINIMAL}\n[state]\nbackend = \"local\"\n")).unwrap();
+        assert_eq!(local.state.unwrap().backend, StateBackend::Local);
     }
 
     #[test]

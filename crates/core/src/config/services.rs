@@ -216,8 +216,9 @@ pub struct Webhook {
     /// Webhook URLs embed their credentials, so they are secrets too.
     pub url_env: Option<String>,
     pub url_file: Option<PathBuf>,
-    /// The run events the engine posts here (`started`, `manual`, `stopped`, `failed`,
-    /// `refused`, `finished`); all when absent, none with `[]` (then only the script's `notify`).
+    /// The run events the engine posts here (`started`, `manual`, `stopped`, `interrupted`,
+    /// `failed`, `refused`, `finished`); all when absent, none with `[]` (then only the script's
+    /// `notify`).
     pub events: Option<Vec<String>>,
     #[serde(skip)]
     pub url: Option<SecretRef>,
