@@ -769,3 +769,27 @@ async fn a_hash_compare_reads_a_file_whose_stored_md5_is_stale() {
     assert_eq!(std::fs::read(back.path().join("a.bin")).unwrap(), b"WXYZ456789abcdef");
     emu.stop().await;
 }
+
+/// A mirror's deletions are retried like its copies: through a share that answers 500 or 503 to
+/// three requests in ten, every extra file is deleted and every source file copied (without
+/// retries, twenty deletions in a row would all succeed about once in a thousand runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_deletes_through_a_flaky_share() {
+    use drscript_sandbox::faults::{FaultSpec, Service};
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    drscript_base::redact::register(KEY);
+    let spec: FaultSpec = "files=error:0.3".parse().unwrap();
+    let injector = spec.injector(Service::Files, 7, "files");
+    let emu = azure_files::start_with_faults(store.path(), &[(ACCOUNT, KEY)], "127.0.0.1:0", injector).await.unwrap();
+    let on_share = store.path().join(ACCOUNT).join("drshare/m");
+    let extras: Vec<(String, &[u8])> = (0..20).map(|i| (format!("old/x{i}.txt"), b"stale" as &[u8])).collect();
+    let extras: Vec<(&str, &[u8])> = extras.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    write_tree(&on_share, &extras);
+    generate(s.path(), 20, 3);
+    let opts =
+        SyncOptions { mirror: true, max_delete: drscript_sync::MaxDelete::Percent(100.0), ..SyncOptions::default() };
+    let sum = run(&local(s.path()), &files_url(&emu, "drshare/m", &sas("rwdlacup")), &opts).await.unwrap();
+    assert_eq!((sum.copied, sum.deleted), (20, 20), "{sum:?}");
+    assert_eq!(tree(s.path()), tree(&on_share));
+    emu.stop().await;
+}

@@ -207,7 +207,8 @@ pub async fn sync_report(
     let dst_exists = dst_root
         .map_err(|e| Error::action("sync_share", dst_ep.location(), format!("cannot read the destination: {e}")))?;
     if !dst_exists && live {
-        dst.mkdir("").await.map_err(|e| {
+        let retry = opts.retry_policy().start_at(started);
+        retrying(retry, "the destination's root", || false, || dst.mkdir("")).await.0.map_err(|e| {
             Error::action("sync_share", dst_ep.location(), format!("cannot create the destination: {e}"))
         })?;
     }
@@ -611,7 +612,7 @@ impl Run {
             if dst_missing
                 && self.live
                 && self.dst.has_dirs()
-                && let Err(e) = self.dst.mkdir(&rel).await
+                && let (Err(e), _) = self.retrying(&rel, || self.dst.mkdir(&rel)).await
             {
                 self.fail(&rel, format!("cannot create the folder: {e}"));
                 return None;
@@ -857,7 +858,9 @@ impl Run {
             .for_each_concurrent(self.opts.concurrency, |item| {
                 let (deleted, deleted_bytes) = (&deleted, &deleted_bytes);
                 async move {
-                    match self.dst.delete_file(&item.path).await {
+                    // A deletion is idempotent (a file already gone counts as deleted): retried
+                    // like a copy.
+                    match self.retrying(&item.path, || self.dst.delete_file(&item.path)).await.0 {
                         Ok(()) => {
                             deleted.fetch_add(1, Relaxed);
                             deleted_bytes.fetch_add(item.size, Relaxed);
@@ -881,7 +884,7 @@ impl Run {
                 .for_each_concurrent(self.opts.concurrency, |d| {
                     let deleted_dirs = &deleted_dirs;
                     async move {
-                        match self.dst.delete_dir(d).await {
+                        match self.retrying(d, || self.dst.delete_dir(d)).await.0 {
                             Ok(()) => {
                                 deleted_dirs.fetch_add(1, Relaxed);
                             }
