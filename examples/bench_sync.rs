@@ -9,6 +9,10 @@
 //!   `BENCH_AZ_ROUNDS` rounds on Azurite and on the Files emulator (default 3; no-change as
 //!   the median of 3 runs each);
 //! - `BENCH_LOCAL=0`, `BENCH_AZURITE=0`, `BENCH_FILES=0`, `BENCH_MEM=0` skip a part;
+//! - `BENCH_AZ_TOOLS` (e.g. `drscript`, comma-separated prefixes) runs only those tools on Azurite;
+//! - `BENCH_THROTTLE` (default 0.05; 0 skips) the share of requests a second Azurite answers
+//!   503 `ServerBusy` with `Retry-After: 1` (the preload's `DRSCRIPT_AZURITE_THROTTLE`): drscript
+//!   alone runs the Azurite phases there, and its times are put against its unthrottled ones;
 //! - `BENCH_DIR` (default: the system's temporary folder) holds the trees: `/dev/shm` measures
 //!   the tools' own cost without the disk's latency;
 //! - `BENCH_MEM_FILES` (default 1,000,000), `BENCH_MEM_LISTED_BLOBS` (default 1,000,000: a
@@ -232,6 +236,10 @@ fn bench() {
     }
     if enabled("BENCH_AZURITE") {
         azurite(&me, base.path(), &trees[..2], &rt, &mut rows);
+        let rate = env_num("BENCH_THROTTLE", 0.05);
+        if rate > 0.0 {
+            azurite_throttled(&me, base.path(), &trees[..2], &rt, &mut rows, rate);
+        }
     }
     print_table(&rows, &floors);
     if enabled("BENCH_MEM") {
@@ -486,9 +494,15 @@ impl Drop for Kill {
 /// Azurite in memory, with the preload that serves Put Blob From URL (so that every tool can
 /// copy Blob→Blob server-side, as on Azure).
 fn start_azurite() -> Azurite {
+    start_azurite_throttled(0.0)
+}
+
+/// [`start_azurite`] answering `rate` of the requests 503 `ServerBusy` with `Retry-After: 1`.
+fn start_azurite_throttled(rate: f64) -> Azurite {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let main = repo.join(".tools/npm/node_modules/azurite/dist/src/blob/main.js");
     let mut child = Command::new("node")
+        .env("DRSCRIPT_AZURITE_THROTTLE", rate.to_string())
         .arg("--max-old-space-size=8192")
         .arg("-r")
         .arg(repo.join("tests/support/azurite-copy-preload.js"))
@@ -528,8 +542,19 @@ fn start_azurite() -> Azurite {
 impl Azurite {
     fn container(&self, rt: &tokio::runtime::Runtime, name: &str) -> String {
         let url = format!("http://127.0.0.1:{}/{AZ_ACCOUNT}/{name}?restype=container&{}", self.port, self.sas);
-        rt.block_on(async { reqwest::Client::new().put(&url).header("x-ms-version", "2025-01-05").send().await })
-            .unwrap_or_else(|e| panic!("create container {name}: {}", drscript_base::redact::redacted(e.to_string())));
+        // A throttled Azurite answers 503 to some of these too: ask until it is created.
+        for _ in 0..50 {
+            let status = rt
+                .block_on(async { reqwest::Client::new().put(&url).header("x-ms-version", "2025-01-05").send().await })
+                .unwrap_or_else(|e| {
+                    panic!("create container {name}: {}", drscript_base::redact::redacted(e.to_string()))
+                })
+                .status();
+            if status.is_success() || status == reqwest::StatusCode::CONFLICT {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         format!("http://127.0.0.1:{}/{AZ_ACCOUNT}/{name}", self.port)
     }
 
@@ -571,7 +596,13 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
     let rounds = env_num("BENCH_AZ_ROUNDS", 3.0) as usize;
     for (ti, t) in trees.iter().enumerate() {
         let mut tree_rows: Vec<Row> = tools.iter().map(|tool| Row::new("azurite blob→blob", t.name, tool)).collect();
+        // `BENCH_AZ_TOOLS=drscript` (names separated by commas) runs some tools only.
         let mut failed = [false; 4];
+        if let Ok(only) = std::env::var("BENCH_AZ_TOOLS") {
+            for (k, tool) in tools.iter().enumerate() {
+                failed[k] = !only.split(',').any(|o| tool.starts_with(o.trim()));
+            }
+        }
         for round in 0..rounds {
             let local_src = base.join(format!("az{ti}-src"));
             let _ = std::fs::remove_dir_all(&local_src);
@@ -686,6 +717,61 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
     }
 }
 
+/// drscript alone through the Azurite phases on an Azurite that throttles `rate` of the requests
+/// (503 `ServerBusy`, `Retry-After: 1`), with the same trees, checked by content the same way.
+fn azurite_throttled(
+    me: &str,
+    base: &Path,
+    trees: &[Tree],
+    rt: &tokio::runtime::Runtime,
+    rows: &mut Vec<Row>,
+    rate: f64,
+) {
+    let az = start_azurite_throttled(rate);
+    let rounds = env_num("BENCH_AZ_ROUNDS", 3.0) as usize;
+    for (ti, t) in trees.iter().enumerate() {
+        let mut row = Row::new(THROTTLED, t.name, "drscript");
+        for round in 0..rounds {
+            let local_src = base.join(format!("azt{ti}-src"));
+            let _ = std::fs::remove_dir_all(&local_src);
+            generate(&local_src, t);
+            let (src_name, dst_name) = (format!("ts{ti}r{round}"), format!("td{ti}r{round}"));
+            let (src, dst) = (az.container(rt, &src_name), az.container(rt, &dst_name));
+            let push = mirror_cmd(me, local_src.display().to_string(), az.blob(&src));
+            timed(&push, &[]);
+            let sync = mirror_cmd(me, az.blob(&src), az.blob(&dst));
+            let check = |what: &str| {
+                let back = base.join(format!("azt{ti}-back"));
+                let _ = std::fs::remove_dir_all(&back);
+                timed(&mirror_cmd(me, az.blob(&dst), back.display().to_string()), &[]);
+                assert_eq!(digest(&local_src), digest(&back), "drscript throttled, {what}");
+            };
+            row.full.push(timed(&sync, &[]).0);
+            check("full");
+            let secs: Vec<f64> = (0..3).map(|_| timed(&sync, &[]).0).collect();
+            row.nochange.push(median(&secs));
+            mutate(&local_src);
+            timed(&push, &[]);
+            row.change.push(timed(&sync, &[]).0);
+            check("after change");
+            az.drop_container(rt, &dst_name);
+            az.drop_container(rt, &src_name);
+        }
+        println!(
+            "azurite throttled {:.0} %, {}: drscript full {:.2} s, no-change {:.2} s, changed {:.2} s",
+            rate * 100.0,
+            t.name,
+            median(&row.full),
+            median(&row.nochange),
+            median(&row.change)
+        );
+        rows.push(row);
+    }
+}
+
+/// Where the throttled Azurite's rows are filed.
+const THROTTLED: &str = "azurite throttled";
+
 fn find<'a>(rows: &'a [Row], place: &str, tree: &str, tool: &str) -> Option<&'a Row> {
     rows.iter().find(|r| r.place == place && r.tree == tree && r.tool == tool)
 }
@@ -731,6 +817,15 @@ fn print_table(rows: &[Row], floors: &[(&str, f64, f64, usize)]) {
                 median(&d.change) / median(&r.change),
                 0.8,
             );
+        }
+        if let (Some(d), Some(th)) = (find(rows, place, t, "drscript"), find(rows, THROTTLED, t, "drscript")) {
+            for (phase, a, b) in [
+                ("full", &th.full, &d.full),
+                ("no-change", &th.nochange, &d.nochange),
+                ("1 % changed", &th.change, &d.change),
+            ] {
+                goal(format!("azurite {t}, {phase} throttled ÷ unthrottled (drscript)"), median(a) / median(b), 1.5);
+            }
         }
         if let Some(d) = find(rows, place, t, "drscript") {
             for other in ["rclone --fast-list --checksum", "rclone (defaults)", "azcopy"] {

@@ -35,7 +35,8 @@ pub struct SyncArgs {
     /// Leave files matching this glob alone (repeatable), on both sides.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// `size-time` (missing, size differs, source newer) or `hash` (content MD5).
+    /// `size-time` (missing, size differs, source newer), `hash` (content MD5), `differs` (size or
+    /// time differ either way) or `mirror-mode` (every file present on both sides, as azcopy).
     #[arg(long, default_value = "size-time", value_name = "HOW")]
     pub compare: String,
     /// Most deletions a mirror may make: a count (`100`) or a percentage (`10%`).
@@ -57,6 +58,14 @@ pub struct SyncArgs {
     /// answer before the request counts as failed (and is retried).
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub timeout: u64,
+    /// Tries per request (listing, file copy, deletion) on a timeout, a lost connection or a
+    /// 408/429/500/502/503/504, 1 s to 60 s apart (a service's `Retry-After` honoured).
+    #[arg(long, default_value_t = SyncOptions::default().attempts, value_name = "N")]
+    pub attempts: u32,
+    /// Time for the whole sync, in seconds: no try starts after it (the rerun copies what is
+    /// left).
+    #[arg(long, default_value_t = SyncOptions::default().deadline.as_secs(), value_name = "SECS")]
+    pub deadline: u64,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -74,6 +83,8 @@ impl SyncArgs {
             list_concurrency: self.list_concurrency,
             verify: self.verify,
             server_side: !self.no_server_side,
+            attempts: self.attempts,
+            deadline: std::time::Duration::from_secs(self.deadline),
             ..SyncOptions::default()
         })
     }

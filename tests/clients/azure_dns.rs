@@ -185,3 +185,30 @@ fn an_alias_record_set_is_refused_clearly_and_left_alone() {
     let e = dns::dns_lookup(&h.exec, "app.contoso.example", &LookupOptions::default()).unwrap_err().to_string();
     assert!(e.contains("alias record set"), "{e}");
 }
+
+/// A record set's metadata (tags such as `owner` or `managed-by`) survives a switch: the PUT
+/// replaces the whole set, so drscript sends back what it read.
+#[test]
+fn a_record_set_put_keeps_its_metadata() {
+    let options = ArmOptions { zones: vec![arm::zone("contoso.example", false)], ..ArmOptions::default() };
+    let (h, emu, token) = arm::start(options, &toml("azure"), None, Mode::Live);
+    let url = format!(
+        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/dnsZones/contoso.example/A/app?api-version=2018-05-01",
+        emu.url,
+        arm::SUB,
+        arm::RG
+    );
+    let tags = serde_json::json!({"owner": "platform-team", "change": "CHG0042"});
+    let body =
+        serde_json::json!({"properties": {"TTL": 60, "ARecords": [{"ipv4Address": "10.0.0.1"}], "metadata": tags}});
+    let put = reqwest::Client::new().put(&url).bearer_auth(&token).json(&body);
+    assert_eq!(h.rt.block_on(async { put.send().await.unwrap().status().as_u16() }), 200);
+    assert_eq!(record(&records(&emu, false), "app", "A").unwrap()["metadata"], tags, "the emulator keeps metadata");
+
+    let spec = dns::record::from_config(h.exec.config().unwrap(), "app", "dr").unwrap();
+    dns::set_dns(&h.exec, &spec).unwrap();
+    let rs = records(&emu, false);
+    let app = record(&rs, "app", "A").unwrap();
+    assert_eq!(app["values"], serde_json::json!(["10.0.1.1"]));
+    assert_eq!(app["metadata"], tags, "the switch dropped the record set's metadata");
+}

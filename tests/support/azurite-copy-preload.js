@@ -43,8 +43,35 @@ function rewrite(req, res) {
   };
 }
 
+// DRSCRIPT_AZURITE_THROTTLE=RATE (the sync benchmark's throttled run): that share of requests
+// is answered 503 ServerBusy with `Retry-After: 1`, as a throttled storage account answers,
+// without reaching Azurite. Counted in the response header x-drscript-throttled.
+const throttleRate = Number(process.env.DRSCRIPT_AZURITE_THROTTLE || 0);
+let throttled = 0;
+
+function throttle(req, res) {
+  throttled += 1;
+  // The client may stop sending the body once it reads the 503: the connection is closed after
+  // the answer, and a write to a socket the client already closed is not an error worth dying of.
+  req.socket.on("error", () => {});
+  req.resume();
+  const body =
+    '<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>' +
+    "<Message>The server is busy (injected by the preload).</Message></Error>";
+  res.writeHead(503, {
+    "Content-Type": "application/xml",
+    "Content-Length": Buffer.byteLength(body),
+    "Retry-After": "1",
+    "x-ms-error-code": "ServerBusy",
+    "x-drscript-throttled": String(throttled),
+    Connection: "close",
+  });
+  res.end(body);
+}
+
 function wrap(listener) {
   return function (req, res) {
+    if (throttleRate > 0 && Math.random() < throttleRate) return throttle(req, res);
     if (isPutBlobFromUrl(req)) rewrite(req, res);
     return listener.call(this, req, res);
   };

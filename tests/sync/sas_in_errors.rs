@@ -224,7 +224,7 @@ fn a_failing_sync_shows_no_part_of_the_sas_anywhere() {
                 let ran = Test::new()
                     .config(&cfg)
                     .env("APP_SAS", &sas)
-                    .args(&["--log-file", "run.log", "-vv", "sync", src, "out", "--timeout", "2"])
+                    .args(&["--log-file", "run.log", "-vv", "sync", src, "out", "--timeout", "2", "--attempts", "3"])
                     .status(exit_code_of_failed_sync())
                     .run();
                 let shown = format!("127.0.0.1:{port}/acct/{mode}");

@@ -118,3 +118,83 @@ async fn azcopy_sees_names_case_insensitive_and_case_preserving() {
     assert_eq!(contents(back.path()), contents(&share));
     emu.stop().await;
 }
+
+/// The RabbitMQ copy's `compare: "mirror-mode"` against `azcopy sync --mirror-mode=true
+/// --delete-destination=true` on two equal destinations: file by file, both end the same. The
+/// cases that tell the rules apart: a file of the same size and time but other bytes (only an
+/// overwrite of every file present on both sides replaces it), a destination file newer than its
+/// source, one only at the destination (deleted), one only at the source (copied).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_mode_overwrites_and_deletes_file_by_file_as_azcopy_does() {
+    let (store, s, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = azure_files::start(store.path(), &[(ACCOUNT, KEY)]).await.unwrap();
+    write_tree(
+        s.path(),
+        &[
+            ("same.bin", b"identical"),
+            ("samesize.bin", b"source-v2"),
+            ("dstnewer.bin", b"from the source"),
+            ("q/new.idx", b"only at the source"),
+        ],
+    );
+    let dest_state: &[(&str, &[u8])] = &[
+        ("same.bin", b"identical"),
+        ("samesize.bin", b"stale--v1"),
+        ("dstnewer.bin", b"newer at the destination"),
+        ("q/extra.idx", b"only at the destination"),
+    ];
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for share in ["byazcopy", "bydrscript"] {
+        let root = store.path().join(ACCOUNT).join(share).join("rmq");
+        write_tree(&root, dest_state);
+        for (rel, _) in dest_state {
+            let f = std::fs::OpenOptions::new().write(true).open(root.join(rel)).unwrap();
+            f.set_modified(if *rel == "dstnewer.bin" { t + std::time::Duration::from_secs(1800) } else { t }).unwrap();
+        }
+    }
+    for rel in ["same.bin", "samesize.bin", "dstnewer.bin", "q/new.idx"] {
+        std::fs::OpenOptions::new().write(true).open(s.path().join(rel)).unwrap().set_modified(t).unwrap();
+    }
+    let sas = account_sas(ACCOUNT, KEY, "rwdlacup", chrono::Utc::now() + chrono::Duration::hours(2));
+
+    let az_url = format!("http://{}/{ACCOUNT}/byazcopy/rmq?{sas}", emu.addr);
+    run_azcopy(
+        &[
+            "sync",
+            s.path().to_str().unwrap(),
+            &az_url,
+            "--recursive",
+            "--mirror-mode=true",
+            "--delete-destination=true",
+            "--from-to=LocalFile",
+        ],
+        home.path(),
+    );
+    let dr = Endpoint::parse(&format!("files+http://{}/{ACCOUNT}/bydrscript/rmq?{sas}", emu.addr)).unwrap();
+    let opts = SyncOptions {
+        mirror: true,
+        compare: drscript_sync::Compare::MirrorMode,
+        max_delete: drscript_sync::MaxDelete::Percent(100.0),
+        ..SyncOptions::default()
+    };
+    let sum = run(&local(s.path()), &dr, &opts).await.unwrap();
+    assert_eq!((sum.copied, sum.deleted), (4, 1), "{sum:?}");
+
+    let by_azcopy = contents(&store.path().join(ACCOUNT).join("byazcopy/rmq"));
+    let by_drscript = contents(&store.path().join(ACCOUNT).join("bydrscript/rmq"));
+    assert_eq!(by_azcopy, contents(s.path()), "azcopy's mirror-mode did not end equal to its source");
+    for (rel, want) in &by_azcopy {
+        assert_eq!(by_drscript.get(rel), Some(want), "{rel}: drscript differs from azcopy");
+    }
+    assert_eq!(by_drscript.len(), by_azcopy.len(), "{by_drscript:?}");
+
+    // The old "differs" rule leaves a file of the same size and time alone: the difference.
+    write_tree(&store.path().join(ACCOUNT).join("bydrscript/rmq"), &[("samesize.bin", b"stale--v1")]);
+    let p = store.path().join(ACCOUNT).join("bydrscript/rmq/samesize.bin");
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_modified(t).unwrap();
+    let differs = SyncOptions { compare: drscript_sync::Compare::Differs, ..opts.clone() };
+    assert_eq!(run(&local(s.path()), &dr, &differs).await.unwrap().copied, 0);
+    assert_eq!(run(&local(s.path()), &dr, &opts).await.unwrap().copied, 4);
+    assert_eq!(std::fs::read(&p).unwrap(), b"source-v2");
+    emu.stop().await;
+}

@@ -633,3 +633,163 @@ async fn a_deep_and_wide_tree_is_listed_in_parallel_and_a_deep_extra_tree_delete
     }
     emu.stop().await;
 }
+
+/// The Files emulator throttling every request (503 `ServerBusy`, `Retry-After: 1`) for three
+/// seconds: the sync waits as the service asks and finishes once the burst is over. Its own
+/// computed waits are shrunk to a few milliseconds here, so that its twenty tries alone would be
+/// spent within the first second of the burst: only honouring `Retry-After` gets it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_burst_is_ridden_out_by_waiting_as_the_service_asks() {
+    use drscript_sandbox::faults::{FaultSpec, Service};
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    drscript_base::redact::register(KEY);
+    let spec: FaultSpec = "files=throttle:100%,burst:1s".parse().unwrap();
+    let injector = spec.injector(Service::Files, 1, "files");
+    let emu = azure_files::start_with_faults(store.path(), &[(ACCOUNT, KEY)], "127.0.0.1:0", injector).await.unwrap();
+    std::fs::create_dir_all(store.path().join(ACCOUNT).join("drshare")).unwrap();
+    generate(s.path(), 40, 5);
+    let opts = SyncOptions {
+        retry_delay: std::time::Duration::from_millis(1),
+        retry_max_delay: std::time::Duration::from_millis(5),
+        ..SyncOptions::default()
+    };
+    let addr = emu.addr;
+    let burst_ends = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let url = format!("http://{addr}/_sandbox/faults");
+        reqwest::Client::new().delete(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+    });
+    let sum = run(&local(s.path()), &files_url(&emu, "drshare/app", &sas("rwdlacup")), &opts).await.unwrap();
+    let report = burst_ends.await.unwrap();
+    assert_eq!(sum.copied, 40, "{sum:?}");
+    assert_eq!(tree(s.path()), tree(&store.path().join(ACCOUNT).join("drshare/app")));
+    let throttled = report["injected"]["throttle 503"].as_u64().unwrap_or(0);
+    assert!(throttled > 0, "nothing was throttled: {report}");
+    // One second between the tries of each request in flight (at most 16 copies and 16
+    // listings), over a three-second burst: a handful of 503s each, not twenty.
+    assert!(throttled <= 32 * 5, "{throttled} throttled answers: the waits were not the service's");
+    emu.stop().await;
+}
+
+/// A refused credential is the same for every file: the sync stops at the first 403 instead of
+/// failing each file in turn, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_credential_stops_the_copy_at_once() {
+    use drscript_sync::azure_files::auth::{SasFields, account_sas_string, sign};
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    generate(s.path(), 300, 9);
+    // A SAS for shares and folders but not files (srt=sc): listing works, each upload is 403.
+    let f = SasFields {
+        sv: "2022-11-02".into(),
+        ss: Some("f".into()),
+        srt: Some("sc".into()),
+        sp: "rwdlc".into(),
+        se: (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        spr: "https,http".into(),
+        ..SasFields::default()
+    };
+    let sig = sign(KEY, &account_sas_string(ACCOUNT, &f)).unwrap();
+    let q = format!("sv={}&ss=f&srt=sc&sp=rwdlc&se={}&spr=https%2Chttp&sig={}", f.sv, f.se, urlencoding(&sig));
+    let opts = SyncOptions { concurrency: 2, ..SyncOptions::default() };
+    let (src, dst) = (local(s.path()), files_url(&emu, "drshare/x", &q));
+    let sum = drscript_sync::sync_report(&src, &dst, &opts, SyncMode::Live, std::sync::Arc::new(drscript_sync::Quiet))
+        .await
+        .unwrap();
+    let why = sum.stopped.clone().unwrap_or_default();
+    assert!(why.contains("403") && why.contains("every other file would fail"), "{sum:?}");
+    assert!(sum.failures.len() <= 4, "{} files failed one by one", sum.failures.len());
+    assert!(sum.not_attempted > 250, "{sum:?}");
+    emu.stop().await;
+}
+
+/// A file still being written carries the sentinel last-write-time (1980-01-01) until its last
+/// range lands: listings and properties read it as no time, so it never shows in a plan, a
+/// report or a copy's destination, and a sync copies it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_progress_marker_time_never_leaks_into_listings() {
+    let (store, s, back) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    write_tree(s.path(), &[("half.bin", b"0123456789")]);
+    let share = files_url(&emu, "drshare/marker", &sas("rwdlacup"));
+    let Endpoint::Files(remote) = &share else { unreachable!() };
+    let client = FilesClient::new(remote.clone());
+    client.create_dir("").await.unwrap();
+    client.create_file("half.bin", 10, drscript_sync::azure_files::client::sentinel()).await.unwrap();
+    let listed = client.list("").await.unwrap().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].mtime, None, "the listing shows the marker: {:?}", listed[0]);
+    assert_eq!(client.properties("half.bin").await.unwrap().last_write_time, None);
+    // Copied out, the file gets no 1980 time; copied in again, the source (with a time) wins.
+    run(&share, &local(back.path()), &SyncOptions::default()).await.unwrap();
+    let mtime = std::fs::metadata(back.path().join("half.bin")).unwrap().modified().unwrap();
+    assert!(mtime > std::time::UNIX_EPOCH + std::time::Duration::from_secs(86_400 * 365 * 20), "{mtime:?}");
+    let sum = run(&local(s.path()), &share, &SyncOptions::default()).await.unwrap();
+    assert_eq!(sum.copied, 1, "{sum:?}");
+    emu.stop().await;
+}
+
+/// Azure Files keeps a file's Content-MD5 through later writes (an SMB client's, a Put Range)
+/// without checking it. A hash compare trusts a stored MD5 only when drscript set it for the
+/// last-write-time the file still has; a file written since is read and hashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_compare_reads_a_file_whose_stored_md5_is_stale() {
+    let (store, s, back) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let emu = emulator(store.path()).await;
+    write_tree(s.path(), &[("a.bin", b"0123456789abcdef"), ("b.bin", b"unchanged")]);
+    let rw = sas("rwdlacup");
+    let share = files_url(&emu, "prod/stale", &rw);
+    run(&local(s.path()), &share, &SyncOptions::default()).await.unwrap();
+    run(&share, &local(back.path()), &SyncOptions::default()).await.unwrap();
+    let Endpoint::Files(remote) = &share else { unreachable!() };
+    let client = FilesClient::new(remote.clone());
+    let before = client.properties("a.bin").await.unwrap();
+    assert!(before.md5_current && before.md5.is_some(), "an upload's MD5 is trusted: {before:?}");
+
+    // An SMB-like write: the same size, new bytes, a new last-write-time, the old MD5 kept.
+    let url = format!("http://{}/{ACCOUNT}/prod/stale/a.bin?comp=range&{rw}", emu.addr);
+    let resp = reqwest::Client::new()
+        .put(&url)
+        .header("x-ms-version", "2025-05-05")
+        .header("x-ms-range", "bytes=0-3")
+        .header("x-ms-write", "update")
+        .header("x-ms-file-last-write-time", "now")
+        .body("WXYZ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let after = client.properties("a.bin").await.unwrap();
+    assert_eq!(after.md5, before.md5, "the service kept the stale MD5");
+    assert!(!after.md5_current, "{after:?}");
+
+    let hash = SyncOptions { compare: drscript_sync::Compare::Hash, ..SyncOptions::default() };
+    let sum = run(&share, &local(back.path()), &hash).await.unwrap();
+    assert_eq!((sum.copied, sum.skipped), (1, 1), "{sum:?}");
+    assert_eq!(std::fs::read(back.path().join("a.bin")).unwrap(), b"WXYZ456789abcdef");
+    emu.stop().await;
+}
+
+/// A mirror's deletions are retried like its copies: through a share that answers 500 or 503 to
+/// three requests in ten, every extra file is deleted and every source file copied (without
+/// retries, twenty deletions in a row would all succeed about once in a thousand runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_deletes_through_a_flaky_share() {
+    use drscript_sandbox::faults::{FaultSpec, Service};
+    let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    drscript_base::redact::register(KEY);
+    let spec: FaultSpec = "files=error:0.3".parse().unwrap();
+    let injector = spec.injector(Service::Files, 7, "files");
+    let emu = azure_files::start_with_faults(store.path(), &[(ACCOUNT, KEY)], "127.0.0.1:0", injector).await.unwrap();
+    let on_share = store.path().join(ACCOUNT).join("drshare/m");
+    let extras: Vec<(String, &[u8])> = (0..20).map(|i| (format!("old/x{i}.txt"), b"stale" as &[u8])).collect();
+    let extras: Vec<(&str, &[u8])> = extras.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    write_tree(&on_share, &extras);
+    generate(s.path(), 20, 3);
+    let opts =
+        SyncOptions { mirror: true, max_delete: drscript_sync::MaxDelete::Percent(100.0), ..SyncOptions::default() };
+    let sum = run(&local(s.path()), &files_url(&emu, "drshare/m", &sas("rwdlacup")), &opts).await.unwrap();
+    assert_eq!((sum.copied, sum.deleted), (20, 20), "{sum:?}");
+    assert_eq!(tree(s.path()), tree(&on_share));
+    emu.stop().await;
+}

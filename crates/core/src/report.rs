@@ -231,6 +231,19 @@ pub fn markdown(records: &[Record]) -> String {
     redact::redacted(out)
 }
 
+/// `1,203`: a count as a person reads it.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A metric as an auditor reads it: `prod deployment/ac-ac-runtime: 2 → 0 in 4.1 s` for a scale,
 /// `… → …: 1203 files (2.1 GiB) copied, 3 deleted, 38.0 s` for a sync; any other as written. The
 /// raw figures stay in the journal.
@@ -245,15 +258,20 @@ fn metric_phrase(name: &str, v: &serde_json::Value) -> String {
             secs(i64::try_from(n("duration_ms")).unwrap_or(i64::MAX)),
             if v["changed"] == false { " (already there)" } else { "" }
         ),
-        "sync_share" if v["source"].is_string() => format!(
-            "{} → {}: {} file(s) ({}) copied, {} deleted, {:.1} s",
-            v["source"].as_str().unwrap_or_default(),
-            v["destination"].as_str().unwrap_or_default(),
-            n("copied"),
-            drscript_sync::summary::bytes(n("copied_bytes")),
-            n("deleted"),
-            v["seconds"].as_f64().unwrap_or(0.0)
-        ),
+        "sync_share" if v["source"].is_string() => {
+            // A copy carries on past failed files: how many is part of the sentence.
+            let failed = v["failures"].as_array().map_or(0, Vec::len);
+            format!(
+                "{} → {}: {} file(s) ({}) copied, {} deleted{}, {:.1} s",
+                v["source"].as_str().unwrap_or_default(),
+                v["destination"].as_str().unwrap_or_default(),
+                thousands(n("copied")),
+                drscript_sync::summary::bytes(n("copied_bytes")),
+                thousands(n("deleted")),
+                if failed > 0 { format!(", {} FAILED", thousands(failed as u64)) } else { String::new() },
+                v["seconds"].as_f64().unwrap_or(0.0)
+            )
+        }
         _ => v.as_str().map_or_else(|| v.to_string(), str::to_string),
     }
 }
@@ -428,8 +446,16 @@ mod tests {
         let sync = serde_json::json!({"source": "prod/app/web/repository", "destination": "dr/app/web/repository", "copied": 1203, "copied_bytes": 2_254_857_830_u64, "deleted": 3, "seconds": 38.0});
         assert_eq!(
             metric_phrase("sync_share", &sync),
-            "prod/app/web/repository → dr/app/web/repository: 1203 file(s) (2.1 GiB) copied, 3 deleted, 38.0 s"
+            "prod/app/web/repository → dr/app/web/repository: 1,203 file(s) (2.1 GiB) copied, 3 deleted, 38.0 s"
         );
+        let failed = serde_json::json!({"source": "a", "destination": "b", "copied": 1_234_567, "copied_bytes": 0, "deleted": 0, "seconds": 1.0,
+            "failures": [{"path": "x", "reason": "503"}, {"path": "y", "reason": "503"}]});
+        assert_eq!(
+            metric_phrase("sync_share", &failed),
+            "a → b: 1,234,567 file(s) (0 B) copied, 0 deleted, 2 FAILED, 1.0 s"
+        );
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
         assert_eq!(metric_phrase("rpo", &serde_json::json!("0")), "0");
     }
 

@@ -1,6 +1,7 @@
 //! Fault injection for the sandbox's servers: the Kubernetes API servers answer 500/429/503,
 //! answer slowly or reset the connection; the gateway answers too late for its client; the Azure
-//! Files emulator tears range writes. A DR tool runs on the worst day, so its retries, guards and
+//! Files emulator tears range writes and throttles in bursts (503 `ServerBusy` with a
+//! `Retry-After`, as a storage account does during a regional incident). A DR tool runs on the worst day, so its retries, guards and
 //! `resume` are tested against a world that fails the way real services do. One kube fault is not
 //! about requests but about the cluster: `gitops:revert` puts the workloads under a GitOps
 //! controller with self-heal (Argo CD), which sets any `spec.replicas` change back within a
@@ -20,6 +21,8 @@
 //! | `timeout:RATE`  | gateway             | act, then answer only after `late` (default 35 s, past the client's 30 s timeout) |
 //! | `late:DURATION` | gateway             | how late a `timeout` answers                                   |
 //! | `range_error:RATE` | files            | Put Range writes half its range, then answers 500 (a torn write) |
+//! | `throttle:RATE` | files               | that share of the time, in bursts, every request is answered 503 `ServerBusy` with `Retry-After` (the seconds left in the window), nothing done |
+//! | `burst:DURATION`| files               | the length of one throttling window (default 2 s); adjacent windows merge into longer bursts |
 //! | `gitops:revert[@ENV[+ENV]]` | kube       | Argo CD with self-heal manages every deployment and statefulset (of every environment, or of those named) and reverts their replica counts |
 //!
 //! RATE is a probability (`0.2`) or a percentage (`20%`); DURATION is `200ms`, `2s` or `1m`.
@@ -65,13 +68,16 @@ impl Service {
         match self {
             Service::Kube => &["error", "slow", "reset", "gitops"],
             Service::Gateway => &["error", "slow", "reset", "timeout", "late"],
-            Service::Files => &["error", "slow", "range_error"],
+            Service::Files => &["error", "slow", "range_error", "throttle", "burst"],
         }
     }
 }
 
 /// How late a gateway `timeout` answers by default: past the 30 s of drscript's gateway client.
 pub const DEFAULT_LATE: Duration = Duration::from_secs(35);
+
+/// The length of one throttling window of the Files emulator by default.
+pub const DEFAULT_BURST: Duration = Duration::from_secs(2);
 
 /// `gitops:revert`: which environments' clusters a GitOps controller with self-heal manages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -119,6 +125,9 @@ pub struct ServiceFaults {
     pub timeout: f64,
     pub late: Duration,
     pub range_error: f64,
+    /// Files only: the share of throttling windows (`burst` long each).
+    pub throttle: f64,
+    pub burst: Duration,
     /// Kube only: a GitOps controller reverting replica changes.
     pub gitops: Option<GitopsFault>,
 }
@@ -132,6 +141,8 @@ impl Default for ServiceFaults {
             timeout: 0.0,
             late: DEFAULT_LATE,
             range_error: 0.0,
+            throttle: 0.0,
+            burst: DEFAULT_BURST,
             gitops: None,
         }
     }
@@ -144,7 +155,12 @@ impl ServiceFaults {
 
     /// Whether any fault acts on requests (what needs an [`Injector`]).
     pub fn on_requests(&self) -> bool {
-        self.error > 0.0 || self.slow.is_some() || self.reset > 0.0 || self.timeout > 0.0 || self.range_error > 0.0
+        self.error > 0.0
+            || self.slow.is_some()
+            || self.reset > 0.0
+            || self.timeout > 0.0
+            || self.range_error > 0.0
+            || self.throttle > 0.0
     }
 }
 
@@ -249,6 +265,13 @@ impl FromStr for FaultSpec {
                     "reset" => f.reset = parse_rate(value).map_err(at)?,
                     "timeout" => f.timeout = parse_rate(value).map_err(at)?,
                     "range_error" => f.range_error = parse_rate(value).map_err(at)?,
+                    "throttle" => f.throttle = parse_rate(value).map_err(at)?,
+                    "burst" => {
+                        f.burst = parse_duration(value).map_err(at)?;
+                        if f.burst < Duration::from_millis(10) {
+                            return Err(at("a burst is at least 10ms".to_string()));
+                        }
+                    }
                     "slow" => f.slow = Some(parse_duration(value).map_err(at)?),
                     "late" => f.late = parse_duration(value).map_err(at)?,
                     "gitops" => f.gitops = Some(GitopsFault::parse(value).map_err(at)?),
@@ -269,9 +292,13 @@ impl fmt::Display for FaultSpec {
         let mut parts = Vec::new();
         for (service, s) in &self.services {
             let mut items = Vec::new();
-            for (name, rate) in
-                [("error", s.error), ("reset", s.reset), ("timeout", s.timeout), ("range_error", s.range_error)]
-            {
+            for (name, rate) in [
+                ("error", s.error),
+                ("reset", s.reset),
+                ("timeout", s.timeout),
+                ("range_error", s.range_error),
+                ("throttle", s.throttle),
+            ] {
                 if rate > 0.0 {
                     items.push(format!("{name}:{rate}"));
                 }
@@ -281,6 +308,9 @@ impl fmt::Display for FaultSpec {
             }
             if s.timeout > 0.0 {
                 items.push(format!("late:{}ms", s.late.as_millis()));
+            }
+            if s.throttle > 0.0 {
+                items.push(format!("burst:{}ms", s.burst.as_millis()));
             }
             if let Some(g) = &s.gitops {
                 items.push(format!("gitops:{g}"));
@@ -305,6 +335,8 @@ pub enum Decision {
     Late(Duration),
     /// Write the first half of the range, then answer 500.
     TornRange,
+    /// Answer 503 `ServerBusy` with `Retry-After` of this many seconds, without acting.
+    Throttle(u64),
 }
 
 /// The faults of one running server, with its RNG and the count of what it injected.
@@ -313,6 +345,9 @@ pub struct Injector {
     faults: ServiceFaults,
     rng: Mutex<StdRng>,
     injected: Mutex<BTreeMap<String, u64>>,
+    /// Where the throttling windows are counted from, and what decides each one.
+    started: std::time::Instant,
+    salt: u64,
 }
 
 impl Injector {
@@ -323,7 +358,33 @@ impl Injector {
             faults,
             rng: Mutex::new(StdRng::seed_from_u64(seed ^ salt)),
             injected: Mutex::new(BTreeMap::new()),
+            started: std::time::Instant::now(),
+            salt: seed ^ salt,
         }
+    }
+
+    /// Whether throttling window `k` is a burst: a hash of the seed and `k`, so that a run is
+    /// reproducible whatever the order of requests.
+    fn throttled(&self, k: u64) -> bool {
+        // splitmix64 of the salt and the window.
+        let mut h = self.salt ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h ^= h >> 31;
+        (h >> 11) as f64 / (1u64 << 53) as f64 <= self.faults.throttle && self.faults.throttle > 0.0
+    }
+
+    /// In a burst at `elapsed` (since the injector started): the seconds until its window ends (whole
+    /// seconds, at least 1, as `Retry-After` carries them); `None` outside one.
+    fn burst_left(&self, elapsed: Duration) -> Option<u64> {
+        let burst = self.faults.burst.as_secs_f64();
+        let k = (elapsed.as_secs_f64() / burst) as u64;
+        if !self.throttled(k) {
+            return None;
+        }
+        // The server knows its own window only: a following one may throttle again.
+        let left = (k + 1) as f64 * burst - elapsed.as_secs_f64();
+        Some(left.ceil().max(1.0) as u64)
     }
 
     fn count(&self, what: String) {
@@ -340,7 +401,10 @@ impl Injector {
         let f = &self.faults;
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let delay = f.slow.map_or(Duration::ZERO, |max| max.mul_f64(rng.random::<f64>()));
-        let decision = if rng.random_bool(f.error) {
+        let throttle = self.burst_left(self.started.elapsed());
+        let decision = if let Some(secs) = throttle {
+            Decision::Throttle(secs)
+        } else if rng.random_bool(f.error) {
             let codes: &[u16] = if self.service == Service::Kube { &[500, 429, 503] } else { &[500, 503] };
             Decision::Error(codes[rng.random_range(0..codes.len())])
         } else if rng.random_bool(f.reset) {
@@ -362,6 +426,7 @@ impl Injector {
             Decision::Reset { after } => self.count(format!("reset {}", if after { "after" } else { "before" })),
             Decision::Late(_) => self.count("late".to_string()),
             Decision::TornRange => self.count("torn range".to_string()),
+            Decision::Throttle(_) => self.count("throttle 503".to_string()),
         }
         (delay, decision)
     }
@@ -419,6 +484,11 @@ impl FaultSlot {
     /// Stops injecting; what was injected stays in the report.
     pub fn switch_off(&self) {
         self.off.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Injects again after [`FaultSlot::switch_off`] (an outage that starts at a chosen moment).
+    pub fn switch_on(&self) {
+        self.off.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn injector(&self) -> Option<Arc<Injector>> {
@@ -498,14 +568,17 @@ async fn halve_range(request: Request) -> std::result::Result<Request, Response>
 }
 
 /// The axum middleware every sandbox server runs behind: injects the faults of its slot, answers
-/// `GET /_sandbox/faults` with what it injected and `DELETE /_sandbox/faults` by switching the
-/// faults off. Other `/_sandbox/` endpoints are exempt.
+/// `GET /_sandbox/faults` with what it injected, `DELETE /_sandbox/faults` by switching the
+/// faults off and `PUT /_sandbox/faults` by switching them on again. Other `/_sandbox/`
+/// endpoints are exempt.
 pub async fn layer(State(slot): State<Arc<FaultSlot>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path == "/_sandbox/faults" {
         // DELETE ends the outage: later requests are served normally (tests of recovery).
         if request.method() == axum::http::Method::DELETE {
             slot.switch_off();
+        } else if request.method() == axum::http::Method::PUT {
+            slot.switch_on();
         }
         return axum::Json(slot.report()).into_response();
     }
@@ -519,6 +592,13 @@ pub async fn layer(State(slot): State<Arc<FaultSlot>>, request: Request, next: N
     match decision {
         Decision::Pass => next.run(request).await,
         Decision::Error(code) => injector.error_reply(code),
+        Decision::Throttle(secs) => {
+            let mut reply = injector.error_reply(503);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                reply.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            reply
+        }
         Decision::Reset { after: false } => reset_reply(),
         Decision::Reset { after: true } => {
             let _ = next.run(request).await;
@@ -596,6 +676,40 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{spec}");
             assert!(e.to_string().contains(needle), "{spec}: {e}");
         }
+    }
+
+    #[test]
+    fn files_throttle_in_bursts_that_cover_the_rate_and_say_when_they_end() {
+        let spec: FaultSpec = "files=throttle:25%,burst:1s".parse().unwrap();
+        let f = spec.get(Service::Files).unwrap();
+        assert_eq!((f.throttle, f.burst), (0.25, Duration::from_secs(1)));
+        assert_eq!(spec.to_string().parse::<FaultSpec>().unwrap(), spec);
+        let i = spec.injector(Service::Files, 3, "files").unwrap();
+        // Over 2,000 windows, about a quarter are bursts, and they come in runs.
+        let windows: Vec<bool> = (0..2000).map(|k| i.throttled(k)).collect();
+        let share = windows.iter().filter(|t| **t).count() as f64 / 2000.0;
+        assert!((0.2..0.3).contains(&share), "{share}");
+        let runs = windows.windows(2).filter(|w| w[0] && w[1]).count();
+        assert!(runs > 0, "some bursts last longer than one window");
+        let k = windows.iter().position(|t| *t).unwrap() as u64;
+        let free = windows.iter().position(|t| !*t).unwrap() as u64;
+        assert_eq!(
+            i.burst_left(Duration::from_millis(k * 1000 + 300)),
+            Some(1),
+            "Retry-After: whole seconds, rounded up"
+        );
+        assert_eq!(i.burst_left(Duration::from_millis(free * 1000 + 10)), None);
+        let long: FaultSpec = "files=throttle:100%,burst:5s".parse().unwrap();
+        let l = long.injector(Service::Files, 1, "files").unwrap();
+        assert_eq!(l.burst_left(Duration::from_millis(1200)), Some(4));
+        let always: FaultSpec = "files=throttle:100%".parse().unwrap();
+        let a = always.injector(Service::Files, 1, "files").unwrap();
+        assert!(matches!(a.decide(false).1, Decision::Throttle(s) if s >= 1));
+        assert!(a.injected().contains_key("throttle 503"));
+        let e = "files=throttle:0.1,burst:1ms".parse::<FaultSpec>().unwrap_err().to_string();
+        assert!(e.contains("at least 10ms"), "{e}");
+        let e = "kube=throttle:0.1".parse::<FaultSpec>().unwrap_err().to_string();
+        assert!(e.contains("kube has no fault `throttle`"), "{e}");
     }
 
     #[test]

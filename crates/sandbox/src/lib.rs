@@ -328,7 +328,9 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
     let cluster_gate = outage::Gate::front(kube.addr()).await?;
     let gateway_gate = outage::Gate::front(gateway.addr()).await?;
     let (files, share_gate, share_urls, share_key_file) = if options.remote_shares {
-        let (emulator, gate, urls, key) = remote_shares(dir, name, &share_paths).await?;
+        // `--faults files=...` reaches these emulators too: a failover's copies meet them.
+        let injector = options.faults.as_ref().and_then(|s| s.injector(faults::Service::Files, options.seed, name));
+        let (emulator, gate, urls, key) = remote_shares(dir, name, &share_paths, injector).await?;
         (Some(emulator), Some(gate), urls, Some(key))
     } else {
         (None, None, BTreeMap::new(), None)
@@ -833,13 +835,14 @@ async fn remote_shares(
     dir: &Path,
     name: &str,
     share_paths: &BTreeMap<String, PathBuf>,
+    faults: Option<std::sync::Arc<faults::Injector>>,
 ) -> Result<(azure_files::FilesEmulator, outage::Gate, BTreeMap<String, String>, PathBuf)> {
     use base64::Engine;
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     drscript_base::redact::register(&key);
     let key_file = PathBuf::from(format!("secrets/{name}-files.key"));
     folder::write_secret(&dir.join(&key_file), &key)?;
-    let emulator = azure_files::start(dir.join("shares"), &[(name, &key)]).await?;
+    let emulator = azure_files::start_with_faults(dir.join("shares"), &[(name, &key)], "127.0.0.1:0", faults).await?;
     let gate = outage::Gate::front(emulator.addr).await?;
     let urls = share_paths
         .keys()

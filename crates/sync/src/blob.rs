@@ -82,9 +82,15 @@ fn sdk_err(what: &str, e: azure_core::Error) -> OpError {
         },
         None => format!("{what}: {}", chain.lines().next().unwrap_or_default()),
     };
-    let mut err = OpError::new(message, status.is_none_or(|s| s == 408 || s == 429 || s >= 500) && status != Some(501));
-    err.not_found = status == Some(404);
-    err
+    let retry_after = match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse { raw_response: Some(r), .. } => {
+            drscript_base::retry::retry_after(|name| {
+                r.headers().iter().find(|(k, _)| k.as_str().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+            })
+        }
+        _ => None,
+    };
+    OpError::http(message, status, (!code.is_empty()).then_some(code.as_str()), retry_after)
 }
 
 fn prefixed(code: &str) -> String {
@@ -273,16 +279,15 @@ impl Blob {
                 OpError::new(format!("{what}: {}", drscript_base::error::chain(&e.without_url())), true)
             })?;
         let status = resp.status();
+        let retry_after = drscript_base::retry::retry_after(|name| resp.headers().get(name)?.to_str().ok());
         let text = resp
             .text()
             .await
             .map_err(|e| OpError::new(format!("{what}: {}", drscript_base::error::chain(&e.without_url())), true))?;
         if !status.is_success() {
             let code = text.split("<Code>").nth(1).and_then(|t| t.split("</Code>").next()).unwrap_or_default();
-            let s = status.as_u16();
-            let mut err = OpError::new(format!("{what}: {status} {code}"), s == 408 || s == 429 || s >= 500);
-            err.not_found = s == 404;
-            return Err(err);
+            let message = format!("{what}: {status} {code}");
+            return Err(OpError::http(message, Some(status.as_u16()), Some(code), retry_after));
         }
         listing_xml::read(&text, &LISTING).map_err(|e| OpError::new(format!("{what}: {e}"), false))
     }

@@ -23,7 +23,7 @@ use super::endpoint::{self, Endpoint, Remote};
 use super::entry::{Entry, Kind, join};
 use super::filter::Filter;
 use super::flat;
-use super::op_error::OpError;
+use super::op_error::{OpError, retrying};
 use super::options::{Compare, SyncMode, SyncOptions};
 use super::progress::{Observer, Snapshot, SyncEvent};
 use super::sas::{self, Sas};
@@ -34,10 +34,12 @@ use drscript_base::error::{Error, Result};
 /// Clock differences below this are noise (filesystem and service precisions differ).
 const MTIME_WINDOW_MS: i64 = 1;
 const QUEUE: usize = 1024;
-/// Files (or listings) in a row that failed after every retry on a transient error, with no
-/// success in between, before the sync stops: the service is down, and trying each remaining
-/// file through its own retries would only delay the error by minutes.
-const GIVE_UP_AFTER: u32 = 5;
+/// The sync stops when more than a tenth of its last `WINDOW` operations (files copied, folders
+/// listed) failed after every retry: the service is down or refuses, and trying each remaining
+/// file through its own retries would only delay the error by hours. Fewer failures are listed
+/// at the end and the copy carries on.
+const WINDOW: usize = 50;
+const MAX_FAILED_IN_WINDOW: usize = WINDOW / 10;
 
 #[derive(Default)]
 struct Counters {
@@ -54,8 +56,6 @@ struct Counters {
     verified: AtomicU64,
     failed: AtomicU64,
     not_attempted: AtomicU64,
-    /// Transient failures that exhausted their retries since the last success.
-    exhausted_in_a_row: std::sync::atomic::AtomicU32,
     /// Jobs queued and finished: a flat merge handing over to the directory walk waits for both
     /// to match before it recounts.
     jobs_sent: AtomicU64,
@@ -95,6 +95,23 @@ struct Run {
     /// Set once the sync gives up on an unresponsive endpoint.
     stopped: Mutex<Option<String>>,
     started: Instant,
+    outcomes: Mutex<FailureWindow>,
+}
+
+/// The outcomes of the last [`WINDOW`] operations (true: failed after every retry).
+#[derive(Default)]
+struct FailureWindow(std::collections::VecDeque<bool>);
+
+impl FailureWindow {
+    /// Notes one outcome; `Some((failed, of))` when the failures in the window are too many.
+    fn note(&mut self, failed: bool) -> Option<(usize, usize)> {
+        self.0.push_back(failed);
+        if self.0.len() > WINDOW {
+            self.0.pop_front();
+        }
+        let n = self.0.iter().filter(|f| **f).count();
+        (failed && n > MAX_FAILED_IN_WINDOW).then_some((n, self.0.len()))
+    }
 }
 
 /// Runs a sync and fails when anything failed or a mirror refused to delete; the error lists
@@ -165,7 +182,7 @@ pub async fn sync_report(
     let live = mode == SyncMode::Live;
 
     // Both roots at once: one round trip instead of two before the listing starts.
-    let (src_root, dst_root) = futures::join!(root_exists(&src, opts), root_exists(&dst, opts));
+    let (src_root, dst_root) = futures::join!(root_exists(&src, opts, started), root_exists(&dst, opts, started));
     match src_root {
         Ok(true) => {}
         Ok(false) => {
@@ -190,7 +207,8 @@ pub async fn sync_report(
     let dst_exists = dst_root
         .map_err(|e| Error::action("sync_share", dst_ep.location(), format!("cannot read the destination: {e}")))?;
     if !dst_exists && live {
-        dst.mkdir("").await.map_err(|e| {
+        let retry = opts.retry_policy().start_at(started);
+        retrying(retry, "the destination's root", || false, || dst.mkdir("")).await.0.map_err(|e| {
             Error::action("sync_share", dst_ep.location(), format!("cannot create the destination: {e}"))
         })?;
     }
@@ -209,6 +227,7 @@ pub async fn sync_report(
         planned: Mutex::default(),
         stopped: Mutex::default(),
         started,
+        outcomes: Mutex::default(),
     });
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Job>(QUEUE);
@@ -278,18 +297,9 @@ pub async fn sync_report(
 
 /// Whether the endpoint's root exists, retrying transient failures as listings are: one 503 on
 /// the first request must not fail the whole sync.
-async fn root_exists(store: &Store, opts: &SyncOptions) -> std::result::Result<bool, OpError> {
-    let mut attempt = 1;
-    loop {
-        match store.root_exists().await {
-            Err(e) if e.retryable && attempt < opts.attempts => {
-                tracing::debug!("sync: retrying the first request after: {e}");
-                tokio::time::sleep(opts.retry_delay * 2u32.saturating_pow(attempt - 1)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+async fn root_exists(store: &Store, opts: &SyncOptions, started: Instant) -> std::result::Result<bool, OpError> {
+    let retry = opts.retry_policy().start_at(started);
+    retrying(retry, "the first request", || false, || store.root_exists()).await.0
 }
 
 fn newer(src: &Entry, dst: &Entry) -> bool {
@@ -320,28 +330,48 @@ impl Run {
         self.stopped.lock().unwrap().is_some()
     }
 
-    /// Notes the outcome of one operation for the give-up rule: a success resets the count, a
-    /// transient failure that outlived its retries adds to it.
+    /// Notes the outcome of one operation for the give-up rule ([`WINDOW`]): a fatal failure
+    /// (a refused credential, the share gone) stops the sync at once, a rate of failures over
+    /// the last operations stops it too.
     fn note_result(&self, result: std::result::Result<(), &OpError>) {
-        use std::sync::atomic::Ordering::SeqCst;
-        match result {
-            Ok(()) => self.c.exhausted_in_a_row.store(0, SeqCst),
-            Err(e) if e.retryable => {
-                let n = self.c.exhausted_in_a_row.fetch_add(1, SeqCst) + 1;
-                if n >= GIVE_UP_AFTER {
-                    let mut stopped = self.stopped.lock().unwrap();
-                    if stopped.is_none() {
-                        let why = format!(
-                            "{n} operations in a row failed after {} attempts each (last: {e})",
-                            self.opts.attempts
-                        );
-                        tracing::warn!("sync: stopping early: {}", drscript_base::redact::redacted(&why));
-                        *stopped = Some(drscript_base::redact::redacted(why));
-                    }
-                }
-            }
-            Err(_) => {}
+        let too_many = self.outcomes.lock().unwrap().note(result.is_err());
+        let Err(e) = result else { return };
+        if e.fatal {
+            self.stop(format!("{e}; every other file would fail the same way"));
+        } else if let Some((failed, of)) = too_many {
+            self.stop(format!(
+                "{failed} of the last {of} operations failed after up to {} tries each (last: {e})",
+                self.opts.attempts
+            ));
         }
+    }
+
+    /// Stops the sync (the first reason stays): nothing new is started, what is in flight ends.
+    fn stop(&self, why: String) {
+        let mut stopped = self.stopped.lock().unwrap();
+        if stopped.is_none() {
+            let why = drscript_base::redact::redacted(why);
+            tracing::warn!("sync: stopping early: {why}");
+            *stopped = Some(why);
+        }
+    }
+
+    /// True once the share's deadline has passed; stops the sync then.
+    fn past_deadline(&self) -> bool {
+        if self.started.elapsed() < self.opts.deadline {
+            return false;
+        }
+        self.stop(format!("the sync's deadline of {} passed", human_duration(self.opts.deadline)));
+        true
+    }
+
+    /// The tries of one operation under the sync's policy and deadline.
+    async fn retrying<T, Fut>(&self, what: &str, op: impl FnMut() -> Fut) -> (std::result::Result<T, OpError>, u32)
+    where
+        Fut: std::future::Future<Output = std::result::Result<T, OpError>>,
+    {
+        let retry = self.opts.retry_policy().start_at(self.started);
+        retrying(retry, what, || self.is_stopped(), op).await
     }
 
     fn fail(&self, path: &str, reason: impl std::fmt::Display) {
@@ -394,8 +424,8 @@ impl Run {
         };
         let paging = flat::Paging {
             page_size: self.opts.list_page_size,
-            attempts: self.opts.attempts,
-            retry_delay: self.opts.retry_delay,
+            policy: self.opts.retry_policy(),
+            origin: self.started,
             note: &note,
         };
         let (stx, srx) = tokio::sync::mpsc::channel(1);
@@ -485,7 +515,7 @@ impl Run {
 
     /// Compares one directory; returns the subdirectories to walk.
     async fn dir(&self, task: DirTask, tx: &tokio::sync::mpsc::Sender<Job>) -> Vec<DirTask> {
-        if self.is_stopped() {
+        if self.is_stopped() || self.past_deadline() {
             return Vec::new();
         }
         self.c.listed_dirs.fetch_add(1, Relaxed);
@@ -582,7 +612,7 @@ impl Run {
             if dst_missing
                 && self.live
                 && self.dst.has_dirs()
-                && let Err(e) = self.dst.mkdir(&rel).await
+                && let (Err(e), _) = self.retrying(&rel, || self.dst.mkdir(&rel)).await
             {
                 self.fail(&rel, format!("cannot create the folder: {e}"));
                 return None;
@@ -598,6 +628,7 @@ impl Run {
         }
         let reason = match &de {
             None => Some("missing"),
+            Some(_) if self.opts.compare == Compare::MirrorMode => Some("mirror-mode"),
             Some(d) if d.size != se.size => Some("size"),
             Some(_) if self.opts.compare == Compare::Hash => Some("hash?"),
             Some(d) if newer(&se, d) => Some("newer"),
@@ -639,20 +670,14 @@ impl Run {
     /// Lists `rel` of `store`, retrying transient failures as copies are: one 500 on a listing
     /// must not fail the whole sync.
     async fn list(&self, store: &Store, rel: &str, clean: bool) -> std::result::Result<Option<Vec<Entry>>, OpError> {
-        let mut attempt = 1;
-        loop {
-            match store.list(rel, clean).await {
-                Err(e) if e.retryable && attempt < self.opts.attempts => {
-                    tracing::debug!("sync: retrying the listing of {rel} after: {e}");
-                    tokio::time::sleep(self.opts.retry_delay * 2u32.saturating_pow(attempt - 1)).await;
-                    attempt += 1;
-                }
-                other => {
-                    self.note_result(other.as_ref().map(|_| ()));
-                    return other;
-                }
+        let (result, tries) = self.retrying(&format!("the listing of /{rel}"), || store.list(rel, clean)).await;
+        self.note_result(result.as_ref().map(|_| ()));
+        result.map_err(|mut e| {
+            if tries > 1 {
+                e.message.push_str(&format!(" (after {tries} attempts)"));
             }
-        }
+            e
+        })
     }
 
     /// A folder only the destination has: count its files; with mirror, all are candidates.
@@ -683,7 +708,7 @@ impl Run {
     }
 
     async fn transfer(&self, mut job: Job) {
-        if self.is_stopped() {
+        if self.is_stopped() || self.past_deadline() {
             self.c.not_attempted.fetch_add(1, Relaxed);
             return;
         }
@@ -717,31 +742,20 @@ impl Run {
             self.c.copied_bytes.fetch_add(size, Relaxed);
             return;
         }
-        let mut attempt = 1;
-        loop {
-            match self.copy_once(&job).await {
-                Ok(server_side) => {
-                    self.note_result(Ok(()));
-                    if server_side {
-                        self.c.server_side.fetch_add(1, Relaxed);
-                    }
-                    self.c.copied.fetch_add(1, Relaxed);
-                    self.c.copied_bytes.fetch_add(size, Relaxed);
-                    self.observer.on(&SyncEvent::Copy { path: job.rel.clone(), size, reason: job.reason, done: true });
-                    return;
+        match self.retrying(&job.rel, || self.copy_once(&job)).await {
+            (Ok(server_side), _) => {
+                self.note_result(Ok(()));
+                if server_side {
+                    self.c.server_side.fetch_add(1, Relaxed);
                 }
-                Err(e) if e.retryable && attempt < self.opts.attempts => {
-                    tracing::debug!("sync: retrying {} after: {e}", job.rel);
-                    let delay = self.opts.retry_delay * 2u32.saturating_pow(attempt - 1);
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    self.note_result(Err(&e));
-                    let tries = if attempt > 1 { format!(" (after {attempt} attempts)") } else { String::new() };
-                    self.fail(&job.rel, format!("{e}{tries}"));
-                    return;
-                }
+                self.c.copied.fetch_add(1, Relaxed);
+                self.c.copied_bytes.fetch_add(size, Relaxed);
+                self.observer.on(&SyncEvent::Copy { path: job.rel.clone(), size, reason: job.reason, done: true });
+            }
+            (Err(e), tries) => {
+                self.note_result(Err(&e));
+                let tries = if tries > 1 { format!(" (after {tries} attempts)") } else { String::new() };
+                self.fail(&job.rel, format!("{e}{tries}"));
             }
         }
     }
@@ -854,7 +868,9 @@ impl Run {
             .for_each_concurrent(self.opts.concurrency, |item| {
                 let (deleted, deleted_bytes) = (&deleted, &deleted_bytes);
                 async move {
-                    match self.dst.delete_file(&item.path).await {
+                    // A deletion is idempotent (a file already gone counts as deleted): retried
+                    // like a copy.
+                    match self.retrying(&item.path, || self.dst.delete_file(&item.path)).await.0 {
                         Ok(()) => {
                             deleted.fetch_add(1, Relaxed);
                             deleted_bytes.fetch_add(item.size, Relaxed);
@@ -878,7 +894,7 @@ impl Run {
                 .for_each_concurrent(self.opts.concurrency, |d| {
                     let deleted_dirs = &deleted_dirs;
                     async move {
-                        match self.dst.delete_dir(d).await {
+                        match self.retrying(d, || self.dst.delete_dir(d)).await.0 {
                             Ok(()) => {
                                 deleted_dirs.fetch_add(1, Relaxed);
                             }
@@ -912,5 +928,53 @@ impl DirFilter {
                 allowed
             }
         }
+    }
+}
+
+/// `6 h`, `90 s`, `1 h 30 min`: a deadline as a plan shows it.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, 0) => format!("{m} min"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, 0, 0) => format!("{h} h"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_carries_on_past_scattered_failures_and_stops_on_a_rate_of_them() {
+        let mut w = FailureWindow::default();
+        // One file in twenty fails, over a thousand files: never more than a tenth.
+        for i in 0..1000 {
+            assert_eq!(w.note(i % 20 == 0), None, "operation {i}");
+        }
+        // Five failures among the last fifty are tolerated, the sixth stops.
+        let mut w = FailureWindow::default();
+        for _ in 0..44 {
+            assert_eq!(w.note(false), None);
+        }
+        for _ in 0..5 {
+            assert_eq!(w.note(true), None);
+        }
+        assert_eq!(w.note(true), Some((6, 50)));
+        // A service down from the start: the sixth failure in a row stops, not the fiftieth.
+        let mut w = FailureWindow::default();
+        let stops = (1..=10).find(|_| w.note(true).is_some());
+        assert_eq!(stops, Some(6));
+    }
+
+    #[test]
+    fn deadlines_read_as_a_person_says_them() {
+        assert_eq!(human_duration(Duration::from_secs(6 * 3600)), "6 h");
+        assert_eq!(human_duration(Duration::from_secs(5400)), "1 h 30 min");
+        assert_eq!(human_duration(Duration::from_secs(90)), "1 min 30 s");
+        assert_eq!(human_duration(Duration::from_secs(45)), "45 s");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 min");
     }
 }

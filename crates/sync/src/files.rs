@@ -8,7 +8,7 @@ use super::store::{ByteStream, md5_of};
 use crate::azure_files::{FilesClient, FilesError};
 
 fn op(e: FilesError) -> OpError {
-    OpError { retryable: e.retryable(), not_found: e.not_found(), message: e.message }
+    OpError::http(e.message, e.status, e.code.as_deref(), e.retry_after)
 }
 
 #[derive(Clone)]
@@ -107,8 +107,12 @@ impl Files {
     }
 
     /// The stored Content-MD5 when the file has one; otherwise computed from the content.
+    /// The content's MD5: the stored Content-MD5 when drscript set it for the content the file
+    /// still has, else computed by reading the file (a missing MD5, or one that may be stale: the
+    /// service keeps it through SMB writes and Put Range without checking it).
     pub async fn md5(&self, rel: &str) -> OpResult<[u8; 16]> {
-        if let Some(m) = self.client.properties(rel).await.map_err(op)?.md5 {
+        let props = self.client.properties(rel).await.map_err(op)?;
+        if let Some(m) = props.md5.filter(|_| props.md5_current) {
             return Ok(m);
         }
         md5_of(self.read(rel).await?, rel).await

@@ -12,13 +12,12 @@
 //! the flat merge), and any name that arrives out of [`name_order`] (checked for every name).
 
 use std::cmp::Ordering;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::blob::{Blob, FlatItem};
 use super::entry::Entry;
-use super::op_error::{OpError, OpResult};
+use super::op_error::{OpError, OpResult, retrying};
 
 /// The order of a flat blob listing: the whole name compared as UTF-16 code units.
 pub fn name_order(a: &str, b: &str) -> Ordering {
@@ -88,8 +87,9 @@ impl Pages {
 /// How the producer retries and reports each page.
 pub struct Paging<'a> {
     pub page_size: usize,
-    pub attempts: u32,
-    pub retry_delay: Duration,
+    pub policy: drscript_base::retry::Policy,
+    /// Where the policy's deadline counts from (the sync's start).
+    pub origin: std::time::Instant,
     /// Told the outcome of every page (the engine's give-up rule and progress).
     pub note: &'a (dyn Fn(Result<(), &OpError>) + Sync),
 }
@@ -99,17 +99,9 @@ pub struct Paging<'a> {
 pub async fn produce(blob: &Blob, paging: &Paging<'_>, tx: mpsc::Sender<OpResult<Vec<FlatItem>>>) {
     let mut marker = String::new();
     loop {
-        let mut attempt = 1;
-        let page = loop {
-            match blob.list_flat_page(&marker, paging.page_size).await {
-                Err(e) if e.retryable && attempt < paging.attempts => {
-                    tracing::debug!("sync: retrying a listing page after: {e}");
-                    tokio::time::sleep(paging.retry_delay * 2u32.saturating_pow(attempt - 1)).await;
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        };
+        let retry = paging.policy.start_at(paging.origin);
+        let (page, _) =
+            retrying(retry, "a listing page", || false, || blob.list_flat_page(&marker, paging.page_size)).await;
         (paging.note)(page.as_ref().map(|_| ()));
         match page {
             Ok((items, next)) => {

@@ -8,15 +8,43 @@ pub struct OpError {
     /// Timeouts, connection resets, 429/5xx: worth another attempt.
     pub retryable: bool,
     pub not_found: bool,
+    /// Every other operation on the endpoint will fail the same way (a refused credential, the
+    /// share or container gone): the sync stops at once instead of failing file by file.
+    pub fatal: bool,
+    /// The wait the service asked for before the next try.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl OpError {
     pub fn new(message: impl AsRef<str>, retryable: bool) -> OpError {
-        OpError { message: drscript_base::redact::for_error(message), retryable, not_found: false }
+        OpError {
+            message: drscript_base::redact::for_error(message),
+            retryable,
+            not_found: false,
+            fatal: false,
+            retry_after: None,
+        }
     }
 
     pub fn not_found(message: impl AsRef<str>) -> OpError {
-        OpError { message: drscript_base::redact::for_error(message), retryable: false, not_found: true }
+        OpError { not_found: true, ..OpError::new(message, false) }
+    }
+
+    /// A failed request, classified by its status (`None`: no answer, worth a retry) and the
+    /// service's error code.
+    pub fn http(
+        message: impl AsRef<str>,
+        status: Option<u16>,
+        code: Option<&str>,
+        retry_after: Option<std::time::Duration>,
+    ) -> OpError {
+        OpError {
+            retryable: status.is_none_or(drscript_base::retry::retryable_status),
+            not_found: status == Some(404),
+            fatal: fatal(status, code),
+            retry_after,
+            ..OpError::new(message, false)
+        }
     }
 
     pub fn io(what: &str, e: &std::io::Error) -> OpError {
@@ -28,6 +56,16 @@ impl OpError {
     }
 }
 
+/// A status that no other file of the sync can escape: the credential refused (401, 403), or the
+/// share or container itself missing (a 404 naming it, not a file that vanished meanwhile).
+fn fatal(status: Option<u16>, code: Option<&str>) -> bool {
+    match status {
+        Some(401 | 403) => true,
+        Some(404) => matches!(code, Some("ShareNotFound" | "ContainerNotFound" | "ShareBeingDeleted")),
+        _ => false,
+    }
+}
+
 impl std::fmt::Display for OpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
@@ -35,3 +73,30 @@ impl std::fmt::Display for OpError {
 }
 
 pub type OpResult<T> = std::result::Result<T, OpError>;
+
+/// Runs `op` until it succeeds, fails for good (not retryable, or fatal), `retry`'s budget is
+/// spent, or `stopped` says the sync gave up meanwhile. Every operation of the sync engine is
+/// idempotent as a whole (a listing, a whole file's copy from its start, a deletion), so each
+/// may be tried again. Returns the last outcome and the tries made.
+pub async fn retrying<T, Fut>(
+    mut retry: drscript_base::retry::Retry,
+    what: &str,
+    stopped: impl Fn() -> bool,
+    mut op: impl FnMut() -> Fut,
+) -> (OpResult<T>, u32)
+where
+    Fut: std::future::Future<Output = OpResult<T>>,
+{
+    loop {
+        match op().await {
+            Err(e) if e.retryable && !e.fatal && !stopped() => match retry.next(e.retry_after) {
+                Some(wait) => {
+                    tracing::debug!("sync: {what}: {e}; try {} in {:.2} s", retry.tries(), wait.as_secs_f64());
+                    tokio::time::sleep(wait).await;
+                }
+                None => return (Err(e), retry.tries()),
+            },
+            other => return (other, retry.tries()),
+        }
+    }
+}

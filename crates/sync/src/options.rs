@@ -24,9 +24,13 @@ pub enum Compare {
     SizeTime,
     /// Missing, or the content MD5 differs (computed where the service stores none).
     Hash,
-    /// Missing, or size or last-modified differs in either direction: azcopy's `--mirror-mode`,
-    /// for a copy that must end byte-identical (a newer destination file is replaced too).
+    /// Missing, or size or last-modified differs in either direction: a newer destination file
+    /// is replaced too (the RabbitMQ pre-copy: what the final copy then rewrites is the delta).
     Differs,
+    /// Every file present on both sides is copied, whatever its size and time: azcopy's
+    /// `--mirror-mode` exactly (its sync comparator skips no file it finds at the destination), for
+    /// a copy that must end byte-identical even where a file changed with its size and time kept.
+    MirrorMode,
 }
 
 impl Compare {
@@ -34,9 +38,10 @@ impl Compare {
         match text.trim().to_ascii_lowercase().as_str() {
             "size-time" | "size_time" | "sizetime" | "time" | "" => Ok(Compare::SizeTime),
             "hash" | "md5" => Ok(Compare::Hash),
-            "differs" | "mirror-mode" => Ok(Compare::Differs),
+            "differs" => Ok(Compare::Differs),
+            "mirror-mode" | "mirror_mode" | "overwrite" => Ok(Compare::MirrorMode),
             other => Err(Error::Usage(format!(
-                "sync: compare must be \"size-time\", \"differs\" or \"hash\", not \"{other}\""
+                "sync: compare must be \"size-time\", \"differs\", \"mirror-mode\" or \"hash\", not \"{other}\""
             ))),
         }
     }
@@ -91,6 +96,10 @@ impl MaxDelete {
     }
 }
 
+/// A share copy's deadline by default: a copy still retrying after 6 hours waits for a service
+/// that an operator should be told about.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
     /// Also delete destination files and folders that the source lacks (guarded).
@@ -105,10 +114,15 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Directory listings in flight at once.
     pub list_concurrency: usize,
-    /// Attempts per file (1 = no retry).
+    /// Tries per request (1 = no retry): azcopy's 20 by default.
     pub attempts: u32,
-    /// First retry delay; doubles each attempt.
+    /// First retry delay; doubles each try up to `retry_max_delay` (±20 % jitter). A server's
+    /// `Retry-After` is waited at least.
     pub retry_delay: Duration,
+    pub retry_max_delay: Duration,
+    /// The whole sync's time: no try starts after it, and the sync stops with what is left
+    /// listed (a rerun copies only that).
+    pub deadline: Duration,
     /// Compare content hashes of every copied file afterwards.
     pub verify: bool,
     /// Copy server-side (from URL) where both endpoints allow it.
@@ -127,8 +141,10 @@ impl Default for SyncOptions {
             exclude: Vec::new(),
             concurrency: 16,
             list_concurrency: 16,
-            attempts: 4,
-            retry_delay: Duration::from_millis(200),
+            attempts: drscript_base::retry::Policy::AZCOPY.tries,
+            retry_delay: drscript_base::retry::Policy::AZCOPY.first_delay,
+            retry_max_delay: drscript_base::retry::Policy::AZCOPY.max_delay,
+            deadline: DEFAULT_DEADLINE,
             verify: false,
             server_side: true,
             list_page_size: super::flat::PAGE,
@@ -137,6 +153,13 @@ impl Default for SyncOptions {
 }
 
 impl SyncOptions {
+    /// The retry policy of each request of the sync; its deadline counts from the sync's start.
+    pub fn retry_policy(&self) -> drscript_base::retry::Policy {
+        drscript_base::retry::Policy::new(self.attempts, self.retry_delay, self.retry_max_delay.max(self.retry_delay))
+            .with_deadline(self.deadline)
+            .scalable()
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.concurrency == 0 || self.list_concurrency == 0 {
             return Err(Error::Usage("sync: concurrency must be at least 1".to_string()));
@@ -146,6 +169,9 @@ impl SyncOptions {
         }
         if self.attempts == 0 {
             return Err(Error::Usage("sync: attempts must be at least 1".to_string()));
+        }
+        if self.deadline.is_zero() {
+            return Err(Error::Usage("sync: the deadline must be longer than 0 s".to_string()));
         }
         Ok(())
     }

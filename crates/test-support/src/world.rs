@@ -159,6 +159,11 @@ impl World {
         for (name, e) in file["environments"].as_object().unwrap() {
             out.push((format!("{name} kube"), e["kube_api"].as_str().unwrap().to_string()));
             out.push((format!("{name} gateway"), e["gateway"].as_str().unwrap().to_string()));
+            // `--remote-shares`: the environment's Azure Files emulator (behind its share gate).
+            let share = e["share_urls"].as_object().and_then(|u| u.values().next()).and_then(Value::as_str);
+            if let Some(host) = share.and_then(|u| u.strip_prefix("files+http://")).and_then(|r| r.split('/').next()) {
+                out.push((format!("{name} files"), format!("http://{host}")));
+            }
         }
         out
     }
@@ -172,6 +177,13 @@ impl World {
     pub fn faults_off(&self) {
         for (_, url) in self.servers() {
             http("DELETE", &format!("{url}/_sandbox/faults"));
+        }
+    }
+
+    /// Starts the simulated outage again (after [`World::faults_off`]): a burst at a chosen moment.
+    pub fn faults_on(&self) {
+        for (_, url) in self.servers() {
+            http("PUT", &format!("{url}/_sandbox/faults"));
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -16,12 +16,12 @@ use super::credential::Credential;
 use crate::config::Config;
 use drscript_base::error::{Error, Result};
 use drscript_base::redact;
+use drscript_base::retry::{self, Policy};
 
 pub const PUBLIC_CLOUD: &str = "https://management.azure.com";
-/// Attempts for one request when ARM answers 429 or 5xx.
-const ATTEMPTS: u32 = 5;
-/// Longest single wait we accept from a `Retry-After`.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// ARM's budget per request (`drscript_base::retry`): a switch waits on every call, so fewer
+/// tries than a share copy (5, 0.5 s doubling to 10 s); a `Retry-After` is waited at least.
+pub const POLICY: Policy = Policy::new(5, Duration::from_millis(500), Duration::from_secs(10));
 
 #[derive(Debug, Clone)]
 pub struct ArmClient {
@@ -157,27 +157,30 @@ impl ArmClient {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<ArmResponse> {
-        let mut attempt = 0;
+        // A request that may have been acted on is sent once: its caller reads the state again.
+        let policy = if retry::idempotent(method.as_str()) { POLICY } else { Policy { tries: 1, ..POLICY } };
+        let mut tries = policy.start();
         loop {
-            attempt += 1;
             let response = match self.send_once(method.clone(), path, body, headers).await? {
                 Attempt::Answered(r) => r,
-                Attempt::NotSent(_) | Attempt::Unknown(_) if attempt < ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
-                Attempt::NotSent(why) | Attempt::Unknown(why) => {
-                    return Err(Error::action(
-                        "azure",
-                        format!("{method} {}", self.url_of(path)),
-                        format!("cannot reach Azure Resource Manager ({attempt} attempts): {why}"),
-                    ));
-                }
+                Attempt::NotSent(why) | Attempt::Unknown(why) => match tries.next(None) {
+                    Some(wait) => {
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    None => {
+                        return Err(Error::action(
+                            "azure",
+                            format!("{method} {}", self.url_of(path)),
+                            format!("cannot reach Azure Resource Manager ({} attempts): {why}", tries.tries()),
+                        ));
+                    }
+                },
             };
             let status = response.status;
-            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-            if retryable && attempt < ATTEMPTS {
-                let wait = retry_after(&response.headers).unwrap_or_else(|| backoff(attempt));
+            if retry::retryable_status(status.as_u16())
+                && let Some(wait) = tries.next(retry_after(&response.headers))
+            {
                 tracing::warn!("{method} {}: {status}, retrying in {:.1} s", response.url, wait.as_secs_f64());
                 tokio::time::sleep(wait).await;
                 continue;
@@ -276,13 +279,7 @@ pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_string)
 }
 
-/// `Retry-After` in seconds (ARM does not use the date form for these calls).
+/// The wait ARM asks for (`x-ms-retry-after-ms`, `Retry-After` in seconds or as a date).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: f64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    // Zero means "now"; still give the server a breath instead of a hot loop.
-    Some(Duration::from_secs_f64(secs.max(0.05)).min(MAX_RETRY_AFTER))
-}
-
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(250u64 << attempt.min(6)).min(Duration::from_secs(10))
+    retry::retry_after(|name| headers.get(name)?.to_str().ok())
 }

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::arm_client::{ArmClient, Attempt, LroStatus, backoff, error_text, retry_after};
+use super::arm_client::{ArmClient, Attempt, LroStatus, POLICY, error_text, retry_after};
 use crate::config::{Config, StorageAccount};
 use crate::exec::{Exec, Outcome};
 use drscript_base::error::{Error, Result};
@@ -283,13 +283,19 @@ async fn start(
     tgt: &str,
 ) -> Result<Started> {
     let mut last = String::new();
-    for attempt in 1..=POST_ATTEMPTS {
+    // A POST is not idempotent: each try after an unclear answer reads the account first.
+    let mut tries = drscript_base::retry::Policy { tries: POST_ATTEMPTS, ..POLICY }.start();
+    let mut asked = None;
+    for _ in 1..=POST_ATTEMPTS {
+        if let Some(wait) = asked.take() {
+            tokio::time::sleep(wait).await;
+        }
         let why = match client.send_once(Method::POST, path, None, &[]).await? {
             Attempt::Answered(r) if r.status.is_success() => return Ok(Started::Operation(r)),
             Attempt::Answered(r) if r.status == reqwest::StatusCode::TOO_MANY_REQUESTS => {
                 // Throttled requests are not processed.
                 last = format!("{} {}", r.status, error_text(&r.body));
-                tokio::time::sleep(retry_after(&r.headers).unwrap_or_else(|| backoff(attempt))).await;
+                asked = tries.next(retry_after(&r.headers));
                 continue;
             }
             Attempt::Answered(r) if r.status == reqwest::StatusCode::CONFLICT || r.status.is_server_error() => {
@@ -307,13 +313,13 @@ async fn start(
                 }
                 last = format!("{} {}", r.status, error_text(&r.body));
                 tracing::warn!("{tgt}: the failover request failed ({last}) and the account shows no failover");
-                tokio::time::sleep(backoff(attempt)).await;
+                asked = tries.next(None);
                 continue;
             }
             Attempt::Answered(r) => return Err(r.into_result("storage_failover", tgt).unwrap_err()),
             Attempt::NotSent(why) => {
                 last = why;
-                tokio::time::sleep(backoff(attempt)).await;
+                asked = tries.next(None);
                 continue;
             }
             Attempt::Unknown(why) => why,
@@ -327,7 +333,7 @@ async fn start(
             return Ok(Started::Done(now));
         }
         last = why;
-        tokio::time::sleep(backoff(attempt)).await;
+        asked = tries.next(None);
     }
     Err(Error::action(
         "storage_failover",

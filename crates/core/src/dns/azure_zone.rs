@@ -36,6 +36,8 @@ struct Found {
     etag: String,
     /// `targetResource.id` of an alias record set.
     alias: Option<String>,
+    /// `properties.metadata`: a PUT replaces the whole set, so it is sent back as read.
+    metadata: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +99,7 @@ impl AzureZones {
             state: self.parse(props, record_type),
             etag: response.body["etag"].as_str().unwrap_or("").to_string(),
             alias: props["targetResource"]["id"].as_str().filter(|id| !id.is_empty()).map(str::to_string),
+            metadata: props.get("metadata").filter(|m| m.as_object().is_some_and(|o| !o.is_empty())).cloned(),
         }))
     }
 
@@ -141,7 +144,7 @@ impl AzureZones {
                 Some(_) => ("If-Match", "*".to_string()),
                 None => ("If-None-Match", "*".to_string()),
             };
-            let body = self.body(spec);
+            let body = self.body(spec, current.as_ref().and_then(|c| c.metadata.as_ref()));
             let response = self
                 .client
                 .send(
@@ -165,9 +168,9 @@ impl AzureZones {
         ))
     }
 
-    fn body(&self, spec: &RecordSpec) -> Value {
+    fn body(&self, spec: &RecordSpec, metadata: Option<&Value>) -> Value {
         let v = spec.value.as_str();
-        let props = match (self.private, spec.record_type) {
+        let mut props = match (self.private, spec.record_type) {
             (false, RecordType::A) => json!({"TTL": spec.ttl, "ARecords": [{"ipv4Address": v}]}),
             (false, RecordType::Aaaa) => {
                 json!({"TTL": spec.ttl, "AAAARecords": [{"ipv6Address": v}]})
@@ -179,6 +182,9 @@ impl AzureZones {
             }
             (true, RecordType::Cname) => json!({"ttl": spec.ttl, "cnameRecord": {"cname": v}}),
         };
+        if let Some(m) = metadata {
+            props["metadata"] = m.clone();
+        }
         json!({ "properties": props })
     }
 

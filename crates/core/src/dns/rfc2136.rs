@@ -25,8 +25,10 @@ use drscript_base::secret::SecretRef;
 
 /// How long one exchange with the server may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Exchanges tried before giving up on a server that drops or ignores the connection.
-const ATTEMPTS: u32 = 3;
+/// Exchanges tried before giving up on a server that drops or ignores the connection (3, 0.4 s
+/// doubling, `drscript_base::retry`).
+const POLICY: drscript_base::retry::Policy =
+    drscript_base::retry::Policy::new(3, Duration::from_millis(400), Duration::from_secs(10));
 /// Allowed clock difference for TSIG (the RFC's recommended 300 s).
 const FUDGE: u16 = 300;
 
@@ -218,19 +220,18 @@ impl Rfc2136 {
         let bytes = message.to_vec().map_err(|e| fail(&e.to_string()))?;
         // A dropped connection or a server that does not answer is tried again: an update sets
         // the whole record set, so sending it twice is harmless.
-        let mut attempt = 1;
+        let mut tries = POLICY.start();
         let answer = loop {
             let problem = match tokio::time::timeout(EXCHANGE_TIMEOUT, self.send_once(&bytes)).await {
                 Ok(Ok(answer)) => break answer,
                 Ok(Err(e)) => format!("cannot reach the DNS server: {e}"),
                 Err(_) => format!("no answer within {} s", EXCHANGE_TIMEOUT.as_secs()),
             };
-            if attempt >= ATTEMPTS {
-                return Err(fail(&format!("{problem} (after {attempt} attempts)")));
-            }
+            let Some(wait) = tries.next(None) else {
+                return Err(fail(&format!("{problem} (after {} attempts)", tries.tries())));
+            };
             tracing::debug!("{primitive} {what}: {problem}; retrying");
-            tokio::time::sleep(Duration::from_millis(400) * 2u32.pow(attempt - 1)).await;
-            attempt += 1;
+            tokio::time::sleep(wait).await;
         };
         let response = Message::from_vec(&answer).map_err(|e| fail(&e.to_string()))?;
         if response.metadata.id != message.metadata.id {

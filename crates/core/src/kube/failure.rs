@@ -99,8 +99,14 @@ fn attempts(class: Class) -> u32 {
     }
 }
 
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((100u64 << attempt.min(5)).min(2000))
+/// The API server's waits (`drscript_base::retry`): 0.2 s doubling to 2 s; the tries are the
+/// class's ([`attempts`]).
+const POLICY: drscript_base::retry::Policy =
+    drscript_base::retry::Policy::new(6, Duration::from_millis(200), Duration::from_secs(2));
+
+/// The wait after the `n`th consecutive failure of a watch.
+pub fn backoff(n: u32) -> Duration {
+    POLICY.backoff(n)
 }
 
 /// Runs `call`, retrying 429, 5xx and connection failures with backoff. Conflicts are returned
@@ -116,29 +122,30 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
-    let mut attempt = 0;
+    let mut tries = POLICY.start();
     loop {
         match call().await {
             Ok(v) => return Ok(v),
             Err(e) => {
                 let class = classify(&e);
-                attempt += 1;
+                let attempt = tries.tries();
                 if class == Class::Conflict {
                     return Err(CallError::Conflict);
                 }
-                if attempt >= attempts(class) {
+                let wait = if attempt >= attempts(class) { None } else { tries.next(None) };
+                let Some(wait) = wait else {
                     let mut message = describe(cluster, kind, name, &e);
                     if attempt > 1 {
                         message.push_str(&format!(" (after {attempt} attempts)"));
                     }
                     return Err(CallError::Failed(Error::action(primitive, cluster.target(kind, name), message)));
-                }
+                };
                 tracing::debug!(
                     "{primitive} {}: {}; retrying",
                     cluster.target(kind, name),
                     describe(cluster, kind, name, &e)
                 );
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(wait).await;
             }
         }
     }

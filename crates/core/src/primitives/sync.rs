@@ -32,7 +32,11 @@ pub mod sync_api {
     /// after any failure, for an empty source, or beyond `max_delete`), `max_delete` (count or
     /// `"10%"`, default `"50%"`), `compare` (`"size-time"` or `"hash"`), `include`/`exclude`
     /// (glob or array of globs), `concurrency`, `verify` (MD5 of every copied file),
-    /// `server_side` (default true).
+    /// `server_side` (default true), `deadline` (seconds for the whole copy, default 6 h; shown
+    /// in the plan), `attempts` (tries per request). Each request is tried up to 20 times (1–60 s apart, a server's
+    /// `Retry-After` honoured); the copy carries on past failed files and stops only when more
+    /// than a tenth of its last 50 operations failed, or on a refused credential or a missing
+    /// share; every failure is listed, one line each.
     #[rhai_fn(name = "sync_share", return_raw)]
     pub fn sync_share_with(
         ctx: NativeCallContext,
@@ -67,10 +71,18 @@ pub fn options(opts: &Map) -> Result<SyncOptions> {
             "concurrency" => {
                 o.concurrency = v.as_int().ok().filter(|n| *n > 0).ok_or_else(|| bad("a positive number"))? as usize
             }
+            "attempts" => {
+                let n = v.as_int().ok().filter(|n| *n > 0).ok_or_else(|| bad("a positive number"))?;
+                o.attempts = u32::try_from(n).map_err(|_| bad("a positive number"))?;
+            }
+            "deadline" => {
+                let secs = v.as_int().ok().filter(|n| *n > 0).ok_or_else(|| bad("a positive number of seconds"))?;
+                o.deadline = std::time::Duration::from_secs(secs as u64);
+            }
             other => {
                 return Err(Error::Usage(format!(
                     "sync_share: unknown option `{other}` (known: mirror, max_delete, compare, include, exclude, \
-                     concurrency, verify, server_side)"
+                     concurrency, verify, server_side, attempts, deadline)"
                 )));
             }
         }
@@ -165,11 +177,17 @@ fn run(exec: &Arc<Exec>, src: &Dynamic, dst: &Dynamic, opts: &Map) -> Result<Map
     let (src, dst) = (side(src)?, side(dst)?);
     let target = format!("{} → {}", src.describe(), dst.describe());
     let shown = format!("{} → {}", src.name(), dst.name());
-    let detail = if o.mirror {
+    let what = if o.mirror {
         format!("mirror (max_delete {})", o.max_delete.describe())
     } else {
-        "copy new and changed files".into()
+        "copy new and changed files".to_string()
     };
+    // The retry budget and the deadline are what a copy during a regional incident lives on.
+    let detail = format!(
+        "{what}; up to {} tries per request, deadline {}",
+        o.attempts,
+        drscript_sync::engine::human_duration(o.deadline)
+    );
     let placeholder = || {
         let mut m = to_map(&SyncSummary::empty(src.describe(), dst.describe(), SyncMode::DryRun, o.mirror));
         m.insert("planned".into(), true.into());

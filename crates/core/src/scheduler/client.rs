@@ -12,9 +12,12 @@ use serde_json::{Value, json};
 use crate::config::{Environment, GatewayAuth};
 use drscript_base::error::{Error, Result};
 use drscript_base::redact::redacted;
+use drscript_base::retry::{self, Policy};
 use drscript_base::secret::SecretRef;
 
-const ATTEMPTS: u32 = 3;
+/// A gateway's budget per request (`drscript_base::retry`): 3 tries, 0.4 s doubling; a
+/// `Retry-After` is waited at least.
+const POLICY: Policy = Policy::new(3, Duration::from_millis(400), Duration::from_secs(10));
 const EXCERPT: usize = 200;
 
 /// A gateway and how to authenticate to it.
@@ -148,12 +151,12 @@ impl Gateway {
     pub async fn get_json(&mut self, primitive: &str, path_and_query: &str) -> Result<Value> {
         let url = format!("{}{path_and_query}", self.base);
         let mut relogged = false;
-        let mut attempt = 0;
+        let mut tries = POLICY.start();
         loop {
-            attempt += 1;
+            let mut asked = None;
             let request = self.authorise(primitive, self.http.request(Method::GET, &url)).await?;
             match request.header("Accept", "application/json").send().await {
-                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
+                Err(e) if tries.has_more() && transient(&e) => {}
                 Err(e) => {
                     let detail = drscript_base::error::chain(&e);
                     let hint = if detail.contains("certificate") {
@@ -165,6 +168,7 @@ impl Gateway {
                 }
                 Ok(response) => {
                     let status = response.status();
+                    asked = retry::retry_after(|name| response.headers().get(name)?.to_str().ok());
                     let html = is_html(&response);
                     let location = location(&response);
                     let body = response.text().await.unwrap_or_default();
@@ -198,7 +202,7 @@ impl Gateway {
                             format!("{status}: redirected to {} (check the gateway URL)", location.unwrap_or_default()),
                         ));
                     }
-                    if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < ATTEMPTS {
+                    if retry::retryable_status(status.as_u16()) && tries.has_more() {
                         tracing::debug!("{primitive} {}: {status}; retrying", self.target());
                     } else if !status.is_success() {
                         let hint = match status.as_u16() {
@@ -224,7 +228,7 @@ impl Gateway {
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            tokio::time::sleep(tries.next(asked).unwrap_or_default()).await;
         }
     }
 
@@ -344,23 +348,23 @@ impl Gateway {
         url: &str,
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
-        let mut attempt = 0;
+        let mut tries = POLICY.start();
         loop {
-            attempt += 1;
+            let mut asked = None;
             match request().send().await {
-                Err(e) if attempt < ATTEMPTS && transient(&e) => {}
+                Err(e) if tries.has_more() && transient(&e) => {}
                 Err(e) => {
                     return Err(self.fail(
                         primitive,
                         format!("cannot reach {url} to log in: {}", drscript_base::error::chain(&e)),
                     ));
                 }
-                Ok(r)
-                    if attempt < ATTEMPTS
-                        && (r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()) => {}
+                Ok(r) if tries.has_more() && retry::retryable_status(r.status().as_u16()) => {
+                    asked = retry::retry_after(|name| r.headers().get(name)?.to_str().ok());
+                }
                 Ok(r) => return Ok(r),
             }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            tokio::time::sleep(tries.next(asked).unwrap_or_default()).await;
         }
     }
 

@@ -63,6 +63,9 @@ struct RecordSet {
     /// `targetResource.id` of an alias record set.
     target: Option<String>,
     etag: String,
+    /// `properties.metadata`: name/value tags of the set. A PUT replaces the whole set, so a PUT
+    /// without them drops them, as Azure does.
+    metadata: Option<Value>,
 }
 
 pub(crate) struct Zones {
@@ -90,13 +93,19 @@ impl Zones {
             for (name, rtype, ttl, values) in &seed.records {
                 sets.insert(
                     (rtype.to_ascii_uppercase(), name.to_ascii_lowercase()),
-                    RecordSet { ttl: *ttl, values: values.clone(), target: None, etag: new_etag() },
+                    RecordSet { ttl: *ttl, values: values.clone(), target: None, etag: new_etag(), metadata: None },
                 );
             }
             for (name, rtype, ttl, target) in &seed.aliases {
                 sets.insert(
                     (rtype.to_ascii_uppercase(), name.to_ascii_lowercase()),
-                    RecordSet { ttl: *ttl, values: Vec::new(), target: Some(target.clone()), etag: new_etag() },
+                    RecordSet {
+                        ttl: *ttl,
+                        values: Vec::new(),
+                        target: Some(target.clone()),
+                        etag: new_etag(),
+                        metadata: None,
+                    },
                 );
             }
         }
@@ -181,7 +190,8 @@ impl Zones {
                     Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequest", &m),
                 };
                 let created = existing.is_none();
-                let set = RecordSet { ttl, values, target, etag: new_etag() };
+                let metadata = parsed["properties"].get("metadata").filter(|m| m.is_object()).cloned();
+                let set = RecordSet { ttl, values, target, etag: new_etag(), metadata };
                 sets.insert(set_key, set.clone());
                 let mut r = ok_json(
                     if created { StatusCode::CREATED } else { StatusCode::OK },
@@ -216,7 +226,7 @@ impl Zones {
                     "zone": key.zone,
                     "private": key.private,
                     "resource_group": key.resource_group,
-                    "records": sets.iter().map(|((t, n), s)| json!({"name": n, "type": t, "ttl": s.ttl, "values": s.values, "target_resource": s.target, "etag": s.etag})).collect::<Vec<_>>(),
+                    "records": sets.iter().map(|((t, n), s)| json!({"name": n, "type": t, "ttl": s.ttl, "values": s.values, "target_resource": s.target, "etag": s.etag, "metadata": s.metadata})).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -314,6 +324,9 @@ fn set_json(key: &ZoneKey, rtype: &str, name: &str, set: &RecordSet) -> Value {
     }
     if let Some(target) = &set.target {
         props["targetResource"] = json!({ "id": target });
+    }
+    if let Some(m) = &set.metadata {
+        props["metadata"] = m.clone();
     }
     if !key.private {
         props["provisioningState"] = json!("Succeeded");

@@ -19,13 +19,15 @@ pub struct FilesError {
     pub message: String,
     pub status: Option<u16>,
     pub code: Option<String>,
+    /// The wait the service asked for (`x-ms-retry-after-ms`, `Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl FilesError {
     /// An error whose message may hold URLs with a SAS: their queries are dropped and every
     /// registered secret masked before the message goes anywhere.
     pub fn new(message: impl AsRef<str>, status: Option<u16>, code: Option<String>) -> FilesError {
-        FilesError { message: drscript_base::redact::for_error(message), status, code }
+        FilesError { message: drscript_base::redact::for_error(message), status, code, retry_after: None }
     }
 
     /// A failure below HTTP (refused, reset, timed out, a body cut short): worth a retry.
@@ -34,10 +36,7 @@ impl FilesError {
     }
 
     pub fn retryable(&self) -> bool {
-        match self.status {
-            None => true,
-            Some(s) => s == 408 || s == 429 || s >= 500,
-        }
+        self.status.is_none_or(drscript_base::retry::retryable_status)
     }
     pub fn not_found(&self) -> bool {
         self.status == Some(404)
@@ -95,7 +94,14 @@ pub struct FileProps {
     pub size: u64,
     pub last_write_time: Option<DateTime<Utc>>,
     pub md5: Option<[u8; 16]>,
+    /// The stored MD5 is the content's: drscript set it with the last-write-time the file still
+    /// has ([`MD5_TIME`]). The service keeps a Content-MD5 through later writes (an SMB client's,
+    /// a Put Range) without checking it, so any other MD5 may be stale.
+    pub md5_current: bool,
 }
+
+/// The metadata in which an upload records the last-write-time its Content-MD5 belongs to.
+pub const MD5_TIME: &str = "drscriptmd5time";
 
 impl FilesClient {
     pub fn new(remote: Remote) -> FilesClient {
@@ -233,6 +239,7 @@ impl FilesClient {
             return Ok(resp);
         }
         let status = resp.status();
+        let retry_after = drscript_base::retry::retry_after(|name| resp.headers().get(name)?.to_str().ok());
         let header_code = resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = resp.text().await.unwrap_or_default();
         let code = header_code.or_else(|| between(&body, "<Code>", "</Code>"));
@@ -251,7 +258,9 @@ impl FilesClient {
             code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(),
             if msg.is_empty() { String::new() } else { format!(": {msg}") }
         );
-        Err(FilesError::new(message, Some(status.as_u16()), code))
+        let mut err = FilesError::new(message, Some(status.as_u16()), code);
+        err.retry_after = retry_after;
+        Err(err)
     }
 
     /// The share's quota in GiB (Get Share Properties, `x-ms-share-quota`) and the bytes it
@@ -314,7 +323,8 @@ impl FilesClient {
                     Item::Directory(n) => out.push(Entry::dir(n.name)),
                     Item::File(n) => {
                         let t = n.properties.last_write_time.as_deref().or(n.properties.last_modified.as_deref());
-                        out.push(Entry::file(n.name, n.properties.content_length.unwrap_or(0), t.and_then(parse_time)));
+                        let t = t.and_then(parse_time).filter(|t| *t != sentinel());
+                        out.push(Entry::file(n.name, n.properties.content_length.unwrap_or(0), t));
                     }
                 }
             }
@@ -331,9 +341,13 @@ impl FilesClient {
         let h = resp.headers();
         let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
         use base64::Engine;
+        let last_write_time =
+            get("x-ms-file-last-write-time").and_then(|v| parse_time(&v)).filter(|t| *t != sentinel());
+        let md5_time = get(&format!("x-ms-meta-{MD5_TIME}")).and_then(|v| parse_time(&v));
         Ok(FileProps {
             size: get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0),
-            last_write_time: get("x-ms-file-last-write-time").and_then(|v| parse_time(&v)),
+            md5_current: last_write_time.is_some() && md5_time == last_write_time,
+            last_write_time,
             md5: get("content-md5")
                 .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
                 .and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok()),
@@ -350,12 +364,27 @@ impl FilesClient {
 
     /// Create File: allocates `size` bytes (zeros) with the given last-write-time.
     pub async fn create_file(&self, rel: &str, size: u64, last_write: DateTime<Utc>) -> FResult<()> {
-        let headers = vec![
+        self.create_stamped(rel, size, last_write, None).await
+    }
+
+    /// Create File that records in its metadata ([`MD5_TIME`]) the last-write-time the upload
+    /// will end with, and so the Content-MD5 it will set.
+    async fn create_stamped(
+        &self,
+        rel: &str,
+        size: u64,
+        last_write: DateTime<Utc>,
+        md5_time: Option<DateTime<Utc>>,
+    ) -> FResult<()> {
+        let mut headers = vec![
             ("x-ms-type".into(), "file".into()),
             ("x-ms-content-length".into(), size.to_string()),
             ("x-ms-file-last-write-time".into(), format_time(last_write)),
             ("Content-Length".into(), "0".into()),
         ];
+        if let Some(t) = md5_time {
+            headers.push((format!("x-ms-meta-{MD5_TIME}"), format_time(t)));
+        }
         self.send(Method::PUT, rel, &[], headers, None, &[StatusCode::CREATED]).await.map(drop)
     }
 
@@ -440,7 +469,7 @@ impl FilesClient {
             self.create_file(rel, 0, final_time).await?;
             return Ok(0);
         }
-        self.create_file(rel, size, sentinel()).await?;
+        self.create_stamped(rel, size, sentinel(), Some(final_time)).await?;
         let mut buf = bytes::BytesMut::with_capacity((size.min(MAX_RANGE)) as usize);
         let mut offset = 0u64;
         let mut hash = <md5::Md5 as md5::Digest>::new();
@@ -501,7 +530,9 @@ impl FilesClient {
     }
 }
 
-/// The last-write-time of a file still being written: older than any real source.
+/// The last-write-time of a file still being written: older than any real source. Listings and
+/// properties read it as no time at all (`None`), so it never reaches a copy, a plan or a report:
+/// a destination without a time is older than any source and is copied again.
 pub fn sentinel() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("1980-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
 }
