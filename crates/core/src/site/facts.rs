@@ -506,20 +506,41 @@ pub fn sas_permissions(share: &Share) -> Option<String> {
     Sas::parse(&sas).permissions
 }
 
+/// How a share read is asked again after a retryable answer: a few quick tries, inside the
+/// part's budget.
+const SHARE_READ: drscript_base::retry::Policy =
+    drscript_base::retry::Policy::new(4, Duration::from_millis(200), Duration::from_secs(2));
+
 /// Can the share (or its folder `sub`) be listed, and if not, why: the test behind the storage
 /// decision.
 pub async fn read_share(name: &str, share: &Share, sub: &str, budget: Budget) -> ShareFacts {
     let sas_days_left = sas_days_left(share);
-    let probe = async {
-        let endpoint = share.endpoint(sub).map_err(|e| (ShareProblem::Other, e.to_string()))?;
-        let store = Store::open(&endpoint).map_err(|e| (ShareProblem::Other, e.to_string()))?;
+    let probe_once = || async {
+        let endpoint = share.endpoint(sub).map_err(|e| (false, (ShareProblem::Other, e.to_string())))?;
+        let store = Store::open(&endpoint).map_err(|e| (false, (ShareProblem::Other, e.to_string())))?;
         match store.root_exists().await {
-            Ok(true) => store.list("", false).await.map(drop).map_err(|e| classify(&e)),
+            Ok(true) => store.list("", false).await.map(drop).map_err(|e| (answered_busy(&e), classify(&e))),
             Ok(false) => {
                 let path = if sub.is_empty() { String::new() } else { format!("/{sub}") };
-                Err((ShareProblem::Missing, format!("{}{path} does not exist", share.location().trim_end_matches('/'))))
+                let missing = format!("{}{path} does not exist", share.location().trim_end_matches('/'));
+                Err((false, (ShareProblem::Missing, missing)))
             }
-            Err(e) => Err(classify(&e)),
+            Err(e) => Err((answered_busy(&e), classify(&e))),
+        }
+    };
+    // A throttled answer (503 ServerBusy, 500 OperationTimedOut) is not an outage: asked again
+    // within the budget, so that a busy service never proposes a storage account failover.
+    let probe = async {
+        let mut retry = SHARE_READ.start();
+        loop {
+            match probe_once().await {
+                Ok(()) => return Ok(()),
+                Err((true, problem)) => match retry.next(None) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(problem),
+                },
+                Err((_, problem)) => return Err(problem),
+            }
         }
     };
     let outcome = match tokio::time::timeout(budget.0, probe).await {
@@ -553,6 +574,12 @@ pub async fn read_share(name: &str, share: &Share, sub: &str, budget: Budget) ->
             }
         }
     }
+}
+
+/// Whether the service answered but was busy (a retryable status), as opposed to not answering
+/// at all (refused, no DNS): only the first is asked again before it counts as an outage.
+fn answered_busy(e: &drscript_sync::op_error::OpError) -> bool {
+    e.retryable && !["refused", "dns error", "failed to lookup", "timed out"].iter().any(|m| e.message.contains(m))
 }
 
 /// The kind of problem behind a failed share operation.
