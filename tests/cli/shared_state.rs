@@ -395,15 +395,7 @@ fn a_journal_of_another_version_is_named_kept_and_never_overwritten() {
         assert_eq!(r.status().as_u16(), 201);
     });
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("drscript.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://prod.example.com\"\n\n{}",
-            state_config(az.port, 15)
-        ),
-    )
-    .unwrap();
+    let config = prod_only_config(dir.path(), az.port);
     let out = Command::new(&*drscript_test_support::BIN)
         .args(["--config", config.to_str().unwrap(), "--state-dir", "st", "runs"])
         .current_dir(dir.path())
@@ -428,15 +420,7 @@ fn a_journal_of_another_version_is_named_kept_and_never_overwritten() {
 fn a_live_repl_session_holds_the_shared_lock() {
     let az = Azurite::start(false);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("drscript.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://prod.example.com\"\n\n{}",
-            state_config(az.port, 15)
-        ),
-    )
-    .unwrap();
+    let config = prod_only_config(dir.path(), az.port);
     std::fs::write(dir.path().join("hello.rhai"), "step(\"hello\", || info(\"hello\"));\n").unwrap();
     let drscript = |user: &str, args: &[&str]| {
         let mut c = Command::new(&*drscript_test_support::BIN);
@@ -528,4 +512,19 @@ fn the_sandbox_serves_the_shared_state_when_azurite_is_installed() {
     assert!(sandbox.wait().unwrap().success());
     let port = config.split("blob+http://127.0.0.1:").nth(1).unwrap().split('/').next().unwrap().to_string();
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(), "Azurite outlived the sandbox");
+}
+
+/// A config with one environment and the shared state in `port`'s Azurite (15 s leases), written
+/// into `dir`: what the tests that need no sandbox run with.
+fn prod_only_config(dir: &Path, port: u16) -> PathBuf {
+    let config = dir.join("drscript.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[environments.prod]\nnamespace = \"adeptia\"\nrelease = \"ac\"\ngateway = \"https://prod.example.com\"\n\n{}",
+            state_config(port, 15)
+        ),
+    )
+    .unwrap();
+    config
 }

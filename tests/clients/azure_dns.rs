@@ -49,6 +49,16 @@ fn record<'a>(records: &'a [Value], name: &str, rtype: &str) -> Option<&'a Value
     records.iter().find(|r| r["name"] == name && r["type"] == rtype)
 }
 
+/// The ARM URL of the record set `app` (A) of the public zone `contoso.example`.
+fn app_record_url(emu: &ArmHandle) -> String {
+    format!(
+        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/dnsZones/contoso.example/A/app?api-version=2018-05-01",
+        emu.url,
+        arm::SUB,
+        arm::RG
+    )
+}
+
 fn puts(emu: &ArmHandle) -> Vec<String> {
     emu.requests().into_iter().filter(|r| r.starts_with("PUT ")).collect()
 }
@@ -121,12 +131,7 @@ fn a_zone_that_does_not_exist_is_a_clear_error() {
 fn emulator_enforces_etags_like_azure() {
     let options = ArmOptions { zones: vec![arm::zone("contoso.example", false)], ..ArmOptions::default() };
     let (h, emu, token) = arm::start(options, &toml("azure"), None, Mode::Live);
-    let url = format!(
-        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/dnsZones/contoso.example/A/app?api-version=2018-05-01",
-        emu.url,
-        arm::SUB,
-        arm::RG
-    );
+    let url = app_record_url(&emu);
     let body = serde_json::json!({"properties": {"TTL": 5, "ARecords": [{"ipv4Address": "10.9.9.9"}]}}).to_string();
     let status = |req: reqwest::RequestBuilder| h.rt.block_on(async { req.send().await.unwrap().status().as_u16() });
     let client = reqwest::Client::new();
@@ -192,12 +197,7 @@ fn an_alias_record_set_is_refused_clearly_and_left_alone() {
 fn a_record_set_put_keeps_its_metadata() {
     let options = ArmOptions { zones: vec![arm::zone("contoso.example", false)], ..ArmOptions::default() };
     let (h, emu, token) = arm::start(options, &toml("azure"), None, Mode::Live);
-    let url = format!(
-        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/dnsZones/contoso.example/A/app?api-version=2018-05-01",
-        emu.url,
-        arm::SUB,
-        arm::RG
-    );
+    let url = app_record_url(&emu);
     let tags = serde_json::json!({"owner": "platform-team", "change": "CHG0042"});
     let body =
         serde_json::json!({"properties": {"TTL": 60, "ARecords": [{"ipv4Address": "10.0.0.1"}], "metadata": tags}});

@@ -640,12 +640,8 @@ async fn a_deep_and_wide_tree_is_listed_in_parallel_and_a_deep_extra_tree_delete
 /// spent within the first second of the burst: only honouring `Retry-After` gets it through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttling_burst_is_ridden_out_by_waiting_as_the_service_asks() {
-    use drscript_sandbox::faults::{FaultSpec, Service};
     let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    drscript_base::redact::register(KEY);
-    let spec: FaultSpec = "files=throttle:100%,burst:1s".parse().unwrap();
-    let injector = spec.injector(Service::Files, 1, "files");
-    let emu = azure_files::start_with_faults(store.path(), &[(ACCOUNT, KEY)], "127.0.0.1:0", injector).await.unwrap();
+    let emu = faulty_emulator(store.path(), "files=throttle:100%,burst:1s", 1).await;
     std::fs::create_dir_all(store.path().join(ACCOUNT).join("drshare")).unwrap();
     generate(s.path(), 40, 5);
     let opts = SyncOptions {
@@ -775,12 +771,8 @@ async fn a_hash_compare_reads_a_file_whose_stored_md5_is_stale() {
 /// retries, twenty deletions in a row would all succeed about once in a thousand runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_deletes_through_a_flaky_share() {
-    use drscript_sandbox::faults::{FaultSpec, Service};
     let (store, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    drscript_base::redact::register(KEY);
-    let spec: FaultSpec = "files=error:0.3".parse().unwrap();
-    let injector = spec.injector(Service::Files, 7, "files");
-    let emu = azure_files::start_with_faults(store.path(), &[(ACCOUNT, KEY)], "127.0.0.1:0", injector).await.unwrap();
+    let emu = faulty_emulator(store.path(), "files=error:0.3", 7).await;
     let on_share = store.path().join(ACCOUNT).join("drshare/m");
     let extras: Vec<(String, &[u8])> = (0..20).map(|i| (format!("old/x{i}.txt"), b"stale" as &[u8])).collect();
     let extras: Vec<(&str, &[u8])> = extras.iter().map(|(p, c)| (p.as_str(), *c)).collect();
@@ -792,4 +784,13 @@ async fn a_mirror_deletes_through_a_flaky_share() {
     assert_eq!((sum.copied, sum.deleted), (20, 20), "{sum:?}");
     assert_eq!(tree(s.path()), tree(&on_share));
     emu.stop().await;
+}
+
+/// The Files emulator over `store` with the sandbox's fault `spec` (`files=...`, seeded).
+async fn faulty_emulator(store: &Path, spec: &str, seed: u64) -> azure_files::FilesEmulator {
+    use drscript_sandbox::faults::{FaultSpec, Service};
+    drscript_base::redact::register(KEY);
+    let spec: FaultSpec = spec.parse().unwrap();
+    let injector = spec.injector(Service::Files, seed, "files");
+    azure_files::start_with_faults(store, &[(ACCOUNT, KEY)], "127.0.0.1:0", injector).await.unwrap()
 }
