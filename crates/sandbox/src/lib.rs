@@ -368,7 +368,7 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
             .map(|s| {
                 s.names
                     .iter()
-                    .filter(|(c, n)| **n != format!("{release}-ac-{c}"))
+                    .filter(|(c, n)| **n != kube_api::seed::chart_name(release, c))
                     .map(|(c, n)| (c.clone(), n.clone()))
                     .collect()
             })

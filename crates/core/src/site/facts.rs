@@ -579,8 +579,11 @@ pub async fn read_share(name: &str, share: &Share, sub: &str, budget: Budget) ->
 /// Whether the service answered but was busy (a retryable status), as opposed to not answering
 /// at all (refused, no DNS): only the first is asked again before it counts as an outage.
 fn answered_busy(e: &drscript_sync::op_error::OpError) -> bool {
-    e.retryable && !["refused", "dns error", "failed to lookup", "timed out"].iter().any(|m| e.message.contains(m))
+    e.retryable && !NO_ANSWER.iter().any(|m| e.message.contains(m))
 }
+
+/// How a client's error says that the service did not answer at all.
+const NO_ANSWER: [&str; 4] = ["refused", "timed out", "dns error", "failed to lookup"];
 
 /// The kind of problem behind a failed share operation.
 pub fn classify(e: &drscript_sync::op_error::OpError) -> (ShareProblem, String) {
@@ -592,11 +595,7 @@ pub fn classify(e: &drscript_sync::op_error::OpError) -> (ShareProblem, String) 
         .any(|m| text.contains(m))
     {
         ShareProblem::Denied
-    } else if e.retryable
-        || ["refused", "timed out", "dns error", "failed to lookup", "Connection reset"]
-            .iter()
-            .any(|m| text.contains(m))
-    {
+    } else if e.retryable || NO_ANSWER.iter().chain(&["Connection reset"]).any(|m| text.contains(m)) {
         ShareProblem::Outage
     } else {
         ShareProblem::Other

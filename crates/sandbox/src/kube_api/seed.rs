@@ -36,6 +36,11 @@ pub struct Seed {
     pub extra: Vec<ExtraWorkload>,
 }
 
+/// How Adeptia's chart names the workload of `component` in `release`: `RELEASE-ac-COMPONENT`.
+pub fn chart_name(release: &str, component: &str) -> String {
+    format!("{release}-ac-{component}")
+}
+
 /// A component of the customer's own that a runbook scales.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtraWorkload {
@@ -75,7 +80,7 @@ impl Seed {
 
     /// The workload of `component`: the customer's name, else the chart's.
     pub fn name_of(&self, component: &str) -> String {
-        self.names.get(component).cloned().unwrap_or_else(|| format!("{}-ac-{component}", self.release))
+        self.names.get(component).cloned().unwrap_or_else(|| chart_name(&self.release, component))
     }
 
     pub fn objects(&self) -> Vec<(Res, Value)> {
