@@ -39,12 +39,18 @@ pub fn status(config: &Config, state_dir: &Path, shared: Option<&Shared>, option
             if let Some(view) = &view {
                 v["shared"] = serde_json::to_value(view).unwrap_or_default();
             }
+            if let Some(used) = config.credential.used() {
+                v["azure_credential"] = serde_json::Value::String(used);
+            }
             out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
         } else {
             if options.watch.is_some() && options.color {
                 out("\x1b[2J\x1b[H");
             }
             out(&site::render::text(&situation, options.color));
+            if let Some(used) = config.credential.used() {
+                out(&format!("Azure credential: {used}\n"));
+            }
             if let Some(view) = &view {
                 out(&view.text());
             }

@@ -67,6 +67,8 @@ fn sdk_err(what: &str, e: azure_core::Error) -> OpError {
     let status = e.http_status().map(u16::from);
     let code = match e.kind() {
         azure_core::error::ErrorKind::HttpResponse { error_code: Some(c), .. } => c.clone(),
+        // The SDK asked the credential for a token and got none: no request went out.
+        azure_core::error::ErrorKind::Credential => crate::azure_files::client::NO_TOKEN.to_string(),
         _ => String::new(),
     };
     // Without an `x-ms-error-code` the SDK's code is the status again.
@@ -187,14 +189,13 @@ impl Blob {
         options.client_options.retry = azure_core::http::RetryOptions::none();
         // One HTTP client for the SDK's calls and the listing, with the endpoint's timeouts (the
         // SDK's own client waits forever on a server that accepted and went silent).
-        let timeout = remote.timeout.unwrap_or(std::time::Duration::from_secs(120));
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout.min(std::time::Duration::from_secs(15)))
-            .read_timeout(timeout)
-            .build()
-            .unwrap_or_default();
+        let http = crate::http::client(&remote, None);
         options.client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http.clone())));
-        let container = BlobContainerClient::new(url.clone(), None, Some(options)).map_err(|e| {
+        let token = match &remote.credential {
+            StorageCredential::Token(credential) => Some(credential.clone()),
+            _ => None,
+        };
+        let container = BlobContainerClient::new(url.clone(), token, Some(options)).map_err(|e| {
             crate::Error::Usage(drscript_base::redact::for_error(format!(
                 "sync: bad blob endpoint {}: {e}",
                 remote.location()
@@ -274,10 +275,22 @@ impl Blob {
             }
         }
         let what = format!("GET {} (list {prefix})", self.remote.location());
-        let resp =
-            self.http.get(url).header("x-ms-version", "2025-01-05").send().await.map_err(|e| {
-                OpError::new(format!("{what}: {}", drscript_base::error::chain(&e.without_url())), true)
+        let mut request = self.http.get(url).header("x-ms-version", "2025-01-05");
+        if let Some(token) = self.remote.credential.bearer().await {
+            let token = token.map_err(|e| {
+                OpError::http(
+                    format!("{what}: no Entra ID token for Azure Storage: {e}"),
+                    None,
+                    Some(crate::azure_files::client::NO_TOKEN),
+                    None,
+                )
             })?;
+            request = request.bearer_auth(token);
+        }
+        let resp = request
+            .send()
+            .await
+            .map_err(|e| OpError::new(format!("{what}: {}", drscript_base::error::chain(&e.without_url())), true))?;
         let status = resp.status();
         let retry_after = drscript_base::retry::retry_after(|name| resp.headers().get(name)?.to_str().ok());
         let text = resp

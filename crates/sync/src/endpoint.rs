@@ -10,7 +10,10 @@
 //! a plain `http://127.0.0.1:PORT/…` is taken as Azure Files, the emulator drscript ships.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
 
 use url::Url;
 
@@ -26,6 +29,27 @@ pub enum StorageCredential {
     Sas(String),
     /// The account key (base64), for Shared Key signing.
     SharedKey(String),
+    /// Microsoft Entra ID: a bearer token for [`STORAGE_SCOPE`] from the caller's credential
+    /// (which registers every token it hands out with the redaction layer). Azure accepts one
+    /// over HTTPS only; Azure Files also needs `x-ms-file-request-intent: backup`.
+    Token(Arc<dyn TokenCredential>),
+}
+
+/// The scope of an Azure Storage token, the same in every cloud.
+pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+
+impl StorageCredential {
+    /// A bearer token for Azure Storage (`None` for the other credentials), or why there is none.
+    pub async fn bearer(&self) -> Option<std::result::Result<String, String>> {
+        let StorageCredential::Token(credential) = self else { return None };
+        Some(
+            credential
+                .get_token(&[STORAGE_SCOPE], None)
+                .await
+                .map(|t| t.token.secret().to_string())
+                .map_err(|e| redact::for_error(drscript_base::error::chain(&e))),
+        )
+    }
 }
 
 impl std::fmt::Debug for StorageCredential {
@@ -35,6 +59,7 @@ impl std::fmt::Debug for StorageCredential {
             // Not even the token's other fields: a Debug print may end up in a log.
             StorageCredential::Sas(_) => write!(f, "sas(***)"),
             StorageCredential::SharedKey(_) => write!(f, "shared-key(***)"),
+            StorageCredential::Token(_) => write!(f, "entra"),
         }
     }
 }
@@ -52,6 +77,9 @@ pub struct Remote {
     /// Longest wait for a connection or for the next bytes of an answer; the client's default
     /// when `None`.
     pub timeout: Option<Duration>,
+    /// Certificate authorities trusted besides the system's (a TLS-inspecting proxy's, an
+    /// emulator's), PEM.
+    pub extra_roots: Option<Arc<[u8]>>,
 }
 
 impl Remote {
@@ -145,7 +173,17 @@ impl Endpoint {
         if let Some(StorageCredential::Sas(sas)) = &credential {
             redact::register_sas(sas);
         }
+        let entra = matches!(credential, Some(StorageCredential::Token(_)));
         let mut ep = Self::parse_url(url, credential)?;
+        if entra
+            && let Endpoint::Files(r) | Endpoint::Blob(r) = &ep
+            && r.base.scheme() != "https"
+        {
+            return Err(Error::Usage(format!(
+                "{}: an Entra ID token is sent over HTTPS only (Azure refuses one over HTTP)",
+                r.location()
+            )));
+        }
         if !sub.is_empty()
             && let Endpoint::Files(r) | Endpoint::Blob(r) = &mut ep
         {
@@ -153,6 +191,17 @@ impl Endpoint {
             r.path = if r.path.is_empty() { sub.to_string() } else { format!("{}/{sub}", r.path) };
         }
         Ok(ep)
+    }
+
+    /// The same endpoint trusting the certificate authorities of the PEM bundle `pem` besides
+    /// the system's; `what` names where the bundle came from in the error when it is not one.
+    pub fn trusting(mut self, pem: Arc<[u8]>, what: &str) -> Result<Endpoint> {
+        crate::http::certificates(&pem)
+            .map_err(|e| Error::Usage(format!("{what} is not a PEM bundle of certificates: {e}")))?;
+        if let Endpoint::Files(r) | Endpoint::Blob(r) = &mut self {
+            r.extra_roots = Some(pem);
+        }
+        Ok(self)
     }
 
     fn parse_url(text: &str, credential: Option<StorageCredential>) -> Result<Endpoint> {
@@ -229,7 +278,7 @@ impl Endpoint {
             bad(if service == Service::Files { "no share in the path" } else { "no container in the path" })
         })?;
         let path = segs.collect::<Vec<_>>().join("/");
-        let remote = Remote { base, account, root, path, credential, timeout: None };
+        let remote = Remote { base, account, root, path, credential, timeout: None, extra_roots: None };
         Ok(match service {
             Service::Files => Endpoint::Files(remote),
             Service::Blob => Endpoint::Blob(remote),

@@ -23,6 +23,7 @@ pub mod entry;
 pub mod files;
 pub mod filter;
 pub mod flat;
+pub mod http;
 pub mod listing_xml;
 pub mod local;
 pub mod op_error;
@@ -32,7 +33,7 @@ pub mod sas;
 pub mod store;
 pub mod summary;
 
-pub use endpoint::{Endpoint, StorageCredential};
+pub use endpoint::{Endpoint, STORAGE_SCOPE, StorageCredential};
 pub use engine::{sync, sync_report};
 pub use options::{Compare, MaxDelete, SyncMode, SyncOptions};
 pub use progress::{Observer, Quiet, SyncEvent};

@@ -39,7 +39,8 @@ impl OpError {
         retry_after: Option<std::time::Duration>,
     ) -> OpError {
         OpError {
-            retryable: status.is_none_or(drscript_base::retry::retryable_status),
+            retryable: status.is_none_or(drscript_base::retry::retryable_status)
+                && code != Some(crate::azure_files::client::NO_TOKEN),
             not_found: status == Some(404),
             fatal: fatal(status, code),
             retry_after,
@@ -59,6 +60,9 @@ impl OpError {
 /// A status that no other file of the sync can escape: the credential refused (401, 403), or the
 /// share or container itself missing (a 404 naming it, not a file that vanished meanwhile).
 fn fatal(status: Option<u16>, code: Option<&str>) -> bool {
+    if code == Some(crate::azure_files::client::NO_TOKEN) {
+        return true;
+    }
     match status {
         Some(401 | 403) => true,
         Some(404) => matches!(code, Some("ShareNotFound" | "ContainerNotFound" | "ShareBeingDeleted")),

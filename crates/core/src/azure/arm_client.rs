@@ -62,24 +62,32 @@ pub enum LroStatus {
     Canceled,
 }
 
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).connect_timeout(Duration::from_secs(10))
+}
+
 impl ArmClient {
     pub fn from_config(config: &Config) -> Result<ArmClient> {
         let azure = config.azure.as_ref().ok_or_else(|| Error::Config {
             message: format!("no [azure] section in {}: it says how to authenticate to Azure", config.path.display()),
         })?;
         let endpoint = azure.resource_manager.clone().unwrap_or_else(|| PUBLIC_CLOUD.to_string());
-        Ok(ArmClient::new(&endpoint, Credential::from_config(azure)?))
+        let mut client = ArmClient::new(&endpoint, config.credential.get()?);
+        if let Some(pem) = &azure.extra_roots {
+            let mut http = client_builder();
+            for root in drscript_sync::http::certificates(pem).unwrap_or_default() {
+                http = http.add_root_certificate(root);
+            }
+            client.http = http.build().unwrap_or_default();
+        }
+        Ok(client)
     }
 
     pub fn new(endpoint: &str, credential: Credential) -> ArmClient {
         let endpoint = endpoint.trim_end_matches('/').to_string();
         let resource =
             if endpoint.starts_with("https://management.") { endpoint.clone() } else { PUBLIC_CLOUD.to_string() };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .expect("building an HTTP client cannot fail with these settings");
+        let http = client_builder().build().expect("building an HTTP client cannot fail with these settings");
         ArmClient { endpoint, resource, credential, http }
     }
 

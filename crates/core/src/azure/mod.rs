@@ -4,11 +4,12 @@
 //! Azure DNS record sets are written through the same client by `crate::dns`.
 
 pub mod arm_client;
+pub mod certificate;
 pub mod credential;
 pub mod storage;
 
 pub use arm_client::{ArmClient, ArmResponse, Attempt, LroStatus};
-pub use credential::Credential;
+pub use credential::{Credential, LazyCredential};
 pub use storage::{
     FailoverOptions, FailoverResult, StorageStatus, storage_failover, storage_failover_from, storage_status,
 };

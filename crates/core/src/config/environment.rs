@@ -8,6 +8,8 @@ use serde::Deserialize;
 use drscript_base::error::{Error, Result};
 use drscript_base::secret::SecretRef;
 
+use super::ShareAuth;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
@@ -226,6 +228,15 @@ pub struct Share {
     pub sas_file: Option<PathBuf>,
     pub account_key_env: Option<String>,
     pub account_key_file: Option<PathBuf>,
+    /// How requests are authorised: `entra` for a token from `[azure]`'s credential; by default
+    /// the SAS or the account key the share names.
+    pub auth: Option<ShareAuth>,
+    /// `auth = "entra"`: the `[azure]` credential, set after parsing.
+    #[serde(skip)]
+    pub entra: Option<crate::azure::LazyCredential>,
+    /// `[azure] ca_file`'s certificates, set after parsing.
+    #[serde(skip)]
+    pub extra_roots: Option<std::sync::Arc<[u8]>>,
     /// Resolved after parsing from `sas_env`/`sas_file`.
     #[serde(skip)]
     pub sas: Option<SecretRef>,
@@ -245,14 +256,20 @@ impl Share {
         let Some(url) = &self.url else {
             return Err(Error::Config { message: "share has neither `path` nor `url`".to_string() });
         };
-        let credential = if let Some(sas) = &self.sas {
+        let credential = if let Some(entra) = &self.entra {
+            Some(StorageCredential::Token(std::sync::Arc::new(entra.get()?)))
+        } else if let Some(sas) = &self.sas {
             Some(StorageCredential::Sas(sas.resolve()?.trim_start_matches('?').to_string()))
         } else if let Some(key) = &self.account_key {
             Some(StorageCredential::SharedKey(key.resolve()?))
         } else {
             None
         };
-        Endpoint::remote_under(url, credential, sub)
+        let endpoint = Endpoint::remote_under(url, credential, sub)?;
+        match &self.extra_roots {
+            Some(pem) => endpoint.trusting(pem.clone(), "[azure] ca_file"),
+            None => Ok(endpoint),
+        }
     }
 
     /// The location without credentials, for plans and logs.

@@ -17,7 +17,7 @@ use toml::de::{DeTable, DeValue};
 
 pub use environment::{Environment, GatewayAuth, Share};
 pub use services::{
-    Azure, AzureAuth, Database, Dns, DnsProvider, DnsRecord, Probe, StorageAccount, Webhook, WebhookKind,
+    Azure, AzureAuth, Database, Dns, DnsProvider, DnsRecord, Probe, ShareAuth, StorageAccount, Webhook, WebhookKind,
 };
 
 use drscript_base::diagnostic;
@@ -81,6 +81,9 @@ pub struct Config {
     pub settings: Settings,
     pub environments: BTreeMap<String, Environment>,
     pub azure: Option<Azure>,
+    /// `[azure]`'s credential, shared by Resource Manager and the Entra-authorised shares.
+    #[serde(skip)]
+    pub credential: crate::azure::LazyCredential,
     #[serde(default)]
     pub storage: BTreeMap<String, StorageAccount>,
     pub dns: Option<Dns>,
@@ -211,6 +214,7 @@ impl Config {
         if let Some(azure) = &mut self.azure {
             validate_azure(&err, azure, base)?;
         }
+        self.attach_azure_credential();
         if let Some(state) = &mut self.state {
             validate_state(&err, state, base)?;
         }
@@ -318,6 +322,35 @@ fn validate_environment(
         share.sas = optional_secret(&key, "sas", &share.sas_env, &share.sas_file, base).map_err(|m| err(&key, &m))?;
         share.account_key = optional_secret(&key, "account_key", &share.account_key_env, &share.account_key_file, base)
             .map_err(|m| err(&key, &m))?;
+        let auth_key = ["environments", name, "shares", share_name, "auth"];
+        match share.auth {
+            Some(ShareAuth::Entra) if share.url.is_none() => {
+                return Err(err(&auth_key, "\"entra\" authorises a `url` share (Azure Files or Blob), not a `path`"));
+            }
+            Some(ShareAuth::Entra)
+                if !share
+                    .url
+                    .as_deref()
+                    .is_some_and(|u| u.split("://").next().is_some_and(|s| s.ends_with("https"))) =>
+            {
+                return Err(err(&auth_key, "\"entra\" needs an https:// URL: Azure refuses a token over HTTP"));
+            }
+            Some(ShareAuth::Entra) if share.sas.is_some() || share.account_key.is_some() => {
+                return Err(err(
+                    &auth_key,
+                    "\"entra\" uses the [azure] credential: remove the share's sas_* and account_key_* keys",
+                ));
+            }
+            Some(ShareAuth::Sas) if share.sas.is_none() => {
+                return Err(err(&auth_key, "\"sas\" needs `sas_env` or `sas_file`"));
+            }
+            Some(ShareAuth::AccountKey) if share.account_key.is_none() => {
+                return Err(err(&auth_key, "\"account_key\" needs `account_key_env` or `account_key_file`"));
+            }
+            Some(ShareAuth::Sas) => share.account_key = None,
+            Some(ShareAuth::AccountKey) => share.sas = None,
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -352,6 +385,23 @@ fn validate_state(err: &impl Fn(&[&str], &str) -> Error, state: &mut SharedState
     Ok(())
 }
 
+impl Config {
+    /// Gives every `auth = "entra"` share the config's one `[azure]` credential (made on first
+    /// use), and every remote share `[azure] ca_file`'s certificates.
+    fn attach_azure_credential(&mut self) {
+        self.credential = crate::azure::LazyCredential::new(self.azure.as_ref());
+        let roots = self.azure.as_ref().and_then(|a| a.extra_roots.clone());
+        for share in self.environments.values_mut().flat_map(|e| e.shares.values_mut()) {
+            if share.auth == Some(ShareAuth::Entra) {
+                share.entra = Some(self.credential.clone());
+            }
+            if share.url.is_some() {
+                share.extra_roots = roots.clone();
+            }
+        }
+    }
+}
+
 /// `[azure]`: its secrets resolvable, its Resource Manager a URL.
 fn validate_azure(err: &impl Fn(&[&str], &str) -> Error, azure: &mut Azure, base: &Path) -> Result<()> {
     let key = ["azure"];
@@ -360,6 +410,19 @@ fn validate_azure(err: &impl Fn(&[&str], &str) -> Error, azure: &mut Azure, base
             .map_err(|m| err(&key, &m))?;
     azure.token =
         optional_secret(&key, "token", &azure.token_env, &azure.token_file, base).map_err(|m| err(&key, &m))?;
+    for p in
+        [&mut azure.client_certificate_file, &mut azure.federated_token_file, &mut azure.ca_file].into_iter().flatten()
+    {
+        *p = base.join(&*p);
+    }
+    if let Some(path) = &azure.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| err(&["azure", "ca_file"], &format!("cannot read {}: {e}", path.display())))?;
+        drscript_sync::http::certificates(&pem).map_err(|e| {
+            err(&["azure", "ca_file"], &format!("{} is not a PEM bundle of certificates: {e}", path.display()))
+        })?;
+        azure.extra_roots = Some(pem.into());
+    }
     if let Some(url) = &azure.resource_manager {
         check_url(url).map_err(|m| err(&["azure", "resource_manager"], &m))?;
     }
@@ -631,9 +694,50 @@ gateway = "https://prod.example.com"
         let text = format!("{MINIMAL}[azure]\nauth = \"password\"\n");
         let msg = parse(&text).unwrap_err().to_string();
         assert!(
-            msg.contains("azure.auth: must be one of cli, managed_identity, service_principal, static_token"),
+            msg.contains(
+                "azure.auth: must be one of cli, managed_identity, service_principal, client_certificate, \
+                 workload_identity, chain, static_token"
+            ),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn an_entra_share_takes_the_azure_credential_and_no_key_of_its_own() {
+        let share = |body: &str, azure: &str| {
+            parse(&format!("{MINIMAL}{azure}[environments.prod.shares]\napp = {{ {body} }}\n"))
+        };
+        let msg = |body: &str| share(body, "").unwrap_err().to_string();
+        let e = msg("path = \"/srv/app\", auth = \"entra\"");
+        assert!(e.contains("environments.prod.shares.app.auth") && e.contains("not a `path`"), "{e}");
+        let e = msg("url = \"https://a.file.core.windows.net/app\", auth = \"entra\", sas_env = \"S\"");
+        assert!(e.contains("remove the share's sas_*"), "{e}");
+        let e = msg("url = \"https://a.file.core.windows.net/app\", auth = \"sas\", account_key_env = \"K\"");
+        assert!(e.contains("\"sas\" needs `sas_env`"), "{e}");
+        let e = msg("url = \"https://a.file.core.windows.net/app\", auth = \"token\"");
+        assert!(e.contains("must be one of sas, account_key, entra"), "{e}");
+
+        // The credential is made on first use, and one for all: a missing tenant is found then.
+        let azure = "[azure]\nauth = \"client_certificate\"\nclient_certificate_file = \"sp.pem\"\n";
+        let config = share("url = \"https://a.file.core.windows.net/app\", auth = \"entra\"", azure).unwrap();
+        let app = &config.environments["prod"].shares["app"];
+        assert!(app.entra.is_some() && app.sas.is_none());
+        assert!(config.credential.used().is_none(), "nothing asked for a token yet");
+        if std::env::var_os("AZURE_TENANT_ID").is_none() {
+            let e = app.endpoint("").unwrap_err().to_string();
+            assert!(e.contains("[azure]") && e.contains("tenant_id"), "{e}");
+        }
+        let e = share("url = \"http://a.example/app\", auth = \"entra\"", "").unwrap_err().to_string();
+        assert!(e.contains("https"), "{e}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+        let text = format!("{MINIMAL}[azure]\nca_file = \"ca.pem\"\n");
+        let e = Config::parse(&dir.path().join("drscript.toml"), &text).unwrap_err().to_string();
+        assert!(e.contains("azure.ca_file") && e.contains("not a PEM bundle"), "{e}");
     }
 
     #[test]

@@ -48,14 +48,35 @@ macro_rules! config_enum {
 }
 
 config_enum! {
-    /// `[azure] auth`: where the Resource Manager token comes from.
+    /// `[azure] auth`: where the tokens for Resource Manager and Entra-authorised storage come from.
     AzureAuth {
         /// The Azure CLI's login (`az login`).
         Cli = "cli",
         ManagedIdentity = "managed_identity",
         ServicePrincipal = "service_principal",
+        /// An app registration's certificate (`client_certificate_file`).
+        ClientCertificate = "client_certificate",
+        /// AKS workload identity: a federated Kubernetes token (`federated_token_file`, or the
+        /// `AZURE_FEDERATED_TOKEN_FILE` the webhook sets) exchanged for an Entra token.
+        WorkloadIdentity = "workload_identity",
+        /// The first that answers of: the environment (`AZURE_*` or this section's service
+        /// principal), workload identity, managed identity, the Azure CLI.
+        Chain = "chain",
         /// A bearer token from `token_env`/`token_file` (emulators and tests).
         StaticToken = "static_token",
+    }
+}
+
+config_enum! {
+    /// A share's `auth`: how its requests are authorised (by default, by the secret it names).
+    ShareAuth {
+        /// `sas_env`/`sas_file`.
+        Sas = "sas",
+        /// `account_key_env`/`account_key_file` (Shared Key).
+        AccountKey = "account_key",
+        /// A Microsoft Entra ID token from the `[azure]` credential (`x-ms-file-request-intent:
+        /// backup` on Azure Files): for accounts that refuse keys (`allowSharedKeyAccess=false`).
+        Entra = "entra",
     }
 }
 
@@ -109,6 +130,18 @@ pub struct Azure {
     /// A static bearer token for emulators and tests.
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// `client_certificate`: the app's certificate with its RSA private key, PEM (what
+    /// `az ad sp create-for-rbac --create-cert` writes).
+    pub client_certificate_file: Option<PathBuf>,
+    /// `workload_identity`: the Kubernetes service account token (`AZURE_FEDERATED_TOKEN_FILE` when
+    /// absent).
+    pub federated_token_file: Option<PathBuf>,
+    /// Certificate authorities (PEM) trusted besides the system's for the authority, Resource
+    /// Manager and storage: a TLS-inspecting proxy's, an emulator's.
+    pub ca_file: Option<PathBuf>,
+    /// The certificates of `ca_file`, read when the config is.
+    #[serde(skip)]
+    pub extra_roots: Option<std::sync::Arc<[u8]>>,
     #[serde(skip)]
     pub client_secret: Option<SecretRef>,
     #[serde(skip)]
@@ -117,6 +150,13 @@ pub struct Azure {
 
 fn default_azure_auth() -> AzureAuth {
     AzureAuth::Cli
+}
+
+impl Default for Azure {
+    /// What an `[azure]` section with no keys means.
+    fn default() -> Azure {
+        toml::from_str("").expect("every key of [azure] is optional")
+    }
 }
 
 /// `[storage.NAME]`: a storage account that can be failed over.

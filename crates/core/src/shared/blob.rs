@@ -97,6 +97,12 @@ impl Container {
                 chrono::Utc::now() + chrono::Duration::hours(24),
             ),
             StorageCredential::Anonymous => String::new(),
+            StorageCredential::Token(_) => {
+                return Err(Error::Usage(format!(
+                    "state.url {}: the shared state takes a SAS or an account key, not an Entra ID token",
+                    remote.location()
+                )));
+            }
         };
         redact::register_sas(&sas);
         let url = format!("{}/{}", remote.base.as_str().trim_end_matches('/'), remote.root);

@@ -13,6 +13,10 @@ use crate::endpoint::{Remote, StorageCredential};
 use crate::entry::Entry;
 use crate::store::ByteStream;
 
+/// The code of a request that was not sent: the credential gave no token (the identity library
+/// retries its own requests already).
+pub const NO_TOKEN: &str = "NoEntraToken";
+
 /// A failed request: method, URL (no credentials), status and the service's error code.
 #[derive(Debug, Clone)]
 pub struct FilesError {
@@ -36,7 +40,7 @@ impl FilesError {
     }
 
     pub fn retryable(&self) -> bool {
-        self.status.is_none_or(drscript_base::retry::retryable_status)
+        self.code.as_deref() != Some(NO_TOKEN) && self.status.is_none_or(drscript_base::retry::retryable_status)
     }
     pub fn not_found(&self) -> bool {
         self.status == Some(404)
@@ -105,13 +109,7 @@ pub const MD5_TIME: &str = "drscriptmd5time";
 
 impl FilesClient {
     pub fn new(remote: Remote) -> FilesClient {
-        let timeout = remote.timeout.unwrap_or(std::time::Duration::from_secs(120));
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .connect_timeout(timeout.min(std::time::Duration::from_secs(15)))
-            .read_timeout(timeout)
-            .build()
-            .unwrap_or_default();
+        let http = crate::http::client(&remote, Some(64));
         FilesClient { http, remote, page_size: None, minted: Default::default() }
     }
 
@@ -150,15 +148,18 @@ impl FilesClient {
     }
 
     /// Whether a service can be let read this endpoint's files ([`FilesClient::url_with_sas`]).
+    ///
+    /// An Entra ID token is not lent to the service: a copy from such an endpoint streams through
+    /// drscript.
     pub fn can_share_reads(&self) -> bool {
-        !matches!(self.remote.credential, StorageCredential::Anonymous)
+        matches!(self.remote.credential, StorageCredential::Sas(_) | StorageCredential::SharedKey(_))
     }
 
     fn read_sas(&self) -> Option<String> {
         let key = match &self.remote.credential {
             StorageCredential::Sas(sas) => return Some(sas.clone()),
             StorageCredential::SharedKey(key) => key,
-            StorageCredential::Anonymous => return None,
+            StorageCredential::Anonymous | StorageCredential::Token(_) => return None,
         };
         let now = Utc::now();
         let mut minted = self.minted.lock().unwrap_or_else(|e| e.into_inner());
@@ -216,6 +217,20 @@ impl FilesClient {
                 let authz = auth::shared_key_authorization(&self.remote.account, key, &signed)
                     .ok_or_else(|| FilesError::new("the account key is not valid base64", None, None))?;
                 headers.push(("Authorization".into(), authz));
+            }
+            StorageCredential::Token(_) => {
+                let token =
+                    self.remote.credential.bearer().await.unwrap_or_else(|| Err(String::new())).map_err(|e| {
+                        FilesError::new(
+                            format!("{method} {}: no Entra ID token for Azure Storage: {e}", self.shown(rel)),
+                            None,
+                            Some(NO_TOKEN.to_string()),
+                        )
+                    })?;
+                headers.push(("Authorization".into(), format!("Bearer {token}")));
+                // What the Files REST API requires of a request with a token: the caller's role
+                // ("Storage File Data Privileged ...") decides, not the files' ACLs.
+                headers.push(("x-ms-file-request-intent".into(), "backup".into()));
             }
             StorageCredential::Anonymous => {}
         }
