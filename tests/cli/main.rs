@@ -13,6 +13,7 @@ mod db_sandbox;
 mod demo;
 mod dns_resolvers;
 mod docs;
+mod entra;
 mod faults;
 mod flow;
 mod imports;

@@ -69,6 +69,9 @@ fn sdk_err(what: &str, e: azure_core::Error) -> OpError {
         azure_core::error::ErrorKind::HttpResponse { error_code: Some(c), .. } => c.clone(),
         // The SDK asked the credential for a token and got none: no request went out.
         azure_core::error::ErrorKind::Credential => crate::azure_files::client::NO_TOKEN.to_string(),
+        _ if crate::op_error::untrusted_certificate(&drscript_base::error::chain(&e)) => {
+            crate::op_error::UNTRUSTED.to_string()
+        }
         _ => String::new(),
     };
     // Without an `x-ms-error-code` the SDK's code is the status again.
@@ -287,10 +290,11 @@ impl Blob {
             })?;
             request = request.bearer_auth(token);
         }
-        let resp = request
-            .send()
-            .await
-            .map_err(|e| OpError::new(format!("{what}: {}", drscript_base::error::chain(&e.without_url())), true))?;
+        let resp = request.send().await.map_err(|e| {
+            let chain = drscript_base::error::chain(&e.without_url());
+            let code = crate::op_error::untrusted_certificate(&chain).then_some(crate::op_error::UNTRUSTED);
+            OpError::http(format!("{what}: {chain}"), None, code, None)
+        })?;
         let status = resp.status();
         let retry_after = drscript_base::retry::retry_after(|name| resp.headers().get(name)?.to_str().ok());
         let text = resp

@@ -40,7 +40,8 @@ impl OpError {
     ) -> OpError {
         OpError {
             retryable: status.is_none_or(drscript_base::retry::retryable_status)
-                && code != Some(crate::azure_files::client::NO_TOKEN),
+                && code != Some(crate::azure_files::client::NO_TOKEN)
+                && code != Some(UNTRUSTED),
             not_found: status == Some(404),
             fatal: fatal(status, code),
             retry_after,
@@ -57,10 +58,20 @@ impl OpError {
     }
 }
 
+/// The code of a connection refused because the service's certificate is not trusted: no retry
+/// can help, and every other request would meet the same certificate.
+pub const UNTRUSTED: &str = "UntrustedCertificate";
+
+/// Whether a transport failure's text (its causes) is a certificate the client does not trust.
+/// The TLS stack says so only in words: "invalid peer certificate: UnknownIssuer", ...
+pub fn untrusted_certificate(chain: &str) -> bool {
+    chain.contains("invalid peer certificate") || chain.contains("certificate verify failed")
+}
+
 /// A status that no other file of the sync can escape: the credential refused (401, 403), or the
 /// share or container itself missing (a 404 naming it, not a file that vanished meanwhile).
 fn fatal(status: Option<u16>, code: Option<&str>) -> bool {
-    if code == Some(crate::azure_files::client::NO_TOKEN) {
+    if code == Some(crate::azure_files::client::NO_TOKEN) || code == Some(UNTRUSTED) {
         return true;
     }
     match status {

@@ -36,11 +36,14 @@ impl FilesError {
 
     /// A failure below HTTP (refused, reset, timed out, a body cut short): worth a retry.
     fn transport(what: &str, e: reqwest::Error) -> FilesError {
-        FilesError::new(format!("{what}: {}", drscript_base::error::chain(&e.without_url())), None, None)
+        let chain = drscript_base::error::chain(&e.without_url());
+        let code = crate::op_error::untrusted_certificate(&chain).then(|| crate::op_error::UNTRUSTED.to_string());
+        FilesError::new(format!("{what}: {chain}"), None, code)
     }
 
     pub fn retryable(&self) -> bool {
-        self.code.as_deref() != Some(NO_TOKEN) && self.status.is_none_or(drscript_base::retry::retryable_status)
+        !matches!(self.code.as_deref(), Some(NO_TOKEN | crate::op_error::UNTRUSTED))
+            && self.status.is_none_or(drscript_base::retry::retryable_status)
     }
     pub fn not_found(&self) -> bool {
         self.status == Some(404)

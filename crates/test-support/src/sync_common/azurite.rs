@@ -15,6 +15,8 @@ pub struct Azurite {
     preload: bool,
     /// On-disk data folder (`--location`); None when in memory.
     location: Option<PathBuf>,
+    /// HTTPS with this certificate and key (PEM), and Entra ID tokens accepted (`--oauth basic`).
+    oauth: Option<(PathBuf, PathBuf)>,
 }
 
 impl Drop for Azurite {
@@ -31,12 +33,19 @@ fn repo() -> PathBuf {
 impl Azurite {
     /// Starts Azurite in memory on an ephemeral port; `preload` adds the Put Blob From URL preload.
     pub fn start(preload: bool) -> Azurite {
-        Azurite::spawn(preload, None, 0)
+        Azurite::spawn(preload, None, 0, None)
     }
 
     /// Starts Azurite keeping its data in `location`, so that [`Azurite::restart`] finds it again.
     pub fn start_on_disk(location: &Path) -> Azurite {
-        Azurite::spawn(false, Some(location.to_path_buf()), 0)
+        Azurite::spawn(false, Some(location.to_path_buf()), 0, None)
+    }
+
+    /// Starts Azurite in memory over HTTPS (`cert` and `key`, PEM), accepting Entra ID bearer
+    /// tokens besides keys. Azurite's `basic` OAuth checks a token's issuer, audience and
+    /// lifetime, not its signature.
+    pub fn start_oauth(cert: &Path, key: &Path) -> Azurite {
+        Azurite::spawn(false, None, 0, Some((cert.to_path_buf(), key.to_path_buf())))
     }
 
     /// Kills Azurite with SIGKILL: the service vanishes mid-request, as in a crash.
@@ -56,11 +65,11 @@ impl Azurite {
     /// Starts Azurite again on the same port with the same data folder.
     pub fn restart(&mut self) {
         self.kill();
-        let mut next = Azurite::spawn(self.preload, self.location.clone(), self.port);
+        let mut next = Azurite::spawn(self.preload, self.location.clone(), self.port, self.oauth.clone());
         std::mem::swap(self, &mut next);
     }
 
-    fn spawn(preload: bool, location: Option<PathBuf>, port: u16) -> Azurite {
+    fn spawn(preload: bool, location: Option<PathBuf>, port: u16, oauth: Option<(PathBuf, PathBuf)>) -> Azurite {
         let main = repo().join(".tools/npm/node_modules/azurite/dist/src/blob/main.js");
         assert!(main.exists(), "Azurite is missing at {}: run tests/support/requirements-sync.sh", main.display());
         let mut cmd = Command::new("node");
@@ -72,6 +81,9 @@ impl Azurite {
             Some(dir) => cmd.arg("--location").arg(dir),
             None => cmd.arg("--inMemoryPersistence"),
         };
+        if let Some((cert, key)) = &oauth {
+            cmd.args(["--oauth", "basic"]).arg("--cert").arg(cert).arg("--key").arg(key);
+        }
         cmd.args(["--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -82,14 +94,16 @@ impl Azurite {
         // Azurite prints its address once it listens; generous for a loaded machine.
         for line in lines.by_ref() {
             let line = line.unwrap_or_default();
-            if let Some(rest) = line.split("listens on http://127.0.0.1:").nth(1) {
+            if let Some(rest) =
+                line.split("listens on http://127.0.0.1:").nth(1).or(line.split("listens on https://127.0.0.1:").nth(1))
+            {
                 port = rest.trim().parse().unwrap_or(0);
                 break;
             }
         }
         assert!(port > 0, "Azurite did not report its port");
         std::thread::spawn(move || for _ in lines {});
-        Azurite { child, port, preload, location }
+        Azurite { child, port, preload, location, oauth }
     }
 
     pub fn sas(&self) -> String {
