@@ -33,14 +33,17 @@ fn config(port: u16, ca: bool) -> String {
     )
 }
 
-/// Creates the container with the account's key (a SAS), over HTTPS trusting the test CA.
-async fn create_container(port: u16, az: &Azurite, ca: &Path) {
-    let http = reqwest::Client::builder()
+fn trusting(ca: &Path) -> reqwest::Client {
+    reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Creates the container with the account's key (a SAS), over HTTPS trusting the test CA.
+async fn create_container(port: u16, az: &Azurite, ca: &Path) {
     let url = format!("https://127.0.0.1:{port}/{}/app?restype=container&{}", azurite::ACCOUNT, az.sas());
-    let r = http.put(url).header("x-ms-version", "2025-01-05").send().await.unwrap();
+    let r = trusting(ca).put(url).header("x-ms-version", "2025-01-05").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 201, "create container");
 }
 
@@ -102,6 +105,40 @@ async fn a_blob_share_authorised_by_entra_copies_both_ways_and_a_refused_token_s
         .run();
     let tries = ran.stderr.matches("failed to verify TLS certificate").count();
     assert!(tries <= 2, "an untrusted certificate is not retried ({tries} handshakes):\n{}", ran.stderr);
+}
+
+#[tokio::test]
+async fn the_shared_state_authorised_by_entra_locks_and_keeps_the_journal_in_the_container() {
+    let test = Test::new();
+    let tls = test.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    certs::certificates(&tls);
+    let az = Azurite::start_oauth(&tls.join("server.pem"), &tls.join("server.key"));
+    let good = token("https://storage.azure.com");
+    let config = format!(
+        "[environments.prod]\nnamespace = \"a\"\nrelease = \"ac\"\ngateway = \"https://prod.example.com\"\n\
+         [state]\nbackend = \"azure-blob\"\nurl = \"blob+https://127.0.0.1:{}/{}/drstate\"\nauth = \"entra\"\n\
+         [azure]\nauth = \"static_token\"\ntoken_file = \"token\"\nca_file = \"tls/ca.pem\"\n",
+        az.port,
+        azurite::ACCOUNT
+    );
+    // The run takes the lock (a lease), writes its journal and mirrors it, all with the token.
+    let ran = test
+        .config(&config)
+        .file("token", &good)
+        .script("info(\"rehearsed\");")
+        .args(&["run", "script.rhai", "--config", "drscript.toml", "--yes"])
+        .stderr_lacks(&good)
+        .run();
+    let run = ran.runs().pop().expect("a run folder");
+    let id = run.file_name().unwrap().to_string_lossy().into_owned();
+    let url =
+        format!("https://127.0.0.1:{}/{}/drstate/runs/{id}/journal.jsonl?{}", az.port, azurite::ACCOUNT, az.sas());
+    let r = trusting(&tls.join("ca.pem")).get(url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the journal is in the container");
+    assert_eq!(r.text().await.unwrap(), std::fs::read_to_string(run.join("journal.jsonl")).unwrap());
+    // `runs` reads the container with the token too.
+    ran.then().args(&["runs", "--config", "drscript.toml"]).stdout_has(&id).run();
 }
 
 #[test]

@@ -68,6 +68,9 @@ pub struct SharedState {
     pub account_key_file: Option<PathBuf>,
     /// How long the lock's lease lasts without renewal (15–60, default 60).
     pub lease_seconds: Option<u32>,
+    /// `entra`: a token from `[azure]`'s credential ("Storage Blob Data Contributor" on the
+    /// container) instead of a SAS or key.
+    pub auth: Option<ShareAuth>,
     #[serde(skip)]
     pub sas: Option<SecretRef>,
     #[serde(skip)]
@@ -379,8 +382,18 @@ fn validate_state(err: &impl Fn(&[&str], &str) -> Error, state: &mut SharedState
     state.sas = optional_secret(&key, "sas", &state.sas_env, &state.sas_file, base).map_err(|m| err(&key, &m))?;
     state.account_key = optional_secret(&key, "account_key", &state.account_key_env, &state.account_key_file, base)
         .map_err(|m| err(&key, &m))?;
-    if state.sas.is_none() && state.account_key.is_none() {
-        return Err(err(&key, "needs a credential: sas_env, sas_file, account_key_env or account_key_file"));
+    let entra = state.auth == Some(ShareAuth::Entra);
+    if entra && (state.sas.is_some() || state.account_key.is_some()) {
+        return Err(err(&["state", "auth"], "\"entra\" uses the [azure] credential: remove sas_* and account_key_*"));
+    }
+    if entra && !plain.starts_with("https://") {
+        return Err(err(&["state", "auth"], "\"entra\" needs an https:// URL: Azure refuses a token over HTTP"));
+    }
+    if !entra && state.sas.is_none() && state.account_key.is_none() {
+        return Err(err(
+            &key,
+            "needs a credential: sas_env, sas_file, account_key_env, account_key_file or auth = \"entra\"",
+        ));
     }
     Ok(())
 }

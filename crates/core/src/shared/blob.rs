@@ -57,13 +57,16 @@ impl Answer {
     }
 }
 
-/// A container (and a name prefix in it) with the SAS that opens it.
+/// A container (and a name prefix in it) with the SAS or the Entra ID token source that opens it.
 #[derive(Clone)]
 pub struct Container {
     /// `scheme://host[:port][/ACCOUNT]/CONTAINER`, no query: what messages show.
     url: String,
     prefix: String,
     sas: String,
+    token: Option<std::sync::Arc<dyn azure_core::credentials::TokenCredential>>,
+    /// Certificate authorities trusted besides the system's (`[azure] ca_file`), PEM.
+    extra_roots: Option<std::sync::Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for Container {
@@ -75,8 +78,13 @@ impl std::fmt::Debug for Container {
 impl Container {
     /// `url` names a container (`https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]`, or
     /// `blob+http://127.0.0.1:PORT/ACCOUNT/CONTAINER` for an emulator); the credential is a SAS
-    /// or the account key (turned into an account SAS valid for a day).
-    pub fn new(url: &str, credential: Option<StorageCredential>) -> Result<Container> {
+    /// or the account key (turned into an account SAS valid for a day), or an Entra ID token
+    /// source; `extra_roots` are CAs trusted besides the system's.
+    pub fn new(
+        url: &str,
+        credential: Option<StorageCredential>,
+        extra_roots: Option<std::sync::Arc<[u8]>>,
+    ) -> Result<Container> {
         let remote = match Endpoint::remote_under(url, credential, "")
             .map_err(|e| Error::Usage(e.to_string().replacen("sync: ", "state.url: ", 1)))?
         {
@@ -88,6 +96,7 @@ impl Container {
                 )));
             }
         };
+        let mut token = None;
         let sas = match &remote.credential {
             StorageCredential::Sas(q) => q.trim_start_matches('?').to_string(),
             StorageCredential::SharedKey(key) => drscript_sync::azure_files::auth::account_sas(
@@ -97,16 +106,14 @@ impl Container {
                 chrono::Utc::now() + chrono::Duration::hours(24),
             ),
             StorageCredential::Anonymous => String::new(),
-            StorageCredential::Token(_) => {
-                return Err(Error::Usage(format!(
-                    "state.url {}: the shared state takes a SAS or an account key, not an Entra ID token",
-                    remote.location()
-                )));
+            StorageCredential::Token(source) => {
+                token = Some(source.clone());
+                String::new()
             }
         };
         redact::register_sas(&sas);
         let url = format!("{}/{}", remote.base.as_str().trim_end_matches('/'), remote.root);
-        Ok(Container { url, prefix: remote.path.clone(), sas })
+        Ok(Container { url, prefix: remote.path.clone(), sas, token, extra_roots })
     }
 
     /// The container (and prefix) without credentials, for messages.
@@ -152,13 +159,22 @@ impl Container {
             ("x-ms-date".to_string(), chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string()),
         ];
         request_headers.extend(headers.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let (token, roots) = (self.token.clone(), self.extra_roots.clone());
         let run = async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .connect_timeout(TIMEOUT)
-                .timeout(TIMEOUT)
-                .build()
-                .map_err(|e| e.to_string())?;
+            let mut client =
+                reqwest::Client::builder().pool_max_idle_per_host(0).connect_timeout(TIMEOUT).timeout(TIMEOUT);
+            for root in roots.as_deref().map(drscript_sync::http::certificates).and_then(|r| r.ok()).unwrap_or_default()
+            {
+                client = client.add_root_certificate(root);
+            }
+            let client = client.build().map_err(|e| e.to_string())?;
+            if let Some(source) = token {
+                let token = source
+                    .get_token(&[drscript_sync::STORAGE_SCOPE], None)
+                    .await
+                    .map_err(|e| format!("no Entra ID token for Azure Storage: {}", drscript_base::error::chain(&e)))?;
+                request_headers.push(("authorization".to_string(), format!("Bearer {}", token.token.secret())));
+            }
             let mut request = client.request(method_value, &url);
             for (k, v) in &request_headers {
                 request = request.header(k.as_str(), v.as_str());

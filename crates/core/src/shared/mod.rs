@@ -187,7 +187,9 @@ impl Shared {
             return Ok(None);
         }
         let url = state.url.as_deref().unwrap_or_default();
-        let credential = if let Some(sas) = &state.sas {
+        let credential = if state.auth == Some(crate::config::ShareAuth::Entra) {
+            Some(StorageCredential::Token(std::sync::Arc::new(config.credential.get()?)))
+        } else if let Some(sas) = &state.sas {
             Some(StorageCredential::Sas(sas.resolve()?.trim_start_matches('?').to_string()))
         } else if let Some(key) = &state.account_key {
             Some(StorageCredential::SharedKey(key.resolve()?))
@@ -195,7 +197,7 @@ impl Shared {
             None
         };
         Ok(Some(Shared {
-            container: Container::new(url, credential)?,
+            container: Container::new(url, credential, config.azure.as_ref().and_then(|a| a.extra_roots.clone()))?,
             lease_seconds: state.lease_seconds.unwrap_or(DEFAULT_LEASE),
         }))
     }
