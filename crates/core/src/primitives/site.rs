@@ -84,6 +84,17 @@ pub mod site_api {
         super::http_check(&exec, url).map_err(to_rhai)
     }
 
+    /// Whether drscript may write into the share: `()` when a small file could be created and
+    /// deleted at its top (or when not checked: a dry run or a plan writes nothing), else why
+    /// not (the service's refusal, e.g. `403 AuthorizationPermissionMismatch` for an Entra ID
+    /// identity with a Reader role). Asked of the target before anything is quiesced, since a
+    /// credential's rights cannot always be read (a token carries none).
+    #[rhai_fn(return_raw)]
+    pub fn share_write_check(ctx: NativeCallContext, share: ShareRef) -> RhaiResult {
+        let exec = exec_of(&ctx);
+        super::share_write_check(&exec, &share).map_err(to_rhai)
+    }
+
     /// How much can still be written to a share: `#{free_bytes, limit}` (`limit` says what
     /// bounds it: the Azure Files share's quota and usage, a local folder's free space), or `()`
     /// when nothing that can be read bounds it (a Blob container) and in a plan. A share whose
@@ -468,6 +479,37 @@ fn share_check(exec: &Arc<Exec>, share: &ShareRef) -> Result<Map> {
         || exec.block_on(async { Ok(site::facts::read_share(&share.name, &share.share, &share.path, b).await) }),
     )?;
     Ok(to_map(serde_json::to_value(facts).unwrap_or(Value::Null)))
+}
+
+/// The name of the file [`share_write_check`] creates and deletes: the run's process, so two
+/// checks never meet.
+fn write_check_name() -> String {
+    format!(".drscript-write-check-{}", std::process::id())
+}
+
+fn share_write_check(exec: &Arc<Exec>, share: &ShareRef) -> Result<Dynamic> {
+    if !exec.is_live() {
+        return Ok(Dynamic::UNIT);
+    }
+    let problem = exec.query(
+        "share_write_check",
+        &share.describe(),
+        || None,
+        || {
+            let store = drscript_sync::store::Store::open(&share.share.endpoint(&share.path)?)?;
+            exec.block_on(async move {
+                let name = write_check_name();
+                let body: &'static [u8] = b"drscript checks it may write here; deleted at once\n";
+                let data: drscript_sync::store::ByteStream =
+                    Box::pin(futures::stream::once(async move { Ok(bytes::Bytes::from_static(body)) }));
+                Ok(match store.write(&name, body.len() as u64, None, data).await {
+                    Ok(_) => store.delete_file(&name).await.err().map(|e| format!("written, then not deleted: {e}")),
+                    Err(e) => Some(e.message),
+                })
+            })
+        },
+    )?;
+    Ok(problem.map_or(Dynamic::UNIT, Dynamic::from))
 }
 
 /// A step map of the stdlib's builders as the rules of [`crate::steps`] see it.
