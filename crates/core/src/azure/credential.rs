@@ -301,19 +301,32 @@ impl Credential {
         Credential::Identity(Arc::new(Chain { links, answered: Mutex::new(None) }))
     }
 
-    /// Reads the secrets this config's credential needs through `exec`, so that a rehearsal or
-    /// a plan finds a missing one before anything runs.
+    /// Reads the secrets and files this config's credential needs through `exec`, so that a
+    /// rehearsal or a plan finds a missing one before anything runs.
     pub fn check_secrets(exec: &crate::exec::Exec, azure: &Azure) -> Result<()> {
         let secret = match azure.auth {
             AzureAuth::StaticToken => azure.token.as_ref(),
             AzureAuth::ServicePrincipal => azure.client_secret.as_ref(),
             AzureAuth::Cli
-            | AzureAuth::ClientCertificate
             | AzureAuth::ManagedIdentity
             | AzureAuth::WorkloadIdentity
+            | AzureAuth::ClientCertificate
             | AzureAuth::Chain => None,
         };
-        secret.map(|t| exec.secret(t)).transpose().map(drop)
+        secret.map(|t| exec.secret(t)).transpose()?;
+        let files = match azure.auth {
+            AzureAuth::WorkloadIdentity => vec![("federated_token_file", &azure.federated_token_file)],
+            AzureAuth::ClientCertificate => vec![("client_certificate_file", &azure.client_certificate_file)],
+            _ => Vec::new(),
+        };
+        for (key, path) in files {
+            if let Some(path) = path
+                && let Err(e) = std::fs::metadata(path)
+            {
+                return Err(Error::Secret(format!("azure.{key}: cannot read {}: {e}", path.display())));
+            }
+        }
+        Ok(())
     }
 
     /// The source, and for a chain the one that answered last (`None` before any token).
