@@ -366,6 +366,12 @@ pub struct SandboxUpArgs {
     /// disk), so that `sandbox outage ENV share` can take them down
     #[arg(long)]
     pub remote_shares: bool,
+    /// Microsoft Entra ID instead of keys: an Entra ID emulator (HTTPS token endpoint with a
+    /// client secret, certificate and federated credential; an App Service managed-identity
+    /// endpoint), Files emulators over HTTPS that take bearer tokens and refuse the account key,
+    /// and a config that signs in with workload identity (see docs/sandbox.md)
+    #[arg(long)]
+    pub entra: bool,
     /// Start with an outage: ENV:PART[+PART...], e.g. `prod:region` or `prod:cluster+gateway`
     #[arg(long, value_name = "ENV:PARTS")]
     pub outage: Vec<String>,
