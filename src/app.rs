@@ -275,6 +275,10 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
         cli::SandboxCommand::Restore(args) => {
             drscript_sandbox::cli_outage(&args.dir.dir, &args.env, &[], false, true).map(|said| output::err(&said))
         }
+        cli::SandboxCommand::Role(args) => {
+            drscript_sandbox::cli_role(&args.dir.dir, &args.account, &args.principal, &args.role)
+                .map(|said| output::err(&said))
+        }
     }
 }
 

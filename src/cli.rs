@@ -302,6 +302,25 @@ pub enum SandboxCommand {
     /// End every outage of an environment: its servers answer again, as they were
     #[command(after_help = "Examples:\n  drscript sandbox restore prod")]
     Restore(SandboxRestoreArgs),
+    /// Assign a Files data role to a principal on a storage account (a sandbox started with
+    /// `--entra`): reader, contributor, or none to remove the assignment
+    #[command(
+        after_help = "Examples:\n  drscript sandbox role prod 5a6d0b1c-0000-4000-8000-0000000a0b01 reader\n  drscript sandbox role prod 5a6d0b1c-0000-4000-8000-0000000a0b01 none"
+    )]
+    Role(SandboxRoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxRoleArgs {
+    #[command(flatten)]
+    pub dir: SandboxDirArgs,
+    /// The storage account (an environment's name with --remote-shares)
+    pub account: String,
+    /// The principal's object id (the `oid` of its tokens)
+    pub principal: String,
+    /// reader (Storage File Data Privileged Reader), contributor (Storage File Data Privileged
+    /// Contributor), or none
+    pub role: String,
 }
 
 #[derive(Debug, Args)]

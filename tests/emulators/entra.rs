@@ -74,6 +74,14 @@ fn entra_sandbox_writes_a_workload_identity_config_and_its_credentials() {
         "Storage File Data Privileged Contributor"
     );
     assert_eq!(status["components"]["arm"]["storage_accounts"][0]["properties"]["allowSharedKeyAccess"], false);
+
+    // `drscript sandbox role` changes an assignment through the control endpoint.
+    let said = drscript_sandbox::cli_role(dir.path(), "prod", entra::APP_OBJECT_ID, "reader").unwrap();
+    assert_eq!(said, format!("{} on prod: Storage File Data Privileged Reader", entra::APP_OBJECT_ID));
+    assert_eq!(e.roles().role("prod", entra::APP_OBJECT_ID), Some(entra::Role::Reader));
+    let said = drscript_sandbox::cli_role(dir.path(), "prod", entra::APP_OBJECT_ID, "none").unwrap();
+    assert!(said.ends_with(": no role"), "{said}");
+    assert!(drscript_sandbox::cli_role(dir.path(), "prod", entra::APP_OBJECT_ID, "owner").is_err());
     // No secret in what `sandbox status` shows or sandbox.json holds.
     let shown = format!("{status}\n{file}");
     for secret in ["secrets/entra-client.secret", "secrets/entra-federated-token", "secrets/entra-identity-header"] {

@@ -725,6 +725,16 @@ pub fn cli_up(dir: &Path, options: SandboxOptions, say: impl Fn(&str) + Send + '
         }
         let handle = Sandbox::start(&dir, options).await?;
         say(render(&handle.status()).trim_end());
+        if let Some(e) = &handle.entra {
+            say(&format!(
+                "entra: Entra ID emulator at {} (tenant {}, app {}; CA {}), managed identity at {}; `drscript sandbox role` changes a principal's Files role",
+                e.authority(),
+                entra::TENANT_ID,
+                entra::CLIENT_ID,
+                entra::CA_PATH,
+                e.identity_endpoint()
+            ));
+        }
         say(&format!(
             "sandbox running in {} — try:\n  KUBECONFIG={} kubectl --context prod get deployments\n  drscript --config {} plan failover.rhai\nCtrl-C or `drscript sandbox down --dir {}` stops it.",
             handle.dir.display(),
@@ -920,4 +930,28 @@ pub fn cli_outage(dir: &Path, env: &str, parts: &[String], hang: bool, restore: 
         .map(|(part, mode)| format!("{part} {}", mode.as_str().unwrap_or("?")))
         .collect();
     Ok(format!("{env}: {}", modes.join(", ")))
+}
+
+/// `drscript sandbox role ACCOUNT PRINCIPAL ROLE`: assigns a Files data role (`reader`,
+/// `contributor`, a role's full name, or `none`) to a principal's object id on an account of a
+/// sandbox started with `--entra`; says what the principal now holds.
+pub fn cli_role(dir: &Path, account: &str, principal: &str, role: &str) -> Result<String> {
+    let file = folder::read_sandbox_file(dir)?;
+    if !drscript_base::sys::process_alive(file.pid) {
+        return Err(Error::Usage(format!("the sandbox of {} is not running", dir.display())));
+    }
+    let control = file.control.clone().ok_or_else(|| {
+        Error::Usage(format!("the sandbox of {} has no control endpoint (restart it)", dir.display()))
+    })?;
+    let role = if role.eq_ignore_ascii_case("none") {
+        None
+    } else {
+        Some(entra::Role::parse(role).ok_or_else(|| {
+            Error::Usage(format!("sandbox role: unknown role `{role}` (reader, contributor or none)"))
+        })?)
+    };
+    let body = json!({"account": account, "principal": principal, "role": role.map(entra::Role::name)});
+    let reply = on_runtime(async move { control::request(&control, "/roles", body).await })?;
+    let now = reply[account][principal.to_ascii_lowercase()].as_str().unwrap_or("no role").to_string();
+    Ok(format!("{principal} on {account}: {now}"))
 }

@@ -58,6 +58,8 @@ pub const IDENTITY_HEADER_PATH: &str = "secrets/entra-identity-header";
 
 /// How long the service-account token the sandbox writes lives.
 const FEDERATED_TOKEN_LIFETIME: i64 = 24 * 3600;
+/// How often the service-account token is re-signed.
+const FEDERATED_TOKEN_REFRESH: u64 = 6 * 3600;
 /// How long an access token lives (`expires_in` 3599, as Entra answers).
 const ACCESS_TOKEN_LIFETIME: i64 = 3599;
 /// Clock skew tolerated on `nbf`/`exp`, as the services tolerate it.
@@ -65,6 +67,27 @@ const SKEW: i64 = 300;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// Signs a service-account token of the sandbox's AKS OIDC issuer (24 h) and writes it where a
+/// workload-identity pod finds its projected token.
+fn write_federated_token(dir: &Path, oidc_key: &KeyPair, issuer: &str) -> Result<()> {
+    let iat = now();
+    let token = jwt::sign(
+        oidc_key,
+        &json!({"alg": "RS256", "kid": "sandbox-aks-oidc"}),
+        &json!({
+            "aud": [FEDERATED_AUDIENCE],
+            "iss": issuer,
+            "sub": FEDERATED_SUBJECT,
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + FEDERATED_TOKEN_LIFETIME,
+            "kubernetes.io": {"namespace": "drscript", "serviceaccount": {"name": "drscript"}},
+        }),
+    )?;
+    drscript_base::redact::register(&token);
+    crate::folder::write_secret(&dir.join(FEDERATED_TOKEN_PATH), &token)
 }
 
 /// A principal an access token names.
@@ -249,31 +272,17 @@ impl Entra {
         let cert = params.self_signed(&cert_key).map_err(|e| entra_error("certificate", e))?;
         let private_pem = cert_key.serialize_pem();
         drscript_base::redact::register(private_pem.trim());
-        crate::folder::write_secret(&dir.join(CLIENT_CERT_PATH), &format!("{}{}", cert.pem(), private_pem).trim_end())?;
+        crate::folder::write_secret(&dir.join(CLIENT_CERT_PATH), format!("{}{}", cert.pem(), private_pem).trim_end())?;
         let cert_sha1 = {
             use sha1::Digest as _;
             sha1::Sha1::digest(cert.der()).to_vec()
         };
         let cert_sha256 = sha2::Sha256::digest(cert.der()).to_vec();
 
-        // The AKS OIDC issuer and the service-account token it signed.
-        let oidc_key = jwt::rsa_key()?;
-        let iat = now();
-        let federated = jwt::sign(
-            &oidc_key,
-            &json!({"alg": "RS256", "kid": "sandbox-aks-oidc"}),
-            &json!({
-                "aud": [FEDERATED_AUDIENCE],
-                "iss": oidc_issuer,
-                "sub": FEDERATED_SUBJECT,
-                "iat": iat,
-                "nbf": iat,
-                "exp": iat + FEDERATED_TOKEN_LIFETIME,
-                "kubernetes.io": {"namespace": "drscript", "serviceaccount": {"name": "drscript"}},
-            }),
-        )?;
-        drscript_base::redact::register(&federated);
-        crate::folder::write_secret(&dir.join(FEDERATED_TOKEN_PATH), &federated)?;
+        // The AKS OIDC issuer and the service-account token it signs, re-signed well before it
+        // expires (as the kubelet refreshes a projected token).
+        let oidc_key = Arc::new(jwt::rsa_key()?);
+        write_federated_token(dir, &oidc_key, &oidc_issuer)?;
 
         let identity_header = format!("{:032x}", rand::random::<u128>());
         drscript_base::redact::register(&identity_header);
@@ -305,6 +314,15 @@ impl Entra {
         let router = token::identity_router(directory.clone());
         tasks.push(tokio::spawn(async move {
             let _ = axum::serve(msi, router).await;
+        }));
+        let (token_dir, issuer) = (dir.to_path_buf(), directory.oidc_issuer.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(FEDERATED_TOKEN_REFRESH)).await;
+                if let Err(e) = write_federated_token(&token_dir, &oidc_key, &issuer) {
+                    tracing::warn!("sandbox Entra ID: cannot refresh the federated token: {e}");
+                }
+            }
         }));
         let roles = Arc::new(Roles::default());
         for account in accounts {

@@ -4,6 +4,9 @@
 //! `error_description` (`AADSTSnnnn: ...`), `error_codes`, `timestamp`, `trace_id`,
 //! `correlation_id`, `error_uri`; `invalid_client` is 401, the other errors 400.
 
+// The checks return Entra's error answer as their `Err`: that is the protocol's shape.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
