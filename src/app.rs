@@ -244,6 +244,7 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
             options.seed = args.seed.unwrap_or(options.seed);
             options.dns_cache = seconds(args.dns_cache, "--dns-cache")?;
             options.remote_shares = args.remote_shares;
+            options.entra = args.entra;
             for spec in &args.outage {
                 let (env, parts) = spec.split_once(':').ok_or_else(|| {
                     Error::Usage(format!("--outage {spec}: expected ENV:PART[+PART], e.g. prod:region"))
@@ -273,6 +274,10 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
         }
         cli::SandboxCommand::Restore(args) => {
             drscript_sandbox::cli_outage(&args.dir.dir, &args.env, &[], false, true).map(|said| output::err(&said))
+        }
+        cli::SandboxCommand::Role(args) => {
+            drscript_sandbox::cli_role(&args.dir.dir, &args.account, &args.principal, &args.role)
+                .map(|said| output::err(&said))
         }
     }
 }

@@ -302,6 +302,25 @@ pub enum SandboxCommand {
     /// End every outage of an environment: its servers answer again, as they were
     #[command(after_help = "Examples:\n  drscript sandbox restore prod")]
     Restore(SandboxRestoreArgs),
+    /// Assign a Files data role to a principal on a storage account (a sandbox started with
+    /// `--entra`): reader, contributor, or none to remove the assignment
+    #[command(
+        after_help = "Examples:\n  drscript sandbox role prod 5a6d0b1c-0000-4000-8000-0000000a0b01 reader\n  drscript sandbox role prod 5a6d0b1c-0000-4000-8000-0000000a0b01 none"
+    )]
+    Role(SandboxRoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxRoleArgs {
+    #[command(flatten)]
+    pub dir: SandboxDirArgs,
+    /// The storage account (an environment's name with --remote-shares)
+    pub account: String,
+    /// The principal's object id (the `oid` of its tokens)
+    pub principal: String,
+    /// reader (Storage File Data Privileged Reader), contributor (Storage File Data Privileged
+    /// Contributor), or none
+    pub role: String,
 }
 
 #[derive(Debug, Args)]
@@ -366,6 +385,12 @@ pub struct SandboxUpArgs {
     /// disk), so that `sandbox outage ENV share` can take them down
     #[arg(long)]
     pub remote_shares: bool,
+    /// Microsoft Entra ID instead of keys: an Entra ID emulator (HTTPS token endpoint with a
+    /// client secret, certificate and federated credential; an App Service managed-identity
+    /// endpoint), Files emulators over HTTPS that take bearer tokens and refuse the account key,
+    /// and a config that signs in with workload identity (see docs/sandbox.md)
+    #[arg(long)]
+    pub entra: bool,
     /// Start with an outage: ENV:PART[+PART...], e.g. `prod:region` or `prod:cluster+gateway`
     #[arg(long, value_name = "ENV:PARTS")]
     pub outage: Vec<String>,

@@ -14,7 +14,7 @@ use drscript_sandbox::{arm, zone as dns_zone};
 fn sandbox_storage_account_and_zone_work_with_the_config_they_write() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (emu, arm_config) = rt.block_on(arm::start_for_sandbox(dir.path(), Duration::from_millis(200))).unwrap();
+    let (emu, arm_config) = rt.block_on(arm::start_for_sandbox(dir.path(), Duration::from_millis(200), None)).unwrap();
     let (zone, dns_config) = dns_zone::create_for_sandbox(dir.path()).unwrap();
     let token = std::fs::read_to_string(dir.path().join(arm::SANDBOX_TOKEN_PATH)).unwrap();
     let h = harness::Harness::in_dir(rt, dir, &format!("{arm_config}\n{dns_config}"), &[], Mode::Live);

@@ -3,6 +3,7 @@
 
 mod azure_sandbox;
 mod azure_sdk_crosscheck;
+mod entra;
 mod kube_api_protocol;
 mod kube_auth;
 mod kube_kubectl;

@@ -46,6 +46,9 @@ pub struct ArmOptions {
     pub zones: Vec<ZoneSeed>,
     /// 0 for an ephemeral port.
     pub port: u16,
+    /// Also accept access tokens of the sandbox's Entra ID emulator for
+    /// `https://management.azure.com` (`sandbox up --entra`).
+    pub entra: Option<crate::entra::TokenVerifier>,
 }
 
 impl Default for ArmOptions {
@@ -58,6 +61,7 @@ impl Default for ArmOptions {
             accounts: Vec::new(),
             zones: Vec::new(),
             port: 0,
+            entra: None,
         }
     }
 }
@@ -188,28 +192,39 @@ pub const SANDBOX_TOKEN_PATH: &str = "secrets/arm.token";
 /// Starts the emulator for `drscript sandbox`: one RA-GRS account (eastus → westus) whose
 /// failover takes `failover_duration`, a fresh token written to `dir/secrets/arm.token`.
 /// Returns the handle and the `[azure]` and `[storage.prod]` sections of the sandbox's config.
-pub async fn start_for_sandbox(dir: &std::path::Path, failover_duration: Duration) -> Result<(ArmHandle, String)> {
+///
+/// With `entra` (`sandbox up --entra`), it also accepts the emulator's management tokens, the
+/// account reports `allowSharedKeyAccess: false`, and the `[azure]` section signs in with
+/// workload identity.
+pub async fn start_for_sandbox(
+    dir: &std::path::Path,
+    failover_duration: Duration,
+    entra: Option<&crate::entra::Entra>,
+) -> Result<(ArmHandle, String)> {
     let token = format!("arm-{:032x}", rand::random::<u128>());
     drscript_base::redact::register(&token);
     crate::folder::write_secret(&dir.join(SANDBOX_TOKEN_PATH), &token)?;
+    let mut account =
+        AccountSeed::new(SANDBOX_SUBSCRIPTION, SANDBOX_RESOURCE_GROUP, SANDBOX_ACCOUNT, "eastus", "westus");
+    account.allow_shared_key_access = entra.map(|_| false);
     let handle = start(ArmOptions {
         token,
         failover_duration,
         retry_after_secs: 1,
-        accounts: vec![AccountSeed::new(
-            SANDBOX_SUBSCRIPTION,
-            SANDBOX_RESOURCE_GROUP,
-            SANDBOX_ACCOUNT,
-            "eastus",
-            "westus",
-        )],
+        accounts: vec![account],
+        entra: entra.map(crate::entra::Entra::verifier),
         ..ArmOptions::default()
     })
     .await?;
+    let azure = match entra {
+        Some(e) => e.azure_section(&handle.url),
+        None => format!(
+            "[azure]\nauth = \"static_token\"\nresource_manager = \"{}\"\ntoken_file = \"{SANDBOX_TOKEN_PATH}\"\n",
+            handle.url
+        ),
+    };
     let config = format!(
-        "[azure]\nauth = \"static_token\"\nresource_manager = \"{}\"\ntoken_file = \"{SANDBOX_TOKEN_PATH}\"\n\n\
-         [storage.prod]\nsubscription = \"{SANDBOX_SUBSCRIPTION}\"\nresource_group = \"{SANDBOX_RESOURCE_GROUP}\"\naccount = \"{SANDBOX_ACCOUNT}\"\n",
-        handle.url
+        "{azure}\n[storage.prod]\nsubscription = \"{SANDBOX_SUBSCRIPTION}\"\nresource_group = \"{SANDBOX_RESOURCE_GROUP}\"\naccount = \"{SANDBOX_ACCOUNT}\"\n"
     );
     Ok((handle, config))
 }
@@ -321,6 +336,10 @@ fn refuse(
 ) -> Option<Response> {
     // Authentication comes first, as in ARM.
     let expected = format!("Bearer {}", state.options.token);
+    let entra_token = |v: &str| {
+        let token = v.strip_prefix("Bearer ").unwrap_or_default();
+        state.options.entra.as_ref().is_some_and(|e| e.verify(token, crate::entra::MANAGEMENT_RESOURCE).is_ok())
+    };
     match headers.get("authorization").and_then(|v| v.to_str().ok()) {
         None => {
             let mut r = error(
@@ -334,7 +353,7 @@ fn refuse(
             );
             return Some(r);
         }
-        Some(v) if v != expected => {
+        Some(v) if v != expected && !entra_token(v) => {
             return Some(error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "The access token is invalid."));
         }
         Some(_) => {}

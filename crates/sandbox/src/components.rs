@@ -78,8 +78,12 @@ pub struct Arm {
 }
 
 impl Arm {
-    pub async fn start(dir: &std::path::Path, failover: std::time::Duration) -> Result<Arm> {
-        let (handle, section) = arm::start_for_sandbox(dir, failover).await?;
+    pub async fn start(
+        dir: &std::path::Path,
+        failover: std::time::Duration,
+        entra: Option<&crate::entra::Entra>,
+    ) -> Result<Arm> {
+        let (handle, section) = arm::start_for_sandbox(dir, failover, entra).await?;
         Ok(Arm { handle: std::sync::Arc::new(handle), section })
     }
 

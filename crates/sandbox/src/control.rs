@@ -1,6 +1,9 @@
 //! The running sandbox's control endpoint, for `drscript sandbox outage` and `restore` from
 //! another process: `POST /outage {env, parts, hang}`, `POST /restore {env}`, `GET /outages`, and
-//! `GET /arm` (the ARM emulator's accounts and zones, for `sandbox status`).
+//! `GET /arm` (the ARM emulator's accounts and zones, for `sandbox status`); with Entra ID,
+//! `GET /entra` (its endpoints and role assignments) and `POST /roles {account, principal, role}`
+//! (assigns `Storage File Data Privileged Reader` or `... Contributor` to a principal's object
+//! id on a Files account; `role: null` removes the assignment).
 //! It also plays Azure's part after a storage account failover: once the account's primary has
 //! moved, the shares behind it answer again (from the former secondary region).
 
@@ -35,7 +38,11 @@ struct OutageRequest {
 }
 
 impl Control {
-    pub async fn start(gates: BTreeMap<String, Arc<EnvGates>>, arm: Arc<ArmHandle>) -> Result<Control> {
+    pub async fn start(
+        gates: BTreeMap<String, Arc<EnvGates>>,
+        arm: Arc<ArmHandle>,
+        entra: Option<crate::entra::Entra>,
+    ) -> Result<Control> {
         let gates: Gates = Arc::new(gates);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -46,7 +53,10 @@ impl Control {
             .route("/restore", post(restore))
             .route("/outages", get(outages))
             .with_state(gates)
-            .route("/arm", get(move || std::future::ready(Json(arm.state_json()))));
+            .route("/arm", get(move || std::future::ready(Json(arm.state_json()))))
+            .route("/roles", post(roles).get(roles_list))
+            .route("/entra", get(entra_state))
+            .layer(axum::Extension(entra));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -123,6 +133,57 @@ async fn restore(State(gates): State<Gates>, Json(req): Json<OutageRequest>) -> 
 
 async fn outages(State(gates): State<Gates>) -> Json<Value> {
     Json(Value::Object(gates.iter().map(|(name, g)| (name.clone(), g.modes())).collect()))
+}
+
+#[derive(Deserialize)]
+struct RoleRequest {
+    account: String,
+    principal: String,
+    /// A role's name (or `reader` / `contributor`); null removes the assignment.
+    #[serde(default)]
+    role: Option<String>,
+}
+
+type EntraExt = axum::Extension<Option<crate::entra::Entra>>;
+
+fn no_entra() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": "the sandbox runs without Entra ID (start it with `sandbox up --entra`)"})),
+    )
+}
+
+async fn roles(axum::Extension(entra): EntraExt, Json(req): Json<RoleRequest>) -> (StatusCode, Json<Value>) {
+    let Some(entra) = entra else { return no_entra() };
+    let role = match req.role.as_deref().map(crate::entra::Role::parse) {
+        None => None,
+        Some(Some(r)) => Some(r),
+        Some(None) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!(
+                    "unknown role `{}` (known: Storage File Data Privileged Reader, Storage File Data Privileged Contributor)",
+                    req.role.unwrap_or_default()
+                )})),
+            );
+        }
+    };
+    entra.roles().set(&req.account, &req.principal, role);
+    (StatusCode::OK, Json(entra.roles().to_json()))
+}
+
+async fn roles_list(axum::Extension(entra): EntraExt) -> (StatusCode, Json<Value>) {
+    match entra {
+        Some(e) => (StatusCode::OK, Json(e.roles().to_json())),
+        None => no_entra(),
+    }
+}
+
+async fn entra_state(axum::Extension(entra): EntraExt) -> (StatusCode, Json<Value>) {
+    match entra {
+        Some(e) => (StatusCode::OK, Json(e.status())),
+        None => no_entra(),
+    }
 }
 
 /// `drscript sandbox outage|restore`: asks the sandbox running behind `control` (a URL).

@@ -51,6 +51,10 @@ pub struct EnvEndpoints {
     pub share_urls: BTreeMap<String, String>,
     #[serde(default)]
     pub share_key_file: Option<PathBuf>,
+    /// How the config's shares authenticate: `entra` (`sandbox up --entra --remote-shares`:
+    /// `auth = "entra"`, no key file), else the account key.
+    #[serde(default)]
+    pub share_auth: Option<String>,
     /// Workload names that differ from the chart's `RELEASE-ac-COMPONENT`, by component.
     #[serde(default)]
     pub workload_names: BTreeMap<String, String>,
@@ -74,9 +78,26 @@ pub struct SandboxFile {
     /// Other components by name, with the URL of their state (see `sandbox::Component`).
     #[serde(default)]
     pub components: BTreeMap<String, Option<String>>,
-    /// The control endpoint (`sandbox outage` / `restore`).
+    /// The control endpoint (`sandbox outage` / `restore`, `POST /roles`).
     #[serde(default)]
     pub control: Option<String>,
+    /// The Entra ID emulator (`sandbox up --entra`).
+    #[serde(default)]
+    pub entra: Option<EntraEndpoints>,
+}
+
+/// Where the Entra ID emulator listens (no secrets: those are files under `secrets/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntraEndpoints {
+    pub tenant_id: String,
+    pub client_id: String,
+    /// `https://127.0.0.1:PORT`: the authority host.
+    pub authority: String,
+    pub token_endpoint: String,
+    /// The App Service managed-identity endpoint (`IDENTITY_ENDPOINT`), plain HTTP.
+    pub identity_endpoint: String,
+    /// The sandbox CA (PEM), relative to the sandbox folder.
+    pub ca_file: PathBuf,
 }
 
 pub const SANDBOX_FILE: &str = "sandbox.json";
@@ -246,6 +267,9 @@ pub fn config(envs: &BTreeMap<String, EnvEndpoints>, extra: &[String]) -> String
         let _ = write!(out, "\n[environments.{name}.shares]\n");
         for (share, path) in &e.shares {
             match (e.share_urls.get(share), &e.share_key_file) {
+                (Some(url), _) if e.share_auth.as_deref() == Some("entra") => {
+                    let _ = writeln!(out, "{share} = {{ url = \"{url}\", auth = \"entra\"{} }}", folders(share));
+                }
                 (Some(url), Some(key)) => {
                     let _ = writeln!(
                         out,

@@ -21,6 +21,7 @@ mod control;
 pub mod databases;
 pub mod db_certs;
 pub mod dns_resolver;
+pub mod entra;
 pub mod faults;
 pub mod folder;
 pub mod gateway;
@@ -92,6 +93,11 @@ pub struct SandboxOptions {
     /// Start real PostgreSQL servers for `[databases]` (`sandbox up` and the demo do; off by
     /// default so that embedding the sandbox costs no database servers).
     pub databases: bool,
+    /// Microsoft Entra ID (`sandbox up --entra`): an Entra ID emulator (token endpoint over
+    /// HTTPS, managed-identity endpoint), Files emulators over HTTPS that take bearer tokens and
+    /// refuse the account key (`allowSharedKeyAccess: false`), an ARM emulator that takes the
+    /// emulator's tokens, and a config that signs in with workload identity.
+    pub entra: bool,
 }
 
 impl Default for SandboxOptions {
@@ -116,6 +122,7 @@ impl Default for SandboxOptions {
             stuck: Vec::new(),
             hpa: Vec::new(),
             databases: false,
+            entra: false,
         }
     }
 }
@@ -158,6 +165,8 @@ pub struct SandboxHandle {
     pub environments: BTreeMap<String, EnvSandbox>,
     pub components: Vec<Box<dyn Component>>,
     control: Option<control::Control>,
+    /// The Entra ID emulator (`sandbox up --entra`).
+    pub entra: Option<entra::Entra>,
 }
 
 /// A secret for a sandbox credential: unpredictable enough that a leak in output is noticed.
@@ -176,9 +185,11 @@ impl Sandbox {
     pub async fn start(dir: &Path, options: SandboxOptions) -> Result<SandboxHandle> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         let dir = dir.canonicalize().map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))?;
+        // Entra ID first: the Files emulators of the environments verify its tokens.
+        let entra = if options.entra { Some(entra::Entra::start(&dir, &options.environments).await?) } else { None };
         let mut environments = BTreeMap::new();
         for (index, name) in options.environments.iter().enumerate() {
-            environments.insert(name.clone(), start_environment(&dir, &options, index, name).await?);
+            environments.insert(name.clone(), start_environment(&dir, &options, index, name, entra.as_ref()).await?);
         }
         if let Some(h) = options.hpa.iter().find(|h| !environments.contains_key(&h.env)) {
             return Err(Error::Usage(format!(
@@ -203,12 +214,15 @@ impl Sandbox {
         };
         let dns = dns.with_resolvers(2, options.dns_cache).await?;
         let mut components: Vec<Box<dyn Component>> = vec![Box::new(dns)];
-        let arm = components::Arm::start(&dir, options.storage_failover).await?;
+        let arm = components::Arm::start(&dir, options.storage_failover, entra.as_ref()).await?;
         let arm_handle = arm.handle().clone();
         if let Some(e) = environments.get_mut(&active) {
             e.endpoints.storage_account = Some(arm.account_name().to_string());
         }
         components.push(Box::new(arm));
+        if let Some(e) = &entra {
+            components.push(Box::new(entra::EntraComponent(e.clone())));
+        }
         if let Some(azurite) = shared_state::installed() {
             components.push(Box::new(shared_state::SharedStateAzurite::start(&dir, &azurite)?));
         }
@@ -241,11 +255,11 @@ impl Sandbox {
         for (name, g) in database_gates {
             gates.entry(name).or_insert_with(|| std::sync::Arc::new(g));
         }
-        let mut control = control::Control::start(gates, arm_handle.clone()).await?;
+        let mut control = control::Control::start(gates, arm_handle.clone(), entra.clone()).await?;
         if let Some(e) = environments.get(&active) {
             control.follow_storage_failover(arm_handle, e.gates.clone());
         }
-        let handle = SandboxHandle { dir, active, environments, components, control: Some(control) };
+        let handle = SandboxHandle { dir, active, environments, components, control: Some(control), entra };
         handle.write_files()?;
         Ok(handle)
     }
@@ -253,7 +267,13 @@ impl Sandbox {
 
 /// Starts one environment's servers (Kubernetes API, gateway, share folders, the gates in front
 /// of them); the first of `options.environments` starts active, the others as standbys.
-async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, name: &String) -> Result<EnvSandbox> {
+async fn start_environment(
+    dir: &Path,
+    options: &SandboxOptions,
+    index: usize,
+    name: &String,
+    entra: Option<&entra::Entra>,
+) -> Result<EnvSandbox> {
     let active = index == 0;
     let shape = options.like.as_ref().and_then(|l| l.environments.get(name));
     let namespace = shape.map_or(options.namespace.as_str(), |s| s.namespace.as_str());
@@ -330,7 +350,7 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
     let (files, share_gate, share_urls, share_key_file) = if options.remote_shares {
         // `--faults files=...` reaches these emulators too: a failover's copies meet them.
         let injector = options.faults.as_ref().and_then(|s| s.injector(faults::Service::Files, options.seed, name));
-        let (emulator, gate, urls, key) = remote_shares(dir, name, &share_paths, injector).await?;
+        let (emulator, gate, urls, key) = remote_shares(dir, name, &share_paths, injector, entra).await?;
         (Some(emulator), Some(gate), urls, Some(key))
     } else {
         (None, None, BTreeMap::new(), None)
@@ -353,6 +373,7 @@ async fn start_environment(dir: &Path, options: &SandboxOptions, index: usize, n
         gateway_state: Some(gateway.url()),
         share_urls,
         share_key_file,
+        share_auth: (options.remote_shares && entra.is_some()).then(|| "entra".to_string()),
         namespace: namespace.to_string(),
         release: release.to_string(),
         shares: share_paths,
@@ -454,13 +475,23 @@ impl SandboxHandle {
                 .iter()
                 .map(|c| {
                     let url = c.state_url().or_else(|| {
-                        // The ARM emulator's state is served by the control endpoint.
-                        (c.name() == "arm").then(|| self.control.as_ref().map(|c| format!("{}/arm", c.url()))).flatten()
+                        // The ARM and Entra emulators' states are served by the control endpoint.
+                        matches!(c.name(), "arm" | "entra")
+                            .then(|| self.control.as_ref().map(|ctl| format!("{}/{}", ctl.url(), c.name())))
+                            .flatten()
                     });
                     (c.name().to_string(), url)
                 })
                 .collect(),
             control: self.control.as_ref().map(control::Control::url),
+            entra: self.entra.as_ref().map(|e| folder::EntraEndpoints {
+                tenant_id: entra::TENANT_ID.to_string(),
+                client_id: entra::CLIENT_ID.to_string(),
+                authority: e.authority().to_string(),
+                token_endpoint: format!("{}/{}/oauth2/v2.0/token", e.authority(), entra::TENANT_ID),
+                identity_endpoint: e.identity_endpoint().to_string(),
+                ca_file: e.ca_file(),
+            }),
         }
     }
 
@@ -694,6 +725,16 @@ pub fn cli_up(dir: &Path, options: SandboxOptions, say: impl Fn(&str) + Send + '
         }
         let handle = Sandbox::start(&dir, options).await?;
         say(render(&handle.status()).trim_end());
+        if let Some(e) = &handle.entra {
+            say(&format!(
+                "entra: Entra ID emulator at {} (tenant {}, app {}; CA {}), managed identity at {}; `drscript sandbox role` changes a principal's Files role",
+                e.authority(),
+                entra::TENANT_ID,
+                entra::CLIENT_ID,
+                entra::CA_PATH,
+                e.identity_endpoint()
+            ));
+        }
         say(&format!(
             "sandbox running in {} — try:\n  KUBECONFIG={} kubectl --context prod get deployments\n  drscript --config {} plan failover.rhai\nCtrl-C or `drscript sandbox down --dir {}` stops it.",
             handle.dir.display(),
@@ -836,18 +877,28 @@ async fn remote_shares(
     name: &str,
     share_paths: &BTreeMap<String, PathBuf>,
     faults: Option<std::sync::Arc<faults::Injector>>,
+    entra: Option<&entra::Entra>,
 ) -> Result<(azure_files::FilesEmulator, outage::Gate, BTreeMap<String, String>, PathBuf)> {
     use base64::Engine;
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     drscript_base::redact::register(&key);
     let key_file = PathBuf::from(format!("secrets/{name}-files.key"));
     folder::write_secret(&dir.join(&key_file), &key)?;
-    let emulator = azure_files::start_with_faults(dir.join("shares"), &[(name, &key)], "127.0.0.1:0", faults).await?;
+    // With Entra ID: HTTPS under the sandbox CA, bearer tokens, and no account key (the key
+    // file stays, so that a rehearsal can see a key refused).
+    let security = match entra {
+        Some(e) => azure_files::Security {
+            tls: Some(e.server_tls("files.sandbox")?),
+            entra: Some(azure_files::EntraAuth { verifier: e.verifier(), roles: e.roles(), allow_shared_key: false }),
+        },
+        None => azure_files::Security::default(),
+    };
+    let emulator =
+        azure_files::start_with(dir.join("shares"), &[(name, &key)], "127.0.0.1:0", faults, security).await?;
     let gate = outage::Gate::front(emulator.addr).await?;
-    let urls = share_paths
-        .keys()
-        .map(|share| (share.clone(), format!("files+http://{}/{name}/{share}", gate.addr())))
-        .collect();
+    let scheme = if entra.is_some() { "https" } else { "files+http" };
+    let urls =
+        share_paths.keys().map(|share| (share.clone(), format!("{scheme}://{}/{name}/{share}", gate.addr()))).collect();
     Ok((emulator, gate, urls, key_file))
 }
 
@@ -879,4 +930,28 @@ pub fn cli_outage(dir: &Path, env: &str, parts: &[String], hang: bool, restore: 
         .map(|(part, mode)| format!("{part} {}", mode.as_str().unwrap_or("?")))
         .collect();
     Ok(format!("{env}: {}", modes.join(", ")))
+}
+
+/// `drscript sandbox role ACCOUNT PRINCIPAL ROLE`: assigns a Files data role (`reader`,
+/// `contributor`, a role's full name, or `none`) to a principal's object id on an account of a
+/// sandbox started with `--entra`; says what the principal now holds.
+pub fn cli_role(dir: &Path, account: &str, principal: &str, role: &str) -> Result<String> {
+    let file = folder::read_sandbox_file(dir)?;
+    if !drscript_base::sys::process_alive(file.pid) {
+        return Err(Error::Usage(format!("the sandbox of {} is not running", dir.display())));
+    }
+    let control = file.control.clone().ok_or_else(|| {
+        Error::Usage(format!("the sandbox of {} has no control endpoint (restart it)", dir.display()))
+    })?;
+    let role = if role.eq_ignore_ascii_case("none") {
+        None
+    } else {
+        Some(entra::Role::parse(role).ok_or_else(|| {
+            Error::Usage(format!("sandbox role: unknown role `{role}` (reader, contributor or none)"))
+        })?)
+    };
+    let body = json!({"account": account, "principal": principal, "role": role.map(entra::Role::name)});
+    let reply = on_runtime(async move { control::request(&control, "/roles", body).await })?;
+    let now = reply[account][principal.to_ascii_lowercase()].as_str().unwrap_or("no role").to_string();
+    Ok(format!("{principal} on {account}: {now}"))
 }

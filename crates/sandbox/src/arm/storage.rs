@@ -23,6 +23,8 @@ pub struct AccountSeed {
     pub sku: String,
     /// How far the secondary lags behind: `lastSyncTime` is now minus this.
     pub replication_lag: Duration,
+    /// `allowSharedKeyAccess`, reported when set (absent means true, as in Azure).
+    pub allow_shared_key_access: Option<bool>,
 }
 
 impl AccountSeed {
@@ -35,6 +37,7 @@ impl AccountSeed {
             secondary_location: secondary.into(),
             sku: "Standard_RAGRS".into(),
             replication_lag: Duration::from_secs(90),
+            allow_shared_key_access: None,
         }
     }
 }
@@ -161,6 +164,9 @@ impl Storage {
                 "file": format!("https://{}.file.core.windows.net/", s.name),
             },
         });
+        if let Some(allowed) = s.allow_shared_key_access {
+            props["allowSharedKeyAccess"] = json!(allowed);
+        }
         // Documented as true while a failover runs and absent otherwise.
         if in_progress {
             props["failoverInProgress"] = json!(true);

@@ -1,6 +1,7 @@
 //! Request authorisation as the File service does it: a SAS (account or file service SAS) or
 //! Shared Key, checked against the account key with the emulator's own verifier
-//! ([`super::signature`]), never with drscript's client signing.
+//! ([`super::signature`]), never with drscript's client signing; with Entra ID
+//! ([`super::EntraAuth`]) also a bearer token, as Azure Files OAuth over REST admits it.
 
 use std::net::IpAddr;
 
@@ -136,10 +137,10 @@ pub fn check_sas(
         let shown = peer.map(|p| p.to_string()).unwrap_or_default();
         return Err(mismatch("AuthorizationSourceIPMismatch", &format!("using this source IP {shown}")));
     }
-    // The emulator serves plain HTTP: a SAS that allows HTTPS only is refused, as the service
-    // refuses it over HTTP.
+    // A SAS that allows HTTPS only is refused over plain HTTP, as the service refuses it.
     match token.protocol.as_str() {
         "" | "https,http" => {}
+        "https" if state.https => {}
         "https" => return Err(mismatch("AuthorizationProtocolMismatch", "using this protocol")),
         other => return Err(auth_failed(&format!("Invalid signed protocol '{other}'"))),
     }
@@ -224,7 +225,100 @@ fn check_shared_key(state: &State, account: &str, authz: &str, r: &Incoming<'_>)
     Ok(())
 }
 
-/// Authorises a request: a SAS in the query, or `Authorization: SharedKey`.
+/// What an account with `allowSharedKeyAccess: false` answers to Shared Key and account-key SAS.
+fn key_not_permitted() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "KeyBasedAuthenticationNotPermitted",
+        "Key based authentication is not permitted on this storage account.",
+        None,
+    )
+}
+
+/// The bearer challenge of a storage account of `tenant`.
+fn challenge(mut r: Response, tenant: &str) -> Response {
+    let value = format!(
+        "Bearer authorization_uri=https://login.microsoftonline.com/{tenant}/oauth2/authorize resource_id={}",
+        crate::entra::STORAGE_RESOURCE
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+        r.headers_mut().insert("www-authenticate", v);
+    }
+    r
+}
+
+/// The first version that admits a bearer token on file and directory operations, and the
+/// first that admits one on the share's own operations (the "management" APIs of the data
+/// plane: share properties, stats).
+const OAUTH_FILES_VERSION: &str = "2022-11-02";
+const OAUTH_SHARE_VERSION: &str = "2024-11-04";
+
+/// `Authorization: Bearer TOKEN` (Azure Files OAuth over REST): version, transport, the token,
+/// the backup intent, then the principal's role on the account.
+fn check_bearer(
+    state: &State,
+    entra: &super::EntraAuth,
+    account: &str,
+    token: &str,
+    r: &Incoming<'_>,
+    need: Need,
+) -> Result<(), Response> {
+    let Some(version) = header(r.headers, "x-ms-version") else {
+        return Err(auth_failed("Unversioned authenticated access is not allowed."));
+    };
+    if version < OAUTH_FILES_VERSION {
+        return Err(auth_failed("Authentication scheme Bearer is not supported in this version."));
+    }
+    if !state.https {
+        return Err(auth_failed("Bearer token authentication is not permitted over HTTP; use HTTPS."));
+    }
+    let principal = entra.verifier.verify(token, crate::entra::STORAGE_RESOURCE).map_err(|e| {
+        challenge(
+            error(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationInfo",
+                "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
+                Some(e.detail()),
+            ),
+            entra.verifier.tenant(),
+        )
+    })?;
+    match header(r.headers, "x-ms-file-request-intent") {
+        None => {
+            return Err(super::responses::error_fields(
+                StatusCode::BAD_REQUEST,
+                "MissingRequiredHeader",
+                "An HTTP header that's mandatory for this request is not specified.",
+                &[("HeaderName", "x-ms-file-request-intent")],
+            ));
+        }
+        Some(v) if !v.trim().eq_ignore_ascii_case("backup") => {
+            return Err(super::responses::error_fields(
+                StatusCode::BAD_REQUEST,
+                "InvalidHeaderValue",
+                "The value for one of the HTTP headers is not in the correct format.",
+                &[("HeaderName", "x-ms-file-request-intent"), ("HeaderValue", v)],
+            ));
+        }
+        Some(_) => {}
+    }
+    let share_level = r.query.iter().any(|(k, v)| k.eq_ignore_ascii_case("restype") && v.eq_ignore_ascii_case("share"));
+    if share_level && version < OAUTH_SHARE_VERSION {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailure",
+            "This request is not authorized to perform this operation.",
+            None,
+        ));
+    }
+    match entra.roles.role(account, &principal.oid) {
+        Some(role) if role.allows(need.permission) => Ok(()),
+        _ => Err(mismatch("AuthorizationPermissionMismatch", "using this permission")),
+    }
+}
+
+/// Authorises a request: a SAS in the query, `Authorization: SharedKey`, or (with Entra ID)
+/// `Authorization: Bearer`.
 pub fn authorize(
     state: &State,
     r: &Incoming<'_>,
@@ -233,17 +327,37 @@ pub fn authorize(
     path: &str,
     need: Need,
 ) -> Result<(), Response> {
+    let keys_refused = state.entra.as_ref().is_some_and(|e| !e.allow_shared_key);
     if let Some(token) = SasToken::from_query(r.query) {
+        if keys_refused && !token.delegation {
+            return Err(key_not_permitted());
+        }
         return check_sas(state, account, share, path, &token, r.peer, need);
     }
     let Some(authz) = header(r.headers, "authorization") else {
-        return Err(error(
+        let refused = error(
             StatusCode::UNAUTHORIZED,
             "NoAuthenticationInformation",
             "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
             None,
-        ));
+        );
+        return Err(match &state.entra {
+            Some(e) => challenge(refused, e.verifier.tenant()),
+            None => refused,
+        });
     };
+    let (scheme, credential) = authz.trim().split_once(' ').unwrap_or((authz.trim(), ""));
+    if scheme.eq_ignore_ascii_case("Bearer") {
+        return match &state.entra {
+            Some(e) => check_bearer(state, e, account, credential.trim(), r, need),
+            None => Err(auth_failed(
+                "Authentication scheme Bearer is not supported by this emulator without Entra ID (`sandbox up --entra`).",
+            )),
+        };
+    }
+    if keys_refused && (scheme == "SharedKey" || scheme == "SharedKeyLite") {
+        return Err(key_not_permitted());
+    }
     check_shared_key(state, account, authz, r)
 }
 

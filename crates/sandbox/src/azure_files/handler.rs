@@ -149,7 +149,11 @@ pub(super) fn request_version(headers: &HeaderMap, query: &[(String, String)]) -
 }
 
 pub async fn handle(AxState(state): AxState<Arc<State>>, request: axum::extract::Request) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| request.extensions().get::<ConnectInfo<crate::kube_api::TlsPeer>>().map(|c| c.0.0.ip()));
     let (parts, body) = request.into_parts();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let query: Vec<(String, String)> =

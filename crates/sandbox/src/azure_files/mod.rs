@@ -9,6 +9,11 @@
 //! start, IP range, protocol, services, resource types, permissions) and Shared Key (version,
 //! date, signature). It verifies signatures with its own code (`signature`), never with the
 //! client's. docs/sandbox.md lists what it emulates and what it refuses.
+//!
+//! With [`EntraAuth`] (`sandbox up --entra`) it serves HTTPS and also accepts Microsoft Entra
+//! bearer tokens (Azure Files OAuth over REST: `x-ms-version` 2022-11-02 or later,
+//! `x-ms-file-request-intent: backup`, the privileged data roles), and refuses Shared Key and
+//! account-key SAS as an account with `allowSharedKeyAccess: false` does.
 
 // Handlers return the service's error response as their `Err`: that is the protocol's shape.
 #![allow(clippy::result_large_err)]
@@ -34,6 +39,27 @@ use std::sync::Arc;
 pub use component::FilesComponent;
 use drscript_base::error::{Error, Result};
 
+/// How the emulator admits bearer tokens (Microsoft Entra ID), and whether it still takes the
+/// account key.
+#[derive(Clone)]
+pub struct EntraAuth {
+    /// Checks the tokens (issuer key, audience, lifetime).
+    pub verifier: crate::entra::TokenVerifier,
+    /// The role assignments on the accounts.
+    pub roles: Arc<crate::entra::Roles>,
+    /// `allowSharedKeyAccess`: false refuses Shared Key and account-key SAS.
+    pub allow_shared_key: bool,
+}
+
+/// What a started emulator serves besides Shared Key and SAS over HTTP.
+#[derive(Clone, Default)]
+pub struct Security {
+    /// Serve HTTPS with this certificate.
+    pub tls: Option<crate::kube_api::ServerTls>,
+    /// Accept bearer tokens.
+    pub entra: Option<EntraAuth>,
+}
+
 /// A running emulator; dropping it stops the server.
 pub struct FilesEmulator {
     pub addr: SocketAddr,
@@ -44,9 +70,11 @@ pub struct FilesEmulator {
 }
 
 impl FilesEmulator {
-    /// `http://127.0.0.1:PORT/ACCOUNT`: the service base of an account.
+    /// `http://127.0.0.1:PORT/ACCOUNT` (`https` when it serves TLS): the service base of an
+    /// account.
     pub fn account_url(&self, account: &str) -> String {
-        format!("http://{}/{account}", self.addr)
+        let scheme = if self.state.https { "https" } else { "http" };
+        format!("{scheme}://{}/{account}", self.addr)
     }
 
     /// How many Get File requests returned content (HEADs and empty files not counted).
@@ -87,6 +115,10 @@ pub(crate) struct State {
     /// Share quotas in GiB set with Set Share Properties, by share folder; a share without one
     /// has the service's default.
     pub quotas: std::sync::Mutex<HashMap<PathBuf, u64>>,
+    /// Served over TLS (a bearer token over plain HTTP is refused).
+    pub https: bool,
+    /// Bearer tokens and the Shared Key switch (`sandbox up --entra`).
+    pub entra: Option<EntraAuth>,
 }
 
 /// Serves `accounts` (name → base64 key) from `dir` on an ephemeral loopback port. Shares are the
@@ -106,6 +138,17 @@ pub async fn start_with_faults(
     bind: &str,
     faults: Option<Arc<crate::faults::Injector>>,
 ) -> Result<FilesEmulator> {
+    start_with(dir, accounts, bind, faults, Security::default()).await
+}
+
+/// [`start_with_faults`] with TLS and Entra ID authorisation.
+pub async fn start_with(
+    dir: impl Into<PathBuf>,
+    accounts: &[(&str, &str)],
+    bind: &str,
+    faults: Option<Arc<crate::faults::Injector>>,
+    security: Security,
+) -> Result<FilesEmulator> {
     let dir = dir.into();
     for (a, _) in accounts {
         std::fs::create_dir_all(dir.join(a)).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
@@ -122,6 +165,8 @@ pub async fn start_with_faults(
         props: Default::default(),
         names: Default::default(),
         quotas: Default::default(),
+        https: security.tls.is_some(),
+        entra: security.entra,
     });
     let slot = Arc::new(crate::faults::FaultSlot::default());
     slot.set(faults);
@@ -130,12 +175,21 @@ pub async fn start_with_faults(
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(slot, crate::faults::layer));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
+    let stopped = async move {
+        let _ = rx.await;
+    };
+    let task = match &security.tls {
+        Some(tls) => {
+            let listener = tls.listener(listener)?;
+            let service = app.into_make_service_with_connect_info::<crate::kube_api::TlsPeer>();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, service).with_graceful_shutdown(stopped).await;
             })
-            .await;
-    });
+        }
+        None => tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, service).with_graceful_shutdown(stopped).await;
+        }),
+    };
     Ok(FilesEmulator { addr, dir, shutdown: Some(tx), task: Some(task), state })
 }

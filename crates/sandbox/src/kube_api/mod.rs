@@ -49,7 +49,7 @@ pub use hpa::HpaSeed;
 pub use seed::Seed;
 pub use store::Res;
 pub use stuck::{Stuck, StuckWorkload};
-pub use tls::ServerTls;
+pub use tls::{SandboxCa, ServerTls, TlsPeer};
 
 use controller::Controller;
 use drscript_base::error::{Error, Result};

@@ -25,24 +25,41 @@ pub struct ServerTls {
 }
 
 fn tls_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Other(format!("sandbox API server TLS: {what}: {e}"))
+    Error::Other(format!("sandbox TLS: {what}: {e}"))
 }
 
-impl ServerTls {
-    /// A fresh CA and server certificate; nothing is written to disk here.
-    pub fn generate() -> Result<ServerTls> {
+/// A private CA made at start: it signs the certificates of the sandbox's HTTPS servers, and
+/// clients trust its certificate (`ca_pem`).
+pub struct SandboxCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl SandboxCa {
+    /// A fresh CA; nothing is written to disk here.
+    pub fn generate() -> Result<SandboxCa> {
         let ca_key = KeyPair::generate().map_err(|e| tls_error("CA key", e))?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_error("CA", e))?;
         ca_params.distinguished_name.push(DnType::CommonName, "drscript sandbox CA");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| tls_error("CA certificate", e))?;
+        let issuer = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| tls_error("CA certificate", e))?;
+        Ok(SandboxCa { issuer })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for 127.0.0.1 and localhost named `common_name`, signed by this CA,
+    /// and the TLS configuration that serves it.
+    pub fn server_tls(&self, common_name: &str) -> Result<ServerTls> {
         let key = KeyPair::generate().map_err(|e| tls_error("server key", e))?;
         let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .map_err(|e| tls_error("server certificate", e))?;
-        params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
-        let cert = params.signed_by(&key, &ca).map_err(|e| tls_error("server certificate", e))?;
-        let chain = vec![cert.der().clone(), CertificateDer::from(ca.der().to_vec())];
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &self.issuer).map_err(|e| tls_error("server certificate", e))?;
+        let chain = vec![cert.der().clone(), CertificateDer::from(self.issuer.der().to_vec())];
         let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -51,7 +68,14 @@ impl ServerTls {
             .with_no_client_auth()
             .with_single_cert(chain, private)
             .map_err(|e| tls_error("server configuration", e))?;
-        Ok(ServerTls { ca_pem: ca.pem(), acceptor: TlsAcceptor::from(Arc::new(config)) })
+        Ok(ServerTls { ca_pem: self.pem(), acceptor: TlsAcceptor::from(Arc::new(config)) })
+    }
+}
+
+impl ServerTls {
+    /// A fresh CA of its own and a server certificate signed by it; nothing is written to disk.
+    pub fn generate() -> Result<ServerTls> {
+        SandboxCa::generate()?.server_tls("kube-apiserver")
     }
 
     /// Serves TLS on `tcp`: the connections come out of the returned listener handshaken.
@@ -105,5 +129,16 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.addr)
+    }
+}
+
+/// The client's address on a TLS connection, for `into_make_service_with_connect_info` (the
+/// handlers read `ConnectInfo<TlsPeer>` where a plain listener gives `ConnectInfo<SocketAddr>`).
+#[derive(Debug, Clone, Copy)]
+pub struct TlsPeer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for TlsPeer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        TlsPeer(*stream.remote_addr())
     }
 }
