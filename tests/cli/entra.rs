@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use drscript_test_support::certs;
 use drscript_test_support::sync_common::azurite::{self, Azurite};
 use drscript_test_support::test::Test;
+use drscript_test_support::world::{World, tree};
 
 const TENANT: &str = "5a6d0b1c-0000-4000-8000-00000000d5c1";
 
@@ -153,4 +154,151 @@ fn an_entra_share_over_plain_http_is_refused_before_any_request() {
         .stderr_has("environments.prod.shares.app.auth")
         .stderr_has("https://")
         .run();
+}
+
+/// The app registration's service principal in the sandbox (`sandbox status --json`).
+const SANDBOX_APP_PRINCIPAL: &str = "5a6d0b1c-0000-4000-8000-0000000a0b01";
+
+#[test]
+fn an_estate_that_refuses_keys_fails_over_with_workload_identity_and_a_reader_role_is_refused_first() {
+    let world = World::start(&["--entra", "--remote-shares"]);
+    let shares = world.path().join("sbx/shares");
+    let text = |o: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    };
+
+    // `status` reads both estates' shares with the token and names the source that gave it.
+    let out = world.drscript(&["status"]);
+    let shown = text(&out);
+    assert!(shown.contains("Azure credential: workload_identity"), "{shown}");
+    assert!(shown.contains("app ok, rabbitmq ok"), "{shown}");
+
+    // DR's role only reads: the failover is refused before PROD is touched, naming the role.
+    world.sandbox(&["role", "dr", SANDBOX_APP_PRINCIPAL, "reader"]);
+    std::fs::write(shares.join("prod/app/web/repository/entra.zip"), vec![5u8; 300 << 10]).unwrap();
+    let dr_before = tree(&shares.join("dr/app"));
+    let out = world.drscript(&["run", "failover", "--yes"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("dr's share app cannot be written by drscript"), "{shown}");
+    assert!(shown.contains("403") && shown.contains("AuthorizationPermissionMismatch"), "{shown}");
+    assert!(shown.contains("Storage File Data Privileged Contributor"), "{shown}");
+    for workload in ["ac-ac-runtime", "ac-ac-listener"] {
+        let replicas = world.kubectl("prod", &["get", "deployment", workload, "-o", "jsonpath={.spec.replicas}"]);
+        assert_ne!(replicas, "0", "PROD's {workload} untouched");
+    }
+    assert_eq!(world.status()["environments"]["prod"]["scheduler"].as_str().unwrap().to_lowercase(), "running");
+    assert_eq!(tree(&shares.join("dr/app")), dr_before, "nothing written to DR, not even the check's file");
+
+    // With the Contributor role the same failover runs through the token end to end.
+    world.sandbox(&["role", "dr", SANDBOX_APP_PRINCIPAL, "contributor"]);
+    world.run_ok("failover.rhai", &[]);
+    world.assert_serving_kubectl("dr", "prod");
+    assert_eq!(
+        std::fs::read(shares.join("dr/app/web/repository/entra.zip")).unwrap(),
+        std::fs::read(shares.join("prod/app/web/repository/entra.zip")).unwrap()
+    );
+    assert!(
+        !tree(&shares.join("dr/app")).keys().any(|k| k.contains(".drscript-write-check")),
+        "the write check's file is gone"
+    );
+
+    // The account refuses its own key: a config that uses it gets Azure's refusal, named.
+    let config = std::fs::read_to_string(world.config()).unwrap();
+    let keyed = config.replace(
+        &format!("{{ url = \"{}\", auth = \"entra\" }}", share_url(&config, "dr", "app")),
+        &format!("{{ url = \"{}\", account_key_file = \"secrets/dr-files.key\" }}", share_url(&config, "dr", "app")),
+    );
+    assert_ne!(keyed, config);
+    std::fs::write(world.path().join("sbx/keyed.toml"), keyed).unwrap();
+    let out = std::process::Command::new(&*drscript_test_support::BIN)
+        .args(["--config", "sbx/keyed.toml", "status"])
+        .current_dir(world.path())
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(shown.contains("KeyBasedAuthenticationNotPermitted"), "{shown}");
+}
+
+/// The variables the Azure SDKs' sources read, none of them inherited by a test's drscript.
+const AZURE_VARS: &[&str] = &[
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+];
+
+/// `drscript status` with the sandbox's config as `edit` changes it, saved as `sbx/FILE`, and
+/// `env` as its only Azure variables; its stdout and stderr.
+fn status_with(world: &World, file: &str, edit: impl Fn(&str) -> String, env: &[(&str, &str)]) -> String {
+    let sbx = world.path().join("sbx");
+    std::fs::write(sbx.join(file), edit(&std::fs::read_to_string(sbx.join("drscript.toml")).unwrap())).unwrap();
+    let mut command = std::process::Command::new(&*drscript_test_support::BIN);
+    command.args(["--config", &format!("sbx/{file}"), "status"]).current_dir(world.path());
+    for var in AZURE_VARS {
+        command.env_remove(var);
+    }
+    let out = command.envs(env.iter().copied()).output().unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn a_certificate_and_the_chain_get_their_tokens_from_the_sandbox_issuer_and_status_names_the_source() {
+    let world = World::start(&["--entra", "--remote-shares"]);
+    let sbx = world.path().join("sbx");
+
+    // The app's certificate (PEM), signed into a client assertion the issuer verifies.
+    let certificate = |config: &str| {
+        config.replace(
+            "auth = \"workload_identity\"",
+            "auth = \"client_certificate\"\nclient_certificate_file = \"secrets/entra-client.pem\"",
+        )
+    };
+    let shown = status_with(&world, "certificate.toml", certificate, &[]);
+    assert!(shown.contains("Azure credential: client_certificate"), "{shown}");
+    assert!(shown.contains("app ok, rabbitmq ok"), "{shown}");
+
+    // The chain on a host with a managed identity (App Service's endpoint) and nothing else:
+    // environment and workload identity are not configured, the managed identity answers.
+    let chain = |config: &str| {
+        config
+            .lines()
+            .filter(|l| !["federated_token_file", "client_id", "tenant_id"].iter().any(|k| l.starts_with(k)))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("auth = \"workload_identity\"", "auth = \"chain\"")
+    };
+    let sandbox: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sbx.join("sandbox.json")).unwrap()).unwrap();
+    let endpoint = sandbox["entra"]["identity_endpoint"].as_str().unwrap();
+    let header = std::fs::read_to_string(sbx.join("secrets/entra-identity-header")).unwrap();
+    let env = [("IDENTITY_ENDPOINT", endpoint), ("IDENTITY_HEADER", header.trim())];
+    let shown = status_with(&world, "chain.toml", chain, &env);
+    assert!(shown.contains("Azure credential: chain: managed_identity answered"), "{shown}");
+    assert!(shown.contains("app ok, rabbitmq ok"), "{shown}");
+
+    // Without any source the chain says what each one lacked.
+    let shown = status_with(&world, "chain.toml", chain, &[]);
+    assert!(shown.contains("no source of the chain gave a token"), "{shown}");
+    assert!(
+        shown.contains("environment: not configured") && shown.contains("workload_identity: not configured"),
+        "{shown}"
+    );
+    // Where no metadata service answers, the probe says so; a host whose network answers for
+    // the metadata address gets the identity library's own refusal. Either way it is named.
+    assert!(shown.contains("managed_identity: ") && shown.contains("cli: "), "{shown}");
+}
+
+/// The URL of `env`'s share `name` in the sandbox's config.
+fn share_url(config: &str, env: &str, name: &str) -> String {
+    let needle = format!("https://127.0.0.1:");
+    config
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name} = ")) && l.contains(&format!("/{env}/{name}\"")))
+        .find_map(|l| l.split('"').find(|p| p.starts_with(&needle)).map(str::to_string))
+        .expect("the share's URL")
 }

@@ -504,6 +504,11 @@ fn share_write_check(exec: &Arc<Exec>, share: &ShareRef) -> Result<Dynamic> {
                     Box::pin(futures::stream::once(async move { Ok(bytes::Bytes::from_static(body)) }));
                 Ok(match store.write(&name, body.len() as u64, None, data).await {
                     Ok(_) => store.delete_file(&name).await.err().map(|e| format!("written, then not deleted: {e}")),
+                    Err(e) if e.message.contains("AuthorizationPermissionMismatch") => Some(format!(
+                        "{} (drscript's Entra ID identity needs the role \"Storage File Data Privileged Contributor\" \
+                         on the account, or \"Storage Blob Data Contributor\" for a container)",
+                        e.message
+                    )),
                     Err(e) => Some(e.message),
                 })
             })
