@@ -295,10 +295,10 @@ fn a_certificate_and_the_chain_get_their_tokens_from_the_sandbox_issuer_and_stat
 
 /// The URL of `env`'s share `name` in the sandbox's config.
 fn share_url(config: &str, env: &str, name: &str) -> String {
-    let needle = format!("https://127.0.0.1:");
+    let needle = "https://127.0.0.1:";
     config
         .lines()
         .filter(|l| l.starts_with(&format!("{name} = ")) && l.contains(&format!("/{env}/{name}\"")))
-        .find_map(|l| l.split('"').find(|p| p.starts_with(&needle)).map(str::to_string))
+        .find_map(|l| l.split('"').find(|p| p.starts_with(needle)).map(str::to_string))
         .expect("the share's URL")
 }
