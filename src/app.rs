@@ -232,10 +232,24 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
             let mut options = SandboxOptions { databases: true, ..SandboxOptions::default() };
             options.delays.start = seconds(args.start_delay, "--start-delay")?;
             options.delays.terminate = seconds(args.stop_delay, "--stop-delay")?;
+            let mut like_entra = false;
             if let Some(path) = &args.like {
-                let shape = crate::sandbox_like::shape_of(&Config::load(path)?, args.active.as_deref())?;
+                let config = Config::load(path)?;
+                let shape = crate::sandbox_like::shape_of(&config, args.active.as_deref())?;
                 options.environments.clone_from(&shape.order);
                 options.like = Some(shape);
+                // A customer whose shares take Entra ID tokens rehearses on shares that refuse keys.
+                like_entra = config
+                    .environments
+                    .values()
+                    .flat_map(|e| e.shares.values())
+                    .any(|s| s.auth == Some(drscript_core::config::ShareAuth::Entra));
+                if like_entra && !args.entra {
+                    output::err(&format!(
+                        "{}'s shares use Entra ID (auth = \"entra\"): the sandbox serves them as an account that refuses keys (--entra --remote-shares)\n",
+                        path.display()
+                    ));
+                }
             }
             if let Some(spec) = &args.faults {
                 options.faults = Some(spec.parse()?);
@@ -243,8 +257,8 @@ fn sandbox(command: cli::SandboxCommand) -> Result<()> {
             }
             options.seed = args.seed.unwrap_or(options.seed);
             options.dns_cache = seconds(args.dns_cache, "--dns-cache")?;
-            options.remote_shares = args.remote_shares;
-            options.entra = args.entra;
+            options.remote_shares = args.remote_shares || like_entra;
+            options.entra = args.entra || like_entra;
             for spec in &args.outage {
                 let (env, parts) = spec.split_once(':').ok_or_else(|| {
                     Error::Usage(format!("--outage {spec}: expected ENV:PART[+PART], e.g. prod:region"))

@@ -302,3 +302,24 @@ fn share_url(config: &str, env: &str, name: &str) -> String {
         .find_map(|l| l.split('"').find(|p| p.starts_with(needle)).map(str::to_string))
         .expect("the share's URL")
 }
+
+#[test]
+fn a_customer_whose_shares_take_entra_tokens_rehearses_on_shares_that_refuse_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let northwind =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/northwind/drscript.toml")).unwrap();
+    let sas = regex::Regex::new(r#"sas_env = "[A-Z_]+""#).unwrap();
+    let customer = sas.replace_all(&northwind, r#"auth = "entra""#).into_owned();
+    assert!(customer.matches(r#"auth = "entra""#).count() == 4, "{customer}");
+    let path = dir.path().join("drscript.toml");
+    std::fs::write(&path, customer).unwrap();
+
+    let world = World::start(&["--like", path.to_str().unwrap()]);
+    assert!(world.sandbox_log().contains("shares use Entra ID"), "{}", world.sandbox_log());
+    let generated = std::fs::read_to_string(world.path().join("sbx/drscript.toml")).unwrap();
+    assert!(generated.contains(r#"auth = "entra""#) && !generated.contains("account_key_file"), "{generated}");
+    let out = world.drscript(&["status"]);
+    let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(shown.contains("Azure credential: workload_identity"), "{shown}");
+    assert!(shown.contains("app ok, rabbitmq ok"), "{shown}");
+}
