@@ -48,13 +48,20 @@ async fn create_container(port: u16, az: &Azurite, ca: &Path) {
     assert_eq!(r.status().as_u16(), 201, "create container");
 }
 
-#[tokio::test]
-async fn a_blob_share_authorised_by_entra_copies_both_ways_and_a_refused_token_stops_at_once() {
+/// A test folder with a CA and a server certificate in `tls/`, and Azurite serving HTTPS with it
+/// and taking Entra ID tokens.
+fn azurite_over_https() -> (Test, std::path::PathBuf, Azurite) {
     let test = Test::new();
     let tls = test.path().join("tls");
     std::fs::create_dir_all(&tls).unwrap();
     certs::certificates(&tls);
     let az = Azurite::start_oauth(&tls.join("server.pem"), &tls.join("server.key"));
+    (test, tls, az)
+}
+
+#[tokio::test]
+async fn a_blob_share_authorised_by_entra_copies_both_ways_and_a_refused_token_stops_at_once() {
+    let (test, tls, az) = azurite_over_https();
     create_container(az.port, &az, &tls.join("ca.pem")).await;
     let good = token("https://storage.azure.com");
     let test = test
@@ -110,11 +117,7 @@ async fn a_blob_share_authorised_by_entra_copies_both_ways_and_a_refused_token_s
 
 #[tokio::test]
 async fn the_shared_state_authorised_by_entra_locks_and_keeps_the_journal_in_the_container() {
-    let test = Test::new();
-    let tls = test.path().join("tls");
-    std::fs::create_dir_all(&tls).unwrap();
-    certs::certificates(&tls);
-    let az = Azurite::start_oauth(&tls.join("server.pem"), &tls.join("server.key"));
+    let (test, tls, az) = azurite_over_https();
     let good = token("https://storage.azure.com");
     let config = format!(
         "[environments.prod]\nnamespace = \"a\"\nrelease = \"ac\"\ngateway = \"https://prod.example.com\"\n\

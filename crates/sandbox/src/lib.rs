@@ -902,16 +902,21 @@ async fn remote_shares(
     Ok((emulator, gate, urls, key_file))
 }
 
-/// `drscript sandbox outage ENV PART... [--hang]` and `drscript sandbox restore ENV`: says what
-/// is now out.
-pub fn cli_outage(dir: &Path, env: &str, parts: &[String], hang: bool, restore: bool) -> Result<String> {
+/// The control endpoint of the sandbox running in `dir`, or why there is none.
+fn running_control(dir: &Path) -> Result<String> {
     let file = folder::read_sandbox_file(dir)?;
     if !drscript_base::sys::process_alive(file.pid) {
         return Err(Error::Usage(format!("the sandbox of {} is not running", dir.display())));
     }
-    let control = file.control.clone().ok_or_else(|| {
-        Error::Usage(format!("the sandbox of {} has no control endpoint (restart it)", dir.display()))
-    })?;
+    file.control
+        .clone()
+        .ok_or_else(|| Error::Usage(format!("the sandbox of {} has no control endpoint (restart it)", dir.display())))
+}
+
+/// `drscript sandbox outage ENV PART... [--hang]` and `drscript sandbox restore ENV`: says what
+/// is now out.
+pub fn cli_outage(dir: &Path, env: &str, parts: &[String], hang: bool, restore: bool) -> Result<String> {
+    let control = running_control(dir)?;
     let (path, body) = if restore {
         ("/restore", json!({"env": env}))
     } else {
@@ -936,13 +941,7 @@ pub fn cli_outage(dir: &Path, env: &str, parts: &[String], hang: bool, restore: 
 /// `contributor`, a role's full name, or `none`) to a principal's object id on an account of a
 /// sandbox started with `--entra`; says what the principal now holds.
 pub fn cli_role(dir: &Path, account: &str, principal: &str, role: &str) -> Result<String> {
-    let file = folder::read_sandbox_file(dir)?;
-    if !drscript_base::sys::process_alive(file.pid) {
-        return Err(Error::Usage(format!("the sandbox of {} is not running", dir.display())));
-    }
-    let control = file.control.clone().ok_or_else(|| {
-        Error::Usage(format!("the sandbox of {} has no control endpoint (restart it)", dir.display()))
-    })?;
+    let control = running_control(dir)?;
     let role = if role.eq_ignore_ascii_case("none") {
         None
     } else {

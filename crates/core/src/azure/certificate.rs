@@ -65,7 +65,7 @@ impl CertificateAssertion {
         })
     }
 
-    /// A signed assertion valid from now for [`LIFETIME_SECS`].
+    /// A signed assertion valid from now for `LIFETIME_SECS` (five minutes).
     pub fn sign(&self) -> Result<String, String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
         let mut jti = [0u8; 16];
