@@ -566,6 +566,42 @@ impl Azurite {
             .block_on(async { reqwest::Client::new().delete(&url).header("x-ms-version", "2025-01-05").send().await });
     }
 
+    /// Both containers listed flat at once (List Blobs with `include=metadata`, pages of 5,000,
+    /// every page) by a fresh plain client, as drscript lists them for Blob→Blob: the seconds.
+    async fn list_both(&self, a: &str, b: &str) -> f64 {
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        let one = |name: &str| {
+            let base = format!(
+                "http://127.0.0.1:{}/{AZ_ACCOUNT}/{name}?restype=container&comp=list&include=metadata&maxresults=5000&{}",
+                self.port, self.sas
+            );
+            let http = &http;
+            async move {
+                let mut marker = String::new();
+                loop {
+                    let url = if marker.is_empty() { base.clone() } else { format!("{base}&marker={marker}") };
+                    let body = http
+                        .get(&url)
+                        .header("x-ms-version", "2025-01-05")
+                        .send()
+                        .await
+                        .and_then(|r| r.error_for_status())
+                        .unwrap_or_else(|e| panic!("list: {}", drscript_base::redact::redacted(e.to_string())))
+                        .text()
+                        .await
+                        .unwrap();
+                    match body.split("<NextMarker>").nth(1).and_then(|m| m.split("</NextMarker>").next()) {
+                        Some(m) if !m.is_empty() => marker = m.to_string(),
+                        _ => break,
+                    }
+                }
+            }
+        };
+        futures::join!(one(a), one(b));
+        start.elapsed().as_secs_f64()
+    }
+
     fn blob(&self, url: &str) -> String {
         format!("blob+{url}?{}", self.sas)
     }
@@ -596,6 +632,7 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
     let rounds = env_num("BENCH_AZ_ROUNDS", 3.0) as usize;
     for (ti, t) in trees.iter().enumerate() {
         let mut tree_rows: Vec<Row> = tools.iter().map(|tool| Row::new("azurite blob→blob", t.name, tool)).collect();
+        let mut floor = Row::new("azurite blob→blob", t.name, AZ_FLOOR);
         // `BENCH_AZ_TOOLS=drscript` (names separated by commas) runs some tools only.
         let mut failed = [false; 4];
         if let Ok(only) = std::env::var("BENCH_AZ_TOOLS") {
@@ -677,6 +714,12 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
                     }
                 }
             }
+            // The floor of a no-change run: the same two listings drscript reads, made at once by
+            // a plain client (on drscript's destination, in the state drscript left it).
+            if let Some((dst_name, _)) = dsts.get(&0) {
+                let runs: Vec<f64> = (0..3).map(|_| rt.block_on(az.list_both(&src_name, dst_name))).collect();
+                floor.nochange.push(median(&runs));
+            }
             mutate(&local_src);
             timed(&push, &[]);
             for &k in &order {
@@ -700,6 +743,9 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
             }
             az.drop_container(rt, &src_name);
         }
+        if !floor.nochange.is_empty() {
+            println!("azurite blob→blob, {}: {AZ_FLOOR} no-change {:.2} s", t.name, median(&floor.nochange));
+        }
         for (k, r) in tree_rows.into_iter().enumerate() {
             if failed[k] {
                 continue;
@@ -714,8 +760,14 @@ fn azurite(me: &str, base: &Path, trees: &[Tree], rt: &tokio::runtime::Runtime, 
             );
             rows.push(r);
         }
+        if !floor.nochange.is_empty() {
+            rows.push(floor);
+        }
     }
 }
+
+/// What a no-change Blob→Blob run cannot go below: [`Azurite::list_both`].
+const AZ_FLOOR: &str = "floor: 2 raw listings at once";
 
 /// drscript alone through the Azurite phases on an Azurite that throttles `rate` of the requests
 /// (503 `ServerBusy`, `Retry-After: 1`), with the same trees, checked by content the same way.
@@ -781,15 +833,16 @@ fn print_table(rows: &[Row], floors: &[(&str, f64, f64, usize)]) {
     println!("| --- | --- | --- | ---: | ---: | ---: | ---: |");
     for r in rows {
         let mem = if r.peak_kb > 0 { format!("{:.0}", r.peak_kb as f64 / 1024.0) } else { "—".into() };
+        let secs = |v: &[f64]| if v.is_empty() { "—".to_string() } else { format!("{:.2}", median(v)) };
         println!(
-            "| {} | {} | {} | {:.2}{} | {:.2} | {:.2} | {mem} |",
+            "| {} | {} | {} | {}{} | {} | {} | {mem} |",
             r.place,
             r.tree,
             r.tool,
-            median(&r.full),
-            spread(&r.full),
-            median(&r.nochange),
-            median(&r.change)
+            secs(&r.full),
+            if r.full.is_empty() { String::new() } else { spread(&r.full) },
+            secs(&r.nochange),
+            secs(&r.change)
         );
     }
     for (tree, nc, ch, p) in floors {
@@ -817,6 +870,14 @@ fn print_table(rows: &[Row], floors: &[(&str, f64, f64, usize)]) {
                 median(&d.change) / median(&r.change),
                 0.8,
             );
+        }
+        for tool in ["drscript", "rclone --fast-list --checksum"] {
+            if let (Some(d), Some(f)) = (find(rows, place, t, tool), find(rows, place, t, AZ_FLOOR)) {
+                println!(
+                    "  azurite {t}, no-change ÷ its floor (two raw listings at once), {tool}: {:.2}",
+                    median(&d.nochange) / median(&f.nochange)
+                );
+            }
         }
         if let (Some(d), Some(th)) = (find(rows, place, t, "drscript"), find(rows, THROTTLED, t, "drscript")) {
             for (phase, a, b) in [

@@ -42,7 +42,7 @@ pub struct SyncArgs {
     /// Most deletions a mirror may make: a count (`100`) or a percentage (`10%`).
     #[arg(long, default_value = "50%", value_name = "N|N%")]
     pub max_delete: String,
-    /// Transfers in flight at once.
+    /// Requests for files (copies, deletions) in flight at once; a file waiting out a retry holds none.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Directories listed at once (both sides of each; Blob→Blob lists flat and ignores it).

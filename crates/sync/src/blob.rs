@@ -366,9 +366,11 @@ impl Blob {
 
     pub async fn read(&self, rel: &str) -> OpResult<ByteStream> {
         let opts = BlobClientDownloadOptions { parallel: NonZero::new(2), ..Default::default() };
-        let r =
-            self.blob(rel).download(Some(opts)).await.map_err(|e| sdk_err(&format!("GET {}", self.shown(rel)), e))?;
-        Ok(r.body.map(|c| c.map_err(std::io::Error::other)).boxed())
+        let what = format!("GET {}", self.shown(rel));
+        let r = self.blob(rel).download(Some(opts)).await.map_err(|e| sdk_err(&what, e))?;
+        // A range after the first can fail too (a 503 mid-file): the copy's retry reads its
+        // status and Retry-After, as for the first request.
+        Ok(r.body.map(move |c| c.map_err(|e| sdk_err(&what, e).into_io())).boxed())
     }
 
     fn metadata(mtime: Option<DateTime<Utc>>) -> Option<HashMap<String, String>> {

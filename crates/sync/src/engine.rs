@@ -40,6 +40,11 @@ const QUEUE: usize = 1024;
 /// at the end and the copy carries on.
 const WINDOW: usize = 50;
 const MAX_FAILED_IN_WINDOW: usize = WINDOW / 10;
+/// Files (copies, deletions) under way per request slot. `concurrency` bounds the requests in
+/// flight ([`Run::slots`]); a file waiting out a retry (a throttled service's `Retry-After`) holds
+/// no slot meanwhile, so that a 5 % rate of 503s with `Retry-After: 1` does not leave a sixteenth
+/// of the transfers idle for a second each time. The waits themselves are the policy's.
+const FILES_PER_SLOT: usize = 4;
 
 #[derive(Default)]
 struct Counters {
@@ -96,6 +101,9 @@ struct Run {
     stopped: Mutex<Option<String>>,
     started: Instant,
     outcomes: Mutex<FailureWindow>,
+    /// One permit per request in flight for a file (`concurrency` of them): held by an attempt,
+    /// not by the waits between attempts.
+    slots: tokio::sync::Semaphore,
 }
 
 /// The outcomes of the last [`WINDOW`] operations (true: failed after every retry).
@@ -228,6 +236,7 @@ pub async fn sync_report(
         stopped: Mutex::default(),
         started,
         outcomes: Mutex::default(),
+        slots: tokio::sync::Semaphore::new(opts.concurrency.max(1)),
     });
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Job>(QUEUE);
@@ -241,7 +250,7 @@ pub async fn sync_report(
     let workers = {
         let run = run.clone();
         let jobs = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|j| (j, rx)) });
-        jobs.for_each_concurrent(run.opts.concurrency, move |job| {
+        jobs.for_each_concurrent(run.opts.concurrency * FILES_PER_SLOT, move |job| {
             let run = run.clone();
             async move {
                 run.transfer(job).await;
@@ -372,6 +381,33 @@ impl Run {
     {
         let retry = self.opts.retry_policy().start_at(self.started);
         retrying(retry, what, || self.is_stopped(), op).await
+    }
+
+    /// [`Run::retrying`] for the requests of one file: each attempt holds a request slot, the
+    /// waits between attempts do not. `first` is the slot for the first attempt when the caller
+    /// already holds one.
+    async fn retrying_in_slot<'a, T, Fut>(
+        &'a self,
+        what: &str,
+        first: Option<tokio::sync::SemaphorePermit<'a>>,
+        mut op: impl FnMut() -> Fut,
+    ) -> (std::result::Result<T, OpError>, u32)
+    where
+        Fut: std::future::Future<Output = std::result::Result<T, OpError>>,
+    {
+        let mut first = first;
+        self.retrying(what, || {
+            let held = first.take();
+            let attempt = op();
+            async move {
+                let _slot = match held {
+                    Some(slot) => Some(slot),
+                    None => self.slots.acquire().await.ok(),
+                };
+                attempt.await
+            }
+        })
+        .await
     }
 
     fn fail(&self, path: &str, reason: impl std::fmt::Display) {
@@ -708,6 +744,9 @@ impl Run {
     }
 
     async fn transfer(&self, mut job: Job) {
+        // The first request's slot is taken before the stop is looked at: a file that waited for
+        // a slot while the copy stopped is not attempted.
+        let slot = self.slots.acquire().await.ok();
         if self.is_stopped() || self.past_deadline() {
             self.c.not_attempted.fetch_add(1, Relaxed);
             return;
@@ -742,7 +781,7 @@ impl Run {
             self.c.copied_bytes.fetch_add(size, Relaxed);
             return;
         }
-        match self.retrying(&job.rel, || self.copy_once(&job)).await {
+        match self.retrying_in_slot(&job.rel, slot, || self.copy_once(&job)).await {
             (Ok(server_side), _) => {
                 self.note_result(Ok(()));
                 if server_side {
@@ -865,12 +904,12 @@ impl Run {
         let deleted = AtomicU64::new(0);
         let deleted_bytes = AtomicU64::new(0);
         futures::stream::iter(extras.iter())
-            .for_each_concurrent(self.opts.concurrency, |item| {
+            .for_each_concurrent(self.opts.concurrency * FILES_PER_SLOT, |item| {
                 let (deleted, deleted_bytes) = (&deleted, &deleted_bytes);
                 async move {
                     // A deletion is idempotent (a file already gone counts as deleted): retried
                     // like a copy.
-                    match self.retrying(&item.path, || self.dst.delete_file(&item.path)).await.0 {
+                    match self.retrying_in_slot(&item.path, None, || self.dst.delete_file(&item.path)).await.0 {
                         Ok(()) => {
                             deleted.fetch_add(1, Relaxed);
                             deleted_bytes.fetch_add(item.size, Relaxed);
@@ -891,10 +930,10 @@ impl Run {
         let deleted_dirs = AtomicU64::new(0);
         for level in dirs.chunk_by(|a, b| a.matches('/').count() == b.matches('/').count()) {
             futures::stream::iter(level)
-                .for_each_concurrent(self.opts.concurrency, |d| {
+                .for_each_concurrent(self.opts.concurrency * FILES_PER_SLOT, |d| {
                     let deleted_dirs = &deleted_dirs;
                     async move {
-                        match self.retrying(d, || self.dst.delete_dir(d)).await.0 {
+                        match self.retrying_in_slot(d, None, || self.dst.delete_dir(d)).await.0 {
                             Ok(()) => {
                                 deleted_dirs.fetch_add(1, Relaxed);
                             }

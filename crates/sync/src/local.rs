@@ -154,7 +154,7 @@ impl Local {
             let mut file = tokio::fs::File::from_std(std_file);
             let mut written = 0u64;
             while let Some(chunk) = data.next().await {
-                let chunk = chunk.map_err(|e| OpError::io(&format!("cannot read the source of {rel}"), &e))?;
+                let chunk = chunk.map_err(|e| OpError::from_stream(&format!("cannot read the source of {rel}"), &e))?;
                 tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
                     .await
                     .map_err(|e| OpError::io(&format!("cannot write {}", tmp.display()), &e))?;

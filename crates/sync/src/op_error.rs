@@ -49,6 +49,22 @@ impl OpError {
         }
     }
 
+    /// A chunk of a source's stream that failed on its way: a remote source's stream carries
+    /// the request's own failure ([`OpError::into_io`]: a 503 on a range, with its
+    /// `Retry-After`), which keeps its classification; anything else is an I/O error.
+    pub fn from_stream(what: &str, e: &std::io::Error) -> OpError {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<OpError>()) {
+            Some(op) => OpError { message: drscript_base::redact::for_error(format!("{what}: {op}")), ..op.clone() },
+            None => OpError::io(what, e),
+        }
+    }
+
+    /// For a stream of content: the failure as an I/O error that [`OpError::from_stream`] reads
+    /// back whole.
+    pub fn into_io(self) -> std::io::Error {
+        std::io::Error::other(self)
+    }
+
     pub fn io(what: &str, e: &std::io::Error) -> OpError {
         use std::io::ErrorKind::*;
         let retryable = matches!(e.kind(), Interrupted | TimedOut | WouldBlock);
@@ -87,6 +103,8 @@ impl std::fmt::Display for OpError {
     }
 }
 
+impl std::error::Error for OpError {}
+
 pub type OpResult<T> = std::result::Result<T, OpError>;
 
 /// Runs `op` until it succeeds, fails for good (not retryable, or fatal), `retry`'s budget is
@@ -113,5 +131,28 @@ where
             },
             other => return (other, retry.tries()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_range_of_a_download_keeps_its_status_through_the_stream() {
+        let busy = OpError::http(
+            "GET x: 503 ServerBusy",
+            Some(503),
+            Some("ServerBusy"),
+            Some(std::time::Duration::from_secs(1)),
+        );
+        let e = OpError::from_stream("cannot read the source of x", &busy.into_io());
+        assert!(e.retryable && !e.fatal, "{e}");
+        assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(1)));
+        assert!(e.message.starts_with("cannot read the source of x: GET x: 503"), "{e}");
+        let gone = OpError::http("GET x: 403", Some(403), Some("AuthenticationFailed"), None);
+        assert!(OpError::from_stream("cannot read", &gone.into_io()).fatal);
+        let disk = std::io::Error::other("bad sector");
+        assert!(!OpError::from_stream("cannot read", &disk).retryable);
     }
 }

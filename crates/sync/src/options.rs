@@ -110,7 +110,8 @@ pub struct SyncOptions {
     /// also matches the file name anywhere.
     pub include: Vec<String>,
     pub exclude: Vec<String>,
-    /// Transfers in flight at once.
+    /// Requests for files (copies, deletions) in flight at once; a file waiting out a retry
+    /// holds none.
     pub concurrency: usize,
     /// Directory listings in flight at once.
     pub list_concurrency: usize,

@@ -175,7 +175,7 @@ pub async fn md5_of(mut data: ByteStream, what: &str) -> OpResult<[u8; 16]> {
     use md5::Digest;
     let mut h = md5::Md5::new();
     while let Some(chunk) = data.next().await {
-        let chunk = chunk.map_err(|e| OpError::io(&format!("cannot read {what}"), &e))?;
+        let chunk = chunk.map_err(|e| OpError::from_stream(&format!("cannot read {what}"), &e))?;
         h.update(&chunk);
     }
     Ok(h.finalize().into())

@@ -468,7 +468,16 @@ impl FilesClient {
     /// Get File: the content as a stream.
     pub async fn get(&self, rel: &str) -> FResult<ByteStream> {
         let resp = self.send(Method::GET, rel, &[], vec![], None, &[StatusCode::OK]).await?;
-        Ok(resp.bytes_stream().map(|r| r.map_err(|e| std::io::Error::other(e.without_url()))).boxed())
+        // A body cut off midway is a passing failure: the copy's retry starts the file again.
+        Ok(resp
+            .bytes_stream()
+            .map(|r| {
+                r.map_err(|e| {
+                    let why = drscript_base::error::chain(&e.without_url());
+                    crate::op_error::OpError::new(why, true).into_io()
+                })
+            })
+            .boxed())
     }
 
     /// Uploads a stream as `rel`: create with a sentinel last-write-time (so that a killed
