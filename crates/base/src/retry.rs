@@ -4,10 +4,12 @@
 //! It is azcopy's policy (20 tries, exponential backoff from 1 s to 60 s) made a little smarter:
 //! each wait carries ±20 % jitter so that sixteen transfers throttled together do not come back
 //! together, a server's `x-ms-retry-after-ms`, `retry-after-ms` or `Retry-After` (seconds or an
-//! HTTP date) is waited at least (the longer of it and the computed wait: a throttled service
+//! HTTP date) is honoured: taken as asked for the first [`AS_ASKED`] retries (as the Azure SDKs
+//! take it), then waited at least (the longer of it and the computed wait: a throttled service
 //! that keeps saying "1 s" does not use up twenty tries in twenty seconds), and an overall
-//! deadline ends the tries early (a wait that would end past it is not started). Each client keeps its own budget ([`Policy`]): a
-//! share copy is patient, an interactive call to ARM or a gateway less so.
+//! deadline ends the tries early (a wait that would end past it is not started). Each client
+//! keeps its own budget ([`Policy`]): a share copy is patient, an interactive call to ARM or a
+//! gateway less so.
 //!
 //! It holds no I/O: [`Retry::next`] says how long to wait, the caller sleeps on its own runtime,
 //! so the module needs no async runtime and every loop over it keeps the caller's shape
@@ -37,6 +39,10 @@ pub fn idempotent(method: &str) -> bool {
 /// The longest wait a server may ask for: a `Retry-After` of an hour is a server's mistake, not
 /// a reason to sit still through an outage window.
 pub const MAX_ASKED: Duration = Duration::from_secs(300);
+
+/// The retries on which a server's wait is taken as asked ([`Retry::next`]); later ones wait the
+/// longer of it and the computed wait.
+pub const AS_ASKED: u32 = 4;
 
 /// The environment variable that scales every computed wait, for the test suite only.
 pub const SCALE_ENV: &str = "DRSCRIPT_RETRY_SCALE";
@@ -148,13 +154,18 @@ impl Retry {
             return None;
         }
         self.noise = xorshift(self.noise);
+        let u = (self.noise >> 11) as f64 / (1u64 << 53) as f64;
         // ±20 %: 0.8 + 0.4 · u, u uniform in [0, 1).
-        let factor = 0.8 + 0.4 * ((self.noise >> 11) as f64 / (1u64 << 53) as f64);
+        let factor = 0.8 + 0.4 * u;
         let computed = self.policy.backoff(self.tries).mul_f64(factor).min(self.policy.max_delay).mul_f64(self.scale);
-        // A server's wait is the earliest moment to come back, not a promise that the next try
-        // succeeds: the budget keeps its own doubling, so twenty tries still span minutes when a
-        // throttled service keeps answering `Retry-After: 1`.
+        // A server's wait is taken as it is (up to a fifth longer, so that transfers throttled
+        // together do not come back together) for the first retries: a service that throttles
+        // now and then is back when it says, and a file answered 503 three times in a row waits
+        // 3 s, not 1 + 2 + 4. It is the earliest moment to come back, not a promise that the next
+        // try succeeds: past those retries the budget's own doubling goes on beneath it, so twenty
+        // tries still span minutes when a throttled service keeps answering `Retry-After: 1`.
         let wait = match asked {
+            Some(a) if self.tries <= AS_ASKED => a.min(MAX_ASKED).mul_f64(1.0 + 0.2 * u).min(MAX_ASKED),
             Some(a) => a.min(MAX_ASKED).max(computed),
             None => computed,
         };
@@ -265,20 +276,41 @@ mod tests {
     }
 
     #[test]
-    fn a_server_asked_wait_is_waited_at_least_and_the_doubling_goes_on_beneath_it() {
+    fn a_server_asked_wait_is_taken_as_asked_then_the_doubling_goes_on_beneath_it() {
         let mut r = Policy::AZCOPY.start().unscaled();
-        assert_eq!(r.next(Some(Duration::from_secs(7))), Some(Duration::from_secs(7)), "7 s beats about 1 s");
+        let w = r.next(Some(Duration::from_secs(7))).unwrap().as_secs_f64();
+        assert!((7.0..=8.4).contains(&w), "7 s beats about 1 s, up to a fifth longer: {w}");
         assert_eq!(r.tries(), 2);
         let mut waits = Vec::new();
         while let Some(w) = r.next(Some(Duration::from_secs(1))) {
             waits.push(w.as_secs_f64());
         }
-        // "Retry-After: 1" on every answer: the tries still span minutes, not 19 s.
+        // The next retries come back when the service says (where the doubling would say 2, 4
+        // and 8 s)...
+        for w in &waits[..AS_ASKED as usize - 1] {
+            assert!((1.0..=1.2).contains(w), "as asked: {waits:?}");
+        }
+        // ...then "Retry-After: 1" on every answer: the tries still span minutes, not 19 s.
+        let later = waits[AS_ASKED as usize - 1];
+        assert!((12.8..=19.2).contains(&later), "the fifth computed wait (16 s ± 20 %): {waits:?}");
         assert!(waits.iter().sum::<f64>() > 600.0, "{waits:?}");
-        assert!(waits[0] >= 1.6 && waits[0] <= 2.4, "the second computed wait (2 s ± 20 %): {waits:?}");
-        let mut r = Policy::new(5, Duration::from_millis(10), Duration::from_millis(10)).start();
-        assert_eq!(r.next(Some(Duration::from_secs(3))), Some(Duration::from_secs(3)));
+        let mut r = Policy::new(9, Duration::from_millis(10), Duration::from_millis(10)).start();
+        let w = r.next(Some(Duration::from_secs(3))).unwrap();
+        assert!(w >= Duration::from_secs(3) && w <= Duration::from_millis(3600), "{w:?}");
         assert_eq!(r.next(Some(Duration::from_secs(900))), Some(MAX_ASKED), "an hour-long ask is capped");
+        for _ in 0..AS_ASKED {
+            r.next(None);
+        }
+        assert_eq!(r.next(Some(Duration::from_secs(900))), Some(MAX_ASKED), "past the first retries too");
+    }
+
+    #[test]
+    fn sixteen_transfers_throttled_together_do_not_come_back_together() {
+        let waits: std::collections::BTreeSet<u128> = (0..16)
+            .map(|_| Policy::AZCOPY.start().unscaled().next(Some(Duration::from_secs(1))).unwrap().as_micros())
+            .collect();
+        assert!(waits.len() > 8, "sixteen first waits, mostly different: {waits:?}");
+        assert!(waits.iter().all(|w| (1_000_000..=1_200_000).contains(w)), "{waits:?}");
     }
 
     #[test]
