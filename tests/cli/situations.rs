@@ -858,6 +858,39 @@ fn an_outage_in_the_middle_of_the_copy_is_resumed_down_the_region_down_branch() 
     assert_eq!(bulk_dr.len(), 1500, "the copy finished from the failed-over storage");
 }
 
+/// A region-down failover killed right after its scale-down found PROD's cluster unreachable
+/// (the step finished as "not done"), then PROD's cluster returns with its pods running: the
+/// resume scales down the PROD that came back before DR takes over, instead of skipping a step its
+/// first attempt finished as a no-op (which once left both sides processing, exit 0).
+#[test]
+fn a_region_down_failover_killed_after_its_no_op_scale_down_stops_the_prod_that_came_back_on_resume() {
+    let world = World::start(&[]);
+    world.sandbox(&["outage", "prod", "cluster"]);
+    let earlier = world.runs();
+    let mut child = world
+        .command(&["run", &runbook("failover.rhai"), "--yes"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scale_down = "Scale down the runtime and listener of prod (step 1)";
+    let run = wait_for_step(&world, &earlier, scale_down, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    world.sandbox(&["restore", "prod"]);
+    let runtime = world.kubectl("prod", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(runtime, "2", "PROD's cluster came back as it was");
+
+    let resumed = world.drscript(&["resume", "--yes"]);
+    let err = stderr(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{err}");
+    world.assert_serving_kubectl("dr", "prod");
+    assert_dr_serves_alone(&world);
+    let records = journal(&run);
+    let started = |title: &str| records.iter().filter(|r| r["event"] == "step_started" && r["title"] == title).count();
+    assert_eq!(started(&format!("{scale_down}: not done, prod's cluster does not answer")), 1, "not run again");
+    assert_eq!(started(scale_down), 1, "the real scale-down ran on resume");
+}
+
 #[test]
 fn a_plan_with_prod_marked_down_shows_the_region_down_branch() {
     let world = World::start(&[]);
@@ -880,7 +913,7 @@ fn bulk(world: &World, n: usize) {
     }
 }
 
-/// Waits until the newest run's journal shows the step titled `title` finished.
+/// Waits until the newest run's journal shows a step whose title starts with `title` finished.
 fn wait_for_step(
     world: &World,
     earlier: &std::collections::BTreeSet<std::path::PathBuf>,
@@ -891,8 +924,10 @@ fn wait_for_step(
     loop {
         if let Some(run) = world.runs().difference(earlier).next().cloned() {
             let records = journal(&run);
-            let id =
-                records.iter().find(|r| r["event"] == "step_started" && r["title"] == title).map(|r| r["id"].clone());
+            let id = records
+                .iter()
+                .find(|r| r["event"] == "step_started" && r["title"].as_str().is_some_and(|t| t.starts_with(title)))
+                .map(|r| r["id"].clone());
             if let Some(id) = id
                 && records.iter().any(|r| r["event"] == "step_finished" && r["id"] == id)
             {
