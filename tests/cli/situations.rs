@@ -866,16 +866,8 @@ fn an_outage_in_the_middle_of_the_copy_is_resumed_down_the_region_down_branch() 
 fn a_region_down_failover_killed_after_its_no_op_scale_down_stops_the_prod_that_came_back_on_resume() {
     let world = World::start(&[]);
     world.sandbox(&["outage", "prod", "cluster"]);
-    let earlier = world.runs();
-    let mut child = world
-        .command(&["run", &runbook("failover.rhai"), "--yes"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let scale_down = "Scale down the runtime and listener of prod (step 1)";
-    let run = wait_for_step(&world, &earlier, scale_down, &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let run = failover_killed_after(&world, scale_down);
     world.sandbox(&["restore", "prod"]);
     let runtime = world.kubectl("prod", &["get", "deployment", "ac-ac-runtime", "-o", "jsonpath={.spec.replicas}"]);
     assert_eq!(runtime, "2", "PROD's cluster came back as it was");
@@ -938,6 +930,21 @@ fn wait_for_step(
         assert!(started.elapsed() < Duration::from_secs(90), "never reached {title}");
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Starts `failover.rhai --yes`, kills it once a step whose title starts with `title` finished,
+/// and returns its run folder.
+fn failover_killed_after(world: &World, title: &str) -> std::path::PathBuf {
+    let earlier = world.runs();
+    let mut child = world
+        .command(&["run", &runbook("failover.rhai"), "--yes"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = wait_for_step(world, &earlier, title, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    run
 }
 
 #[test]
@@ -1005,15 +1012,7 @@ fn a_planned_failover_precopies_while_prod_serves_and_moves_only_the_delta_insid
 fn a_failover_killed_during_the_precopy_resumes_in_the_precopy_and_stops_prod_once() {
     let world = World::start(&["--remote-shares"]);
     bulk(&world, 600);
-    let earlier = world.runs();
-    let mut child = world
-        .command(&["run", &runbook("failover.rhai"), "--yes"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let run = wait_for_step(&world, &earlier, "Pre-copy RabbitMQ volume prod → dr", &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let run = failover_killed_after(&world, "Pre-copy RabbitMQ volume prod → dr");
     let records = journal(&run);
     assert!(!records.iter().any(|r| r["title"] == "Quiesce prod"), "PROD was touched before the kill");
     let (_, s) = status_json(&world);
