@@ -16,6 +16,16 @@ pub fn certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
     }
 }
 
+/// `builder` trusting the certificate authorities of the PEM bundle `pem` besides the system's.
+/// A bundle is checked where it is read (`[azure] ca_file`, [`crate::Endpoint::trusting`]), so
+/// here one that holds no certificate adds nothing.
+pub fn trusting(mut builder: reqwest::ClientBuilder, pem: Option<&[u8]>) -> reqwest::ClientBuilder {
+    for root in pem.map(certificates).and_then(Result::ok).unwrap_or_default() {
+        builder = builder.add_root_certificate(root);
+    }
+    builder
+}
+
 /// A client for `remote`: a connection within 15 s (or the endpoint's timeout when shorter), the
 /// next bytes of an answer within the endpoint's timeout, and its extra certificate authorities
 /// (checked by [`crate::Endpoint::trusting`]) trusted besides the system's. `idle_per_host`
@@ -27,8 +37,5 @@ pub fn client(remote: &Remote, idle_per_host: Option<usize>) -> reqwest::Client 
     if let Some(n) = idle_per_host {
         builder = builder.pool_max_idle_per_host(n);
     }
-    for root in remote.extra_roots.as_deref().map(certificates).and_then(Result::ok).unwrap_or_default() {
-        builder = builder.add_root_certificate(root);
-    }
-    builder.build().unwrap_or_default()
+    trusting(builder, remote.extra_roots.as_deref()).build().unwrap_or_default()
 }

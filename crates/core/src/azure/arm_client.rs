@@ -74,11 +74,7 @@ impl ArmClient {
         let endpoint = azure.resource_manager.clone().unwrap_or_else(|| PUBLIC_CLOUD.to_string());
         let mut client = ArmClient::new(&endpoint, config.credential.get()?);
         if let Some(pem) = &azure.extra_roots {
-            let mut http = client_builder();
-            for root in drscript_sync::http::certificates(pem).unwrap_or_default() {
-                http = http.add_root_certificate(root);
-            }
-            client.http = http.build().unwrap_or_default();
+            client.http = drscript_sync::http::trusting(client_builder(), Some(pem)).build().unwrap_or_default();
         }
         Ok(client)
     }

@@ -103,12 +103,10 @@ fn client_options(azure: &Azure) -> Result<ClientOptions> {
         options.cloud = Some(Arc::new(CloudConfiguration::from(cloud)));
     }
     if let Some(pem) = &azure.extra_roots {
-        let mut http =
-            reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60));
-        for root in drscript_sync::http::certificates(pem).map_err(|e| config_error(format!("ca_file: {e}")))? {
-            http = http.add_root_certificate(root);
-        }
-        let http = http.build().map_err(|e| config_error(format!("ca_file: {}", drscript_base::error::chain(&e))))?;
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60));
+        let http = drscript_sync::http::trusting(http, Some(pem))
+            .build()
+            .map_err(|e| config_error(format!("ca_file: {}", drscript_base::error::chain(&e))))?;
         options.transport = Some(Transport::new(Arc::new(http)));
     }
     Ok(options)

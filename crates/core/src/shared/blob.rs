@@ -161,13 +161,8 @@ impl Container {
         request_headers.extend(headers.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let (token, roots) = (self.token.clone(), self.extra_roots.clone());
         let run = async move {
-            let mut client =
-                reqwest::Client::builder().pool_max_idle_per_host(0).connect_timeout(TIMEOUT).timeout(TIMEOUT);
-            for root in roots.as_deref().map(drscript_sync::http::certificates).and_then(|r| r.ok()).unwrap_or_default()
-            {
-                client = client.add_root_certificate(root);
-            }
-            let client = client.build().map_err(|e| e.to_string())?;
+            let client = reqwest::Client::builder().pool_max_idle_per_host(0).connect_timeout(TIMEOUT).timeout(TIMEOUT);
+            let client = drscript_sync::http::trusting(client, roots.as_deref()).build().map_err(|e| e.to_string())?;
             if let Some(source) = token {
                 let token = source
                     .get_token(&[drscript_sync::STORAGE_SCOPE], None)
